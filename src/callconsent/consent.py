@@ -1,0 +1,434 @@
+"""The consent rules: a pure state machine with no I/O.
+
+Everything that decides whether a call may be recorded lives in this file. Events (frozen
+dataclasses) go in through :meth:`ConsentMachine.handle`; actions (frozen dataclasses) come out as
+values for an adapter to carry out. Time arrives inside events, so nothing here reads a clock or
+sleeps. The transition table :data:`_TABLE` lists every legal (state, event) pair; any other pair
+raises :class:`IllegalEvent` and changes nothing.
+
+The rules (Datatilsynet; GDPR Art 4(11), 7, Recital 32):
+- the state before any answer is "refused": only an active keypress of the accept digit, received
+  after that purpose's question has started, is consent;
+- digits pressed during the notice are ignored (flushed);
+- silence, hangup, invalid digits (after the allowed retries), a failed prompt and any adapter
+  error are refusal;
+- each consent purpose has its own question: a yes to one is not a yes to another;
+- a purpose that needs no consent is recorded only when every notice was played in full;
+- whatever the outcome, the call is continued to the dialplan (never hung up by us).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Final
+
+from callconsent._consent_types import (
+    Action,
+    AdapterFailed,
+    Answer,
+    Answered,
+    CallEntered,
+    CallerHungUp,
+    CallOutcome,
+    CallPlan,
+    CancelTimer,
+    ConsentQuestion,
+    ConsentTimedOut,
+    ContinueDialplan,
+    DigitReceived,
+    Event,
+    NoticeEvidence,
+    PlaybackFailed,
+    PlaybackFinished,
+    PlaybackStarted,
+    PlayPrompt,
+    PrepareRecording,
+    Prompt,
+    PurposeOutcome,
+    PurposePlan,
+    RecordingPrepared,
+    SetResult,
+    ShutdownRequested,
+    StartTimer,
+    StopPlayback,
+    WriteLedger,
+)
+
+__all__ = [
+    "Action",
+    "AdapterFailed",
+    "Answer",
+    "Answered",
+    "CallEntered",
+    "CallOutcome",
+    "CallPlan",
+    "CallerHungUp",
+    "CancelTimer",
+    "ConsentMachine",
+    "ConsentQuestion",
+    "ConsentTimedOut",
+    "ContinueDialplan",
+    "DigitReceived",
+    "Event",
+    "IllegalEvent",
+    "NoticeEvidence",
+    "PlayPrompt",
+    "PlaybackFailed",
+    "PlaybackFinished",
+    "PlaybackStarted",
+    "PrepareRecording",
+    "Prompt",
+    "PurposeOutcome",
+    "PurposePlan",
+    "RecordingPrepared",
+    "SetResult",
+    "ShutdownRequested",
+    "StartTimer",
+    "State",
+    "StopPlayback",
+    "WriteLedger",
+]
+
+
+class State(enum.Enum):
+    NEW = "new"  # the call entered the app; nothing done yet
+    ANSWERING = "answering"  # Answer sent
+    NOTICE = "notice"  # playing a notice; digits are ignored
+    QUESTION = "question"  # playing a consent question; a digit counts once it has started
+    RETRY = "retry"  # playing the invalid-key prompt; a digit counts
+    AWAITING_DIGIT = "awaiting_digit"  # prompt finished, timer running
+    PREPARING = "preparing"  # the adapter prepares the recording (paths, sidecar)
+    CONTINUED = "continued"  # the result is set and the call continued to the dialplan
+    ENDED = "ended"  # the caller hung up before a decision; nothing is recorded
+
+
+class IllegalEvent(Exception):
+    """An event that cannot happen in the current state. The machine is left unchanged."""
+
+    def __init__(self, state: State, event: Event) -> None:
+        super().__init__(f"{type(event).__name__} is not legal in state {state.value}")
+        self.state = state
+        self.event = event
+
+
+_CONSENT_STATUSES: Final = frozenset({"given", "refused"})
+
+
+@dataclass
+class _Asking:
+    """Evidence gathered for the consent purpose being asked."""
+
+    index: int
+    attempts: int = 0
+    invalid: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass
+class ConsentMachine:
+    """One call's consent flow. ``call_key`` makes playback and timer ids unique per call."""
+
+    plan: CallPlan
+    call_key: str
+    state: State = State.NEW
+    entered_at: datetime | None = None
+    _counter: int = 0
+    _playback: str | None = None  # the playback whose end we wait for
+    _timer: str | None = None  # the timer whose expiry counts
+    _notice_index: int = 0
+    _notices: list[NoticeEvidence] = field(default_factory=list)
+    _outcomes: list[PurposeOutcome] = field(default_factory=list)
+    _asking: _Asking | None = None
+    _failure: str | None = None  # reason when an error or a failed notice ended the flow
+    outcome: CallOutcome | None = None
+
+    # -- public ---------------------------------------------------------------------------
+    def handle(self, event: Event) -> list[Action]:
+        """Feed one event; return the actions to carry out, in order."""
+        handler = _TABLE.get((self.state, type(event)))
+        if handler is None:
+            raise IllegalEvent(self.state, event)
+        return handler(self, event)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (State.CONTINUED, State.ENDED)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _next_id(self, kind: str) -> str:
+        self._counter += 1
+        return f"{self.call_key}-{kind}{self._counter}"
+
+    def _play(self, prompt: Prompt, state: State) -> list[Action]:
+        self.state = state
+        self._playback = self._next_id("p")
+        return [PlayPrompt(self._playback, prompt)]
+
+    def _start_timer(self, seconds: float) -> list[Action]:
+        self.state = State.AWAITING_DIGIT
+        self._timer = self._next_id("t")
+        return [StartTimer(self._timer, seconds)]
+
+    def _cancel_timer(self) -> list[Action]:
+        if self._timer is None:
+            return []
+        timer, self._timer = self._timer, None
+        return [CancelTimer(timer)]
+
+    def _stop_playback(self) -> list[Action]:
+        if self._playback is None:
+            return []
+        playback, self._playback = self._playback, None
+        return [StopPlayback(playback)]
+
+    # -- notices --------------------------------------------------------------------------
+    def _next_notice(self) -> list[Action]:
+        if self._notice_index < len(self.plan.notices):
+            notice = self.plan.notices[self._notice_index]
+            self._notices.append(NoticeEvidence(notice))
+            return self._play(notice, State.NOTICE)
+        return self._next_purpose()
+
+    # -- purposes -------------------------------------------------------------------------
+    def _next_purpose(self) -> list[Action]:
+        while len(self._outcomes) < len(self.plan.purposes):
+            index = len(self._outcomes)
+            purpose = self.plan.purposes[index]
+            if purpose.consent is None:
+                outcome = PurposeOutcome.of(purpose, "not_required", "no_consent_needed")
+                self._outcomes.append(outcome)
+            elif not purpose.sampled:
+                self._outcomes.append(PurposeOutcome.of(purpose, "not_sampled", "not_sampled"))
+            else:
+                self._asking = _Asking(index=index, attempts=1)
+                return self._play(purpose.consent.question, State.QUESTION)
+        return self._decide()
+
+    def _current_question(self) -> tuple[PurposePlan, ConsentQuestion, _Asking]:
+        asking = self._asking
+        assert asking is not None  # guaranteed by the states that call this
+        purpose = self.plan.purposes[asking.index]
+        assert purpose.consent is not None
+        return purpose, purpose.consent, asking
+
+    def _conclude(self, status: str, reason: str, digit: str | None, at: datetime | None) -> None:
+        purpose, consent, asking = self._current_question()
+        self._outcomes.append(
+            PurposeOutcome(
+                purpose=purpose.purpose,
+                lawful_basis=purpose.lawful_basis,
+                retention_days=purpose.retention_days,
+                status=status,
+                reason=reason,
+                digit=digit,
+                question=consent.question,
+                question_started_at=asking.started_at,
+                question_ended_at=asking.ended_at,
+                digit_at=at if digit is not None else None,
+                attempts=asking.attempts,
+            )
+        )
+        self._asking = None
+
+    def _digit(self, event: DigitReceived) -> list[Action]:
+        _purpose, consent, asking = self._current_question()
+        if self.state is State.QUESTION and asking.started_at is None:
+            return []  # pressed before the question started: flushed
+        actions = self._cancel_timer() + self._stop_playback()
+        if event.digit == consent.accept_digit:
+            self._conclude("given", "digit", event.digit, event.at)
+        elif consent.refuse_digit is not None and event.digit == consent.refuse_digit:
+            self._conclude("refused", "digit", event.digit, event.at)
+        else:
+            asking.invalid += 1
+            if asking.invalid > consent.retries:
+                self._conclude("refused", "invalid", event.digit, event.at)
+            else:
+                asking.attempts += 1
+                asking.started_at = asking.ended_at = None
+                return actions + self._play(consent.retry, State.RETRY)
+        return actions + self._next_purpose()
+
+    # -- decision -------------------------------------------------------------------------
+    def _decide(self) -> list[Action]:
+        if self._failure is None and any(o.recorded for o in self._outcomes):
+            self.state = State.PREPARING
+            return [PrepareRecording(tuple(o.purpose for o in self._outcomes if o.recorded))]
+        return self._finish(recording=False)
+
+    def _finish(self, *, recording: bool) -> list[Action]:
+        status, reason = self._status()
+        outcome = self._make_outcome(status, reason, recording=recording)
+        self.state = State.CONTINUED
+        return [SetResult(status, reason, recording), ContinueDialplan(), WriteLedger(outcome)]
+
+    def _status(self) -> tuple[str, str]:
+        if self._failure is not None:
+            return "error", self._failure
+        asked = [o for o in self._outcomes if o.status in _CONSENT_STATUSES]
+        given = [o for o in asked if o.status == "given"]
+        if given:
+            return "given", given[0].reason
+        if asked:
+            return "refused", asked[0].reason
+        if self._outcomes:
+            return "not_required", self._outcomes[0].reason
+        return "not_required", "no_purposes"
+
+    def _make_outcome(self, status: str, reason: str, *, recording: bool) -> CallOutcome:
+        outcome = CallOutcome(
+            route=self.plan.route,
+            language=self.plan.language,
+            status=status,
+            reason=reason,
+            notices=tuple(self._notices),
+            purposes=tuple(self._outcomes),
+            recorded_purposes=tuple(o.purpose for o in self._outcomes if o.recorded)
+            if recording
+            else (),
+            entered_at=self.entered_at,
+        )
+        self.outcome = outcome
+        return outcome
+
+    def _refuse_remaining(self, reason: str) -> None:
+        """Every purpose not yet decided ends as refused (consent) or unrecorded (no consent)."""
+        if self._asking is not None:
+            self._conclude("refused", reason, None, None)
+        for purpose in self.plan.purposes[len(self._outcomes) :]:
+            if purpose.consent is None:
+                status = "not_recorded"
+            else:
+                status = "refused" if purpose.sampled else "not_sampled"
+            self._outcomes.append(PurposeOutcome.of(purpose, status, reason))
+        # a purpose already marked for recording is not recorded either: the flow ended early
+        self._outcomes = [
+            replace(o, status="not_recorded", reason=reason) if o.status == "not_required" else o
+            for o in self._outcomes
+        ]
+
+    # -- transitions ----------------------------------------------------------------------
+    def _on_entered(self, event: CallEntered) -> list[Action]:
+        self.entered_at = event.at
+        self.state = State.ANSWERING
+        return [Answer()]
+
+    def _on_answered(self, _event: Answered) -> list[Action]:
+        return self._next_notice()
+
+    def _on_playback_started(self, event: PlaybackStarted) -> list[Action]:
+        if event.playback_id != self._playback:
+            return []  # a stopped or earlier playback: stale
+        if self.state is State.NOTICE:
+            self._notices[-1] = replace(self._notices[-1], started_at=event.at)
+        else:
+            _p, _c, asking = self._current_question()
+            asking.started_at = event.at
+        return []
+
+    def _on_playback_finished(self, event: PlaybackFinished) -> list[Action]:
+        if event.playback_id != self._playback:
+            return []
+        self._playback = None
+        if self.state is State.NOTICE:
+            self._notices[-1] = replace(self._notices[-1], ended_at=event.at, played=True)
+            self._notice_index += 1
+            return self._next_notice()
+        _p, consent, asking = self._current_question()
+        if asking.started_at is None:
+            asking.started_at = event.at  # no start event seen: the prompt ran until now
+        asking.ended_at = event.at
+        return self._start_timer(consent.timeout_seconds)
+
+    def _on_playback_failed(self, event: PlaybackFailed) -> list[Action]:
+        if event.playback_id != self._playback:
+            return []
+        self._playback = None
+        if self.state is State.NOTICE:
+            # R4: a notice that was not played in full means no recording on this call
+            self._failure = "notice_failed"
+            self._refuse_remaining("notice_failed")
+            return self._finish(recording=False)
+        self._conclude("refused", "notice_failed", None, None)
+        return self._next_purpose()
+
+    def _on_digit(self, event: DigitReceived) -> list[Action]:
+        if self.state in (State.NOTICE, State.ANSWERING):
+            return []  # digits before the question are flushed
+        return self._digit(event)
+
+    def _on_timeout(self, event: ConsentTimedOut) -> list[Action]:
+        if event.timer_id != self._timer:
+            return []  # a cancelled timer that fired anyway
+        self._timer = None
+        self._conclude("refused", "timeout", None, None)
+        return self._next_purpose()
+
+    def _on_hangup(self, _event: CallerHungUp) -> list[Action]:
+        actions = self._cancel_timer()
+        self._playback = None
+        self._refuse_remaining("hangup")
+        asked = any(o.status in _CONSENT_STATUSES for o in self._outcomes)
+        status = "refused" if asked else "not_required"
+        outcome = self._make_outcome(status, "hangup", recording=False)
+        self.state = State.ENDED
+        return [*actions, WriteLedger(outcome)]
+
+    def _on_failure(self, event: AdapterFailed | ShutdownRequested) -> list[Action]:
+        actions = self._cancel_timer() + self._stop_playback()
+        self._failure = event.reason
+        self._refuse_remaining(event.reason)
+        return actions + self._finish(recording=False)
+
+    def _on_prepared(self, _event: RecordingPrepared) -> list[Action]:
+        return self._finish(recording=True)
+
+    def _ignore(self, _event: Event) -> list[Action]:
+        return []
+
+
+_Handler = Callable[[ConsentMachine, Event], list[Action]]
+
+_LIVE: Final = (State.NOTICE, State.QUESTION, State.RETRY, State.AWAITING_DIGIT)
+_PROMPTING: Final = (State.NOTICE, State.QUESTION, State.RETRY)
+_BEFORE_DECISION: Final = (State.ANSWERING, *_LIVE, State.PREPARING)
+
+
+def _build_table() -> dict[tuple[State, type[Event]], _Handler]:
+    m = ConsentMachine
+    rows: dict[tuple[State, type[Event]], object] = {
+        (State.NEW, CallEntered): m._on_entered,
+        (State.NEW, CallerHungUp): m._on_hangup,
+        (State.NEW, ShutdownRequested): m._on_failure,
+        (State.ANSWERING, Answered): m._on_answered,
+        (State.ANSWERING, DigitReceived): m._on_digit,
+        (State.PREPARING, RecordingPrepared): m._on_prepared,
+    }
+    for state in _PROMPTING:
+        rows[(state, PlaybackStarted)] = m._on_playback_started
+        rows[(state, PlaybackFinished)] = m._on_playback_finished
+        rows[(state, PlaybackFailed)] = m._on_playback_failed
+    for state in _LIVE:
+        rows[(state, DigitReceived)] = m._on_digit
+        rows[(state, ConsentTimedOut)] = m._on_timeout
+    # a stopped prompt may still report its start or end after the flow moved on: stale, ignored
+    for state in (State.AWAITING_DIGIT, State.PREPARING, State.CONTINUED, State.ENDED):
+        for stale in (PlaybackStarted, PlaybackFinished, PlaybackFailed, ConsentTimedOut):
+            rows.setdefault((state, stale), m._ignore)
+    rows[(State.PREPARING, DigitReceived)] = m._ignore
+    for state in _BEFORE_DECISION:
+        rows[(state, CallerHungUp)] = m._on_hangup
+        rows[(state, AdapterFailed)] = m._on_failure
+        rows[(state, ShutdownRequested)] = m._on_failure
+    # after the call went back to the dialplan, the app may still hear of it; nothing changes
+    for state in (State.CONTINUED, State.ENDED):
+        for late in (DigitReceived, CallerHungUp, AdapterFailed, ShutdownRequested):
+            rows[(state, late)] = m._ignore
+    return rows  # type: ignore[return-value]  # handlers take their own event subtype
+
+
+_TABLE: Final = _build_table()

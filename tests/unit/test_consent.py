@@ -1,0 +1,524 @@
+"""The consent state machine, driven by events alone: no Asterisk, no sockets, no sleeping."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from itertools import count
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callconsent.consent import (
+    Action,
+    AdapterFailed,
+    Answer,
+    Answered,
+    CallEntered,
+    CallerHungUp,
+    CallPlan,
+    CancelTimer,
+    ConsentMachine,
+    ConsentQuestion,
+    ConsentTimedOut,
+    ContinueDialplan,
+    DigitReceived,
+    Event,
+    IllegalEvent,
+    PlaybackFailed,
+    PlaybackFinished,
+    PlaybackStarted,
+    PlayPrompt,
+    PrepareRecording,
+    Prompt,
+    PurposePlan,
+    RecordingPrepared,
+    SetResult,
+    ShutdownRequested,
+    StartTimer,
+    State,
+    StopPlayback,
+    WriteLedger,
+)
+
+T0 = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
+_tick = count()
+
+
+def at() -> datetime:
+    return T0 + timedelta(milliseconds=100 * next(_tick))
+
+
+def prompt(name: str) -> Prompt:
+    return Prompt(name, f"sound:/prompts/da/{name}", "da", "ab" * 32)
+
+
+def training(*, retries: int = 1, refuse: str | None = "2", sampled: bool = True) -> PurposePlan:
+    question = ConsentQuestion(
+        prompt("training.question"), prompt("training.retry"), "1", refuse, 5.0, retries
+    )
+    return PurposePlan("training", "6(1)(a)", 30, question, sampled)
+
+
+def quality() -> PurposePlan:
+    question = ConsentQuestion(prompt("quality.question"), prompt("quality.retry"), "3", "4")
+    return PurposePlan("emergency_quality", "6(1)(a)", 30, question)
+
+
+DOCUMENTATION = PurposePlan("documentation", "6(1)(f)", 90, None)
+
+
+def plan(*purposes: PurposePlan, notices: int = 1) -> CallPlan:
+    notice_prompts = tuple(prompt(f"notice{i}") for i in range(notices))
+    return CallPlan("support", "da", notice_prompts, purposes or (training(),))
+
+
+class Driver:
+    """Feeds events, answering the machine's own playbacks and timers like an adapter would."""
+
+    def __init__(self, call_plan: CallPlan) -> None:
+        self.machine = ConsentMachine(call_plan, call_key="1700000000.1")
+        self.actions: list[Action] = []
+
+    def feed(self, event: Event) -> list[Action]:
+        out = self.machine.handle(event)
+        self.actions.extend(out)
+        return out
+
+    def playing(self) -> PlayPrompt:
+        plays = [a for a in self.actions if isinstance(a, PlayPrompt)]
+        return plays[-1]
+
+    def timer(self) -> StartTimer:
+        return [a for a in self.actions if isinstance(a, StartTimer)][-1]
+
+    def enter(self) -> Driver:
+        self.feed(CallEntered(at()))
+        self.feed(Answered(at()))
+        return self
+
+    def play_through(self) -> Driver:
+        """Let the current prompt start and finish."""
+        pid = self.playing().playback_id
+        self.feed(PlaybackStarted(pid, at()))
+        self.feed(PlaybackFinished(pid, at()))
+        return self
+
+    def start_current(self) -> Driver:
+        self.feed(PlaybackStarted(self.playing().playback_id, at()))
+        return self
+
+    def digit(self, d: str) -> Driver:
+        self.feed(DigitReceived(d, at()))
+        return self
+
+    def time_out(self) -> Driver:
+        self.feed(ConsentTimedOut(self.timer().timer_id, at()))
+        return self
+
+    def prepared(self) -> Driver:
+        self.feed(RecordingPrepared(at()))
+        return self
+
+    def result(self) -> SetResult:
+        return next(a for a in self.actions if isinstance(a, SetResult))
+
+    def ledger(self) -> WriteLedger:
+        entries = [a for a in self.actions if isinstance(a, WriteLedger)]
+        assert len(entries) == 1, "exactly one ledger entry per call"
+        return entries[0]
+
+    def prepare(self) -> PrepareRecording | None:
+        return next((a for a in self.actions if isinstance(a, PrepareRecording)), None)
+
+
+def test_new_call_is_answered_then_hears_the_notice() -> None:
+    d = Driver(plan())
+    assert d.feed(CallEntered(at())) == [Answer()]
+    out = d.feed(Answered(at()))
+    assert out == [PlayPrompt("1700000000.1-p1", prompt("notice0"))]
+    assert d.machine.state is State.NOTICE
+
+
+def test_digit_after_question_gives_consent_and_records() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("1")
+    assert d.prepare() == PrepareRecording(("training",))
+    assert d.machine.state is State.PREPARING
+    d.prepared()
+    assert d.result() == SetResult("given", "digit", recording=True)
+    outcome = d.ledger().outcome
+    assert outcome.recorded_purposes == ("training",)
+    training_outcome = outcome.purposes[0]
+    assert (training_outcome.status, training_outcome.digit, training_outcome.attempts) == (
+        "given",
+        "1",
+        1,
+    )
+    assert training_outcome.question_started_at is not None
+    assert training_outcome.digit_at is not None
+    assert training_outcome.digit_at > training_outcome.question_ended_at  # type: ignore[operator]
+    assert d.actions[-2:] == [ContinueDialplan(), d.ledger()]
+
+
+def test_refuse_digit_is_refusal_without_recording() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("2")
+    assert d.prepare() is None
+    assert d.result() == SetResult("refused", "digit", recording=False)
+    assert d.ledger().outcome.recorded_purposes == ()
+    assert d.machine.state is State.CONTINUED
+
+
+def test_silence_is_refusal_by_timeout() -> None:
+    d = Driver(plan()).enter().play_through().play_through()
+    assert d.timer().seconds == 5.0
+    d.time_out()
+    assert d.result() == SetResult("refused", "timeout", recording=False)
+    assert d.ledger().outcome.purposes[0].digit is None
+
+
+def test_hangup_during_notice_is_refusal_by_hangup_and_nothing_continues() -> None:
+    d = Driver(plan()).enter().start_current()
+    d.feed(CallerHungUp(at()))
+    assert d.machine.state is State.ENDED
+    outcome = d.ledger().outcome
+    assert (outcome.status, outcome.reason) == ("refused", "hangup")
+    assert not any(
+        isinstance(a, (ContinueDialplan, SetResult, PrepareRecording)) for a in d.actions
+    )
+
+
+def test_consent_digit_pressed_during_notice_is_flushed_and_silence_then_refuses() -> None:
+    d = Driver(plan()).enter().start_current().digit("1")
+    assert d.machine.state is State.NOTICE
+    d.feed(PlaybackFinished(d.playing().playback_id, at()))
+    d.play_through().time_out()
+    assert d.result() == SetResult("refused", "timeout", recording=False)
+
+
+def test_digit_before_the_question_has_started_is_flushed() -> None:
+    d = Driver(plan()).enter().play_through()
+    assert d.machine.state is State.QUESTION
+    assert d.digit("1").machine.state is State.QUESTION
+    d.play_through().time_out()
+    assert d.result().status == "refused"
+
+
+def test_digit_during_question_counts_and_stops_the_prompt() -> None:
+    d = Driver(plan()).enter().play_through().start_current()
+    question = d.playing().playback_id
+    out = d.feed(DigitReceived("1", at()))
+    assert out[0] == StopPlayback(question)
+    assert d.prepare() == PrepareRecording(("training",))
+    # the stopped prompt reports its end afterwards: stale, nothing happens
+    assert d.feed(PlaybackFinished(question, at())) == []
+
+
+def test_invalid_digit_then_accept_gives_consent_on_second_attempt() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("5")
+    assert d.machine.state is State.RETRY
+    assert d.playing().prompt.prompt_id == "training.retry"
+    d.play_through().digit("1").prepared()
+    assert d.result() == SetResult("given", "digit", recording=True)
+    assert d.ledger().outcome.purposes[0].attempts == 2
+
+
+def test_two_invalid_digits_are_refusal_invalid() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("5").play_through().digit("7")
+    assert d.result() == SetResult("refused", "invalid", recording=False)
+
+
+@pytest.mark.parametrize("key", ["*", "#"])
+def test_star_and_hash_are_invalid_keys_not_consent(key: str) -> None:
+    d = Driver(plan(training(retries=0))).enter().play_through().play_through().digit(key)
+    assert d.result() == SetResult("refused", "invalid", recording=False)
+
+
+def test_no_retry_configured_first_invalid_digit_refuses() -> None:
+    d = Driver(plan(training(retries=0))).enter().play_through().play_through().digit("9")
+    assert d.result().reason == "invalid"
+
+
+def test_without_refuse_digit_any_other_key_is_invalid() -> None:
+    d = Driver(plan(training(refuse=None))).enter().play_through().play_through().digit("2")
+    assert d.machine.state is State.RETRY
+
+
+def test_timeout_after_retry_prompt_is_refusal() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("5").play_through().time_out()
+    assert d.result() == SetResult("refused", "timeout", recording=False)
+
+
+def test_documentation_only_route_records_after_notice_without_a_question() -> None:
+    d = Driver(plan(DOCUMENTATION)).enter().play_through()
+    assert not any(
+        isinstance(a, PlayPrompt) and "question" in a.prompt.prompt_id for a in d.actions
+    )
+    assert d.prepare() == PrepareRecording(("documentation",))
+    d.prepared()
+    assert d.result() == SetResult("not_required", "no_consent_needed", recording=True)
+
+
+def test_yes_to_first_purpose_is_not_yes_to_the_second() -> None:
+    d = Driver(plan(training(), quality())).enter().play_through()
+    d.play_through().digit("1")  # training: yes
+    assert d.playing().prompt.prompt_id == "quality.question"
+    d.play_through().time_out()  # quality: silence
+    assert d.prepare() == PrepareRecording(("training",))
+    statuses = {o.purpose: o.status for o in d.prepared().ledger().outcome.purposes}
+    assert statuses == {"training": "given", "emergency_quality": "refused"}
+
+
+def test_accept_digit_of_one_purpose_is_invalid_for_another() -> None:
+    d = Driver(plan(quality())).enter().play_through().play_through().digit("1")
+    assert d.machine.state is State.RETRY
+
+
+def test_documentation_and_refused_training_records_documentation_only() -> None:
+    d = Driver(plan(DOCUMENTATION, training())).enter().play_through().play_through().digit("2")
+    assert d.prepare() == PrepareRecording(("documentation",))
+    d.prepared()
+    assert d.result() == SetResult("refused", "digit", recording=True)
+
+
+def test_unsampled_training_is_not_asked_and_not_recorded() -> None:
+    d = Driver(plan(training(sampled=False))).enter().play_through()
+    assert d.result() == SetResult("not_required", "not_sampled", recording=False)
+    assert d.ledger().outcome.purposes[0].status == "not_sampled"
+    assert sum(isinstance(a, PlayPrompt) for a in d.actions) == 1  # the notice only
+
+
+def test_failed_notice_records_nothing_and_still_continues_the_call() -> None:
+    d = Driver(plan(DOCUMENTATION)).enter()
+    d.feed(PlaybackFailed(d.playing().playback_id, at()))
+    assert d.prepare() is None
+    assert d.result() == SetResult("error", "notice_failed", recording=False)
+    assert ContinueDialplan() in d.actions
+    assert d.ledger().outcome.purposes[0].status == "not_recorded"
+
+
+def test_failed_question_refuses_that_purpose_only() -> None:
+    d = Driver(plan(DOCUMENTATION, training())).enter().play_through()
+    d.feed(PlaybackFailed(d.playing().playback_id, at()))
+    assert d.prepare() == PrepareRecording(("documentation",))
+    statuses = {o.purpose: (o.status, o.reason) for o in d.prepared().ledger().outcome.purposes}
+    assert statuses["training"] == ("refused", "notice_failed")
+
+
+def test_all_notices_play_in_order_before_the_question() -> None:
+    d = Driver(plan(notices=2)).enter().play_through()
+    assert d.playing().prompt.prompt_id == "notice1"
+    d.play_through()
+    assert d.playing().prompt.prompt_id == "training.question"
+    played = d.start_current().digit("1").prepared().ledger().outcome.notices
+    assert [n.played for n in played] == [True, True]
+
+
+def test_adapter_failure_while_waiting_continues_unrecorded_with_error() -> None:
+    d = Driver(plan()).enter().play_through().play_through()
+    out = d.feed(AdapterFailed("ari_error", at()))
+    assert out[0] == CancelTimer(d.timer().timer_id)
+    assert d.result() == SetResult("error", "ari_error", recording=False)
+    assert ContinueDialplan() in out
+
+
+def test_recording_preparation_failure_means_no_recording() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("1")
+    d.feed(AdapterFailed("storage_error", at()))
+    assert d.result() == SetResult("error", "storage_error", recording=False)
+    outcome = d.ledger().outcome
+    assert outcome.recorded_purposes == ()
+    assert outcome.purposes[0].status == "given"  # the evidence of the yes is kept
+
+
+def test_shutdown_continues_call_without_recording() -> None:
+    d = Driver(plan()).enter().play_through()
+    d.feed(ShutdownRequested(at()))
+    assert d.result() == SetResult("error", "shutdown", recording=False)
+
+
+def test_stale_timer_is_ignored() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("5")
+    old_timer = d.timer().timer_id
+    d.play_through()
+    assert d.feed(ConsentTimedOut(old_timer, at())) == []
+    assert d.machine.state is State.AWAITING_DIGIT
+
+
+def test_late_events_after_continue_change_nothing() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("2")
+    for late in (DigitReceived("1", at()), CallerHungUp(at()), AdapterFailed("x", at())):
+        assert d.feed(late) == []
+    assert d.machine.state is State.CONTINUED
+    d.ledger()
+
+
+def test_illegal_event_raises_and_leaves_state_unchanged() -> None:
+    d = Driver(plan())
+    with pytest.raises(IllegalEvent, match="Answered is not legal in state new"):
+        d.feed(Answered(at()))
+    assert d.machine.state is State.NEW
+
+
+# -- every state x every event --------------------------------------------------------------
+
+
+def _machine_in(state: State) -> Driver:
+    routes = {
+        State.NEW: lambda d: d,
+        State.ANSWERING: lambda d: d.feed(CallEntered(at())) and d,
+        State.NOTICE: lambda d: d.enter(),
+        State.QUESTION: lambda d: d.enter().play_through(),
+        State.RETRY: lambda d: d.enter().play_through().play_through().digit("5"),
+        State.AWAITING_DIGIT: lambda d: d.enter().play_through().play_through(),
+        State.PREPARING: lambda d: d.enter().play_through().play_through().digit("1"),
+        State.CONTINUED: lambda d: d.enter().play_through().play_through().digit("2"),
+        State.ENDED: lambda d: d.enter().feed(CallerHungUp(at())) and d,
+    }
+    d = routes[state](Driver(plan()))
+    assert d.machine.state is state
+    return d
+
+
+def _events_for(d: Driver) -> list[Event]:
+    pid = next((a.playback_id for a in reversed(d.actions) if isinstance(a, PlayPrompt)), "none")
+    tid = next((a.timer_id for a in reversed(d.actions) if isinstance(a, StartTimer)), "none")
+    return [
+        CallEntered(at()),
+        Answered(at()),
+        PlaybackStarted(pid, at()),
+        PlaybackFinished(pid, at()),
+        PlaybackFailed(pid, at()),
+        DigitReceived("1", at()),
+        ConsentTimedOut(tid, at()),
+        CallerHungUp(at()),
+        RecordingPrepared(at()),
+        AdapterFailed("ari_error", at()),
+        ShutdownRequested(at()),
+    ]
+
+
+LEGAL = {
+    State.NEW: {"CallEntered", "CallerHungUp", "ShutdownRequested"},
+    State.ANSWERING: {"Answered", "DigitReceived", "CallerHungUp", "AdapterFailed",
+                      "ShutdownRequested"},
+    State.NOTICE: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
+                   "ConsentTimedOut", "CallerHungUp", "AdapterFailed", "ShutdownRequested"},
+    State.QUESTION: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
+                     "ConsentTimedOut", "CallerHungUp", "AdapterFailed", "ShutdownRequested"},
+    State.RETRY: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
+                  "ConsentTimedOut", "CallerHungUp", "AdapterFailed", "ShutdownRequested"},
+    State.AWAITING_DIGIT: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed",
+                           "DigitReceived", "ConsentTimedOut", "CallerHungUp", "AdapterFailed",
+                           "ShutdownRequested"},
+    State.PREPARING: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
+                      "ConsentTimedOut", "CallerHungUp", "RecordingPrepared", "AdapterFailed",
+                      "ShutdownRequested"},
+    State.CONTINUED: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
+                      "ConsentTimedOut", "CallerHungUp", "AdapterFailed", "ShutdownRequested"},
+    State.ENDED: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
+                  "ConsentTimedOut", "CallerHungUp", "AdapterFailed", "ShutdownRequested"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_every_state_accepts_exactly_its_legal_events(state: State) -> None:
+    for index in range(len(_events_for(_machine_in(state)))):
+        d = _machine_in(state)
+        event = _events_for(d)[index]
+        before = copy.deepcopy(d.machine)
+        name = type(event).__name__
+        if name in LEGAL[state]:
+            d.feed(event)
+        else:
+            with pytest.raises(IllegalEvent):
+                d.feed(event)
+            assert d.machine == before, f"{name} in {state} changed the machine"
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_every_event_ending_the_flow_writes_exactly_one_ledger_entry(state: State) -> None:
+    for index in range(len(_events_for(_machine_in(state)))):
+        d = _machine_in(state)
+        event = _events_for(d)[index]
+        if type(event).__name__ not in LEGAL[state]:
+            continue
+        d.feed(event)
+        entries = sum(isinstance(a, WriteLedger) for a in d.actions)
+        assert entries == (1 if d.machine.finished else 0)
+
+
+# -- properties -------------------------------------------------------------------------------
+
+_KINDS = st.sampled_from(
+    ["start", "finish", "fail", "stale_finish", "digit", "timeout", "stale_timeout",
+     "hangup", "prepared", "adapter_failed"]
+)  # fmt: skip
+_DIGITS = st.sampled_from(list("0123456789*#"))
+
+
+def _concrete(d: Driver, kind: str, digit: str) -> Event:
+    pid = next((a.playback_id for a in reversed(d.actions) if isinstance(a, PlayPrompt)), "x")
+    tid = next((a.timer_id for a in reversed(d.actions) if isinstance(a, StartTimer)), "x")
+    return {
+        "start": lambda: PlaybackStarted(pid, at()),
+        "finish": lambda: PlaybackFinished(pid, at()),
+        "fail": lambda: PlaybackFailed(pid, at()),
+        "stale_finish": lambda: PlaybackFinished("stale", at()),
+        "digit": lambda: DigitReceived(digit, at()),
+        "timeout": lambda: ConsentTimedOut(tid, at()),
+        "stale_timeout": lambda: ConsentTimedOut("stale", at()),
+        "hangup": lambda: CallerHungUp(at()),
+        "prepared": lambda: RecordingPrepared(at()),
+        "adapter_failed": lambda: AdapterFailed("ari_error", at()),
+    }[kind]()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    steps=st.lists(st.tuples(_KINDS, _DIGITS), max_size=30),
+    purposes=st.sampled_from([(training(),), (DOCUMENTATION, training()), (training(), quality())]),
+)
+def test_no_event_sequence_records_a_consent_purpose_without_an_active_accept_digit(
+    steps: list[tuple[str, str]], purposes: tuple[PurposePlan, ...]
+) -> None:
+    d = Driver(plan(*purposes)).enter()
+    accepted_while_asked: set[str] = set()
+    fed: list[Event] = []
+    for kind, digit in steps:
+        event = _concrete(d, kind, digit)
+        state = d.machine.state
+        asking = d.machine._asking
+        try:
+            d.feed(event)
+        except IllegalEvent:
+            continue
+        fed.append(event)
+        if (
+            isinstance(event, DigitReceived)
+            and asking is not None
+            and state in (State.QUESTION, State.RETRY, State.AWAITING_DIGIT)
+            and (state is not State.QUESTION or asking.started_at is not None)
+        ):
+            consent = purposes[asking.index].consent
+            if consent is not None and digit == consent.accept_digit:
+                accepted_while_asked.add(purposes[asking.index].purpose)
+    prepared = d.prepare()
+    results = [a for a in d.actions if isinstance(a, SetResult)]
+    assert len(results) <= 1
+    assert sum(isinstance(a, ContinueDialplan) for a in d.actions) <= 1
+    if prepared is not None:
+        for purpose in prepared.purposes:
+            if purpose != "documentation":
+                assert purpose in accepted_while_asked
+    if results and results[0].recording:
+        assert prepared is not None
+        assert any(isinstance(e, RecordingPrepared) for e in fed)
+    if d.machine.state is State.ENDED:
+        assert not results  # a caller who hung up is never continued
+    if d.machine.finished:
+        outcome = d.ledger().outcome
+        for purpose_outcome in outcome.purposes:
+            if purpose_outcome.status == "given":
+                assert purpose_outcome.purpose in accepted_while_asked
+                assert purpose_outcome.digit is not None
