@@ -214,7 +214,11 @@ class CancelTimer:
 class PrepareRecording:
     """Create the recording's paths and sidecar; answer RecordingPrepared or AdapterFailed."""
 
-    purposes: tuple[str, ...]
+    outcome: CallOutcome  # the decision, with the purposes to record
+
+    @property
+    def purposes(self) -> tuple[str, ...]:
+        return self.outcome.recorded_purposes
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,7 +257,8 @@ class ConsentMachine:
     def _decide(self) -> list[Action]:
         if self._failure is None and any(o.recorded for o in self._outcomes):
             self.state = State.PREPARING
-            return [PrepareRecording(tuple(o.purpose for o in self._outcomes if o.recorded))]
+            status, reason = self._status()
+            return [PrepareRecording(self._make_outcome(status, reason, recording=True))]
         return self._finish(recording=False)
 
     def _finish(self, *, recording: bool) -> list[Action]:

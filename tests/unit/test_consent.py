@@ -129,6 +129,11 @@ class Driver:
         assert len(entries) == 1, "exactly one ledger entry per call"
         return entries[0]
 
+    def recorded(self) -> tuple[str, ...] | None:
+        """The purposes the machine asked to record, or None when it asked for no recording."""
+        prepare = self.prepare()
+        return None if prepare is None else prepare.purposes
+
     def prepare(self) -> PrepareRecording | None:
         return next((a for a in self.actions if isinstance(a, PrepareRecording)), None)
 
@@ -143,7 +148,7 @@ def test_new_call_is_answered_then_hears_the_notice() -> None:
 
 def test_digit_after_question_gives_consent_and_records() -> None:
     d = Driver(plan()).enter().play_through().play_through().digit("1")
-    assert d.prepare() == PrepareRecording(("training",))
+    assert d.recorded() == ("training",)
     assert d.machine.state is State.PREPARING
     d.prepared()
     assert d.result() == SetResult("given", "digit", recording=True)
@@ -209,7 +214,7 @@ def test_digit_during_question_counts_and_stops_the_prompt() -> None:
     question = d.playing().playback_id
     out = d.feed(DigitReceived("1", at()))
     assert out[0] == StopPlayback(question)
-    assert d.prepare() == PrepareRecording(("training",))
+    assert d.recorded() == ("training",)
     # the stopped prompt reports its end afterwards: stale, nothing happens
     assert d.feed(PlaybackFinished(question, at())) == []
 
@@ -254,7 +259,7 @@ def test_documentation_only_route_records_after_notice_without_a_question() -> N
     assert not any(
         isinstance(a, PlayPrompt) and "question" in a.prompt.prompt_id for a in d.actions
     )
-    assert d.prepare() == PrepareRecording(("documentation",))
+    assert d.recorded() == ("documentation",)
     d.prepared()
     assert d.result() == SetResult("not_required", "no_consent_needed", recording=True)
 
@@ -264,7 +269,7 @@ def test_yes_to_first_purpose_is_not_yes_to_the_second() -> None:
     d.play_through().digit("1")  # training: yes
     assert d.playing().prompt.prompt_id == "quality.question"
     d.play_through().time_out()  # quality: silence
-    assert d.prepare() == PrepareRecording(("training",))
+    assert d.recorded() == ("training",)
     statuses = {o.purpose: o.status for o in d.prepared().ledger().outcome.purposes}
     assert statuses == {"training": "given", "emergency_quality": "refused"}
 
@@ -276,7 +281,7 @@ def test_accept_digit_of_one_purpose_is_invalid_for_another() -> None:
 
 def test_documentation_and_refused_training_records_documentation_only() -> None:
     d = Driver(plan(DOCUMENTATION, training())).enter().play_through().play_through().digit("2")
-    assert d.prepare() == PrepareRecording(("documentation",))
+    assert d.recorded() == ("documentation",)
     d.prepared()
     assert d.result() == SetResult("refused", "digit", recording=True)
 
@@ -300,7 +305,7 @@ def test_failed_notice_records_nothing_and_still_continues_the_call() -> None:
 def test_failed_question_refuses_that_purpose_only() -> None:
     d = Driver(plan(DOCUMENTATION, training())).enter().play_through()
     d.feed(PlaybackFailed(d.playing().playback_id, at()))
-    assert d.prepare() == PrepareRecording(("documentation",))
+    assert d.recorded() == ("documentation",)
     statuses = {o.purpose: (o.status, o.reason) for o in d.prepared().ledger().outcome.purposes}
     assert statuses["training"] == ("refused", "notice_failed")
 
