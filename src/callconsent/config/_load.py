@@ -1,0 +1,275 @@
+"""Reading the YAML file into the config tree. Legal cross-checks live in ``_validate``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final, TypeVar, cast
+from urllib.parse import urlsplit
+
+import yaml
+
+from callconsent.names import APP_NAME
+
+from ._errors import ConfigError, Problems
+from ._load_routes import read_route
+from ._model import (
+    CONTROLLER_TYPES,
+    LAWFUL_BASES,
+    PURPOSES,
+    AgentConsentConfig,
+    AriConfig,
+    AsteriskConfig,
+    Config,
+    ControllerType,
+    Notice,
+    NoticeText,
+    Organisation,
+    PromptText,
+    PurposeName,
+    Secret,
+    StorageConfig,
+)
+from ._read import Node, read_audio_name, read_prompt
+from ._validate import validate
+
+NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+LANGUAGE_RE: Final = re.compile(r"^[a-z]{2}$")
+DEFAULT_ARI_URL: Final = "http://127.0.0.1:8088"
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also refuses a key written twice in one mapping."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[object] = set()
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:
+            continue  # unhashable key: construct_mapping reports it
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping",
+                node.start_mark,
+                f"key {key!r} is written twice",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+)
+
+
+def _parse_yaml(data: bytes, file: str) -> object:
+    try:
+        return yaml.load(data, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{file}:{mark.line + 1}" if mark else file
+        column = f" (column {mark.column + 1})" if mark else ""
+        raise ConfigError([f"{where}: YAML syntax error: {exc.problem}{column}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{file}: YAML syntax error: {exc}"]) from None
+
+
+def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read, check and return the config; raise ``ConfigError`` listing every problem.
+
+    ``env`` is where ``password_env`` is looked up (``os.environ`` when None).
+    """
+    file = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read: {exc.strerror or exc}"]) from None
+    raw = _parse_yaml(data, file)
+    problems = Problems(file)
+    top = Node(raw, "", problems)
+    organisation = _organisation(top.child("organisation", required=True))
+    asterisk = _asterisk(top.child("asterisk", required=True), os.environ if env is None else env)
+    storage = _storage(top.child("storage", required=True))
+    prompts_dir = _abs_path(top, "prompts_dir")
+    agent_node = top.child("agent_consent")
+    registry = _abs_path(agent_node, "registry_path", storage.ledger_path.parent / "agents.json")
+    agent_node.done()
+    notices = _named(top.child("notices", required=True), _notice)
+    controller_type = organisation.controller_type or "private"
+    routes = _named(top.child("routes"), lambda n, r, p: read_route(n, r, p, controller_type))
+    top.done()
+    config = Config(
+        path=path,
+        sha256=hashlib.sha256(data).hexdigest(),
+        organisation=organisation,
+        asterisk=asterisk,
+        storage=storage,
+        prompts_dir=prompts_dir,
+        agent_consent=AgentConsentConfig(registry_path=registry),
+        notices=notices,
+        routes=routes,
+    )
+    validate(config, problems)
+    if problems.errors:
+        raise ConfigError(problems.errors, tuple(problems.warnings))
+    return Config(**{**_fields(config), "warnings": tuple(problems.warnings)})
+
+
+def _fields(config: Config) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in Config.__dataclass_fields__}
+
+
+T = TypeVar("T")
+
+
+def _named(node: Node, read: Callable[[str, object, Problems], T]) -> Mapping[str, T]:
+    out: dict[str, T] = {}
+    for name, raw in node.entries():
+        if not NAME_RE.match(name):
+            node.problems.error(node.at(name), "name must match ^[a-z][a-z0-9_-]{0,31}$")
+            continue
+        out[name] = read(name, raw, node.problems)
+    return MappingProxyType(out)
+
+
+def _abs_path(node: Node, key: str, default: Path | None = None) -> Path:
+    text = node.opt_string(key)
+    if text is None:
+        if default is None:
+            node.missing(key)
+            return Path("/nonexistent")
+        return default
+    path = Path(text)
+    if not path.is_absolute():
+        node.problems.error(node.at(key), f"must be an absolute path, got {text!r}")
+    return path
+
+
+def _organisation(node: Node) -> Organisation:
+    name = node.string("name")
+    controller_type = cast(ControllerType, node.choice("controller_type", CONTROLLER_TYPES))
+    privacy_url = node.string("privacy_url")
+    if privacy_url and not privacy_url.startswith(("https://", "http://")):
+        node.problems.error(node.at("privacy_url"), "must be an http(s) URL (the full Art 13 text)")
+    dpo = node.opt_string("dpo_contact")
+    if dpo is None and controller_type == "public_authority":
+        node.problems.error(node.at("dpo_contact"), "a public authority must name its DPO (Art 37)")
+    node.done()
+    return Organisation(name, controller_type, privacy_url, dpo)
+
+
+def _asterisk(node: Node, env: Mapping[str, str]) -> AsteriskConfig:
+    ari = node.child("ari", required=True)
+    url = ari.opt_string("url", DEFAULT_ARI_URL) or DEFAULT_ARI_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        ari.problems.error(ari.at("url"), f"must be an http(s) URL, got {url!r}")
+    elif parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        ari.problems.error(ari.at("url"), "ARI must be reached over localhost or https (R35)")
+    username = ari.string("username")
+    password = _password(ari, env)
+    app = ari.opt_string("app", APP_NAME) or APP_NAME
+    ari.done()
+    node.done()
+    return AsteriskConfig(AriConfig(url, username, password, app))
+
+
+def _password(node: Node, env: Mapping[str, str]) -> Secret:
+    if node.has("password"):
+        node.opt_string("password")  # never echo it
+        node.problems.error(
+            node.at("password"),
+            "a password is never written in the config: use password_env or password_file",
+        )
+    env_name = node.opt_string("password_env")
+    file_name = node.opt_string("password_file")
+    if env_name and file_name:
+        node.problems.error(node.at("password_env"), "give password_env or password_file, not both")
+        return Secret("")
+    if env_name:
+        value = env.get(env_name, "")
+        if not value:
+            node.problems.error(
+                node.at("password_env"), f"environment variable {env_name} is not set"
+            )
+        return Secret(value)
+    if file_name:
+        return _password_file(node, Path(file_name))
+    node.problems.error(node.at("password_env"), "missing: set password_env or password_file")
+    return Secret("")
+
+
+def _password_file(node: Node, path: Path) -> Secret:
+    where = node.at("password_file")
+    if not path.is_absolute():
+        node.problems.error(where, f"must be an absolute path, got {str(path)!r}")
+        return Secret("")
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            node.problems.error(
+                where,
+                f"{path} is open to group or others (mode {stat.S_IMODE(mode):04o}); "
+                "chmod 600 it (R32)",
+            )
+            return Secret("")
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        node.problems.error(where, f"cannot read {path}: {exc.strerror or exc}")
+        return Secret("")
+    if not value:
+        node.problems.error(where, f"{path} is empty")
+    return Secret(value)
+
+
+def _storage(node: Node) -> StorageConfig:
+    storage = StorageConfig(
+        recordings_dir=_abs_path(node, "recordings_dir"),
+        ledger_path=_abs_path(node, "ledger_path"),
+        notice_archive_dir=_abs_path(node, "notice_archive_dir"),
+    )
+    node.done()
+    return storage
+
+
+def _notice(name: str, raw: object, problems: Problems) -> Notice:
+    node = Node(raw, f"notices.{name}", problems)
+    version = node.string("version")
+    purpose = cast(PurposeName, node.choice("purpose", PURPOSES))
+    lawful_basis = node.choice("lawful_basis", LAWFUL_BASES)
+    retention_days = node.integer("retention_days")
+    languages: dict[str, NoticeText] = {}
+    lang_node = node.child("languages", required=True)
+    for lang, lang_raw in lang_node.entries():
+        if not LANGUAGE_RE.match(lang):
+            problems.error(lang_node.at(lang), "must be a two-letter language code such as da, en")
+            continue
+        text = Node(lang_raw, lang_node.at(lang), problems)
+        languages[lang] = NoticeText(
+            language=lang,
+            prompt=PromptText(read_audio_name(text), text.string("transcript")),
+            controller=text.string("controller"),
+            purpose_text=text.string("purpose"),
+            basis_text=text.string("basis"),
+            retention_text=text.string("retention"),
+            rights=text.string("rights"),
+            info_url=text.string("info_url"),
+            withdrawal=text.opt_string("withdrawal"),
+            objection=text.opt_string("objection"),
+            question=read_prompt(text, "question"),
+            explicit_question=read_prompt(text, "explicit_question"),
+            retry=read_prompt(text, "retry"),
+        )
+        text.done()
+    node.done()
+    return Notice(name, version, purpose, lawful_basis, retention_days, MappingProxyType(languages))

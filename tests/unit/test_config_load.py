@@ -1,0 +1,222 @@
+"""Loading the config: YAML, unknown keys, secrets, paths, the shipped files."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from callconsent.config import ConfigError, check_config_main, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "config" / "demo.yaml"
+SHIPPED = REPO / "config" / "callconsent.yaml"
+ENV = {"CALLCONSENT_ARI_PASSWORD": "callconsent-lab"}
+
+
+def demo_data() -> dict[str, Any]:
+    return copy.deepcopy(yaml.safe_load(DEMO.read_text(encoding="utf-8")))
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "callconsent.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def errors_of(tmp_path: Path, data: object, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, data), env=ENV if env is None else env)
+    return list(caught.value.errors)
+
+
+def test_shipped_config_is_valid_and_records_nothing() -> None:
+    config = load_config(SHIPPED, env=ENV)
+    assert config.routes, "the shipped config is a complete example"
+    assert not any(route.enabled for route in config.routes.values())
+    purposes = {
+        p.purpose: p.lawful_basis for r in config.routes.values() for p in r.purposes.values()
+    }
+    assert purposes == {"documentation": "6(1)(f)", "training": "6(1)(a)"}
+    assert set(config.notices["documentation_v1"].languages) == {"da", "en"}
+
+
+def test_demo_config_has_the_lab_routes() -> None:
+    config = load_config(DEMO, env=ENV)
+    routes = config.routes
+    assert set(routes) == {"support", "docs", "mixed", "sensitive", "closed"}
+    assert [n for n, r in routes.items() if not r.enabled] == ["closed"]
+    assert list(routes["support"].purposes) == ["training"]
+    support = routes["support"].purposes["training"].consent
+    assert support is not None and support.timeout_seconds == 5
+    assert list(routes["docs"].purposes) == ["documentation"]
+    assert list(routes["mixed"].purposes) == ["documentation", "training"]
+    assert routes["sensitive"].special_categories == "likely"
+    assert routes["sensitive"].purposes["documentation"].art9_basis == "9(2)(f)"
+    assert config.asterisk.ari.username == "callconsent"
+    assert config.asterisk.ari.password.reveal() == "callconsent-lab"
+    assert config.prompts_dir == Path("/var/lib/callconsent-lab/prompts")
+
+
+def test_config_sha256_is_the_hash_of_the_file_bytes() -> None:
+    config = load_config(DEMO, env=ENV)
+    assert config.sha256 == hashlib.sha256(DEMO.read_bytes()).hexdigest()
+
+
+def test_config_is_frozen() -> None:
+    config = load_config(DEMO, env=ENV)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.prompts_dir = Path("/tmp")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.routes["x"] = config.routes["support"]  # type: ignore[index]
+
+
+def test_unknown_key_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    data = demo_data()
+    data["routes"]["support"]["enabeld"] = True
+    errors = errors_of(tmp_path, data)
+    assert any(
+        e.endswith("routes.support.enabeld: unknown key; did you mean 'enabled'?") for e in errors
+    )
+
+
+def test_every_error_is_reported_not_only_the_first(tmp_path: Path) -> None:
+    data = demo_data()
+    data["routes"]["support"]["purposes"]["training"]["lawful_basis"] = "6(1)(f)"
+    data["routes"]["docs"]["purposes"]["documentation"]["retention_days"] = 0
+    data["storage"]["recordings_dir"] = "relative/dir"
+    errors = errors_of(tmp_path, data)
+    joined = "\n".join(errors)
+    assert "routes.support.purposes.training.lawful_basis" in joined
+    assert "routes.docs.purposes.documentation.retention_days: must be > 0" in joined
+    assert "storage.recordings_dir: must be an absolute path" in joined
+
+
+def test_error_lines_name_the_file(tmp_path: Path) -> None:
+    data = demo_data()
+    data["organisation"]["controller_type"] = "company"
+    errors = errors_of(tmp_path, data)
+    assert errors == [
+        f"{tmp_path / 'callconsent.yaml'}: organisation.controller_type: must be one of "
+        "private, public_authority, got 'company'"
+    ]
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("organisation:\n  name: x\n  bad: [unclosed\nroutes: {}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env=ENV)
+    assert str(caught.value.errors[0]).startswith(f"{path}:")
+    assert "YAML syntax error" in caught.value.errors[0]
+    assert f"{path}:4:" in caught.value.errors[0] or f"{path}:5:" in caught.value.errors[0]
+
+
+def test_key_written_twice_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("routes:\n  a:\n    enabled: false\n    enabled: true\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env=ENV)
+    assert "'enabled' is written twice" in caught.value.errors[0]
+    assert f"{path}:4:" in caught.value.errors[0]
+
+
+def test_inline_password_is_refused(tmp_path: Path) -> None:
+    data = demo_data()
+    data["asterisk"]["ari"]["password"] = "hunter2"
+    errors = errors_of(tmp_path, data)
+    assert any("asterisk.ari.password: a password is never written" in e for e in errors)
+    assert not any("hunter2" in e for e in errors)
+
+
+def test_missing_password_environment_variable_is_an_error(tmp_path: Path) -> None:
+    errors = errors_of(tmp_path, demo_data(), env={})
+    assert any(
+        "asterisk.ari.password_env: environment variable CALLCONSENT_ARI_PASSWORD is not set" in e
+        for e in errors
+    )
+
+
+def test_password_file_readable_by_group_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "ari-password"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    secret.chmod(0o640)
+    data = demo_data()
+    del data["asterisk"]["ari"]["password_env"]
+    data["asterisk"]["ari"]["password_file"] = str(secret)
+    errors = errors_of(tmp_path, data)
+    assert any("asterisk.ari.password_file:" in e and "chmod 600" in e for e in errors)
+
+
+def test_password_file_0600_is_read_and_hidden_from_repr(tmp_path: Path) -> None:
+    secret = tmp_path / "ari-password"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    secret.chmod(0o600)
+    data = demo_data()
+    del data["asterisk"]["ari"]["password_env"]
+    data["asterisk"]["ari"]["password_file"] = str(secret)
+    config = load_config(write(tmp_path, data), env={})
+    assert config.asterisk.ari.password.reveal() == "s3cret"
+    assert "s3cret" not in repr(config)
+    assert "s3cret" not in str(config.asterisk.ari.password)
+
+
+def test_ari_over_plain_http_to_another_host_is_refused(tmp_path: Path) -> None:
+    data = demo_data()
+    data["asterisk"]["ari"]["url"] = "http://pbx.example:8088"
+    errors = errors_of(tmp_path, data)
+    assert any("asterisk.ari.url: ARI must be reached over localhost or https" in e for e in errors)
+
+
+def test_ari_defaults_apply(tmp_path: Path) -> None:
+    data = demo_data()
+    del data["asterisk"]["ari"]["url"]
+    del data["asterisk"]["ari"]["app"]
+    config = load_config(write(tmp_path, data), env=ENV)
+    assert config.asterisk.ari.url == "http://127.0.0.1:8088"
+    assert config.asterisk.ari.app == "callconsent"
+
+
+def test_missing_audio_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    data = demo_data()
+    data["prompts_dir"] = str(tmp_path / "prompts")
+    config = load_config(write(tmp_path, data), env=ENV)
+    assert any(
+        "notices.lab_docs_v1.languages.da.audio: no audio at" in w and "(R4)" in w
+        for w in config.warnings
+    )
+
+
+def test_check_config_prints_ok_and_returns_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLCONSENT_ARI_PASSWORD", "x")
+    assert check_config_main(DEMO) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"OK: {DEMO}\n")
+    assert "warning: " in out
+
+
+def test_check_config_prints_every_error_and_returns_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLCONSENT_ARI_PASSWORD", "x")
+    data = demo_data()
+    data["routes"]["support"]["purposes"]["training"]["consent"]["mode"] = "opt_out"
+    data["routes"]["docs"]["purposes"]["documentation"]["necessity_assessment_ref"] = None
+    path = write(tmp_path, data)
+    assert check_config_main(path) == 2
+    err = capsys.readouterr().err
+    assert "routes.support.purposes.training.consent.mode" in err
+    assert "routes.docs.purposes.documentation.necessity_assessment_ref" in err
+    assert f"FAILED: {path} (2 error(s))" in err
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml", env=ENV)
