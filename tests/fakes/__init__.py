@@ -1,0 +1,19 @@
+"""Fakes for fast tests (no Asterisk needed)."""
+
+from tests.fakes.ari_server import (
+    FakeAriServer,
+    RecordedCall,
+    RecordingSink,
+    channel_event,
+    eventually,
+    playback_event,
+)
+
+__all__ = [
+    "FakeAriServer",
+    "RecordedCall",
+    "RecordingSink",
+    "channel_event",
+    "eventually",
+    "playback_event",
+]
