@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -122,11 +123,7 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     validate(config, problems)
     if problems.errors:
         raise ConfigError(problems.errors, tuple(problems.warnings))
-    return Config(**{**_fields(config), "warnings": tuple(problems.warnings)})
-
-
-def _fields(config: Config) -> dict[str, Any]:
-    return {name: getattr(config, name) for name in Config.__dataclass_fields__}
+    return dataclasses.replace(config, warnings=tuple(problems.warnings))
 
 
 T = TypeVar("T")
