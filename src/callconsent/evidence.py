@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from callconsent import __version__
+from callconsent import __version__, sidecar
 from callconsent._fsio import utc_stamp
 from callconsent.consent import CallOutcome, NoticeEvidence, PurposeOutcome
+from callconsent.paths import RecordingPaths
 
-SCHEMA_VERSION = 1
 SOFTWARE = {"name": "callconsent", "version": __version__}
 
 
@@ -112,35 +112,25 @@ def _common(outcome: CallOutcome, call: CallInfo) -> dict[str, Any]:
 def sidecar_document(
     outcome: CallOutcome,
     call: CallInfo,
+    where: RecordingPaths,
     *,
-    relative_file: str,
     recording_started: datetime,
     config_sha256: str,
-    now: datetime,
 ) -> dict[str, Any]:
     """The sidecar written when the recording starts (state ``recording``)."""
     recorded = [p for p in outcome.purposes if p.purpose in outcome.recorded_purposes]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "state": "recording",
-        **_common(outcome, call),
-        "purposes": [_sidecar_purpose(p) for p in recorded],
-        "recording": {
-            "file": relative_file,
-            "format": "wav",
-            "started_at": stamp(recording_started),
-            "ended_at": None,
-            "duration_seconds": None,
-            "bytes": None,
-            "sha256": None,
-            "has_audio": None,
-        },
-        "delete_after": stamp(delete_after(outcome, recording_started)),
-        "tags": tags(outcome),
-        "software": dict(SOFTWARE),
-        "config_sha256": config_sha256,
-        "updated_at": stamp(now),
-    }
+    return sidecar.recording_document(
+        where,
+        call=call.as_dict(),
+        started_at=recording_started,
+        language=outcome.language,
+        notices=[_notice(n) for n in outcome.notices],
+        purposes=[_sidecar_purpose(p) for p in recorded],
+        delete_after=delete_after(outcome, recording_started),
+        tags=tags(outcome),
+        software=SOFTWARE,
+        config_sha256=config_sha256,
+    )
 
 
 def _sidecar_purpose(outcome: PurposeOutcome) -> dict[str, Any]:

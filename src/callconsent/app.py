@@ -1,0 +1,77 @@
+"""Wiring: builds every dependency from the config and passes it in. Nothing else does."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from collections.abc import Callable
+
+import aiohttp
+import structlog
+
+from callconsent import names
+from callconsent.ari import AriClient
+from callconsent.config import Config, build_plan, route_for
+from callconsent.consent import CallPlan
+from callconsent.stasis import Skip, StasisApp
+from callconsent.store import EvidenceStore
+
+log = structlog.get_logger("callconsent.app")
+
+
+class ConfigPlanner:
+    """Chooses the route for a call and builds its consent plan from the config."""
+
+    def __init__(self, config: Config, rng: Callable[[], float] = random.random) -> None:
+        self._config = config
+        self._rng = rng
+
+    def plan(self, route_arg: str | None, dialled: str | None) -> CallPlan | Skip:
+        route = route_for(self._config, route_arg, dialled)
+        if route is None:
+            known = route_arg is not None and route_arg in self._config.routes
+            if known:  # route_for() returns no disabled route: R10, nothing is recorded
+                return Skip(names.Status.NOT_REQUIRED, "route_disabled")
+            return Skip(names.Status.ERROR, "unknown_route")
+        return build_plan(self._config, route.name, sampled=lambda rate: self._rng() < rate)
+
+
+def build_store(config: Config) -> EvidenceStore:
+    return EvidenceStore(
+        recordings_dir=config.storage.recordings_dir,
+        ledger_path=config.storage.ledger_path,
+        config_sha256=config.sha256,
+    )
+
+
+async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
+    """Run the Stasis app until SIGTERM/SIGINT (or ``stop``); then continue every call in the
+    consent flow to the dialplan, unrecorded, and disconnect."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    ari_config = config.asterisk.ari
+    async with aiohttp.ClientSession() as session:
+        ari = AriClient(
+            ari_config.url,
+            ari_config.username,
+            ari_config.password.reveal(),
+            ari_config.app,
+            session=session,
+        )
+        app = StasisApp(ari, ConfigPlanner(config), build_store(config))
+        runner = asyncio.create_task(ari.run(app), name="ari")
+        log.info("serving", app=ari_config.app, url=ari_config.url, config=str(config.path))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({runner, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("stopping", calls_in_flow=app.active_calls)
+        await app.shutdown()
+        await ari.stop()
+        stopped.cancel()
+        if runner.done() and not runner.cancelled() and runner.exception() is not None:
+            raise runner.exception()  # type: ignore[misc]
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
+    log.info("stopped")

@@ -1,0 +1,130 @@
+"""The ``callconsent`` command. Each subcommand is a thin shell over a module that does the job.
+
+Exit codes: 0 success, 1 the job found problems (e.g. verify mismatches), 2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from callconsent import __version__
+from callconsent.config import Config, ConfigError, check_config_main, load_config
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from callconsent import app, logs
+
+    logs.configure(args.log_level, json=not args.console_log)
+    config = _load(args.config)
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    asyncio.run(app.serve(config))
+    return EXIT_OK
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    return check_config_main(args.file)
+
+
+def _prompts(args: argparse.Namespace) -> int:
+    from callconsent.prompts import PromptBuildError, archive_notices, build_prompts
+
+    config = _load(args.config)
+    try:
+        built = build_prompts(config, force=args.force)
+        archive_notices(config)
+    except PromptBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    for path in built:
+        print(f"built {path}")
+    print(f"{len(built)} prompt(s) built; notices archived in {config.storage.notice_archive_dir}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from callconsent.verify import verify
+
+    config = _load(args.config)
+    report = verify(config.storage.recordings_dir, config.storage.ledger_path)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(report.summary())
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from callconsent.reconcile import reconcile_main
+
+    config = _load(args.config)
+    return reconcile_main(config, dry_run=args.dry_run, as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callconsent",
+        description="Lawful call recording for Asterisk: notice, active consent, evidence.",
+    )
+    parser.add_argument("--version", action="version", version=f"callconsent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config", type=Path, default=Path("/etc/callconsent/callconsent.yaml"),
+            help="the YAML config (default: %(default)s)",
+        )  # fmt: skip
+
+    p = sub.add_parser("serve", help="run the Stasis app in the foreground (stops on SIGTERM)")
+    with_config(p)
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--console-log", action="store_true", help="human-readable logs, not JSON")
+    p.set_defaults(run=_serve)
+
+    p = sub.add_parser("check-config", help="validate a config file and print the verdict")
+    p.add_argument("file", type=Path)
+    p.set_defaults(run=_check_config)
+
+    p = sub.add_parser("prompts", help="generate missing prompt audio and archive notice versions")
+    with_config(p)
+    p.add_argument("--force", action="store_true", help="regenerate every prompt")
+    p.set_defaults(run=_prompts)
+
+    p = sub.add_parser("verify", help="check every recording's sha256 and the ledger hash chain")
+    with_config(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_verify)
+
+    p = sub.add_parser("reconcile", help="repair what a crash left: unfinished sidecars, headers")
+    with_config(p)
+    p.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_reconcile)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,368 @@
+"""The ARI (Stasis) adapter: one consent flow per channel, on the pure state machine.
+
+It translates ARI events into :mod:`callconsent.consent` events and carries out the actions the
+machine returns. It decides nothing itself. Fail safe: any error while carrying out an action
+becomes an ``AdapterFailed`` event, which the machine answers with "continue the call without
+recording"; the reason is logged and written to the ledger. The app never hangs up a caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from callconsent import names
+from callconsent.ari import AriError, AriNotFound
+from callconsent.clock import Clock, utc_now
+from callconsent.consent import (
+    Action,
+    AdapterFailed,
+    Answer,
+    Answered,
+    CallEntered,
+    CallerHungUp,
+    CallOutcome,
+    CallPlan,
+    CancelTimer,
+    ConsentMachine,
+    ConsentTimedOut,
+    ContinueDialplan,
+    DigitReceived,
+    Event,
+    IllegalEvent,
+    PlaybackFailed,
+    PlaybackFinished,
+    PlaybackStarted,
+    PlayPrompt,
+    PrepareRecording,
+    RecordingPrepared,
+    SetResult,
+    ShutdownRequested,
+    StartTimer,
+    StopPlayback,
+    WriteLedger,
+)
+from callconsent.evidence import CallInfo
+
+log = structlog.get_logger("callconsent.stasis")
+
+_HANGUP_EVENTS = frozenset({"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"})
+_CONTINUE_ATTEMPTS = 3
+
+
+class AriOps(Protocol):
+    """The part of :class:`callconsent.ari.AriClient` this adapter uses."""
+
+    async def answer(self, channel_id: str) -> None: ...
+    async def play(
+        self, channel_id: str, media: str | list[str], playback_id: str, lang: str | None = None
+    ) -> Any: ...
+    async def stop_playback(self, playback_id: str) -> None: ...
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None: ...
+    async def get_variable(self, channel_id: str, name: str) -> str: ...
+    async def continue_in_dialplan(self, channel_id: str) -> None: ...
+    async def subscribe(self, event_source: str) -> None: ...
+    async def application_channel_ids(self) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """The hook was entered for a route that runs no consent flow (unknown or disabled)."""
+
+    status: str
+    reason: str
+
+
+class Planner(Protocol):
+    def plan(self, route_arg: str | None, dialled: str | None) -> CallPlan | Skip: ...
+
+
+class Store(Protocol):
+    """Evidence storage (see :mod:`callconsent.store`)."""
+
+    async def prepare_recording(
+        self, outcome: CallOutcome, call: CallInfo, started: datetime
+    ) -> str:  # returns the absolute audio path MixMonitor is to write
+        ...
+
+    async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None: ...
+    async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None: ...
+    async def recording_ended(self, call: CallInfo, ended: datetime) -> None: ...
+
+
+@dataclass
+class _Call:
+    info: CallInfo
+    machine: ConsentMachine
+    log: Any
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    recording_path: str | None = None
+    recording_closed: bool = False
+
+
+class StasisApp:
+    """Receives ARI events (an :class:`callconsent.ari.EventSink`) and runs each call's flow."""
+
+    def __init__(
+        self,
+        ari: AriOps,
+        planner: Planner,
+        store: Store,
+        *,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._ari = ari
+        self._planner = planner
+        self._store = store
+        self._clock = clock
+        self._calls: dict[str, _Call] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    # -- EventSink ------------------------------------------------------------------------
+    async def on_connected(self) -> None:
+        """After a (re)connect: events may have been lost, so no flow in progress is trusted."""
+        try:
+            in_stasis = set(await self._ari.application_channel_ids())
+        except AriError as exc:
+            log.error("reconcile_failed", error=str(exc))
+            return
+        for channel_id, call in list(self._calls.items()):
+            if channel_id in in_stasis and not call.machine.finished:
+                await self._feed(call, AdapterFailed("event_gap", self._clock()))
+        for channel_id in in_stasis - set(self._calls):
+            await self._continue_stranger(channel_id)
+
+    async def on_channel_event(self, channel_id: str | None, event: dict[str, Any]) -> None:
+        if channel_id is None:
+            return
+        kind = event.get("type")
+        if kind == "StasisStart":
+            await self._start(channel_id, event)
+            return
+        call = self._calls.get(channel_id)
+        if call is None:
+            return
+        translated = self._translate(kind, event)
+        if translated is not None:
+            await self._feed(call, translated)
+        if kind == "ChannelDestroyed":
+            await self._channel_gone(channel_id, call)
+        elif kind == "StasisEnd" and call.machine.finished and call.recording_path is None:
+            self._forget(channel_id, call)
+
+    async def shutdown(self) -> None:
+        """Continue every call still in the consent flow, unrecorded (SIGTERM)."""
+        for call in list(self._calls.values()):
+            if not call.machine.finished:
+                await self._feed(call, ShutdownRequested(self._clock()))
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- translation ----------------------------------------------------------------------
+    def _at(self, event: dict[str, Any]) -> datetime:
+        stamp = event.get("timestamp")
+        if isinstance(stamp, str):
+            with contextlib.suppress(ValueError):
+                parsed = datetime.fromisoformat(stamp)
+                if parsed.tzinfo is not None:
+                    return parsed.astimezone(UTC)
+        return self._clock()
+
+    def _translate(self, kind: Any, event: dict[str, Any]) -> Event | None:
+        at = self._at(event)
+        if kind == "ChannelDtmfReceived":
+            return DigitReceived(str(event.get("digit", "")), at)
+        if kind in ("PlaybackStarted", "PlaybackFinished"):
+            playback = event.get("playback") or {}
+            playback_id = str(playback.get("id", ""))
+            if kind == "PlaybackStarted":
+                return PlaybackStarted(playback_id, at)
+            if playback.get("state") == "failed":
+                return PlaybackFailed(playback_id, at)
+            return PlaybackFinished(playback_id, at)
+        if kind in _HANGUP_EVENTS:
+            return CallerHungUp(at)
+        return None
+
+    # -- call lifecycle -------------------------------------------------------------------
+    async def _start(self, channel_id: str, event: dict[str, Any]) -> None:
+        if channel_id in self._calls:
+            return
+        info = await self._call_info(channel_id, event)
+        bound = log.bind(channel_id=channel_id, call_id=info.uniqueid, route=info.route)
+        args = event.get("args") or []
+        decision = self._planner.plan(str(args[0]) if args else None, info.dialled_number)
+        if isinstance(decision, Skip):
+            bound.info("call_skipped", status=decision.status, reason=decision.reason)
+            await self._set_result(channel_id, decision.status, decision.reason, "", bound)
+            await self._continue(channel_id, bound)
+            await self._store.write_unhandled(info, decision.status, decision.reason)
+            return
+        info = CallInfo(**{**info.as_dict(), "route": decision.route})
+        call = _Call(info, ConsentMachine(decision, call_key=channel_id), bound)
+        self._calls[channel_id] = call
+        bound.info("call_entered", language=decision.language)
+        await self._feed(call, CallEntered(self._at(event)))
+
+    async def _call_info(self, channel_id: str, event: dict[str, Any]) -> CallInfo:
+        channel = event.get("channel") or {}
+        caller = channel.get("caller") or {}
+        args = event.get("args") or []
+
+        async def var(name: str) -> str | None:
+            try:
+                return await self._ari.get_variable(channel_id, name)
+            except AriError:
+                return None
+
+        linkedid, dnid = await asyncio.gather(var("CHANNEL(linkedid)"), var("CALLERID(dnid)"))
+        return CallInfo(
+            uniqueid=channel_id,
+            linkedid=linkedid or str(channel.get("linkedid") or channel_id),
+            channel=str(channel.get("name", "")),
+            route=str(args[0]) if args else "",
+            caller_number=caller.get("number"),
+            caller_name=caller.get("name"),
+            dialled_number=dnid,
+        )
+
+    async def _continue_stranger(self, channel_id: str) -> None:
+        """A channel in Stasis we know nothing of (the app restarted): let it go, unrecorded."""
+        bound = log.bind(channel_id=channel_id)
+        bound.warning("call_reconciled", status=names.Status.ERROR, reason="app_restarted")
+        await self._set_result(channel_id, names.Status.ERROR, "app_restarted", "", bound)
+        await self._continue(channel_id, bound)
+        info = await self._call_info(channel_id, {})
+        await self._store.write_unhandled(info, names.Status.ERROR, "app_restarted")
+
+    async def _channel_gone(self, channel_id: str, call: _Call) -> None:
+        if call.recording_path is not None and not call.recording_closed:
+            call.recording_closed = True
+            try:
+                await self._store.recording_ended(call.info, self._clock())
+            except (OSError, ValueError) as exc:
+                call.log.error("recording_finalise_failed", error=str(exc))
+        self._forget(channel_id, call)
+
+    def _forget(self, channel_id: str, call: _Call) -> None:
+        for handle in call.timers.values():
+            handle.cancel()
+        self._calls.pop(channel_id, None)
+
+    # -- the machine ----------------------------------------------------------------------
+    async def _feed(self, call: _Call, first: Event) -> None:
+        async with call.lock:
+            pending: deque[Event] = deque([first])
+            while pending:
+                event = pending.popleft()
+                before = call.machine.state
+                try:
+                    actions = call.machine.handle(event)
+                except IllegalEvent as exc:
+                    call.log.error("illegal_event", error=str(exc))
+                    continue
+                if call.machine.state is not before:
+                    call.log.info(
+                        "consent_state",
+                        event_type=type(event).__name__,
+                        from_state=before.value,
+                        to_state=call.machine.state.value,
+                    )
+                for action in actions:
+                    follow = await self._do(call, action)
+                    if follow is not None:
+                        pending.append(follow)
+
+    def _timer_fired(self, call: _Call, timer_id: str) -> None:
+        call.timers.pop(timer_id, None)
+        task = asyncio.create_task(self._feed(call, ConsentTimedOut(timer_id, self._clock())))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _do(self, call: _Call, action: Action) -> Event | None:
+        channel_id = call.info.uniqueid
+        try:
+            match action:
+                case Answer():
+                    await self._ari.answer(channel_id)
+                    return Answered(self._clock())
+                case PlayPrompt(playback_id, prompt):
+                    if not prompt.version:  # the audio file is missing (R4)
+                        call.log.error("prompt_missing", prompt=prompt.prompt_id)
+                        return PlaybackFailed(playback_id, self._clock())
+                    await self._ari.play(channel_id, prompt.media, playback_id, prompt.language)
+                case StopPlayback(playback_id):
+                    with contextlib.suppress(AriError):  # it may have finished already
+                        await self._ari.stop_playback(playback_id)
+                case StartTimer(timer_id, seconds):
+                    loop = asyncio.get_running_loop()
+                    call.timers[timer_id] = loop.call_later(
+                        seconds, self._timer_fired, call, timer_id
+                    )
+                case CancelTimer(timer_id):
+                    handle = call.timers.pop(timer_id, None)
+                    if handle is not None:
+                        handle.cancel()
+                case PrepareRecording(outcome):
+                    path = await self._store.prepare_recording(outcome, call.info, self._clock())
+                    # hear of the channel's end after it leaves Stasis, to finalise the sidecar
+                    await self._ari.subscribe(f"channel:{channel_id}")
+                    call.recording_path = path
+                    return RecordingPrepared(self._clock())
+                case SetResult(status, reason, recording):
+                    path = call.recording_path if recording and call.recording_path else ""
+                    await self._set_result(channel_id, status, reason, path, call.log)
+                    call.log.info("consent_result", status=status, reason=reason, recording=path)
+                    if not path:
+                        call.recording_path = None
+                case ContinueDialplan():
+                    await self._continue(channel_id, call.log)
+                case WriteLedger(outcome):
+                    await self._store.write_call(outcome, call.info)
+        except AriNotFound:
+            call.log.info("channel_gone", action=type(action).__name__)
+            return None  # the caller hung up; the hangup event follows
+        except AriError as exc:
+            call.log.error("ari_error", action=type(action).__name__, error=str(exc))
+            return AdapterFailed("ari_error", self._clock())
+        except (OSError, ValueError) as exc:  # storage: disk full, permissions, unsafe id
+            call.log.error("storage_error", action=type(action).__name__, error=str(exc))
+            return AdapterFailed("storage_error", self._clock())
+        return None
+
+    async def _set_result(
+        self, channel_id: str, status: str, reason: str, recording: str, bound: Any
+    ) -> None:
+        """Set the result variables; STATUS last, so a partial failure leaves the hook's
+        "unavailable" path (no recording) in force."""
+        try:
+            await self._ari.set_variable(channel_id, names.VAR_RECORDING, recording)
+            await self._ari.set_variable(channel_id, names.VAR_REASON, reason)
+            await self._ari.set_variable(channel_id, names.VAR_STATUS, status)
+        except AriNotFound:
+            return
+        except AriError as exc:
+            bound.error("set_result_failed", error=str(exc))
+
+    async def _continue(self, channel_id: str, bound: Any) -> None:
+        for attempt in range(1, _CONTINUE_ATTEMPTS + 1):
+            try:
+                await self._ari.continue_in_dialplan(channel_id)
+                return
+            except AriNotFound:
+                return
+            except AriError as exc:
+                bound.error("continue_failed", attempt=attempt, error=str(exc))
+                await asyncio.sleep(0.2 * attempt)
+        bound.critical("call_stranded_in_stasis")

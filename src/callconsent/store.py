@@ -1,0 +1,109 @@
+"""Evidence storage for the live app: sidecars beside recordings, entries in the ledger.
+
+Blocking file work (fsync, hashing) runs in worker threads so no call's flow waits on another's
+disk I/O. Paths come from Asterisk's uniqueid only (:mod:`callconsent.paths`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from callconsent import evidence, ledger, paths, sidecar
+from callconsent.clock import Clock, utc_now
+from callconsent.consent import CallOutcome
+from callconsent.evidence import CallInfo
+
+log = structlog.get_logger("callconsent.store")
+
+#: How long to wait after hangup for MixMonitor to close the file before leaving it to reconcile.
+FINALISE_TIMEOUT_SECONDS = 15.0
+
+
+class EvidenceStore:
+    def __init__(
+        self,
+        *,
+        recordings_dir: Path,
+        ledger_path: Path,
+        config_sha256: str,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._recordings_dir = recordings_dir
+        self._ledger = ledger.Ledger(ledger_path)
+        self._config_sha256 = config_sha256
+        self._clock = clock
+        self._recordings: dict[str, paths.RecordingPaths] = {}
+
+    async def prepare_recording(self, outcome: CallOutcome, call: CallInfo, started: datetime) -> str:
+        """Create the date folder and the ``recording`` sidecar; return the audio path."""
+        where = paths.recording_paths(self._recordings_dir, call.uniqueid, started)
+        doc = evidence.sidecar_document(
+            outcome, call, where, recording_started=started, config_sha256=self._config_sha256
+        )
+
+        def create() -> None:
+            paths.ensure_directory(where)
+            sidecar.create(where, doc)
+
+        await asyncio.to_thread(create)
+        self._recordings[call.uniqueid] = where
+        return str(where.audio)
+
+    async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None:
+        where = self._recordings.get(call.uniqueid)
+        entry = evidence.ledger_entry(
+            outcome,
+            call,
+            relative_file=where.relative if where else None,
+            config_sha256=self._config_sha256,
+            now=self._clock(),
+        )
+        await asyncio.to_thread(self._ledger.append, entry)
+
+    async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None:
+        entry = evidence.unhandled_call_entry(
+            call, status=status, reason=reason, config_sha256=self._config_sha256, now=self._clock()
+        )
+        await asyncio.to_thread(self._ledger.append, entry)
+
+    async def recording_ended(self, call: CallInfo, ended: datetime) -> None:
+        """After hangup: finalise the sidecar (sha256, bytes, duration); a file with no audio
+        (never bridged) is deleted and leaves a tombstone. If MixMonitor has not closed the file
+        in time, the sidecar stays ``recording`` for ``callconsent reconcile``."""
+        where = self._recordings.pop(call.uniqueid, None)
+        if where is None:
+            return
+        try:
+            async with asyncio.timeout(FINALISE_TIMEOUT_SECONDS):
+                final = await sidecar.finalise_when_closed(where, ended_at=ended)
+        except TimeoutError:
+            if not where.audio.exists():
+                await self._discard(where, ended, "no_audio")
+                return
+            log.warning("recording_not_closed", call_id=call.uniqueid, file=where.relative)
+            return
+        await asyncio.to_thread(
+            self._ledger.append, ledger.recording_final_entry(final, at=ended, source="app")
+        )
+        if not final["recording"]["has_audio"]:
+            await self._discard(where, ended, "no_audio")
+        log.info(
+            "recording_final",
+            call_id=call.uniqueid,
+            file=where.relative,
+            bytes=final["recording"]["bytes"],
+            has_audio=final["recording"]["has_audio"],
+        )
+
+    async def _discard(self, where: paths.RecordingPaths, at: datetime, reason: str) -> None:
+        def discard() -> None:
+            tomb = sidecar.tombstone(where, reason=reason, at=at)
+            self._ledger.append(ledger.deleted_entry(tomb, source="app"))
+
+        await asyncio.to_thread(discard)
+
+
