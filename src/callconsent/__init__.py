@@ -1,3 +1,3 @@
-"""callconsent: lawful call recording for Asterisk (notice, active consent, MixMonitor, evidence)."""
+"""callconsent: lawful call recording for Asterisk (notice, consent, MixMonitor, evidence)."""
 
 __version__ = "0.1.0"
