@@ -1,0 +1,174 @@
+"""Small file-system helpers shared by the evidence store: timestamps, atomic JSON, schemas.
+
+Evidence files are written so that a crash or power loss at any moment leaves either the old
+file or the new one, never a mix: the new content goes to a temporary file in the same directory
+(``.<name>.<random>.tmp``), is flushed and fsynced, renamed over the target, and the directory is
+fsynced so the rename itself survives a power loss.
+
+JSON is written with ``ensure_ascii=True``: every byte on disk is 7-bit ASCII. Caller-controlled
+text (caller name/number) may contain anything Asterisk passes on, including CR/LF, U+2028 and
+lone surrogates; escaped, it round-trips exactly and can never break a line or a UTF-8 decoder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # ships no types
+from referencing import Registry, Resource
+
+#: Files holding personal data: owner read/write, group read (R32: 0640 or stricter).
+FILE_MODE: Final = 0o640
+
+_STAMP_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+
+#: Temporary files :func:`atomic_write_json` leaves behind only if the process dies mid-write.
+TEMP_NAME_RE: Final = re.compile(
+    r"\.(?P<target>[A-Za-z0-9][A-Za-z0-9._-]{0,80})\.[A-Za-z0-9_]+\.tmp"
+)
+
+
+class MalformedDocument(ValueError):
+    """A JSON evidence file that cannot be read as a JSON object. Carries the path."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path = path
+        self.detail = detail
+
+
+# -- timestamps ---------------------------------------------------------------------------
+
+
+def utc_stamp(dt: datetime) -> str:
+    """``2026-11-24T12:00:00.123Z``: UTC, milliseconds (truncated), ``Z``. Naive times are refused."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"naive datetime {dt!r}: evidence times must carry a time zone")
+    u = dt.astimezone(UTC)
+    return u.strftime("%Y-%m-%dT%H:%M:%S.") + f"{u.microsecond // 1000:03d}Z"
+
+
+def parse_stamp(s: str) -> datetime:
+    """Inverse of :func:`utc_stamp`; accepts exactly that format and returns an aware UTC time."""
+    if not _STAMP_RE.fullmatch(s):
+        raise ValueError(f"not a UTC millisecond timestamp: {s!r}")
+    return datetime.strptime(s[:-1], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
+
+
+# -- JSON ---------------------------------------------------------------------------------
+
+
+def dumps(obj: Any, *, indent: int | None = None) -> str:
+    """The one JSON encoding of evidence: ASCII only, no NaN/Infinity, no raw newlines in values."""
+    separators = (",", ": ") if indent is not None else (",", ":")
+    return json.dumps(obj, ensure_ascii=True, allow_nan=False, indent=indent, separators=separators)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_json(
+    path: Path, obj: Any, *, mode: int = FILE_MODE, overwrite: bool = True
+) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically and durably, file mode ``mode``.
+
+    With ``overwrite=False`` the target is created only if it does not exist (``FileExistsError``
+    otherwise); the check and the creation are one atomic ``link``.
+    """
+    data = (dumps(obj, indent=2) + "\n").encode(
+        "ascii"
+    )  # encode first: nothing on disk if it fails
+    directory = path.parent
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            tmp.unlink()
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_dir(directory)
+
+
+def sha256_file(path: Path, *, chunk_size: int = 1 << 20) -> tuple[int, str]:
+    """``(bytes, sha256 hex)`` of a file, read in chunks (flat memory for any size)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while block := f.read(chunk_size):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object. ``FileNotFoundError`` passes through; anything else unreadable raises
+    :class:`MalformedDocument` naming the path."""
+    raw = path.read_bytes()
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedDocument(path, f"not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise MalformedDocument(path, f"expected a JSON object, found {type(obj).__name__}")
+    return obj
+
+
+# -- packaged JSON Schemas ------------------------------------------------------------------
+
+SCHEMA_FILES: Final = ("sidecar.schema.json", "ledger-entry.schema.json")
+
+
+@cache
+def _registry() -> tuple[Registry[Any], dict[str, str]]:
+    registry: Registry[Any] = Registry()
+    ids: dict[str, str] = {}
+    folder = resources.files("callconsent").joinpath("schemas")
+    for name in SCHEMA_FILES:
+        contents = json.loads(folder.joinpath(name).read_text(encoding="utf-8"))
+        Draft202012Validator.check_schema(contents)
+        registry = registry.with_resource(contents["$id"], Resource.from_contents(contents))
+        ids[name] = contents["$id"]
+    return registry, ids
+
+
+@cache
+def schema_validator(name: str, pointer: str = "") -> Any:
+    """A Draft 2020-12 validator for packaged schema ``name`` (or its ``#pointer`` part)."""
+    registry, ids = _registry()
+    ref = ids[name] + (f"#{pointer}" if pointer else "")
+    return Draft202012Validator({"$ref": ref}, registry=registry)
+
+
+def schema_errors(validator: Any, doc: Mapping[str, Any]) -> list[str]:
+    """Every schema violation as ``"<json path>: <message>"``, most specific first."""
+    errors = sorted(
+        validator.iter_errors(doc), key=lambda e: (-len(e.path), list(map(str, e.path)))
+    )
+    return [f"{e.json_path}: {e.message}" for e in errors]

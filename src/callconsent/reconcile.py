@@ -1,0 +1,280 @@
+"""After a crash or power loss: bring every recording to a final sidecar, or say why not.
+
+What it does per ``<uniqueid>`` under the recordings folder:
+
+============================================  ==================================================
+found                                         action
+============================================  ==================================================
+sidecar ``recording`` + audio                 repair an unfinalised header from the file length,
+                                              finalise (``recording_final`` ledger entry); a
+                                              header-only file is tombstoned instead (``no_audio``,
+                                              ``deleted`` entry)
+sidecar ``final`` with ``has_audio`` false    tombstone ``no_audio`` (the app stopped before it)
+tombstone + audio still present               complete the deletion (``deleted`` entry)
+audio without sidecar, header only            tombstone ``no_audio``: a header holds no audio
+audio without sidecar, with audio             repair its header if needed; **report**, never
+                                              delete audio it cannot account for
+sidecar without audio                         report
+malformed sidecar / unreadable WAV            report with the path, skip, never delete
+stale ``.<name>.tmp`` from an atomic write    remove (an uncommitted draft; the sidecar is intact)
+============================================  ==================================================
+
+Files of calls that may still be in progress are left alone: a file counts as settled only when
+``is_active(uniqueid)`` (if given, e.g. from ARI's channel list) says False and both files are
+older than ``stale_after``. After an Asterisk crash, pass ``stale_after=timedelta(0)``.
+
+Every fix is logged to the ledger *before* the files change, so a run interrupted at any point
+can be re-run: it finds the remaining work from the files' states (at worst an entry repeats,
+none is lost). ``dry_run`` changes nothing and reports what would be done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from callconsent import sidecar, wav
+from callconsent._fsio import TEMP_NAME_RE, MalformedDocument, utc_stamp
+from callconsent.ledger import Ledger, LedgerEntryInvalid, deleted_entry, recording_final_entry
+from callconsent.paths import FoundRecording, RecordingPaths, iter_recordings
+
+if TYPE_CHECKING:
+    from callconsent.config import Config
+
+SOURCE = "reconcile"
+DEFAULT_STALE_AFTER = timedelta(hours=6)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileItem:
+    path: Path
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.kind}: {self.detail}"
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    dry_run: bool
+    fixed: list[ReconcileItem] = field(default_factory=list)  # done, or would be in a dry run
+    reported: list[ReconcileItem] = field(default_factory=list)  # left for a person
+    in_progress: int = 0  # skipped: may still be written
+    checked: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.reported
+
+    def as_dict(self) -> dict[str, Any]:
+        """For ``--json`` output."""
+
+        def items(found: list[ReconcileItem]) -> list[dict[str, str]]:
+            return [{"path": str(i.path), "kind": i.kind, "detail": i.detail} for i in found]
+
+        return {
+            "dry_run": self.dry_run,
+            "clean": self.clean,
+            "checked": self.checked,
+            "in_progress": self.in_progress,
+            "fixed": items(self.fixed),
+            "reported": items(self.reported),
+        }
+
+    def summary(self) -> str:
+        """One line per fix and per report, then a count line."""
+        done = "would fix" if self.dry_run else "fixed"
+        lines = [f"{done}: {i}" for i in self.fixed] + [f"report: {i}" for i in self.reported]
+        lines.append(
+            f"reconcile: {self.checked} checked, {len(self.fixed)} {done}, "
+            f"{len(self.reported)} to look at, {self.in_progress} possibly in progress (skipped)"
+        )
+        return "\n".join(lines)
+
+
+class _Run:
+    def __init__(
+        self,
+        ledger: Ledger,
+        now: datetime,
+        dry_run: bool,
+        stale_after: timedelta,
+        is_active: Callable[[str], bool] | None,
+    ) -> None:
+        self.ledger = ledger
+        self.now = now
+        self.dry_run = dry_run
+        self.cutoff = now - stale_after
+        self.is_active = is_active
+        self.report = ReconcileReport(dry_run=dry_run)
+
+    def fixed(self, path: Path, kind: str, detail: str) -> None:
+        self.report.fixed.append(ReconcileItem(path, kind, detail))
+
+    def reported(self, path: Path, kind: str, detail: str) -> None:
+        self.report.reported.append(ReconcileItem(path, kind, detail))
+
+    def settled(self, paths: RecordingPaths) -> bool:
+        if self.is_active is not None and self.is_active(paths.uniqueid):
+            return False
+        return all(_mtime(p) <= self.cutoff for p in (paths.audio, paths.sidecar) if p.exists())
+
+    # -- per recording ---------------------------------------------------------------
+
+    def recording(self, found: FoundRecording) -> None:
+        self.report.checked += 1
+        paths = found.paths
+        try:
+            if not self.settled(paths):
+                self.report.in_progress += 1
+                return
+            doc = sidecar.load(paths) if found.has_sidecar else None
+        except FileNotFoundError:  # removed since the folder was listed
+            return
+        except MalformedDocument as exc:
+            self.reported(paths.sidecar, "malformed_sidecar", f"{exc.detail} (skipped)")
+            return
+        try:
+            self._dispatch(found, doc)
+        except (OSError, wav.WavError, wav.RecordingNotClosed, MalformedDocument,
+                LedgerEntryInvalid, sidecar.SidecarInvalid) as exc:
+            self.reported(paths.audio, "fix_failed", f"{type(exc).__name__}: {exc}")
+
+    def _dispatch(self, found: FoundRecording, doc: dict[str, Any] | None) -> None:
+        paths = found.paths
+        if doc is None:
+            self._orphan_audio(paths)
+        elif doc["state"] == sidecar.State.TOMBSTONE:
+            if found.has_audio:
+                self._tombstone(paths, doc, "deletion_completed")
+        elif not found.has_audio:
+            self.reported(paths.sidecar, "recording_missing",
+                          f"sidecar in state {doc['state']} but no audio file")
+        elif doc["state"] == sidecar.State.RECORDING:
+            self._finalise(paths)
+        elif not doc["recording"]["has_audio"]:
+            self._tombstone(paths, None, "tombstoned_no_audio")
+
+    def _inspect(self, paths: RecordingPaths) -> wav.WavInfo | None:
+        try:
+            return wav.inspect(paths.audio)
+        except wav.WavError as exc:
+            self.reported(paths.audio, "unreadable_audio", f"{exc} (left as it is)")
+            return None
+
+    def _finalise(self, paths: RecordingPaths) -> None:
+        info = self._inspect(paths)
+        if info is None:
+            return
+        if info.header_only:
+            self._tombstone(paths, None, "tombstoned_no_audio")
+            return
+        repaired = not info.finalised
+        if self.dry_run:
+            if repaired:
+                self.fixed(paths.audio, "header_repaired", f"would set data size {info.data_bytes}")
+            self.fixed(paths.sidecar, "finalised", "would finalise")
+            return
+        ended_at = _mtime(paths.audio)  # the last write: the best estimate of the end
+        if repaired:
+            wav.repair_header(paths.audio)
+            self.fixed(paths.audio, "header_repaired", f"data size set to {info.data_bytes}")
+        final = sidecar.prepare_final(paths, ended_at=ended_at)
+        self.ledger.append(
+            recording_final_entry(final, at=self.now, source=SOURCE, header_repaired=repaired)
+        )
+        sidecar.write(paths, final)
+        self.fixed(paths.sidecar, "finalised",
+                   f"{final['recording']['bytes']} bytes, sha256 {final['recording']['sha256']}")
+
+    def _tombstone(self, paths: RecordingPaths, tomb: dict[str, Any] | None, kind: str) -> None:
+        """Tombstone ``paths`` (reason ``no_audio``), or complete the existing ``tomb``."""
+        if self.dry_run:
+            self.fixed(paths.audio, kind, "would delete the audio and keep a tombstone")
+            return
+        if tomb is None:
+            tomb = sidecar.prepare_tombstone(
+                paths, reason=sidecar.TombstoneReason.NO_AUDIO.value, at=self.now
+            )
+        self.ledger.append(deleted_entry(tomb, source=SOURCE))
+        sidecar.write(paths, tomb)
+        self.fixed(paths.audio, kind, f"reason {tomb['reason']}")
+
+    def _orphan_audio(self, paths: RecordingPaths) -> None:
+        info = self._inspect(paths)
+        if info is None:
+            self.reported(paths.audio, "orphan_audio", "recording without a sidecar")
+            return
+        if info.header_only:
+            self._tombstone(paths, None, "tombstoned_no_audio")
+            return
+        if not info.finalised:
+            if not self.dry_run:
+                self.ledger.append({
+                    "type": "header_repaired",
+                    "at": utc_stamp(self.now),
+                    "call": {"uniqueid": paths.uniqueid},
+                    "recording": {"file": paths.relative, "bytes": info.bytes,
+                                  "data_bytes": info.data_bytes},
+                    "source": SOURCE,
+                })
+                wav.repair_header(paths.audio)
+            self.fixed(paths.audio, "header_repaired", f"data size {info.data_bytes}")
+        self.reported(paths.audio, "orphan_audio",
+                      f"recording without a sidecar ({info.duration_seconds} s of audio); kept")
+
+    def other_file(self, path: Path) -> None:
+        if not TEMP_NAME_RE.fullmatch(path.name):
+            return
+        with contextlib.suppress(FileNotFoundError):
+            if _mtime(path) > self.cutoff:
+                return
+            if not self.dry_run:
+                path.unlink()
+            self.fixed(path, "temp_removed", "leftover of an interrupted atomic write")
+
+
+def reconcile(
+    recordings_dir: Path,
+    ledger: Ledger,
+    *,
+    now: datetime,
+    dry_run: bool,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+    is_active: Callable[[str], bool] | None = None,
+) -> ReconcileReport:
+    """Repair what a crash left behind under ``recordings_dir``; see the module docstring."""
+    run = _Run(ledger, now, dry_run, stale_after, is_active)
+    for found in iter_recordings(recordings_dir, on_other=run.other_file):
+        run.recording(found)
+    return run.report
+
+
+def reconcile_main(
+    config: Config,
+    *,
+    dry_run: bool,
+    as_json: bool,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+) -> int:
+    """``callconsent reconcile``: run, print the report, exit 0 when nothing is left to look at
+    and 1 otherwise."""
+    report = reconcile(
+        config.storage.recordings_dir,
+        Ledger(config.storage.ledger_path),
+        now=datetime.now(UTC),
+        dry_run=dry_run,
+        stale_after=stale_after,
+    )
+    print(json.dumps(report.as_dict(), indent=2) if as_json else report.summary())
+    return 0 if report.clean else 1
+
+
+def _mtime(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)

@@ -1,0 +1,145 @@
+"""Integrity check (R34): every final sidecar's size and sha256 against its audio, and the
+ledger's hash chain. Streams one day folder and one ledger line at a time; memory does not grow
+with the number of recordings, only with the number of problems found.
+
+Problem kinds: ``malformed_sidecar``, ``audio_missing``, ``size_mismatch``, ``sha256_mismatch``,
+``unreadable_audio``, ``orphan_audio`` (audio without sidecar), ``audio_after_tombstone``,
+``ledger_missing`` and ``ledger_<kind>`` for each :class:`~callconsent.ledger.ChainProblem`.
+Sidecars still in state ``recording`` are counted (``unfinalised``), not reported: they belong to
+calls in progress or to ``reconcile``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callconsent import sidecar
+from callconsent._fsio import MalformedDocument, sha256_file
+from callconsent.ledger import verify_chain
+from callconsent.paths import FoundRecording, iter_recordings
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyProblem:
+    path: Path
+    kind: str
+    detail: str
+    line_no: int | None = None  # for ledger problems
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line_no}" if self.line_no is not None else str(self.path)
+        return f"{where}: {self.kind}: {self.detail}"
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    problems: list[VerifyProblem] = field(default_factory=list)
+    sidecars: int = 0
+    recordings_hashed: int = 0
+    tombstones: int = 0
+    unfinalised: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """For ``--json`` output."""
+        return {
+            "ok": self.ok,
+            "sidecars": self.sidecars,
+            "recordings_hashed": self.recordings_hashed,
+            "tombstones": self.tombstones,
+            "unfinalised": self.unfinalised,
+            "problems": [
+                {"path": str(p.path), "line": p.line_no, "kind": p.kind, "detail": p.detail}
+                for p in self.problems
+            ],
+        }
+
+    def summary(self) -> str:
+        """One line per problem, then a verdict line."""
+        verdict = "intact" if self.ok else f"{len(self.problems)} problem(s)"
+        counts = (
+            f"{self.sidecars} sidecar(s), {self.recordings_hashed} recording(s) hashed, "
+            f"{self.tombstones} tombstone(s), {self.unfinalised} still recording"
+        )
+        return "\n".join([*map(str, self.problems), f"verify: {verdict}; {counts}"])
+
+
+def verify(
+    recordings_dir: Path,
+    ledger_path: Path,
+    *,
+    anchor: tuple[int, str] | None = None,
+    on_problem: Callable[[VerifyProblem], None] | None = None,
+) -> VerifyReport:
+    """Check every recording under ``recordings_dir`` and the ledger at ``ledger_path``.
+
+    ``on_problem`` is called as each problem is found (for streaming output); ``anchor`` is an
+    optional ``(seq, sha256)`` from :func:`callconsent.ledger.head` kept outside the ledger.
+    """
+    report = VerifyReport()
+
+    def problem(path: Path, kind: str, detail: str, line_no: int | None = None) -> None:
+        found = VerifyProblem(path, kind, detail, line_no)
+        report.problems.append(found)
+        if on_problem is not None:
+            on_problem(found)
+
+    for found in iter_recordings(recordings_dir):
+        _check_recording(found, report, problem)
+    try:
+        for chain_problem in verify_chain(ledger_path, anchor=anchor):
+            problem(ledger_path, f"ledger_{chain_problem.kind}", chain_problem.detail,
+                    chain_problem.line_no)
+    except FileNotFoundError:
+        problem(ledger_path, "ledger_missing", "the ledger file does not exist")
+    return report
+
+
+def _check_recording(
+    found: FoundRecording, report: VerifyReport, problem: Callable[[Path, str, str], None]
+) -> None:
+    paths = found.paths
+    if not found.has_sidecar:
+        problem(paths.audio, "orphan_audio", "recording without a sidecar")
+        return
+    report.sidecars += 1
+    try:
+        doc = sidecar.load(paths)
+    except FileNotFoundError:  # deleted (purged) since the folder was listed
+        return
+    except MalformedDocument as exc:
+        problem(paths.sidecar, "malformed_sidecar", exc.detail)
+        return
+    state = doc["state"]
+    if state == sidecar.State.TOMBSTONE:
+        report.tombstones += 1
+        if found.has_audio:
+            problem(paths.audio, "audio_after_tombstone", "audio still present after deletion")
+        return
+    if state == sidecar.State.RECORDING:
+        report.unfinalised += 1
+        return
+    if not found.has_audio:
+        problem(paths.audio, "audio_missing", "final sidecar but no recording")
+        return
+    expected_bytes = doc["recording"]["bytes"]
+    expected_sha = doc["recording"]["sha256"]
+    try:
+        actual_bytes = paths.audio.stat().st_size
+        if actual_bytes != expected_bytes:
+            problem(paths.audio, "size_mismatch",
+                    f"{actual_bytes} bytes, sidecar says {expected_bytes}")
+            return
+        _, actual_sha = sha256_file(paths.audio)
+    except OSError as exc:
+        problem(paths.audio, "unreadable_audio", str(exc))
+        return
+    report.recordings_hashed += 1
+    if actual_sha != expected_sha:
+        problem(paths.audio, "sha256_mismatch", f"sha256 {actual_sha}, sidecar says {expected_sha}")
