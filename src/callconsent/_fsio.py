@@ -33,10 +33,9 @@ FILE_MODE: Final = 0o640
 
 _STAMP_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
-#: Temporary files :func:`atomic_write_json` leaves behind only if the process dies mid-write.
-TEMP_NAME_RE: Final = re.compile(
-    r"\.(?P<target>[A-Za-z0-9][A-Za-z0-9._-]{0,80})\.[A-Za-z0-9_]+\.tmp"
-)
+#: Temporary files :func:`atomic_write_json` leaves behind only if the process dies mid-write
+#: (JSON targets only: nothing that could be audio ever matches).
+TEMP_NAME_RE: Final = re.compile(r"\.[A-Za-z0-9][A-Za-z0-9._-]{0,80}\.json\.[A-Za-z0-9_]+\.tmp")
 
 
 class MalformedDocument(ValueError):

@@ -117,8 +117,11 @@ class Ledger:
                 data = (b"\n" if torn else b"") + line + b"\n"
                 _write_all(fd, data)
                 os.fsync(fd)
-                self._head = ((st.st_dev, st.st_ino, st.st_size + len(data)), seq + 1,
-                              line_sha256(line))
+                self._head = (
+                    (st.st_dev, st.st_ino, st.st_size + len(data)),
+                    seq + 1,
+                    line_sha256(line),
+                )
             finally:
                 os.close(fd)  # releases the flock
         return entry
@@ -156,13 +159,17 @@ def _read_head(fd: int, size: int) -> tuple[int, str, bool]:
     torn = os.pread(fd, 1, size - 1) != b"\n"
     lines = _reverse_lines(fd, size)
     last = next(lines)
-    seq = 0
-    for raw in itertools.chain((last,), lines):
+    found = _last_entry(itertools.chain((last,), lines))
+    return (found[0] if found else 0), line_sha256(last), torn
+
+
+def _last_entry(reversed_lines: Iterator[bytes]) -> tuple[int, bytes] | None:
+    """``(seq, raw line)`` of the first readable entry among lines read from the end."""
+    for raw in reversed_lines:
         parsed = _parse(raw)
         if isinstance(parsed, dict):
-            seq = parsed["seq"]
-            break
-    return seq, line_sha256(last), torn
+            return parsed["seq"], raw
+    return None
 
 
 def _parse(raw: bytes) -> dict[str, Any] | str:
@@ -201,12 +208,8 @@ def head(path: Path) -> tuple[int, str] | None:
     """``(seq, sha256 of the line)`` of the newest readable entry, to keep as an external anchor;
     None for an empty ledger."""
     with path.open("rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        for raw in _reverse_lines(f.fileno(), size):
-            parsed = _parse(raw)
-            if isinstance(parsed, dict):
-                return parsed["seq"], line_sha256(raw)
-    return None
+        found = _last_entry(_reverse_lines(f.fileno(), os.fstat(f.fileno()).st_size))
+    return None if found is None else (found[0], line_sha256(found[1]))
 
 
 def verify_chain(

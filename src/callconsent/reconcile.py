@@ -142,8 +142,14 @@ class _Run:
             return
         try:
             self._dispatch(found, doc)
-        except (OSError, wav.WavError, wav.RecordingNotClosed, MalformedDocument,
-                LedgerEntryInvalid, sidecar.SidecarInvalid) as exc:
+        except (
+            OSError,
+            wav.WavError,
+            wav.RecordingNotClosed,
+            MalformedDocument,
+            LedgerEntryInvalid,
+            sidecar.SidecarInvalid,
+        ) as exc:
             self.reported(paths.audio, "fix_failed", f"{type(exc).__name__}: {exc}")
 
     def _dispatch(self, found: FoundRecording, doc: dict[str, Any] | None) -> None:
@@ -154,8 +160,11 @@ class _Run:
             if found.has_audio:
                 self._tombstone(paths, doc, "deletion_completed")
         elif not found.has_audio:
-            self.reported(paths.sidecar, "recording_missing",
-                          f"sidecar in state {doc['state']} but no audio file")
+            self.reported(
+                paths.sidecar,
+                "recording_missing",
+                f"sidecar in state {doc['state']} but no audio file",
+            )
         elif doc["state"] == sidecar.State.RECORDING:
             self._finalise(paths)
         elif not doc["recording"]["has_audio"]:
@@ -190,8 +199,11 @@ class _Run:
             recording_final_entry(final, at=self.now, source=SOURCE, header_repaired=repaired)
         )
         sidecar.write(paths, final)
-        self.fixed(paths.sidecar, "finalised",
-                   f"{final['recording']['bytes']} bytes, sha256 {final['recording']['sha256']}")
+        self.fixed(
+            paths.sidecar,
+            "finalised",
+            f"{final['recording']['bytes']} bytes, sha256 {final['recording']['sha256']}",
+        )
 
     def _tombstone(self, paths: RecordingPaths, tomb: dict[str, Any] | None, kind: str) -> None:
         """Tombstone ``paths`` (reason ``no_audio``), or complete the existing ``tomb``."""
@@ -216,18 +228,26 @@ class _Run:
             return
         if not info.finalised:
             if not self.dry_run:
-                self.ledger.append({
-                    "type": "header_repaired",
-                    "at": utc_stamp(self.now),
-                    "call": {"uniqueid": paths.uniqueid},
-                    "recording": {"file": paths.relative, "bytes": info.bytes,
-                                  "data_bytes": info.data_bytes},
-                    "source": SOURCE,
-                })
+                self.ledger.append(
+                    {
+                        "type": "header_repaired",
+                        "at": utc_stamp(self.now),
+                        "call": {"uniqueid": paths.uniqueid},
+                        "recording": {
+                            "file": paths.relative,
+                            "bytes": info.bytes,
+                            "data_bytes": info.data_bytes,
+                        },
+                        "source": SOURCE,
+                    }
+                )
                 wav.repair_header(paths.audio)
             self.fixed(paths.audio, "header_repaired", f"data size {info.data_bytes}")
-        self.reported(paths.audio, "orphan_audio",
-                      f"recording without a sidecar ({info.duration_seconds} s of audio); kept")
+        self.reported(
+            paths.audio,
+            "orphan_audio",
+            f"recording without a sidecar ({info.duration_seconds} s of audio); kept",
+        )
 
     def other_file(self, path: Path) -> None:
         if not TEMP_NAME_RE.fullmatch(path.name):

@@ -144,8 +144,14 @@ def recording_document(
         "notices": notices,
         "purposes": purposes,
         "recording": {
-            "file": paths.relative, "format": "wav", "started_at": started, "ended_at": None,
-            "duration_seconds": None, "bytes": None, "sha256": None, "has_audio": None,
+            "file": paths.relative,
+            "format": "wav",
+            "started_at": started,
+            "ended_at": None,
+            "duration_seconds": None,
+            "bytes": None,
+            "sha256": None,
+            "has_audio": None,
         },
         "delete_after": utc_stamp(delete_after),
         "tags": tags,
@@ -155,8 +161,9 @@ def recording_document(
     }
 
 
-def write(paths: RecordingPaths, doc: Mapping[str, Any]) -> None:
-    """Validate and atomically write ``doc`` as the sidecar of ``paths``.
+def write(paths: RecordingPaths, doc: Mapping[str, Any], *, overwrite: bool = True) -> None:
+    """Validate and atomically write ``doc`` as the sidecar of ``paths`` (with
+    ``overwrite=False``: only if there is none yet, else ``FileExistsError``).
 
     A tombstone is written first and the audio deleted after it, so a crash in between leaves a
     tombstone beside leftover audio (``reconcile`` completes the deletion), never audio whose
@@ -164,7 +171,7 @@ def write(paths: RecordingPaths, doc: Mapping[str, Any]) -> None:
     """
     validate(doc)
     _check_belongs(paths, doc)
-    atomic_write_json(paths.sidecar, doc)
+    atomic_write_json(paths.sidecar, doc, overwrite=overwrite)
     if doc["state"] == State.TOMBSTONE:
         with contextlib.suppress(FileNotFoundError):
             paths.audio.unlink()
@@ -180,16 +187,14 @@ def create(paths: RecordingPaths, doc: Mapping[str, Any]) -> None:
     """
     if doc.get("state") != State.RECORDING:
         raise SidecarStateError(f"create writes state 'recording', not {doc.get('state')!r}")
-    validate(doc)
-    _check_belongs(paths, doc)
-    atomic_write_json(paths.sidecar, doc, overwrite=False)
+    write(paths, doc, overwrite=False)
 
 
 def prepare_final(paths: RecordingPaths, *, ended_at: datetime) -> dict[str, Any]:
     """The ``final`` document for a closed recording, computed but not written.
 
     Reads the WAV header and hashes the whole file in chunks. An already final sidecar is
-    returned unchanged. Raises ``FileNotFoundError`` (no audio), :class:`wav.RecordingNotClosed`
+    returned unchanged. Raises ``FileNotFoundError`` (no sidecar or no audio), :class:`wav.RecordingNotClosed`
     (header not finalised: await :func:`wav.wait_closed`, or repair after a crash),
     :class:`wav.WavError`, :class:`SidecarStateError` (tombstone) or ``MalformedDocument``.
     """

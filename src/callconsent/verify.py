@@ -94,8 +94,12 @@ def verify(
         _check_recording(found, report, problem)
     try:
         for chain_problem in verify_chain(ledger_path, anchor=anchor):
-            problem(ledger_path, f"ledger_{chain_problem.kind}", chain_problem.detail,
-                    chain_problem.line_no)
+            problem(
+                ledger_path,
+                f"ledger_{chain_problem.kind}",
+                chain_problem.detail,
+                chain_problem.line_no,
+            )
     except FileNotFoundError:
         problem(ledger_path, "ledger_missing", "the ledger file does not exist")
     return report
@@ -133,8 +137,9 @@ def _check_recording(
     try:
         actual_bytes = paths.audio.stat().st_size
         if actual_bytes != expected_bytes:
-            problem(paths.audio, "size_mismatch",
-                    f"{actual_bytes} bytes, sidecar says {expected_bytes}")
+            problem(
+                paths.audio, "size_mismatch", f"{actual_bytes} bytes, sidecar says {expected_bytes}"
+            )
             return
         _, actual_sha = sha256_file(paths.audio)
     except OSError as exc:

@@ -125,8 +125,19 @@ def pcm_header(
     riff_size = 0 if data_bytes is None else 36 + data_bytes
     return struct.pack(
         "<4sI4s4sIHHIIHH4sI",
-        b"RIFF", riff_size, b"WAVE", b"fmt ", 16, _PCM, channels, sample_rate,
-        sample_rate * block_align, block_align, bits, b"data", data_bytes or 0,
+        b"RIFF",
+        riff_size,
+        b"WAVE",
+        b"fmt ",
+        16,
+        _PCM,
+        channels,
+        sample_rate,
+        sample_rate * block_align,
+        block_align,
+        bits,
+        b"data",
+        data_bytes or 0,
     )
 
 
@@ -205,7 +216,7 @@ def _rest_is_chunks(f: BinaryIO, data_end: int, size: int, declared: int) -> boo
         if pos + 8 > size:
             return False
         f.seek(pos)
-        (chunk_size,) = struct.unpack("<I", f.read(8)[4:])
+        (chunk_size,) = struct.unpack("<I", _read_exact(f, 8, "chunk header")[4:])
         pos += 8 + chunk_size + (chunk_size & 1)
         if pos > size + 1:  # a last odd chunk may omit its pad byte
             return False

@@ -31,16 +31,30 @@ def call_record(n: int = 0, **overrides: Any) -> dict[str, Any]:
     record: dict[str, Any] = {
         "type": "call",
         "at": "2026-11-24T12:00:00.123Z",
-        "call": {"uniqueid": f"1732451234.{n}", "linkedid": f"1732451234.{n}",
-                 "channel": "PJSIP/lab-caller-00000001", "route": "support",
-                 "caller_number": "+4512345678", "caller_name": None, "dialled_number": "support"},
+        "call": {
+            "uniqueid": f"1732451234.{n}",
+            "linkedid": f"1732451234.{n}",
+            "channel": "PJSIP/lab-caller-00000001",
+            "route": "support",
+            "caller_number": "+4512345678",
+            "caller_name": None,
+            "dialled_number": "support",
+        },
         "started_at": "2026-11-24T11:59:50.000Z",
         "status": "refused",
         "reason": "timeout",
         "language": "da",
         "notices": [],
-        "purposes": [{"purpose": "training", "lawful_basis": "6(1)(a)", "retention_days": 30,
-                      "status": "refused", "reason": "timeout", "consent": None}],
+        "purposes": [
+            {
+                "purpose": "training",
+                "lawful_basis": "6(1)(a)",
+                "retention_days": 30,
+                "status": "refused",
+                "reason": "timeout",
+                "consent": None,
+            }
+        ],
         "recorded_purposes": [],
         "recording": None,
         "software": {"name": "callconsent", "version": "0.1.0"},
@@ -159,8 +173,14 @@ def test_ledger_detects_reordered_lines(ledger_path: Path) -> None:
 
 def test_ledger_detects_inserted_line(ledger_path: Path) -> None:
     raw = lines(filled(ledger_path, 4))
-    forged = json.dumps({"seq": 3, "type": "note", "at": "2026-11-24T12:00:00.123Z",
-                         "prev_sha256": hashlib.sha256(raw[1]).hexdigest()}).encode()
+    forged = json.dumps(
+        {
+            "seq": 3,
+            "type": "note",
+            "at": "2026-11-24T12:00:00.123Z",
+            "prev_sha256": hashlib.sha256(raw[1]).hexdigest(),
+        }
+    ).encode()
     write_lines(ledger_path, [*raw[:2], forged, *raw[2:]])
     assert kinds_at(verify_chain(ledger_path)) == [(4, "chain_break"), (4, "seq")]
 
@@ -171,7 +191,11 @@ def test_malformed_lines_are_reported_with_path_and_line_number(ledger_path: Pat
     bad = [(e.line_no, e.path) for e in iter_entries(ledger_path) if not e.ok]
     assert bad == [(2, ledger_path), (3, ledger_path), (4, ledger_path)]
     assert kinds_at(verify_chain(ledger_path)) == [
-        (2, "malformed"), (3, "malformed"), (4, "malformed"), (5, "chain_break")]
+        (2, "malformed"),
+        (3, "malformed"),
+        (4, "malformed"),
+        (5, "chain_break"),
+    ]
 
 
 def test_anchor_detects_a_cut_off_tail_and_an_edited_last_line(ledger_path: Path) -> None:
@@ -230,8 +254,10 @@ def test_concurrent_appenders_from_two_processes_keep_a_valid_chain(ledger_path:
         "    ledger.append({'type': 'note', 'at': '2026-11-24T12:00:00.123Z', 'who': sys.argv[2]})\n"
     )
     env = {**os.environ, "PYTHONPATH": src}
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(ledger_path), who], env=env)
-             for who in ("app", "cli")]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(ledger_path), who], env=env)
+        for who in ("app", "cli")
+    ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     entries = [e.entry for e in iter_entries(ledger_path)]
     assert [e["seq"] for e in entries if e] == list(range(1, 301))

@@ -34,7 +34,9 @@ def test_paths_use_utc_date_folders_and_uniqueid(tmp_path: Path) -> None:
 
 
 def test_date_folder_is_taken_in_utc_not_local_time(tmp_path: Path) -> None:
-    copenhagen_just_after_midnight = datetime(2026, 11, 25, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+    copenhagen_just_after_midnight = datetime(
+        2026, 11, 25, 0, 30, tzinfo=timezone(timedelta(hours=1))
+    )
     assert recording_paths(tmp_path, "1.1", copenhagen_just_after_midnight).relative.startswith(
         "2026/11/24/"
     )
@@ -52,8 +54,23 @@ def test_recording_paths_creates_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "uniqueid",
-    ["", "..", "../x", "a/b", "a..b", ".hidden", "-x", "a b", "x\n", "a\x00b", "é1", "a" * 65,
-     "1.1/../../etc/passwd", "C:\\x", "~root"],
+    [
+        "",
+        "..",
+        "../x",
+        "a/b",
+        "a..b",
+        ".hidden",
+        "-x",
+        "a b",
+        "x\n",
+        "a\x00b",
+        "é1",
+        "a" * 65,
+        "1.1/../../etc/passwd",
+        "C:\\x",
+        "~root",
+    ],
 )
 def test_unsafe_uniqueid_is_refused(tmp_path: Path, uniqueid: str) -> None:
     with pytest.raises(UnsafeIdentifier):
@@ -123,8 +140,10 @@ def test_iter_recordings_pairs_audio_and_sidecar_and_passes_other_files_aside(
     (a.directory / ".1.1.json.abc.tmp").write_text("{")
     (tmp_path / "notes.txt").write_text("ignored: not a date folder")
     others: list[Path] = []
-    found = [(f.paths.relative, f.has_audio, f.has_sidecar)
-             for f in iter_recordings(tmp_path, on_other=others.append)]
+    found = [
+        (f.paths.relative, f.has_audio, f.has_sidecar)
+        for f in iter_recordings(tmp_path, on_other=others.append)
+    ]
     assert found == [
         ("2026/11/24/1.1.wav", True, True),
         ("2026/11/24/1.2.wav", False, True),

@@ -30,14 +30,29 @@ AUDIO = bytes(range(256)) * 40
 def start(root: Path, uniqueid: str) -> RecordingPaths:
     paths = recording_paths(root, uniqueid, T0)
     ensure_directory(paths)
-    sidecar.create(paths, sidecar.recording_document(
+    sidecar.create(
         paths,
-        call={"uniqueid": uniqueid, "linkedid": uniqueid, "channel": "PJSIP/x-1", "route": "r",
-              "caller_number": "+4512345678", "caller_name": "Test", "dialled_number": None},
-        started_at=T0, language="da", notices=[], purposes=[],
-        delete_after=T0 + timedelta(days=90), tags=[],
-        software={"name": "callconsent", "version": "0.1.0"}, config_sha256="0" * 64,
-    ))
+        sidecar.recording_document(
+            paths,
+            call={
+                "uniqueid": uniqueid,
+                "linkedid": uniqueid,
+                "channel": "PJSIP/x-1",
+                "route": "r",
+                "caller_number": "+4512345678",
+                "caller_name": "Test",
+                "dialled_number": None,
+            },
+            started_at=T0,
+            language="da",
+            notices=[],
+            purposes=[],
+            delete_after=T0 + timedelta(days=90),
+            tags=[],
+            software={"name": "callconsent", "version": "0.1.0"},
+            config_sha256="0" * 64,
+        ),
+    )
     return paths
 
 
@@ -58,13 +73,20 @@ def entries(ledger: Ledger) -> list[dict[str, Any]]:
 
 
 def summary(report: ReconcileReport) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    return ([(i.path.name, i.kind) for i in report.fixed],
-            [(i.path.name, i.kind) for i in report.reported])
+    return (
+        [(i.path.name, i.kind) for i in report.fixed],
+        [(i.path.name, i.kind) for i in report.reported],
+    )
 
 
 def snapshot(*folders: Path) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for f in folders if f.exists()
-            for p in sorted(f.rglob("*")) if p.is_file()}
+    return {
+        str(p): p.read_bytes()
+        for f in folders
+        if f.exists()
+        for p in sorted(f.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_stuck_recording_with_unfinalised_header_is_repaired_and_finalised(
@@ -105,8 +127,11 @@ def test_header_only_wav_is_tombstoned_as_no_audio_with_a_ledger_entry(
     tomb = sidecar.load(paths)
     assert tomb["state"] == "tombstone" and tomb["reason"] == "no_audio"
     [entry] = entries(ledger)
-    assert (entry["type"], entry["reason"], entry["call"]) == ("deleted", "no_audio",
-                                                               {"uniqueid": "1.1"})
+    assert (entry["type"], entry["reason"], entry["call"]) == (
+        "deleted",
+        "no_audio",
+        {"uniqueid": "1.1"},
+    )
 
 
 def test_final_sidecar_without_audio_data_is_tombstoned(root: Path, ledger: Ledger) -> None:
@@ -114,7 +139,9 @@ def test_final_sidecar_without_audio_data_is_tombstoned(root: Path, ledger: Ledg
     paths.audio.write_bytes(pcm_header(0))
     sidecar.finalise(paths, ended_at=T0)  # the app crashed before it tombstoned
     assert summary(reconcile(root, ledger, now=LATER, dry_run=False)) == (
-        [("1.1.wav", "tombstoned_no_audio")], [])
+        [("1.1.wav", "tombstoned_no_audio")],
+        [],
+    )
     assert not paths.audio.exists()
 
 
@@ -123,7 +150,9 @@ def test_header_only_wav_without_sidecar_is_tombstoned(root: Path, ledger: Ledge
     ensure_directory(paths)
     paths.audio.write_bytes(pcm_header(0))
     assert summary(reconcile(root, ledger, now=LATER, dry_run=False)) == (
-        [("1.1.wav", "tombstoned_no_audio")], [])
+        [("1.1.wav", "tombstoned_no_audio")],
+        [],
+    )
     assert sidecar.load(paths)["recording"]["sha256"] == hashlib.sha256(pcm_header(0)).hexdigest()
 
 
@@ -162,7 +191,9 @@ def test_unreadable_wav_is_reported_and_left_alone(root: Path, ledger: Ledger) -
     paths = start(root, "1.1")
     paths.audio.write_bytes(b"not a wav at all")
     assert summary(reconcile(root, ledger, now=LATER, dry_run=False)) == (
-        [], [("1.1.wav", "unreadable_audio")])
+        [],
+        [("1.1.wav", "unreadable_audio")],
+    )
     assert paths.audio.read_bytes() == b"not a wav at all"
 
 
@@ -183,9 +214,14 @@ def test_dry_run_changes_nothing_and_reports_what_it_would_do(root: Path, ledger
     start(root, "1.2").audio.write_bytes(pcm_header(0))
     before = snapshot(root)
     report = reconcile(root, ledger, now=LATER, dry_run=True)
-    assert report.dry_run and summary(report) == ([
-        ("1.1.wav", "header_repaired"), ("1.1.json", "finalised"),
-        ("1.2.wav", "tombstoned_no_audio")], [])
+    assert report.dry_run and summary(report) == (
+        [
+            ("1.1.wav", "header_repaired"),
+            ("1.1.json", "finalised"),
+            ("1.2.wav", "tombstoned_no_audio"),
+        ],
+        [],
+    )
     assert snapshot(root) == before and not ledger.path.exists()
 
 
@@ -229,8 +265,14 @@ def test_files_of_calls_in_progress_are_left_alone(root: Path, ledger: Ledger) -
     assert report.in_progress == 1 and summary(report) == ([], [])
     report = reconcile(root, ledger, now=LATER, dry_run=False, is_active={"1.1"}.__contains__)
     assert report.in_progress == 1 and paths.audio.exists()
-    report = reconcile(root, ledger, now=now, dry_run=False, stale_after=timedelta(0),
-                       is_active=set[str]().__contains__)  # Asterisk known to be down
+    report = reconcile(
+        root,
+        ledger,
+        now=now,
+        dry_run=False,
+        stale_after=timedelta(0),
+        is_active=set[str]().__contains__,
+    )  # Asterisk known to be down
     assert summary(report) == ([("1.1.wav", "tombstoned_no_audio")], [])
 
 
@@ -242,19 +284,22 @@ def test_stale_temp_files_of_interrupted_writes_are_removed(root: Path, ledger: 
     temp.write_text('{"half": ')
     foreign = paths.directory / "notes.txt"
     foreign.write_text("not ours")
+    audio_like = paths.directory / ".1.1.wav.abc123.tmp"  # never ours to delete
+    audio_like.write_bytes(pcm_header(0))
     assert reconcile(root, ledger, now=datetime.now(UTC), dry_run=False).fixed == []
     report = reconcile(root, ledger, now=LATER, dry_run=False)
     assert summary(report) == ([(temp.name, "temp_removed")], [])
-    assert not temp.exists() and foreign.exists()
-
+    assert not temp.exists() and foreign.exists() and audio_like.exists()
 
 
 def test_reconcile_command_prints_the_report_and_exits_1_when_something_is_left(
     root: Path, ledger: Ledger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     start(root, "1.1")  # sidecar without recording: reported
-    config = cast("Config", SimpleNamespace(
-        storage=SimpleNamespace(recordings_dir=root, ledger_path=ledger.path)))
+    config = cast(
+        "Config",
+        SimpleNamespace(storage=SimpleNamespace(recordings_dir=root, ledger_path=ledger.path)),
+    )
     assert reconcile_main(config, dry_run=True, as_json=True, stale_after=timedelta(0)) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["dry_run"] is True and [r["kind"] for r in out["reported"]] == ["recording_missing"]

@@ -28,33 +28,59 @@ from callconsent.wav import RecordingNotClosed, pcm_header
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)
 SHA = "ab" * 32
-HOSTILE = "../../etc/passwd\"; rm -rf / $HOME `x`\r\nX-Injected: 1\u2028\ud800" + "9" * 200
+HOSTILE = '../../etc/passwd"; rm -rf / $HOME `x`\r\nX-Injected: 1\u2028\ud800' + "9" * 200
 
 
 def new_doc(paths: RecordingPaths, **call: Any) -> dict[str, Any]:
     stamp = utc_stamp(T0)
     consent = {
-        "status": "given", "reason": "digit", "digit": "1",
-        "question_id": "training_v1.question", "question_version": SHA,
-        "question_started_at": stamp, "question_ended_at": stamp, "digit_at": stamp,
+        "status": "given",
+        "reason": "digit",
+        "digit": "1",
+        "question_id": "training_v1.question",
+        "question_version": SHA,
+        "question_started_at": stamp,
+        "question_ended_at": stamp,
+        "digit_at": stamp,
         "attempts": 1,
     }
     return sidecar.recording_document(
         paths,
         call={
-            "uniqueid": paths.uniqueid, "linkedid": paths.uniqueid,
-            "channel": "PJSIP/lab-caller-00000001", "route": "support",
-            "caller_number": "+4512345678", "caller_name": "Test", "dialled_number": "support",
-        } | call,
+            "uniqueid": paths.uniqueid,
+            "linkedid": paths.uniqueid,
+            "channel": "PJSIP/lab-caller-00000001",
+            "route": "support",
+            "caller_number": "+4512345678",
+            "caller_name": "Test",
+            "dialled_number": "support",
+        }
+        | call,
         started_at=T0,
         language="da",
-        notices=[{"id": "training_v1.notice", "language": "da", "version": SHA, "played": True,
-                  "started_at": stamp, "ended_at": stamp}],
+        notices=[
+            {
+                "id": "training_v1.notice",
+                "language": "da",
+                "version": SHA,
+                "played": True,
+                "started_at": stamp,
+                "ended_at": stamp,
+            }
+        ],
         purposes=[
-            {"purpose": "training", "lawful_basis": "6(1)(a)", "retention_days": 30,
-             "consent": consent},
-            {"purpose": "documentation", "lawful_basis": "6(1)(f)", "retention_days": 90,
-             "consent": None},
+            {
+                "purpose": "training",
+                "lawful_basis": "6(1)(a)",
+                "retention_days": 30,
+                "consent": consent,
+            },
+            {
+                "purpose": "documentation",
+                "lawful_basis": "6(1)(f)",
+                "retention_days": 90,
+                "consent": None,
+            },
         ],
         delete_after=T0 + timedelta(days=30),
         tags=["purpose:training", "consent:given"],
@@ -100,15 +126,20 @@ def test_create_refuses_a_document_for_another_call(paths: RecordingPaths) -> No
 
 
 def test_hostile_caller_number_is_stored_verbatim_not_in_path(paths: RecordingPaths) -> None:
-    sidecar.create(paths, new_doc(paths, caller_number=HOSTILE, caller_name=HOSTILE[::-1],
-                                  dialled_number=None))
+    sidecar.create(
+        paths, new_doc(paths, caller_number=HOSTILE, caller_name=HOSTILE[::-1], dialled_number=None)
+    )
     loaded = sidecar.load(paths)["call"]
     assert loaded["caller_number"] == HOSTILE and loaded["caller_name"] == HOSTILE[::-1]
     raw = paths.sidecar.read_bytes()
     assert raw.isascii() and b"\r" not in raw and b"X-Injected: 1\n" not in raw
     root = paths.directory.parents[2]
     assert [p.relative_to(root).as_posix() for p in root.rglob("*")] == [
-        "2026", "2026/11", "2026/11/24", "2026/11/24/1732451234.12.json"]
+        "2026",
+        "2026/11",
+        "2026/11/24",
+        "2026/11/24/1732451234.12.json",
+    ]
 
 
 def test_sidecar_write_is_atomic_no_partial_file_on_crash(
@@ -148,9 +179,14 @@ def test_finalise_records_size_duration_and_sha256_of_the_audio(paths: Recording
     doc = sidecar.finalise(paths, ended_at=T0 + timedelta(seconds=5))
     assert doc["state"] == "final"
     assert doc["recording"] == {
-        "file": "2026/11/24/1732451234.12.wav", "format": "wav", "started_at": utc_stamp(T0),
-        "ended_at": "2026-11-24T12:00:05.123Z", "duration_seconds": 2.0, "bytes": len(content),
-        "sha256": hashlib.sha256(content).hexdigest(), "has_audio": True,
+        "file": "2026/11/24/1732451234.12.wav",
+        "format": "wav",
+        "started_at": utc_stamp(T0),
+        "ended_at": "2026-11-24T12:00:05.123Z",
+        "duration_seconds": 2.0,
+        "bytes": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "has_audio": True,
     }
     assert sidecar.load(paths) == doc
     assert doc["updated_at"] == "2026-11-24T12:00:05.123Z"
@@ -200,9 +236,12 @@ def test_tombstone_deletes_audio_and_keeps_no_personal_data(paths: RecordingPath
     tomb = sidecar.tombstone(paths, reason="retention", at=T0 + timedelta(days=31))
     assert not paths.audio.exists()
     assert tomb == {
-        "schema_version": 1, "state": "tombstone", "call": {"uniqueid": "1732451234.12"},
+        "schema_version": 1,
+        "state": "tombstone",
+        "call": {"uniqueid": "1732451234.12"},
         "recording": {"file": paths.relative, "sha256": final["recording"]["sha256"]},
-        "deleted_at": "2026-12-25T12:00:00.123Z", "reason": "retention",
+        "deleted_at": "2026-12-25T12:00:00.123Z",
+        "reason": "retention",
         "updated_at": "2026-12-25T12:00:00.123Z",
     }
     text = paths.sidecar.read_text()
@@ -274,9 +313,14 @@ def test_every_known_reason_is_a_schema_token() -> None:
 def test_utc_stamp_has_milliseconds_and_z_and_round_trips() -> None:
     local = datetime(2026, 11, 24, 13, 0, 0, 123456, tzinfo=timezone(timedelta(hours=1)))
     assert utc_stamp(local) == "2026-11-24T12:00:00.123Z"
-    assert parse_stamp("2026-11-24T12:00:00.123Z") == datetime(2026, 11, 24, 12, 0, 0, 123000,
-                                                               tzinfo=UTC)
-    for bad in ["2026-11-24T12:00:00Z", "2026-11-24T12:00:00.123+00:00", "2026-11-24 12:00:00.123Z"]:
+    assert parse_stamp("2026-11-24T12:00:00.123Z") == datetime(
+        2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC
+    )
+    for bad in [
+        "2026-11-24T12:00:00Z",
+        "2026-11-24T12:00:00.123+00:00",
+        "2026-11-24 12:00:00.123Z",
+    ]:
         with pytest.raises(ValueError, match="timestamp"):
             parse_stamp(bad)
     with pytest.raises(ValueError, match="naive"):

@@ -19,22 +19,39 @@ T0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
 def start(root: Path, uniqueid: str, when: datetime = T0) -> RecordingPaths:
     paths = recording_paths(root, uniqueid, when)
     ensure_directory(paths)
-    sidecar.create(paths, sidecar.recording_document(
+    sidecar.create(
         paths,
-        call={"uniqueid": uniqueid, "linkedid": uniqueid, "channel": "PJSIP/x-1", "route": "r",
-              "caller_number": "+45", "caller_name": None, "dialled_number": None},
-        started_at=when, language="da", notices=[], purposes=[],
-        delete_after=when + timedelta(days=90), tags=[], software={"name": "callconsent",
-                                                                   "version": "0.1.0"},
-        config_sha256="0" * 64,
-    ))
+        sidecar.recording_document(
+            paths,
+            call={
+                "uniqueid": uniqueid,
+                "linkedid": uniqueid,
+                "channel": "PJSIP/x-1",
+                "route": "r",
+                "caller_number": "+45",
+                "caller_name": None,
+                "dialled_number": None,
+            },
+            started_at=when,
+            language="da",
+            notices=[],
+            purposes=[],
+            delete_after=when + timedelta(days=90),
+            tags=[],
+            software={"name": "callconsent", "version": "0.1.0"},
+            config_sha256="0" * 64,
+        ),
+    )
     return paths
 
 
 def finished(root: Path, uniqueid: str, ledger: Ledger, audio_bytes: int = 1600) -> RecordingPaths:
     paths = start(root, uniqueid)
-    paths.audio.write_bytes(pcm_header(audio_bytes) + bytes(range(256)) * (audio_bytes // 256)
-                            + b"\x00" * (audio_bytes % 256))
+    paths.audio.write_bytes(
+        pcm_header(audio_bytes)
+        + bytes(range(256)) * (audio_bytes // 256)
+        + b"\x00" * (audio_bytes % 256)
+    )
     final = sidecar.finalise(paths, ended_at=T0 + timedelta(minutes=1))
     ledger.append(recording_final_entry(final, at=T0, source="app"))
     return paths
@@ -59,7 +76,11 @@ def test_intact_store_verifies_clean(store: tuple[Path, Path, dict[str, Recordin
     report = verify(root, ledger_path)
     assert report.ok and report.problems == []
     assert (report.sidecars, report.recordings_hashed, report.tombstones, report.unfinalised) == (
-        4, 2, 1, 1)
+        4,
+        2,
+        1,
+        1,
+    )
 
 
 def test_flipped_byte_in_wav_is_reported_as_sha256_mismatch(
@@ -138,7 +159,12 @@ def test_report_renders_as_json_and_as_text(
     report = verify(root, ledger_path)
     data = report.as_dict()
     assert data["ok"] is False and data["problems"] == [
-        {"path": str(made["1.1"].audio), "line": None, "kind": "size_mismatch",
-         "detail": f"4 bytes, sidecar says {44 + 1600}"}]
+        {
+            "path": str(made["1.1"].audio),
+            "line": None,
+            "kind": "size_mismatch",
+            "detail": f"4 bytes, sidecar says {44 + 1600}",
+        }
+    ]
     text = report.summary().splitlines()
     assert text[0] == str(report.problems[0]) and text[-1].startswith("verify: 1 problem(s)")

@@ -22,7 +22,11 @@ def write(path: Path, header: bytes, audio: bytes = b"") -> Path:
 def test_closed_wav_reports_size_and_duration(tmp_path: Path) -> None:
     f = write(tmp_path / "a.wav", pcm_header(3 * SECOND), b"\x01\x00" * (3 * SECOND // 2))
     info = inspect(f)
-    assert (info.bytes, info.data_bytes, info.duration_seconds) == (44 + 3 * SECOND, 3 * SECOND, 3.0)
+    assert (info.bytes, info.data_bytes, info.duration_seconds) == (
+        44 + 3 * SECOND,
+        3 * SECOND,
+        3.0,
+    )
     assert info.finalised and not info.header_only
     assert is_closed(f)
 
