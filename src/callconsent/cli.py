@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from callconsent import __version__
@@ -75,7 +76,11 @@ def _reconcile(args: argparse.Namespace) -> int:
     from callconsent.reconcile import reconcile_main
 
     config = _load(args.config)
-    return reconcile_main(config, dry_run=args.dry_run, as_json=args.json)
+    stale_after = timedelta(minutes=args.stale_after_minutes)
+    result: int = reconcile_main(
+        config, dry_run=args.dry_run, as_json=args.json, stale_after=stale_after
+    )
+    return result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reconcile", help="repair what a crash left: unfinished sidecars, headers")
     with_config(p)
     p.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    p.add_argument(
+        "--stale-after-minutes", type=float, default=360.0,
+        help="touch only recordings untouched this long (default %(default)s; after an Asterisk "
+        "crash, with no call in progress, 0 is safe)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_reconcile)
     return parser

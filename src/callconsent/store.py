@@ -101,8 +101,10 @@ class EvidenceStore:
 
     async def _discard(self, where: paths.RecordingPaths, at: datetime, reason: str) -> None:
         def discard() -> None:
-            tomb = sidecar.tombstone(where, reason=reason, at=at)
+            # ledger first: an interrupted run may repeat the entry, never lose it
+            tomb = sidecar.prepare_tombstone(where, reason=reason, at=at)
             self._ledger.append(ledger.deleted_entry(tomb, source="app"))
+            sidecar.write(where, tomb)
 
         await asyncio.to_thread(discard)
 
