@@ -45,6 +45,12 @@ class LabLine:
     recording: str
     line: str
 
+    @property
+    def log_tag(self) -> str:
+        """Asterisk's call tag in the log (``C-0000002a``), shared by every line of this call."""
+        m = re.search(r"\]\[(C-[0-9a-f]+)\]", self.line)
+        return m.group(1) if m else ""
+
 
 class AriError(RuntimeError):
     def __init__(self, status: int, method: str, path: str, body: str) -> None:
@@ -185,6 +191,11 @@ class AsteriskLab:
             if m:
                 out.append(LabLine(line=line, **{k: v for k, v in m.groupdict().items()}))
         return out
+
+    def call_log(self, lab: LabLine, since: int = 0) -> list[str]:
+        """Every log line of the call ``lab`` belongs to (same ``[C-...]`` tag), after ``since``."""
+        tag = f"][{lab.log_tag}]"
+        return [line for line in self.read_log(since).splitlines() if lab.log_tag and tag in line]
 
     def _wait_lab(self, kind: str, call_id: str, since: int, timeout: float) -> LabLine:
         deadline = time.monotonic() + timeout
