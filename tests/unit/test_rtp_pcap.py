@@ -33,7 +33,7 @@ def _write(tmp_path: Path, timeline: list[Pause | Digit]) -> tuple[Path, Timelin
 
 
 def test_one_ssrc_continuous_sequence_and_clock(tmp_path: Path) -> None:
-    timeline = [
+    timeline: list[Pause | Digit] = [
         Pause(1.0),
         Digit("1"),
         Pause(0.5),
