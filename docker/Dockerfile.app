@@ -21,6 +21,5 @@ RUN groupadd --system --gid 101 asterisk \
  && mkdir -p /var/lib/callconsent /etc/callconsent \
  && chown callconsent:asterisk /var/lib/callconsent
 USER callconsent
-ENV UMASK=0002
 
 CMD ["callconsent", "serve", "--config", "/etc/callconsent/callconsent.yaml"]
