@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ log = structlog.get_logger("callconsent.stasis")
 
 _HANGUP_EVENTS = frozenset({"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"})
 _CONTINUE_ATTEMPTS = 3
+_NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 class AriOps(Protocol):
@@ -138,8 +140,13 @@ class StasisApp:
             log.error("reconcile_failed", error=str(exc))
             return
         for channel_id, call in list(self._calls.items()):
-            if channel_id in in_stasis and not call.machine.finished:
+            if call.machine.finished:
+                continue
+            if channel_id in in_stasis:
                 await self._feed(call, AdapterFailed("event_gap", self._clock()))
+            else:  # it left Stasis unseen: only a hangup takes a call out before we continue it
+                await self._feed(call, CallerHungUp(self._clock()))
+                self._forget(channel_id, call)
         for channel_id in in_stasis - set(self._calls):
             await self._continue_stranger(channel_id)
 
@@ -207,7 +214,7 @@ class StasisApp:
             bound.info("call_skipped", status=decision.status, reason=decision.reason)
             await self._set_result(channel_id, decision.status, decision.reason, "", bound)
             await self._continue(channel_id, bound)
-            await self._store.write_unhandled(info, decision.status, decision.reason)
+            await self._write_unhandled(info, decision.status, decision.reason, bound)
             return
         info = CallInfo(**{**info.as_dict(), "route": decision.route})
         call = _Call(info, ConsentMachine(decision, call_key=channel_id), bound)
@@ -241,10 +248,34 @@ class StasisApp:
         """A channel in Stasis we know nothing of (the app restarted): let it go, unrecorded."""
         bound = log.bind(channel_id=channel_id)
         bound.warning("call_reconciled", status=names.Status.ERROR, reason="app_restarted")
+        info = await self._stranger_info(channel_id)  # before it leaves Stasis and the Gosub
         await self._set_result(channel_id, names.Status.ERROR, "app_restarted", "", bound)
         await self._continue(channel_id, bound)
-        info = await self._call_info(channel_id, {})
-        await self._store.write_unhandled(info, names.Status.ERROR, "app_restarted")
+        await self._write_unhandled(info, names.Status.ERROR, "app_restarted", bound)
+
+    async def _stranger_info(self, channel_id: str) -> CallInfo:
+        """No StasisStart to read: the channel name and the hook's route argument (``ARG1`` of
+        its Gosub frame) come from channel variables, as the ledger entry needs both."""
+        name, arg1 = await asyncio.gather(
+            self._ari.get_variable(channel_id, "CHANNEL(name)"),
+            self._ari.get_variable(channel_id, "ARG1"),
+            return_exceptions=True,
+        )
+        event: dict[str, Any] = {"channel": {}, "args": []}
+        if isinstance(name, str) and name:
+            event["channel"]["name"] = name
+        if isinstance(arg1, str):
+            route = _NOT_ROUTE_CHARS.sub("", arg1)  # as the hook's FILTER() passes it
+            event["args"] = [route] if route else []
+        return await self._call_info(channel_id, event)
+
+    async def _write_unhandled(self, info: CallInfo, status: str, reason: str, bound: Any) -> None:
+        """The ledger entry of a call the flow never ran for; evidence trouble is logged, never
+        raised, so it cannot keep the app from letting the next call go."""
+        try:
+            await self._store.write_unhandled(info, status, reason)
+        except (OSError, ValueError) as exc:
+            bound.error("storage_error", action="write_unhandled", error=str(exc))
 
     async def _channel_gone(self, channel_id: str, call: _Call) -> None:
         if call.recording_path is not None and not call.recording_closed:
