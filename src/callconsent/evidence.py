@@ -93,10 +93,17 @@ def delete_after(outcome: CallOutcome, started: datetime) -> datetime:
 
 
 def tags(outcome: CallOutcome) -> list[str]:
+    """``purpose:<name>`` per recorded purpose, then ``consent:<status>`` once per status
+    (the schema requires unique tags: two purposes given make one ``consent:given``)."""
     out = [f"purpose:{name}" for name in outcome.recorded_purposes]
     for purpose in outcome.purposes:
-        if purpose.needs_consent and purpose.purpose in outcome.recorded_purposes:
-            out.append(f"consent:{purpose.status}")
+        tag = f"consent:{purpose.status}"
+        if (
+            purpose.needs_consent
+            and purpose.purpose in outcome.recorded_purposes
+            and tag not in out
+        ):
+            out.append(tag)
     return out
 
 
