@@ -1,0 +1,77 @@
+"""Deleting one recording safely: shared by purge and erase.
+
+The sidecar is re-read with full validation (the index only found the candidate). The ``deleted``
+ledger entry is appended *before* the tombstone is written and the audio removed (as reconcile
+does): a crash in between leaves a logged deletion still to do, which a re-run completes (at
+worst the entry repeats; none is lost). A tombstone whose audio is still there is completed
+without a second entry. Anything unreadable is reported and left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from callconsent import sidecar
+from callconsent._fsio import MalformedDocument, parse_stamp
+from callconsent.ledger import LedgerEntryInvalid, deleted_entry
+from callconsent.lifecycle._context import Context
+from callconsent.paths import UnsafeIdentifier
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    call_id: str
+    file: str
+    action: str  # deleted | would_delete | completed | already_deleted | held | skipped | kept
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "file": self.file, "action": self.action,
+                "detail": self.detail}  # fmt: skip
+
+    def __str__(self) -> str:
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{self.action}: {self.call_id} {self.file}{extra}"
+
+
+def delete_recording(
+    ctx: Context, call_id: str, file: str, *, reason: str, source: str, expired_only: bool,
+    dry_run: bool = False,
+) -> Outcome:  # fmt: skip
+    """Tombstone recording ``file`` of ``call_id`` with ``reason``. With ``expired_only`` the
+    sidecar's own ``delete_after`` must have passed (the index may be stale)."""
+    try:
+        paths = ctx.paths(file)
+        doc: dict[str, Any] | None = sidecar.load(paths)
+    except UnsafeIdentifier as exc:
+        return Outcome(call_id, file, "skipped", f"unsafe path: {exc}")
+    except FileNotFoundError:
+        doc = None
+    except MalformedDocument as exc:
+        return Outcome(call_id, file, "skipped", f"malformed sidecar {exc.path}: {exc.detail}")
+    if doc is None and not paths.audio.exists():
+        return Outcome(call_id, file, "already_deleted", "no sidecar and no audio")
+    if doc is not None and doc["state"] == sidecar.State.TOMBSTONE:
+        if not paths.audio.exists():
+            return Outcome(call_id, file, "already_deleted", f"tombstone ({doc['reason']})")
+        if dry_run:
+            return Outcome(call_id, file, "would_delete", "tombstone with leftover audio")
+        sidecar.write(paths, doc)  # the entry was logged by the interrupted run
+        ctx.index.add_sidecar(paths, doc)
+        return Outcome(call_id, file, "completed", "leftover audio after tombstone removed")
+    if expired_only:
+        if doc is None:
+            return Outcome(call_id, file, "skipped", "audio without sidecar: reconcile reports it")
+        if parse_stamp(doc["delete_after"]) > ctx.now:
+            return Outcome(call_id, file, "skipped", "not expired per its sidecar (index stale)")
+    if dry_run:
+        return Outcome(call_id, file, "would_delete", reason)
+    try:
+        tomb = sidecar.prepare_tombstone(paths, reason=reason, at=ctx.now)
+        ctx.ledger.append(deleted_entry(tomb, source=source))
+        sidecar.write(paths, tomb)
+    except (OSError, MalformedDocument, LedgerEntryInvalid, sidecar.SidecarInvalid) as exc:
+        return Outcome(call_id, file, "skipped", f"{type(exc).__name__}: {exc}")
+    ctx.index.add_sidecar(paths, tomb)
+    return Outcome(call_id, file, "deleted", reason)

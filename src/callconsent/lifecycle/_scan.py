@@ -1,0 +1,185 @@
+"""Streaming readers for the index: the recordings tree one day folder at a time, the ledger
+from a byte offset. Nothing here changes a file; bad input is returned as a problem, not raised.
+
+Sidecars are read with a plain JSON parse and a few shape checks, not the full JSON Schema
+(which costs about a millisecond each, too slow for a million files). The index is only a finder:
+every destructive step loads the sidecar again with :func:`callconsent.sidecar.load`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from callconsent.paths import AUDIO_SUFFIX, SIDECAR_SUFFIX, UNIQUEID_RE
+
+_YEAR_RE: Final = re.compile(r"\d{4}")
+_TWO_RE: Final = re.compile(r"\d{2}")
+
+#: Columns of the ``recordings`` table, in the order :func:`sidecar_row` returns them.
+RECORDING_COLUMNS: Final = (
+    "uniqueid", "day", "file", "state", "started_at", "delete_after", "caller_number",
+    "caller_name", "linkedid", "route", "purposes", "agent", "sha256", "bytes", "has_audio",
+    "deleted_reason",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Input that was skipped: a malformed sidecar or ledger line, with where it is."""
+
+    path: Path
+    line_no: int | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line_no}" if self.line_no is not None else str(self.path)
+        return f"{where}: {self.detail} (skipped, nothing deleted)"
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    relative: str  # "YYYY/MM/DD"
+    path: Path
+    mtime_ns: int
+
+
+def _dirs(parent: Path, pattern: re.Pattern[str]) -> list[str]:
+    try:
+        with os.scandir(parent) as it:
+            return sorted(
+                e.name for e in it if pattern.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
+            )
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def iter_days(root: Path) -> Iterator[Day]:
+    """Every ``YYYY/MM/DD`` folder under ``root`` in date order, with its mtime.
+
+    A sidecar is always written by renaming a temporary file into its day folder, so the
+    folder's mtime changes whenever a sidecar is created, finalised or tombstoned.
+    """
+    for year in _dirs(root, _YEAR_RE):
+        for month in _dirs(root / year, _TWO_RE):
+            for day in _dirs(root / year / month, _TWO_RE):
+                path = root / year / month / day
+                try:
+                    mtime = path.stat().st_mtime_ns
+                except FileNotFoundError:
+                    continue
+                yield Day(f"{year}/{month}/{day}", path, mtime)
+
+
+def day_sidecars(day: Day) -> tuple[list[str], set[str]]:
+    """The uniqueids with a sidecar in ``day`` (sorted), and those with an audio file."""
+    sidecars: list[str] = []
+    audio: set[str] = set()
+    try:
+        with os.scandir(day.path) as it:
+            for e in it:
+                if e.name.endswith(SIDECAR_SUFFIX) and e.is_file(follow_symlinks=False):
+                    sidecars.append(e.name[: -len(SIDECAR_SUFFIX)])
+                elif e.name.endswith(AUDIO_SUFFIX):
+                    audio.add(e.name[: -len(AUDIO_SUFFIX)])
+    except FileNotFoundError:
+        return [], set()
+    return sorted(s for s in sidecars if UNIQUEID_RE.fullmatch(s) and ".." not in s), audio
+
+
+def sidecar_row(
+    day: Day, uniqueid: str, has_audio_file: bool
+) -> tuple[Any, ...] | Problem | None:
+    """The index row of one sidecar, a :class:`Problem`, or None if it vanished meanwhile.
+    For a tombstone, ``has_audio`` says whether audio is still there (an interrupted deletion)."""
+    path = day.path / f"{uniqueid}{SIDECAR_SUFFIX}"
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return Problem(path, None, f"malformed sidecar: {exc}")
+    try:
+        return row(day.relative, uniqueid, doc, has_audio_file)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return Problem(path, None, f"malformed sidecar: {type(exc).__name__}: {exc}")
+
+
+def row(relative_day: str, uniqueid: str, doc: Any, has_audio_file: bool) -> tuple[Any, ...]:
+    """The ``recordings`` row of sidecar document ``doc``."""
+    if not isinstance(doc, dict):
+        raise TypeError("not a JSON object")
+    state = doc["state"]
+    call, rec = doc["call"], doc["recording"]
+    file = f"{relative_day}/{uniqueid}{AUDIO_SUFFIX}"
+    if call["uniqueid"] != uniqueid or rec["file"] != file:
+        raise ValueError(f"names call {call['uniqueid']!r} / file {rec['file']!r}")
+    if state == "tombstone":
+        return (uniqueid, relative_day, file, state, None, None, None, None, None, None, None,
+                None, rec["sha256"], None, int(has_audio_file), str(doc["reason"]))  # fmt: skip
+    if state not in ("recording", "final"):
+        raise ValueError(f"unknown state {state!r}")
+    purposes = ",".join(str(p["purpose"]) for p in doc["purposes"])
+    agent = next((t[6:] for t in doc.get("tags", ()) if str(t).startswith("agent:")), None)
+    return (
+        uniqueid, relative_day, file, state, str(doc["started_at"]), str(doc["delete_after"]),
+        call["caller_number"], call["caller_name"], call["linkedid"], call["route"], purposes,
+        agent, rec["sha256"], rec["bytes"], None if rec["has_audio"] is None else
+        int(bool(rec["has_audio"])), None,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    line_no: int
+    offset: int  # byte offset of the line in the ledger
+    length: int  # without the newline
+    entry: dict[str, Any] | None
+    error: str | None
+
+
+def read_ledger(path: Path, offset: int, line_no: int) -> Iterator[RawLine]:
+    """Terminated lines of the ledger from byte ``offset`` (line ``line_no`` + 1 on). A last
+    line without its newline (a write in progress, or torn by a crash) is not yielded."""
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return
+    with f:
+        f.seek(offset)
+        pos = offset
+        for line in f:
+            if not line.endswith(b"\n"):
+                return
+            line_no += 1
+            raw = line[:-1]
+            entry, error = _parse_entry(raw)
+            yield RawLine(line_no, pos, len(raw), entry, error)
+            pos += len(line)
+
+
+def _parse_entry(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, f"malformed ledger line: not valid JSON: {exc}"
+    if not isinstance(obj, dict):
+        return None, "malformed ledger line: not a JSON object"
+    seq = obj.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        return None, f"malformed ledger line: bad seq {seq!r}"
+    if not isinstance(obj.get("type"), str):
+        return None, "malformed ledger line: bad type"
+    return obj, None
+
+
+def read_line(path: Path, offset: int, length: int) -> bytes:
+    """One ledger line's bytes (without the newline) at ``offset``."""
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read(length)

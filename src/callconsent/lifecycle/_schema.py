@@ -1,0 +1,153 @@
+"""The index's tables, and how a ledger entry becomes rows in them."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, Final
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dirs (day TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS recordings (
+    uniqueid TEXT PRIMARY KEY, day TEXT NOT NULL, file TEXT NOT NULL, state TEXT NOT NULL,
+    started_at TEXT, delete_after TEXT, caller_number TEXT, caller_name TEXT, linkedid TEXT,
+    route TEXT, purposes TEXT, agent TEXT, sha256 TEXT, bytes INTEGER, has_audio INTEGER,
+    deleted_reason TEXT);
+CREATE INDEX IF NOT EXISTS recordings_number ON recordings (caller_number);
+CREATE INDEX IF NOT EXISTS recordings_expiry ON recordings (delete_after, uniqueid);
+CREATE INDEX IF NOT EXISTS recordings_sha256 ON recordings (sha256);
+CREATE INDEX IF NOT EXISTS recordings_day ON recordings (day);
+CREATE INDEX IF NOT EXISTS recordings_started ON recordings (started_at);
+CREATE INDEX IF NOT EXISTS recordings_agent ON recordings (agent);
+CREATE INDEX IF NOT EXISTS recordings_linkedid ON recordings (linkedid);
+CREATE TABLE IF NOT EXISTS calls (
+    uniqueid TEXT PRIMARY KEY, linkedid TEXT, seq INTEGER, at TEXT, started_at TEXT,
+    caller_number TEXT, caller_name TEXT, route TEXT, status TEXT, reason TEXT, purposes TEXT,
+    recording TEXT, retention_days INTEGER NOT NULL, anonymised INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS calls_number ON calls (caller_number);
+CREATE INDEX IF NOT EXISTS calls_at ON calls (at);
+CREATE INDEX IF NOT EXISTS calls_linkedid ON calls (linkedid);
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY, type TEXT NOT NULL, at TEXT, line_no INTEGER, offset INTEGER,
+    length INTEGER, detail TEXT);
+CREATE INDEX IF NOT EXISTS entries_type ON entries (type);
+CREATE TABLE IF NOT EXISTS entry_calls (
+    uniqueid TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (uniqueid, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS holds (
+    uniqueid TEXT PRIMARY KEY, reason TEXT NOT NULL, case_ref TEXT NOT NULL,
+    review_date TEXT NOT NULL, actor TEXT, set_at TEXT NOT NULL, seq INTEGER);
+CREATE TABLE IF NOT EXISTS exports (
+    export_id TEXT PRIMARY KEY, seq INTEGER, at TEXT, actor TEXT, reason TEXT);
+CREATE TABLE IF NOT EXISTS export_files (
+    sha256 TEXT NOT NULL, export_id TEXT NOT NULL, uniqueid TEXT, name TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS export_files_sha256 ON export_files (sha256);
+CREATE TABLE IF NOT EXISTS anonymised (uniqueid TEXT PRIMARY KEY, seq INTEGER, at TEXT,
+    reason TEXT);
+CREATE TABLE IF NOT EXISTS problems (source TEXT NOT NULL, key TEXT NOT NULL, path TEXT NOT NULL,
+    line_no INTEGER, detail TEXT NOT NULL);
+"""
+
+TABLES: Final = ("meta", "dirs", "recordings", "calls", "entries", "entry_calls", "holds",
+                 "exports", "export_files", "anonymised", "problems")  # fmt: skip
+
+#: Ledger entry types this package writes (besides ``deleted``, fixed by the schema).
+HOLD_SET: Final = "hold_set"
+HOLD_RELEASED: Final = "hold_released"
+EXPORT: Final = "export"
+ANONYMISED: Final = "anonymised"
+
+Line = tuple[dict[str, Any], int | None, int | None, int | None]  # entry, line_no, offset, length
+
+
+def call_ids(entry: dict[str, Any]) -> list[str]:
+    """The call ids an entry is about: ``call.uniqueid`` and/or a ``calls`` list."""
+    out: list[str] = []
+    call = entry.get("call")
+    if isinstance(call, dict) and isinstance(call.get("uniqueid"), str):
+        out.append(call["uniqueid"])
+    calls = entry.get("calls")
+    if isinstance(calls, list):
+        out.extend(c for c in calls if isinstance(c, str))
+    return out
+
+
+def _detail(entry: dict[str, Any]) -> str | None:
+    if entry["type"] == EXPORT:
+        return str(entry.get("export_id"))
+    reason = entry.get("reason")
+    return reason if isinstance(reason, str) else None
+
+
+def _call_row(entry: dict[str, Any]) -> tuple[Any, ...] | None:
+    call = entry.get("call")
+    if not isinstance(call, dict) or not isinstance(call.get("uniqueid"), str):
+        return None
+    purposes = [p for p in entry.get("purposes") or () if isinstance(p, dict)]
+    days = [p["retention_days"] for p in purposes if isinstance(p.get("retention_days"), int)]
+    summary = ",".join(f"{p.get('purpose')}={p.get('status')}" for p in purposes)
+    recording = entry.get("recording")
+    return (
+        call["uniqueid"], call.get("linkedid"), entry["seq"], entry.get("at"),
+        entry.get("started_at"), call.get("caller_number"), call.get("caller_name"),
+        call.get("route"), entry.get("status"), entry.get("reason"), summary,
+        recording if isinstance(recording, str) else None, max(days, default=0),
+    )  # fmt: skip
+
+
+def apply_entry_rows(db: sqlite3.Connection, lines: Sequence[Line]) -> None:
+    """Insert ``lines`` (ledger order) into the index. Common types go in batches; the rare
+    types this package writes are applied in order after flushing what came before them."""
+    entries: list[tuple[Any, ...]] = []
+    links: list[tuple[str, int]] = []
+    calls: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?)", entries)
+        db.executemany("INSERT OR IGNORE INTO entry_calls VALUES (?,?)", links)
+        db.executemany("INSERT OR REPLACE INTO calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)", calls)
+        for target in (entries, links, calls):
+            target.clear()
+
+    for entry, line_no, offset, length in lines:
+        seq, kind = entry["seq"], entry["type"]
+        entries.append((seq, kind, entry.get("at"), line_no, offset, length, _detail(entry)))
+        ids = call_ids(entry)
+        links.extend((u, seq) for u in ids)
+        if kind == "call":
+            row = _call_row(entry)
+            if row is not None:
+                calls.append(row)
+        elif kind in (HOLD_SET, HOLD_RELEASED, EXPORT, ANONYMISED):
+            flush()
+            _apply_rare(db, entry, ids)
+    flush()
+
+
+def _apply_rare(db: sqlite3.Connection, entry: dict[str, Any], ids: list[str]) -> None:
+    kind, seq, at = entry["type"], entry["seq"], entry.get("at")
+    if kind == HOLD_SET:
+        db.executemany(
+            "INSERT OR REPLACE INTO holds VALUES (?,?,?,?,?,?,?)",
+            [(u, str(entry.get("reason")), str(entry.get("case_ref")),
+              str(entry.get("review_date")), entry.get("actor"), at, seq) for u in ids],
+        )  # fmt: skip
+    elif kind == HOLD_RELEASED:
+        db.executemany("DELETE FROM holds WHERE uniqueid=?", [(u,) for u in ids])
+    elif kind == EXPORT:
+        export_id = str(entry.get("export_id"))
+        db.execute("INSERT OR REPLACE INTO exports VALUES (?,?,?,?,?)",
+                   (export_id, seq, at, entry.get("actor"), entry.get("reason")))  # fmt: skip
+        db.execute("DELETE FROM export_files WHERE export_id=?", (export_id,))
+        db.executemany(
+            "INSERT INTO export_files VALUES (?,?,?,?)",
+            [(f.get("sha256"), export_id, f.get("uniqueid"), f.get("name"))
+             for f in entry.get("files") or () if isinstance(f, dict)],
+        )  # fmt: skip
+    elif kind == ANONYMISED:
+        db.executemany("INSERT OR REPLACE INTO anonymised VALUES (?,?,?,?)",
+                       [(u, seq, at, entry.get("reason")) for u in ids])  # fmt: skip
+        db.executemany(
+            "UPDATE calls SET caller_number=NULL, caller_name=NULL, anonymised=1 WHERE uniqueid=?",
+            [(u,) for u in ids],
+        )

@@ -1,0 +1,118 @@
+"""Consent evidence after retention + the claims period (R21): the ``anonymise`` step.
+
+The ledger is append-only and hash-chained, so a line cannot be edited without breaking the
+chain. What this step does instead, for every call whose evidence has outlived the longest
+retention of its purposes plus ``claims_days`` (and that is not on hold and has no recording
+left): it appends an ``anonymised`` ledger entry listing those call ids and the fields
+(``caller_number``, ``caller_name``) that are from then on treated as removed. The index drops
+those fields at once; lookups by number no longer find the calls and exports omit the fields.
+
+What it does **not** do: remove the values from the ledger file itself. True removal needs
+ledger rotation (write a new ledger with the listed fields nulled, re-chained, anchored to the
+old head; then destroy the old file and its backups). That is not built; until it is, the
+values remain readable to anyone with access to the raw ledger file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Final
+
+from callconsent._fsio import utc_stamp
+from callconsent.lifecycle._context import Context
+from callconsent.lifecycle._schema import ANONYMISED
+
+SOURCE: Final = "purge"
+FIELDS: Final = ("caller_number", "caller_name")
+#: Default claims period: the general Danish limitation period (forældelsesloven § 3), 3 years.
+DEFAULT_CLAIMS_DAYS: Final = 3 * 365
+BATCH: Final = 500
+
+
+@dataclass(slots=True)
+class AnonymiseReport:
+    dry_run: bool
+    claims_days: int
+    calls: int = 0
+    entries: list[int] = field(default_factory=list)  # ledger seqs written
+    kept_held: int = 0
+    kept_recording: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run, "claims_days": self.claims_days, "calls": self.calls,
+            "ledger_seqs": self.entries, "kept_held": self.kept_held,
+            "kept_recording": self.kept_recording,
+        }  # fmt: skip
+
+    def summary(self) -> str:
+        verb = "would anonymise" if self.dry_run else "anonymised"
+        return (f"evidence: {verb} {self.calls} call(s) past retention + {self.claims_days} "
+                f"claims days; kept {self.kept_held} held, {self.kept_recording} with a "
+                "recording still present")  # fmt: skip
+
+
+def anonymise(
+    ctx: Context, *, claims_days: int = DEFAULT_CLAIMS_DAYS, dry_run: bool = False,
+    reason: str = "evidence_retention", on_batch: Callable[[list[str]], None] | None = None,
+) -> AnonymiseReport:  # fmt: skip
+    """Write ``anonymised`` entries for calls whose consent evidence is no longer needed."""
+    report = AnonymiseReport(dry_run=dry_run, claims_days=claims_days)
+    cutoff = utc_stamp(ctx.now - timedelta(days=claims_days))
+    with ctx.index.locked():
+        ctx.index.update()
+        rows = ctx.index.db.execute(
+            "SELECT c.uniqueid, h.uniqueid IS NOT NULL, r.state FROM calls c "
+            "LEFT JOIN holds h ON h.uniqueid = c.uniqueid "
+            "LEFT JOIN recordings r ON r.uniqueid = c.uniqueid "
+            "WHERE c.anonymised = 0 AND (c.caller_number IS NOT NULL OR c.caller_name IS NOT NULL)"
+            " AND strftime('%Y-%m-%dT%H:%M:%S.000Z', julianday(substr(c.at, 1, 19)) "
+            "+ c.retention_days) <= ? ORDER BY c.seq",
+            (cutoff,),
+        ).fetchall()
+        batch: list[str] = []
+        for call_id, held, state in rows:
+            if held:
+                report.kept_held += 1
+            elif state in ("recording", "final"):
+                report.kept_recording += 1
+            else:
+                batch.append(call_id)
+                if len(batch) >= BATCH:
+                    _write(ctx, batch, report, reason, on_batch)
+        _write(ctx, batch, report, reason, on_batch)
+    return report
+
+
+def anonymise_calls(ctx: Context, call_ids: list[str], *, reason: str) -> list[int]:
+    """Write ``anonymised`` entries for ``call_ids`` now (erasure); return the ledger seqs."""
+    report = AnonymiseReport(dry_run=False, claims_days=0)
+    batch = list(call_ids)
+    while batch:
+        _write(ctx, batch[:BATCH], report, reason, None)
+        del batch[:BATCH]
+    return report.entries
+
+
+def _write(
+    ctx: Context, batch: list[str], report: AnonymiseReport, reason: str,
+    on_batch: Callable[[list[str]], None] | None,
+) -> None:  # fmt: skip
+    if not batch:
+        return
+    report.calls += len(batch)
+    if not report.dry_run:
+        entry = ctx.ledger.append({
+            "type": ANONYMISED, "at": utc_stamp(ctx.now), "calls": list(batch),
+            "fields": list(FIELDS), "reason": reason, "claims_days": report.claims_days,
+            "source": "erase" if reason == "erased" else SOURCE,
+        })  # fmt: skip
+        ctx.index.add_ledger_entry(entry)
+        report.entries.append(entry["seq"])
+        ctx.audit.write("anonymise", actor=ctx.actor, at=ctx.now, reason=reason, ids=batch,
+                        ledger_seq=entry["seq"])  # fmt: skip
+    if on_batch is not None:
+        on_batch(list(batch))
+    batch.clear()

@@ -1,0 +1,278 @@
+"""The lifecycle index: an embedded SQLite database (WAL) of sidecars and ledger entries.
+
+``<ledger dir>/index.sqlite3``. It answers the lookups the lifecycle jobs need (by caller
+number, call id/uniqueid/linkedid, date range, agent, state, ``delete_after``, sha256, holds,
+exports). The sidecars and the ledger stay the source of truth: :meth:`Index.rebuild` recreates
+the index from them, and :meth:`Index.update` catches up incrementally:
+
+* ledger: lines past the last indexed byte offset (a replaced or shortened ledger is re-read);
+* sidecars: only day folders whose mtime changed (every sidecar write renames into its folder).
+
+Every lifecycle command calls :meth:`update` first, so the index is current even if nothing
+else writes to it. The app may keep it current as it goes with :meth:`add_sidecar` and
+:meth:`add_ledger_entry`. Destructive jobs re-read each sidecar with full validation; the index
+only finds candidates. Rebuild and destructive jobs hold an exclusive lock (``index.lock``).
+
+The index holds caller numbers, so it is created 0640 like the evidence files. Anonymised calls
+(:mod:`.anonymise`) lose their caller number and name here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from callconsent._fsio import FILE_MODE
+from callconsent.lifecycle import _scan
+from callconsent.lifecycle._scan import Problem
+from callconsent.lifecycle._schema import SCHEMA, TABLES, apply_entry_rows
+from callconsent.paths import RecordingPaths
+
+if TYPE_CHECKING:
+    from callconsent.config import Config
+
+INDEX_NAME: Final = "index.sqlite3"
+BATCH: Final = 5000
+#: A day folder changed this recently is scanned again next time (coarse mtime clocks).
+_SETTLE_NS: Final = 2_000_000_000
+
+Progress = Callable[[str, int], None]  # (what, count so far)
+
+
+@dataclass(slots=True)
+class IndexStats:
+    sidecars: int = 0
+    ledger_lines: int = 0
+    days_scanned: int = 0
+    days_unchanged: int = 0
+    problems: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "sidecars": self.sidecars, "ledger_lines": self.ledger_lines,
+            "days_scanned": self.days_scanned, "days_unchanged": self.days_unchanged,
+            "problems": self.problems,
+        }  # fmt: skip
+
+
+def index_path(ledger_path: Path) -> Path:
+    return ledger_path.parent / INDEX_NAME
+
+
+class Index:
+    """One connection to the index. Thread-safe (one lock); use as a context manager."""
+
+    def __init__(self, path: Path, *, recordings_dir: Path, ledger_path: Path) -> None:
+        self.path = path
+        self.recordings_dir = recordings_dir
+        self.ledger_path = ledger_path
+        new = not path.exists()
+        self.db = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
+        if new:
+            with contextlib.suppress(OSError):
+                os.chmod(path, FILE_MODE)
+        self._mutex = threading.RLock()
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # a cache: rebuildable from the evidence
+        self.db.executescript(SCHEMA)
+        self.db.commit()
+
+    @classmethod
+    def open(cls, config: Config) -> Index:
+        storage = config.storage
+        return cls(index_path(storage.ledger_path), recordings_dir=storage.recordings_dir,
+                   ledger_path=storage.ledger_path)  # fmt: skip
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def locked(self, *, shared: bool = False) -> Iterator[None]:
+        """Cross-process lock: exclusive for rebuild and destructive jobs, shared for readers."""
+        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     FILE_MODE)  # fmt: skip
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- keeping it current ------------------------------------------------------------
+
+    def rebuild(
+        self, *, progress: Progress | None = None, on_problem: Callable[[Problem], None] | None = None
+    ) -> IndexStats:
+        """Drop everything and re-read the ledger and every sidecar (streaming, batched)."""
+        with self._mutex:
+            self.db.executescript("".join(f"DELETE FROM {t};" for t in TABLES))  # noqa: S608  # our fixed table names
+            self.db.commit()
+        return self.update(progress=progress, on_problem=on_problem)
+
+    def update(
+        self, *, progress: Progress | None = None, on_problem: Callable[[Problem], None] | None = None
+    ) -> IndexStats:
+        """Ingest ledger lines past the last indexed one and sidecars of changed day folders."""
+        stats = IndexStats()
+
+        def problem(p: Problem, source: str, key: str) -> None:
+            stats.problems += 1
+            self.db.execute("INSERT INTO problems VALUES (?,?,?,?,?)",
+                            (source, key, str(p.path), p.line_no, p.detail))  # fmt: skip
+            if on_problem is not None:
+                on_problem(p)
+
+        with self._mutex:
+            self._update_ledger(stats, progress, problem)
+            self._update_sidecars(stats, progress, problem)
+            self.db.execute(
+                "UPDATE recordings SET caller_number=NULL, caller_name=NULL WHERE uniqueid IN "
+                "(SELECT uniqueid FROM anonymised) AND (caller_number IS NOT NULL OR "
+                "caller_name IS NOT NULL)"
+            )
+            self.db.execute(
+                "UPDATE calls SET caller_number=NULL, caller_name=NULL, anonymised=1 WHERE "
+                "anonymised=0 AND uniqueid IN (SELECT uniqueid FROM anonymised)"
+            )
+            self.db.commit()
+        return stats
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, **values: object) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)",
+                            [(k, str(v)) for k, v in values.items()])  # fmt: skip
+
+    def _update_ledger(
+        self, stats: IndexStats, progress: Progress | None,
+        problem: Callable[[Problem, str, str], None],
+    ) -> None:  # fmt: skip
+        try:
+            st = self.ledger_path.stat()
+        except FileNotFoundError:
+            return
+        identity = f"{st.st_dev}:{st.st_ino}"
+        offset = int(self._meta("ledger_offset") or 0)
+        line_no = int(self._meta("ledger_line_no") or 0)
+        first = self._first_line()
+        if (self._meta("ledger_identity") not in (None, identity) or st.st_size < offset
+                or self._meta("ledger_first_line") not in (None, first)):
+            # the ledger was replaced (rotation, restore): re-read it from the start
+            self.db.executescript("DELETE FROM entries; DELETE FROM entry_calls; DELETE FROM "
+                                  "calls; DELETE FROM holds; DELETE FROM exports; DELETE FROM "
+                                  "export_files; DELETE FROM anonymised;")  # fmt: skip
+            offset, line_no = 0, 0
+        if offset == 0:
+            self.db.execute("DELETE FROM problems WHERE source='ledger'")
+        batch: list[tuple[dict[str, Any], int, int, int]] = []
+        for line in _scan.read_ledger(self.ledger_path, offset, line_no):
+            if line.entry is None:
+                problem(Problem(self.ledger_path, line.line_no, line.error or ""), "ledger", "")
+            else:
+                batch.append((line.entry, line.line_no, line.offset, line.length))
+            offset, line_no = line.offset + line.length + 1, line.line_no
+            stats.ledger_lines += 1
+            if len(batch) >= BATCH:
+                apply_entry_rows(self.db, batch)
+                batch.clear()
+                self._set_meta(ledger_offset=offset, ledger_line_no=line_no)
+                self.db.commit()
+                if progress is not None:
+                    progress("ledger lines", stats.ledger_lines)
+        apply_entry_rows(self.db, batch)
+        self._set_meta(ledger_offset=offset, ledger_line_no=line_no, ledger_identity=identity,
+                       ledger_first_line=self._first_line())  # fmt: skip
+        self.db.commit()
+        if progress is not None:
+            progress("ledger lines", stats.ledger_lines)
+
+    def _first_line(self) -> str:
+        try:
+            with self.ledger_path.open("rb") as f:
+                return f.readline(4096).hex()[:128]
+        except FileNotFoundError:
+            return ""
+
+    def _update_sidecars(
+        self, stats: IndexStats, progress: Progress | None,
+        problem: Callable[[Problem, str, str], None],
+    ) -> None:  # fmt: skip
+        known = dict(self.db.execute("SELECT day, mtime_ns FROM dirs").fetchall())
+        seen: set[str] = set()
+        placeholders = ",".join("?" * len(_scan.RECORDING_COLUMNS))
+        insert = f"INSERT OR REPLACE INTO recordings VALUES ({placeholders})"  # noqa: S608  # placeholders only
+        pending = 0
+        for day in _scan.iter_days(self.recordings_dir):
+            seen.add(day.relative)
+            if known.get(day.relative) == day.mtime_ns:
+                stats.days_unchanged += 1
+                continue
+            stats.days_scanned += 1
+            settled = day.mtime_ns < _now_ns() - _SETTLE_NS
+            rows: list[tuple[Any, ...]] = []
+            self.db.execute("DELETE FROM problems WHERE source='sidecar' AND key=?", (day.relative,))
+            stems, audio = _scan.day_sidecars(day)
+            for uniqueid in stems:
+                row = _scan.sidecar_row(day, uniqueid, uniqueid in audio)
+                if isinstance(row, Problem):
+                    problem(row, "sidecar", day.relative)
+                elif row is not None:
+                    rows.append(row)
+            self.db.execute("DELETE FROM recordings WHERE day=?", (day.relative,))
+            self.db.executemany(insert, rows)
+            self.db.execute("INSERT OR REPLACE INTO dirs VALUES (?,?)",
+                            (day.relative, day.mtime_ns if settled else 0))  # fmt: skip
+            stats.sidecars += len(rows)
+            pending += len(rows)
+            if pending >= BATCH:
+                self.db.commit()
+                pending = 0
+                if progress is not None:
+                    progress("sidecars", stats.sidecars)
+        for gone in set(known) - seen:
+            self.db.execute("DELETE FROM recordings WHERE day=?", (gone,))
+            self.db.execute("DELETE FROM dirs WHERE day=?", (gone,))
+        self.db.commit()
+        if progress is not None:
+            progress("sidecars", stats.sidecars)
+
+    def add_sidecar(self, paths: RecordingPaths, doc: Mapping[str, Any]) -> None:
+        """Record a sidecar document just written for ``paths`` (for the app; cheap)."""
+        day = paths.relative.rsplit("/", 1)[0]
+        row = _scan.row(day, paths.uniqueid, doc, paths.audio.exists())
+        placeholders = ",".join("?" * len(row))
+        with self._mutex:
+            self.db.execute(f"INSERT OR REPLACE INTO recordings VALUES ({placeholders})", row)  # noqa: S608  # placeholders only
+            self.db.commit()
+
+    def add_ledger_entry(self, entry: Mapping[str, Any]) -> None:
+        """Record a ledger entry just appended (as :meth:`Ledger.append` returned it). Its byte
+        offset is filled in by the next :meth:`update`."""
+        with self._mutex:
+            apply_entry_rows(self.db, [(dict(entry), None, None, None)])
+            self.db.commit()
+
+    def problems(self) -> list[Problem]:
+        """Malformed input found by the last scans of each day folder and of the ledger."""
+        rows = self.db.execute("SELECT path, line_no, detail FROM problems ORDER BY path, line_no")
+        return [Problem(Path(p), n, d) for p, n, d in rows]
+
+
+def _now_ns() -> int:
+    import time
+
+    return time.time_ns()

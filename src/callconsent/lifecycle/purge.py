@@ -1,0 +1,112 @@
+"""Retention purge (R25, R26): delete every recording whose ``delete_after`` has passed.
+
+Runs daily (``deploy/systemd/callconsent-purge.timer``). For each expired recording found in the
+index (after an incremental :meth:`Index.update`): a held one is skipped and reported with its
+hold; otherwise a ``deleted`` ledger entry (reason ``retention``) is written, then the tombstone
+replaces the sidecar and the audio is removed (see :mod:`._delete`). ``dry_run`` changes nothing.
+Re-running after an interruption is safe. Then the separate :func:`~.anonymise.anonymise` step
+handles consent evidence past retention + the claims period.
+
+What it does not delete: audio without a sidecar (``reconcile`` reports it; its retention is
+unknown), export archives handed out for subject access (they are the requester's copy).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from callconsent._fsio import utc_stamp
+from callconsent.lifecycle import query
+from callconsent.lifecycle._context import Context
+from callconsent.lifecycle._delete import Outcome, delete_recording
+from callconsent.lifecycle.hold import is_overdue
+
+SOURCE = "purge"
+REASON = "retention"
+AUDIT_CHUNK = 1000
+
+
+@dataclass(slots=True)
+class PurgeReport:
+    dry_run: bool
+    now: str
+    counts: dict[str, int] = field(default_factory=dict)  # per Outcome.action
+    held: list[dict[str, Any]] = field(default_factory=list)  # each with its hold
+    skipped: list[Outcome] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # malformed input found by the index
+
+    @property
+    def overdue_holds(self) -> int:
+        return sum(1 for h in self.held if h["overdue"])
+
+    @property
+    def clean(self) -> bool:
+        """No skipped item, no malformed input, no overdue hold (current holds are normal)."""
+        return not self.skipped and not self.problems and not self.overdue_holds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run, "now": self.now, "clean": self.clean, "counts": self.counts,
+            "held": self.held, "skipped": [s.as_dict() for s in self.skipped],
+            "problems": self.problems,
+        }  # fmt: skip
+
+    def summary(self) -> str:
+        lines = [f"held: {h['call_id']} {h['file']} (hold: {h['reason']}, case {h['case_ref']}, "
+                 f"review {h['review_date']}{', OVERDUE' if h['overdue'] else ''})"
+                 for h in self.held]  # fmt: skip
+        lines += [str(s) for s in self.skipped]
+        lines += [f"problem: {p}" for p in self.problems]
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(self.counts.items())) or "nothing due"
+        lines.append(f"purge{' (dry run)' if self.dry_run else ''} at {self.now}: {counts}")
+        return "\n".join(lines)
+
+
+def purge(
+    ctx: Context, *, dry_run: bool, on_item: Callable[[Outcome], None] | None = None
+) -> PurgeReport:
+    """Delete (or with ``dry_run`` list) every expired recording not on hold."""
+    now = utc_stamp(ctx.now)
+    report = PurgeReport(dry_run=dry_run, now=now)
+    run_id = uuid.uuid4().hex
+    deleted: list[str] = []
+
+    def flush() -> None:
+        if deleted:
+            ctx.audit.write("purge", actor=ctx.actor, at=ctx.now, reason=REASON, ids=deleted,
+                            run=run_id)  # fmt: skip
+            deleted.clear()
+
+    with ctx.index.locked():
+        ctx.index.update()
+        report.problems = [str(p) for p in ctx.index.problems()]
+        holds = query.holds(ctx.index)
+        today = ctx.now.date()
+        leftovers = query.interrupted_deletions(ctx.index)
+        for rec in itertools.chain(leftovers, query.expired(ctx.index, now)):
+            hold = holds.get(rec.uniqueid)
+            if hold is not None:
+                outcome = Outcome(rec.uniqueid, rec.file, "held", hold.reason)
+                report.held.append({**hold.as_dict(), "file": rec.file,
+                                    "overdue": is_overdue(hold, today)})  # fmt: skip
+            else:
+                outcome = delete_recording(ctx, rec.uniqueid, rec.file, reason=REASON,
+                                           source=SOURCE, expired_only=True, dry_run=dry_run)  # fmt: skip
+            report.counts[outcome.action] = report.counts.get(outcome.action, 0) + 1
+            if outcome.action == "skipped":
+                report.skipped.append(outcome)
+            if outcome.action in ("deleted", "completed"):
+                deleted.append(rec.uniqueid)
+                if len(deleted) >= AUDIT_CHUNK:
+                    flush()
+            if on_item is not None:
+                on_item(outcome)
+        flush()
+    if dry_run:
+        ctx.audit.write("purge_dry_run", actor=ctx.actor, at=ctx.now, reason=REASON, ids=[],
+                        run=run_id, counts=report.counts)  # fmt: skip
+    return report
