@@ -30,11 +30,20 @@ class ConfigPlanner:
     def plan(self, route_arg: str | None, dialled: str | None) -> CallPlan | Skip:
         route = route_for(self._config, route_arg, dialled)
         if route is None:
-            known = route_arg is not None and route_arg in self._config.routes
-            if known:  # route_for() returns no disabled route: R10, nothing is recorded
+            if self._disabled_route_for(route_arg, dialled):  # R10: nothing is recorded
                 return Skip(names.Status.NOT_REQUIRED, "route_disabled")
             return Skip(names.Status.ERROR, "unknown_route")
         return build_plan(self._config, route.name, sampled=lambda rate: self._rng() < rate)
+
+    def _disabled_route_for(self, route_arg: str | None, dialled: str | None) -> bool:
+        """The call names a route that exists but is disabled: by the hook's argument, or
+        (without one) by a dialled number among a route's ``dids``, as route_for() chooses."""
+        if route_arg:
+            return route_arg in self._config.routes
+        if not dialled:
+            return False
+        wanted = dialled.lstrip("+")
+        return any(d.lstrip("+") == wanted for r in self._config.routes.values() for d in r.dids)
 
 
 def build_store(config: Config) -> EvidenceStore:
