@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from tests.harness.asterisk import SANDBOX_SCRIPT, AsteriskLab, sandbox
 from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call, sip_display_name
 

@@ -1,0 +1,116 @@
+"""The callconsent app as the end-to-end tests run it: ``callconsent serve`` on config/demo.yaml
+against the lab Asterisk, plus helpers to read the evidence it wrote."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from callconsent.config import Config, build_plan, load_config
+from callconsent.ledger import iter_entries
+from callconsent.wav import inspect
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CONFIG = REPO / "config" / "demo.yaml"
+LAB_ENV = {"CALLCONSENT_ARI_PASSWORD": "callconsent-lab"}
+
+
+def lab_config() -> Config:
+    return load_config(DEMO_CONFIG, env={**os.environ, **LAB_ENV})
+
+
+def prompt_seconds(media: str) -> float:
+    return inspect(Path(media.removeprefix("sound:") + ".wav")).duration_seconds
+
+
+@dataclass(frozen=True)
+class RouteTiming:
+    """Seconds from the answer: when the notices end and when the first question ends."""
+
+    notices_end: float
+    question_end: float
+    retry_seconds: float
+    timeout: float
+
+
+def route_timing(config: Config, route: str) -> RouteTiming:
+    plan = build_plan(config, route, sampled=lambda _rate: True)
+    notices = sum(prompt_seconds(p.media) for p in plan.notices)
+    asked = [p.consent for p in plan.purposes if p.consent is not None]
+    question = prompt_seconds(asked[0].question.media) if asked else 0.0
+    retry = prompt_seconds(asked[0].retry.media) if asked else 0.0
+    timeout = asked[0].timeout_seconds if asked else 0.0
+    return RouteTiming(notices, notices + question, retry, timeout)
+
+
+class LabApp:
+    """Starts and stops ``callconsent serve`` (a real process, SIGTERM to stop)."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        subprocess.run(
+            [sys.executable, "-m", "callconsent.cli", "prompts", "--config", str(DEMO_CONFIG)],
+            env={**os.environ, **LAB_ENV}, check=True, capture_output=True,
+        )  # fmt: skip
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "callconsent.cli", "serve", "--config", str(DEMO_CONFIG)],
+            env={**os.environ, **LAB_ENV}, stdout=log, stderr=log,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"callconsent serve exited: {self.log_path.read_text()[-3000:]}")
+            if b'"ari_connected"' in self.log_path.read_bytes()[offset:]:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("callconsent serve did not connect to ARI within 15 s")
+
+    def stop(self) -> int | None:
+        if self._proc is None:
+            return None
+        self._proc.terminate()
+        code = self._proc.wait(timeout=20)
+        self._proc = None
+        return code
+
+
+def ledger_entries(config: Config) -> Iterator[dict[str, Any]]:
+    if not config.storage.ledger_path.exists():
+        return
+    for line in iter_entries(config.storage.ledger_path):
+        if line.entry is not None:
+            yield line.entry
+
+
+def wait_ledger(
+    config: Config, uniqueid: str, kind: str = "call", timeout: float = 20.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        for entry in ledger_entries(config):
+            if entry["type"] == kind and entry["call"]["uniqueid"] == uniqueid:
+                return entry
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no ledger {kind} entry for {uniqueid} within {timeout} s")
+        time.sleep(0.2)
+
+
+def call_entries_for(config: Config, uniqueid: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in ledger_entries(config)
+        if e["type"] == "call" and e["call"]["uniqueid"] == uniqueid
+    ]
