@@ -1,0 +1,87 @@
+"""The names in callconsent.names are spelled exactly as the dialplan hook spells them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from callconsent import names
+
+REPO = Path(__file__).resolve().parents[2]
+HOOK = REPO / "dialplan" / "callconsent.conf"
+
+
+def hook_lines() -> list[str]:
+    """The hook's dialplan lines, comments dropped (so a name only in a comment does not count)."""
+    text = HOOK.read_text(encoding="utf-8")
+    return [line.split(";", 1)[0].rstrip() for line in text.splitlines() if line.split(";", 1)[0]]
+
+
+def hook_code() -> str:
+    return "\n".join(hook_lines())
+
+
+SHARED = sorted(
+    (name, value)
+    for name, value in vars(names).items()
+    if name in ("APP_NAME", "HOOK_CONTEXT", "HOOK_EXTEN") or name.startswith("VAR_")
+)
+
+
+def test_every_shared_name_is_listed() -> None:
+    assert {name for name, _ in SHARED} >= {
+        "APP_NAME",
+        "HOOK_CONTEXT",
+        "VAR_STATUS",
+        "VAR_REASON",
+        "VAR_RECORDING",
+        "VAR_MIXMONITOR_ID",
+    }
+
+
+@pytest.mark.parametrize(("name", "value"), SHARED, ids=[n for n, _ in SHARED])
+def test_shared_name_appears_verbatim_in_the_hook(name: str, value: str) -> None:
+    assert re.search(rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])", hook_code()), (
+        f"{name} = {value!r} is not in {HOOK.name}"
+    )
+
+
+def test_hook_context_is_the_one_admins_gosub_into() -> None:
+    contexts = re.findall(r"^\[([^\]]+)\]", hook_code(), flags=re.MULTILINE)
+    assert contexts == [names.HOOK_CONTEXT]
+    assert re.search(rf"^exten => {re.escape(names.HOOK_EXTEN)},1,", hook_code(), re.MULTILINE)
+
+
+def test_hook_enters_the_stasis_app_by_its_name() -> None:
+    (app,) = re.findall(r"Stasis\(([^,)]+)", hook_code())
+    assert app == names.APP_NAME
+
+
+def test_hook_clears_each_result_variable_and_records_to_the_path() -> None:
+    code = hook_code()
+    for var in (names.VAR_STATUS, names.VAR_REASON, names.VAR_RECORDING):
+        assert f"Set({var}=)" in code  # cleared before Stasis: stale values never count
+    assert f"MixMonitor(${{{names.VAR_RECORDING}}},bi({names.VAR_MIXMONITOR_ID}))" in code
+
+
+def test_hook_uses_the_unavailable_status_value() -> None:
+    assert f"Set({names.VAR_STATUS}={names.Status.UNAVAILABLE})" in hook_code()
+
+
+def test_hook_records_only_after_the_status_is_checked() -> None:
+    lines = hook_lines()
+    mixmonitor = next(i for i, line in enumerate(lines) if "MixMonitor(" in line)
+    stasis = next(i for i, line in enumerate(lines) if "Stasis(" in line)
+    status_check = next(
+        i for i, line in enumerate(lines) if "GotoIf" in line and names.VAR_STATUS in line
+    )
+    assert stasis < status_check < mixmonitor
+
+
+@pytest.mark.parametrize("config", ["callconsent.yaml", "demo.yaml"])
+def test_shipped_configs_name_the_same_ari_app(config: str) -> None:
+    data = yaml.safe_load((REPO / "config" / config).read_text(encoding="utf-8"))
+    assert data["asterisk"]["ari"]["app"] == names.APP_NAME
