@@ -144,6 +144,9 @@ def _apply_rare(db: sqlite3.Connection, entry: dict[str, Any], ids: list[str]) -
             [(f.get("sha256"), export_id, f.get("uniqueid"), f.get("name"))
              for f in entry.get("files") or () if isinstance(f, dict)],
         )  # fmt: skip
+        if isinstance(entry.get("archive_sha256"), str):
+            db.execute("INSERT INTO export_files VALUES (?,?,NULL,?)",
+                       (entry["archive_sha256"], export_id, str(entry.get("archive"))))  # fmt: skip
     elif kind == ANONYMISED:
         db.executemany("INSERT OR REPLACE INTO anonymised VALUES (?,?,?,?)",
                        [(u, seq, at, entry.get("reason")) for u in ids])  # fmt: skip

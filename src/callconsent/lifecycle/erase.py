@@ -1,0 +1,87 @@
+"""Erasure (R29, Art 17): per data subject (caller number) or per call, across all purposes.
+
+Every recording of the matched calls is tombstoned with reason ``erased`` and a ``deleted``
+ledger entry, except recordings under a legal hold: they are kept and reported with the hold's
+reason (Art 17(3)(e)). Re-running is safe. The consent evidence in the ledger is kept by default
+(it documents the lawfulness of what was done, for legal claims; the purge's anonymise step
+handles it later); ``anonymise_evidence`` writes an ``anonymised`` entry for the erased calls now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from callconsent.lifecycle import query
+from callconsent.lifecycle._context import Context
+from callconsent.lifecycle._delete import Outcome, delete_recording
+from callconsent.lifecycle.anonymise import anonymise_calls
+
+SOURCE = "erase"
+REASON = "erased"
+
+
+class EraseError(ValueError):
+    """An erasure request that cannot be carried out."""
+
+
+@dataclass(slots=True)
+class EraseReport:
+    dry_run: bool
+    call_ids: list[str]
+    outcomes: list[Outcome] = field(default_factory=list)
+    held: list[dict[str, Any]] = field(default_factory=list)
+    anonymised_seqs: list[int] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Nothing held back and nothing skipped."""
+        return not self.held and not any(o.action == "skipped" for o in self.outcomes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "complete": self.complete, "call_ids": self.call_ids,
+                "outcomes": [o.as_dict() for o in self.outcomes], "held": self.held,
+                "anonymised_ledger_seqs": self.anonymised_seqs}  # fmt: skip
+
+    def summary(self) -> str:
+        lines = [str(o) for o in self.outcomes if o.action != "held"]
+        lines += [f"kept (legal hold): {h['call_id']} {h['file']}: {h['reason']} "
+                  f"(case {h['case_ref']}, review {h['review_date']})" for h in self.held]  # fmt: skip
+        done = sum(1 for o in self.outcomes if o.action in ("deleted", "would_delete"))
+        lines.append(f"erase{' (dry run)' if self.dry_run else ''}: {len(self.call_ids)} call(s),"
+                     f" {done} recording(s) {'to erase' if self.dry_run else 'erased'}, "
+                     f"{len(self.held)} kept on hold")  # fmt: skip
+        return "\n".join(lines)
+
+
+def erase(
+    ctx: Context, selector: query.Selector, *, reason: str, dry_run: bool = False,
+    anonymise_evidence: bool = False,
+) -> EraseReport:  # fmt: skip
+    """Erase the recordings of the calls matched by ``selector`` (number and/or call id)."""
+    if selector.number is None and selector.call_id is None:
+        raise EraseError("erase needs --number or --call-id")
+    if not reason.strip():
+        raise EraseError("an erasure needs a reason")
+    with ctx.index.locked():
+        ctx.index.update()
+        call_ids = query.find_calls(ctx.index, selector)
+        report = EraseReport(dry_run, call_ids)
+        holds = query.holds(ctx.index)
+        for rec in query.recordings(ctx.index, call_ids):
+            hold = holds.get(rec.uniqueid)
+            if hold is not None:
+                report.outcomes.append(Outcome(rec.uniqueid, rec.file, "held", hold.reason))
+                report.held.append({**hold.as_dict(), "file": rec.file})
+                continue
+            report.outcomes.append(delete_recording(
+                ctx, rec.uniqueid, rec.file, reason=REASON, source=SOURCE, expired_only=False,
+                dry_run=dry_run))  # fmt: skip
+        if anonymise_evidence and not dry_run:
+            free = [c for c in call_ids if c not in holds and not query.is_anonymised(ctx.index, c)]
+            report.anonymised_seqs = anonymise_calls(ctx, free, reason=REASON)
+    ctx.audit.write("erase_dry_run" if dry_run else "erase", actor=ctx.actor, at=ctx.now,
+                    reason=reason, ids=call_ids, selector=selector.describe(),
+                    held=[h["call_id"] for h in report.held],
+                    deleted=[o.call_id for o in report.outcomes if o.action == "deleted"])  # fmt: skip
+    return report

@@ -1,0 +1,225 @@
+"""Subject access export (R27, R37): one zip archive for a data subject, with an export id.
+
+Contents: ``audio/<call id>.wav`` for each recording with audio, ``sidecars/<call id>.json``
+(the sidecar as stored, tombstones included), ``ledger-entries.jsonl`` (every ledger line about
+those calls, refusals included, byte for byte, so each line's hash can be checked against the
+chain; only calls whose evidence was anonymised have their caller number/name nulled), the
+bilingual ``cover-sheet.md`` and ``manifest.json``.
+
+Each export gets an id (uuid4 hex) and is logged before the archive appears: a ledger ``export``
+entry (who, why, when, which call ids, the sha256 of every exported file and of the archive,
+the identity check and request date if given; never the caller number) and an audit line.
+Recordings under a legal hold are withheld unless ``include_held`` (the legal role; R26) and
+are listed. Nothing is ever sent anywhere: the archive is written to ``out_dir`` (mode 0600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from callconsent import sidecar
+from callconsent._fsio import MalformedDocument, dumps, fsync_dir, utc_stamp
+from callconsent.lifecycle import _scan, query
+from callconsent.lifecycle._context import Context
+from callconsent.lifecycle._schema import EXPORT
+from callconsent.lifecycle.audit import os_user
+from callconsent.lifecycle.cover import cover_sheet
+from callconsent.paths import UnsafeIdentifier
+
+if TYPE_CHECKING:
+    from callconsent.config import Config
+
+SOURCE = "export"
+ARCHIVE_MODE = 0o600
+
+
+class ExportError(ValueError):
+    """An export request that cannot be carried out."""
+
+
+@dataclass(slots=True)
+class ExportResult:
+    export_id: str
+    archive: Path
+    archive_sha256: str
+    call_ids: list[str]
+    files: list[dict[str, Any]] = field(default_factory=list)  # name, sha256, uniqueid
+    audio_files: int = 0
+    ledger_entries: int = 0
+    withheld: list[dict[str, Any]] = field(default_factory=list)  # held recordings left out
+    problems: list[str] = field(default_factory=list)
+    ledger_seq: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "export_id": self.export_id, "archive": str(self.archive),
+            "archive_sha256": self.archive_sha256, "call_ids": self.call_ids,
+            "audio_files": self.audio_files, "ledger_entries": self.ledger_entries,
+            "files": self.files, "withheld": self.withheld, "problems": self.problems,
+            "ledger_seq": self.ledger_seq,
+        }  # fmt: skip
+
+    def summary(self) -> str:
+        lines = [f"withheld (legal hold): {w['call_id']} ({w['reason']}, case {w['case_ref']})"
+                 for w in self.withheld]  # fmt: skip
+        lines += [f"problem: {p}" for p in self.problems]
+        lines.append(f"export {self.export_id}: {len(self.call_ids)} call(s), "
+                     f"{self.audio_files} audio file(s), {self.ledger_entries} ledger entry(ies)"
+                     f" -> {self.archive} (sha256 {self.archive_sha256}); not sent anywhere")  # fmt: skip
+        return "\n".join(lines)
+
+
+class _Archive:
+    """A zip being written, hashing every member."""
+
+    def __init__(self, zf: zipfile.ZipFile) -> None:
+        self.zf = zf
+        self.files: list[dict[str, Any]] = []
+
+    def add_bytes(self, name: str, data: bytes, uniqueid: str | None) -> None:
+        self.zf.writestr(name, data)
+        self.files.append({"name": name, "sha256": hashlib.sha256(data).hexdigest(),
+                           "uniqueid": uniqueid})  # fmt: skip
+
+    def add_file(self, name: str, path: Path, uniqueid: str) -> None:
+        digest = hashlib.sha256()
+        with path.open("rb") as src, self.zf.open(name, "w") as dst:
+            while block := src.read(1 << 20):
+                digest.update(block)
+                dst.write(block)
+        self.files.append({"name": name, "sha256": digest.hexdigest(), "uniqueid": uniqueid})
+
+
+def export(
+    ctx: Context, config: Config, selector: query.Selector, *, reason: str, out_dir: Path,
+    include_held: bool = False, identity_check: str | None = None,
+    request_date: date | None = None,
+) -> ExportResult:  # fmt: skip
+    """Build the archive for the calls ``selector`` matches; log it; return what it holds."""
+    if selector.empty:
+        raise ExportError("say whose data: --number, --call-id, --from/--to or --agent")
+    if not reason.strip():
+        raise ExportError("an export needs a reason")
+    export_id = uuid.uuid4().hex
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    archive = out_dir / f"callconsent-export-{export_id}.zip"
+    with ctx.index.locked(shared=True):
+        ctx.index.update()
+        call_ids = query.find_calls(ctx.index, selector)
+        result = ExportResult(export_id, archive, "", call_ids)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".tmp", dir=out_dir)
+        tmp = Path(tmp_name)
+        try:
+            os.fchmod(fd, ARCHIVE_MODE)
+            with os.fdopen(fd, "wb") as raw:
+                with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                    _fill(ctx, config, zipfile_archive := _Archive(zf), result, include_held)
+                raw.flush()
+                os.fsync(raw.fileno())
+            result.files = zipfile_archive.files
+            result.archive_sha256 = hashlib.sha256(tmp.read_bytes()).hexdigest()
+            entry = _log(ctx, result, selector, reason, identity_check, request_date)
+            os.replace(tmp, archive)
+            fsync_dir(out_dir)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+    result.ledger_seq = entry["seq"]
+    ctx.audit.write("export", actor=ctx.actor, at=ctx.now, reason=reason, ids=call_ids,
+                    export_id=export_id, archive=str(archive), ledger_seq=entry["seq"],
+                    selector=selector.describe(),
+                    withheld=[w["call_id"] for w in result.withheld])  # fmt: skip
+    return result
+
+
+def _fill(
+    ctx: Context, config: Config, out: _Archive, result: ExportResult, include_held: bool
+) -> None:
+    holds = query.holds(ctx.index)
+    purposes: dict[str, tuple[str, int]] = {}
+    for rec in query.recordings(ctx.index, result.call_ids):
+        try:
+            paths = ctx.paths(rec.file)
+            doc = sidecar.load(paths)
+        except FileNotFoundError:
+            result.problems.append(f"{rec.file}: no sidecar")
+            continue
+        except (MalformedDocument, UnsafeIdentifier) as exc:
+            result.problems.append(f"{rec.file}: {exc} (skipped)")
+            continue
+        for p in doc.get("purposes", ()):
+            purposes[p["purpose"]] = (p["lawful_basis"], p["retention_days"])
+        hold = holds.get(rec.uniqueid)
+        if hold is not None and not include_held:
+            result.withheld.append({**hold.as_dict(), "call_id": rec.uniqueid})
+            continue
+        out.add_bytes(f"sidecars/{rec.uniqueid}.json", paths.sidecar.read_bytes(), rec.uniqueid)
+        if doc["state"] == sidecar.State.FINAL and doc["recording"]["has_audio"]:
+            out.add_file(f"audio/{rec.uniqueid}.wav", paths.audio, rec.uniqueid)
+            result.audio_files += 1
+    lines: list[bytes] = []
+    for seq, offset, length in query.entry_positions(ctx.index, result.call_ids):
+        if offset is None or length is None:
+            result.problems.append(f"ledger entry seq {seq}: position not indexed yet (skipped)")
+            continue
+        raw = _scan.read_line(ctx.ledger_path, offset, length)
+        entry = json.loads(raw)
+        if entry.get("type") == "call":
+            for p in entry.get("purposes") or ():
+                purposes.setdefault(p["purpose"], (p["lawful_basis"], p["retention_days"]))
+            if query.is_anonymised(ctx.index, entry["call"]["uniqueid"]):
+                entry["call"]["caller_number"] = entry["call"]["caller_name"] = None
+                raw = dumps(entry).encode("ascii")
+        lines.append(raw + b"\n")
+    result.ledger_entries = len(lines)
+    out.add_bytes("ledger-entries.jsonl", b"".join(lines), None)
+    created = utc_stamp(ctx.now)
+    sheet = cover_sheet(config, export_id=result.export_id, created=created, purposes=purposes,
+                        audio=result.audio_files, entries=result.ledger_entries,
+                        calls=len(result.call_ids), withheld=len(result.withheld),
+                        files=list(out.files))  # fmt: skip
+    out.add_bytes("cover-sheet.md", sheet.encode("utf-8"), None)
+    manifest = {"export_id": result.export_id, "created": created, "calls": result.call_ids,
+                "files": list(out.files), "withheld": [w["call_id"] for w in result.withheld]}
+    out.add_bytes("manifest.json", (dumps(manifest, indent=2) + "\n").encode("ascii"), None)
+
+
+def _log(
+    ctx: Context, result: ExportResult, selector: query.Selector, reason: str,
+    identity_check: str | None, request_date: date | None,
+) -> dict[str, Any]:  # fmt: skip
+    record: dict[str, Any] = {
+        "type": EXPORT, "at": utc_stamp(ctx.now), "export_id": result.export_id,
+        "actor": ctx.actor or os_user(), "reason": reason, "selector": selector.describe(),
+        "calls": result.call_ids, "files": result.files, "archive": result.archive.name,
+        "archive_sha256": result.archive_sha256,
+        "withheld": [w["call_id"] for w in result.withheld], "identity_check": identity_check,
+        "request_date": request_date.isoformat() if request_date else None,
+        "respond_by": _one_month(request_date).isoformat() if request_date else None,
+        "source": SOURCE,
+    }  # fmt: skip
+    entry = ctx.ledger.append(record)
+    ctx.index.add_ledger_entry(entry)
+    return entry
+
+
+def _one_month(start: date) -> date:
+    """Art 12(3): one month from the request (the same day next month, or its last day)."""
+    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+    day = start.day
+    while True:
+        try:
+            return date(year, month, day)
+        except ValueError:  # 31 January -> 28/29 February
+            day -= 1
