@@ -1,0 +1,149 @@
+"""The subcommand handlers behind :mod:`.commands`: parse, run the job, print, exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from callconsent.lifecycle import query
+from callconsent.lifecycle.anonymise import anonymise
+from callconsent.lifecycle.commands import (
+    OK,
+    PROBLEMS,
+    USAGE,
+    Progress,
+    _bound,
+    _emit,
+    context,
+    print_outcome,
+)
+from callconsent.lifecycle.erase import EraseError, erase
+from callconsent.lifecycle.export import ExportError, export
+from callconsent.lifecycle.hold import HoldError, list_holds, release_hold, set_hold
+from callconsent.lifecycle.identify import identify
+from callconsent.lifecycle.purge import purge
+from callconsent.lifecycle.ropa import build_ropa, to_markdown
+
+if TYPE_CHECKING:
+    from callconsent.config import Config
+
+
+def _error(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return USAGE
+
+
+def _index(args: argparse.Namespace, config: Config, rebuild: bool) -> int:
+    progress = Progress()
+    with context(args, config) as ctx, ctx.index.locked():
+        run = ctx.index.rebuild if rebuild else ctx.index.update
+        stats = run(progress=progress, on_problem=lambda p: print(p, file=sys.stderr))
+        progress.done()
+    _emit(args, stats.as_dict(), f"index {'rebuilt' if rebuild else 'updated'}: "
+          f"{stats.sidecars} sidecar(s), {stats.ledger_lines} ledger line(s), "
+          f"{stats.problems} problem(s) skipped -> {ctx.index.path}")  # fmt: skip
+    return PROBLEMS if stats.problems else OK
+
+
+def index_rebuild(args: argparse.Namespace, config: Config) -> int:
+    return _index(args, config, rebuild=True)
+
+
+def index_update(args: argparse.Namespace, config: Config) -> int:
+    return _index(args, config, rebuild=False)
+
+
+def purge_cmd(args: argparse.Namespace, config: Config) -> int:
+    with context(args, config) as ctx:
+        report = purge(ctx, dry_run=args.dry_run, on_item=print_outcome(args))
+        evidence = None
+        if not args.no_anonymise:
+            evidence = anonymise(ctx, claims_days=args.claims_days, dry_run=args.dry_run)
+    data = {**report.as_dict(), "evidence": evidence.as_dict() if evidence else None}
+    text = report.summary() + (f"\n{evidence.summary()}" if evidence else "")
+    _emit(args, data, text)
+    return OK if report.clean else PROBLEMS
+
+
+def hold_set(args: argparse.Namespace, config: Config) -> int:
+    with context(args, config) as ctx:
+        try:
+            hold = set_hold(ctx, args.call_id, reason=args.reason, case_ref=args.case_ref,
+                            review_date=args.review_date)  # fmt: skip
+        except HoldError as exc:
+            return _error(exc)
+    _emit(args, hold.as_dict(), f"hold set on {hold.uniqueid}: {hold.reason} "
+          f"(case {hold.case_ref}, review {hold.review_date})")  # fmt: skip
+    return OK
+
+
+def hold_release(args: argparse.Namespace, config: Config) -> int:
+    with context(args, config) as ctx:
+        try:
+            hold = release_hold(ctx, args.call_id, reason=args.reason)
+        except HoldError as exc:
+            return _error(exc)
+    _emit(args, hold.as_dict(), f"hold released on {hold.uniqueid} (was: {hold.reason}, "
+          f"case {hold.case_ref})")  # fmt: skip
+    return OK
+
+
+def hold_list(args: argparse.Namespace, config: Config) -> int:
+    with context(args, config) as ctx:
+        found = list_holds(ctx, overdue_only=args.overdue)
+    lines = [f"{s.hold.uniqueid}: {s.hold.reason} (case {s.hold.case_ref}, review "
+             f"{s.hold.review_date}{', OVERDUE' if s.overdue else ''}, set {s.hold.set_at} by "
+             f"{s.hold.actor})" for s in found]  # fmt: skip
+    lines.append(f"{len(found)} hold(s), {sum(s.overdue for s in found)} overdue")
+    _emit(args, [s.as_dict() for s in found], "\n".join(lines))
+    return PROBLEMS if args.overdue and found else OK
+
+
+def _selector(args: argparse.Namespace) -> query.Selector:
+    return query.Selector(
+        number=args.number, call_id=args.call_id,
+        date_from=_bound(getattr(args, "date_from", None), end=False),
+        date_to=_bound(getattr(args, "date_to", None), end=True),
+        agent=getattr(args, "agent", None),
+    )  # fmt: skip
+
+
+def export_cmd(args: argparse.Namespace, config: Config) -> int:
+    with context(args, config) as ctx:
+        out = args.out or ctx.ledger_path.parent / "exports"
+        try:
+            result = export(ctx, config, _selector(args), reason=args.reason, out_dir=out,
+                            include_held=args.include_held, identity_check=args.identity_check,
+                            request_date=args.request_date)  # fmt: skip
+        except (ExportError, ValueError) as exc:
+            return _error(exc)
+    _emit(args, result.as_dict(), result.summary())
+    return PROBLEMS if result.withheld or result.problems else OK
+
+
+def identify_cmd(args: argparse.Namespace, config: Config) -> int:
+    if not args.file.is_file():
+        return _error(FileNotFoundError(f"{args.file}: no such file"))
+    with context(args, config) as ctx:
+        found = identify(ctx, args.file)
+    _emit(args, found.as_dict(), found.summary())
+    return OK if found.found else PROBLEMS
+
+
+def erase_cmd(args: argparse.Namespace, config: Config) -> int:
+    with context(args, config) as ctx:
+        try:
+            report = erase(ctx, _selector(args), reason=args.reason, dry_run=args.dry_run,
+                           anonymise_evidence=args.anonymise_evidence)  # fmt: skip
+        except EraseError as exc:
+            return _error(exc)
+    _emit(args, report.as_dict(), report.summary())
+    return OK if report.complete else PROBLEMS
+
+
+def ropa_cmd(args: argparse.Namespace, config: Config) -> int:
+    with context(args, config) as ctx:
+        record = build_ropa(ctx, config, claims_days=args.claims_days)
+    _emit(args, record, to_markdown(record))
+    return PROBLEMS if record["flags"] else OK
