@@ -117,6 +117,10 @@ class IllegalEvent(Exception):
 _CONSENT_STATUSES: Final = frozenset({"given", "refused"})
 
 
+def _action_id(call_key: str, kind: str, counter: int) -> str:
+    return f"{call_key}-{kind}{counter}"
+
+
 @dataclass
 class _Asking:
     """Evidence gathered for the consent purpose being asked."""
@@ -161,7 +165,13 @@ class ConsentMachine:
     # -- helpers --------------------------------------------------------------------------
     def _next_id(self, kind: str) -> str:
         self._counter += 1
-        return f"{self.call_key}-{kind}{self._counter}"
+        return _action_id(self.call_key, kind, self._counter)
+
+    @staticmethod
+    def playback_ids(call_key: str, limit: int = 32) -> list[str]:
+        """Every id the first ``limit`` actions of a call's machine could give a playback: after a
+        restart the app stops them without knowing which one is playing."""
+        return [_action_id(call_key, "p", n) for n in range(1, limit + 1)]
 
     def _play(self, prompt: Prompt, state: State) -> list[Action]:
         self.state = state

@@ -249,6 +249,10 @@ class StasisApp:
         bound = log.bind(channel_id=channel_id)
         bound.warning("call_reconciled", status=names.Status.ERROR, reason="app_restarted")
         info = await self._stranger_info(channel_id)  # before it leaves Stasis and the Gosub
+        # a prompt still playing holds every later command on the channel: stop it first
+        for playback_id in ConsentMachine.playback_ids(channel_id):
+            with contextlib.suppress(AriError):
+                await self._ari.stop_playback(playback_id)
         await self._set_result(channel_id, names.Status.ERROR, "app_restarted", "", bound)
         await self._continue(channel_id, bound)
         await self._write_unhandled(info, names.Status.ERROR, "app_restarted", bound)

@@ -31,6 +31,8 @@ import pytest
 sys.path.insert(
     0, str(Path(__file__).resolve().parents[2])
 )  # `tests.harness` without a root conftest
+from callconsent.config import Config
+from tests.e2e.lab_app import LabApp, lab_config
 from tests.harness.asterisk import AsteriskLab, sandbox, sandbox_unavailable_reason
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -68,3 +70,18 @@ def asterisk() -> Iterator[AsteriskLab]:
 def log_mark(asterisk: AsteriskLab) -> int:
     """The full log's offset when the test starts: pass as ``since=`` to see only this test's lines."""
     return asterisk.log_offset()
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    """config/demo.yaml with the lab's ARI password."""
+    return lab_config()
+
+
+@pytest.fixture(scope="session")
+def lab_app(asterisk: AsteriskLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabApp]:
+    """``callconsent serve`` on config/demo.yaml, connected to the lab Asterisk."""
+    app = LabApp(tmp_path_factory.mktemp("app") / "serve.log")
+    app.start()
+    yield app
+    app.stop()

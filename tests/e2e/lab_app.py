@@ -78,6 +78,17 @@ class LabApp:
             time.sleep(0.1)
         raise RuntimeError("callconsent serve did not connect to ARI within 15 s")
 
+    def entered_count(self) -> int:
+        """How many calls the app has logged as entering the consent flow (all runs)."""
+        return self.log_path.read_bytes().count(b'"call_entered"')
+
+    def kill(self) -> None:
+        """kill -9: no clean-up at all, as after a crash."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+            self._proc = None
+
     def stop(self) -> int | None:
         if self._proc is None:
             return None

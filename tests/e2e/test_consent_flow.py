@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 from callconsent import sidecar
 from callconsent.config import Config
 from callconsent.wav import inspect
-from tests.e2e.lab_app import LabApp, RouteTiming, lab_config, route_timing, wait_ledger
+from tests.e2e.lab_app import LabApp, RouteTiming, route_timing, wait_ledger
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.sipp import Call, CallResult, Digit, Pause, run_calls
 
@@ -34,19 +33,6 @@ class Placed:
     result: CallResult
     dest: LabLine | None
     end: LabLine
-
-
-@pytest.fixture(scope="session")
-def config() -> Config:
-    return lab_config()
-
-
-@pytest.fixture(scope="session")
-def lab_app(asterisk: AsteriskLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabApp]:
-    app = LabApp(tmp_path_factory.mktemp("app") / "serve.log")
-    app.start()
-    yield app
-    app.stop()
 
 
 def _calls(support: RouteTiming, docs: RouteTiming) -> dict[str, Call]:

@@ -196,10 +196,13 @@ def test_check_config_prints_ok_and_returns_0(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CALLCONSENT_ARI_PASSWORD", "x")
-    assert check_config_main(DEMO) == 0
+    data = demo_data()
+    data["prompts_dir"] = str(tmp_path / "no-prompts-here")
+    path = write(tmp_path, data)
+    assert check_config_main(path) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"OK: {DEMO}\n")
-    assert "warning: " in out
+    assert out.startswith(f"OK: {path}\n")
+    assert "warning: " in out and "no audio at" in out
 
 
 def test_check_config_prints_every_error_and_returns_2(
