@@ -69,7 +69,9 @@ class PurgeReport:
 def purge(
     ctx: Context, *, dry_run: bool, on_item: Callable[[Outcome], None] | None = None
 ) -> PurgeReport:
-    """Delete (or with ``dry_run`` list) every expired recording not on hold."""
+    """Delete (or with ``dry_run`` list, from the index alone) every expired recording not on
+    hold. ``on_item`` sees each outcome as it happens; the report keeps counts, holds and
+    skipped items only, so memory stays flat however many recordings expire."""
     now = utc_stamp(ctx.now)
     report = PurgeReport(dry_run=dry_run, now=now)
     run_id = uuid.uuid4().hex
@@ -93,9 +95,11 @@ def purge(
                 outcome = Outcome(rec.uniqueid, rec.file, "held", hold.reason)
                 report.held.append({**hold.as_dict(), "file": rec.file,
                                     "overdue": is_overdue(hold, today)})  # fmt: skip
+            elif dry_run:  # from the index alone: a real run re-reads each sidecar first
+                outcome = Outcome(rec.uniqueid, rec.file, "would_delete", REASON)
             else:
                 outcome = delete_recording(ctx, rec.uniqueid, rec.file, reason=REASON,
-                                           source=SOURCE, expired_only=True, dry_run=dry_run)  # fmt: skip
+                                           source=SOURCE, expired_only=True)  # fmt: skip
             report.counts[outcome.action] = report.counts.get(outcome.action, 0) + 1
             if outcome.action == "skipped":
                 report.skipped.append(outcome)
