@@ -126,7 +126,7 @@ def sidecar_document(
 ) -> dict[str, Any]:
     """The sidecar written when the recording starts (state ``recording``)."""
     recorded = [p for p in outcome.purposes if p.purpose in outcome.recorded_purposes]
-    return sidecar.recording_document(
+    doc = sidecar.recording_document(
         where,
         call=call.as_dict(),
         started_at=recording_started,
@@ -138,6 +138,9 @@ def sidecar_document(
         software=SOFTWARE,
         config_sha256=config_sha256,
     )
+    if outcome.entered_at is not None:  # when the call entered the app; the recording's own
+        doc["started_at"] = stamp(outcome.entered_at)  # start is recording.started_at
+    return doc
 
 
 def _sidecar_purpose(outcome: PurposeOutcome) -> dict[str, Any]:
