@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit._stasis_fakes import load_demo, write_prompts
 
 from callconsent import names
 from callconsent.app import ConfigPlanner, build_store
@@ -15,6 +14,7 @@ from callconsent.consent import CallPlan
 from callconsent.evidence import CallInfo
 from callconsent.stasis import Skip
 from callconsent.store import EvidenceStore
+from tests.unit._stasis_fakes import load_demo, write_prompts
 
 
 def plan_of(planner: ConfigPlanner, route: str | None, dialled: str | None = None) -> CallPlan:

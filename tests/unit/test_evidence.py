@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit._stasis_fakes import schema_problems
 
 from callconsent import sidecar
 from callconsent.consent import CallOutcome, NoticeEvidence, Prompt, PurposeOutcome
@@ -20,6 +19,7 @@ from callconsent.evidence import (
     unhandled_call_entry,
 )
 from callconsent.paths import recording_paths
+from tests.unit._stasis_fakes import schema_problems
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)
 SHA = "a" * 64

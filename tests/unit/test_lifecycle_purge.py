@@ -7,7 +7,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from tests.unit.test_lifecycle_fixtures import NUMBER, T0, Store, make_store
 
 from callconsent import sidecar
 from callconsent.ledger import iter_entries, verify_chain
@@ -16,6 +15,7 @@ from callconsent.lifecycle.anonymise import anonymise
 from callconsent.lifecycle.hold import HoldError, list_holds, release_hold, set_hold
 from callconsent.lifecycle.purge import purge
 from callconsent.paths import RecordingPaths
+from tests.unit.test_lifecycle_fixtures import NUMBER, T0, Store, make_store
 
 DAY91 = T0 + timedelta(days=91)
 

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from callconsent import names
+from callconsent.ledger import verify_chain
 from tests.unit._stasis_fakes import (
     Harness,
     ari_error,
@@ -29,9 +32,6 @@ from tests.unit._stasis_fakes import (
     write_audio,
     write_prompts,
 )
-
-from callconsent import names
-from callconsent.ledger import verify_chain
 
 REC, REASON, STATUS = names.VAR_RECORDING, names.VAR_REASON, names.VAR_STATUS
 CID = "1764000000.42"
