@@ -8,6 +8,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+__all__ = [
+    "RECORDED_STATUSES",
+    "Action",
+    "AdapterFailed",
+    "Answer",
+    "Answered",
+    "CallEntered",
+    "CallOutcome",
+    "CallPlan",
+    "CallerHungUp",
+    "CancelTimer",
+    "ConsentQuestion",
+    "ConsentTimedOut",
+    "ContinueDialplan",
+    "DigitReceived",
+    "Event",
+    "LanguageMenu",
+    "NoticeEvidence",
+    "Objection",
+    "PlayPrompt",
+    "PlaybackFailed",
+    "PlaybackFinished",
+    "PlaybackStarted",
+    "PrepareRecording",
+    "Prompt",
+    "PurposeOutcome",
+    "PurposePlan",
+    "RecordingPrepared",
+    "SetResult",
+    "ShutdownRequested",
+    "StartTimer",
+    "StopPlayback",
+    "WriteLedger",
+]
+
 # -- the plan: what a route asks of a call (built from the config) ------------------------
 
 
@@ -30,12 +65,22 @@ class ConsentQuestion:
 
 
 @dataclass(frozen=True, slots=True)
+class Objection:
+    """The caller's right to object (Art 21) to a 6(1)(e)/(f) purpose by a digit in the notice."""
+
+    digit: str
+    record_anyway: bool = False  # True: recorded on documented compelling grounds
+    grounds_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PurposePlan:
     purpose: str  # documentation | training | emergency_quality
     lawful_basis: str  # e.g. "6(1)(a)"
     retention_days: int
     consent: ConsentQuestion | None  # None: needs no consent; recorded after the notice
     sampled: bool = True  # False: a consent purpose not asked on this call (ledger not_sampled)
+    objection: Objection | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +89,17 @@ class CallPlan:
     language: str
     notices: tuple[Prompt, ...]  # played first, in order; digits during them are ignored
     purposes: tuple[PurposePlan, ...]
+    menu: LanguageMenu | None = None  # asked before the notices
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageMenu:
+    """A language choice before the notices: a digit switches to that language's plan; no
+    digit (or another) keeps this plan's language."""
+
+    prompt: Prompt
+    options: tuple[tuple[str, CallPlan], ...]  # (digit, the same call's plan in that language)
+    timeout_seconds: float = 3.0
 
 
 # -- events: what happened (from the adapter) ---------------------------------------------
@@ -145,7 +201,8 @@ class PurposeOutcome:
     lawful_basis: str
     retention_days: int
     #: given | refused (consent purposes), not_sampled, not_required (no consent needed,
-    #: recorded), not_recorded (no consent needed, but the flow ended before recording)
+    #: recorded), not_recorded (no consent needed, but the flow ended before recording),
+    #: objected (the caller objected during the notice: not recorded)
     status: str
     reason: str
     digit: str | None = None

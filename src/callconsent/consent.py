@@ -25,77 +25,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
-from callconsent._consent_types import (
-    Action,
-    AdapterFailed,
-    Answer,
-    Answered,
-    CallEntered,
-    CallerHungUp,
-    CallOutcome,
-    CallPlan,
-    CancelTimer,
-    ConsentQuestion,
-    ConsentTimedOut,
-    ContinueDialplan,
-    DigitReceived,
-    Event,
-    NoticeEvidence,
-    PlaybackFailed,
-    PlaybackFinished,
-    PlaybackStarted,
-    PlayPrompt,
-    PrepareRecording,
-    Prompt,
-    PurposeOutcome,
-    PurposePlan,
-    RecordingPrepared,
-    SetResult,
-    ShutdownRequested,
-    StartTimer,
-    StopPlayback,
-    WriteLedger,
-)
+from callconsent import _consent_types
+from callconsent._consent_types import *  # noqa: F403  # the values the rules work with
 
-__all__ = [
-    "Action",
-    "AdapterFailed",
-    "Answer",
-    "Answered",
-    "CallEntered",
-    "CallOutcome",
-    "CallPlan",
-    "CallerHungUp",
-    "CancelTimer",
-    "ConsentMachine",
-    "ConsentQuestion",
-    "ConsentTimedOut",
-    "ContinueDialplan",
-    "DigitReceived",
-    "Event",
-    "IllegalEvent",
-    "NoticeEvidence",
-    "PlayPrompt",
-    "PlaybackFailed",
-    "PlaybackFinished",
-    "PlaybackStarted",
-    "PrepareRecording",
-    "Prompt",
-    "PurposeOutcome",
-    "PurposePlan",
-    "RecordingPrepared",
-    "SetResult",
-    "ShutdownRequested",
-    "StartTimer",
-    "State",
-    "StopPlayback",
-    "WriteLedger",
-]
+__all__ = [*_consent_types.__all__, "ConsentMachine", "IllegalEvent", "State"]
 
 
 class State(enum.Enum):
     NEW = "new"  # the call entered the app; nothing done yet
     ANSWERING = "answering"  # Answer sent
+    MENU = "menu"  # playing the language menu; a digit chooses
+    MENU_WAIT = "menu_wait"  # menu finished, timer running
     NOTICE = "notice"  # playing a notice; digits are ignored
     QUESTION = "question"  # playing a consent question; a digit counts once it has started
     RETRY = "retry"  # playing the invalid-key prompt; a digit counts
@@ -148,6 +88,7 @@ class ConsentMachine:
     _outcomes: list[PurposeOutcome] = field(default_factory=list)
     _asking: _Asking | None = None
     _failure: str | None = None  # reason when an error or a failed notice ended the flow
+    _objection: DigitReceived | None = None  # the objection digit, pressed during a notice
     outcome: CallOutcome | None = None
 
     # -- public ---------------------------------------------------------------------------
@@ -178,8 +119,8 @@ class ConsentMachine:
         self._playback = self._next_id("p")
         return [PlayPrompt(self._playback, prompt)]
 
-    def _start_timer(self, seconds: float) -> list[Action]:
-        self.state = State.AWAITING_DIGIT
+    def _start_timer(self, seconds: float, state: State = State.AWAITING_DIGIT) -> list[Action]:
+        self.state = state
         self._timer = self._next_id("t")
         return [StartTimer(self._timer, seconds)]
 
@@ -195,6 +136,15 @@ class ConsentMachine:
         playback, self._playback = self._playback, None
         return [StopPlayback(playback)]
 
+    # -- language menu --------------------------------------------------------------------
+    def _choose_language(self, digit: str | None) -> list[Action]:
+        menu = self.plan.menu
+        assert menu is not None  # only the menu states call this
+        actions = self._cancel_timer() + self._stop_playback()
+        chosen = dict(menu.options).get(digit) if digit is not None else None
+        self.plan = chosen if chosen is not None else replace(self.plan, menu=None)
+        return actions + self._next_notice()
+
     # -- notices --------------------------------------------------------------------------
     def _next_notice(self) -> list[Action]:
         if self._notice_index < len(self.plan.notices):
@@ -209,14 +159,26 @@ class ConsentMachine:
             index = len(self._outcomes)
             purpose = self.plan.purposes[index]
             if purpose.consent is None:
-                outcome = PurposeOutcome.of(purpose, "not_required", "no_consent_needed")
-                self._outcomes.append(outcome)
+                self._outcomes.append(self._without_consent(purpose))
             elif not purpose.sampled:
                 self._outcomes.append(PurposeOutcome.of(purpose, "not_sampled", "not_sampled"))
             else:
                 self._asking = _Asking(index=index, attempts=1)
                 return self._play(purpose.consent.question, State.QUESTION)
         return self._decide()
+
+    def _without_consent(self, purpose: PurposePlan) -> PurposeOutcome:
+        """A purpose that needs no consent: recorded, unless the caller objected (Art 21)."""
+        objection, pressed = purpose.objection, self._objection
+        if objection is None or pressed is None or pressed.digit != objection.digit:
+            return PurposeOutcome.of(purpose, "not_required", "no_consent_needed")
+        if objection.record_anyway:
+            status, reason = "not_required", "objection_overridden"
+        else:
+            status, reason = "objected", "objection"
+        return replace(
+            PurposeOutcome.of(purpose, status, reason), digit=pressed.digit, digit_at=pressed.at
+        )
 
     def _current_question(self) -> tuple[PurposePlan, ConsentQuestion, _Asking]:
         asking = self._asking
@@ -286,6 +248,8 @@ class ConsentMachine:
             return "given", given[0].reason
         if asked:
             return "refused", asked[0].reason
+        if any(o.status == "objected" for o in self._outcomes):
+            return "refused", "objection"
         if self._outcomes:
             return "not_required", self._outcomes[0].reason
         return "not_required", "no_purposes"
@@ -329,11 +293,13 @@ class ConsentMachine:
         return [Answer()]
 
     def _on_answered(self, _event: Answered) -> list[Action]:
+        if self.plan.menu is not None:
+            return self._play(self.plan.menu.prompt, State.MENU)
         return self._next_notice()
 
     def _on_playback_started(self, event: PlaybackStarted) -> list[Action]:
-        if event.playback_id != self._playback:
-            return []  # a stopped or earlier playback: stale
+        if event.playback_id != self._playback or self.state is State.MENU:
+            return []  # a stopped or earlier playback: stale; the menu needs no evidence
         if self.state is State.NOTICE:
             self._notices[-1] = replace(self._notices[-1], started_at=event.at)
         else:
@@ -345,6 +311,9 @@ class ConsentMachine:
         if event.playback_id != self._playback:
             return []
         self._playback = None
+        if self.state is State.MENU:
+            assert self.plan.menu is not None
+            return self._start_timer(self.plan.menu.timeout_seconds, State.MENU_WAIT)
         if self.state is State.NOTICE:
             self._notices[-1] = replace(self._notices[-1], ended_at=event.at, played=True)
             self._notice_index += 1
@@ -359,6 +328,8 @@ class ConsentMachine:
         if event.playback_id != self._playback:
             return []
         self._playback = None
+        if self.state is State.MENU:
+            return self._choose_language(None)  # no menu: the route's own language
         if self.state is State.NOTICE:
             # R4: a notice that was not played in full means no recording on this call
             self._failure = "notice_failed"
@@ -368,6 +339,12 @@ class ConsentMachine:
         return self._next_purpose()
 
     def _on_digit(self, event: DigitReceived) -> list[Action]:
+        if self.state in (State.MENU, State.MENU_WAIT):
+            return self._choose_language(event.digit)
+        if self.state is State.NOTICE and self._objection is None:
+            if any(p.objection and p.objection.digit == event.digit for p in self.plan.purposes):
+                self._objection = event  # noted; the notice plays on
+            return []
         if self.state in (State.NOTICE, State.ANSWERING):
             return []  # digits before the question are flushed
         return self._digit(event)
@@ -376,6 +353,8 @@ class ConsentMachine:
         if event.timer_id != self._timer:
             return []  # a cancelled timer that fired anyway
         self._timer = None
+        if self.state is State.MENU_WAIT:
+            return self._choose_language(None)
         self._conclude("refused", "timeout", None, None)
         return self._next_purpose()
 
@@ -404,8 +383,15 @@ class ConsentMachine:
 
 _Handler = Callable[[ConsentMachine, Event], list[Action]]
 
-_LIVE: Final = (State.NOTICE, State.QUESTION, State.RETRY, State.AWAITING_DIGIT)
-_PROMPTING: Final = (State.NOTICE, State.QUESTION, State.RETRY)
+_LIVE: Final = (
+    State.MENU,
+    State.MENU_WAIT,
+    State.NOTICE,
+    State.QUESTION,
+    State.RETRY,
+    State.AWAITING_DIGIT,
+)
+_PROMPTING: Final = (State.MENU, State.NOTICE, State.QUESTION, State.RETRY)
 _BEFORE_DECISION: Final = (State.ANSWERING, *_LIVE, State.PREPARING)
 
 
@@ -427,7 +413,13 @@ def _build_table() -> dict[tuple[State, type[Event]], _Handler]:
         rows[(state, DigitReceived)] = m._on_digit
         rows[(state, ConsentTimedOut)] = m._on_timeout
     # a stopped prompt may still report its start or end after the flow moved on: stale, ignored
-    for state in (State.AWAITING_DIGIT, State.PREPARING, State.CONTINUED, State.ENDED):
+    for state in (
+        State.MENU_WAIT,
+        State.AWAITING_DIGIT,
+        State.PREPARING,
+        State.CONTINUED,
+        State.ENDED,
+    ):
         for stale in (PlaybackStarted, PlaybackFinished, PlaybackFailed, ConsentTimedOut):
             rows.setdefault((state, stale), m._ignore)
     rows[(State.PREPARING, DigitReceived)] = m._ignore

@@ -26,6 +26,8 @@ from callconsent.consent import (
     DigitReceived,
     Event,
     IllegalEvent,
+    LanguageMenu,
+    Objection,
     PlaybackFailed,
     PlaybackFinished,
     PlaybackStarted,
@@ -69,9 +71,21 @@ def quality() -> PurposePlan:
 DOCUMENTATION = PurposePlan("documentation", "6(1)(f)", 90, None)
 
 
+def objectable(*, record_anyway: bool = False) -> PurposePlan:
+    objection = Objection("3", record_anyway, "LAB-CG-1" if record_anyway else None)
+    return PurposePlan("documentation", "6(1)(f)", 90, None, objection=objection)
+
+
 def plan(*purposes: PurposePlan, notices: int = 1) -> CallPlan:
     notice_prompts = tuple(prompt(f"notice{i}") for i in range(notices))
     return CallPlan("support", "da", notice_prompts, purposes or (training(),))
+
+
+def menu_plan() -> CallPlan:
+    english = CallPlan("support", "en", (Prompt("notice0", "sound:/p/en/n", "en", "cd" * 32),),
+                       (training(),))  # fmt: skip
+    menu = LanguageMenu(Prompt("menu", "sound:/p/en/menu", "en", "ef" * 32), (("8", english),), 2.0)
+    return CallPlan("support", "da", (prompt("notice0"),), (training(),), menu)
 
 
 class Driver:
@@ -369,6 +383,12 @@ def test_illegal_event_raises_and_leaves_state_unchanged() -> None:
 
 
 def _machine_in(state: State) -> Driver:
+    if state in (State.MENU, State.MENU_WAIT):
+        d = Driver(menu_plan()).enter()
+        if state is State.MENU_WAIT:
+            d.play_through()
+        assert d.machine.state is state
+        return d
     routes = {
         State.NEW: lambda d: d,
         State.ANSWERING: lambda d: d.feed(CallEntered(at())) and d,
@@ -403,7 +423,19 @@ def _events_for(d: Driver) -> list[Event]:
     ]
 
 
+_PROMPT_EVENTS = {
+    "PlaybackStarted",
+    "PlaybackFinished",
+    "PlaybackFailed",
+    "DigitReceived",
+    "ConsentTimedOut",
+    "CallerHungUp",
+    "AdapterFailed",
+    "ShutdownRequested",
+}
 LEGAL = {
+    State.MENU: _PROMPT_EVENTS,
+    State.MENU_WAIT: _PROMPT_EVENTS,
     State.NEW: {"CallEntered", "CallerHungUp", "ShutdownRequested"},
     State.ANSWERING: {"Answered", "DigitReceived", "CallerHungUp", "AdapterFailed",
                       "ShutdownRequested"},
@@ -527,3 +559,76 @@ def test_no_event_sequence_records_a_consent_purpose_without_an_active_accept_di
             if purpose_outcome.status == "given":
                 assert purpose_outcome.purpose in accepted_while_asked
                 assert purpose_outcome.digit is not None
+
+
+# -- language menu ----------------------------------------------------------------------------
+
+
+def test_language_menu_digit_switches_the_whole_call_to_that_language() -> None:
+    d = Driver(menu_plan()).enter()
+    assert d.playing().prompt.prompt_id == "menu"
+    d.start_current().digit("8")
+    assert d.playing().prompt.language == "en"
+    d.play_through().play_through().digit("1").prepared()
+    outcome = d.ledger().outcome
+    assert outcome.language == "en"
+    assert outcome.notices[0].prompt.language == "en"
+
+
+def test_no_menu_choice_keeps_the_routes_language_after_the_menu_timeout() -> None:
+    d = Driver(menu_plan()).enter().play_through()
+    assert d.machine.state is State.MENU_WAIT
+    d.time_out()
+    assert d.playing().prompt.prompt_id == "notice0"
+    assert d.playing().prompt.language == "da"
+
+
+def test_other_digit_in_the_menu_is_not_consent_and_keeps_danish() -> None:
+    d = Driver(menu_plan()).enter().start_current().digit("1")
+    assert d.machine.state is State.NOTICE
+    assert d.playing().prompt.language == "da"
+    d.play_through().play_through().time_out()
+    assert d.result() == SetResult("refused", "timeout", recording=False)
+
+
+def test_failed_menu_prompt_goes_on_in_the_routes_language() -> None:
+    d = Driver(menu_plan()).enter()
+    d.feed(PlaybackFailed(d.playing().playback_id, at()))
+    assert d.machine.state is State.NOTICE
+
+
+# -- objection (Art 21) -----------------------------------------------------------------------
+
+
+def test_objection_digit_during_the_notice_means_no_documentation_recording() -> None:
+    d = Driver(plan(objectable())).enter().start_current().digit("3")
+    assert d.machine.state is State.NOTICE, "the notice plays on"
+    d.feed(PlaybackFinished(d.playing().playback_id, at()))
+    assert d.recorded() is None
+    assert d.result() == SetResult("refused", "objection", recording=False)
+    (documentation,) = d.ledger().outcome.purposes
+    assert (documentation.status, documentation.digit) == ("objected", "3")
+    assert documentation.digit_at is not None
+
+
+def test_objection_on_compelling_grounds_still_records_and_says_so() -> None:
+    d = Driver(plan(objectable(record_anyway=True))).enter().start_current().digit("3")
+    d.feed(PlaybackFinished(d.playing().playback_id, at()))
+    assert d.recorded() == ("documentation",)
+    d.prepared()
+    (documentation,) = d.ledger().outcome.purposes
+    assert (documentation.status, documentation.reason) == ("not_required", "objection_overridden")
+
+
+def test_objection_digit_after_the_notice_is_not_an_objection() -> None:
+    d = Driver(plan(objectable(), training())).enter().play_through().play_through().digit("3")
+    assert d.machine.state is State.RETRY  # an invalid answer to the consent question
+    d.play_through().digit("2")
+    assert d.recorded() == ("documentation",)
+
+
+def test_objection_to_documentation_leaves_a_training_yes_intact() -> None:
+    d = Driver(plan(objectable(), training())).enter().start_current().digit("3")
+    d.feed(PlaybackFinished(d.playing().playback_id, at()))
+    d.play_through().digit("1")
+    assert d.recorded() == ("training",)
