@@ -39,9 +39,17 @@ class RouteTiming:
     timeout: float
 
 
-def route_timing(config: Config, route: str) -> RouteTiming:
+def route_timing(config: Config, route: str, language: str | None = None) -> RouteTiming:
+    """Seconds from the answer. With a language menu: ``language`` None means the caller lets
+    the menu time out; a language means the caller chose it at once (during the menu prompt)."""
     plan = build_plan(config, route, sampled=lambda _rate: True)
-    notices = sum(prompt_seconds(p.media) for p in plan.notices)
+    start = 0.0
+    if plan.menu is not None:
+        if language is None:
+            start = prompt_seconds(plan.menu.prompt.media) + plan.menu.timeout_seconds
+        else:
+            plan = dict((p.language, p) for _d, p in plan.menu.options)[language]
+    notices = start + sum(prompt_seconds(p.media) for p in plan.notices)
     asked = [p.consent for p in plan.purposes if p.consent is not None]
     question = prompt_seconds(asked[0].question.media) if asked else 0.0
     retry = prompt_seconds(asked[0].retry.media) if asked else 0.0

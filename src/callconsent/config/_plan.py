@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
-from callconsent.consent import CallPlan, ConsentQuestion, Prompt, PurposePlan
+from callconsent.consent import (
+    CallPlan,
+    ConsentQuestion,
+    LanguageMenu,
+    Objection,
+    Prompt,
+    PurposePlan,
+)
 
 from ._audio import audio_version, media_uri
 from ._model import FALLBACK_LANGUAGE, Config, Notice, PromptText, Route, RoutePurpose
@@ -65,6 +73,33 @@ def build_plan(
     route = config.routes[route_name]
     if not route.enabled:
         return CallPlan(route.name, FALLBACK_LANGUAGE, (), ())
+    menu = route.language_menu
+    if language is None and route.language == "menu" and menu is not None:
+        # one sampling decision per purpose, the same whichever language the caller picks
+        decisions: list[bool] = []
+        plan = _build(config, route, None, lambda rate: _remember(decisions, sampled(rate)))
+        options = tuple(
+            (digit, _build(config, route, lang, _replay(decisions)))
+            for digit, lang in menu.options.items()
+        )
+        prompt = _prompt(config, f"{route.name}.language_menu", menu.prompt_language, menu.prompt)
+        return replace(plan, menu=LanguageMenu(prompt, options, menu.timeout_seconds))
+    return _build(config, route, language, sampled)
+
+
+def _remember(decisions: list[bool], decision: bool) -> bool:
+    decisions.append(decision)
+    return decision
+
+
+def _replay(decisions: list[bool]) -> Callable[[float], bool]:
+    answers = iter(decisions)
+    return lambda _rate: next(answers)
+
+
+def _build(
+    config: Config, route: Route, language: str | None, sampled: Callable[[float], bool]
+) -> CallPlan:
     purposes = sorted(route.purposes.values(), key=_order)
     notices = [config.notices[p.notice] for p in purposes]
     lang = language or (route.language if route.language != "menu" else FALLBACK_LANGUAGE)
@@ -84,9 +119,18 @@ def build_plan(
                 retention_days=purpose.retention_days,
                 consent=_question(config, route, purpose, notice, lang),
                 sampled=is_sampled,
+                objection=_objection(purpose),
             )
         )
     return CallPlan(route.name, lang, tuple(plan_notices), tuple(plan_purposes))
+
+
+def _objection(purpose: RoutePurpose) -> Objection | None:
+    settings = purpose.objection
+    if settings is None or settings.digit is None:
+        return None
+    record_anyway = settings.action == "record_with_grounds"
+    return Objection(settings.digit, record_anyway, settings.compelling_grounds_ref)
 
 
 def _sample(rate: float, sampled: Callable[[float], bool]) -> bool:
