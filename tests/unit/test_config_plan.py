@@ -155,3 +155,48 @@ def test_disabled_route_plan_records_nothing(tmp_path: Path) -> None:
 def test_unknown_route_plan_is_a_key_error(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         build_plan(load(tmp_path), "nosuch", sampled=never)
+
+
+def test_menu_route_plan_offers_the_same_call_in_each_menu_language(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    plan = build_plan(config, "mixed", sampled=never)
+    assert plan.menu is not None
+    assert plan.language == "da"
+    assert plan.menu.prompt.language == "en"
+    ((digit, english),) = plan.menu.options
+    assert digit == "8"
+    assert english.language == "en" and english.menu is None
+    assert {p.language for p in english.notices} == {"en"}
+    assert [p.purpose for p in english.purposes] == [p.purpose for p in plan.purposes]
+
+
+def test_menu_languages_share_one_sampling_decision_per_purpose(tmp_path: Path) -> None:
+    config = load(
+        tmp_path, lambda d: d["routes"]["mixed"]["purposes"]["training"].update(sample_rate=0.5)
+    )
+    answers = iter([False, True])
+    plan = build_plan(config, "mixed", sampled=lambda _rate: next(answers))
+    ((_digit, english),) = plan.menu.options  # type: ignore[union-attr]
+    training = {p.purpose: p.sampled for p in plan.purposes}["training"]
+    assert training is False
+    assert {p.purpose: p.sampled for p in english.purposes}["training"] is False
+
+
+def test_objection_digit_reaches_the_plan_with_its_action(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    documentation = {p.purpose: p for p in build_plan(config, "docs", sampled=never).purposes}[
+        "documentation"
+    ]
+    assert documentation.objection is not None
+    assert (documentation.objection.digit, documentation.objection.record_anyway) == ("3", False)
+
+    def grounds(d: dict[str, Any]) -> None:
+        d["routes"]["docs"]["purposes"]["documentation"]["objection"].update(
+            action="record_with_grounds", compelling_grounds_ref="LAB-CG-1"
+        )
+
+    config = load(tmp_path, grounds)
+    (documentation,) = build_plan(config, "docs", sampled=never).purposes
+    assert documentation.objection is not None
+    assert documentation.objection.record_anyway is True
+    assert documentation.objection.grounds_ref == "LAB-CG-1"
