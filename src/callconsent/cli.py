@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from callconsent import __version__
+from callconsent import __version__, agent_cli
 from callconsent.config import Config, ConfigError, check_config_main, load_config
+from callconsent.lifecycle import commands as lifecycle_commands
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -127,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_reconcile)
+
+    agent_cli.register(sub)
+    lifecycle_commands.register(sub, with_config, _load)
     return parser
 
 
