@@ -10,8 +10,10 @@ from collections.abc import Callable
 import aiohttp
 import structlog
 
-from callconsent import names
+from callconsent import agents, names
+from callconsent.ami import Ami, AmiError
 from callconsent.ari import AriClient
+from callconsent.bridge import BridgeHandler
 from callconsent.config import Config, build_plan, route_for
 from callconsent.consent import CallPlan
 from callconsent.stasis import Skip, StasisApp
@@ -54,6 +56,36 @@ def build_store(config: Config) -> EvidenceStore:
     )
 
 
+def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
+    """The AMI side of the agent bridge (R15): the UserEvent from the agent gosub, MixMonitor on
+    the caller, and the registry's AstDB mirror re-synced at every login. None without
+    ``asterisk.ami``: then nothing that needs an agent's consent is ever recorded."""
+    ami_config = config.asterisk.ami
+    if ami_config is None:
+        log.warning("agent_bridge_disabled", reason="asterisk.ami not configured")
+        return None
+    registry = agents.AgentRegistry.from_config(config)
+
+    async def resync() -> None:
+        try:
+            count = await agents.sync(ami, registry)
+        except (AmiError, agents.AgentRegistryError, OSError) as exc:
+            log.error("agent_sync_failed", error=str(exc))
+            return
+        log.info("agent_sync", agents=count)
+
+    ami = Ami(
+        host=ami_config.host,
+        port=ami_config.port,
+        username=ami_config.username,
+        password=ami_config.password.reveal(),
+        on_login=resync,
+    )
+    bridge = BridgeHandler(ami, store, registry)
+    ami.on_user_event(names.AGENT_USER_EVENT, bridge.on_agent_event)
+    return ami
+
+
 async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Run the Stasis app until SIGTERM/SIGINT (or ``stop``); then continue every call in the
     consent flow to the dialplan, unrecorded, and disconnect."""
@@ -70,13 +102,20 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             ari_config.app,
             session=session,
         )
-        app = StasisApp(ari, ConfigPlanner(config), build_store(config))
+        store = build_store(config)
+        whisper_dir = config.prompts_dir / config.agent_consent.whisper_language
+        app = StasisApp(ari, ConfigPlanner(config), store, whisper_dir=str(whisper_dir))
+        ami = build_ami(config, store)  # created inside the running loop, as panoramisk needs
+        if ami is not None:
+            await ami.connect()  # retries by itself; the registry is synced at each login
         runner = asyncio.create_task(ari.run(app), name="ari")
         log.info("serving", app=ari_config.app, url=ari_config.url, config=str(config.path))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({runner, stopped}, return_when=asyncio.FIRST_COMPLETED)
         log.info("stopping", calls_in_flow=app.active_calls)
         await app.shutdown()
+        if ami is not None:
+            await ami.close()
         await ari.stop()
         stopped.cancel()
         if runner.done() and not runner.cancelled() and runner.exception() is not None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import structlog
 
 from callconsent import names
+from callconsent.agent_rules import bridge_variables
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import (
@@ -119,11 +120,13 @@ class StasisApp:
         store: Store,
         *,
         clock: Clock = utc_now,
+        whisper_dir: str = "",
     ) -> None:
         self._ari = ari
         self._planner = planner
         self._store = store
         self._clock = clock
+        self._whisper_dir = whisper_dir  # <prompts_dir>/<lang>: the agent gosub's whisper prompts
         self._calls: dict[str, _Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -357,7 +360,8 @@ class StasisApp:
                     return RecordingPrepared(self._clock())
                 case SetResult(status, reason, recording):
                     path = call.recording_path if recording and call.recording_path else ""
-                    await self._set_result(channel_id, status, reason, path, call.log)
+                    extra = self._agent_vars(call, path)
+                    await self._set_result(channel_id, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                     if not path:
                         call.recording_path = None
@@ -376,12 +380,25 @@ class StasisApp:
             return AdapterFailed("storage_error", self._clock())
         return None
 
+    def _agent_vars(self, call: _Call, path: str) -> list[tuple[str, str]]:
+        outcome = call.machine.outcome
+        recorded = outcome.recorded_purposes if path and outcome else ()
+        return bridge_variables(recorded, call.info.uniqueid, self._whisper_dir)
+
     async def _set_result(
-        self, channel_id: str, status: str, reason: str, recording: str, bound: Any
+        self,
+        channel_id: str,
+        status: str,
+        reason: str,
+        recording: str,
+        bound: Any,
+        extra: list[tuple[str, str]] | None = None,
     ) -> None:
         """Set the result variables; STATUS last, so a partial failure leaves the hook's
-        "unavailable" path (no recording) in force."""
+        "unavailable" path (no recording) in force. ``extra`` first (the agent bridge's)."""
         try:
+            for name, value in extra or ():
+                await self._ari.set_variable(channel_id, name, value)
             await self._ari.set_variable(channel_id, names.VAR_RECORDING, recording)
             await self._ari.set_variable(channel_id, names.VAR_REASON, reason)
             await self._ari.set_variable(channel_id, names.VAR_STATUS, status)

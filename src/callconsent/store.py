@@ -12,7 +12,9 @@ from pathlib import Path
 
 import structlog
 
-from callconsent import evidence, ledger, paths, sidecar
+from callconsent import agent_evidence, agent_rules, evidence, ledger, paths, sidecar
+from callconsent.agent_evidence import AgentEvidence
+from callconsent.agent_rules import AgentOutcome, RecordingStart
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
 from callconsent.evidence import CallInfo
@@ -37,13 +39,21 @@ class EvidenceStore:
         self._config_sha256 = config_sha256
         self._clock = clock
         self._recordings: dict[str, paths.RecordingPaths] = {}
+        #: calls whose recording waits for the answering agent's consent (R15)
+        self._agent_waits: dict[str, RecordingStart] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
-    async def prepare_recording(self, outcome: CallOutcome, call: CallInfo, started: datetime) -> str:
+    async def prepare_recording(
+        self, outcome: CallOutcome, call: CallInfo, started: datetime
+    ) -> str:
         """Create the date folder and the ``recording`` sidecar; return the audio path."""
         where = paths.recording_paths(self._recordings_dir, call.uniqueid, started)
         doc = evidence.sidecar_document(
             outcome, call, where, recording_started=started, config_sha256=self._config_sha256
         )
+        start = agent_rules.recording_start(outcome.recorded_purposes)
+        if start.waits_for_agent:  # listed as a purpose only once the agent has consented
+            doc = agent_evidence.hold_for_agent(doc, start.pending)
 
         def create() -> None:
             paths.ensure_directory(where)
@@ -51,7 +61,65 @@ class EvidenceStore:
 
         await asyncio.to_thread(create)
         self._recordings[call.uniqueid] = where
+        if start.waits_for_agent:
+            self._agent_waits[call.uniqueid] = start
         return str(where.audio)
+
+    def waiting_for_agent(self, uniqueid: str) -> bool:
+        return uniqueid in self._agent_waits
+
+    async def agent_decided(
+        self, uniqueid: str, agent: AgentEvidence, *, given: bool, reason: str | None = None
+    ) -> tuple[AgentOutcome, str] | None:
+        """Apply the answering agent's decision to the call's sidecar and log it (ledger
+        ``agent_decision``). Returns the outcome and the audio path (for a recording the caller
+        must start now), or None when the call waits for no agent (unknown, or decided already).
+        A recording left with no purpose becomes a tombstone."""
+        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
+            start = self._agent_waits.pop(uniqueid, None)
+            where = self._recordings.get(uniqueid)
+            if start is None or where is None:
+                return None
+            outcome = agent_rules.agent_decided(start, agent_given=given, reason=reason)
+            entry = agent_evidence.decision_entry(
+                uniqueid=uniqueid,
+                agent=agent,
+                status=outcome.status,
+                reason=outcome.reason,
+                purposes=start.pending,
+                kept_purposes=outcome.kept,
+                recording=None if outcome.tombstone else where.relative,
+            )
+
+            def apply() -> None:
+                self._ledger.append(entry)
+                if outcome.tombstone:
+                    self._tombstone(where, agent.decided_at, outcome.reason)
+                    return
+                doc = sidecar.load(where)
+                sidecar.write(
+                    where,
+                    agent_evidence.resolve(doc, given=given, reason=outcome.reason, agent=agent),
+                )
+
+            await asyncio.to_thread(apply)
+            if outcome.tombstone:
+                self._recordings.pop(uniqueid, None)
+            log.info(
+                "agent_decision",
+                call_id=uniqueid,
+                agent=agent.agent_id,
+                status=outcome.status,
+                reason=outcome.reason,
+                kept=list(outcome.kept),
+            )
+            return outcome, str(where.audio)
+
+    async def agent_recording_failed(self, uniqueid: str, at: datetime, reason: str) -> None:
+        """The recording the agent's consent allowed could not be started: tombstone it."""
+        where = self._recordings.pop(uniqueid, None)
+        if where is not None:
+            await asyncio.to_thread(self._tombstone, where, at, reason)
 
     async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None:
         where = self._recordings.get(call.uniqueid)
@@ -74,6 +142,10 @@ class EvidenceStore:
         """After hangup: finalise the sidecar (sha256, bytes, duration); a file with no audio
         (never bridged) is deleted and leaves a tombstone. If MixMonitor has not closed the file
         in time, the sidecar stays ``recording`` for ``callconsent reconcile``."""
+        if self.waiting_for_agent(call.uniqueid):  # no decision ever came: never consent
+            unknown = AgentEvidence(None, "unknown", None, ended)
+            await self.agent_decided(call.uniqueid, unknown, given=False, reason="agent_unknown")
+        self._locks.pop(call.uniqueid, None)
         where = self._recordings.pop(call.uniqueid, None)
         if where is None:
             return
@@ -100,12 +172,10 @@ class EvidenceStore:
         )
 
     async def _discard(self, where: paths.RecordingPaths, at: datetime, reason: str) -> None:
-        def discard() -> None:
-            # ledger first: an interrupted run may repeat the entry, never lose it
-            tomb = sidecar.prepare_tombstone(where, reason=reason, at=at)
-            self._ledger.append(ledger.deleted_entry(tomb, source="app"))
-            sidecar.write(where, tomb)
+        await asyncio.to_thread(self._tombstone, where, at, reason)
 
-        await asyncio.to_thread(discard)
-
-
+    def _tombstone(self, where: paths.RecordingPaths, at: datetime, reason: str) -> None:
+        # ledger first: an interrupted run may repeat the entry, never lose it
+        tomb = sidecar.prepare_tombstone(where, reason=reason, at=at)
+        self._ledger.append(ledger.deleted_entry(tomb, source="app"))
+        sidecar.write(where, tomb)

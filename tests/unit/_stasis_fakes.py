@@ -26,6 +26,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from callconsent import names
+from callconsent.agent_evidence import AgentEvidence
 from callconsent.app import ConfigPlanner
 from callconsent.ari import AriError, AriNotFound
 from callconsent.config import Config, load_config
@@ -415,6 +416,12 @@ class Harness:
         await self.play_through(channel_id)  # the notice
         await self.play_through(channel_id)  # the question
         await self.digit(channel_id, digit)
+
+    async def agent_consents(self, channel_id: str, agent_id: str = "agent1") -> None:
+        """The answering agent consented at the bridge (what the bridge adapter reports)."""
+        now = datetime.now(UTC)
+        agent = AgentEvidence(agent_id, "given", now, now)
+        assert await self.store.agent_decided(channel_id, agent, given=True) is not None
 
     # -- evidence ---------------------------------------------------------------------------
     def ledger(self) -> list[dict[str, Any]]:

@@ -48,6 +48,15 @@ def result(status: str, reason: str, recording: str = "") -> list[tuple[str, str
     return [(REC, recording), (REASON, reason), (STATUS, status)]
 
 
+def training_waits_for_agent(channel_id: str) -> list[tuple[str, str]]:
+    """A training-only recording starts at the agent bridge (R15): set before the result."""
+    return [
+        (names.VAR_RECORD_AT, "bridge"),
+        ("__" + names.VAR_CALLER, channel_id),
+        ("__" + names.VAR_AGENT_PURPOSES, "training"),
+    ]
+
+
 def read_json(path: Path) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(path.read_text(encoding="ascii"))
     return doc
@@ -75,7 +84,9 @@ async def test_digit_1_after_question_sets_recording_reason_then_status_given(
 
     audio = h.recordings / "2026" / "11" / "24" / f"{CID}.wav"
     assert audio.is_absolute()
-    assert h.ari.variables(CID) == result("given", "digit", str(audio))
+    assert h.ari.variables(CID) == training_waits_for_agent(CID) + result(
+        "given", "digit", str(audio)
+    )
     assert h.ari.continues(CID) == 1
     assert h.ari.of("answer") == [("answer", CID)]
     assert ("subscribe", f"channel:{CID}") in h.ari.calls
@@ -98,7 +109,9 @@ async def test_consent_given_writes_a_recording_sidecar_that_matches_the_schema(
     assert doc["call"]["route"] == "support"
     assert doc["recording"]["file"] == f"2026/11/24/{CID}.wav"
     assert doc["recording"]["started_at"] == "2026-11-24T22:30:00.000Z"
-    (purpose,) = doc["purposes"]
+    assert doc["purposes"] == []  # training is listed only once the agent consents (R15)
+    (purpose,) = doc["agent_purposes"]
+    assert purpose["agent_consent"]["status"] == "pending"
     assert purpose["purpose"] == "training"
     assert purpose["consent"]["status"] == "given"
     assert purpose["consent"]["digit"] == "1"
@@ -142,6 +155,7 @@ async def test_channel_destroyed_finalises_the_sidecar_with_the_audio_hash(
     h = Harness(tmp_path)
     await h.answer_question(CID, "1")
     audio = Path(h.ari.result(CID)[REC])
+    await h.agent_consents(CID)
     await h.send(CID, channel_event("StasisEnd", CID))  # back in the dialplan: MixMonitor runs
     assert h.app.active_calls == 1  # still waiting for the channel's end
     wav = pcm_wav(8000)  # one second of audio
@@ -156,8 +170,8 @@ async def test_channel_destroyed_finalises_the_sidecar_with_the_audio_hash(
     assert doc["recording"]["bytes"] == len(wav)
     assert doc["recording"]["has_audio"] is True
     assert doc["recording"]["duration_seconds"] == 1.0
-    assert [e["type"] for e in h.ledger()] == ["call", "recording_final"]
-    final = h.ledger()[1]
+    assert [e["type"] for e in h.ledger()] == ["call", "agent_decision", "recording_final"]
+    final = h.ledger()[2]
     assert final["call"] == {"uniqueid": CID}
     assert final["recording"]["sha256"] == hashlib.sha256(wav).hexdigest()
     assert hashlib.sha256(read_bytes(audio)).hexdigest() == doc["recording"]["sha256"]
@@ -169,6 +183,7 @@ async def test_header_only_recording_becomes_a_no_audio_tombstone(tmp_path: Path
     h = Harness(tmp_path)
     await h.answer_question(CID, "1")
     audio = Path(h.ari.result(CID)[REC])
+    await h.agent_consents(CID)
     header = pcm_wav(0)
     assert len(header) == 44
     write_audio(audio, header)
@@ -181,8 +196,13 @@ async def test_header_only_recording_becomes_a_no_audio_tombstone(tmp_path: Path
     assert doc["state"] == "tombstone"
     assert doc["reason"] == "no_audio"
     assert doc["call"] == {"uniqueid": CID}  # no personal data left
-    assert [e["type"] for e in h.ledger()] == ["call", "recording_final", "deleted"]
-    assert h.ledger()[2]["reason"] == "no_audio"
+    assert [e["type"] for e in h.ledger()] == [
+        "call",
+        "agent_decision",
+        "recording_final",
+        "deleted",
+    ]
+    assert h.ledger()[3]["reason"] == "no_audio"
     assert_ledger_sound(h)
 
 
@@ -737,8 +757,9 @@ async def test_two_consent_purposes_both_given_are_recorded(tmp_path: Path) -> N
     assert h.ari.result(CID)[STATUS] == "given"
     assert h.ari.result(CID)[REC].endswith(f"/{CID}.wav")
     (path,) = h.sidecars()
+    await h.agent_consents(CID)
     doc = read_json(path)
     assert {p["purpose"] for p in doc["purposes"]} == {"training", "emergency_quality"}
     assert sorted(doc["tags"]) == sorted(
-        ["purpose:training", "purpose:emergency_quality", "consent:given"]
+        ["purpose:training", "purpose:emergency_quality", "consent:given", "agent:agent1"]
     )

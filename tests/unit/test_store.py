@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from callconsent.agent_evidence import AgentEvidence
 from callconsent.consent import CallOutcome, NoticeEvidence, Prompt, PurposeOutcome
 from callconsent.evidence import CallInfo
 from callconsent.ledger import verify_chain
@@ -43,6 +44,10 @@ def given() -> CallOutcome:
         recorded_purposes=("training",),
         entered_at=T0,
     )
+
+
+#: The answering agent's consent at the bridge: a training recording needs it (R15).
+AGENT = AgentEvidence("agent1", "given", T0, T0)
 
 
 def refused() -> CallOutcome:
@@ -126,6 +131,7 @@ async def test_recording_ended_finalises_the_sidecar_and_logs_it(
 ) -> None:
     audio = Path(await store.prepare_recording(given(), call(), T0))
     await store.write_call(given(), call())
+    await store.agent_decided(call().uniqueid, AGENT, given=True)
     wav = pcm_wav(4000)
     write_audio(audio, wav)
 
@@ -137,14 +143,15 @@ async def test_recording_ended_finalises_the_sidecar_and_logs_it(
     assert doc["recording"]["bytes"] == len(wav)
     assert doc["recording"]["duration_seconds"] == 0.5
     assert doc["recording"]["ended_at"] == "2026-11-25T00:02:59.999Z"
-    assert [e["type"] for e in ledger(tmp_path)] == ["call", "recording_final"]
-    assert ledger(tmp_path)[1]["source"] == "app"
+    assert [e["type"] for e in ledger(tmp_path)] == ["call", "agent_decision", "recording_final"]
+    assert ledger(tmp_path)[2]["source"] == "app"
 
 
 async def test_header_only_recording_is_deleted_and_tombstoned(
     tmp_path: Path, store: EvidenceStore
 ) -> None:
     audio = Path(await store.prepare_recording(given(), call(), T0))
+    await store.agent_decided(call().uniqueid, AGENT, given=True)
     write_audio(audio, pcm_wav(0))
 
     await store.recording_ended(call(), T0 + timedelta(minutes=3))
@@ -154,8 +161,8 @@ async def test_header_only_recording_is_deleted_and_tombstoned(
     assert doc["state"] == "tombstone" and doc["reason"] == "no_audio"
     assert doc["recording"]["sha256"] == hashlib.sha256(pcm_wav(0)).hexdigest()
     entries = ledger(tmp_path)
-    assert [e["type"] for e in entries] == ["recording_final", "deleted"]
-    assert entries[1]["reason"] == "no_audio"
+    assert [e["type"] for e in entries] == ["agent_decision", "recording_final", "deleted"]
+    assert entries[2]["reason"] == "no_audio"
 
 
 async def test_recording_ended_for_an_unknown_or_finished_call_does_nothing(
@@ -165,10 +172,11 @@ async def test_recording_ended_for_an_unknown_or_finished_call_does_nothing(
     assert not (tmp_path / "ledger.jsonl").exists()
 
     audio = Path(await store.prepare_recording(given(), call(), T0))
+    await store.agent_decided(call().uniqueid, AGENT, given=True)
     write_audio(audio, pcm_wav(800))
     await store.recording_ended(call(), T0)
     await store.recording_ended(call(), T0)  # a second ChannelDestroyed
-    assert [e["type"] for e in ledger(tmp_path)] == ["recording_final"]
+    assert [e["type"] for e in ledger(tmp_path)] == ["agent_decision", "recording_final"]
 
 
 async def test_unhandled_call_entry_is_written_and_valid(

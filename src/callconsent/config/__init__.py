@@ -15,6 +15,7 @@ from ._errors import ConfigError
 from ._load import load_config
 from ._model import (
     AgentConsentConfig,
+    AmiConfig,
     AriConfig,
     AsteriskConfig,
     Config,
@@ -34,6 +35,7 @@ from ._plan import build_plan, route_for
 
 __all__ = [
     "AgentConsentConfig",
+    "AmiConfig",
     "AriConfig",
     "AsteriskConfig",
     "Config",

@@ -24,6 +24,7 @@ from ._model import (
     LAWFUL_BASES,
     PURPOSES,
     AgentConsentConfig,
+    AmiConfig,
     AriConfig,
     AsteriskConfig,
     Config,
@@ -104,6 +105,9 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     prompts_dir = _abs_path(top, "prompts_dir")
     agent_node = top.child("agent_consent")
     registry = _abs_path(agent_node, "registry_path", storage.ledger_path.parent / "agents.json")
+    whisper_language = agent_node.opt_string("whisper_language", "da") or "da"
+    if not LANGUAGE_RE.match(whisper_language):
+        problems.error(agent_node.at("whisper_language"), "must be a two-letter code such as da")
     agent_node.done()
     notices = _named(top.child("notices", required=True), _notice)
     controller_type = organisation.controller_type or "private"
@@ -116,14 +120,28 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         asterisk=asterisk,
         storage=storage,
         prompts_dir=prompts_dir,
-        agent_consent=AgentConsentConfig(registry_path=registry),
+        agent_consent=AgentConsentConfig(registry_path=registry, whisper_language=whisper_language),
         notices=notices,
         routes=routes,
     )
     validate(config, problems)
+    _warn_agent_bridge(config, problems)
     if problems.errors:
         raise ConfigError(problems.errors, tuple(problems.warnings))
     return dataclasses.replace(config, warnings=tuple(problems.warnings))
+
+
+def _warn_agent_bridge(config: Config, problems: Problems) -> None:
+    """Training needs the agent's consent at the bridge, which needs AMI (R15)."""
+    if config.asterisk.ami is not None:
+        return
+    for route in config.routes.values():
+        if route.enabled and "training" in route.purposes:
+            problems.warn(
+                f"routes.{route.name}.purposes.training",
+                "asterisk.ami is not configured: the agent's consent cannot be checked, so no "
+                "call on this route is recorded for training",
+            )
 
 
 T = TypeVar("T")
@@ -177,8 +195,22 @@ def _asterisk(node: Node, env: Mapping[str, str]) -> AsteriskConfig:
     password = _password(ari, env)
     app = ari.opt_string("app", APP_NAME) or APP_NAME
     ari.done()
+    ami = _ami(node.child("ami"), env) if node.has("ami") else None
     node.done()
-    return AsteriskConfig(AriConfig(url, username, password, app))
+    return AsteriskConfig(AriConfig(url, username, password, app), ami)
+
+
+def _ami(node: Node, env: Mapping[str, str]) -> AmiConfig:
+    host = node.opt_string("host", "127.0.0.1") or "127.0.0.1"
+    if host not in LOOPBACK_HOSTS:
+        node.problems.error(node.at("host"), "AMI is plain TCP: reach it over localhost only (R35)")
+    port = node.integer("port", 5038)
+    if not 0 < port < 65536:
+        node.problems.error(node.at("port"), f"must be a TCP port, got {port}")
+    username = node.string("username")
+    password = _password(node, env)
+    node.done()
+    return AmiConfig(host, port, username, password)
 
 
 def _password(node: Node, env: Mapping[str, str]) -> Secret:

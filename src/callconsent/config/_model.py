@@ -74,8 +74,20 @@ class AriConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AmiConfig:
+    """AMI (manager.conf): the agent-consent mirror in AstDB and the recording start at the agent
+    bridge (R15). Plain TCP, so loopback only."""
+
+    host: str
+    port: int
+    username: str
+    password: Secret = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class AsteriskConfig:
     ari: AriConfig
+    ami: AmiConfig | None = None  # None: no agent bridge; nothing that needs an agent is recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +100,7 @@ class StorageConfig:
 @dataclass(frozen=True, slots=True)
 class AgentConsentConfig:
     registry_path: Path
+    whisper_language: str = "da"  # the language of the whisper the agent hears (text 12)
 
 
 @dataclass(frozen=True, slots=True)

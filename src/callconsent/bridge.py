@@ -1,0 +1,134 @@
+"""The agent-bridge adapter (R15): hears the Queue member gosub and acts on the agent's consent.
+
+The gosub (``[callconsent-agent]`` in ``dialplan/callconsent.conf``) runs on the answering agent's
+channel before the bridge. When the call has purposes that need the agent's consent it raises::
+
+    UserEvent(CallconsentAgent,Caller: <caller uniqueid>,Agent: <member name>,Flag: <0|1>)
+
+(AMI adds the agent channel's own ``Uniqueid``), then waits up to ~2 s for the app to set
+``CALLCONSENT_AGENT_RESULT`` on the agent channel, and whispers what is recorded.
+
+This adapter decides nothing itself: the agent counts as consenting only when the AstDB flag the
+dialplan read is ``1`` AND the registry says ``given`` (a failed mirror never records); the rule
+for what the recording becomes is :func:`callconsent.agent_rules.agent_decided`, applied to the
+evidence by the store. For a training-only call it then starts MixMonitor on the CALLER's channel
+(option ``b``: bridged audio only, and the caller's ``*9`` can stop it). Fail closed: any error
+leaves the agent-consent purposes unrecorded; the call itself is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+import structlog
+
+from callconsent import names
+from callconsent.agent_evidence import AgentEvidence
+from callconsent.agent_rules import AgentOutcome
+from callconsent.agents import AGENT_ID_RE, AgentConsent, AgentRegistryError
+from callconsent.ami import AmiError, AmiOps
+from callconsent.clock import Clock, utc_now
+
+log = structlog.get_logger("callconsent.bridge")
+
+_UNIQUEID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: MixMonitor options: ONE argument, ``b`` (bridged audio only) + ``i(VAR)`` (its id, for *9).
+MIXMONITOR_OPTIONS: Final = f"bi({names.VAR_MIXMONITOR_ID})"
+
+
+class AgentStore(Protocol):
+    """The part of :class:`callconsent.store.EvidenceStore` this adapter uses."""
+
+    def waiting_for_agent(self, uniqueid: str) -> bool: ...
+    async def agent_decided(
+        self, uniqueid: str, agent: AgentEvidence, *, given: bool, reason: str | None = None
+    ) -> tuple[AgentOutcome, str] | None: ...
+    async def agent_recording_failed(self, uniqueid: str, at: datetime, reason: str) -> None: ...
+
+
+class AgentLookup(Protocol):
+    def get(self, agent_id: str) -> AgentConsent | None: ...
+
+
+class BridgeHandler:
+    def __init__(
+        self, ami: AmiOps, store: AgentStore, registry: AgentLookup, *, clock: Clock = utc_now
+    ) -> None:
+        self._ami = ami
+        self._store = store
+        self._registry = registry
+        self._clock = clock
+
+    async def on_agent_event(self, headers: dict[str, str]) -> None:
+        """One ``CallconsentAgent`` UserEvent (AMI headers, any case)."""
+        h = {k.lower(): v for k, v in headers.items()}
+        caller, agent_channel = h.get("caller", ""), h.get("uniqueid", "")
+        agent_id, flag = h.get("agent", ""), h.get("flag", "")
+        bound = log.bind(call_id=caller, agent=agent_id, agent_channel=agent_channel)
+        if not (_UNIQUEID_RE.fullmatch(caller) and _UNIQUEID_RE.fullmatch(agent_channel)):
+            bound.warning("agent_event_invalid")
+            return
+        kept = False
+        try:
+            kept = await self._decide(caller, agent_id, flag, bound)
+        finally:  # whatever happened, let the agent's gosub go on at once with the truth
+            await self._reply(agent_channel, kept, bound)
+
+    async def _decide(self, caller: str, agent_id: str, flag: str, bound: Any) -> bool:
+        if not self._store.waiting_for_agent(caller):
+            bound.info("agent_event_unexpected")  # unknown call (app restarted) or decided
+            return False
+        now = self._clock()
+        record = await self._lookup(agent_id, bound)
+        given = flag == "1" and record is not None and record.given
+        if (flag == "1") != (record is not None and record.given):
+            bound.warning("agent_consent_mismatch", astdb_flag=flag, registry=_state(record))
+        evidence = AgentEvidence(
+            agent_id=agent_id if AGENT_ID_RE.fullmatch(agent_id) else None,
+            consent=_state(record),
+            changed_at=record.changed_at if record is not None else None,
+            decided_at=now,
+        )
+        try:
+            decided = await self._store.agent_decided(caller, evidence, given=given)
+        except (OSError, ValueError) as exc:
+            bound.error("storage_error", action="agent_decided", error=str(exc))
+            return False
+        if decided is None:
+            return False
+        outcome, audio = decided
+        if outcome.start_recording:
+            try:
+                await self._ami.mixmonitor(caller, audio, MIXMONITOR_OPTIONS)
+            except AmiError as exc:
+                bound.error("agent_recording_failed", error=str(exc))
+                try:
+                    await self._store.agent_recording_failed(caller, self._clock(), "bridge_error")
+                except (OSError, ValueError) as store_exc:
+                    bound.error("storage_error", action="recording_failed", error=str(store_exc))
+                return False
+            bound.info("agent_recording_started", file=audio)
+        return outcome.status == "given"
+
+    async def _lookup(self, agent_id: str, bound: Any) -> AgentConsent | None:
+        if not AGENT_ID_RE.fullmatch(agent_id):
+            return None
+        try:
+            return await asyncio.to_thread(self._registry.get, agent_id)
+        except (AgentRegistryError, OSError) as exc:
+            bound.error("agent_registry_unreadable", error=str(exc))
+            return None
+
+    async def _reply(self, agent_channel: str, kept: bool, bound: Any) -> None:
+        value = "given" if kept else "refused"
+        try:
+            await self._ami.setvar(agent_channel, names.VAR_AGENT_RESULT, value)
+        except AmiError as exc:  # the gosub times out and whispers "not for training"
+            bound.warning("agent_reply_failed", error=str(exc))
+
+
+def _state(record: AgentConsent | None) -> str:
+    return "unknown" if record is None else record.consent
