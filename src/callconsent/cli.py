@@ -47,10 +47,12 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _prompts(args: argparse.Namespace) -> int:
     from callconsent.prompts import PromptBuildError, archive_notices, build_prompts
+    from callconsent.whisper import build_whispers
 
     config = _load(args.config)
     try:
         built = build_prompts(config, force=args.force)
+        built += build_whispers(config, force=args.force)
         archive_notices(config)
     except PromptBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)

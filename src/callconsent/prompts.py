@@ -21,7 +21,7 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,15 +70,22 @@ def prompt_sources(config: Config) -> Iterator[PromptSource]:
 
 def build_prompts(config: Config, *, force: bool = False) -> list[Path]:
     """Make every missing or outdated generated prompt; return the WAV files written."""
+    return build_sources(config.prompts_dir, prompt_sources(config), force=force)
+
+
+def build_sources(
+    prompts_dir: Path, sources: Iterable[PromptSource], *, force: bool = False
+) -> list[Path]:
+    """Make the missing or outdated generated prompts among ``sources``."""
     written: list[Path] = []
     done: set[Path] = set()
-    for source in prompt_sources(config):
-        wav = config.prompts_dir / source.language / f"{source.text.audio}.wav"
+    for source in sources:
+        wav = prompts_dir / source.language / f"{source.text.audio}.wav"
         if wav in done:
             continue  # one audio file may serve several notices (the validator checks the text)
         done.add(wav)
         txt = wav.with_suffix(".txt")
-        existing = audio_files(config.prompts_dir, source.language, source.text.audio)
+        existing = audio_files(prompts_dir, source.language, source.text.audio)
         if existing and not txt.exists():
             log.info("prompt_installed_by_hand", prompt_id=source.prompt_id, path=str(existing[0]))
             continue
@@ -220,4 +227,11 @@ def _link_new(data: bytes, target: Path) -> bool:
     return True
 
 
-__all__ = ["PromptBuildError", "PromptSource", "archive_notices", "build_prompts", "prompt_sources"]
+__all__ = [
+    "PromptBuildError",
+    "PromptSource",
+    "archive_notices",
+    "build_prompts",
+    "build_sources",
+    "prompt_sources",
+]

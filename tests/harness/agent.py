@@ -1,0 +1,189 @@
+"""Lab agent phones: sipp UAS processes that answer the queue's calls and talk continuously.
+
+    from tests.harness.agent import AgentPhone, agent_phones
+
+    with agent_phones("agent1", "agent2") as phones:     # SIP ports 5071, 5072 (pjsip.conf AORs)
+        run_call(Call(to="queue-support", ...))
+        assert phones["agent1"].answered() == 1
+
+Each phone is one ``sipp -sf agent.xml`` UAS running in the background for the ``with`` block,
+bound to 127.0.0.1 on the port of its AOR in ``config/asterisk/pjsip.conf`` (``LAB_AGENT_PORTS``).
+It answers every INVITE (180, then 200 with PCMA), then plays one long pcap of speech with ONE
+RTP SSRC for the whole call (a stream that changes SSRC makes MixMonitor drop a side), until
+Asterisk sends BYE. Calls may follow one another; concurrent calls share the phone's media port.
+sipp replays the pcap through a raw socket: run as root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .rtp_pcap import Pause, write_pcap
+from .sipp import LOCAL_IP, _allocate_ports, sipp_available
+
+#: Agent id -> SIP port of its static contact in config/asterisk/pjsip.conf.
+LAB_AGENT_PORTS = {"agent1": 5071, "agent2": 5072}
+#: How long the agent talks in each call (longer than any test call).
+TALK_SECONDS = 120.0
+
+_SCENARIO = """<?xml version="1.0" encoding="UTF-8" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="callconsent lab agent phone">
+  <recv request="INVITE" crlf="true">
+    <action><log message="INVITE [call_id] [timestamp]"/></action>
+  </recv>
+  <send>
+    <![CDATA[
+
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]agent[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[service]@[local_ip]:[local_port]>
+Content-Length: 0
+
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]agent[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[service]@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=agent 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8 101
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+a=ptime:20
+a=sendrecv
+
+    ]]>
+  </send>
+  <recv request="ACK" crlf="true">
+    <action><log message="ANSWERED [call_id] [timestamp]"/></action>
+  </recv>
+  <nop>
+    <action><exec play_pcap_audio={pcap}/></action>
+  </nop>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[service]@[local_ip]:[local_port]>
+Content-Length: 0
+
+    ]]>
+  </send>
+  <nop>
+    <action><log message="ENDED [call_id] [timestamp]"/></action>
+  </nop>
+</scenario>
+"""
+
+
+@dataclass
+class AgentPhone:
+    agent_id: str
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "log.txt"
+
+    def _log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def answered(self) -> int:
+        """How many calls this phone has answered (ACK received) so far."""
+        return self._log().count("ANSWERED ")
+
+    def ended(self) -> int:
+        return self._log().count("ENDED ")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGUSR1)  # sipp: stop at once
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start_phone(agent_id: str, port: int | None = None) -> AgentPhone:
+    reason = sipp_available()
+    if reason:
+        raise RuntimeError(reason)
+    port = LAB_AGENT_PORTS[agent_id] if port is None else port
+    work = Path(tempfile.mkdtemp(prefix=f"callconsent-{agent_id}-"))
+    pcap = work / "agent.pcap"
+    write_pcap(pcap, [Pause(TALK_SECONDS)], audio="speech")
+    scenario = work / "agent.xml"
+    scenario.write_text(_SCENARIO.format(pcap=f'"{pcap}"'), encoding="utf-8")
+    _sip, media_port = _allocate_ports()
+    cmd = [
+        "sipp", "-sf", str(scenario),
+        "-i", LOCAL_IP, "-p", str(port),
+        "-mi", LOCAL_IP, "-mp", str(media_port),
+        "-s", agent_id,
+        "-nostdin",
+        "-trace_logs", "-log_file", str(work / "log.txt"),
+        "-trace_err", "-error_file", str(work / "errors.txt"),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=(work / "stderr.txt").open("wb")
+    )
+    time.sleep(0.3)  # bound and listening
+    if process.poll() is not None:
+        raise RuntimeError(
+            f"sipp agent phone {agent_id} exited: {(work / 'stderr.txt').read_text()[-2000:]}"
+        )
+    return AgentPhone(agent_id, port, work, process)
+
+
+@contextlib.contextmanager
+def agent_phones(*agent_ids: str, keep_files: bool = True) -> Iterator[dict[str, AgentPhone]]:
+    """Run one answering phone per agent id for the duration of the block."""
+    phones: dict[str, AgentPhone] = {}
+    try:
+        for agent_id in agent_ids:
+            phones[agent_id] = start_phone(agent_id)
+        yield phones
+    finally:
+        for phone in phones.values():
+            phone.stop()
+            if not keep_files:
+                shutil.rmtree(phone.workdir, ignore_errors=True)
