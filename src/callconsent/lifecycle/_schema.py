@@ -6,7 +6,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final
 
-SCHEMA: Final = """
+#: The tables. Primary keys only: secondary indexes are in :data:`INDEXES`, which a rebuild
+#: drops and creates again after the bulk load (one sort each instead of a million inserts).
+TABLES_SQL: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dirs (day TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS recordings (
@@ -14,24 +16,13 @@ CREATE TABLE IF NOT EXISTS recordings (
     started_at TEXT, delete_after TEXT, caller_number TEXT, caller_name TEXT, linkedid TEXT,
     route TEXT, purposes TEXT, agent TEXT, sha256 TEXT, bytes INTEGER, has_audio INTEGER,
     deleted_reason TEXT);
-CREATE INDEX IF NOT EXISTS recordings_number ON recordings (caller_number);
-CREATE INDEX IF NOT EXISTS recordings_expiry ON recordings (delete_after, uniqueid);
-CREATE INDEX IF NOT EXISTS recordings_sha256 ON recordings (sha256);
-CREATE INDEX IF NOT EXISTS recordings_day ON recordings (day);
-CREATE INDEX IF NOT EXISTS recordings_started ON recordings (started_at);
-CREATE INDEX IF NOT EXISTS recordings_agent ON recordings (agent);
-CREATE INDEX IF NOT EXISTS recordings_linkedid ON recordings (linkedid);
 CREATE TABLE IF NOT EXISTS calls (
     uniqueid TEXT PRIMARY KEY, linkedid TEXT, seq INTEGER, at TEXT, started_at TEXT,
     caller_number TEXT, caller_name TEXT, route TEXT, status TEXT, reason TEXT, purposes TEXT,
     recording TEXT, retention_days INTEGER NOT NULL, anonymised INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS calls_number ON calls (caller_number);
-CREATE INDEX IF NOT EXISTS calls_at ON calls (at);
-CREATE INDEX IF NOT EXISTS calls_linkedid ON calls (linkedid);
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY, type TEXT NOT NULL, at TEXT, line_no INTEGER, offset INTEGER,
     length INTEGER, detail TEXT);
-CREATE INDEX IF NOT EXISTS entries_type ON entries (type);
 CREATE TABLE IF NOT EXISTS entry_calls (
     uniqueid TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (uniqueid, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS holds (
@@ -41,21 +32,46 @@ CREATE TABLE IF NOT EXISTS exports (
     export_id TEXT PRIMARY KEY, seq INTEGER, at TEXT, actor TEXT, reason TEXT);
 CREATE TABLE IF NOT EXISTS export_files (
     sha256 TEXT NOT NULL, export_id TEXT NOT NULL, uniqueid TEXT, name TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS export_files_sha256 ON export_files (sha256);
+CREATE TABLE IF NOT EXISTS call_refs (ref TEXT NOT NULL, uniqueid TEXT NOT NULL,
+    PRIMARY KEY (ref, uniqueid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS anonymised (uniqueid TEXT PRIMARY KEY, seq INTEGER, at TEXT,
     reason TEXT);
 CREATE TABLE IF NOT EXISTS problems (source TEXT NOT NULL, key TEXT NOT NULL, path TEXT NOT NULL,
     line_no INTEGER, detail TEXT NOT NULL);
 """
 
+INDEXES: Final = {
+    "recordings_number": "recordings (caller_number)",
+    "recordings_expiry": "recordings (delete_after, uniqueid)",
+    "recordings_sha256": "recordings (sha256)",
+    "recordings_day": "recordings (day)",
+    "recordings_started": "recordings (started_at)",
+    "recordings_agent": "recordings (agent)",
+    "recordings_linkedid": "recordings (linkedid)",
+    "calls_number": "calls (caller_number)",
+    "calls_at": "calls (at)",
+    "calls_linkedid": "calls (linkedid)",
+    "entries_type": "entries (type)",
+    "export_files_sha256": "export_files (sha256)",
+}
+
+SCHEMA: Final = TABLES_SQL + "".join(
+    f"CREATE INDEX IF NOT EXISTS {name} ON {target};\n" for name, target in INDEXES.items()
+)
+
 TABLES: Final = ("meta", "dirs", "recordings", "calls", "entries", "entry_calls", "holds",
-                 "exports", "export_files", "anonymised", "problems")  # fmt: skip
+                 "exports", "export_files", "anonymised", "call_refs", "problems")  # fmt: skip
 
 #: Ledger entry types this package writes (besides ``deleted``, fixed by the schema).
 HOLD_SET: Final = "hold_set"
 HOLD_RELEASED: Final = "hold_released"
 EXPORT: Final = "export"
 ANONYMISED: Final = "anonymised"
+WITHDRAWN: Final = "withdrawn"
+
+#: Adds a call's reference for every new call id (``call_ref`` is a SQL function the index
+#: registers, :func:`callconsent.callref.call_ref` with the index's key).
+INSERT_REF: Final = "INSERT OR IGNORE INTO call_refs VALUES (call_ref(?1), ?1)"
 
 Line = tuple[dict[str, Any], int | None, int | None, int | None]  # entry, line_no, offset, length
 
@@ -75,6 +91,9 @@ def call_ids(entry: dict[str, Any]) -> list[str]:
 def _detail(entry: dict[str, Any]) -> str | None:
     if entry["type"] == EXPORT:
         return str(entry.get("export_id"))
+    if entry["type"] == WITHDRAWN:
+        outcome = entry.get("outcome")
+        return outcome if isinstance(outcome, str) else None
     reason = entry.get("reason")
     return reason if isinstance(reason, str) else None
 
@@ -95,9 +114,10 @@ def _call_row(entry: dict[str, Any]) -> tuple[Any, ...] | None:
     )  # fmt: skip
 
 
-def apply_entry_rows(db: sqlite3.Connection, lines: Sequence[Line]) -> None:
+def apply_entry_rows(db: sqlite3.Connection, lines: Sequence[Line], *, refs: bool = True) -> None:
     """Insert ``lines`` (ledger order) into the index. Common types go in batches; the rare
-    types this package writes are applied in order after flushing what came before them."""
+    types this package writes are applied in order after flushing what came before them.
+    ``refs=False`` leaves out the call references (a rebuild adds them all at the end)."""
     entries: list[tuple[Any, ...]] = []
     links: list[tuple[str, int]] = []
     calls: list[tuple[Any, ...]] = []
@@ -106,6 +126,8 @@ def apply_entry_rows(db: sqlite3.Connection, lines: Sequence[Line]) -> None:
         db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?)", entries)
         db.executemany("INSERT OR IGNORE INTO entry_calls VALUES (?,?)", links)
         db.executemany("INSERT OR REPLACE INTO calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)", calls)
+        if refs:
+            db.executemany(INSERT_REF, [(c[0],) for c in calls])
         for target in (entries, links, calls):
             target.clear()
 

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from callconsent import callref
 from callconsent._fsio import FILE_MODE
 from callconsent.lifecycle import _scan
 from callconsent.lifecycle._scan import Problem
-from callconsent.lifecycle._schema import SCHEMA, TABLES, apply_entry_rows
+from callconsent.lifecycle._schema import INDEXES, INSERT_REF, SCHEMA, TABLES, apply_entry_rows
 from callconsent.paths import RecordingPaths
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ INDEX_NAME: Final = "index.sqlite3"
 BATCH: Final = 5000
 #: A day folder changed this recently is scanned again next time (coarse mtime clocks).
 _SETTLE_NS: Final = 2_000_000_000
+#: Page cache during a rebuild (KiB): the primary-key B-trees of a million calls stay in memory.
+_REBUILD_CACHE_KIB: Final = 256 * 1024
 
 Progress = Callable[[str, int], None]  # (what, count so far)
 
@@ -79,6 +82,10 @@ class Index:
             with contextlib.suppress(OSError):
                 os.chmod(path, FILE_MODE)
         self._mutex = threading.RLock()
+        self._bulk = False  # during rebuild: call references are added at the end, in one go
+        self.ref_key_id = callref.key_id(key := callref.load_key(ledger_path))
+        self.db.create_function("call_ref", 1, lambda u: callref.call_ref(str(u), key),
+                                deterministic=True)  # fmt: skip
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # a cache: rebuildable from the evidence
         self.db.executescript(SCHEMA)
@@ -115,11 +122,35 @@ class Index:
     def rebuild(
         self, *, progress: Progress | None = None, on_problem: Callable[[Problem], None] | None = None
     ) -> IndexStats:
-        """Drop everything and re-read the ledger and every sidecar (streaming, batched)."""
+        """Drop everything and re-read the ledger and every sidecar (streaming, batched).
+
+        Bulk mode, so time grows linearly with the evidence: secondary indexes are dropped and
+        created again after the load (a sort each), the page cache is large enough for the
+        primary keys, and commits do not fsync (the index is rebuildable; an interrupted
+        rebuild leaves a consistent partial index that the next update completes). The file
+        stays in place: other processes may have it open, and swapping a WAL database under
+        them is not safe."""
         with self._mutex:
-            self.db.executescript("".join(f"DELETE FROM {t};" for t in TABLES))  # noqa: S608  # our fixed table names
             self.db.commit()
-        return self.update(progress=progress, on_problem=on_problem)
+            for name in INDEXES:
+                self.db.execute(f"DROP INDEX IF EXISTS {name}")
+            self.db.executescript("".join(f"DELETE FROM {t};" for t in TABLES))  # noqa: S608  # our fixed table names
+            self.db.execute("PRAGMA synchronous=OFF")
+            self.db.execute(f"PRAGMA cache_size=-{_REBUILD_CACHE_KIB}")
+            self.db.execute("PRAGMA temp_store=MEMORY")
+            self._bulk = True
+            try:
+                stats = self.update(progress=progress, on_problem=on_problem)
+            finally:
+                self._bulk = False
+                if progress is not None:
+                    progress("secondary indexes", len(INDEXES))
+                self.db.executescript(SCHEMA)
+                self.db.execute("PRAGMA cache_size=-2000")  # SQLite's default
+                self.db.execute("PRAGMA temp_store=DEFAULT")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.commit()
+        return stats
 
     def update(
         self, *, progress: Progress | None = None, on_problem: Callable[[Problem], None] | None = None
@@ -146,8 +177,21 @@ class Index:
                 "UPDATE calls SET caller_number=NULL, caller_name=NULL, anonymised=1 WHERE "
                 "anonymised=0 AND uniqueid IN (SELECT uniqueid FROM anonymised)"
             )
+            self._sync_refs()
             self.db.commit()
         return stats
+
+    def _sync_refs(self) -> None:
+        """Recompute every call reference if they were made with another key (or none yet:
+        a rebuild, or an index from before references)."""
+        if self._meta("callref_key") == self.ref_key_id:
+            return
+        self.db.execute("DELETE FROM call_refs")
+        self.db.execute(
+            "INSERT OR IGNORE INTO call_refs SELECT call_ref(uniqueid) AS ref, uniqueid FROM "
+            "(SELECT uniqueid FROM calls UNION SELECT uniqueid FROM recordings) ORDER BY ref"
+        )
+        self._set_meta(callref_key=self.ref_key_id)
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -174,7 +218,8 @@ class Index:
             # the ledger was replaced (rotation, restore): re-read it from the start
             self.db.executescript("DELETE FROM entries; DELETE FROM entry_calls; DELETE FROM "
                                   "calls; DELETE FROM holds; DELETE FROM exports; DELETE FROM "
-                                  "export_files; DELETE FROM anonymised;")  # fmt: skip
+                                  "export_files; DELETE FROM anonymised; DELETE FROM "
+                                  "meta WHERE key='callref_key';")  # fmt: skip
             offset, line_no = 0, 0
         if offset == 0:
             self.db.execute("DELETE FROM problems WHERE source='ledger'")
@@ -187,13 +232,13 @@ class Index:
             offset, line_no = line.offset + line.length + 1, line.line_no
             stats.ledger_lines += 1
             if len(batch) >= BATCH:
-                apply_entry_rows(self.db, batch)
+                apply_entry_rows(self.db, batch, refs=not self._bulk)
                 batch.clear()
                 self._set_meta(ledger_offset=offset, ledger_line_no=line_no)
                 self.db.commit()
                 if progress is not None:
                     progress("ledger lines", stats.ledger_lines)
-        apply_entry_rows(self.db, batch)
+        apply_entry_rows(self.db, batch, refs=not self._bulk)
         self._set_meta(ledger_offset=offset, ledger_line_no=line_no, ledger_identity=identity,
                        ledger_first_line=self._first_line())  # fmt: skip
         self.db.commit()
@@ -234,6 +279,8 @@ class Index:
                     rows.append(row)
             self.db.execute("DELETE FROM recordings WHERE day=?", (day.relative,))
             self.db.executemany(insert, rows)
+            if not self._bulk:
+                self.db.executemany(INSERT_REF, [(r[0],) for r in rows])
             self.db.execute("INSERT OR REPLACE INTO dirs VALUES (?,?)",
                             (day.relative, day.mtime_ns if settled else 0))  # fmt: skip
             stats.sidecars += len(rows)
@@ -257,6 +304,7 @@ class Index:
         placeholders = ",".join("?" * len(row))
         with self._mutex:
             self.db.execute(f"INSERT OR REPLACE INTO recordings VALUES ({placeholders})", row)  # noqa: S608  # placeholders only
+            self.db.execute(INSERT_REF, (paths.uniqueid,))
             self.db.commit()
 
     def add_ledger_entry(self, entry: Mapping[str, Any]) -> None:

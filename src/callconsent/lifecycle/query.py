@@ -181,3 +181,16 @@ def entry_positions(index: Index, call_ids: list[str]) -> list[tuple[int, int | 
 def is_anonymised(index: Index, call_id: str) -> bool:
     row = index.db.execute("SELECT 1 FROM anonymised WHERE uniqueid=?", (call_id,)).fetchone()
     return row is not None
+
+
+def calls_by_ref(index: Index, ref: str) -> list[tuple[str, str | None]]:
+    """``(call id, start time)`` of every known call whose reference is ``ref`` (normalised, see
+    :mod:`callconsent.callref`), oldest first. More than one is a collision: never guess."""
+    rows = index.db.execute(
+        "SELECT r.uniqueid, COALESCE(c.started_at, c.at, s.started_at) FROM call_refs r "
+        "LEFT JOIN calls c ON c.uniqueid = r.uniqueid "
+        "LEFT JOIN recordings s ON s.uniqueid = r.uniqueid "
+        "WHERE r.ref = ? AND (c.uniqueid IS NOT NULL OR s.uniqueid IS NOT NULL)",
+        (ref,),
+    ).fetchall()
+    return sorted(((u, at) for u, at in rows), key=lambda r: (r[1] or "", r[0]))
