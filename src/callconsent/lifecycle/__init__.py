@@ -1,4 +1,5 @@
-"""The recording lifecycle: index, retention purge, legal hold, subject access, erasure, Art 30.
+"""The recording lifecycle: index, retention purge, legal hold, subject access, erasure,
+withdrawal, Art 30.
 
 ===============  =========================================================================
 module           job
@@ -11,6 +12,7 @@ module           job
 ``export``       subject access archive with cover sheet, export id (R27, R37)
 ``identify``     map a file back to its recording and export (R37)
 ``erase``        erasure per subject or per call, holds honoured (R29)
+``withdraw``     withdrawal of consent after the call: consent purposes only (R17, R18)
 ``ropa``         the Art 30 record of processing with statistics (R31)
 ``audit``        the append-only operator audit log (R35)
 ``commands``     the ``callconsent`` subcommands for all of the above

@@ -24,6 +24,7 @@ from callconsent.lifecycle.hold import HoldError, list_holds, release_hold, set_
 from callconsent.lifecycle.identify import identify
 from callconsent.lifecycle.purge import purge
 from callconsent.lifecycle.ropa import build_ropa, to_markdown
+from callconsent.lifecycle.withdraw import Scope, WithdrawError, withdraw
 
 if TYPE_CHECKING:
     from callconsent.config import Config
@@ -137,6 +138,17 @@ def erase_cmd(args: argparse.Namespace, config: Config) -> int:
             report = erase(ctx, _selector(args), reason=args.reason, dry_run=args.dry_run,
                            anonymise_evidence=args.anonymise_evidence)  # fmt: skip
         except EraseError as exc:
+            return _error(exc)
+    _emit(args, report.as_dict(), report.summary())
+    return OK if report.complete else PROBLEMS
+
+
+def withdraw_cmd(args: argparse.Namespace, config: Config) -> int:
+    scope = Scope(number=args.number, call_ref=args.call_ref, call_id=args.call_id)
+    with context(args, config) as ctx:
+        try:
+            report = withdraw(ctx, scope, reason=args.reason, dry_run=args.dry_run)
+        except WithdrawError as exc:
             return _error(exc)
     _emit(args, report.as_dict(), report.summary())
     return OK if report.complete else PROBLEMS

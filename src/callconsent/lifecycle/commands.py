@@ -1,4 +1,5 @@
-"""The lifecycle subcommands of ``callconsent``: index, purge, hold, export, identify, erase, ropa.
+"""The lifecycle subcommands of ``callconsent``: index, purge, hold, export, identify, erase,
+withdraw, ropa.
 
 Wiring (in ``cli.build_parser``): ``lifecycle_commands.register(sub, with_config, _load)``.
 Every subcommand has ``--help`` and ``--json``; exit codes: 0 ok, 1 problems found or items
@@ -167,6 +168,18 @@ def register(
     p.add_argument("--anonymise-evidence", action="store_true",
                    help="also mark the calls' consent evidence anonymised now")  # fmt: skip
     command(p, h.erase_cmd)
+
+    p = subparsers.add_parser(
+        "withdraw", help="withdraw consent after the call: delete the consent-based (training) "
+        "recordings in scope, keep documentation recordings for documentation only")  # fmt: skip
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--number", help="the caller number (CLI) as signalled")
+    who.add_argument("--call-ref", help="the call reference the caller was given (9 digits)")
+    who.add_argument("--call-id", help="a call's uniqueid or linkedid")
+    p.add_argument("--reason", required=True, help="the request (letter, e-mail, ticket); no "
+                   "caller number")  # fmt: skip
+    p.add_argument("--dry-run", action="store_true", help="report what would happen, change nothing")
+    command(p, h.withdraw_cmd)
 
     p = subparsers.add_parser("ropa", help="the Art 30 record of processing, with statistics")
     p.add_argument("--claims-days", type=int, default=DEFAULT_CLAIMS_DAYS)
