@@ -3,8 +3,9 @@
 Everything that decides whether a call may be recorded lives in this file. Events (frozen
 dataclasses) go in through :meth:`ConsentMachine.handle`; actions (frozen dataclasses) come out as
 values for an adapter to carry out. Time arrives inside events, so nothing here reads a clock or
-sleeps. The transition table :data:`_TABLE` lists every legal (state, event) pair; any other pair
-raises :class:`IllegalEvent` and changes nothing.
+sleeps. The transition table (:data:`callconsent._consent_table.TRANSITIONS`, plain data) names the
+handler for every legal (state, event) pair; any other pair raises :class:`IllegalEvent` and
+changes nothing.
 
 The rules (Datatilsynet; GDPR Art 4(11), 7, Recital 32):
 - the state before any answer is "refused": only an active keypress of the accept digit, received
@@ -19,30 +20,16 @@ The rules (Datatilsynet; GDPR Art 4(11), 7, Recital 32):
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
 from callconsent import _consent_types
+from callconsent._consent_table import TRANSITIONS, State
 from callconsent._consent_types import *  # noqa: F403  # the values the rules work with
 
 __all__ = [*_consent_types.__all__, "ConsentMachine", "IllegalEvent", "State"]
-
-
-class State(enum.Enum):
-    NEW = "new"  # the call entered the app; nothing done yet
-    ANSWERING = "answering"  # Answer sent
-    MENU = "menu"  # playing the language menu; a digit chooses
-    MENU_WAIT = "menu_wait"  # menu finished, timer running
-    NOTICE = "notice"  # playing a notice; digits are ignored
-    QUESTION = "question"  # playing a consent question; a digit counts once it has started
-    RETRY = "retry"  # playing the invalid-key prompt; a digit counts
-    AWAITING_DIGIT = "awaiting_digit"  # prompt finished, timer running
-    PREPARING = "preparing"  # the adapter prepares the recording (paths, sidecar)
-    CONTINUED = "continued"  # the result is set and the call continued to the dialplan
-    ENDED = "ended"  # the caller hung up before a decision; nothing is recorded
 
 
 class IllegalEvent(Exception):
@@ -94,10 +81,11 @@ class ConsentMachine:
     # -- public ---------------------------------------------------------------------------
     def handle(self, event: Event) -> list[Action]:
         """Feed one event; return the actions to carry out, in order."""
-        handler = _TABLE.get((self.state, type(event)))
-        if handler is None:
+        name = TRANSITIONS.get((self.state, type(event)))
+        if name is None:
             raise IllegalEvent(self.state, event)
-        return handler(self, event)
+        handler: Callable[[Event], list[Action]] = getattr(self, name)
+        return handler(event)
 
     @property
     def finished(self) -> bool:
@@ -379,59 +367,3 @@ class ConsentMachine:
 
     def _ignore(self, _event: Event) -> list[Action]:
         return []
-
-
-_Handler = Callable[[ConsentMachine, Event], list[Action]]
-
-_LIVE: Final = (
-    State.MENU,
-    State.MENU_WAIT,
-    State.NOTICE,
-    State.QUESTION,
-    State.RETRY,
-    State.AWAITING_DIGIT,
-)
-_PROMPTING: Final = (State.MENU, State.NOTICE, State.QUESTION, State.RETRY)
-_BEFORE_DECISION: Final = (State.ANSWERING, *_LIVE, State.PREPARING)
-
-
-def _build_table() -> dict[tuple[State, type[Event]], _Handler]:
-    m = ConsentMachine
-    rows: dict[tuple[State, type[Event]], object] = {
-        (State.NEW, CallEntered): m._on_entered,
-        (State.NEW, CallerHungUp): m._on_hangup,
-        (State.NEW, ShutdownRequested): m._on_failure,
-        (State.ANSWERING, Answered): m._on_answered,
-        (State.ANSWERING, DigitReceived): m._on_digit,
-        (State.PREPARING, RecordingPrepared): m._on_prepared,
-    }
-    for state in _PROMPTING:
-        rows[(state, PlaybackStarted)] = m._on_playback_started
-        rows[(state, PlaybackFinished)] = m._on_playback_finished
-        rows[(state, PlaybackFailed)] = m._on_playback_failed
-    for state in _LIVE:
-        rows[(state, DigitReceived)] = m._on_digit
-        rows[(state, ConsentTimedOut)] = m._on_timeout
-    # a stopped prompt may still report its start or end after the flow moved on: stale, ignored
-    for state in (
-        State.MENU_WAIT,
-        State.AWAITING_DIGIT,
-        State.PREPARING,
-        State.CONTINUED,
-        State.ENDED,
-    ):
-        for stale in (PlaybackStarted, PlaybackFinished, PlaybackFailed, ConsentTimedOut):
-            rows.setdefault((state, stale), m._ignore)
-    rows[(State.PREPARING, DigitReceived)] = m._ignore
-    for state in _BEFORE_DECISION:
-        rows[(state, CallerHungUp)] = m._on_hangup
-        rows[(state, AdapterFailed)] = m._on_failure
-        rows[(state, ShutdownRequested)] = m._on_failure
-    # after the call went back to the dialplan, the app may still hear of it; nothing changes
-    for state in (State.CONTINUED, State.ENDED):
-        for late in (DigitReceived, CallerHungUp, AdapterFailed, ShutdownRequested):
-            rows[(state, late)] = m._ignore
-    return rows  # type: ignore[return-value]  # handlers take their own event subtype
-
-
-_TABLE: Final = _build_table()

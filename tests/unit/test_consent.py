@@ -632,3 +632,12 @@ def test_objection_to_documentation_leaves_a_training_yes_intact() -> None:
     d.feed(PlaybackFinished(d.playing().playback_id, at()))
     d.play_through().digit("1")
     assert d.recorded() == ("training",)
+
+
+def test_every_transition_names_a_handler_of_the_machine() -> None:
+    from callconsent._consent_table import TRANSITIONS
+
+    missing = {
+        name for name in TRANSITIONS.values() if not callable(getattr(ConsentMachine, name, None))
+    }
+    assert not missing
