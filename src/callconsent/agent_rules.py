@@ -77,6 +77,8 @@ def bridge_variables(
             ("__" + names.VAR_AGENT_PURPOSES, ",".join(start.pending)),
         ]
     if whisper_dir:
+        if not start.waits_for_agent:  # for the agent gosub's log line
+            out.append(("__" + names.VAR_CALLER, caller_uniqueid))
         out += [
             ("__" + names.VAR_PURPOSES, ",".join(start.now)),
             ("__" + names.VAR_WHISPER_DIR, whisper_dir),

@@ -1,0 +1,234 @@
+"""The agent-bridge adapter over a fake AMI, a fake registry and the real evidence store."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callconsent import names
+from callconsent.agents import AgentConsent
+from callconsent.ami import AmiError
+from callconsent.bridge import MIXMONITOR_OPTIONS, BridgeHandler
+from callconsent.consent import CallOutcome, NoticeEvidence, Prompt, PurposeOutcome
+from callconsent.evidence import CallInfo
+from callconsent.ledger import iter_entries
+from callconsent.store import EvidenceStore
+from tests.unit._stasis_fakes import pcm_wav, schema_problems, write_audio
+
+T0 = datetime(2026, 11, 24, 9, 0, 0, tzinfo=UTC)
+SHA = "c" * 64
+CALLER, AGENT_CHAN = "1764000000.42", "1764000001.43"
+NOTICE = Prompt("lab_training_v1.notice", "sound:/p/da/x", "da", SHA)
+QUESTION = Prompt("lab_training_v1.question", "sound:/p/da/q", "da", SHA)
+
+
+class FakeAmi:
+    def __init__(self, *, fail: set[str] | None = None) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.fail = fail or set()
+
+    async def _do(self, *call: str) -> None:
+        self.calls.append(call)
+        if call[0] in self.fail:
+            raise AmiError(call[0], "No such channel")
+
+    async def db_put(self, family: str, key: str, value: str) -> None:
+        await self._do("DBPut", family, key, value)
+
+    async def db_del(self, family: str, key: str) -> None:
+        await self._do("DBDel", family, key)
+
+    async def mixmonitor(self, channel: str, file: str, options: str) -> None:
+        await self._do("MixMonitor", channel, file, options)
+
+    async def setvar(self, channel: str, variable: str, value: str) -> None:
+        await self._do("Setvar", channel, variable, value)
+
+
+class FakeRegistry:
+    def __init__(self, **consents: str) -> None:
+        self.agents = {a: AgentConsent(a, c, T0, "hr:jane") for a, c in consents.items()}  # type: ignore[arg-type]
+
+    def get(self, agent_id: str) -> AgentConsent | None:
+        return self.agents.get(agent_id)
+
+
+def outcome(*purposes: str) -> CallOutcome:
+    def one(name: str) -> PurposeOutcome:
+        if name == "training":
+            return PurposeOutcome(
+                name, "6(1)(a)", 30, "given", "digit", "1", QUESTION, T0, T0, T0, 1
+            )
+        return PurposeOutcome(name, "6(1)(f)", 90, "not_required", "no_consent_needed")
+
+    return CallOutcome(
+        "support", "da", "given", "digit", (NoticeEvidence(NOTICE, T0, T0, played=True),),
+        tuple(one(p) for p in purposes), purposes, T0,
+    )  # fmt: skip
+
+
+def call() -> CallInfo:
+    return CallInfo(CALLER, CALLER, "PJSIP/lab-caller-1", "support", "+4512345678", "A", None)
+
+
+def event(agent: str = "agent1", flag: str = "1", caller: str = CALLER) -> dict[str, str]:
+    return {"Event": "UserEvent", "UserEvent": names.AGENT_USER_EVENT, "Uniqueid": AGENT_CHAN,
+            "Caller": caller, "Agent": agent, "Flag": flag}  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EvidenceStore:
+    (tmp_path / "recordings").mkdir()
+    return EvidenceStore(
+        recordings_dir=tmp_path / "recordings",
+        ledger_path=tmp_path / "ledger.jsonl",
+        config_sha256="d" * 64,
+        clock=lambda: T0 + timedelta(minutes=5),
+    )
+
+
+def ledger(tmp_path: Path) -> list[dict[str, Any]]:
+    return [x.entry for x in iter_entries(tmp_path / "ledger.jsonl") if x.entry is not None]
+
+
+def sidecar_of(audio: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(audio.with_suffix(".json").read_text())
+    assert schema_problems("sidecar.schema.json", doc) == []
+    return doc
+
+
+async def test_training_only_with_agent_consent_starts_mixmonitor_on_the_caller(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    audio = Path(await store.prepare_recording(outcome("training"), call(), T0))
+    ami = FakeAmi()
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_event(event())
+
+    assert ami.calls == [
+        ("MixMonitor", CALLER, str(audio), f"bi({names.VAR_MIXMONITOR_ID})"),
+        ("Setvar", AGENT_CHAN, names.VAR_AGENT_RESULT, "given"),
+    ]
+    assert MIXMONITOR_OPTIONS == "bi(CALLCONSENT_MIXMONITOR_ID)"  # ONE argument
+    doc = sidecar_of(audio)
+    (training,) = doc["purposes"]
+    assert training["agent_consent"]["status"] == "given"
+    assert training["agent_consent"]["agent_id"] == "agent1"
+    assert training["agent_consent"]["agent_consent_changed_at"] == "2026-11-24T09:00:00.000Z"
+    assert doc["agent_purposes"] == []
+    assert doc["tags"] == ["purpose:training", "consent:given", "agent:agent1"]
+    assert doc["delete_after"] == "2026-12-24T09:00:00.000Z"
+    (entry,) = ledger(tmp_path)
+    assert (entry["type"], entry["status"], entry["reason"]) == (
+        "agent_decision", "given", "agent_consent"
+    )  # fmt: skip
+    assert schema_problems("ledger-entry.schema.json", entry) == []
+
+
+@pytest.mark.parametrize(
+    ("registry", "flag"),
+    [
+        ({"agent1": "refused"}, "0"),  # the agent refused
+        ({}, "0"),  # never registered
+        ({"agent1": "given"}, "0"),  # the AstDB mirror lags: refused, never a guess
+        ({"agent1": "refused"}, "1"),  # a stale AstDB "1" after a revoke
+    ],
+)
+async def test_training_only_without_agent_consent_records_nothing(
+    tmp_path: Path, store: EvidenceStore, registry: dict[str, str], flag: str
+) -> None:
+    audio = Path(await store.prepare_recording(outcome("training"), call(), T0))
+    ami = FakeAmi()
+    await BridgeHandler(ami, store, FakeRegistry(**registry)).on_agent_event(event(flag=flag))
+
+    assert ami.calls == [("Setvar", AGENT_CHAN, names.VAR_AGENT_RESULT, "refused")]
+    doc = sidecar_of(audio)
+    assert doc["state"] == "tombstone" and doc["reason"] == "agent_refused"
+    decision, deleted = ledger(tmp_path)
+    assert (decision["status"], decision["reason"]) == ("refused", "agent_refused")
+    assert decision["recording"] is None and deleted["type"] == "deleted"
+    await store.recording_ended(call(), T0)  # the hangup later changes nothing
+    assert len(ledger(tmp_path)) == 2
+
+
+async def test_documentation_and_training_with_agent_refusing_keeps_documentation(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    audio = Path(await store.prepare_recording(outcome("documentation", "training"), call(), T0))
+    held = sidecar_of(audio)
+    assert [p["purpose"] for p in held["purposes"]] == ["documentation"]
+    assert held["agent_purposes"][0]["agent_consent"]["status"] == "pending"
+    assert held["tags"] == ["purpose:documentation"]  # pending training is not a purpose
+    ami = FakeAmi()
+    await BridgeHandler(ami, store, FakeRegistry(agent2="refused")).on_agent_event(
+        event(agent="agent2", flag="0")
+    )
+
+    assert ami.calls == [
+        ("Setvar", AGENT_CHAN, names.VAR_AGENT_RESULT, "refused")
+    ]  # no 2nd MixMonitor
+    doc = sidecar_of(audio)
+    assert [p["purpose"] for p in doc["purposes"]] == ["documentation"]
+    assert doc["agent_purposes"][0]["agent_consent"]["status"] == "refused"
+    assert doc["tags"] == ["purpose:documentation", "agent:agent2"]
+    assert doc["delete_after"] == "2027-02-22T09:00:00.000Z"  # 90 days: documentation's
+    write_audio(audio, pcm_wav(800))
+    await store.recording_ended(call(), T0 + timedelta(minutes=1))
+    assert sidecar_of(audio)["state"] == "final"
+
+
+async def test_a_decision_that_never_came_is_resolved_as_refused_at_hangup(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    audio = Path(await store.prepare_recording(outcome("documentation", "training"), call(), T0))
+    write_audio(audio, pcm_wav(800))
+    await store.recording_ended(call(), T0 + timedelta(minutes=1))
+
+    doc = sidecar_of(audio)
+    assert doc["state"] == "final"
+    assert [p["purpose"] for p in doc["purposes"]] == ["documentation"]
+    consent = doc["agent_purposes"][0]["agent_consent"]
+    assert (consent["status"], consent["reason"], consent["agent_id"]) == (
+        "refused", "agent_unknown", None
+    )  # fmt: skip
+    assert ledger(tmp_path)[0]["reason"] == "agent_unknown"
+
+
+async def test_mixmonitor_failure_leaves_no_training_recording(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    audio = Path(await store.prepare_recording(outcome("training"), call(), T0))
+    ami = FakeAmi(fail={"MixMonitor"})
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_event(event())
+
+    assert ami.calls[-1] == ("Setvar", AGENT_CHAN, names.VAR_AGENT_RESULT, "refused")
+    doc = sidecar_of(audio)
+    assert doc["state"] == "tombstone" and doc["reason"] == "bridge_error"
+
+
+async def test_an_event_for_a_call_the_app_does_not_know_is_refused(store: EvidenceStore) -> None:
+    ami = FakeAmi()
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_event(event())
+    assert ami.calls == [("Setvar", AGENT_CHAN, names.VAR_AGENT_RESULT, "refused")]
+
+
+@pytest.mark.parametrize("caller", ["", "../../etc", "x\r\nAction: Originate"])
+async def test_malformed_events_are_ignored(store: EvidenceStore, caller: str) -> None:
+    ami = FakeAmi()
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_event(
+        event(caller=caller)
+    )
+    assert ami.calls == []
+
+
+async def test_a_hostile_agent_name_is_never_consent(tmp_path: Path, store: EvidenceStore) -> None:
+    audio = Path(await store.prepare_recording(outcome("training"), call(), T0))
+    ami = FakeAmi()
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_event(
+        event(agent="agent1;x")
+    )
+    assert sidecar_of(audio)["reason"] == "agent_refused"
+    assert ledger(tmp_path)[0]["agent"]["id"] is None
