@@ -19,6 +19,8 @@ from callconsent.wav import inspect
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO / "config" / "demo.yaml"
 LAB_ENV = {"CALLCONSENT_ARI_PASSWORD": "callconsent-lab"}
+#: The agent the lab destination's echo "phone" runs the agent gosub as (extensions-lab.conf).
+LAB_ECHO_AGENT = "echo"
 
 
 def lab_config() -> Config:
@@ -71,6 +73,11 @@ class LabApp:
             [sys.executable, "-m", "callconsent.cli", "prompts", "--config", str(DEMO_CONFIG)],
             env={**os.environ, **LAB_ENV}, check=True, capture_output=True,
         )  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "callconsent.cli", "agent", "set", LAB_ECHO_AGENT,
+             "--consent", "given", "--actor", "lab:e2e", "--config", str(DEMO_CONFIG)],
+            env={**os.environ, **LAB_ENV}, check=False, capture_output=True,
+        )  # fmt: skip  # the lab destination's echo agent consents (R15); serve mirrors it
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self._proc = subprocess.Popen(

@@ -79,7 +79,12 @@ def test_caller_choosing_english_in_the_menu_hears_english_and_evidence_says_en(
     assert all(n["played"] for n in entry["notices"])
     doc = _sidecar(config, entry)
     assert doc["language"] == "en"
-    assert sorted(doc["tags"]) == ["consent:given", "purpose:documentation", "purpose:training"]  # type: ignore[arg-type]
+    assert sorted(doc["tags"]) == [  # type: ignore[arg-type]
+        "agent:echo",  # the lab destination's agent, who consented to training (R15)
+        "consent:given",
+        "purpose:documentation",
+        "purpose:training",
+    ]
 
 
 def test_objection_digit_during_the_notice_stops_documentation_recording(
