@@ -82,3 +82,28 @@ def test_rebuild_recreates_every_secondary_index(tmp_path: Path) -> None:
                                                     "type='index'")}  # fmt: skip
         assert set(INDEXES) <= names
         assert ctx.index.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again
+
+
+def test_rebuild_with_worker_processes_indexes_what_an_update_does(tmp_path: Path) -> None:
+    """Several day folders: a rebuild reads them in worker processes; same rows, same refs."""
+    from datetime import timedelta
+
+    store = make_store(tmp_path)
+    for i in range(6):
+        store.call(f"6100.{i}", when=T0 + timedelta(days=i), purposes=("documentation",
+                   "training"))  # fmt: skip
+    (store.root / "2026/01/06/6100.1.json").write_text("{ broken")
+
+    def snapshot() -> tuple[list[tuple[object, ...]], ...]:
+        with store.context(T0) as ctx:
+            ctx.index.update()
+            db = ctx.index.db
+            return tuple(db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()  # noqa: S608
+                         for t in ("recordings", "calls", "call_refs", "entry_calls"))  # fmt: skip
+
+    incremental = snapshot()
+    with store.context(T0) as ctx:
+        stats = ctx.index.rebuild()
+        assert (stats.sidecars, stats.days_scanned, stats.problems) == (5, 6, 1)
+        assert [p.path.name for p in ctx.index.problems()] == ["6100.1.json"]
+    assert snapshot() == incremental

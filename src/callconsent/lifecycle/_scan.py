@@ -77,19 +77,45 @@ def iter_days(root: Path) -> Iterator[Day]:
 
 
 def day_sidecars(day: Day) -> tuple[list[str], set[str]]:
-    """The uniqueids with a sidecar in ``day`` (sorted), and those with an audio file."""
-    sidecars: list[str] = []
+    """The uniqueids with a sidecar in ``day`` in inode order (on a cold cache, reading in that
+    order is several times faster than by name), and those with an audio file."""
+    sidecars: list[tuple[int, str]] = []
     audio: set[str] = set()
     try:
         with os.scandir(day.path) as it:
             for e in it:
                 if e.name.endswith(SIDECAR_SUFFIX) and e.is_file(follow_symlinks=False):
-                    sidecars.append(e.name[: -len(SIDECAR_SUFFIX)])
+                    sidecars.append((e.inode(), e.name[: -len(SIDECAR_SUFFIX)]))
                 elif e.name.endswith(AUDIO_SUFFIX):
                     audio.add(e.name[: -len(AUDIO_SUFFIX)])
     except FileNotFoundError:
         return [], set()
-    return sorted(s for s in sidecars if UNIQUEID_RE.fullmatch(s) and ".." not in s), audio
+    sidecars.sort()
+    return [s for _, s in sidecars if UNIQUEID_RE.fullmatch(s) and ".." not in s], audio
+
+
+@dataclass(frozen=True, slots=True)
+class DayRows:
+    """What one day folder holds: its index rows (by uniqueid) and the sidecars skipped."""
+
+    day: Day
+    rows: list[tuple[Any, ...]]
+    problems: list[Problem]
+
+
+def day_rows(day: Day) -> DayRows:
+    """Read every sidecar of ``day`` (pure reading; runs in a worker process on a rebuild)."""
+    rows: list[tuple[Any, ...]] = []
+    problems: list[Problem] = []
+    stems, audio = day_sidecars(day)
+    for uniqueid in stems:
+        row = sidecar_row(day, uniqueid, uniqueid in audio)
+        if isinstance(row, Problem):
+            problems.append(row)
+        elif row is not None:
+            rows.append(row)
+    rows.sort(key=lambda r: str(r[0]))  # primary-key order: appends to the B-tree
+    return DayRows(day, rows, problems)
 
 
 def sidecar_row(

@@ -24,7 +24,7 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 from callconsent import callref
 from callconsent._fsio import FILE_MODE
 from callconsent.lifecycle import _scan
+from callconsent.lifecycle._feed import DayFeed, default_workers
 from callconsent.lifecycle._scan import Problem
 from callconsent.lifecycle._schema import INDEXES, INSERT_REF, SCHEMA, TABLES, apply_entry_rows
 from callconsent.paths import RecordingPaths
@@ -83,6 +84,7 @@ class Index:
                 os.chmod(path, FILE_MODE)
         self._mutex = threading.RLock()
         self._bulk = False  # during rebuild: call references are added at the end, in one go
+        self._pending_rows = 0  # recording rows written since the last commit
         self.ref_key_id = callref.key_id(key := callref.load_key(ledger_path))
         self.db.create_function("call_ref", 1, lambda u: callref.call_ref(str(u), key),
                                 deterministic=True)  # fmt: skip
@@ -166,8 +168,16 @@ class Index:
                 on_problem(p)
 
         with self._mutex:
-            self._update_ledger(stats, progress, problem)
-            self._update_sidecars(stats, progress, problem)
+            days, gone = self._plan_sidecars(stats)
+            workers = default_workers() if self._bulk and len(days) > 1 else 0
+            with DayFeed(days, workers=workers) as feed:  # read by workers on a rebuild ...
+                self._update_ledger(stats, progress, problem, between=lambda: self._apply_days(
+                    feed.ready(), stats, progress, problem))  # ... while this ingests the ledger
+                self._apply_days(feed.rest(), stats, progress, problem)
+            self._drop_days(gone)
+            self.db.commit()
+            if progress is not None:
+                progress("sidecars", stats.sidecars)
             self.db.execute(
                 "UPDATE recordings SET caller_number=NULL, caller_name=NULL WHERE uniqueid IN "
                 "(SELECT uniqueid FROM anonymised) AND (caller_number IS NOT NULL OR "
@@ -203,8 +213,9 @@ class Index:
 
     def _update_ledger(
         self, stats: IndexStats, progress: Progress | None,
-        problem: Callable[[Problem, str, str], None],
+        problem: Callable[[Problem, str, str], None], between: Callable[[], None] | None = None,
     ) -> None:  # fmt: skip
+        """Ingest ledger lines past the last indexed one; ``between`` runs after each batch."""
         try:
             st = self.ledger_path.stat()
         except FileNotFoundError:
@@ -238,6 +249,8 @@ class Index:
                 self.db.commit()
                 if progress is not None:
                     progress("ledger lines", stats.ledger_lines)
+                if between is not None:
+                    between()
         apply_entry_rows(self.db, batch, refs=not self._bulk)
         self._set_meta(ledger_offset=offset, ledger_line_no=line_no, ledger_identity=identity,
                        ledger_first_line=self._first_line())  # fmt: skip
@@ -252,50 +265,50 @@ class Index:
         except FileNotFoundError:
             return ""
 
-    def _update_sidecars(
-        self, stats: IndexStats, progress: Progress | None,
+    def _plan_sidecars(self, stats: IndexStats) -> tuple[list[_scan.Day], set[str]]:
+        """The day folders to read (new or changed since indexed), and those now gone."""
+        known = dict(self.db.execute("SELECT day, mtime_ns FROM dirs").fetchall())
+        changed: list[_scan.Day] = []
+        for day in _scan.iter_days(self.recordings_dir):
+            if known.pop(day.relative, None) == day.mtime_ns:
+                stats.days_unchanged += 1
+            else:
+                changed.append(day)
+        return changed, set(known)
+
+    def _apply_days(
+        self, days: Iterable[_scan.DayRows], stats: IndexStats, progress: Progress | None,
         problem: Callable[[Problem, str, str], None],
     ) -> None:  # fmt: skip
-        known = dict(self.db.execute("SELECT day, mtime_ns FROM dirs").fetchall())
-        seen: set[str] = set()
+        """Replace the rows of each day folder read."""
         placeholders = ",".join("?" * len(_scan.RECORDING_COLUMNS))
         insert = f"INSERT OR REPLACE INTO recordings VALUES ({placeholders})"  # noqa: S608  # placeholders only
-        pending = 0
-        for day in _scan.iter_days(self.recordings_dir):
-            seen.add(day.relative)
-            if known.get(day.relative) == day.mtime_ns:
-                stats.days_unchanged += 1
-                continue
+        for found in days:
+            day = found.day
             stats.days_scanned += 1
             settled = day.mtime_ns < _now_ns() - _SETTLE_NS
-            rows: list[tuple[Any, ...]] = []
             self.db.execute("DELETE FROM problems WHERE source='sidecar' AND key=?", (day.relative,))
-            stems, audio = _scan.day_sidecars(day)
-            for uniqueid in stems:
-                row = _scan.sidecar_row(day, uniqueid, uniqueid in audio)
-                if isinstance(row, Problem):
-                    problem(row, "sidecar", day.relative)
-                elif row is not None:
-                    rows.append(row)
-            self.db.execute("DELETE FROM recordings WHERE day=?", (day.relative,))
-            self.db.executemany(insert, rows)
+            for p in found.problems:
+                problem(p, "sidecar", day.relative)
             if not self._bulk:
-                self.db.executemany(INSERT_REF, [(r[0],) for r in rows])
+                self.db.execute("DELETE FROM recordings WHERE day=?", (day.relative,))
+            self.db.executemany(insert, found.rows)
+            if not self._bulk:
+                self.db.executemany(INSERT_REF, [(r[0],) for r in found.rows])
             self.db.execute("INSERT OR REPLACE INTO dirs VALUES (?,?)",
                             (day.relative, day.mtime_ns if settled else 0))  # fmt: skip
-            stats.sidecars += len(rows)
-            pending += len(rows)
-            if pending >= BATCH:
+            stats.sidecars += len(found.rows)
+            self._pending_rows += len(found.rows)
+            if self._pending_rows >= BATCH:
                 self.db.commit()
-                pending = 0
+                self._pending_rows = 0
                 if progress is not None:
                     progress("sidecars", stats.sidecars)
-        for gone in set(known) - seen:
-            self.db.execute("DELETE FROM recordings WHERE day=?", (gone,))
-            self.db.execute("DELETE FROM dirs WHERE day=?", (gone,))
-        self.db.commit()
-        if progress is not None:
-            progress("sidecars", stats.sidecars)
+
+    def _drop_days(self, gone: set[str]) -> None:
+        for day in gone:
+            self.db.execute("DELETE FROM recordings WHERE day=?", (day,))
+            self.db.execute("DELETE FROM dirs WHERE day=?", (day,))
 
     def add_sidecar(self, paths: RecordingPaths, doc: Mapping[str, Any]) -> None:
         """Record a sidecar document just written for ``paths`` (for the app; cheap)."""
