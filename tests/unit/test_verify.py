@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -168,3 +169,36 @@ def test_report_renders_as_json_and_as_text(
     ]
     text = report.summary().splitlines()
     assert text[0] == str(report.problems[0]) and text[-1].startswith("verify: 1 problem(s)")
+
+
+def test_fast_path_reports_broken_structure_that_verify_relies_on(
+    store: tuple[Path, Path, dict[str, RecordingPaths]],
+) -> None:
+    """Without --deep: wrong state, missing or ill-typed bytes/sha256 are still caught."""
+    root, ledger_path, made = store
+    doc = json.loads(made["1.1"].sidecar.read_text())
+    doc["recording"]["sha256"] = "not-a-hash"
+    made["1.1"].sidecar.write_text(json.dumps(doc))
+    doc = json.loads(made["1.2"].sidecar.read_text())
+    del doc["recording"]["bytes"]
+    made["1.2"].sidecar.write_text(json.dumps(doc))
+    problems = verify(root, ledger_path).problems
+    assert kinds(problems) == [("1.1.json", "malformed_sidecar"), ("1.2.json", "malformed_sidecar")]
+    assert "sha256" in problems[0].detail and "bytes" in problems[1].detail
+
+
+def test_deep_adds_full_schema_validation_of_sidecars_and_ledger(
+    store: tuple[Path, Path, dict[str, RecordingPaths]],
+) -> None:
+    root, ledger_path, made = store
+    assert verify(root, ledger_path, deep=True).ok
+    doc = json.loads(made["1.1"].sidecar.read_text())
+    doc["language"] = "not a language!"  # nothing verify relies on
+    made["1.1"].sidecar.write_text(json.dumps(doc))
+    Ledger(ledger_path, validate=False).append(
+        {"type": "deleted", "at": "2026-11-24T12:00:00.000Z"}
+    )
+    assert verify(root, ledger_path).ok
+    deep = verify(root, ledger_path, deep=True).problems
+    assert deep[0].kind == "malformed_sidecar" and "language" in deep[0].detail
+    assert {(p.kind, p.line_no) for p in deep[1:]} == {("ledger_schema", 4)}  # one per error
