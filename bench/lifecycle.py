@@ -10,7 +10,9 @@ includes the interpreter and imports: see the ``baseline`` row):
 * ``lookup``: a subject-access lookup by caller number (call ids and their recordings), cold
   (first query after opening the index) and the median of 200 more numbers;
 * ``purge --dry-run``: the incremental index update plus the scan for expired recordings;
-* ``verify``: every recording's sha256 against its sidecar and the ledger hash chain;
+* ``verify``: every recording's sha256 against its sidecar and the ledger hash chain (the fast
+  structural sidecar check); ``verify_deep``: the same with full schema validation of every
+  sidecar and ledger entry (``verify --deep``);
 * ``export``: one subject access archive for a number with several calls.
 
 The generated data: calls spread over the 120 days before the benchmark's clock, caller numbers
@@ -196,10 +198,10 @@ def step(name: str, work: Path, numbers: int, subject: str) -> dict[str, Any]:
         with Context.create(root, ledger_path, now=NOW, actor="bench") as ctx:
             report = purge(ctx, dry_run=True)
         out["detail"] = report.counts
-    elif name == "verify":
+    elif name in ("verify", "verify_deep"):
         from callconsent.verify import verify
 
-        verified = verify(root, ledger_path)
+        verified = verify(root, ledger_path, deep=name == "verify_deep")
         out["detail"] = {"ok": verified.ok, "hashed": verified.recordings_hashed}
     elif name == "export":
         from callconsent.lifecycle.export import export
@@ -215,7 +217,7 @@ def step(name: str, work: Path, numbers: int, subject: str) -> dict[str, Any]:
     return out
 
 
-STEPS = ("baseline", "index_rebuild", "lookup", "purge_dry_run", "verify", "export")
+STEPS = ("baseline", "index_rebuild", "lookup", "purge_dry_run", "verify", "verify_deep", "export")
 
 
 def main() -> int:

@@ -13,24 +13,38 @@ known state, the call and file it names match its place, a final one's ``bytes``
 ``sha256`` well formed), not the full JSON Schema, which costs about a millisecond per sidecar.
 ``deep=True`` (``callconsent verify --deep``) validates every sidecar and every ledger entry
 against the schemas as well (``malformed_sidecar`` with the schema's words, ``ledger_schema``).
-Every final recording's audio is hashed either way.
+Every final recording's audio is hashed either way (into one reused buffer). Day folders are
+checked once each to resolve inside the recordings folder, not once per file: the same rule as
+:func:`callconsent.paths.recording_paths`, whose per-file ``realpath`` dominated at scale.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
 from callconsent import sidecar
-from callconsent._fsio import MalformedDocument, read_json, sha256_file
+from callconsent._fsio import MalformedDocument, read_json
 from callconsent.ledger import verify_chain
-from callconsent.paths import FoundRecording, RecordingPaths, iter_recordings
+from callconsent.paths import (
+    AUDIO_SUFFIX,
+    SIDECAR_SUFFIX,
+    UNIQUEID_RE,
+    FoundRecording,
+    RecordingPaths,
+)
 
 _SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 _STATES: Final = frozenset(s.value for s in sidecar.State)
+_YEAR_RE: Final = re.compile(r"\d{4}")
+_TWO_RE: Final = re.compile(r"\d{2}")
+_CHUNK: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +117,9 @@ def verify(
         if on_problem is not None:
             on_problem(found)
 
-    for found in iter_recordings(recordings_dir):
-        _check_recording(found, report, problem, deep=deep)
+    buffer = memoryview(bytearray(_CHUNK))
+    for found in _recordings(recordings_dir):
+        _check_recording(found, report, problem, deep=deep, buffer=buffer)
     try:
         for chain_problem in verify_chain(ledger_path, anchor=anchor, check_schema=deep):
             problem(
@@ -148,6 +163,7 @@ def _check_recording(
     problem: Callable[[Path, str, str], None],
     *,
     deep: bool,
+    buffer: memoryview,
 ) -> None:
     paths = found.paths
     if not found.has_sidecar:
@@ -182,10 +198,72 @@ def _check_recording(
                 paths.audio, "size_mismatch", f"{actual_bytes} bytes, sidecar says {expected_bytes}"
             )
             return
-        _, actual_sha = sha256_file(paths.audio)
+        actual_sha = _sha256(paths.audio, buffer)
     except OSError as exc:
         problem(paths.audio, "unreadable_audio", str(exc))
         return
     report.recordings_hashed += 1
     if actual_sha != expected_sha:
         problem(paths.audio, "sha256_mismatch", f"sha256 {actual_sha}, sidecar says {expected_sha}")
+
+
+def _sha256(path: Path, buffer: memoryview) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            digest.update(buffer[:n])
+    return digest.hexdigest()
+
+
+def _dirs(parent: Path, pattern: re.Pattern[str]) -> list[str]:
+    try:
+        with os.scandir(parent) as it:
+            return sorted(
+                e.name for e in it if pattern.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
+            )
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _recordings(root: Path) -> Iterator[FoundRecording]:
+    """As :func:`callconsent.paths.iter_recordings` (same folders and names, same order), with
+    the date and containment checks made once per day folder."""
+    base = root.absolute()
+    real_base = base.resolve()
+    for year in _dirs(base, _YEAR_RE):
+        for month in _dirs(base / year, _TWO_RE):
+            for day in _dirs(base / year / month, _TWO_RE):
+                directory = base / year / month / day
+                try:
+                    date(int(year), int(month), int(day))
+                except ValueError:
+                    continue  # e.g. 2026/13/45: not a recordings folder
+                if not directory.resolve().is_relative_to(real_base):
+                    continue
+                yield from _day(directory, f"{year}/{month}/{day}")
+
+
+def _day(directory: Path, relative_day: str) -> Iterator[FoundRecording]:
+    found: dict[str, tuple[bool, bool]] = {}
+    try:
+        with os.scandir(directory) as it:
+            for entry in it:
+                stem, suffix = os.path.splitext(entry.name)
+                if (suffix in (AUDIO_SUFFIX, SIDECAR_SUFFIX) and UNIQUEID_RE.fullmatch(stem)
+                        and ".." not in stem and entry.is_file(follow_symlinks=False)):  # fmt: skip
+                    audio, side = found.get(stem, (False, False))
+                    found[stem] = (
+                        audio or suffix == AUDIO_SUFFIX,
+                        side or suffix == SIDECAR_SUFFIX,
+                    )
+    except FileNotFoundError:
+        return
+    for stem in sorted(found):
+        audio, side = found[stem]
+        paths = RecordingPaths(
+            audio=directory / f"{stem}{AUDIO_SUFFIX}",
+            sidecar=directory / f"{stem}{SIDECAR_SUFFIX}",
+            relative=f"{relative_day}/{stem}{AUDIO_SUFFIX}",
+            directory=directory,
+        )
+        yield FoundRecording(paths=paths, has_audio=audio, has_sidecar=side)

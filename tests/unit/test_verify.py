@@ -202,3 +202,24 @@ def test_deep_adds_full_schema_validation_of_sidecars_and_ledger(
     deep = verify(root, ledger_path, deep=True).problems
     assert deep[0].kind == "malformed_sidecar" and "language" in deep[0].detail
     assert {(p.kind, p.line_no) for p in deep[1:]} == {("ledger_schema", 4)}  # one per error
+
+
+def test_scan_finds_what_paths_iter_recordings_finds(
+    store: tuple[Path, Path, dict[str, RecordingPaths]], tmp_path: Path
+) -> None:
+    """Verify's own scan (checks per day folder) sees the same recordings as the paths module:
+    not a folder named like an impossible date, nor a date folder symlinked out of the tree."""
+    from callconsent.paths import iter_recordings
+    from callconsent.verify import _recordings
+
+    root, _, made = store
+    bad = root / "2026" / "13" / "45"
+    bad.mkdir(parents=True)
+    (bad / "7.7.wav").write_bytes(pcm_header(0))
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "8.8.wav").write_bytes(pcm_header(0))
+    (root / "2026" / "11" / "25").symlink_to(outside)
+    (made["1.1"].directory / "notes.txt").write_text("x")
+    assert list(_recordings(root)) == list(iter_recordings(root))
+    assert [f.paths.uniqueid for f in _recordings(root)] == ["1.1", "1.2", "1.3", "1.4"]
