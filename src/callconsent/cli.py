@@ -67,7 +67,7 @@ def _verify(args: argparse.Namespace) -> int:
     from callconsent.verify import verify
 
     config = _load(args.config)
-    report = verify(config.storage.recordings_dir, config.storage.ledger_path)
+    report = verify(config.storage.recordings_dir, config.storage.ledger_path, deep=args.deep)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check every recording's sha256 and the ledger hash chain")
     with_config(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also validate every sidecar and ledger entry against the JSON Schemas",
+    )
     p.set_defaults(run=_verify)
 
     p = sub.add_parser("reconcile", help="repair what a crash left: unfinished sidecars, headers")
