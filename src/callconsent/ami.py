@@ -147,6 +147,21 @@ class Ami:
                 return str(event.get("Val", ""))
         return None
 
+    async def db_tree(self, family: str, key: str) -> list[tuple[str, str]]:
+        """Every AstDB entry below ``family/key`` as (key relative to the family, value); an
+        empty list when there is none (AMI ``DBGetTree``, Asterisk 19.6+)."""
+        try:
+            events = await self._send("DBGetTree", {"Family": family, "Key": key})
+        except AmiError as exc:
+            if "not found" in exc.detail.lower():
+                return []
+            raise
+        return [
+            (str(e.get("Key", "")), str(e.get("Val", "")))
+            for e in events
+            if str(e.get("Event", "")).lower() == "dbgettreeresponse"
+        ]
+
     async def mixmonitor(self, channel: str, file: str, options: str) -> None:
         """Start MixMonitor on ``channel`` (name or uniqueid); ``options`` is ONE string such as
         ``bi(CALLCONSENT_MIXMONITOR_ID)``."""

@@ -18,6 +18,7 @@ from callconsent.config import Config, build_plan, route_for
 from callconsent.consent import CallPlan
 from callconsent.stasis import Skip, StasisApp
 from callconsent.store import EvidenceStore
+from callconsent.withdrawal import WithdrawalHandler
 
 log = structlog.get_logger("callconsent.app")
 
@@ -58,8 +59,11 @@ def build_store(config: Config) -> EvidenceStore:
 
 def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     """The AMI side of the agent bridge (R15): the UserEvent from the agent gosub, MixMonitor on
-    the caller, and the registry's AstDB mirror re-synced at every login. None without
-    ``asterisk.ami``: then nothing that needs an agent's consent is ever recorded."""
+    the caller, and the registry's AstDB mirror re-synced at every login; and of the in-call
+    withdrawal (R16): its UserEvent, and the AstDB markers left while the app was away, finished
+    at every login. None without ``asterisk.ami``: then nothing that needs an agent's consent is
+    ever recorded, and in-call withdrawals are finished by the dialplan alone (the recording
+    stops; the evidence waits in AstDB until the app connects to AMI)."""
     ami_config = config.asterisk.ami
     if ami_config is None:
         log.warning("agent_bridge_disabled", reason="asterisk.ami not configured")
@@ -67,6 +71,7 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     registry = agents.AgentRegistry.from_config(config)
 
     async def resync() -> None:
+        await withdrawals.recover()  # withdrawals made while the app was away (R16)
         try:
             count = await agents.sync(ami, registry)
         except (AmiError, agents.AgentRegistryError, OSError) as exc:
@@ -82,7 +87,9 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
         on_login=resync,
     )
     bridge = BridgeHandler(ami, store, registry)
+    withdrawals = WithdrawalHandler(ami, store)
     ami.on_user_event(names.AGENT_USER_EVENT, bridge.on_agent_event)
+    ami.on_user_event(names.WITHDRAW_USER_EVENT, withdrawals.on_withdraw_event)
     return ami
 
 
@@ -104,7 +111,10 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         )
         store = build_store(config)
         whisper_dir = config.prompts_dir / config.agent_consent.whisper_language
-        app = StasisApp(ari, ConfigPlanner(config), store, whisper_dir=str(whisper_dir))
+        app = StasisApp(
+            ari, ConfigPlanner(config), store, whisper_dir=str(whisper_dir),
+            prompts_dir=str(config.prompts_dir),
+        )  # fmt: skip
         ami = build_ami(config, store)  # created inside the running loop, as panoramisk needs
         if ami is not None:
             await ami.connect()  # retries by itself; the registry is synced at each login

@@ -68,3 +68,33 @@ WHISPER_PROMPTS: Final = {
     "training": "callconsent-whisper-training",
     "none": "callconsent-whisper-none",
 }
+
+# -- withdrawal during the call (R16) --------------------------------------------------------
+#: The features.conf ``applicationmap`` entry the caller's withdrawal code runs, and the context
+#: its Gosub enters. The hook adds the feature to ``DYNAMIC_FEATURES`` on the caller's channel
+#: only (never inherited: the agent's keys do nothing):
+#:     callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)
+WITHDRAW_FEATURE: Final = "callconsent_withdraw"
+WITHDRAW_CONTEXT: Final = "callconsent-withdraw"
+#: Set by the app on the caller's channel (not inherited) when a consent purpose is recorded or
+#: waits for the agent: the consent purposes (e.g. ``training``). Empty: nothing to withdraw.
+VAR_WITHDRAWABLE: Final = "CALLCONSENT_WITHDRAWABLE"
+#: The purposes recorded without consent from the start (e.g. ``documentation``): when set, a
+#: withdrawal keeps the recording running for them; when empty it stops the recording.
+VAR_WITHDRAW_KEEPS: Final = "CALLCONSENT_WITHDRAW_KEEPS"
+#: The confirmation the caller hears (requirements text 9), in the call's language, without
+#: extension: ``<prompts_dir>/<lang>/callconsent-withdrawn``.
+VAR_WITHDRAW_PROMPT: Final = "CALLCONSENT_WITHDRAW_PROMPT"
+#: Set by the withdrawal context: when the caller withdrew (UTC stamp). A second press only
+#: plays the confirmation again.
+VAR_WITHDRAWN: Final = "CALLCONSENT_WITHDRAWN"
+#: The UserEvent the withdrawal context raises (``Caller: <uniqueid>``, ``At: <UTC stamp>``).
+WITHDRAW_USER_EVENT: Final = "CallconsentWithdraw"
+#: The durable marker the dialplan writes before telling the app, so a withdrawal made while the
+#: app is down is finished when it is back: ``DB(callconsent/withdrawn/<uniqueid>)`` = stamp.
+ASTDB_WITHDRAWN_PREFIX: Final = "withdrawn/"
+#: Base name of the confirmation prompt under ``<prompts_dir>/<lang>/``.
+WITHDRAW_PROMPT: Final = "callconsent-withdrawn"
+#: Where the dialplan writes that marker: a Local channel of its own (exten = the uniqueid),
+#: since AstDB writes are refused on a channel that has been in Stasis.
+WITHDRAW_MARK_CONTEXT: Final = "callconsent-withdraw-mark"

@@ -51,6 +51,7 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence import CallInfo
+from callconsent.midcall import withdraw_variables
 
 log = structlog.get_logger("callconsent.stasis")
 
@@ -121,12 +122,14 @@ class StasisApp:
         *,
         clock: Clock = utc_now,
         whisper_dir: str = "",
+        prompts_dir: str = "",
     ) -> None:
         self._ari = ari
         self._planner = planner
         self._store = store
         self._clock = clock
         self._whisper_dir = whisper_dir  # <prompts_dir>/<lang>: the agent gosub's whisper prompts
+        self._prompts_dir = prompts_dir  # the caller's withdrawal confirmation (R16)
         self._calls: dict[str, _Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -383,7 +386,10 @@ class StasisApp:
     def _agent_vars(self, call: _Call, path: str) -> list[tuple[str, str]]:
         outcome = call.machine.outcome
         recorded = outcome.recorded_purposes if path and outcome else ()
-        return bridge_variables(recorded, call.info.uniqueid, self._whisper_dir)
+        out = bridge_variables(recorded, call.info.uniqueid, self._whisper_dir)
+        return out + (
+            withdraw_variables(outcome, self._prompts_dir) if recorded and outcome else []
+        )
 
     async def _set_result(
         self,

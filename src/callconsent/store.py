@@ -7,12 +7,13 @@ disk I/O. Paths come from Asterisk's uniqueid only (:mod:`callconsent.paths`).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 
-from callconsent import agent_evidence, agent_rules, evidence, ledger, paths, sidecar
+from callconsent import agent_evidence, agent_rules, evidence, ledger, midcall, paths, sidecar
 from callconsent.agent_evidence import AgentEvidence
 from callconsent.agent_rules import AgentOutcome, RecordingStart
 from callconsent.clock import Clock, utc_now
@@ -121,6 +122,48 @@ class EvidenceStore:
         if where is not None:
             await asyncio.to_thread(self._tombstone, where, at, reason)
 
+    async def withdraw_in_call(
+        self, uniqueid: str, at: datetime, *, via: str, source: str = midcall.SOURCE
+    ) -> midcall.Withdrawal:
+        """The caller withdrew consent during the call (R16): every consent purpose ends, a
+        purpose still waiting for the agent never starts; the recording is deleted (tombstone
+        ``withdrawn``) or kept for what was recorded without consent. Ledger ``withdrawn`` first.
+        A call this process does not know (it restarted) is found by its uniqueid."""
+        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
+            self._agent_waits.pop(uniqueid, None)
+            where = self._recordings.get(uniqueid)
+            if where is None:
+                where = await asyncio.to_thread(find_recording, self._recordings_dir, uniqueid)
+
+            def apply() -> midcall.Withdrawal:
+                try:
+                    doc: dict[str, Any] | None = sidecar.load(where) if where else None
+                except FileNotFoundError:
+                    doc = None
+                done = midcall.withdraw(doc, at=at)
+                if not done.writes or where is None:
+                    return done
+                self._ledger.append(
+                    midcall.withdrawn_entry(
+                        uniqueid=uniqueid, at=at, withdrawal=done, recording=where.relative,
+                        via=via, source=source,
+                    )
+                )  # fmt: skip
+                if done.outcome == "deleted":
+                    self._tombstone(where, at, sidecar.TombstoneReason.WITHDRAWN.value)
+                elif done.doc is not None:
+                    sidecar.write(where, done.doc)
+                return done
+
+            done = await asyncio.to_thread(apply)
+            if done.outcome == "deleted":
+                self._recordings.pop(uniqueid, None)
+            log.info(
+                "withdrawn_in_call", call_id=uniqueid, outcome=done.outcome, via=via,
+                withdrawn=list(done.withdrawn), kept=list(done.kept),
+            )  # fmt: skip
+            return done
+
     async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None:
         where = self._recordings.get(call.uniqueid)
         entry = evidence.ledger_entry(
@@ -179,3 +222,17 @@ class EvidenceStore:
         tomb = sidecar.prepare_tombstone(where, reason=reason, at=at)
         self._ledger.append(ledger.deleted_entry(tomb, source="app"))
         sidecar.write(where, tomb)
+
+
+def find_recording(recordings_dir: Path, uniqueid: str) -> paths.RecordingPaths | None:
+    """The sidecar of call ``uniqueid`` by the date in Asterisk's uniqueid (``<epoch>.<n>``):
+    that UTC day or the next (a call that crossed midnight). None when there is none."""
+    head = uniqueid.rsplit("-", 1)[-1].split(".", 1)[0]  # "[systemname-]<epoch>.<n>"
+    if not head.isdigit():
+        return None
+    day = datetime.fromtimestamp(int(head), UTC)
+    for when in (day, day + timedelta(days=1), day - timedelta(days=1)):
+        where = paths.recording_paths(recordings_dir, uniqueid, when)
+        if where.sidecar.exists():
+            return where
+    return None

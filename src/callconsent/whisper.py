@@ -5,6 +5,11 @@ before the bridge, saying what is recorded. Made like the other prompts (espeak-
 ``${CALLCONSENT_WHISPER_DIR}/callconsent-whisper-<kind>`` with ``CALLCONSENT_WHISPER_DIR`` =
 ``<prompts_dir>/<agent_consent.whisper_language>``. A studio recording at the same path (without
 the ``.txt`` beside it) is kept, as for every prompt.
+
+The caller's confirmation of an in-call withdrawal (R16, requirements text 9) is made here too:
+``<prompts_dir>/<lang>/callconsent-withdrawn.wav`` per language of
+:data:`callconsent.midcall.WITHDRAWN_TEXTS`; the withdrawal context plays the one in the call's
+language.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from callconsent import names
+from callconsent import midcall, names
 from callconsent.config import Config, PromptText
 from callconsent.prompts import PromptSource, build_sources
 
@@ -36,6 +41,16 @@ def whisper_sources() -> list[PromptSource]:
     ]
 
 
+def confirmation_sources() -> list[PromptSource]:
+    return [
+        PromptSource("withdrawn", lang, PromptText(names.WITHDRAW_PROMPT, text))
+        for lang, text in midcall.WITHDRAWN_TEXTS.items()
+    ]
+
+
 def build_whispers(config: Config, *, force: bool = False) -> list[Path]:
-    """Make every missing or outdated whisper prompt; return the WAV files written."""
-    return build_sources(config.prompts_dir, whisper_sources(), force=force)
+    """Make every missing or outdated fixed prompt (whispers, withdrawal confirmations); return
+    the WAV files written."""
+    return build_sources(
+        config.prompts_dir, whisper_sources() + confirmation_sources(), force=force
+    )

@@ -51,7 +51,9 @@ def test_shared_name_appears_verbatim_in_the_hook(name: str, value: str) -> None
 
 def test_hook_context_is_the_one_admins_gosub_into() -> None:
     contexts = re.findall(r"^\[([^\]]+)\]", hook_code(), flags=re.MULTILINE)
-    assert contexts == [names.HOOK_CONTEXT, names.AGENT_CONTEXT]
+    assert contexts == [
+        names.HOOK_CONTEXT, names.AGENT_CONTEXT, names.WITHDRAW_CONTEXT, names.WITHDRAW_MARK_CONTEXT
+    ]
     assert re.search(rf"^exten => {re.escape(names.HOOK_EXTEN)},1,", hook_code(), re.MULTILINE)
 
 

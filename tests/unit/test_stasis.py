@@ -54,6 +54,16 @@ def training_waits_for_agent(channel_id: str) -> list[tuple[str, str]]:
         (names.VAR_RECORD_AT, "bridge"),
         ("__" + names.VAR_CALLER, channel_id),
         ("__" + names.VAR_AGENT_PURPOSES, "training"),
+        *withdrawable("training"),
+    ]
+
+
+def withdrawable(purposes: str, keeps: str = "") -> list[tuple[str, str]]:
+    """The caller's withdrawal code is enabled for a consent purpose (R16); no prompts folder."""
+    return [
+        (names.VAR_WITHDRAW_KEEPS, keeps),
+        (names.VAR_WITHDRAW_PROMPT, ""),
+        (names.VAR_WITHDRAWABLE, purposes),
     ]
 
 

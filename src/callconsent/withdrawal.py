@@ -1,0 +1,103 @@
+"""The in-call withdrawal adapter (R16): hears the withdrawal context and finishes the evidence.
+
+The dialplan (``[callconsent-withdraw]``, run by the caller's feature code while bridged) has
+already stopped the recording when nothing recorded without consent remains, and wrote the
+durable marker ``callconsent/withdrawn/<uniqueid>`` = UTC time in AstDB. Then it raised::
+
+    UserEvent(CallconsentWithdraw,Caller: <caller uniqueid>,At: <UTC time>)
+
+This adapter applies the withdrawal to the call's evidence (:meth:`EvidenceStore.withdraw_in_call`:
+tombstone and delete the partial file, or keep it for documentation only; ledger ``withdrawn``)
+and then deletes the marker. A marker whose evidence could not be written stays for the next try.
+
+The app down when the caller pressed the code: the recording stopped anyway (dialplan), and at
+the next AMI login :meth:`WithdrawalHandler.recover` finishes every withdrawal still marked in
+AstDB, then deletes the markers. ``callconsent reconcile`` does not read AstDB: the app does it
+whenever it (re)connects, which is when it can have missed an event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final, Protocol
+
+import structlog
+
+from callconsent import midcall, names
+from callconsent._fsio import parse_stamp
+from callconsent.ami import AmiError
+from callconsent.clock import Clock, utc_now
+from callconsent.paths import UNIQUEID_RE
+
+log = structlog.get_logger("callconsent.withdrawal")
+
+SOURCE_RECOVERED: Final = "app_recovered"
+
+
+class WithdrawAmi(Protocol):
+    async def db_del(self, family: str, key: str) -> None: ...
+    async def db_tree(self, family: str, key: str) -> list[tuple[str, str]]: ...
+
+
+class WithdrawStore(Protocol):
+    async def withdraw_in_call(
+        self, uniqueid: str, at: datetime, *, via: str, source: str = ...
+    ) -> midcall.Withdrawal: ...
+
+
+class WithdrawalHandler:
+    def __init__(self, ami: WithdrawAmi, store: WithdrawStore, *, clock: Clock = utc_now) -> None:
+        self._ami = ami
+        self._store = store
+        self._clock = clock
+
+    async def on_withdraw_event(self, headers: dict[str, str]) -> None:
+        """One ``CallconsentWithdraw`` UserEvent (AMI headers, any case)."""
+        h = {k.lower(): v for k, v in headers.items()}
+        caller = h.get("caller", "")
+        via = midcall.VIA_AGENT if h.get("by", "") == "agent" else midcall.VIA_CALLER
+        await self.finish(caller, self._when(h.get("at", "")), via=via)
+
+    async def recover(self) -> int:
+        """Finish every withdrawal still marked in AstDB (after a login); the number finished."""
+        prefix = names.ASTDB_WITHDRAWN_PREFIX.rstrip("/")
+        try:
+            markers = await self._ami.db_tree(names.ASTDB_FAMILY, prefix)
+        except AmiError as exc:
+            log.error("withdraw_markers_unreadable", error=str(exc))
+            return 0
+        done = 0
+        for key, value in markers:
+            uniqueid = key.rsplit("/", 1)[-1]
+            if await self.finish(uniqueid, self._when(value), via=midcall.VIA_CALLER,
+                                 source=SOURCE_RECOVERED):  # fmt: skip
+                done += 1
+        if markers:
+            log.info("withdraw_markers_recovered", markers=len(markers), finished=done)
+        return done
+
+    async def finish(
+        self, uniqueid: str, at: datetime, *, via: str, source: str = midcall.SOURCE
+    ) -> bool:
+        """Apply the withdrawal of call ``uniqueid``, then delete its marker. True when done."""
+        bound = log.bind(call_id=uniqueid)
+        if not UNIQUEID_RE.fullmatch(uniqueid) or ".." in uniqueid:
+            bound.warning("withdraw_event_invalid")
+            return False
+        try:
+            await self._store.withdraw_in_call(uniqueid, at, via=via, source=source)
+        except (OSError, ValueError) as exc:  # the marker stays: the next login retries
+            bound.error("storage_error", action="withdraw_in_call", error=str(exc))
+            return False
+        try:
+            await self._ami.db_del(names.ASTDB_FAMILY, names.ASTDB_WITHDRAWN_PREFIX + uniqueid)
+        except AmiError as exc:  # harmless: the next recovery finds nothing left to do
+            bound.warning("withdraw_marker_not_deleted", error=str(exc))
+        return True
+
+    def _when(self, stamp: str) -> datetime:
+        """The dialplan's UTC time of the key press; now when it is missing or malformed."""
+        try:
+            return parse_stamp(stamp.strip())
+        except (ValueError, TypeError):
+            return self._clock()
