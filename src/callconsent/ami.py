@@ -148,8 +148,9 @@ class Ami:
         return None
 
     async def db_tree(self, family: str, key: str) -> list[tuple[str, str]]:
-        """Every AstDB entry below ``family/key`` as (key relative to the family, value); an
-        empty list when there is none (AMI ``DBGetTree``, Asterisk 19.6+)."""
+        """Every AstDB entry below ``family/key`` as (full key, value), the key as Asterisk 22
+        gives it (``/callconsent/withdrawn/<id>``); an empty list when there is none (AMI
+        ``DBGetTree``, Asterisk 19.6+)."""
         try:
             events = await self._send("DBGetTree", {"Family": family, "Key": key})
         except AmiError as exc:
