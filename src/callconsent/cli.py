@@ -34,15 +34,23 @@ def _serve(args: argparse.Namespace) -> int:
     from callconsent import app, logs
 
     logs.configure(args.log_level, json=not args.console_log)
+    from callconsent.features_check import withdraw_feature_warnings
+
     config = _load(args.config)
-    for warning in config.warnings:
+    for warning in [*config.warnings, *withdraw_feature_warnings(config, args.features_conf)]:
         print(f"warning: {warning}", file=sys.stderr)
     asyncio.run(app.serve(config))
     return EXIT_OK
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    return check_config_main(args.file)
+    from callconsent.features_check import withdraw_feature_warnings
+
+    code = check_config_main(args.file)
+    if code == EXIT_OK:  # the in-call withdrawal code in features.conf (R16)
+        for warning in withdraw_feature_warnings(load_config(args.file), args.features_conf):
+            print(f"warning: {warning}")
+    return code
 
 
 def _prompts(args: argparse.Namespace) -> int:
@@ -100,14 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
             help="the YAML config (default: %(default)s)",
         )  # fmt: skip
 
+    def features_conf(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--features-conf", type=Path, default=Path("/etc/asterisk/features.conf"),
+            help="Asterisk's features.conf, to check the in-call withdrawal code against the "
+            "config (default: %(default)s)",
+        )  # fmt: skip
+
     p = sub.add_parser("serve", help="run the Stasis app in the foreground (stops on SIGTERM)")
     with_config(p)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--console-log", action="store_true", help="human-readable logs, not JSON")
+    features_conf(p)
     p.set_defaults(run=_serve)
 
     p = sub.add_parser("check-config", help="validate a config file and print the verdict")
     p.add_argument("file", type=Path)
+    features_conf(p)
     p.set_defaults(run=_check_config)
 
     p = sub.add_parser("prompts", help="generate missing prompt audio and archive notice versions")

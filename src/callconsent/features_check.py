@@ -1,0 +1,94 @@
+"""Is the caller's in-call withdrawal code in Asterisk's features.conf the one the config (and the
+notices) promise? (R16)
+
+The code a caller presses is bound in features.conf, not in callconsent.yaml:
+
+    [applicationmap]
+    callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)
+
+while every consent purpose's ``consent.withdraw_sequence`` (default ``*9``) is what its notice
+tells the caller to press. ``callconsent check-config`` and ``callconsent serve`` compare the two
+and warn (never fail: features.conf may live on another host) when the file cannot be read, has
+no such entry, binds another code, or routes promise different codes (one entry serves them all).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Final
+
+from callconsent import names
+from callconsent.config import Config
+
+DEFAULT_FEATURES_CONF: Final = Path("/etc/asterisk/features.conf")
+_SECTION: Final = re.compile(r"^\s*\[([^\]]+)\]")
+_ENTRY: Final = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=>?\s*([^,\s]*)\s*,\s*([^,\s]*)\s*,(.*)$")
+
+
+def promised_sequences(config: Config) -> set[str]:
+    """The withdrawal codes the enabled routes' consent purposes promise."""
+    return {
+        rp.consent.withdraw_sequence
+        for route in config.routes.values()
+        if route.enabled
+        for rp in route.purposes.values()
+        if rp.consent is not None
+    }
+
+
+def bound_sequence(features_conf_text: str) -> tuple[str, str] | None:
+    """(key sequence, application) of the ``callconsent_withdraw`` applicationmap entry."""
+    section = ""
+    for raw in features_conf_text.splitlines():
+        line = raw.split(";", 1)[0].rstrip()
+        head = _SECTION.match(line)
+        if head:
+            section = head.group(1).strip().lower()
+            continue
+        m = _ENTRY.match(line)
+        if section == "applicationmap" and m and m.group(1) == names.WITHDRAW_FEATURE:
+            return m.group(2), m.group(4).strip()
+    return None
+
+
+def withdraw_feature_warnings(config: Config, features_conf: Path) -> list[str]:
+    wanted = promised_sequences(config)
+    if not wanted:
+        return []
+    expected = (
+        f"[applicationmap] {names.WITHDRAW_FEATURE} => {sorted(wanted)[0]},self,"
+        f"Gosub({names.WITHDRAW_CONTEXT},s,1)"
+    )
+    try:
+        text = features_conf.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return [
+            f"{features_conf}: cannot read it ({exc.strerror}): the in-call withdrawal code "
+            f"cannot be checked; it needs {expected} (--features-conf PATH to check a copy)"
+        ]
+    out: list[str] = []
+    if len(wanted) > 1:
+        out.append(
+            f"routes promise different withdrawal codes {sorted(wanted)}: features.conf binds "
+            "one code for all calls; use the same consent.withdraw_sequence everywhere"
+        )
+    bound = bound_sequence(text)
+    if bound is None:
+        out.append(
+            f"{features_conf}: no {names.WITHDRAW_FEATURE} entry: callers cannot withdraw "
+            f"during the call (R16); add {expected}"
+        )
+        return out
+    sequence, app = bound
+    if sequence not in wanted:
+        out.append(
+            f"{features_conf}: {names.WITHDRAW_FEATURE} is bound to {sequence!r}, but the "
+            f"notices promise {' / '.join(sorted(wanted))} (consent.withdraw_sequence)"
+        )
+    if names.WITHDRAW_CONTEXT not in app:
+        out.append(
+            f"{features_conf}: {names.WITHDRAW_FEATURE} runs {app!r}, not "
+            f"Gosub({names.WITHDRAW_CONTEXT},s,1)"
+        )
+    return out

@@ -1,0 +1,54 @@
+"""The caller's in-call withdrawal code in features.conf against the config (R16)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from callconsent.config import Config
+from callconsent.features_check import bound_sequence, withdraw_feature_warnings
+from tests.e2e.lab_app import lab_config
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "config" / "asterisk" / "features.conf"
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return lab_config()
+
+
+def test_the_shipped_features_conf_binds_the_configured_code(config: Config) -> None:
+    assert bound_sequence(SHIPPED.read_text()) == ("*9", "Gosub(callconsent-withdraw,s,1)")
+    assert withdraw_feature_warnings(config, SHIPPED) == []
+
+
+def test_an_unreadable_features_conf_is_a_warning_naming_the_entry(
+    config: Config, tmp_path: Path
+) -> None:
+    (warning,) = withdraw_feature_warnings(config, tmp_path / "missing.conf")
+    assert "cannot be checked" in warning
+    assert "callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)" in warning
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[applicationmap]\n", "no callconsent_withdraw entry"),
+        ("[applicationmap]\n;callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n",
+         "no callconsent_withdraw entry"),
+        ("[general]\ncallconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n",
+         "no callconsent_withdraw entry"),
+        ("[applicationmap]\ncallconsent_withdraw => *8,self,Gosub(callconsent-withdraw,s,1)\n",
+         "bound to '*8'"),
+        ("[applicationmap]\ncallconsent_withdraw => *9,self,Playback(x)\n", "runs 'Playback(x)'"),
+    ],
+)  # fmt: skip
+def test_a_missing_or_different_binding_is_a_warning(
+    config: Config, tmp_path: Path, text: str, expected: str
+) -> None:
+    conf = tmp_path / "features.conf"
+    conf.write_text(text)
+    warnings = withdraw_feature_warnings(config, conf)
+    assert any(expected in w for w in warnings), warnings
