@@ -214,6 +214,9 @@ def step(name: str, work: Path, numbers: int, subject: str) -> dict[str, Any]:
                          "entries": result.ledger_entries}  # fmt: skip
     out["seconds"] = round(time.perf_counter() - t0, 3)
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if children:  # the rebuild's sidecar readers (worker processes): the largest one
+        out["detail"] = {**out.get("detail", {}), "worker_peak_rss_mib": round(children / 1024, 1)}
     return out
 
 

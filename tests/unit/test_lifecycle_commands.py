@@ -43,7 +43,7 @@ def test_every_subcommand_has_help(setup: tuple[Store, Config], capsys: pytest.C
     _, config = setup
     for argv in (["index", "rebuild"], ["index", "update"], ["purge"], ["hold", "set"],
                  ["hold", "release"], ["hold", "list"], ["export"], ["identify"], ["erase"],
-                 ["ropa"]):  # fmt: skip
+                 ["withdraw"], ["ropa"]):  # fmt: skip
         with pytest.raises(SystemExit) as done:
             run(config, *argv, "--help")
         assert done.value.code == 0

@@ -12,6 +12,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -20,6 +21,8 @@ from callconsent.paths import AUDIO_SUFFIX, SIDECAR_SUFFIX, UNIQUEID_RE
 
 _YEAR_RE: Final = re.compile(r"\d{4}")
 _TWO_RE: Final = re.compile(r"\d{2}")
+#: Sidecar reads in flight per day folder (see :func:`day_rows`).
+READERS: Final = 16
 
 #: Columns of the ``recordings`` table, in the order :func:`sidecar_row` returns them.
 RECORDING_COLUMNS: Final = (
@@ -104,12 +107,17 @@ class DayRows:
 
 
 def day_rows(day: Day) -> DayRows:
-    """Read every sidecar of ``day`` (pure reading; runs in a worker process on a rebuild)."""
+    """Read every sidecar of ``day`` (pure reading; runs in a worker process on a rebuild).
+    Files are read by :data:`READERS` threads at once: on a cold cache a disk answers many
+    small reads in flight far faster than one at a time."""
     rows: list[tuple[Any, ...]] = []
     problems: list[Problem] = []
     stems, audio = day_sidecars(day)
-    for uniqueid in stems:
-        row = sidecar_row(day, uniqueid, uniqueid in audio)
+    with ThreadPoolExecutor(READERS) as pool:
+        contents = pool.map(_read, [day.path / f"{u}{SIDECAR_SUFFIX}" for u in stems])
+        found = list(zip(stems, contents, strict=True))
+    for uniqueid, data in found:
+        row = sidecar_row(day, uniqueid, uniqueid in audio, data)
         if isinstance(row, Problem):
             problems.append(row)
         elif row is not None:
@@ -119,21 +127,35 @@ def day_rows(day: Day) -> DayRows:
 
 
 def sidecar_row(
-    day: Day, uniqueid: str, has_audio_file: bool
+    day: Day, uniqueid: str, has_audio_file: bool, data: bytes | OSError | None = b""
 ) -> tuple[Any, ...] | Problem | None:
     """The index row of one sidecar, a :class:`Problem`, or None if it vanished meanwhile.
-    For a tombstone, ``has_audio`` says whether audio is still there (an interrupted deletion)."""
+    For a tombstone, ``has_audio`` says whether audio is still there (an interrupted deletion).
+    ``data``: the file's bytes if already read (None: it was gone, an ``OSError``: unreadable)."""
     path = day.path / f"{uniqueid}{SIDECAR_SUFFIX}"
-    try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
+    if data == b"":
+        data = _read(path)
+    if data is None:
         return None
+    try:
+        if isinstance(data, OSError):
+            raise data
+        doc = json.loads(data)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return Problem(path, None, f"malformed sidecar: {exc}")
     try:
         return row(day.relative, uniqueid, doc, has_audio_file)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return Problem(path, None, f"malformed sidecar: {type(exc).__name__}: {exc}")
+
+
+def _read(path: Path) -> bytes | OSError | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc
 
 
 def row(relative_day: str, uniqueid: str, doc: Any, has_audio_file: bool) -> tuple[Any, ...]:

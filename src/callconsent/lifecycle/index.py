@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 INDEX_NAME: Final = "index.sqlite3"
 BATCH: Final = 5000
+#: Rows per commit during a rebuild: a B-tree page changed many times is written once per commit.
+BULK_COMMIT: Final = 100_000
 #: A day folder changed this recently is scanned again next time (coarse mtime clocks).
 _SETTLE_NS: Final = 2_000_000_000
 #: Page cache during a rebuild (KiB): the primary-key B-trees of a million calls stay in memory.
@@ -246,7 +248,8 @@ class Index:
                 apply_entry_rows(self.db, batch, refs=not self._bulk)
                 batch.clear()
                 self._set_meta(ledger_offset=offset, ledger_line_no=line_no)
-                self.db.commit()
+                if not self._bulk or stats.ledger_lines % BULK_COMMIT < BATCH:
+                    self.db.commit()
                 if progress is not None:
                     progress("ledger lines", stats.ledger_lines)
                 if between is not None:
@@ -299,7 +302,7 @@ class Index:
                             (day.relative, day.mtime_ns if settled else 0))  # fmt: skip
             stats.sidecars += len(found.rows)
             self._pending_rows += len(found.rows)
-            if self._pending_rows >= BATCH:
+            if self._pending_rows >= (BULK_COMMIT if self._bulk else BATCH):
                 self.db.commit()
                 self._pending_rows = 0
                 if progress is not None:
