@@ -58,7 +58,7 @@ def _calls(support: RouteTiming, docs: RouteTiming) -> dict[str, Call]:
                               timeline=[Pause(docs.notices_end + 6.0)]),
         "hostile_caller_id": Call(to="support", caller_number=HOSTILE_NUMBER,
                                   caller_name=HOSTILE_NAME,
-                                  timeline=[Pause(after_q), Digit("1"), Pause(4.0)]),
+                                  timeline=[Pause(after_q), Digit("1"), Pause(6.0)]),  # like "given": room for a slow start
     }  # fmt: skip
 
 
