@@ -19,8 +19,14 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
+from callconsent._cli_common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    add_config_option,
+    load_or_exit,
+)
 from callconsent.agents import (
     CONSENTS,
     AgentConsent,
@@ -31,18 +37,9 @@ from callconsent.agents import (
 )
 from callconsent.ami import Ami, AmiError
 from callconsent.clock import utc_now
-from callconsent.config import Config, ConfigError, load_config
+from callconsent.config import Config
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 AMI_WAIT_SECONDS = 5.0
-
-
-def _config(path: Path) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        raise SystemExit(EXIT_USAGE) from None
 
 
 def _with_ami(config: Config, job: Callable[[Ami], Awaitable[str]]) -> tuple[bool, str]:
@@ -88,7 +85,7 @@ def _mirror_one(config: Config, record: AgentConsent) -> int:
 
 
 def _set(args: argparse.Namespace, consent: str) -> int:
-    config = _config(args.config)
+    config = load_or_exit(args.config)
     try:
         record = AgentRegistry.from_config(config).set(
             args.agent_id, consent, actor=args.actor, now=utc_now()
@@ -101,7 +98,7 @@ def _set(args: argparse.Namespace, consent: str) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    config = _config(args.config)
+    config = load_or_exit(args.config)
     try:
         agents = AgentRegistry.from_config(config).load()
     except (AgentRegistryError, OSError) as exc:
@@ -119,7 +116,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    config = _config(args.config)
+    config = load_or_exit(args.config)
     registry = AgentRegistry.from_config(config)
 
     async def job(ami: Ami) -> str:
@@ -135,12 +132,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     agent = subparsers.add_parser("agent", help="agents' standing consent to training recordings")
     sub = agent.add_subparsers(dest="agent_command", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--config", type=Path, default=Path("/etc/callconsent/callconsent.yaml"),
-            help="the YAML config (default: %(default)s)",
-        )  # fmt: skip
-
     def actor(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--actor", default=f"cli:{getpass.getuser()}",
@@ -148,23 +139,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         )  # fmt: skip
 
     p = sub.add_parser("set", help="set an agent's consent (given or refused)")
-    common(p)
+    add_config_option(p)
     actor(p)
     p.add_argument("agent_id", metavar="ID", help="the queue member name, [A-Za-z0-9_-]{1,32}")
     p.add_argument("--consent", required=True, choices=CONSENTS)
     p.set_defaults(run=lambda a: _set(a, a.consent))
 
     p = sub.add_parser("revoke", help="withdraw an agent's consent (it becomes refused)")
-    common(p)
+    add_config_option(p)
     actor(p)
     p.add_argument("agent_id", metavar="ID")
     p.set_defaults(run=lambda a: _set(a, "refused"))
 
     p = sub.add_parser("list", help="list every registered agent")
-    common(p)
+    add_config_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_list)
 
     p = sub.add_parser("sync", help="mirror the whole registry into AstDB")
-    common(p)
+    add_config_option(p)
     p.set_defaults(run=_sync)

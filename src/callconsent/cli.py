@@ -14,20 +14,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from callconsent import __version__, agent_cli
-from callconsent.config import Config, ConfigError, check_config_main, load_config
+from callconsent._cli_common import EXIT_OK, EXIT_PROBLEMS, add_config_option, load_or_exit
+from callconsent.config import check_config_main
 from callconsent.lifecycle import commands as lifecycle_commands
-
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
-
-
-def _load(path: Path) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        raise SystemExit(EXIT_USAGE) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -36,7 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(args.log_level, json=not args.console_log)
     from callconsent.features_check import withdraw_feature_warnings
 
-    config = _load(args.config)
+    config = load_or_exit(args.config)
     for warning in [*config.warnings, *withdraw_feature_warnings(config, args.features_conf)]:
         print(f"warning: {warning}", file=sys.stderr)
     asyncio.run(app.serve(config))
@@ -48,7 +37,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
     code = check_config_main(args.file)
     if code == EXIT_OK:  # the in-call withdrawal code in features.conf (R16)
-        for warning in withdraw_feature_warnings(load_config(args.file), args.features_conf):
+        for warning in withdraw_feature_warnings(load_or_exit(args.file), args.features_conf):
             print(f"warning: {warning}")
     return code
 
@@ -57,7 +46,7 @@ def _prompts(args: argparse.Namespace) -> int:
     from callconsent.prompts import PromptBuildError, archive_notices, build_prompts
     from callconsent.whisper import build_whispers
 
-    config = _load(args.config)
+    config = load_or_exit(args.config)
     try:
         built = build_prompts(config, force=args.force)
         built += build_whispers(config, force=args.force)
@@ -74,7 +63,7 @@ def _prompts(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from callconsent.verify import verify
 
-    config = _load(args.config)
+    config = load_or_exit(args.config)
     report = verify(config.storage.recordings_dir, config.storage.ledger_path, deep=args.deep)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -86,7 +75,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from callconsent.reconcile import reconcile_main
 
-    config = _load(args.config)
+    config = load_or_exit(args.config)
     stale_after = timedelta(minutes=args.stale_after_minutes)
     result: int = reconcile_main(
         config, dry_run=args.dry_run, as_json=args.json, stale_after=stale_after
@@ -102,12 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"callconsent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def with_config(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--config", type=Path, default=Path("/etc/callconsent/callconsent.yaml"),
-            help="the YAML config (default: %(default)s)",
-        )  # fmt: skip
-
     def features_conf(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--features-conf", type=Path, default=Path("/etc/asterisk/features.conf"),
@@ -116,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         )  # fmt: skip
 
     p = sub.add_parser("serve", help="run the Stasis app in the foreground (stops on SIGTERM)")
-    with_config(p)
+    add_config_option(p)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--console-log", action="store_true", help="human-readable logs, not JSON")
     features_conf(p)
@@ -128,12 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_check_config)
 
     p = sub.add_parser("prompts", help="generate missing prompt audio and archive notice versions")
-    with_config(p)
+    add_config_option(p)
     p.add_argument("--force", action="store_true", help="regenerate every prompt")
     p.set_defaults(run=_prompts)
 
     p = sub.add_parser("verify", help="check every recording's sha256 and the ledger hash chain")
-    with_config(p)
+    add_config_option(p)
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--deep",
@@ -143,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_verify)
 
     p = sub.add_parser("reconcile", help="repair what a crash left: unfinished sidecars, headers")
-    with_config(p)
+    add_config_option(p)
     p.add_argument("--dry-run", action="store_true", help="report, change nothing")
     p.add_argument(
         "--stale-after-minutes", type=float, default=360.0,
@@ -154,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_reconcile)
 
     agent_cli.register(sub)
-    lifecycle_commands.register(sub, with_config, _load)
+    lifecycle_commands.register(sub, add_config_option, load_or_exit)
     return parser
 
 
