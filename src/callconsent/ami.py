@@ -168,6 +168,10 @@ class Ami:
         ``bi(CALLCONSENT_MIXMONITOR_ID)``."""
         await self._send("MixMonitor", {"Channel": channel, "File": file, "Options": options})
 
+    async def stop_mixmonitor(self, channel: str) -> None:
+        """Stop the MixMonitor on ``channel`` (name or uniqueid)."""
+        await self._send("StopMixMonitor", {"Channel": channel})
+
     async def setvar(self, channel: str, variable: str, value: str) -> None:
         await self._send("Setvar", {"Channel": channel, "Variable": variable, "Value": value})
 

@@ -16,6 +16,7 @@ from callconsent.ari import AriClient
 from callconsent.bridge import BridgeHandler
 from callconsent.config import Config, build_plan, route_for
 from callconsent.consent import CallPlan
+from callconsent.flagging import SensitiveFlagHandler
 from callconsent.stasis import Skip, StasisApp
 from callconsent.store import EvidenceStore
 from callconsent.withdrawal import WithdrawalHandler
@@ -63,7 +64,8 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     withdrawal (R16): its UserEvent, and the AstDB markers left while the app was away, finished
     at every login. None without ``asterisk.ami``: then nothing that needs an agent's consent is
     ever recorded, and in-call withdrawals are finished by the dialplan alone (the recording
-    stops; the evidence waits in AstDB until the app connects to AMI)."""
+    stops; the evidence waits in AstDB until the app connects to AMI); and of the agent's
+    sensitive flag (R22): its UserEvent (without AMI the flag is not applied: see the docs)."""
     ami_config = config.asterisk.ami
     if ami_config is None:
         log.warning("agent_bridge_disabled", reason="asterisk.ami not configured")
@@ -90,6 +92,8 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     withdrawals = WithdrawalHandler(ami, store)
     ami.on_user_event(names.AGENT_USER_EVENT, bridge.on_agent_event)
     ami.on_user_event(names.WITHDRAW_USER_EVENT, withdrawals.on_withdraw_event)
+    flags = SensitiveFlagHandler(ami, store)
+    ami.on_user_event(names.SENSITIVE_USER_EVENT, flags.on_flag_event)
     return ami
 
 

@@ -98,3 +98,17 @@ WITHDRAW_PROMPT: Final = "callconsent-withdrawn"
 #: Where the dialplan writes that marker: a Local channel of its own (exten = the uniqueid),
 #: since AstDB writes are refused on a channel that has been in Stasis.
 WITHDRAW_MARK_CONTEXT: Final = "callconsent-withdraw-mark"
+
+# -- the agent flags a call as sensitive (R22) -----------------------------------------------
+#: The features.conf ``applicationmap`` entry the agent's code runs, and the context its Gosub
+#: enters. The agent gosub adds the feature to ``DYNAMIC_FEATURES`` on the AGENT's channel only:
+#:     callconsent_sensitive => *7,self,Gosub(callconsent-sensitive,s,1)
+SENSITIVE_FEATURE: Final = "callconsent_sensitive"
+SENSITIVE_CONTEXT: Final = "callconsent-sensitive"
+#: Set by the agent gosub on the agent's channel: the agent id (the filtered member name).
+VAR_AGENT: Final = "CALLCONSENT_AGENT"
+#: Set by the flag context on the agent's channel when the agent flagged the call (UTC stamp).
+VAR_FLAGGED: Final = "CALLCONSENT_FLAGGED"
+#: The UserEvent the flag context raises (``Caller: <caller uniqueid>``, ``Agent: <id>``,
+#: ``At: <UTC stamp>``).
+SENSITIVE_USER_EVENT: Final = "CallconsentSensitive"

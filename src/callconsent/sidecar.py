@@ -76,6 +76,7 @@ class TombstoneReason(enum.StrEnum):
     WITHDRAWN = "withdrawn"
     ERASED = "erased"
     NO_AUDIO = "no_audio"
+    SENSITIVE = "sensitive"  # flagged by the agent (R22), only consent purposes recorded
 
 
 class SidecarInvalid(ValueError):

@@ -13,7 +13,16 @@ from typing import Any
 
 import structlog
 
-from callconsent import agent_evidence, agent_rules, evidence, ledger, midcall, paths, sidecar
+from callconsent import (
+    agent_evidence,
+    agent_rules,
+    evidence,
+    ledger,
+    midcall,
+    paths,
+    sensitive,
+    sidecar,
+)
 from callconsent.agent_evidence import AgentEvidence
 from callconsent.agent_rules import AgentOutcome, RecordingStart
 from callconsent.clock import Clock, utc_now
@@ -161,6 +170,48 @@ class EvidenceStore:
             log.info(
                 "withdrawn_in_call", call_id=uniqueid, outcome=done.outcome, via=via,
                 withdrawn=list(done.withdrawn), kept=list(done.kept),
+            )  # fmt: skip
+            return done
+
+    async def flag_sensitive(
+        self, uniqueid: str, at: datetime, *, agent_id: str | None
+    ) -> sensitive.Flagging:
+        """The agent flagged the call as containing health/CPR data (R22): consent purposes
+        leave the recording (the training pool), a purpose still waiting for the agent never
+        starts; the rest is kept ``sensitive``/``restricted``, or the recording is deleted
+        (tombstone ``sensitive``) when only consent purposes were recorded. Ledger
+        ``flagged_sensitive`` first. Idempotent. A call this process does not know is found by
+        its uniqueid."""
+        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
+            self._agent_waits.pop(uniqueid, None)
+            where = self._recordings.get(uniqueid)
+            if where is None:
+                where = await asyncio.to_thread(find_recording, self._recordings_dir, uniqueid)
+
+            def apply() -> sensitive.Flagging:
+                try:
+                    doc: dict[str, Any] | None = sidecar.load(where) if where else None
+                except FileNotFoundError:
+                    doc = None
+                done = sensitive.flag(doc, at=at)
+                if not done.writes or where is None:
+                    return done
+                self._ledger.append(
+                    sensitive.flagged_entry(uniqueid=uniqueid, agent_id=agent_id, at=at,
+                                            flagging=done, recording=where.relative)
+                )  # fmt: skip
+                if done.outcome == "deleted":
+                    self._tombstone(where, at, sensitive.REASON)
+                elif done.doc is not None:
+                    sidecar.write(where, done.doc)
+                return done
+
+            done = await asyncio.to_thread(apply)
+            if done.outcome == "deleted":
+                self._recordings.pop(uniqueid, None)
+            log.info(
+                "flagged_sensitive", call_id=uniqueid, agent=agent_id, outcome=done.outcome,
+                removed=list(done.removed), kept=list(done.kept),
             )  # fmt: skip
             return done
 

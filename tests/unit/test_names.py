@@ -52,9 +52,21 @@ def test_shared_name_appears_verbatim_in_the_hook(name: str, value: str) -> None
 def test_hook_context_is_the_one_admins_gosub_into() -> None:
     contexts = re.findall(r"^\[([^\]]+)\]", hook_code(), flags=re.MULTILINE)
     assert contexts == [
-        names.HOOK_CONTEXT, names.AGENT_CONTEXT, names.WITHDRAW_CONTEXT, names.WITHDRAW_MARK_CONTEXT
-    ]
+        names.HOOK_CONTEXT, names.AGENT_CONTEXT, names.WITHDRAW_CONTEXT,
+        names.WITHDRAW_MARK_CONTEXT, names.SENSITIVE_CONTEXT,
+    ]  # fmt: skip
     assert re.search(rf"^exten => {re.escape(names.HOOK_EXTEN)},1,", hook_code(), re.MULTILINE)
+
+
+def test_sensitive_flag_names_are_in_the_dialplan_and_features_conf() -> None:
+    code = hook_code()
+    for value in (names.SENSITIVE_FEATURE, names.SENSITIVE_USER_EVENT):
+        assert re.search(rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])", code), value
+    features = (REPO / "config" / "asterisk" / "features.conf").read_text(encoding="utf-8")
+    assert re.search(
+        rf"^{names.SENSITIVE_FEATURE} => \*7,self,Gosub\({names.SENSITIVE_CONTEXT},s,1\)$",
+        features, re.MULTILINE,
+    )  # fmt: skip
 
 
 def test_hook_enters_the_stasis_app_by_its_name() -> None:
