@@ -1,10 +1,15 @@
 """Lab agent phones: sipp UAS processes that answer the queue's calls and talk continuously.
 
     from tests.harness.agent import AgentPhone, agent_phones
+    from tests.harness.rtp_pcap import Digit, Pause
 
     with agent_phones("agent1", "agent2") as phones:     # SIP ports 5071, 5072 (pjsip.conf AORs)
         run_call(Call(to="queue-support", ...))
         assert phones["agent1"].answered() == 1
+
+    # agent1 presses *7 six seconds after answering, in every call it takes:
+    with agent_phones("agent1", timelines={"agent1": [Pause(6), Digit("*"), Pause(0.4),
+                                                      Digit("7")]}): ...
 
 Each phone is one ``sipp -sf agent.xml`` UAS running in the background for the ``with`` block,
 bound to 127.0.0.1 on the port of its AOR in ``config/asterisk/pjsip.conf`` (``LAB_AGENT_PORTS``).
@@ -22,11 +27,11 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .rtp_pcap import Pause, write_pcap
+from .rtp_pcap import Pause, Step, timeline_duration, write_pcap
 from .sipp import LOCAL_IP, _allocate_ports, sipp_available
 
 #: Agent id -> SIP port of its static contact in config/asterisk/pjsip.conf.
@@ -143,14 +148,21 @@ class AgentPhone:
                 self.process.wait(timeout=5)
 
 
-def start_phone(agent_id: str, port: int | None = None) -> AgentPhone:
+def start_phone(
+    agent_id: str, port: int | None = None, timeline: Sequence[Step] | None = None
+) -> AgentPhone:
+    """Start one phone. ``timeline`` (e.g. ``[Pause(6), Digit("*"), Pause(0.4), Digit("7")]``):
+    what the agent sends from the moment it answers (the same in every call it takes), padded
+    with speech to ``TALK_SECONDS``; default: speech only."""
     reason = sipp_available()
     if reason:
         raise RuntimeError(reason)
     port = LAB_AGENT_PORTS[agent_id] if port is None else port
     work = Path(tempfile.mkdtemp(prefix=f"callconsent-{agent_id}-"))
     pcap = work / "agent.pcap"
-    write_pcap(pcap, [Pause(TALK_SECONDS)], audio="speech")
+    steps = list(timeline or ())
+    rest = TALK_SECONDS - (timeline_duration(steps) if steps else 0.0)
+    write_pcap(pcap, [*steps, Pause(max(rest, 1.0))], audio="speech")
     scenario = work / "agent.xml"
     scenario.write_text(_SCENARIO.format(pcap=f'"{pcap}"'), encoding="utf-8")
     _sip, media_port = _allocate_ports()
@@ -175,12 +187,17 @@ def start_phone(agent_id: str, port: int | None = None) -> AgentPhone:
 
 
 @contextlib.contextmanager
-def agent_phones(*agent_ids: str, keep_files: bool = True) -> Iterator[dict[str, AgentPhone]]:
-    """Run one answering phone per agent id for the duration of the block."""
+def agent_phones(
+    *agent_ids: str,
+    keep_files: bool = True,
+    timelines: Mapping[str, Sequence[Step]] | None = None,
+) -> Iterator[dict[str, AgentPhone]]:
+    """Run one answering phone per agent id for the duration of the block; ``timelines``: the
+    keys (and pauses) an agent sends in each call it answers (see :func:`start_phone`)."""
     phones: dict[str, AgentPhone] = {}
     try:
         for agent_id in agent_ids:
-            phones[agent_id] = start_phone(agent_id)
+            phones[agent_id] = start_phone(agent_id, timeline=(timelines or {}).get(agent_id))
         yield phones
     finally:
         for phone in phones.values():
