@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from callconsent import sidecar
+from callconsent import sensitive, sidecar
 from callconsent.config import Config
 from callconsent.ledger import iter_entries, verify_chain
 from callconsent.lifecycle import audit
@@ -18,6 +18,7 @@ from callconsent.lifecycle.export import export
 from callconsent.lifecycle.hold import set_hold
 from callconsent.lifecycle.identify import identify
 from callconsent.lifecycle.query import Selector
+from callconsent.paths import recording_paths
 from tests.unit.test_lifecycle_fixtures import NUMBER, T0, Store, make_config, make_store
 
 OTHER = "+4587654321"
@@ -152,3 +153,22 @@ def test_erase_with_evidence_anonymises_the_calls(store: Store) -> None:
 def test_erase_needs_a_subject_or_call(store: Store) -> None:
     with store.context(T0) as ctx, pytest.raises(EraseError):
         erase(ctx, Selector(agent="a17"), reason="r")
+
+
+def test_export_marks_recordings_flagged_sensitive_as_restricted(
+    store: Store, config: Config, tmp_path: Path
+) -> None:
+    where = recording_paths(store.root, "3000.3", T0 + timedelta(days=2))
+    flagged = sensitive.flag(sidecar.load(where), at=T0 + timedelta(days=3))
+    assert flagged.outcome == "restricted" and flagged.doc is not None
+    sidecar.write(where, flagged.doc)
+    with store.context(T0 + timedelta(days=5)) as ctx:
+        result = export(ctx, config, Selector(number=NUMBER), reason="Art 15 request",
+                        out_dir=tmp_path / "exports")  # fmt: skip
+    assert result.restricted == ["3000.3"]
+    with zipfile.ZipFile(result.archive) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        exported = json.loads(zf.read("sidecars/3000.3.json"))
+    assert manifest["restricted"] == ["3000.3"]
+    assert exported["restricted"] is True and "flag:sensitive" in exported["tags"]
+    assert "restricted (health/CPR data, flagged by the agent): 3000.3" in result.summary()

@@ -9,6 +9,9 @@ bilingual ``cover-sheet.md`` and ``manifest.json``.
 Each export gets an id (uuid4 hex) and is logged before the archive appears: a ledger ``export``
 entry (who, why, when, which call ids, the sha256 of every exported file and of the archive,
 the identity check and request date if given; never the caller number) and an audit line.
+Recordings the agent flagged as containing health/CPR data (sidecar ``restricted: true``, R22)
+are exported to the data subject as any other, and listed under ``restricted`` in the manifest
+and the summary, so whoever handles the archive knows which items need restricted handling.
 Recordings under a legal hold are withheld unless ``include_held`` (the legal role; R26) and
 are listed. Nothing is ever sent anywhere: the archive is written to ``out_dir`` (mode 0600).
 """
@@ -57,6 +60,7 @@ class ExportResult:
     audio_files: int = 0
     ledger_entries: int = 0
     withheld: list[dict[str, Any]] = field(default_factory=list)  # held recordings left out
+    restricted: list[str] = field(default_factory=list)  # flagged sensitive (R22): call ids
     problems: list[str] = field(default_factory=list)
     ledger_seq: int = 0
 
@@ -65,13 +69,15 @@ class ExportResult:
             "export_id": self.export_id, "archive": str(self.archive),
             "archive_sha256": self.archive_sha256, "call_ids": self.call_ids,
             "audio_files": self.audio_files, "ledger_entries": self.ledger_entries,
-            "files": self.files, "withheld": self.withheld, "problems": self.problems,
-            "ledger_seq": self.ledger_seq,
+            "files": self.files, "withheld": self.withheld, "restricted": self.restricted,
+            "problems": self.problems, "ledger_seq": self.ledger_seq,
         }  # fmt: skip
 
     def summary(self) -> str:
         lines = [f"withheld (legal hold): {w['call_id']} ({w['reason']}, case {w['case_ref']})"
                  for w in self.withheld]  # fmt: skip
+        lines += [f"restricted (health/CPR data, flagged by the agent): {c}"
+                  for c in self.restricted]  # fmt: skip
         lines += [f"problem: {p}" for p in self.problems]
         lines.append(f"export {self.export_id}: {len(self.call_ids)} call(s), "
                      f"{self.audio_files} audio file(s), {self.ledger_entries} ledger entry(ies)"
@@ -164,6 +170,8 @@ def _fill(
         if hold is not None and not include_held:
             result.withheld.append({**hold.as_dict(), "call_id": rec.uniqueid})
             continue
+        if doc.get("restricted") is True:  # health/CPR data flagged by the agent (R22)
+            result.restricted.append(rec.uniqueid)
         out.add_bytes(f"sidecars/{rec.uniqueid}.json", paths.sidecar.read_bytes(), rec.uniqueid)
         if doc["state"] == sidecar.State.FINAL and doc["recording"]["has_audio"]:
             out.add_file(f"audio/{rec.uniqueid}.wav", paths.audio, rec.uniqueid)
@@ -191,7 +199,8 @@ def _fill(
                         files=list(out.files))  # fmt: skip
     out.add_bytes("cover-sheet.md", sheet.encode("utf-8"), None)
     manifest = {"export_id": result.export_id, "created": created, "calls": result.call_ids,
-                "files": list(out.files), "withheld": [w["call_id"] for w in result.withheld]}
+                "files": list(out.files), "withheld": [w["call_id"] for w in result.withheld],
+                "restricted": list(result.restricted)}
     out.add_bytes("manifest.json", (dumps(manifest, indent=2) + "\n").encode("ascii"), None)
 
 
