@@ -10,6 +10,9 @@ while every consent purpose's ``consent.withdraw_sequence`` (default ``*9``) is 
 tells the caller to press. ``callconsent check-config`` and ``callconsent serve`` compare the two
 and warn (never fail: features.conf may live on another host) when the file cannot be read, has
 no such entry, binds another code, or routes promise different codes (one entry serves them all).
+They also warn when a route has ``special_categories: likely`` but features.conf has no entry for
+the agent's sensitive-data flag (``callconsent_sensitive``, R22), or when its code clashes with
+the withdrawal code.
 """
 
 from __future__ import annotations
@@ -37,8 +40,11 @@ def promised_sequences(config: Config) -> set[str]:
     }
 
 
-def bound_sequence(features_conf_text: str) -> tuple[str, str] | None:
-    """(key sequence, application) of the ``callconsent_withdraw`` applicationmap entry."""
+def bound_sequence(
+    features_conf_text: str, feature: str = names.WITHDRAW_FEATURE
+) -> tuple[str, str] | None:
+    """(key sequence, application) of the ``feature`` applicationmap entry (default: the
+    caller's ``callconsent_withdraw``)."""
     section = ""
     for raw in features_conf_text.splitlines():
         line = raw.split(";", 1)[0].rstrip()
@@ -47,15 +53,45 @@ def bound_sequence(features_conf_text: str) -> tuple[str, str] | None:
             section = head.group(1).strip().lower()
             continue
         m = _ENTRY.match(line)
-        if section == "applicationmap" and m and m.group(1) == names.WITHDRAW_FEATURE:
+        if section == "applicationmap" and m and m.group(1) == feature:
             return m.group(2), m.group(4).strip()
     return None
 
 
+def sensitive_feature_warnings(config: Config, text: str, features_conf: Path) -> list[str]:
+    """The agent's sensitive-data flag (R22): needed when a route has ``special_categories:
+    likely``; its code must not clash with the caller's withdrawal code (same, or a prefix)."""
+    bound = bound_sequence(text, names.SENSITIVE_FEATURE)
+    likely = [n for n, r in config.routes.items()
+              if r.enabled and r.special_categories == "likely"]  # fmt: skip
+    if bound is None:
+        if not likely:
+            return []
+        return [
+            f"{features_conf}: no {names.SENSITIVE_FEATURE} entry: agents cannot flag health/CPR "
+            f"data (R22) on routes {likely}; add [applicationmap] {names.SENSITIVE_FEATURE} => "
+            f"*7,self,Gosub({names.SENSITIVE_CONTEXT},s,1)"
+        ]
+    withdraw = bound_sequence(text)
+    code = bound[0]
+    if withdraw is not None and (code.startswith(withdraw[0]) or withdraw[0].startswith(code)):
+        return [
+            f"{features_conf}: {names.SENSITIVE_FEATURE} ({code!r}) clashes with "
+            f"{names.WITHDRAW_FEATURE} ({withdraw[0]!r}): use codes where neither is a prefix "
+            "of the other"
+        ]
+    return []
+
+
 def withdraw_feature_warnings(config: Config, features_conf: Path) -> list[str]:
+    """The withdrawal code's warnings, then the sensitive flag's (when the file is readable)."""
     wanted = promised_sequences(config)
     if not wanted:
-        return []
+        try:
+            text = features_conf.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+        return sensitive_feature_warnings(config, text, features_conf)
     expected = (
         f"[applicationmap] {names.WITHDRAW_FEATURE} => {sorted(wanted)[0]},self,"
         f"Gosub({names.WITHDRAW_CONTEXT},s,1)"
@@ -79,7 +115,7 @@ def withdraw_feature_warnings(config: Config, features_conf: Path) -> list[str]:
             f"{features_conf}: no {names.WITHDRAW_FEATURE} entry: callers cannot withdraw "
             f"during the call (R16); add {expected}"
         )
-        return out
+        return out + sensitive_feature_warnings(config, text, features_conf)
     sequence, app = bound
     if sequence not in wanted:
         out.append(
@@ -91,4 +127,4 @@ def withdraw_feature_warnings(config: Config, features_conf: Path) -> list[str]:
             f"{features_conf}: {names.WITHDRAW_FEATURE} runs {app!r}, not "
             f"Gosub({names.WITHDRAW_CONTEXT},s,1)"
         )
-    return out
+    return out + sensitive_feature_warnings(config, text, features_conf)

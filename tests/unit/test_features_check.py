@@ -52,3 +52,28 @@ def test_a_missing_or_different_binding_is_a_warning(
     conf.write_text(text)
     warnings = withdraw_feature_warnings(config, conf)
     assert any(expected in w for w in warnings), warnings
+
+
+def test_the_shipped_features_conf_binds_the_agents_sensitive_flag(config: Config) -> None:
+    assert bound_sequence(SHIPPED.read_text(), "callconsent_sensitive") == (
+        "*7", "Gosub(callconsent-sensitive,s,1)"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sensitive", "expected"),
+    [
+        ("", "no callconsent_sensitive entry"),  # the lab has a special_categories: likely route
+        ("callconsent_sensitive => *9,self,Gosub(callconsent-sensitive,s,1)\n", "clashes"),
+        ("callconsent_sensitive => *,self,Gosub(callconsent-sensitive,s,1)\n", "clashes"),
+    ],
+)  # fmt: skip
+def test_a_missing_or_clashing_sensitive_flag_is_a_warning(
+    config: Config, tmp_path: Path, sensitive: str, expected: str
+) -> None:
+    assert any(r.special_categories == "likely" for r in config.routes.values() if r.enabled)
+    conf = tmp_path / "features.conf"
+    conf.write_text("[applicationmap]\n"
+                    "callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n" + sensitive)  # fmt: skip
+    warnings = withdraw_feature_warnings(config, conf)
+    assert len(warnings) == 1 and expected in warnings[0], warnings
