@@ -113,9 +113,8 @@ def day_rows(day: Day) -> DayRows:
     rows: list[tuple[Any, ...]] = []
     problems: list[Problem] = []
     stems, audio = day_sidecars(day)
-    with ThreadPoolExecutor(READERS) as pool:
-        contents = pool.map(_read, [day.path / f"{u}{SIDECAR_SUFFIX}" for u in stems])
-        found = list(zip(stems, contents, strict=True))
+    contents = _readers().map(_read, [day.path / f"{u}{SIDECAR_SUFFIX}" for u in stems])
+    found = list(zip(stems, contents, strict=True))
     for uniqueid, data in found:
         row = sidecar_row(day, uniqueid, uniqueid in audio, data)
         if isinstance(row, Problem):
@@ -147,6 +146,18 @@ def sidecar_row(
         return row(day.relative, uniqueid, doc, has_audio_file)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return Problem(path, None, f"malformed sidecar: {type(exc).__name__}: {exc}")
+
+
+_POOL: dict[int, ThreadPoolExecutor] = {}
+
+
+def _readers() -> ThreadPoolExecutor:
+    """This process's reader threads (made on first use: threads do not survive a fork)."""
+    pid = os.getpid()
+    if pid not in _POOL:
+        _POOL.clear()
+        _POOL[pid] = ThreadPoolExecutor(READERS, thread_name_prefix="sidecar-reader")
+    return _POOL[pid]
 
 
 def _read(path: Path) -> bytes | OSError | None:
