@@ -126,21 +126,28 @@ def iter_recordings(
     Streams one day folder at a time (memory bounded by the largest day). Other files in day
     folders (temporary files, foreign names) go to ``on_other``; other folders are not entered.
     """
-    for year in _sorted_dirs(recordings_dir, _YEAR_RE):
-        for month in _sorted_dirs(year, _TWO_DIGITS_RE):
-            for day in _sorted_dirs(month, _TWO_DIGITS_RE):
-                yield from _scan_day(recordings_dir, day, on_other)
+    for _relative, day in iter_day_folders(recordings_dir):
+        yield from _scan_day(recordings_dir, day, on_other)
 
 
-def _sorted_dirs(parent: Path, pattern: re.Pattern[str]) -> list[Path]:
+def iter_day_folders(root: Path) -> Iterator[tuple[str, Path]]:
+    """``("YYYY/MM/DD", folder)`` for every date folder under ``root``, in date order, one
+    directory listing at a time. Only digit names of the right length count; symlinks are never
+    followed."""
+    for year in _sorted_dirs(root, _YEAR_RE):
+        for month in _sorted_dirs(root / year, _TWO_DIGITS_RE):
+            for day in _sorted_dirs(root / year / month, _TWO_DIGITS_RE):
+                yield f"{year}/{month}/{day}", root / year / month / day
+
+
+def _sorted_dirs(parent: Path, pattern: re.Pattern[str]) -> list[str]:
     try:
         with os.scandir(parent) as it:
-            names = [
+            return sorted(
                 e.name for e in it if pattern.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
-            ]
-    except FileNotFoundError:
+            )
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return [parent / n for n in sorted(names)]
 
 
 def _scan_day(

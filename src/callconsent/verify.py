@@ -38,12 +38,11 @@ from callconsent.paths import (
     UNIQUEID_RE,
     FoundRecording,
     RecordingPaths,
+    iter_day_folders,
 )
 
 _SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 _STATES: Final = frozenset(s.value for s in sidecar.State)
-_YEAR_RE: Final = re.compile(r"\d{4}")
-_TWO_RE: Final = re.compile(r"\d{2}")
 _CHUNK: Final = 1 << 20
 
 
@@ -215,32 +214,20 @@ def _sha256(path: Path, buffer: memoryview) -> str:
     return digest.hexdigest()
 
 
-def _dirs(parent: Path, pattern: re.Pattern[str]) -> list[str]:
-    try:
-        with os.scandir(parent) as it:
-            return sorted(
-                e.name for e in it if pattern.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
-            )
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
 def _recordings(root: Path) -> Iterator[FoundRecording]:
     """As :func:`callconsent.paths.iter_recordings` (same folders and names, same order), with
     the date and containment checks made once per day folder."""
     base = root.absolute()
     real_base = base.resolve()
-    for year in _dirs(base, _YEAR_RE):
-        for month in _dirs(base / year, _TWO_RE):
-            for day in _dirs(base / year / month, _TWO_RE):
-                directory = base / year / month / day
-                try:
-                    date(int(year), int(month), int(day))
-                except ValueError:
-                    continue  # e.g. 2026/13/45: not a recordings folder
-                if not directory.resolve().is_relative_to(real_base):
-                    continue
-                yield from _day(directory, f"{year}/{month}/{day}")
+    for relative_day, directory in iter_day_folders(base):
+        year, month, day = relative_day.split("/")
+        try:
+            date(int(year), int(month), int(day))
+        except ValueError:
+            continue  # e.g. 2026/13/45: not a recordings folder
+        if not directory.resolve().is_relative_to(real_base):
+            continue
+        yield from _day(directory, relative_day)
 
 
 def _day(directory: Path, relative_day: str) -> Iterator[FoundRecording]:

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from callconsent.paths import AUDIO_SUFFIX, SIDECAR_SUFFIX, UNIQUEID_RE
+from callconsent.paths import AUDIO_SUFFIX, SIDECAR_SUFFIX, UNIQUEID_RE, iter_day_folders
 
-_YEAR_RE: Final = re.compile(r"\d{4}")
-_TWO_RE: Final = re.compile(r"\d{2}")
 #: Sidecar reads in flight per day folder (see :func:`day_rows`).
 READERS: Final = 16
 
@@ -52,31 +49,18 @@ class Day:
     mtime_ns: int
 
 
-def _dirs(parent: Path, pattern: re.Pattern[str]) -> list[str]:
-    try:
-        with os.scandir(parent) as it:
-            return sorted(
-                e.name for e in it if pattern.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
-            )
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
 def iter_days(root: Path) -> Iterator[Day]:
     """Every ``YYYY/MM/DD`` folder under ``root`` in date order, with its mtime.
 
     A sidecar is always written by renaming a temporary file into its day folder, so the
     folder's mtime changes whenever a sidecar is created, finalised or tombstoned.
     """
-    for year in _dirs(root, _YEAR_RE):
-        for month in _dirs(root / year, _TWO_RE):
-            for day in _dirs(root / year / month, _TWO_RE):
-                path = root / year / month / day
-                try:
-                    mtime = path.stat().st_mtime_ns
-                except FileNotFoundError:
-                    continue
-                yield Day(f"{year}/{month}/{day}", path, mtime)
+    for relative, path in iter_day_folders(root):
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            continue
+        yield Day(relative, path, mtime)
 
 
 def day_sidecars(day: Day) -> tuple[list[str], set[str]]:
