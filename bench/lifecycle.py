@@ -140,8 +140,13 @@ def generate(root: Path, ledger_path: Path, n: int, seed: int = 7) -> dict[str, 
             (directory / f"{uid}.json").write_text(dumps(doc, indent=2) + "\n", "ascii")
             append({"type": "recording_final", "at": end, "call": {"uniqueid": uid},
                     "recording": rec, "source": "app"})  # fmt: skip
-    return {"calls": n, "recordings": recorded, "ledger_lines": seq, "numbers": numbers,
-            "subject": first_number}
+    return {
+        "calls": n,
+        "recordings": recorded,
+        "ledger_lines": seq,
+        "numbers": numbers,
+        "subject": first_number,
+    }
 
 
 # -- steps, each run in a fresh process ---------------------------------------------------
@@ -237,7 +242,9 @@ def main() -> int:
         print(json.dumps(step(args.step, args.work, args.numbers, args.subject)))
         return 0
     for n in args.sizes:
-        work = (args.keep / str(n)) if args.keep else Path(tempfile.mkdtemp(prefix=f"cc-bench-{n}-"))
+        work = (
+            (args.keep / str(n)) if args.keep else Path(tempfile.mkdtemp(prefix=f"cc-bench-{n}-"))
+        )
         try:
             t0 = time.perf_counter()
             info = generate(work / "recordings", work / "state" / "ledger.jsonl", n)

@@ -49,7 +49,15 @@ def test_shipped_config_is_valid_and_records_nothing() -> None:
 def test_demo_config_has_the_lab_routes() -> None:
     config = load_config(DEMO, env=ENV)
     routes = config.routes
-    assert set(routes) == {"sampled", "support", "docs", "mixed", "mixed-queue", "sensitive", "closed"}
+    assert set(routes) == {
+        "sampled",
+        "support",
+        "docs",
+        "mixed",
+        "mixed-queue",
+        "sensitive",
+        "closed",
+    }
     assert [n for n, r in routes.items() if not r.enabled] == ["closed"]
     assert list(routes["support"].purposes) == ["training"]
     support = routes["support"].purposes["training"].consent

@@ -39,7 +39,9 @@ def run(config: Config, *argv: str) -> int:
 NOW91 = (T0 + timedelta(days=91)).isoformat()
 
 
-def test_every_subcommand_has_help(setup: tuple[Store, Config], capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_subcommand_has_help(
+    setup: tuple[Store, Config], capsys: pytest.CaptureFixture[str]
+) -> None:
     _, config = setup
     for argv in (["index", "rebuild"], ["index", "update"], ["purge"], ["hold", "set"],
                  ["hold", "release"], ["hold", "list"], ["export"], ["identify"], ["erase"],
@@ -65,8 +67,24 @@ def test_purge_with_injected_clock_then_hold_release_cycle(
     setup: tuple[Store, Config], capsys: pytest.CaptureFixture[str]
 ) -> None:
     store, config = setup
-    assert run(config, "hold", "set", "--call-id", "4000.3", "--reason", "dispute",
-               "--case-ref", "C-1", "--review-date", "2026-12-01", "--now", T0.isoformat()) == 0
+    assert (
+        run(
+            config,
+            "hold",
+            "set",
+            "--call-id",
+            "4000.3",
+            "--reason",
+            "dispute",
+            "--case-ref",
+            "C-1",
+            "--review-date",
+            "2026-12-01",
+            "--now",
+            T0.isoformat(),
+        )
+        == 0
+    )
     capsys.readouterr()
     assert run(config, "purge", "--dry-run", "--now", NOW91, "--json") == 0
     dry = json.loads(capsys.readouterr().out)
@@ -74,8 +92,10 @@ def test_purge_with_injected_clock_then_hold_release_cycle(
     assert run(config, "purge", "--now", NOW91) == 0
     out = capsys.readouterr().out
     assert "deleted: 4000.1" in out and "held: 4000.3" in out
-    assert run(config, "hold", "release", "--call-id", "4000.3", "--reason", "settled",
-               "--now", NOW91) == 0
+    assert (
+        run(config, "hold", "release", "--call-id", "4000.3", "--reason", "settled", "--now", NOW91)
+        == 0
+    )
     capsys.readouterr()
     assert run(config, "purge", "--now", NOW91, "--json") == 0
     assert json.loads(capsys.readouterr().out)["counts"] == {"deleted": 1}
@@ -84,24 +104,65 @@ def test_purge_with_injected_clock_then_hold_release_cycle(
 
 def test_hold_list_overdue_exits_1(setup: tuple[Store, Config]) -> None:
     _, config = setup
-    run(config, "hold", "set", "--call-id", "4000.1", "--reason", "r", "--case-ref", "c",
-        "--review-date", "2026-02-01", "--now", T0.isoformat())
+    run(
+        config,
+        "hold",
+        "set",
+        "--call-id",
+        "4000.1",
+        "--reason",
+        "r",
+        "--case-ref",
+        "c",
+        "--review-date",
+        "2026-02-01",
+        "--now",
+        T0.isoformat(),
+    )
     assert run(config, "hold", "list", "--overdue", "--now", T0.isoformat()) == 0
     assert run(config, "hold", "list", "--overdue", "--now", NOW91) == 1
 
 
 def test_hold_on_unknown_call_is_a_usage_error(setup: tuple[Store, Config]) -> None:
     _, config = setup
-    assert run(config, "hold", "set", "--call-id", "nope.1", "--reason", "r", "--case-ref", "c",
-               "--review-date", "2026-02-01") == 2
+    assert (
+        run(
+            config,
+            "hold",
+            "set",
+            "--call-id",
+            "nope.1",
+            "--reason",
+            "r",
+            "--case-ref",
+            "c",
+            "--review-date",
+            "2026-02-01",
+        )
+        == 2
+    )
 
 
 def test_export_then_identify_through_the_cli(
     setup: tuple[Store, Config], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, config = setup
-    assert run(config, "export", "--number", NUMBER, "--reason", "SAR-1", "--out",
-               str(tmp_path / "out"), "--request-date", "2026-01-31", "--json") == 0
+    assert (
+        run(
+            config,
+            "export",
+            "--number",
+            NUMBER,
+            "--reason",
+            "SAR-1",
+            "--out",
+            str(tmp_path / "out"),
+            "--request-date",
+            "2026-01-31",
+            "--json",
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["audio_files"] == 2 and len(result["call_ids"]) == 3
     archive = Path(result["archive"])
@@ -113,8 +174,19 @@ def test_export_then_identify_through_the_cli(
 
 def test_erase_exit_code_says_whether_anything_was_held_back(setup: tuple[Store, Config]) -> None:
     _, config = setup
-    run(config, "hold", "set", "--call-id", "4000.3", "--reason", "r", "--case-ref", "c",
-        "--review-date", "2026-12-01")
+    run(
+        config,
+        "hold",
+        "set",
+        "--call-id",
+        "4000.3",
+        "--reason",
+        "r",
+        "--case-ref",
+        "c",
+        "--review-date",
+        "2026-12-01",
+    )
     assert run(config, "erase", "--number", NUMBER, "--reason", "Art 17") == 1
     assert run(config, "erase", "--call-id", "4000.1", "--reason", "Art 17") == 0
 
@@ -125,8 +197,16 @@ def test_ropa_has_all_art30_fields_and_flags_empty_ones(
     _, config = setup
     assert run(config, "ropa", "--json") == 1  # recipients/transfers are not in the config
     record = json.loads(capsys.readouterr().out)
-    keys = {"categories_of_data_subjects", "categories_of_data", "recipients", "transfers",
-            "erasure_time_limits", "security_measures", "lawful_bases", "description"}
+    keys = {
+        "categories_of_data_subjects",
+        "categories_of_data",
+        "recipients",
+        "transfers",
+        "erasure_time_limits",
+        "security_measures",
+        "lawful_bases",
+        "description",
+    }
     assert {p["purpose"] for p in record["purposes"]} == {"documentation", "training"}
     assert all(keys <= set(p) for p in record["purposes"])
     assert any("recipients" in f for f in record["flags"])

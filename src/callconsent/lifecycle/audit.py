@@ -66,7 +66,7 @@ class AuditLog:
                 os.fchmod(fd, FILE_MODE)
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -95,7 +95,9 @@ def register(
         parser.add_argument("--json", action="store_true", help="machine-readable output")
         parser.add_argument("--now", help="act as if it were this time (ISO 8601 with a zone)")
         if actor:
-            parser.add_argument("--actor", help="who is acting, for the audit log (default: OS user)")
+            parser.add_argument(
+                "--actor", help="who is acting, for the audit log (default: OS user)"
+            )
 
         def handler(args: argparse.Namespace) -> int:
             try:
@@ -152,7 +154,9 @@ def register(
     p = subparsers.add_parser("export", help="subject access: one archive with audio, sidecars, "
                               "ledger entries and a DA/EN cover sheet; never sent anywhere")  # fmt: skip
     subject(p, ranges=True)
-    p.add_argument("--out", type=Path, help="folder for the archive (default: <ledger dir>/exports)")
+    p.add_argument(
+        "--out", type=Path, help="folder for the archive (default: <ledger dir>/exports)"
+    )
     p.add_argument("--include-held", action="store_true", help="include held recordings (legal)")
     p.add_argument("--identity-check", help="how the requester's identity was checked")
     p.add_argument("--request-date", type=_day, help="date of the request (YYYY-MM-DD)")
@@ -178,7 +182,9 @@ def register(
     who.add_argument("--call-id", help="a call's uniqueid or linkedid")
     p.add_argument("--reason", required=True, help="the request (letter, e-mail, ticket); no "
                    "caller number")  # fmt: skip
-    p.add_argument("--dry-run", action="store_true", help="report what would happen, change nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="report what would happen, change nothing"
+    )
     command(p, h.withdraw_cmd)
 
     p = subparsers.add_parser("ropa", help="the Art 30 record of processing, with statistics")

@@ -198,9 +198,14 @@ def _fill(
                         calls=len(result.call_ids), withheld=len(result.withheld),
                         files=list(out.files))  # fmt: skip
     out.add_bytes("cover-sheet.md", sheet.encode("utf-8"), None)
-    manifest = {"export_id": result.export_id, "created": created, "calls": result.call_ids,
-                "files": list(out.files), "withheld": [w["call_id"] for w in result.withheld],
-                "restricted": list(result.restricted)}
+    manifest = {
+        "export_id": result.export_id,
+        "created": created,
+        "calls": result.call_ids,
+        "files": list(out.files),
+        "withheld": [w["call_id"] for w in result.withheld],
+        "restricted": list(result.restricted),
+    }
     out.add_bytes("manifest.json", (dumps(manifest, indent=2) + "\n").encode("ascii"), None)
 
 

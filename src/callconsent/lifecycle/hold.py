@@ -43,9 +43,7 @@ def is_overdue(hold: Hold, today: date) -> bool:
         return True
 
 
-def set_hold(
-    ctx: Context, call_id: str, *, reason: str, case_ref: str, review_date: date
-) -> Hold:
+def set_hold(ctx: Context, call_id: str, *, reason: str, case_ref: str, review_date: date) -> Hold:
     """Put call ``call_id`` on hold (or replace its hold). The call must be known."""
     if not reason.strip() or not case_ref.strip():
         raise HoldError("a hold needs a reason and a case reference")

@@ -124,7 +124,10 @@ class Index:
     # -- keeping it current ------------------------------------------------------------
 
     def rebuild(
-        self, *, progress: Progress | None = None, on_problem: Callable[[Problem], None] | None = None
+        self,
+        *,
+        progress: Progress | None = None,
+        on_problem: Callable[[Problem], None] | None = None,
     ) -> IndexStats:
         """Drop everything and re-read the ledger and every sidecar (streaming, batched).
 
@@ -157,7 +160,10 @@ class Index:
         return stats
 
     def update(
-        self, *, progress: Progress | None = None, on_problem: Callable[[Problem], None] | None = None
+        self,
+        *,
+        progress: Progress | None = None,
+        on_problem: Callable[[Problem], None] | None = None,
     ) -> IndexStats:
         """Ingest ledger lines past the last indexed one and sidecars of changed day folders."""
         stats = IndexStats()
@@ -173,8 +179,12 @@ class Index:
             days, gone = self._plan_sidecars(stats)
             workers = default_workers() if self._bulk and len(days) > 1 else 0
             with DayFeed(days, workers=workers) as feed:  # read by workers on a rebuild ...
-                self._update_ledger(stats, progress, problem, between=lambda: self._apply_days(
-                    feed.ready(), stats, progress, problem))  # ... while this ingests the ledger
+                self._update_ledger(
+                    stats,
+                    progress,
+                    problem,
+                    between=lambda: self._apply_days(feed.ready(), stats, progress, problem),
+                )  # ... while this ingests the ledger
                 self._apply_days(feed.rest(), stats, progress, problem)
             self._drop_days(gone)
             self.db.commit()
@@ -226,8 +236,11 @@ class Index:
         offset = int(self._meta("ledger_offset") or 0)
         line_no = int(self._meta("ledger_line_no") or 0)
         first = self._first_line()
-        if (self._meta("ledger_identity") not in (None, identity) or st.st_size < offset
-                or self._meta("ledger_first_line") not in (None, first)):
+        if (
+            self._meta("ledger_identity") not in (None, identity)
+            or st.st_size < offset
+            or self._meta("ledger_first_line") not in (None, first)
+        ):
             # the ledger was replaced (rotation, restore): re-read it from the start
             self.db.executescript("DELETE FROM entries; DELETE FROM entry_calls; DELETE FROM "
                                   "calls; DELETE FROM holds; DELETE FROM exports; DELETE FROM "
@@ -290,7 +303,9 @@ class Index:
             day = found.day
             stats.days_scanned += 1
             settled = day.mtime_ns < _now_ns() - _SETTLE_NS
-            self.db.execute("DELETE FROM problems WHERE source='sidecar' AND key=?", (day.relative,))
+            self.db.execute(
+                "DELETE FROM problems WHERE source='sidecar' AND key=?", (day.relative,)
+            )
             for p in found.problems:
                 problem(p, "sidecar", day.relative)
             if not self._bulk:

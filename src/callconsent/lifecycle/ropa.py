@@ -65,8 +65,12 @@ def build_ropa(ctx: Context, config: Config, *, claims_days: int) -> dict[str, A
             p["notices"].add(rp.notice)
     purposes = []
     for name, p in per.items():
-        data = ["voice (audio of both parties)", "caller number (CLI) and name as signalled",
-                "dialled number, call ids and times", "notice played and consent evidence"]
+        data = [
+            "voice (audio of both parties)",
+            "caller number (CLI) and name as signalled",
+            "dialled number, call ids and times",
+            "notice played and consent evidence",
+        ]
         if "likely" in p["special_categories"]:
             data.append("possibly special categories (health, CPR) said on the call")
         subjects = ["callers", "employees (agents)"]
