@@ -27,7 +27,7 @@ from tests.unit.test_bridge import (
     outcome,
     sidecar_of,
 )
-from tests.unit.test_withdrawal import REAL_ID, TreeAmi, gone, real_call, withdraw_event
+from tests.unit.test_withdrawal_in_call import REAL_ID, TreeAmi, gone, real_call, withdraw_event
 
 PRESSED = T0 + timedelta(minutes=2)
 STAMP = "2026-11-24T09:02:00.000Z"
