@@ -7,9 +7,10 @@ disk I/O. Paths come from Asterisk's uniqueid only (:mod:`callconsent.paths`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -28,6 +29,20 @@ from callconsent.agent_rules import AgentOutcome, RecordingStart
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
 from callconsent.evidence import CallInfo
+
+
+class _SidecarChange(Protocol):
+    """What a pure mid-call rule (withdrawal, sensitive flag) decided for one sidecar."""
+
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def doc(self) -> dict[str, Any] | None: ...
+    @property
+    def writes(self) -> bool: ...
+
+
+_Change = TypeVar("_Change", bound=_SidecarChange)
 
 log = structlog.get_logger("callconsent.store")
 
@@ -138,40 +153,21 @@ class EvidenceStore:
         purpose still waiting for the agent never starts; the recording is deleted (tombstone
         ``withdrawn``) or kept for what was recorded without consent. Ledger ``withdrawn`` first.
         A call this process does not know (it restarted) is found by its uniqueid."""
-        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
-            self._agent_waits.pop(uniqueid, None)
-            where = self._recordings.get(uniqueid)
-            if where is None:
-                where = await asyncio.to_thread(find_recording, self._recordings_dir, uniqueid)
-
-            def apply() -> midcall.Withdrawal:
-                try:
-                    doc: dict[str, Any] | None = sidecar.load(where) if where else None
-                except FileNotFoundError:
-                    doc = None
-                done = midcall.withdraw(doc, at=at)
-                if not done.writes or where is None:
-                    return done
-                self._ledger.append(
-                    midcall.withdrawn_entry(
-                        uniqueid=uniqueid, at=at, withdrawal=done, recording=where.relative,
-                        via=via, source=source,
-                    )
-                )  # fmt: skip
-                if done.outcome == "deleted":
-                    self._tombstone(where, at, sidecar.TombstoneReason.WITHDRAWN.value)
-                elif done.doc is not None:
-                    sidecar.write(where, done.doc)
-                return done
-
-            done = await asyncio.to_thread(apply)
-            if done.outcome == "deleted":
-                self._recordings.pop(uniqueid, None)
-            log.info(
-                "withdrawn_in_call", call_id=uniqueid, outcome=done.outcome, via=via,
-                withdrawn=list(done.withdrawn), kept=list(done.kept),
-            )  # fmt: skip
-            return done
+        done = await self._change_in_call(
+            uniqueid,
+            at,
+            change=lambda doc: midcall.withdraw(doc, at=at),
+            entry=lambda done, where: midcall.withdrawn_entry(
+                uniqueid=uniqueid, at=at, withdrawal=done, recording=where.relative,
+                via=via, source=source,
+            ),
+            tombstone_reason=sidecar.TombstoneReason.WITHDRAWN.value,
+        )  # fmt: skip
+        log.info(
+            "withdrawn_in_call", call_id=uniqueid, outcome=done.outcome, via=via,
+            withdrawn=list(done.withdrawn), kept=list(done.kept),
+        )  # fmt: skip
+        return done
 
     async def flag_sensitive(
         self, uniqueid: str, at: datetime, *, agent_id: str | None
@@ -182,26 +178,51 @@ class EvidenceStore:
         (tombstone ``sensitive``) when only consent purposes were recorded. Ledger
         ``flagged_sensitive`` first. Idempotent. A call this process does not know is found by
         its uniqueid."""
+        done = await self._change_in_call(
+            uniqueid,
+            at,
+            change=lambda doc: sensitive.flag(doc, at=at),
+            entry=lambda done, where: sensitive.flagged_entry(
+                uniqueid=uniqueid, agent_id=agent_id, at=at, flagging=done,
+                recording=where.relative,
+            ),
+            tombstone_reason=sensitive.REASON,
+        )  # fmt: skip
+        log.info(
+            "flagged_sensitive", call_id=uniqueid, agent=agent_id, outcome=done.outcome,
+            removed=list(done.removed), kept=list(done.kept),
+        )  # fmt: skip
+        return done
+
+    async def _change_in_call(
+        self,
+        uniqueid: str,
+        at: datetime,
+        *,
+        change: Callable[[dict[str, Any] | None], _Change],
+        entry: Callable[[_Change, paths.RecordingPaths], dict[str, Any]],
+        tombstone_reason: str,
+    ) -> _Change:
+        """A mid-call change to a call's recording: the pure ``change`` decides from the
+        sidecar; its ledger ``entry`` is written first, then the recording is deleted (tombstone)
+        or its new sidecar written. Serialised per call."""
         async with self._locks.setdefault(uniqueid, asyncio.Lock()):
             self._agent_waits.pop(uniqueid, None)
             where = self._recordings.get(uniqueid)
             if where is None:
                 where = await asyncio.to_thread(find_recording, self._recordings_dir, uniqueid)
 
-            def apply() -> sensitive.Flagging:
+            def apply() -> _Change:
                 try:
                     doc: dict[str, Any] | None = sidecar.load(where) if where else None
                 except FileNotFoundError:
                     doc = None
-                done = sensitive.flag(doc, at=at)
+                done = change(doc)
                 if not done.writes or where is None:
                     return done
-                self._ledger.append(
-                    sensitive.flagged_entry(uniqueid=uniqueid, agent_id=agent_id, at=at,
-                                            flagging=done, recording=where.relative)
-                )  # fmt: skip
+                self._ledger.append(entry(done, where))
                 if done.outcome == "deleted":
-                    self._tombstone(where, at, sensitive.REASON)
+                    self._tombstone(where, at, tombstone_reason)
                 elif done.doc is not None:
                     sidecar.write(where, done.doc)
                 return done
@@ -209,10 +230,6 @@ class EvidenceStore:
             done = await asyncio.to_thread(apply)
             if done.outcome == "deleted":
                 self._recordings.pop(uniqueid, None)
-            log.info(
-                "flagged_sensitive", call_id=uniqueid, agent=agent_id, outcome=done.outcome,
-                removed=list(done.removed), kept=list(done.kept),
-            )  # fmt: skip
             return done
 
     async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None:
