@@ -6,8 +6,9 @@ base name carries no extension. We look for the formats in ``AUDIO_EXTENSIONS`` 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
+
+from callconsent import _fsio
 
 from ._model import AUDIO_EXTENSIONS
 
@@ -29,11 +30,8 @@ def audio_files(prompts_dir: Path, language: str, audio: str) -> list[Path]:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The sha256 (hex) of a prompt's audio file."""
+    return _fsio.sha256_file(path)[1]
 
 
 def audio_version(prompts_dir: Path, language: str, audio: str) -> str:
