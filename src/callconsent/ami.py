@@ -30,6 +30,9 @@ DEFAULT_TIMEOUT: Final = 5.0
 _UNSAFE: Final = re.compile(r"[\r\n\x00]")
 
 EventHandler = Callable[[dict[str, str]], Awaitable[None]]
+#: A handler of Asterisk's own events (``BridgeEnter``, ...): called synchronously in arrival
+#: order, so a state it keeps sees the events in Asterisk's order; it spawns its own I/O.
+SyncEventHandler = Callable[[dict[str, str]], None]
 
 
 class AmiError(Exception):
@@ -74,6 +77,7 @@ class Ami:
         self._on_login = on_login
         self._manager: Manager | None = None
         self._handlers: dict[str, list[EventHandler]] = {}
+        self._event_handlers: dict[str, list[SyncEventHandler]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._logged_in = asyncio.Event()
 
@@ -88,12 +92,14 @@ class Ami:
             self._manager = Manager(
                 **self._config,
                 loop=asyncio.get_running_loop(),
-                events="user",  # UserEvent only: the app needs no other events
+                events="call,user",  # UserEvent, and bridge/dial/hangup for the parties (R1)
                 on_login=self._logged_in_cb,
                 on_disconnect=self._disconnected_cb,
                 reconnect_timeout=2,
             )
             self._manager.register_event("UserEvent", self._dispatch)
+            for name in self._event_handlers:
+                self._manager.register_event(name, self._dispatch_event)
             connecting = self._manager.connect()
             if wait is not None:
                 try:
@@ -120,6 +126,13 @@ class Ami:
     def on_user_event(self, name: str, handler: EventHandler) -> None:
         """Call ``handler(headers)`` for every ``UserEvent`` named ``name`` (case-insensitive)."""
         self._handlers.setdefault(name.lower(), []).append(handler)
+
+    def on_event(self, name: str, handler: SyncEventHandler) -> None:
+        """Call ``handler(headers)`` for every AMI event ``name`` (e.g. ``BridgeEnter``), in
+        order, synchronously. Register before :meth:`connect`."""
+        if self._manager is not None:
+            raise RuntimeError("register AMI event handlers before connect()")
+        self._event_handlers.setdefault(name, []).append(handler)
 
     # -- actions ------------------------------------------------------------------------
     async def db_put(self, family: str, key: str, value: str) -> None:
@@ -210,6 +223,14 @@ class Ami:
         headers = {str(k): str(v) for k, v in event.items()}
         for handler in self._handlers.get(name, []):
             self._spawn(handler(headers))
+
+    def _dispatch_event(self, _manager: Manager, event: Any) -> None:
+        headers = {str(k): str(v) for k, v in event.items()}
+        for handler in self._event_handlers.get(headers.get("Event", ""), []):
+            try:
+                handler(headers)
+            except Exception:  # a handler's bug must not kill the AMI reader
+                log.exception("ami_event_handler_failed", event=headers.get("Event"))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         async def run() -> None:

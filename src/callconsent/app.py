@@ -17,8 +17,10 @@ from callconsent.bridge import BridgeHandler
 from callconsent.config import Config, build_plan, route_for
 from callconsent.consent import CallPlan
 from callconsent.flagging import SensitiveFlagHandler
+from callconsent.parties import Classifier
 from callconsent.stasis import Skip, StasisApp
 from callconsent.store import EvidenceStore
+from callconsent.transfers import PartyWatch
 from callconsent.withdrawal import WithdrawalHandler
 
 log = structlog.get_logger("callconsent.app")
@@ -94,6 +96,12 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     ami.on_user_event(names.WITHDRAW_USER_EVENT, withdrawals.on_withdraw_event)
     flags = SensitiveFlagHandler(ami, store)
     ami.on_user_event(names.SENSITIVE_USER_EVENT, flags.on_flag_event)
+    if config.parties is None:  # R1: check-config warns about this
+        log.warning("party_watch_disabled", reason="parties.internal not configured")
+    else:  # transfers and new parties (R1, R15): AMI BridgeEnter/Leave, DialBegin, Hangup
+        watch = PartyWatch(ami, store, registry, Classifier(config.parties.internal))
+        for event, handler in watch.handlers().items():
+            ami.on_event(event, handler)
     return ami
 
 

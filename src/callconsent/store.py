@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
 
@@ -23,6 +23,7 @@ from callconsent import (
     paths,
     sensitive,
     sidecar,
+    stops,
 )
 from callconsent.agent_evidence import AgentEvidence
 from callconsent.agent_rules import AgentOutcome, RecordingStart
@@ -191,6 +192,40 @@ class EvidenceStore:
         log.info(
             "flagged_sensitive", call_id=uniqueid, agent=agent_id, outcome=done.outcome,
             removed=list(done.removed), kept=list(done.kept),
+        )  # fmt: skip
+        return done
+
+    def recording_live(self, uniqueid: str) -> bool:
+        """This process records call ``uniqueid`` now (or waits for its agent to)."""
+        return uniqueid in self._recordings
+
+    async def stop_in_call(
+        self,
+        uniqueid: str,
+        at: datetime,
+        *,
+        scope: stops.Scope,
+        reason: str,
+        party: Literal["internal", "external"],
+        agent_id: str | None = None,
+    ) -> stops.Stop:
+        """A party change stops the recording or ends its consent purposes (R1; rules:
+        :func:`callconsent.stops.stop`). Ledger ``recording_stopped`` first, then the sidecar.
+        The caller of this stops MixMonitor when ``stops_recording``."""
+        done = await self._change_in_call(
+            uniqueid,
+            at,
+            change=lambda doc: stops.stop(doc, at=at, scope=scope, reason=reason,
+                                          agent_id=agent_id),
+            entry=lambda done, where: stops.stopped_entry(
+                uniqueid=uniqueid, at=at, done=done, reason=reason, party=party,
+                agent_id=agent_id, recording=where.relative,
+            ),
+            tombstone_reason=reason,  # never used: a stop does not delete
+        )  # fmt: skip
+        log.info(
+            "recording_stopped", call_id=uniqueid, outcome=done.outcome, reason=reason,
+            party=party, agent=agent_id, stopped=list(done.stopped), kept=list(done.kept),
         )  # fmt: skip
         return done
 

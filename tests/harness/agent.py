@@ -35,7 +35,10 @@ from .rtp_pcap import Pause, Step, timeline_duration, write_pcap
 from .sipp import LOCAL_IP, _allocate_ports, sipp_available
 
 #: Agent id -> SIP port of its static contact in config/asterisk/pjsip.conf.
-LAB_AGENT_PORTS = {"agent1": 5071, "agent2": 5072}
+LAB_AGENT_PORTS = {"agent1": 5071, "agent2": 5072, "external": 5073}
+#: The lab's "outside" phone (pjsip.conf endpoint lab-external, not an internal channel in
+#: config/demo.yaml ``parties``): the destination of transfers to an outside number.
+EXTERNAL = "external"
 #: How long the agent talks in each call (longer than any test call).
 TALK_SECONDS = 120.0
 
@@ -58,7 +61,7 @@ Contact: <sip:[service]@[local_ip]:[local_port]>
 Content-Length: 0
 
     ]]>
-  </send>
+  </send>{ring}
   <send retrans="500">
     <![CDATA[
 
@@ -149,11 +152,15 @@ class AgentPhone:
 
 
 def start_phone(
-    agent_id: str, port: int | None = None, timeline: Sequence[Step] | None = None
+    agent_id: str,
+    port: int | None = None,
+    timeline: Sequence[Step] | None = None,
+    ring_seconds: float = 0.0,
 ) -> AgentPhone:
     """Start one phone. ``timeline`` (e.g. ``[Pause(6), Digit("*"), Pause(0.4), Digit("7")]``):
     what the agent sends from the moment it answers (the same in every call it takes), padded
-    with speech to ``TALK_SECONDS``; default: speech only."""
+    with speech to ``TALK_SECONDS``; default: speech only. ``ring_seconds``: how long it rings
+    (180) before it answers (200)."""
     reason = sipp_available()
     if reason:
         raise RuntimeError(reason)
@@ -164,7 +171,8 @@ def start_phone(
     rest = TALK_SECONDS - (timeline_duration(steps) if steps else 0.0)
     write_pcap(pcap, [*steps, Pause(max(rest, 1.0))], audio="speech")
     scenario = work / "agent.xml"
-    scenario.write_text(_SCENARIO.format(pcap=f'"{pcap}"'), encoding="utf-8")
+    ring = f'\n  <pause milliseconds="{int(ring_seconds * 1000)}"/>' if ring_seconds > 0 else ""
+    scenario.write_text(_SCENARIO.format(pcap=f'"{pcap}"', ring=ring), encoding="utf-8")
     _sip, media_port = _allocate_ports()
     cmd = [
         "sipp", "-sf", str(scenario),
@@ -191,13 +199,19 @@ def agent_phones(
     *agent_ids: str,
     keep_files: bool = True,
     timelines: Mapping[str, Sequence[Step]] | None = None,
+    ring_seconds: Mapping[str, float] | None = None,
 ) -> Iterator[dict[str, AgentPhone]]:
     """Run one answering phone per agent id for the duration of the block; ``timelines``: the
-    keys (and pauses) an agent sends in each call it answers (see :func:`start_phone`)."""
+    keys (and pauses) an agent sends in each call it answers, ``ring_seconds``: how long a
+    phone rings before it answers (see :func:`start_phone`)."""
     phones: dict[str, AgentPhone] = {}
     try:
         for agent_id in agent_ids:
-            phones[agent_id] = start_phone(agent_id, timeline=(timelines or {}).get(agent_id))
+            phones[agent_id] = start_phone(
+                agent_id,
+                timeline=(timelines or {}).get(agent_id),
+                ring_seconds=(ring_seconds or {}).get(agent_id, 0.0),
+            )
         yield phones
     finally:
         for phone in phones.values():

@@ -232,3 +232,29 @@ def test_check_config_prints_every_error_and_returns_2(
 def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml", env=ENV)
+
+
+def test_parties_lists_the_organisations_channel_patterns() -> None:
+    config = load_config(DEMO, env=ENV)
+    assert config.parties is not None
+    assert config.parties.internal == ("PJSIP/agent*", "Local/agent@callconsent-lab-agent")
+
+
+def test_bad_party_patterns_are_errors_naming_the_key(tmp_path: Path) -> None:
+    data = demo_data()
+    data["parties"] = {"internal": ["PJSIP/agent*", "agent 7", 5]}
+    errors = errors_of(tmp_path, data)
+    assert any("parties.internal[1]" in e and "channel name pattern" in e for e in errors)
+    assert any("parties.internal[2]" in e for e in errors)
+    data["parties"] = {"internal": []}
+    assert any("parties.internal" in e and "at least one" in e for e in errors_of(tmp_path, data))
+    data["parties"] = {"internals": ["PJSIP/agent*"]}
+    assert any("parties.internals" in e for e in errors_of(tmp_path, data))
+
+
+def test_without_parties_transfers_are_not_watched_and_a_warning_says_so(tmp_path: Path) -> None:
+    data = demo_data()
+    del data["parties"]
+    config = load_config(write(tmp_path, data), env=ENV)
+    assert config.parties is None
+    assert any("parties.internal" in w and "transferred" in w for w in config.warnings)

@@ -32,6 +32,7 @@ from ._model import (
     Notice,
     NoticeText,
     Organisation,
+    PartiesConfig,
     PromptText,
     PurposeName,
     Secret,
@@ -109,6 +110,7 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     if not LANGUAGE_RE.match(whisper_language):
         problems.error(agent_node.at("whisper_language"), "must be a two-letter code such as da")
     agent_node.done()
+    parties = _parties(top.child("parties"))
     notices = _named(top.child("notices", required=True), _notice)
     controller_type = organisation.controller_type or "private"
     routes = _named(top.child("routes"), lambda n, r, p: read_route(n, r, p, controller_type))
@@ -123,12 +125,46 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         agent_consent=AgentConsentConfig(registry_path=registry, whisper_language=whisper_language),
         notices=notices,
         routes=routes,
+        parties=parties,
     )
     validate(config, problems)
     _warn_agent_bridge(config, problems)
+    _warn_parties(config, problems)
     if problems.errors:
         raise ConfigError(problems.errors, tuple(problems.warnings))
     return dataclasses.replace(config, warnings=tuple(problems.warnings))
+
+
+_CHANNEL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9]*/[^\s]+$")
+
+
+def _parties(node: Node) -> PartiesConfig | None:
+    """``parties.internal``: the organisation's own channels (R1). Absent: not watched."""
+    if not node.has("internal"):
+        node.done()
+        return None
+    patterns = node.strings("internal")
+    for index, pattern in enumerate(patterns):
+        if not _CHANNEL_PATTERN.match(pattern):
+            node.problems.error(
+                f"{node.at('internal')}[{index}]",
+                f"{pattern!r} is not a channel name pattern such as PJSIP/agent* (technology, "
+                "'/', then the endpoint; no spaces)",
+            )
+    if not patterns:
+        node.problems.error(node.at("internal"), "must list at least one channel name pattern")
+    node.done()
+    return PartiesConfig(patterns)
+
+
+def _warn_parties(config: Config, problems: Problems) -> None:
+    """Without ``parties`` a recording follows the caller through transfers (R1)."""
+    if config.parties is None and any(r.enabled for r in config.routes.values()):
+        problems.warn(
+            "parties.internal",
+            "not set: a recording is not stopped when the call is transferred or forwarded "
+            "outside the organisation, or to an agent without consent (R1)",
+        )
 
 
 def _warn_agent_bridge(config: Config, problems: Problems) -> None:

@@ -104,6 +104,14 @@ class AgentConsentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PartiesConfig:
+    """Who is the organisation on a call (R1): shell-style patterns of Asterisk channel names
+    without their unique suffix (``PJSIP/agent*``). Any other party is external."""
+
+    internal: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PromptText:
     """One prompt: the audio base name under ``<prompts_dir>/<lang>/`` and what it says."""
 
@@ -216,3 +224,4 @@ class Config:
     notices: Mapping[str, Notice]
     routes: Mapping[str, Route]
     warnings: tuple[str, ...] = ()
+    parties: PartiesConfig | None = None  # None: transfers and new parties are not watched

@@ -1,0 +1,205 @@
+"""Who takes part in a recorded call (R1, R15 at transfers): the rules, as a pure tracker.
+
+A call may be recorded only while one of the organisation's own parties is on it, and a
+consent purpose (training) only while every agent on it has consented. Transfers and forwards
+change the parties after the first bridge: Asterisk moves the caller's channel (and its
+MixMonitor, which records any later bridge with option ``b``) to whoever comes next.
+
+This module is I/O-free. The adapter (:mod:`callconsent.transfers`) feeds it Asterisk's AMI
+events, translated to :meth:`PartyTracker.enter` (``BridgeEnter``), :meth:`PartyTracker.leave`
+(``BridgeLeave``), :meth:`PartyTracker.dial` (``DialBegin``) and :meth:`PartyTracker.hangup`,
+and carries out what comes back:
+
+* :class:`StopAll` (reason ``org_left_call``): the caller's bridge holds other parties and none
+  of them is internal (a blind or attended transfer to an outside number, the last agent left a
+  three-way call), or the caller's channel dials an outside channel (a blind transfer or forward
+  to an outside number: decided at the dial, before the outside party can answer);
+* :class:`CheckAgent`: a party the call was not bridged with before joined the caller's bridge
+  while an internal party stays on it: another agent (a transfer): its standing consent decides
+  whether the consent purposes go on; an outsider (a three-way call): the consent purposes end
+  (documentation goes on while the organisation is on the call).
+
+The first party the caller is bridged with is the agent whose consent the Queue member gosub
+already decided (:mod:`callconsent.bridge`): it is accepted without a second check.
+
+Internal parties are recognised by their channel's name without Asterisk's unique suffix
+(``PJSIP/agent1-0000000a`` → ``PJSIP/agent1``, ``Local/agent@ctx-00000003;1`` →
+``Local/agent@ctx``) matched against the configured shell-style patterns (``parties.internal``).
+Anything else, including a channel name that cannot be read, is external: fail safe. An internal
+party's agent id is its endpoint name (``PJSIP/agent2`` → ``agent2``; for ``Local/x@ctx``:
+``x``), as queue members are named by their agent id.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Final, Literal
+
+from callconsent.agents import AGENT_ID_RE
+
+ORG_LEFT_CALL: Final = "org_left_call"
+AGENT_NOT_CONSENTING: Final = "agent_not_consenting"
+PARTY_NOT_CONSENTING: Final = "party_not_consenting"
+
+_SUFFIX: Final = re.compile(r"^(?P<base>[^\s]+?)-[0-9a-fA-F]{8}(?:;[12])?$")
+_TECH: Final = re.compile(r"^[A-Za-z][A-Za-z0-9]*/")
+
+PartyKind = Literal["internal", "external"]
+
+
+def channel_base(channel: str) -> str:
+    """The channel's name without Asterisk's unique suffix (and a Local channel's ``;1/;2``)."""
+    m = _SUFFIX.match(channel.strip())
+    return m.group("base") if m else channel.strip()
+
+
+def agent_id_of(channel: str) -> str | None:
+    """The agent id of an internal channel: its endpoint name; None when it is not one."""
+    base = channel_base(channel)
+    if not _TECH.match(base):
+        return None
+    resource = base.split("/", 1)[1].split("@", 1)[0]
+    return resource if AGENT_ID_RE.fullmatch(resource) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Classifier:
+    """``internal`` patterns, e.g. ``("PJSIP/agent*", "Local/*@agents")``."""
+
+    internal: tuple[str, ...]
+
+    def is_internal(self, channel: str) -> bool:
+        base = channel_base(channel)
+        return bool(_TECH.match(base)) and any(fnmatchcase(base, p) for p in self.internal)
+
+
+@dataclass(frozen=True, slots=True)
+class StopAll:
+    """Stop every purpose of ``caller``'s recording: the organisation is no longer on the call."""
+
+    caller: str
+    party: PartyKind
+    reason: str = ORG_LEFT_CALL
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAgent:
+    """A new party joined ``caller`` while an internal party stays on the call: an internal
+    party's standing consent decides the consent purposes (``agent_id`` None: not an agent id,
+    so no consent); an ``external`` one (a three-way call with an outsider) never consented."""
+
+    caller: str
+    channel: str
+    agent_id: str | None
+    external: bool = False
+
+
+Decision = StopAll | CheckAgent
+
+
+@dataclass(slots=True)
+class _Call:
+    accepted: set[str] = field(default_factory=set)  # party uniqueids already decided
+    bridged: bool = False  # the first party was seen
+    stopped: bool = False  # StopAll was decided: nothing more to decide
+
+
+class PartyTracker:
+    """Bridge membership of every channel, and the party decisions for the callers in them.
+
+    ``enter``/``leave``/``dial`` return the decisions for the channels that :meth:`watch` made
+    callers (the adapter watches the calls it records). Decisions are made once per party;
+    after a :class:`StopAll` a caller gets no more decisions.
+    """
+
+    def __init__(self, classifier: Classifier) -> None:
+        self._classifier = classifier
+        self._bridges: dict[str, dict[str, str]] = {}  # bridge id -> {uniqueid: channel name}
+        self._bridge_of: dict[str, str] = {}  # uniqueid -> bridge id
+        self._calls: dict[str, _Call] = {}  # watched callers
+
+    def watch(self, caller: str) -> list[Decision]:
+        """Watch ``caller`` (idempotent); decides at once if it is already bridged."""
+        self._calls.setdefault(caller, _Call())
+        return self._decide(caller)
+
+    def watching(self, caller: str) -> bool:
+        return caller in self._calls
+
+    def enter(self, bridge: str, uniqueid: str, channel: str) -> list[Decision]:
+        old = self._bridge_of.get(uniqueid)
+        if old is not None and old != bridge:
+            self._remove(old, uniqueid)
+        self._bridges.setdefault(bridge, {})[uniqueid] = channel
+        self._bridge_of[uniqueid] = bridge
+        return self._decide_bridge(bridge)
+
+    def leave(self, bridge: str, uniqueid: str) -> list[Decision]:
+        self._remove(bridge, uniqueid)
+        return self._decide_bridge(bridge)
+
+    def dial(self, uniqueid: str, dest_channel: str) -> list[Decision]:
+        """``uniqueid``'s channel dials ``dest_channel`` (before it answers)."""
+        call = self._calls.get(uniqueid)
+        if call is None or call.stopped or self._classifier.is_internal(dest_channel):
+            return []
+        call.stopped = True
+        return [StopAll(uniqueid, "external")]
+
+    def hangup(self, uniqueid: str) -> None:
+        bridge = self._bridge_of.get(uniqueid)
+        if bridge is not None:
+            self._remove(bridge, uniqueid)
+        self._calls.pop(uniqueid, None)
+
+    def members(self, bridge: str) -> dict[str, str]:
+        return dict(self._bridges.get(bridge, {}))
+
+    # -- internals ----------------------------------------------------------------------
+    def _remove(self, bridge: str, uniqueid: str) -> None:
+        members = self._bridges.get(bridge)
+        if members is not None:
+            members.pop(uniqueid, None)
+            if not members:
+                del self._bridges[bridge]
+        if self._bridge_of.get(uniqueid) == bridge:
+            del self._bridge_of[uniqueid]
+
+    def _decide_bridge(self, bridge: str) -> list[Decision]:
+        out: list[Decision] = []
+        for uniqueid in list(self._bridges.get(bridge, {})):
+            out.extend(self._decide(uniqueid))
+        return out
+
+    def _decide(self, caller: str) -> list[Decision]:
+        call = self._calls.get(caller)
+        bridge = self._bridge_of.get(caller)
+        if call is None or call.stopped or bridge is None:
+            return []
+        others = {u: c for u, c in self._bridges.get(bridge, {}).items() if u != caller}
+        if not others:
+            return []  # alone (holding, parking, the other side just hung up): nothing heard
+        internal = {u: c for u, c in others.items() if self._classifier.is_internal(c)}
+        if not internal:
+            call.stopped = True
+            return [StopAll(caller, "external")]
+        out: list[Decision] = []
+        if not call.bridged:  # the first party: decided by the agent gosub at the bridge
+            call.bridged = True
+            call.accepted.update(others)
+            return out
+        for uniqueid, channel in others.items():
+            if uniqueid not in call.accepted:
+                call.accepted.add(uniqueid)
+                if uniqueid in internal:
+                    out.append(CheckAgent(caller, channel, agent_id_of(channel)))
+                else:
+                    out.append(CheckAgent(caller, channel, None, external=True))
+        return out
+
+
+def classifier(patterns: Iterable[str]) -> Classifier:
+    return Classifier(tuple(patterns))

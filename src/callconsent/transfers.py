@@ -1,0 +1,193 @@
+"""The party adapter (R1, R15 at transfers): hears who joins and leaves a recorded call.
+
+A caller-side MixMonitor with option ``b`` records whatever bridge the caller's channel is in
+next: after a blind or attended transfer, a forward, or a three-way call, that can be an agent
+who never consented or a party outside the organisation. This adapter translates Asterisk's AMI
+events (``BridgeEnter``, ``BridgeLeave``, ``DialBegin``, ``Hangup``) for the pure
+:class:`callconsent.parties.PartyTracker` and carries out its decisions:
+
+* :class:`~callconsent.parties.StopAll`: AMI ``StopMixMonitor`` on the caller's channel at once,
+  then the evidence (:meth:`EvidenceStore.stop_in_call`: ledger ``recording_stopped``, sidecar
+  ``stopped_at``/``stop_reason: org_left_call``). For a dial to an outside channel this happens
+  at ``DialBegin``, before the outside party can answer;
+* :class:`~callconsent.parties.CheckAgent`: the new agent's standing consent (the registry, as
+  at the first bridge); without it the consent purposes end (``agent_not_consenting``, or
+  ``party_not_consenting`` for an outsider in a three-way call): a documentation recording goes
+  on for documentation only, a training-only recording stops (``StopMixMonitor``).
+
+Only calls this process records are watched (:meth:`EvidenceStore.recording_live`). Fail safe:
+the stop is sent before anything is written, an unknown channel counts as external, and an AMI
+or storage error is logged (the recording then ends at hangup at the latest). After an app
+restart the bridges of calls already in progress are not known: they are not watched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from callconsent import parties, stops
+from callconsent.agents import AgentConsent, AgentRegistryError
+from callconsent.ami import AmiError, SyncEventHandler
+from callconsent.clock import Clock, utc_now
+from callconsent.paths import UNIQUEID_RE
+
+log = structlog.get_logger("callconsent.transfers")
+
+
+class PartyAmi(Protocol):
+    async def stop_mixmonitor(self, channel: str) -> None: ...
+
+
+class PartyStore(Protocol):
+    def recording_live(self, uniqueid: str) -> bool: ...
+    async def stop_in_call(
+        self,
+        uniqueid: str,
+        at: datetime,
+        *,
+        scope: stops.Scope,
+        reason: str,
+        party: Literal["internal", "external"],
+        agent_id: str | None = None,
+    ) -> stops.Stop: ...
+
+
+class AgentLookup(Protocol):
+    def get(self, agent_id: str) -> AgentConsent | None: ...
+
+
+class PartyWatch:
+    def __init__(
+        self,
+        ami: PartyAmi,
+        store: PartyStore,
+        registry: AgentLookup,
+        classifier: parties.Classifier,
+        *,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._ami = ami
+        self._store = store
+        self._registry = registry
+        self._tracker = parties.PartyTracker(classifier)
+        self._clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def handlers(self) -> dict[str, SyncEventHandler]:
+        """The AMI events this adapter needs (manager.conf ``read`` must include ``call``)."""
+        return {
+            "BridgeEnter": self.on_bridge_enter,
+            "BridgeLeave": self.on_bridge_leave,
+            "DialBegin": self.on_dial_begin,
+            "Hangup": self.on_hangup,
+        }
+
+    # -- AMI events (synchronous, in Asterisk's order) ---------------------------------
+    def on_bridge_enter(self, headers: dict[str, str]) -> None:
+        bridge, uniqueid = headers.get("BridgeUniqueid", ""), headers.get("Uniqueid", "")
+        if not bridge or not _valid(uniqueid):
+            return
+        for member in [uniqueid, *self._tracker.members(bridge)]:
+            self._watch(member)
+        self._act(self._tracker.enter(bridge, uniqueid, headers.get("Channel", "")))
+
+    def on_bridge_leave(self, headers: dict[str, str]) -> None:
+        bridge, uniqueid = headers.get("BridgeUniqueid", ""), headers.get("Uniqueid", "")
+        if bridge and _valid(uniqueid):
+            self._act(self._tracker.leave(bridge, uniqueid))
+
+    def on_dial_begin(self, headers: dict[str, str]) -> None:
+        uniqueid = headers.get("Uniqueid", "")
+        if not _valid(uniqueid):  # a dial from no channel (Originate): not a caller's
+            return
+        self._watch(uniqueid)
+        self._act(self._tracker.dial(uniqueid, headers.get("DestChannel", "")))
+
+    def on_hangup(self, headers: dict[str, str]) -> None:
+        self._tracker.hangup(headers.get("Uniqueid", ""))
+
+    async def drain(self) -> None:
+        """Wait for the actions in flight (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- internals ----------------------------------------------------------------------
+    def _watch(self, uniqueid: str) -> None:
+        if not self._tracker.watching(uniqueid) and self._store.recording_live(uniqueid):
+            self._act(self._tracker.watch(uniqueid))
+
+    def _act(self, decisions: list[parties.Decision]) -> None:
+        if not decisions:
+            return
+        at = self._clock()
+        loop = asyncio.get_running_loop()
+        for decision in decisions:
+            task = loop.create_task(self._carry_out(decision, at))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _carry_out(self, decision: parties.Decision, at: datetime) -> None:
+        try:
+            if isinstance(decision, parties.StopAll):
+                await self._stop_all(decision, at)
+            else:
+                await self._check_agent(decision, at)
+        except Exception:  # an action's bug must not kill the AMI reader
+            log.exception("party_action_failed", call_id=decision.caller)
+
+    async def _stop_all(self, decision: parties.StopAll, at: datetime) -> None:
+        bound = log.bind(call_id=decision.caller, reason=decision.reason)
+        await self._stop_mixmonitor(decision.caller, bound)  # first: within 1 s, before answer
+        try:
+            await self._store.stop_in_call(decision.caller, at, scope="all",
+                                           reason=decision.reason, party=decision.party)  # fmt: skip
+        except (OSError, ValueError) as exc:
+            bound.error("storage_error", action="stop_in_call", error=str(exc))
+
+    async def _check_agent(self, decision: parties.CheckAgent, at: datetime) -> None:
+        bound = log.bind(call_id=decision.caller, agent=decision.agent_id)
+        kind: Literal["internal", "external"]
+        if decision.external:
+            reason, kind = parties.PARTY_NOT_CONSENTING, "external"
+            given = False
+        else:
+            reason, kind = parties.AGENT_NOT_CONSENTING, "internal"
+            given = await self._consents(decision.agent_id, bound)
+        if given:
+            bound.info("party_joined_consenting")
+            return
+        try:
+            done = await self._store.stop_in_call(decision.caller, at, scope="consent",
+                                                  reason=reason, party=kind,
+                                                  agent_id=decision.agent_id)  # fmt: skip
+        except (OSError, ValueError) as exc:
+            bound.error("storage_error", action="stop_in_call", error=str(exc))
+            return
+        if done.stops_recording:
+            await self._stop_mixmonitor(decision.caller, bound)
+
+    async def _consents(self, agent_id: str | None, bound: Any) -> bool:
+        if agent_id is None:
+            return False
+        try:
+            record = await asyncio.to_thread(self._registry.get, agent_id)
+        except (AgentRegistryError, OSError) as exc:
+            bound.error("agent_registry_unreadable", error=str(exc))
+            return False
+        return record is not None and record.given
+
+    async def _stop_mixmonitor(self, caller: str, bound: Any) -> None:
+        try:
+            await self._ami.stop_mixmonitor(caller)
+        except AmiError as exc:  # e.g. nothing was recording yet; hangup ends it at the latest
+            bound.warning("party_stop_failed", error=str(exc))
+        else:
+            bound.info("party_recording_stopped")
+
+
+def _valid(uniqueid: str) -> bool:
+    return bool(UNIQUEID_RE.fullmatch(uniqueid)) and ".." not in uniqueid

@@ -1,0 +1,144 @@
+"""Transfers and new parties on the real Asterisk (R1, R15 at transfers, issue 6).
+
+The caller says yes to training on the lab queue; agent1 (standing consent) answers, and the
+recording runs on the caller's channel. agent1 then blind-transfers the caller with the
+features code ``#1`` + extension (Queue option ``t``; the extensions are in the agent phones'
+context, tests/harness/asterisk/extensions-lab.conf): ``202`` is agent2 (no standing consent),
+``0070`` the lab's "outside" phone, which rings 2 s before it answers. The app hears Asterisk's
+AMI events (DialBegin, BridgeEnter, ...) and stops what may not go on. Times come from
+Asterisk's own log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callconsent.config import Config
+from tests.e2e.lab_app import DEMO_CONFIG, LAB_ENV, LabApp, route_timing, wait_ledger
+from tests.harness.agent import EXTERNAL, agent_phones
+from tests.harness.asterisk import AsteriskLab, LabLine
+from tests.harness.rtp_pcap import Step
+from tests.harness.sipp import Call, Digit, Pause, run_call
+
+TALK_BEFORE = 5.0  # seconds agent1 talks before the transfer
+CALLER_TALKS = 26.0  # seconds the caller stays on after saying yes
+RING = 2.0  # the outside phone rings this long before it answers
+_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]")
+
+
+def _transfer_to(extension: str) -> list[Step]:
+    """agent1's keys: talk, #1 (blind transfer), wait for the prompt, then the extension."""
+    keys: list[Step] = [Pause(TALK_BEFORE), Digit("#"), Pause(0.3), Digit("1"), Pause(2.0)]
+    for digit in extension:
+        keys += [Digit(digit), Pause(0.3)]
+    return keys
+
+
+def _at(line: str) -> datetime:
+    m = _STAMP.match(line)
+    assert m, line
+    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+
+
+def _line(asterisk: AsteriskLab, pattern: str, since: int, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    rx = re.compile(pattern)
+    while True:
+        for line in asterisk.read_log(since).splitlines():
+            if rx.search(line):
+                return line
+        assert time.monotonic() < deadline, f"no log line matching {pattern!r}"
+        time.sleep(0.1)
+
+
+def _sidecar(config: Config, relative: str, timeout: float = 20.0) -> dict[str, Any]:
+    path = (config.storage.recordings_dir / relative).with_suffix(".json")
+    deadline = time.monotonic() + timeout
+    while True:
+        doc: dict[str, Any] = json.loads(path.read_text())
+        if doc["state"] == "final" or time.monotonic() > deadline:
+            return doc
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _agents(lab_app: LabApp) -> None:
+    for agent, consent in (("agent1", "given"), ("agent2", "refused")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "callconsent.cli", "agent", "set", agent, "--consent",
+             consent, "--actor", "e2e:transfers", "--config", str(DEMO_CONFIG)],
+            env={**os.environ, **LAB_ENV}, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+
+
+def _transferred_call(
+    asterisk: AsteriskLab, config: Config, route: str, number: str, extension: str
+) -> tuple[LabLine, int]:
+    timing = route_timing(config, route)
+    mark = asterisk.log_offset()
+    with agent_phones("agent1", "agent2", EXTERNAL,
+                      timelines={"agent1": _transfer_to(extension)},
+                      ring_seconds={EXTERNAL: RING}):  # fmt: skip
+        result = run_call(Call(to=f"queue-{route}", caller_number=number, audio="speech",
+                               timeline=[Pause(timing.question_end + 1.0), Digit("1"),
+                                         Pause(CALLER_TALKS)]))  # fmt: skip
+    assert result.ok and not result.remote_hangup, result.describe()  # the caller hung up
+    end = asterisk.wait_labend(result.call_id, since=mark)
+    assert end.status == "given" and end.recording
+    assert _line(asterisk, rf"LABXFER uniqueid={re.escape(end.uniqueid)} ", mark)
+    return end, mark
+
+
+def test_blind_transfer_to_an_agent_without_consent_stops_the_training_recording(
+    asterisk: AsteriskLab, config: Config
+) -> None:
+    end, mark = _transferred_call(asterisk, config, "support", "+4520007001", "202")
+    joined = _line(asterisk, r"Channel PJSIP/agent2-\S+ joined ", mark)
+    closed = _line(asterisk, r"MixMonitor close filestream", mark)
+    latency = (_at(closed) - _at(joined)).total_seconds()
+    print(f"transfer to agent without consent: recording stopped {latency * 1000:.0f} ms "
+          "after agent2 joined the bridge")  # fmt: skip
+    assert 0 <= latency < 1.0
+    entry = wait_ledger(config, end.uniqueid, kind="recording_stopped")
+    assert (entry["reason"], entry["outcome"], entry["party"]) == (
+        "agent_not_consenting", "stopped", {"kind": "internal", "agent_id": "agent2"}
+    )  # fmt: skip
+    doc = _sidecar(config, entry["recording"])
+    assert doc["state"] == "final" and doc["recording"]["stop_reason"] == "agent_not_consenting"
+    assert [p["purpose"] for p in doc["purposes"]] == ["training"]  # consented until then
+    assert Path(end.recording).exists()
+    # it holds the talk with agent1 only, not the caller's time with agent2
+    assert doc["recording"]["duration_seconds"] < TALK_BEFORE + 6.0
+
+
+def test_blind_transfer_outside_stops_every_recording_before_the_other_side_answers(
+    asterisk: AsteriskLab, config: Config
+) -> None:
+    end, mark = _transferred_call(asterisk, config, "mixed-queue", "+4520007002", "0070")
+    dialled = _line(asterisk, r"Called PJSIP/lab-external", mark)
+    answered = _line(asterisk, r"PJSIP/lab-external-\S+ answered ", mark)
+    closed = _line(asterisk, r"MixMonitor close filestream", mark)
+    after_dial = (_at(closed) - _at(dialled)).total_seconds() * 1000
+    before_answer = (_at(answered) - _at(closed)).total_seconds() * 1000
+    print(f"transfer outside: recording stopped {after_dial:.0f} ms after the dial, "
+          f"{before_answer:.0f} ms before the answer")  # fmt: skip
+    assert _at(closed) < _at(answered)
+    entry = wait_ledger(config, end.uniqueid, kind="recording_stopped")
+    assert (entry["reason"], entry["outcome"], entry["party"]["kind"]) == (
+        "org_left_call", "stopped", "external"
+    )  # fmt: skip
+    assert entry["purposes"] == ["documentation", "training"]
+    doc = _sidecar(config, entry["recording"])
+    assert doc["recording"]["stop_reason"] == "org_left_call"
+    assert doc["recording"]["duration_seconds"] < TALK_BEFORE + 6.0
