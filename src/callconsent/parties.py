@@ -22,6 +22,9 @@ and carries out what comes back:
 The first party the caller is bridged with is the agent whose consent the Queue member gosub
 already decided (:mod:`callconsent.bridge`): it is accepted without a second check.
 
+A Local channel that is not itself internal stands for whoever is bridged with its other half
+(an attended transfer reaches its target through one, and swaps it out once answered).
+
 Internal parties are recognised by their channel's name without Asterisk's unique suffix
 (``PJSIP/agent1-0000000a`` → ``PJSIP/agent1``, ``Local/agent@ctx-00000003;1`` →
 ``Local/agent@ctx``) matched against the configured shell-style patterns (``parties.internal``).
@@ -33,7 +36,6 @@ party's agent id is its endpoint name (``PJSIP/agent2`` → ``agent2``; for ``Lo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Final, Literal
@@ -168,6 +170,27 @@ class PartyTracker:
         if self._bridge_of.get(uniqueid) == bridge:
             del self._bridge_of[uniqueid]
 
+    def _through_local(self, others: dict[str, str]) -> dict[str, str]:
+        """Who is really on the call: a Local channel half that is not itself internal stands
+        for the parties bridged with its other half (an attended transfer dials through a Local
+        channel and swaps it for the target later). A half whose partner is not bridged stays
+        as it is: external (fail safe)."""
+        out: dict[str, str] = {}
+        for uniqueid, channel in others.items():
+            partner = _local_partner(channel)
+            if partner is None or self._classifier.is_internal(channel):
+                out[uniqueid] = channel
+                continue
+            behind = self._bridged_with(partner)
+            out.update(behind if behind else {uniqueid: channel})
+        return out
+
+    def _bridged_with(self, channel: str) -> dict[str, str]:
+        for members in self._bridges.values():
+            if channel in members.values():
+                return {u: c for u, c in members.items() if c != channel}
+        return {}
+
     def _decide_bridge(self, bridge: str) -> list[Decision]:
         out: list[Decision] = []
         for uniqueid in list(self._bridges.get(bridge, {})):
@@ -179,7 +202,9 @@ class PartyTracker:
         bridge = self._bridge_of.get(caller)
         if call is None or call.stopped or bridge is None:
             return []
-        others = {u: c for u, c in self._bridges.get(bridge, {}).items() if u != caller}
+        others = self._through_local(
+            {u: c for u, c in self._bridges.get(bridge, {}).items() if u != caller}
+        )
         if not others:
             return []  # alone (holding, parking, the other side just hung up): nothing heard
         internal = {u: c for u, c in others.items() if self._classifier.is_internal(c)}
@@ -201,5 +226,8 @@ class PartyTracker:
         return out
 
 
-def classifier(patterns: Iterable[str]) -> Classifier:
-    return Classifier(tuple(patterns))
+def _local_partner(channel: str) -> str | None:
+    """``Local/x@ctx-00000003;2`` for ``Local/x@ctx-00000003;1`` (and back); None otherwise."""
+    if not channel.startswith("Local/") or channel[-2:] not in (";1", ";2"):
+        return None
+    return channel[:-1] + ("2" if channel.endswith("1") else "1")

@@ -31,16 +31,21 @@ from tests.harness.rtp_pcap import Step
 from tests.harness.sipp import Call, Digit, Pause, run_call
 
 TALK_BEFORE = 5.0  # seconds agent1 talks before the transfer
-CALLER_TALKS = 26.0  # seconds the caller stays on after saying yes
+CALLER_TALKS = 17.0  # seconds the caller stays on after saying yes (the transfer is at ~11 s)
 RING = 2.0  # the outside phone rings this long before it answers
+CONSULT = 2.0  # attended transfer: seconds agent1 talks with the outside party first
 _STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]")
 
 
-def _transfer_to(extension: str) -> list[Step]:
-    """agent1's keys: talk, #1 (blind transfer), wait for the prompt, then the extension."""
-    keys: list[Step] = [Pause(TALK_BEFORE), Digit("#"), Pause(0.3), Digit("1"), Pause(2.0)]
+def _transfer_to(extension: str, *, attended: bool = False) -> list[Step]:
+    """agent1's keys: talk, #1 (blind transfer) or #2 (attended), wait for the prompt, then the
+    extension; attended: talk with the answering party, then complete with *2."""
+    kind = "2" if attended else "1"
+    keys: list[Step] = [Pause(TALK_BEFORE), Digit("#"), Pause(0.3), Digit(kind), Pause(2.0)]
     for digit in extension:
         keys += [Digit(digit), Pause(0.3)]
+    if attended:
+        keys += [Pause(RING + CONSULT), Digit("*"), Pause(0.3), Digit("2")]
     return keys
 
 
@@ -83,20 +88,29 @@ def _agents(lab_app: LabApp) -> None:
 
 
 def _transferred_call(
-    asterisk: AsteriskLab, config: Config, route: str, number: str, extension: str
+    asterisk: AsteriskLab,
+    config: Config,
+    route: str,
+    number: str,
+    extension: str,
+    *,
+    attended: bool = False,
 ) -> tuple[LabLine, int]:
     timing = route_timing(config, route)
     mark = asterisk.log_offset()
+    talks = CALLER_TALKS + (RING + CONSULT + 1.0 if attended else 0.0)
     with agent_phones("agent1", "agent2", EXTERNAL,
-                      timelines={"agent1": _transfer_to(extension)},
+                      timelines={"agent1": _transfer_to(extension, attended=attended)},
                       ring_seconds={EXTERNAL: RING}):  # fmt: skip
         result = run_call(Call(to=f"queue-{route}", caller_number=number, audio="speech",
                                timeline=[Pause(timing.question_end + 1.0), Digit("1"),
-                                         Pause(CALLER_TALKS)]))  # fmt: skip
+                                         Pause(talks)]))  # fmt: skip
     assert result.ok and not result.remote_hangup, result.describe()  # the caller hung up
     end = asterisk.wait_labend(result.call_id, since=mark)
     assert end.status == "given" and end.recording
-    assert _line(asterisk, rf"LABXFER uniqueid={re.escape(end.uniqueid)} ", mark)
+    # blind: the caller's own channel runs the transfer extension; attended: a Local channel
+    where = r"\S+" if attended else re.escape(end.uniqueid)
+    assert _line(asterisk, rf"LABXFER uniqueid={where} to=", mark)
     return end, mark
 
 
@@ -142,3 +156,30 @@ def test_blind_transfer_outside_stops_every_recording_before_the_other_side_answ
     doc = _sidecar(config, entry["recording"])
     assert doc["recording"]["stop_reason"] == "org_left_call"
     assert doc["recording"]["duration_seconds"] < TALK_BEFORE + 6.0
+
+
+def test_attended_transfer_outside_stops_every_recording_when_the_caller_is_handed_over(
+    asterisk: AsteriskLab, config: Config
+) -> None:
+    end, mark = _transferred_call(
+        asterisk, config, "mixed-queue", "+4520007003", "0070", attended=True
+    )
+    answered = _line(asterisk, r"PJSIP/lab-external-\S+ answered ", mark)
+    closed = _line(asterisk, r"MixMonitor close filestream", mark)
+    caller_bridge = re.search(
+        r"<([^>]+)>", _line(asterisk, r"Channel PJSIP/lab-caller-\S+ joined", mark)
+    )
+    assert caller_bridge
+    # the hand-over: the transfer's Local channel (to the outside phone) joins the caller's bridge
+    handed = _line(asterisk, rf"Channel Local/0070@\S+;1 joined .*<{caller_bridge.group(1)}>", mark)
+    latency = (_at(closed) - _at(handed)).total_seconds()
+    print(f"attended transfer outside: recording stopped {latency * 1000:.0f} ms after the "
+          "caller was handed over")  # fmt: skip
+    assert _at(closed) > _at(answered)  # the consultation is not the caller's: still recording
+    assert 0 <= latency < 1.0
+    entry = wait_ledger(config, end.uniqueid, kind="recording_stopped")
+    assert (entry["reason"], entry["outcome"], entry["party"]["kind"]) == (
+        "org_left_call", "stopped", "external"
+    )  # fmt: skip
+    doc = _sidecar(config, entry["recording"])
+    assert doc["recording"]["stop_reason"] == "org_left_call"

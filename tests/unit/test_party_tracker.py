@@ -140,3 +140,42 @@ def test_entering_a_new_bridge_leaves_the_old_one(tracker: PartyTracker) -> None
     bridged(tracker, "b2", (CALLER, "c"))  # moved without a BridgeLeave first
     assert tracker.members("b1") == {AGENT1: A1}
     assert tracker.members("b2") == {CALLER: "c"}
+
+
+LOCAL1, LOCAL2 = "Local/0070@agents-00000000;1", "Local/0070@agents-00000000;2"
+L1, L2 = "1764000000.8", "1764000000.9"
+
+
+def _consulting(tracker: PartyTracker, target: tuple[str, str]) -> None:
+    """Attended transfer: agent1 leaves the caller's bridge to consult the target, reached
+    through a Local channel whose ;2 half is bridged with the target."""
+    bridged(tracker, "b1", (CALLER, "c"), (AGENT1, A1))
+    tracker.leave("b1", AGENT1)
+    bridged(tracker, "b2", (L1, LOCAL1), (AGENT1, A1))
+    bridged(tracker, "b3", target, (L2, LOCAL2))
+
+
+def test_attended_transfer_outside_through_a_local_channel_stops_at_the_hand_over(
+    tracker: PartyTracker,
+) -> None:
+    _consulting(tracker, (OUTSIDE, TRUNK))
+    tracker.leave("b2", L1)
+    assert tracker.enter("b1", L1, LOCAL1) == [StopAll(CALLER, "external")]
+
+
+def test_attended_transfer_to_an_agent_through_a_local_channel_asks_that_agent_once(
+    tracker: PartyTracker,
+) -> None:
+    _consulting(tracker, (AGENT2, A2))
+    tracker.leave("b2", L1)
+    assert tracker.enter("b1", L1, LOCAL1) == [CheckAgent(CALLER, A2, "agent2")]
+    tracker.leave("b1", L1)  # Asterisk swaps the Local channel for the agent
+    assert tracker.enter("b1", AGENT2, A2) == []
+
+
+def test_a_local_channel_whose_other_half_is_not_bridged_counts_as_external(
+    tracker: PartyTracker,
+) -> None:
+    bridged(tracker, "b1", (CALLER, "c"), (AGENT1, A1))
+    tracker.leave("b1", AGENT1)
+    assert tracker.enter("b1", L1, LOCAL1) == [StopAll(CALLER, "external")]
