@@ -10,7 +10,7 @@ from collections.abc import Callable
 import aiohttp
 import structlog
 
-from callconsent import agents, names
+from callconsent import agents, callref, names
 from callconsent.ami import Ami, AmiError
 from callconsent.ari import AriClient
 from callconsent.bridge import BridgeHandler
@@ -21,6 +21,8 @@ from callconsent.parties import Classifier
 from callconsent.stasis import Skip, StasisApp
 from callconsent.store import EvidenceStore
 from callconsent.transfers import PartyWatch
+from callconsent.withdraw_requests import WithdrawRequestHandler, lifecycle_runner
+from callconsent.withdraw_route import Readout, readout
 from callconsent.withdrawal import WithdrawalHandler
 
 log = structlog.get_logger("callconsent.app")
@@ -60,6 +62,16 @@ def build_store(config: Config) -> EvidenceStore:
     )
 
 
+def build_readout(config: Config) -> Readout:
+    """The call reference read to callers who consent (R17b), made with the reference key."""
+    key = callref.load_key(config.storage.ledger_path)
+    refs = readout(config, key)
+    if refs.routes and key is None:  # guessable from the call's time: warn, as the docs say
+        log.warning("call_reference_without_key", routes=sorted(refs.routes),
+                    key=str(callref.key_path(config.storage.ledger_path)))  # fmt: skip
+    return refs
+
+
 def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     """The AMI side of the agent bridge (R15): the UserEvent from the agent gosub, MixMonitor on
     the caller, and the registry's AstDB mirror re-synced at every login; and of the in-call
@@ -67,7 +79,9 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     at every login. None without ``asterisk.ami``: then nothing that needs an agent's consent is
     ever recorded, and in-call withdrawals are finished by the dialplan alone (the recording
     stops; the evidence waits in AstDB until the app connects to AMI); and of the agent's
-    sensitive flag (R22): its UserEvent (without AMI the flag is not applied: see the docs)."""
+    sensitive flag (R22): its UserEvent (without AMI the flag is not applied: see the docs); and
+    of the withdrawal route (R17): its UserEvent, and the requests marked in AstDB while the app
+    was away, carried out at every login (without AMI they wait in AstDB)."""
     ami_config = config.asterisk.ami
     if ami_config is None:
         log.warning("agent_bridge_disabled", reason="asterisk.ami not configured")
@@ -76,6 +90,7 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
 
     async def resync() -> None:
         await withdrawals.recover()  # withdrawals made while the app was away (R16)
+        await requests.recover()  # requests on the withdrawal route while it was away (R17)
         try:
             count = await agents.sync(ami, registry)
         except (AmiError, agents.AgentRegistryError, OSError) as exc:
@@ -94,6 +109,10 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     withdrawals = WithdrawalHandler(ami, store)
     ami.on_user_event(names.AGENT_USER_EVENT, bridge.on_agent_event)
     ami.on_user_event(names.WITHDRAW_USER_EVENT, withdrawals.on_withdraw_event)
+    requests = WithdrawRequestHandler(
+        ami, lifecycle_runner(config.storage.recordings_dir, config.storage.ledger_path)
+    )  # the withdrawal route on the IVR (R17a, b)
+    ami.on_user_event(names.WITHDRAW_REQUEST_USER_EVENT, requests.on_request_event)
     flags = SensitiveFlagHandler(ami, store)
     ami.on_user_event(names.SENSITIVE_USER_EVENT, flags.on_flag_event)
     if config.parties is None:  # R1: check-config warns about this
@@ -126,6 +145,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         app = StasisApp(
             ari, ConfigPlanner(config), store, whisper_dir=str(whisper_dir),
             prompts_dir=str(config.prompts_dir),
+            call_refs=build_readout(config),
         )  # fmt: skip
         ami = build_ami(config, store)  # created inside the running loop, as panoramisk needs
         if ami is not None:

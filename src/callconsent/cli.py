@@ -43,13 +43,15 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _prompts(args: argparse.Namespace) -> int:
-    from callconsent.prompts import PromptBuildError, archive_notices, build_prompts
+    from callconsent.prompts import PromptBuildError, archive_notices, build_prompts, build_sources
     from callconsent.whisper import build_whispers
+    from callconsent.withdraw_route import prompt_sources as route_prompts
 
     config = load_or_exit(args.config)
     try:
         built = build_prompts(config, force=args.force)
         built += build_whispers(config, force=args.force)
+        built += build_sources(config.prompts_dir, route_prompts(), force=args.force)  # R17
         archive_notices(config)
     except PromptBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,7 +12,9 @@ and warn (never fail: features.conf may live on another host) when the file cann
 no such entry, binds another code, or routes promise different codes (one entry serves them all).
 They also warn when a route has ``special_categories: likely`` but features.conf has no entry for
 the agent's sensitive-data flag (``callconsent_sensitive``, R22), or when its code clashes with
-the withdrawal code.
+the withdrawal code; and when routes ask for consent but features.conf has no entry for the
+agent's withdrawal code (``callconsent_withdraw_agent``, R16: the caller asks the agent orally),
+or its code clashes with the caller's or the flag's code.
 """
 
 from __future__ import annotations
@@ -74,13 +76,46 @@ def sensitive_feature_warnings(config: Config, text: str, features_conf: Path) -
         ]
     withdraw = bound_sequence(text)
     code = bound[0]
-    if withdraw is not None and (code.startswith(withdraw[0]) or withdraw[0].startswith(code)):
+    if withdraw is not None and _clash(code, withdraw[0]):
         return [
             f"{features_conf}: {names.SENSITIVE_FEATURE} ({code!r}) clashes with "
             f"{names.WITHDRAW_FEATURE} ({withdraw[0]!r}): use codes where neither is a prefix "
             "of the other"
         ]
     return []
+
+
+def _clash(a: str, b: str) -> bool:
+    """Two key sequences clash when they are the same or one is a prefix of the other."""
+    return a.startswith(b) or b.startswith(a)
+
+
+def agent_withdraw_feature_warnings(text: str, features_conf: Path) -> list[str]:
+    """The agent's withdrawal code for a caller who asks orally (R16): needed whenever a route
+    asks for consent; it must not clash with the caller's withdrawal code or the flag code."""
+    feature = names.WITHDRAW_AGENT_FEATURE
+    bound = bound_sequence(text, feature)
+    if bound is None:
+        return [
+            f"{features_conf}: no {feature} entry: agents cannot withdraw consent for a caller "
+            f"who asks orally (R16); add [applicationmap] {feature} => "
+            f"*8,self,Gosub({names.WITHDRAW_AGENT_CONTEXT},s,1)"
+        ]
+    code, app = bound
+    out: list[str] = []
+    if names.WITHDRAW_AGENT_CONTEXT not in app:
+        out.append(
+            f"{features_conf}: {feature} runs {app!r}, not "
+            f"Gosub({names.WITHDRAW_AGENT_CONTEXT},s,1)"
+        )
+    for other in (names.WITHDRAW_FEATURE, names.SENSITIVE_FEATURE):
+        theirs = bound_sequence(text, other)
+        if theirs is not None and _clash(code, theirs[0]):
+            out.append(
+                f"{features_conf}: {feature} ({code!r}) clashes with {other} ({theirs[0]!r}): "
+                "use codes where neither is a prefix of the other"
+            )
+    return out
 
 
 def withdraw_feature_warnings(config: Config, features_conf: Path) -> list[str]:
@@ -115,7 +150,8 @@ def withdraw_feature_warnings(config: Config, features_conf: Path) -> list[str]:
             f"{features_conf}: no {names.WITHDRAW_FEATURE} entry: callers cannot withdraw "
             f"during the call (R16); add {expected}"
         )
-        return out + sensitive_feature_warnings(config, text, features_conf)
+        return (out + sensitive_feature_warnings(config, text, features_conf)
+                + agent_withdraw_feature_warnings(text, features_conf))  # fmt: skip
     sequence, app = bound
     if sequence not in wanted:
         out.append(
@@ -127,4 +163,5 @@ def withdraw_feature_warnings(config: Config, features_conf: Path) -> list[str]:
             f"{features_conf}: {names.WITHDRAW_FEATURE} runs {app!r}, not "
             f"Gosub({names.WITHDRAW_CONTEXT},s,1)"
         )
-    return out + sensitive_feature_warnings(config, text, features_conf)
+    return (out + sensitive_feature_warnings(config, text, features_conf)
+            + agent_withdraw_feature_warnings(text, features_conf))  # fmt: skip

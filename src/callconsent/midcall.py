@@ -29,6 +29,7 @@ from callconsent import names, sidecar
 from callconsent._fsio import utc_stamp
 from callconsent.consent import CallOutcome
 from callconsent.lifecycle.withdraw import without_consent_purposes
+from callconsent.withdraw_route import Readout
 
 #: Requirements text 9, per language. A call in another language hears Danish.
 WITHDRAWN_TEXTS: Final = {
@@ -59,14 +60,24 @@ def prompt_base(prompts_dir: str | Path, language: str) -> str:
     return str(Path(prompts_dir) / lang / names.WITHDRAW_PROMPT)
 
 
-def withdraw_variables(outcome: CallOutcome, prompts_dir: str | Path) -> list[tuple[str, str]]:
+def withdraw_variables(
+    outcome: CallOutcome,
+    prompts_dir: str | Path,
+    uniqueid: str = "",
+    readout: Readout | None = None,
+) -> list[tuple[str, str]]:
     """The caller channel's variables (never inherited) for the withdrawal code: empty when the
-    call records nothing that rests on consent, so the hook does not enable the feature."""
+    call records nothing that rests on consent, so the hook does not enable the feature. With a
+    ``readout`` naming the call's route, also the call reference the hook reads out (R17b)."""
     withdrawable = consent_purposes(outcome)
     if not withdrawable:
         return []
     keeps = [p for p in outcome.recorded_purposes if p not in withdrawable]
+    refs = (
+        readout.variables(outcome.route, uniqueid, outcome.language, prompts_dir) if readout else []
+    )
     return [
+        *refs,
         (names.VAR_WITHDRAW_KEEPS, ",".join(keeps)),
         (names.VAR_WITHDRAW_PROMPT, prompt_base(prompts_dir, outcome.language)),
         (names.VAR_WITHDRAWABLE, ",".join(withdrawable)),  # last: it enables the feature

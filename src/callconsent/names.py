@@ -112,3 +112,56 @@ VAR_FLAGGED: Final = "CALLCONSENT_FLAGGED"
 #: The UserEvent the flag context raises (``Caller: <caller uniqueid>``, ``Agent: <id>``,
 #: ``At: <UTC stamp>``).
 SENSITIVE_USER_EVENT: Final = "CallconsentSensitive"
+
+# -- the agent withdraws for a caller who asks orally (R16, second half) ---------------------
+#: The features.conf ``applicationmap`` entry the agent's withdrawal code runs, and the context
+#: its Gosub enters. The agent gosub adds the feature to ``DYNAMIC_FEATURES`` on the AGENT's
+#: channel only, for calls with a consent purpose recorded or waiting for the agent:
+#:     callconsent_withdraw_agent => *8,self,Gosub(callconsent-withdraw-agent,s,1)
+#: It raises ``WITHDRAW_USER_EVENT`` with ``By: agent`` and writes the caller's AstDB marker.
+WITHDRAW_AGENT_FEATURE: Final = "callconsent_withdraw_agent"
+WITHDRAW_AGENT_CONTEXT: Final = "callconsent-withdraw-agent"
+#: Set by the agent's withdrawal context on the agent's channel (UTC stamp): a second press
+#: only plays the confirmation again.
+VAR_AGENT_WITHDRAWN: Final = "CALLCONSENT_AGENT_WITHDRAWN"
+#: ``By:`` header of the agent's ``CallconsentWithdraw`` UserEvent, and the word after the stamp
+#: in the AstDB marker's value (``<stamp> agent``), so a withdrawal finished at the next login
+#: still says who asked.
+WITHDRAW_BY_AGENT: Final = "agent"
+#: The confirmation the agent hears, under ``${CALLCONSENT_WHISPER_DIR}`` (the agents' language).
+AGENT_WITHDRAW_PROMPT: Final = "callconsent-agent-withdrawn"
+
+# -- withdrawal after the call, on the phone (R17a, b) ---------------------------------------
+#: The route admins put on the IVR: ``Gosub(callconsent-withdraw-route,s,1(<prompt folder>))``,
+#: the folder being ``<prompts_dir>/<lang>``. It marks each request in AstDB from a Local channel
+#: of its own (the mark context: exten = the request id), then raises the UserEvent
+#: (``Request``, ``Caller`` = the route channel's uniqueid, ``By: number|call_ref``, ``Value``,
+#: ``At``; not ``Channel``: every AMI UserEvent already has a ``Channel`` header, its name).
+WITHDRAW_ROUTE_CONTEXT: Final = "callconsent-withdraw-route"
+WITHDRAW_REQUEST_MARK_CONTEXT: Final = "callconsent-withdraw-request-mark"
+WITHDRAW_REQUEST_USER_EVENT: Final = "CallconsentWithdrawRequest"
+#: The durable marker: ``DB(callconsent/withdrawreq/<request id>)`` = ``<stamp> <by> <value>``,
+#: deleted by the app once the request is carried out (or refused as malformed).
+ASTDB_WITHDRAW_REQUEST_PREFIX: Final = "withdrawreq/"
+#: Set by the app on the route's channel: done | pending | bad_ref | unknown_ref | ambiguous.
+#: Empty after the wait (app down or slow): the caller hears "registered".
+VAR_WITHDRAW_RESULT: Final = "CALLCONSENT_WITHDRAW_RESULT"
+#: The route's prompts under the folder the admin passes (base names, per language).
+WITHDRAW_ROUTE_PROMPTS: Final = {
+    "menu": "callconsent-withdraw-menu",
+    "enter_ref": "callconsent-withdraw-enter-ref",
+    "done": "callconsent-withdraw-done",
+    "registered": "callconsent-withdraw-registered",
+    "bad_ref": "callconsent-withdraw-bad-ref",
+    "unknown_ref": "callconsent-withdraw-unknown-ref",
+    "ambiguous": "callconsent-withdraw-ambiguous",
+    "nothing": "callconsent-withdraw-nothing",
+}
+#: The call reference read to a caller who consented (route key ``call_reference``), set by
+#: the app on the caller's channel (not inherited) with the withdrawal variables: the 9 digits,
+#: when to read them (``withheld``: only when the caller's number is withheld; ``always``) and
+#: "your call reference is" in the call's language (``<prompts_dir>/<lang>/callconsent-callref``).
+VAR_CALLREF: Final = "CALLCONSENT_CALLREF"
+VAR_CALLREF_READ: Final = "CALLCONSENT_CALLREF_READ"
+VAR_CALLREF_PROMPT: Final = "CALLCONSENT_CALLREF_PROMPT"
+CALLREF_PROMPT: Final = "callconsent-callref"

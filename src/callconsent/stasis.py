@@ -52,6 +52,7 @@ from callconsent.consent import (
 )
 from callconsent.evidence import CallInfo
 from callconsent.midcall import withdraw_variables
+from callconsent.withdraw_route import Readout
 
 log = structlog.get_logger("callconsent.stasis")
 
@@ -123,6 +124,7 @@ class StasisApp:
         clock: Clock = utc_now,
         whisper_dir: str = "",
         prompts_dir: str = "",
+        call_refs: Readout | None = None,  # R17b: the call reference read to the caller
     ) -> None:
         self._ari = ari
         self._planner = planner
@@ -130,6 +132,7 @@ class StasisApp:
         self._clock = clock
         self._whisper_dir = whisper_dir  # <prompts_dir>/<lang>: the agent gosub's whisper prompts
         self._prompts_dir = prompts_dir  # the caller's withdrawal confirmation (R16)
+        self._refs = call_refs
         self._calls: dict[str, _Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -387,9 +390,9 @@ class StasisApp:
         outcome = call.machine.outcome
         recorded = outcome.recorded_purposes if path and outcome else ()
         out = bridge_variables(recorded, call.info.uniqueid, self._whisper_dir)
-        return out + (
-            withdraw_variables(outcome, self._prompts_dir) if recorded and outcome else []
-        )
+        if not (recorded and outcome):
+            return out
+        return out + withdraw_variables(outcome, self._prompts_dir, call.info.uniqueid, self._refs)
 
     async def _set_result(
         self,

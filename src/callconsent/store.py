@@ -322,8 +322,13 @@ class EvidenceStore:
 
     def _tombstone(self, where: paths.RecordingPaths, at: datetime, reason: str) -> None:
         # ledger first: an interrupted run may repeat the entry, never lose it
+        try:  # deleted already, e.g. by `callconsent withdraw` during the call: no 2nd entry
+            logged = sidecar.load(where)["state"] == sidecar.State.TOMBSTONE
+        except FileNotFoundError:
+            logged = False
         tomb = sidecar.prepare_tombstone(where, reason=reason, at=at)
-        self._ledger.append(ledger.deleted_entry(tomb, source="app"))
+        if not logged:
+            self._ledger.append(ledger.deleted_entry(tomb, source="app"))
         sidecar.write(where, tomb)
 
 

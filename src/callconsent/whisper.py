@@ -10,6 +10,10 @@ The caller's confirmation of an in-call withdrawal (R16, requirements text 9) is
 ``<prompts_dir>/<lang>/callconsent-withdrawn.wav`` per language of
 :data:`callconsent.midcall.WITHDRAWN_TEXTS`; the withdrawal context plays the one in the call's
 language.
+
+The agent's confirmation of a withdrawal the agent made for a caller who asked orally (R16):
+``<prompts_dir>/<agent_consent.whisper_language>/callconsent-agent-withdrawn.wav``, played by
+``[callconsent-withdraw-agent]`` to the agent only; the agent then tells the caller.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ WHISPER_TEXTS: Final = {
     "none": {"da": "Optages ikke.", "en": "Not recorded."},
 }
 
+#: What the agent hears after pressing the withdrawal code for the caller, per language.
+AGENT_WITHDRAWN_TEXTS: Final = {
+    "da": "Tilbagekaldt. Optagelsen til uddannelse er stoppet.",
+    "en": "Withdrawn. The training recording has stopped.",
+}
+
 
 def whisper_sources() -> list[PromptSource]:
     return [
@@ -48,9 +58,15 @@ def confirmation_sources() -> list[PromptSource]:
     ]
 
 
+def agent_confirmation_sources() -> list[PromptSource]:
+    return [
+        PromptSource("agent_withdrawn", lang, PromptText(names.AGENT_WITHDRAW_PROMPT, text))
+        for lang, text in AGENT_WITHDRAWN_TEXTS.items()
+    ]
+
+
 def build_whispers(config: Config, *, force: bool = False) -> list[Path]:
-    """Make every missing or outdated fixed prompt (whispers, withdrawal confirmations); return
-    the WAV files written."""
-    return build_sources(
-        config.prompts_dir, whisper_sources() + confirmation_sources(), force=force
-    )
+    """Make every missing or outdated fixed prompt (whispers, withdrawal confirmations for the
+    caller and for the agent); return the WAV files written."""
+    sources = whisper_sources() + confirmation_sources() + agent_confirmation_sources()
+    return build_sources(config.prompts_dir, sources, force=force)

@@ -14,6 +14,14 @@ The app down when the caller pressed the code: the recording stopped anyway (dia
 the next AMI login :meth:`WithdrawalHandler.recover` finishes every withdrawal still marked in
 AstDB, then deletes the markers. ``callconsent reconcile`` does not read AstDB: the app does it
 whenever it (re)connects, which is when it can have missed an event.
+
+The agent withdraws for a caller who asked orally (``[callconsent-withdraw-agent]``, the agent's
+code on the agent's channel): the same marker for the caller's uniqueid, its value
+``<stamp> agent``, and the same UserEvent with ``By: agent`` and ``Agent: <id>``. The dialplan on
+the agent's channel cannot stop a recording on the caller's, so when nothing recorded without
+consent remains the app stops the caller's MixMonitor over AMI (``StopMixMonitor``) once the
+evidence is written, also for such a marker finished at login (the call may still be up). While
+the app is away the recording goes on; the marker waits.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ SOURCE_RECOVERED: Final = "app_recovered"
 class WithdrawAmi(Protocol):
     async def db_del(self, family: str, key: str) -> None: ...
     async def db_tree(self, family: str, key: str) -> list[tuple[str, str]]: ...
+    async def stop_mixmonitor(self, channel: str) -> None: ...
 
 
 class WithdrawStore(Protocol):
@@ -54,8 +63,9 @@ class WithdrawalHandler:
     async def on_withdraw_event(self, headers: dict[str, str]) -> None:
         """One ``CallconsentWithdraw`` UserEvent (AMI headers, any case)."""
         h = {k.lower(): v for k, v in headers.items()}
-        caller = h.get("caller", "")
-        via = midcall.VIA_AGENT if h.get("by", "") == "agent" else midcall.VIA_CALLER
+        caller = h.get("caller", "").strip()
+        by_agent = h.get("by", "").strip() == names.WITHDRAW_BY_AGENT
+        via = midcall.VIA_AGENT if by_agent else midcall.VIA_CALLER
         await self.finish(caller, self._when(h.get("at", "")), via=via)
 
     async def recover(self) -> int:
@@ -69,8 +79,8 @@ class WithdrawalHandler:
         done = 0
         for key, value in markers:
             uniqueid = key.rsplit("/", 1)[-1]
-            if await self.finish(uniqueid, self._when(value), via=midcall.VIA_CALLER,
-                                 source=SOURCE_RECOVERED):  # fmt: skip
+            stamp, via = marker_value(value)
+            if await self.finish(uniqueid, self._when(stamp), via=via, source=SOURCE_RECOVERED):
                 done += 1
         if markers:
             log.info("withdraw_markers_recovered", markers=len(markers), finished=done)
@@ -85,10 +95,15 @@ class WithdrawalHandler:
             bound.warning("withdraw_event_invalid")
             return False
         try:
-            await self._store.withdraw_in_call(uniqueid, at, via=via, source=source)
+            done = await self._store.withdraw_in_call(uniqueid, at, via=via, source=source)
         except (OSError, ValueError) as exc:  # the marker stays: the next login retries
             bound.error("storage_error", action="withdraw_in_call", error=str(exc))
             return False
+        if via == midcall.VIA_AGENT and done.outcome == "deleted":
+            try:  # the agent's dialplan cannot stop the caller's recording: the app does
+                await self._ami.stop_mixmonitor(uniqueid)
+            except AmiError as exc:  # the audio is deleted already; the rest ends at hangup
+                bound.warning("withdraw_stop_failed", error=str(exc))
         try:
             await self._ami.db_del(names.ASTDB_FAMILY, names.ASTDB_WITHDRAWN_PREFIX + uniqueid)
         except AmiError as exc:  # harmless: the next recovery finds nothing left to do
@@ -101,3 +116,11 @@ class WithdrawalHandler:
             return parse_stamp(stamp.strip())
         except (ValueError, TypeError):
             return self._clock()
+
+
+def marker_value(value: str) -> tuple[str, str]:
+    """(stamp, via) of an AstDB withdrawal marker: ``<stamp>`` (the caller's code) or
+    ``<stamp> agent`` (the agent's code for a caller who asked orally)."""
+    stamp, _, by = value.strip().partition(" ")
+    via = midcall.VIA_AGENT if by.strip() == names.WITHDRAW_BY_AGENT else midcall.VIA_CALLER
+    return stamp, via

@@ -55,6 +55,7 @@ def test_demo_config_has_the_lab_routes() -> None:
         "docs",
         "mixed",
         "mixed-queue",
+        "callref",
         "sensitive",
         "closed",
     }
@@ -65,6 +66,8 @@ def test_demo_config_has_the_lab_routes() -> None:
     assert list(routes["docs"].purposes) == ["documentation"]
     assert list(routes["mixed"].purposes) == ["documentation", "training"]
     assert routes["sensitive"].special_categories == "likely"
+    assert routes["callref"].call_reference == "withheld"  # R17b; the others: off
+    assert {r.call_reference for n, r in routes.items() if n != "callref"} == {"off"}
     assert routes["sensitive"].purposes["documentation"].art9_basis == "9(2)(f)"
     assert config.asterisk.ari.username == "callconsent"
     assert config.asterisk.ari.password.reveal() == "callconsent-lab"

@@ -74,6 +74,41 @@ def test_a_missing_or_clashing_sensitive_flag_is_a_warning(
     assert any(r.special_categories == "likely" for r in config.routes.values() if r.enabled)
     conf = tmp_path / "features.conf"
     conf.write_text("[applicationmap]\n"
-                    "callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n" + sensitive)  # fmt: skip
+                    "callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n"
+                    f"{AGENT_WITHDRAW}\n" + sensitive)  # fmt: skip
     warnings = withdraw_feature_warnings(config, conf)
-    assert len(warnings) == 1 and expected in warnings[0], warnings
+    assert warnings and all(expected in w for w in warnings), warnings  # "*" clashes with both
+
+
+AGENT_WITHDRAW = "callconsent_withdraw_agent => *8,self,Gosub(callconsent-withdraw-agent,s,1)"
+
+
+def test_the_shipped_features_conf_binds_the_agents_withdrawal_code() -> None:
+    assert bound_sequence(SHIPPED.read_text(), "callconsent_withdraw_agent") == (
+        "*8", "Gosub(callconsent-withdraw-agent,s,1)"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        ("", "no callconsent_withdraw_agent entry"),
+        ("callconsent_withdraw_agent => *7,self,Gosub(callconsent-withdraw-agent,s,1)\n",
+         "clashes with callconsent_sensitive"),
+        ("callconsent_withdraw_agent => *,self,Gosub(callconsent-withdraw-agent,s,1)\n",
+         "clashes with callconsent_withdraw"),
+        ("callconsent_withdraw_agent => *8,self,Gosub(callconsent-withdraw,s,1)\n",
+         "runs 'Gosub(callconsent-withdraw,s,1)'"),
+    ],
+)  # fmt: skip
+def test_a_missing_clashing_or_misrouted_agent_withdrawal_code_is_a_warning(
+    config: Config, tmp_path: Path, agent: str, expected: str
+) -> None:
+    conf = tmp_path / "features.conf"
+    conf.write_text("[applicationmap]\n"
+                    "callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n"
+                    "callconsent_sensitive => *7,self,Gosub(callconsent-sensitive,s,1)\n"
+                    + agent)  # fmt: skip
+    warnings = withdraw_feature_warnings(config, conf)
+    assert any(expected in w for w in warnings), warnings
+    assert all("callconsent_withdraw_agent" in w for w in warnings), warnings

@@ -54,9 +54,10 @@ class Store:
     def call(
         self, uniqueid: str, number: str | None = NUMBER, *, when: datetime = T0,
         purposes: tuple[str, ...] = ("documentation",), refused: bool = False,
-        agent: str | None = None, audio: bytes | None = None,
+        agent: str | None = None, audio: bytes | None = None, live: bool = False,
     ) -> RecordingPaths | None:  # fmt: skip
-        """One call: a ``call`` ledger entry; with audio (not refused) a finalised recording."""
+        """One call: a ``call`` ledger entry; with audio (not refused) a finalised recording
+        (``live``: still recording, as while the call is up)."""
         call = {"uniqueid": uniqueid, "linkedid": uniqueid, "channel": f"PJSIP/trunk-{uniqueid}",
                 "route": "mixed", "caller_number": number, "caller_name": "Test Caller",
                 "dialled_number": "+4570000000"}  # fmt: skip
@@ -88,7 +89,8 @@ class Store:
             ))  # fmt: skip
             data = audio if audio is not None else uniqueid.encode() * 200
             paths.audio.write_bytes(pcm_header(len(data)) + data)
-            final = sidecar.finalise(paths, ended_at=when + timedelta(minutes=2))
+            if not live:
+                final = sidecar.finalise(paths, ended_at=when + timedelta(minutes=2))
         self.ledger.append({
             "type": "call", "at": stamp, "call": call, "started_at": stamp,
             "status": "refused" if refused else ("given" if "training" in recorded
@@ -98,7 +100,7 @@ class Store:
             "recording": paths.relative if paths else None, "software": SOFTWARE,
             "config_sha256": CONFIG_SHA,
         })  # fmt: skip
-        if paths is not None:
+        if paths is not None and not live:
             self.ledger.append(recording_final_entry(final, at=when, source="app"))
         return paths
 

@@ -53,7 +53,8 @@ def test_hook_context_is_the_one_admins_gosub_into() -> None:
     contexts = re.findall(r"^\[([^\]]+)\]", hook_code(), flags=re.MULTILINE)
     assert contexts == [
         names.HOOK_CONTEXT, names.AGENT_CONTEXT, names.WITHDRAW_CONTEXT,
-        names.WITHDRAW_MARK_CONTEXT, names.SENSITIVE_CONTEXT,
+        names.WITHDRAW_MARK_CONTEXT, names.SENSITIVE_CONTEXT, names.WITHDRAW_AGENT_CONTEXT,
+        names.WITHDRAW_ROUTE_CONTEXT, names.WITHDRAW_REQUEST_MARK_CONTEXT,
     ]  # fmt: skip
     assert re.search(rf"^exten => {re.escape(names.HOOK_EXTEN)},1,", hook_code(), re.MULTILINE)
 

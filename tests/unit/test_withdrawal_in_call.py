@@ -48,6 +48,9 @@ class TreeAmi(FakeAmi):
         await self._do("DBGetTree", family, key)
         return list(self.tree)
 
+    async def stop_mixmonitor(self, channel: str) -> None:
+        await self._do("StopMixMonitor", channel)
+
 
 def withdraw_event(at: str = "2026-11-24T09:02:00.000Z", caller: str = CALLER) -> dict[str, str]:
     return {"Event": "UserEvent", "UserEvent": names.WITHDRAW_USER_EVENT, "Caller": caller,

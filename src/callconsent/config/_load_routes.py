@@ -9,11 +9,13 @@ from typing import Final, cast
 from ._errors import Problems
 from ._model import (
     ART9_BASES,
+    CALL_REFERENCE,
     CONSENT_BASIS,
     LAWFUL_BASES,
     OBJECTION_ACTIONS,
     PURPOSES,
     SPECIAL_CATEGORIES,
+    CallReference,
     ConsentSettings,
     LanguageMenu,
     ObjectionAction,
@@ -53,6 +55,7 @@ def read_route(name: str, raw: object, problems: Problems, controller_type: str)
     special = node.choice("special_categories", SPECIAL_CATEGORIES, default_special)
     emergency = node.boolean("emergency_service", False)
     justification = node.opt_string("justification_ref")
+    call_reference = node.choice("call_reference", CALL_REFERENCE, "off") or "off"
     purposes: dict[str, RoutePurpose] = {}
     purposes_node = node.child("purposes")
     for purpose, praw in purposes_node.entries():
@@ -62,6 +65,9 @@ def read_route(name: str, raw: object, problems: Problems, controller_type: str)
             )
             continue
         purposes[purpose] = _route_purpose(purpose, praw, purposes_node.at(purpose), problems)
+    if call_reference not in ("", "off") and not any(p.needs_consent for p in purposes.values()):
+        problems.warn(node.at("call_reference"), "read only to callers who consent: this route "
+                      "asks no consent, so no caller hears a call reference (R17b)")  # fmt: skip
     node.done()
     return Route(
         name,
@@ -73,6 +79,7 @@ def read_route(name: str, raw: object, problems: Problems, controller_type: str)
         emergency,
         justification,
         MappingProxyType(purposes),
+        call_reference=cast(CallReference, call_reference),
     )
 
 

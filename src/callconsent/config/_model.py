@@ -15,11 +15,13 @@ ControllerType = Literal["private", "public_authority"]
 PurposeName = Literal["documentation", "training", "emergency_quality"]
 SpecialCategories = Literal["likely", "unlikely"]
 ObjectionAction = Literal["do_not_record", "record_with_grounds"]
+CallReference = Literal["off", "withheld", "always"]
 
 PURPOSES: Final[tuple[PurposeName, ...]] = ("documentation", "training", "emergency_quality")
 CONTROLLER_TYPES: Final[tuple[ControllerType, ...]] = ("private", "public_authority")
 SPECIAL_CATEGORIES: Final[tuple[SpecialCategories, ...]] = ("likely", "unlikely")
 OBJECTION_ACTIONS: Final[tuple[ObjectionAction, ...]] = ("do_not_record", "record_with_grounds")
+CALL_REFERENCE: Final[tuple[CallReference, ...]] = ("off", "withheld", "always")
 
 #: GDPR Art 6(1) points a purpose may name, and the consent one.
 LAWFUL_BASES: Final = ("6(1)(a)", "6(1)(b)", "6(1)(c)", "6(1)(d)", "6(1)(e)", "6(1)(f)")
@@ -210,6 +212,9 @@ class Route:
     emergency_service: bool
     justification_ref: str | None
     purposes: Mapping[str, RoutePurpose]
+    #: R17b: read the call reference to a caller who consented: off, withheld (only when the
+    #: caller's number is withheld) or always.
+    call_reference: CallReference = "off"
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,14 +144,19 @@ def erase_cmd(args: argparse.Namespace, config: Config) -> int:
 
 
 def withdraw_cmd(args: argparse.Namespace, config: Config) -> int:
+    from callconsent.live_stop import stop_live_recordings  # AMI only when a call is still up
+
     scope = Scope(number=args.number, call_ref=args.call_ref, call_id=args.call_id)
     with context(args, config) as ctx:
         try:
             report = withdraw(ctx, scope, reason=args.reason, dry_run=args.dry_run)
         except WithdrawError as exc:
             return _error(exc)
-    _emit(args, report.as_dict(), report.summary())
-    return OK if report.complete else PROBLEMS
+    live = [i.call_id for i in report.items if i.live and i.action == "deleted"]
+    stops = stop_live_recordings(config, live)  # R16: stop what Asterisk is still recording
+    data = {**report.as_dict(), "recording_stops": [s.as_dict() for s in stops]}
+    _emit(args, data, "\n".join([report.summary(), *map(str, stops)]))
+    return OK if report.complete and all(s.ok for s in stops) else PROBLEMS
 
 
 def ropa_cmd(args: argparse.Namespace, config: Config) -> int:

@@ -174,8 +174,9 @@ def register(
     command(p, h.erase_cmd)
 
     p = subparsers.add_parser(
-        "withdraw", help="withdraw consent after the call: delete the consent-based (training) "
-        "recordings in scope, keep documentation recordings for documentation only")  # fmt: skip
+        "withdraw", help="withdraw consent after (or during) the call: delete the consent-based "
+        "(training) recordings in scope, keep documentation recordings for documentation only; "
+        "a call still in progress also has its recording stopped over asterisk.ami")  # fmt: skip
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--number", help="the caller number (CLI) as signalled")
     who.add_argument("--call-ref", help="the call reference the caller was given (9 digits)")

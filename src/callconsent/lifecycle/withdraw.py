@@ -94,12 +94,16 @@ class Item:
     delete_after: str | None = None  # for kept recordings: the new deadline
     detail: str = ""
     hold: dict[str, Any] | None = None
+    #: The call was still in progress (sidecar ``recording``): for a deletion, the command
+    #: layer must also stop its MixMonitor in Asterisk (R16); this module does no AMI.
+    live: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "call_id": self.call_id, "file": self.file, "action": self.action,
             "withdrawn_purposes": list(self.withdrawn), "kept_purposes": list(self.kept),
             "delete_after": self.delete_after, "detail": self.detail, "hold": self.hold,
+            "live": self.live,
         }  # fmt: skip
 
     def __str__(self) -> str:
@@ -273,7 +277,7 @@ def _withdraw_one(
             return Item(u, file, "skipped", withdrawn, detail=f"{type(exc).__name__}: {exc}")
         done = delete_recording(ctx, u, file, reason=REASON, source=SOURCE, expired_only=False)
         return Item(u, file, done.action, withdrawn, detail=done.detail if done.action ==
-                    "skipped" else "")  # fmt: skip
+                    "skipped" else "", live=doc["state"] == sidecar.State.RECORDING)  # fmt: skip
     try:
         new = without_consent_purposes(doc, at=ctx.now)
     except sidecar.SidecarInvalid as exc:

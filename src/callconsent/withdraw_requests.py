@@ -1,0 +1,160 @@
+"""The withdrawal route's adapter (R17a, b): a caller's request in, the withdrawal done, the
+answer out.
+
+``[callconsent-withdraw-route]`` marks each request in AstDB (``callconsent/withdrawreq/<id>``)
+and raises the ``CallconsentWithdrawRequest`` UserEvent (:mod:`callconsent.withdraw_route`).
+This adapter runs the after-call withdrawal (:func:`callconsent.lifecycle.withdraw.withdraw`:
+index update, then every consent-based recording of the number or call reference deleted or
+kept for documentation only, ledger ``withdrawn`` and ``deleted`` entries, tombstones, an audit
+line with actor ``ivr``) in a worker thread (it is blocking file and SQLite I/O), deletes the
+marker and answers the route's channel (AMI Setvar ``CALLCONSENT_WITHDRAW_RESULT``), which
+waits a few seconds for it: "done", or "registered" when no answer came.
+
+The app down (or failing) when the caller asked: the marker stays, and at the next AMI login
+:meth:`WithdrawRequestHandler.recover` carries out every request still marked. A request that
+cannot be carried out now (storage error) keeps its marker for the next login; a malformed one
+(no such call reference, a failed check digit) is logged and its marker deleted. The log has
+ids and counts, never the caller number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import structlog
+
+from callconsent import names
+from callconsent import withdraw_route as rules
+from callconsent.ami import AmiError
+from callconsent.clock import Clock, utc_now
+from callconsent.lifecycle._context import Context
+from callconsent.lifecycle.withdraw import DELETED, KEPT, WithdrawError, WithdrawReport, withdraw
+
+log = structlog.get_logger("callconsent.withdraw_requests")
+
+ACTOR: Final = "ivr"
+SOURCE_EVENT: Final = "route"
+SOURCE_RECOVERED: Final = "recovered at AMI login"
+
+
+class RequestAmi(Protocol):
+    async def db_del(self, family: str, key: str) -> None: ...
+    async def db_tree(self, family: str, key: str) -> list[tuple[str, str]]: ...
+    async def setvar(self, channel: str, variable: str, value: str) -> None: ...
+
+
+#: Runs one request's withdrawal (blocking): the report, or raises WithdrawError/OSError/...
+Runner = Callable[[rules.Request, str, datetime], WithdrawReport]
+
+
+def lifecycle_runner(recordings_dir: Path, ledger_path: Path) -> Runner:
+    """The CLI's withdrawal, with a context of its own per request (SQLite is per thread)."""
+
+    def run(request: rules.Request, source: str, now: datetime) -> WithdrawReport:
+        with Context.create(recordings_dir, ledger_path, now=now, actor=ACTOR) as ctx:
+            return withdraw(ctx, request.scope(), reason=request.reason(source))
+
+    return run
+
+
+class WithdrawRequestHandler:
+    def __init__(self, ami: RequestAmi, run: Runner, *, clock: Clock = utc_now) -> None:
+        self._ami = ami
+        self._run = run
+        self._clock = clock
+
+    async def on_request_event(self, headers: dict[str, str]) -> None:
+        """One ``CallconsentWithdrawRequest`` UserEvent (AMI headers, any case)."""
+        request = rules.from_event(headers)
+        if request is None:
+            log.warning("withdraw_request_invalid", request_id=_safe(headers))
+            return
+        await self.handle(request, SOURCE_EVENT)
+
+    async def recover(self) -> int:
+        """Carry out every request still marked in AstDB (after a login); the number done."""
+        prefix = names.ASTDB_WITHDRAW_REQUEST_PREFIX.rstrip("/")
+        try:
+            markers = await self._ami.db_tree(names.ASTDB_FAMILY, prefix)
+        except AmiError as exc:
+            log.error("withdraw_requests_unreadable", error=str(exc))
+            return 0
+        done = 0
+        for key, value in markers:
+            request = rules.from_marker(key, value)
+            if request is None:
+                log.warning("withdraw_request_marker_invalid")
+                await self._forget(key.rsplit("/", 1)[-1])
+                continue
+            if await self.handle(request, SOURCE_RECOVERED):
+                done += 1
+        if markers:
+            log.info("withdraw_requests_recovered", markers=len(markers), finished=done)
+        return done
+
+    async def handle(self, request: rules.Request, source: str) -> bool:
+        """Carry out ``request``, delete its marker unless it must be retried, answer the caller
+        (when it came from a channel). True when finished (marker deleted)."""
+        bound = log.bind(request_id=request.request_id, by=request.by, source=source)
+        result, final = await self._withdraw(request, source, bound)
+        if final:
+            await self._forget(request.request_id)
+        if request.channel:
+            try:
+                await self._ami.setvar(request.channel, names.VAR_WITHDRAW_RESULT, result)
+            except AmiError as exc:  # the caller hung up, or is past the wait: "registered"
+                bound.info("withdraw_request_not_answered", error=str(exc))
+        return final
+
+    async def _withdraw(
+        self, request: rules.Request, source: str, bound: Any
+    ) -> tuple[rules.Result, bool]:
+        """(the answer, whether the request is finished: its marker can go)."""
+        if request.by == "call_ref" and (problem := rules.ref_problem(request.value)):
+            bound.warning("withdraw_request_refused", result=problem)
+            return problem, True
+        try:
+            report = await asyncio.to_thread(self._run, request, source, self._clock())
+        except WithdrawError as exc:  # no call has that reference
+            bound.warning("withdraw_request_refused", result="unknown_ref", error=str(exc))
+            return "unknown_ref", True
+        except (OSError, sqlite3.Error, ValueError) as exc:  # the marker stays: retried at login
+            bound.error("withdraw_request_failed", error=f"{type(exc).__name__}: {exc}")
+            return "pending", False
+        result = rules.answer(report)
+        _report(bound, report, result)
+        return result, True
+
+    async def _forget(self, request_id: str) -> None:
+        try:
+            await self._ami.db_del(names.ASTDB_FAMILY,
+                                   names.ASTDB_WITHDRAW_REQUEST_PREFIX + request_id)  # fmt: skip
+        except AmiError as exc:  # the next login finds it again; withdrawing twice is harmless
+            log.warning("withdraw_request_marker_not_deleted", request_id=request_id,
+                        error=str(exc))  # fmt: skip
+
+
+def _report(bound: Any, report: WithdrawReport, result: str) -> None:
+    """What was done, as the CLI's summary says it: call ids and counts, never the number."""
+    of = {action: [i.call_id for i in report.items if i.action in actions]
+          for action, actions in (("deleted", DELETED), ("kept", KEPT), ("held", ("held",)),
+                                  ("skipped", ("skipped",)))}  # fmt: skip
+    bound.info(
+        "withdraw_request_done", result=result, complete=report.complete,
+        calls=len(report.call_ids), call_ids=report.call_ids,
+        deleted=len(of["deleted"]), deleted_ids=of["deleted"],
+        kept_for_documentation=len(of["kept"]), kept_ids=of["kept"],
+        held=len(of["held"]), held_ids=of["held"], skipped=len(of["skipped"]),
+        ambiguous=[a["call_id"] for a in report.ambiguous],
+    )  # fmt: skip
+
+
+def _safe(headers: dict[str, str]) -> str:
+    """The request id of a refused event for the log, only if it is a plain id."""
+    value = {k.lower(): v for k, v in headers.items()}.get("request", "").strip()
+    return value if rules.REQUEST_RE.fullmatch(value) else ""

@@ -1,0 +1,204 @@
+"""Withdrawal after the call on the phone (R17a, b): the rules, as pure functions. No I/O.
+
+The withdrawal route (``[callconsent-withdraw-route]`` in ``dialplan/callconsent.conf``, put on
+the IVR by the admin) answers, offers the caller "press 1" for the calling number or asks for
+the 9-digit call reference (always so for a withheld number), marks the request durably in
+AstDB and raises::
+
+    UserEvent(CallconsentWithdrawRequest, Request: <id>, Caller: <uniqueid>,
+              By: number|call_ref, Value: <digits>, At: <UTC stamp>)
+
+The marker is ``callconsent/withdrawreq/<id>`` = ``<UTC stamp> <by> <value>``; ``<id>`` is the
+route channel's uniqueid, ``-`` and the attempt. This module says what such a request is
+(:func:`from_event`, :func:`from_marker`: anything malformed is refused, nothing caller-typed
+goes further unchecked), which answer the caller hears (:func:`answer`) and what a caller who
+consented is told at the end of the consent question (:class:`Readout`: the call reference read
+out, R17b). The fixed prompts of both are made like the other prompts (:func:`prompt_sources`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Final, Literal
+
+from callconsent import callref, names
+from callconsent._fsio import parse_stamp
+from callconsent.config import Config, PromptText
+from callconsent.lifecycle.withdraw import Scope, WithdrawReport
+from callconsent.paths import UNIQUEID_RE
+from callconsent.prompts import PromptSource
+
+By = Literal["number", "call_ref"]
+BY_VALUES: Final[tuple[By, ...]] = ("number", "call_ref")
+#: What the route sends as a number: FILTER(0-9+) of CALLERID(num), at least two digits.
+NUMBER_RE: Final = re.compile(r"\+?[0-9]{2,32}")
+REF_RE: Final = re.compile(r"[0-9]{9}")
+#: The request id: the route channel's uniqueid, "-", the attempt (one digit).
+REQUEST_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,61}-[0-9]")
+FALLBACK_LANGUAGE: Final = "da"
+
+#: The answer the app sets on the route channel (``CALLCONSENT_WITHDRAW_RESULT``).
+Result = Literal["done", "pending", "bad_ref", "unknown_ref", "ambiguous"]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One withdrawal request from the route, checked: ``value`` is a number (digits, ``+``) or
+    9 digits; ``channel`` the route channel's uniqueid ("" when recovered from a marker)."""
+
+    request_id: str
+    by: By
+    value: str
+    at: datetime | None
+    channel: str = ""
+
+    def scope(self) -> Scope:
+        return Scope(number=self.value) if self.by == "number" else Scope(call_ref=self.value)
+
+    def reason(self, source: str) -> str:
+        """For the audit log: what asked, never the caller number."""
+        at = f" at {self.at.isoformat()}" if self.at is not None else ""
+        return f"caller on the withdrawal route ({source}, request {self.request_id}{at})"
+
+
+def _checked(request_id: str, by: str, value: str, at: str, channel: str) -> Request | None:
+    if not REQUEST_RE.fullmatch(request_id) or ".." in request_id or by not in BY_VALUES:
+        return None
+    if not (NUMBER_RE if by == "number" else REF_RE).fullmatch(value):
+        return None
+    if channel and (not UNIQUEID_RE.fullmatch(channel) or ".." in channel):
+        return None
+    try:
+        when: datetime | None = parse_stamp(at.strip())
+    except (ValueError, TypeError):
+        when = None
+    return Request(request_id, "number" if by == "number" else "call_ref", value, when, channel)
+
+
+def from_event(headers: Mapping[str, str]) -> Request | None:
+    """The request in a ``CallconsentWithdrawRequest`` UserEvent (headers in any case)."""
+    h = {k.lower(): v.strip() for k, v in headers.items()}
+    return _checked(h.get("request", ""), h.get("by", ""), h.get("value", ""), h.get("at", ""),
+                    h.get("caller", ""))  # fmt: skip
+
+
+def from_marker(key: str, value: str) -> Request | None:
+    """The request in an AstDB marker (``/callconsent/withdrawreq/<id>``, ``<at> <by> <value>``)."""
+    parts = value.split()
+    if len(parts) != 3:
+        return None
+    return _checked(key.rsplit("/", 1)[-1], parts[1], parts[2], parts[0], "")
+
+
+def answer(report: WithdrawReport) -> Result:
+    """``done`` when every consent-based recording in scope is withdrawn (none found counts),
+    ``ambiguous`` for a reference of several calls, else ``pending`` (held, or skipped: the
+    operator sees it in the audit log)."""
+    if report.ambiguous:
+        return "ambiguous"
+    return "done" if report.complete else "pending"
+
+
+def ref_problem(value: str) -> Result | None:
+    """``bad_ref`` for a reference that fails its check digit, else None."""
+    try:
+        callref.normalise(value)
+    except callref.CallRefError:
+        return "bad_ref"
+    return None
+
+
+# -- prompts -----------------------------------------------------------------------------------
+
+#: prompt base name -> language -> text. The route plays them from the folder the admin passes.
+ROUTE_TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
+    names.WITHDRAW_ROUTE_PROMPTS["menu"]: {
+        "da": "Tryk 1 for at trække dit samtykke tilbage til optagelser af opkald fra dette "
+        "nummer. Tryk 2 for at indtaste en opkaldsreference i stedet.",
+        "en": "To withdraw your consent to recordings of calls from this number, press 1. To "
+        "enter a call reference instead, press 2.",
+    },
+    names.WITHDRAW_ROUTE_PROMPTS["enter_ref"]: {
+        "da": "Indtast de ni cifre i din opkaldsreference.",
+        "en": "Please enter the nine digits of your call reference.",
+    },
+    names.WITHDRAW_ROUTE_PROMPTS["done"]: {
+        "da": "Dit samtykke er trukket tilbage. Dine optagelser til uddannelse er slettet.",
+        "en": "Your consent is withdrawn. Your training recordings are deleted.",
+    },
+    names.WITHDRAW_ROUTE_PROMPTS["registered"]: {
+        "da": "Din tilbagetrækning er registreret og bliver gennemført inden længe.",
+        "en": "Your withdrawal is registered and will be carried out shortly.",
+    },
+    names.WITHDRAW_ROUTE_PROMPTS["bad_ref"]: {
+        "da": "Opkaldsreferencen er ikke gyldig.",
+        "en": "That call reference is not valid.",
+    },
+    names.WITHDRAW_ROUTE_PROMPTS["unknown_ref"]: {
+        "da": "Vi kan ikke finde et opkald med den reference.",
+        "en": "We cannot find a call with that reference.",
+    },
+    names.WITHDRAW_ROUTE_PROMPTS["ambiguous"]: {
+        "da": "Referencen passer på flere opkald. Skriv til os med dato og tidspunkt for opkaldet.",
+        "en": "That reference matches more than one call. Please write to us with the date "
+        "and time of the call.",
+    },
+    names.WITHDRAW_ROUTE_PROMPTS["nothing"]: {
+        "da": "Intet er ændret. Farvel.",
+        "en": "Nothing has been changed. Goodbye.",
+    },
+    names.CALLREF_PROMPT: {
+        "da": "Din opkaldsreference er",
+        "en": "Your call reference is",
+    },
+}
+
+
+def prompt_sources() -> list[PromptSource]:
+    return [
+        PromptSource(f"withdraw_route.{base}", lang, PromptText(base, text))
+        for base, texts in ROUTE_TEXTS.items()
+        for lang, text in texts.items()
+    ]
+
+
+# -- the call reference read to a caller who consented (R17b) ---------------------------------
+
+ReadWhen = Literal["withheld", "always"]
+
+
+@dataclass(frozen=True, slots=True)
+class Readout:
+    """Routes whose callers hear their call reference after saying yes (route key
+    ``call_reference``: ``withheld`` or ``always``), and the reference key."""
+
+    routes: Mapping[str, ReadWhen]
+    key: bytes | None = field(default=None, repr=False)
+
+    def variables(
+        self, route: str, uniqueid: str, language: str, prompts_dir: str | Path
+    ) -> list[tuple[str, str]]:
+        """The caller channel's variables for the hook's read-out; empty when the route does
+        not read the reference (or there is no uniqueid or prompts folder)."""
+        when = self.routes.get(route)
+        if when is None or not uniqueid or not str(prompts_dir):
+            return []
+        lang = language if language in ROUTE_TEXTS[names.CALLREF_PROMPT] else FALLBACK_LANGUAGE
+        return [
+            (names.VAR_CALLREF_PROMPT, str(Path(prompts_dir) / lang / names.CALLREF_PROMPT)),
+            (names.VAR_CALLREF_READ, when),
+            (names.VAR_CALLREF, callref.call_ref(uniqueid, self.key)),
+        ]
+
+
+def readout(config: Config, key: bytes | None) -> Readout:
+    """The read-out of ``config``'s enabled routes, with the reference key (or None)."""
+    routes: dict[str, ReadWhen] = {}
+    for name, route in config.routes.items():
+        if route.enabled and route.call_reference in ("withheld", "always"):
+            routes[name] = "always" if route.call_reference == "always" else "withheld"
+    return Readout(routes, key)

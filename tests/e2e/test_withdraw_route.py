@@ -1,0 +1,209 @@
+"""Withdrawal after the call on the phone, on the real Asterisk (R17a, b; issue 6).
+
+A caller who said yes to training on two earlier calls (and made a documentation-only call) dials
+the lab's withdrawal route (``withdraw`` in extensions-lab.conf: ``[callconsent-withdraw-route]``)
+from the same number and presses 1: both training recordings are deleted (tombstones, ledger
+``withdrawn``), the documentation recording is untouched, and the app log and the audit log say
+what was done. A caller with a withheld number hears the call reference after saying yes on the
+``callref`` route (``call_reference: withheld``) and types it on the route instead. With the app
+down, the route marks the request in AstDB and the app carries it out when it is back.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from callconsent import callref
+from callconsent.config import Config
+from tests.e2e.lab_app import LabApp, route_timing, wait_ledger
+from tests.harness.asterisk import AsteriskLab, LabLine
+from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call
+
+WITHHELD = "anonymous"  # CALLERID(num) "anonymous": no digits, so the number counts as withheld
+
+
+def _number() -> str:
+    """A caller number of this run only, so earlier runs' calls stay out of scope."""
+    return f"+452000{random.randrange(10**4):04d}"
+
+
+def _consenting_call(config: Config, route: str, number: str, talk: float = 4.0) -> Call:
+    timing = route_timing(config, route)
+    return Call(to=route, caller_number=number, audio="speech",
+                timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(talk)])  # fmt: skip
+
+
+def _documentation_call(config: Config, number: str) -> Call:
+    timing = route_timing(config, "docs")
+    return Call(to="docs", caller_number=number, audio="speech",
+                timeline=[Pause(timing.notices_end + 4.0)])  # fmt: skip
+
+
+def _recorded(asterisk: AsteriskLab, result: CallResult, since: int) -> LabLine:
+    assert result.ok, result.describe()
+    end = asterisk.wait_labend(result.call_id, since=since)
+    assert end.recording, f"nothing recorded: {end.line}"
+    return end
+
+
+def _sidecar(config: Config, recording: str, until: str, timeout: float = 20.0) -> dict[str, Any]:
+    path = Path(recording).with_suffix(".json")
+    deadline = time.monotonic() + timeout
+    while True:
+        doc: dict[str, Any] = json.loads(path.read_text())
+        if doc["state"] == until or time.monotonic() > deadline:
+            return doc
+        time.sleep(0.2)
+
+
+def _route_call(number: str, keys: str, *, then: str = "", hangup_after: float = 16.0) -> Call:
+    """A call to the route typing ``keys`` 2 s after the answer (during the first prompt) and
+    ``then`` 5 s after them (after the answer to the first attempt, during the prompt again)."""
+    timeline: list[Pause | Digit] = [Pause(2.0)]
+    for i, part in enumerate((keys, then)):
+        timeline += [Pause(5.0)] if i and part else []
+        for key in part:
+            timeline += [Digit(key), Pause(0.3)]
+    return Call(to="withdraw", caller_number=number, timeline=timeline,
+                hangup_after=hangup_after)  # fmt: skip
+
+
+def _route_result(asterisk: AsteriskLab, result: CallResult, since: int) -> tuple[str, str]:
+    """(the route channel's uniqueid, the app's answer) from the LABWITHDRAW line."""
+    assert result.ok, result.describe()
+    m = asterisk.wait_for_log(
+        rf"(?m)LABWITHDRAW uniqueid=(\S+) callid={re.escape(result.call_id)} result=(\S*)$",
+        since, timeout=30,
+    )  # fmt: skip
+    return m.group(1), m.group(2)
+
+
+def _answer_ms(asterisk: AsteriskLab, route: str, since: int) -> float:
+    """Milliseconds from the route's UserEvent to its wait ending with the app's answer (the
+    wait polls every 100 ms), from Asterisk's own log."""
+
+    def at(pattern: str) -> datetime:
+        m = asterisk.wait_for_log(rf"(?m)^\[([0-9-]+ [0-9:.]+)\].*{pattern}", since)
+        return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+
+    sent = at(rf"UserEvent\(\".*\", \"CallconsentWithdrawRequest,Request: {re.escape(route)}-0,")
+    answered = at(rf"callconsent withdraw request={re.escape(route)}-0 ")
+    return (answered - sent).total_seconds() * 1000
+
+
+def _audit(config: Config, request_id: str) -> dict[str, Any]:
+    path = config.storage.ledger_path.parent / "audit.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    [line] = [a for a in lines if request_id in (a.get("reason") or "")]
+    return line
+
+
+def _app_log(lab_app: LabApp, request_id: str) -> dict[str, Any]:
+    for line in lab_app.log_path.read_text().splitlines():
+        if '"withdraw_request_done"' in line and request_id in line:
+            entry: dict[str, Any] = json.loads(line)
+            return entry
+    raise AssertionError(f"no withdraw_request_done for {request_id} in the app log")
+
+
+def _assert_withdrawn(config: Config, end: LabLine, via: str) -> None:
+    entry = wait_ledger(config, end.uniqueid, kind="withdrawn")
+    assert (entry["outcome"], entry["purposes"], entry["via"]) == ("deleted", ["training"], via)
+    tomb = _sidecar(config, end.recording, until="tombstone")
+    assert (tomb["state"], tomb["reason"]) == ("tombstone", "withdrawn")
+    assert not Path(end.recording).exists(), "the training recording must be deleted"
+    assert wait_ledger(config, end.uniqueid, kind="deleted")["reason"] == "withdrawn"
+
+
+def _marker(asterisk: AsteriskLab, request_id: str) -> bool:
+    return f"/callconsent/withdrawreq/{request_id}" in asterisk.cli(
+        "database show callconsent withdrawreq"
+    )
+
+
+def test_caller_presses_1_on_the_route_and_both_training_recordings_are_deleted(
+    asterisk: AsteriskLab, lab_app: LabApp, config: Config, log_mark: int
+) -> None:
+    number = _number()
+    trainings = [
+        _recorded(asterisk, run_call(_consenting_call(config, "support", number)), log_mark)
+        for _ in range(2)
+    ]
+    docs = _recorded(asterisk, run_call(_documentation_call(config, number)), log_mark)
+    for end in trainings:
+        assert _sidecar(config, end.recording, until="final")["state"] == "final"
+    docs_before = _sidecar(config, docs.recording, until="final")
+    assert docs_before["state"] == "final"
+
+    route, answer = _route_result(asterisk, run_call(_route_call(number, "1")), log_mark)
+    assert answer == "done"
+    print(f"withdrawal route: the app answered {_answer_ms(asterisk, route, log_mark):.0f} ms "
+          "after the UserEvent")  # fmt: skip  # shown with -s
+    for end in trainings:
+        _assert_withdrawn(config, end, via="number")
+    assert _sidecar(config, docs.recording, until="final") == docs_before  # untouched
+    assert Path(docs.recording).exists()
+    request = f"{route}-0"
+    report = _app_log(lab_app, request)
+    assert (report["result"], report["by"], report["deleted"]) == ("done", "number", 2)
+    assert set(report["deleted_ids"]) == {e.uniqueid for e in trainings}
+    assert docs.uniqueid in report["call_ids"] and report["kept_for_documentation"] == 0
+    audit = _audit(config, request)
+    assert (audit["action"], audit["actor"]) == ("withdraw", "ivr")
+    assert set(audit["deleted"]) == {e.uniqueid for e in trainings}
+    digits = number.lstrip("+")
+    assert digits not in json.dumps(audit) and digits not in json.dumps(report)
+    assert not _marker(asterisk, request), "the marker is deleted once done"
+    lines = asterisk.read_log(log_mark)
+    assert "callconsent-withdraw-done" in lines and "Dangerous function" not in lines
+
+
+def test_withheld_caller_hears_the_call_reference_and_withdraws_with_it(
+    asterisk: AsteriskLab, lab_app: LabApp, config: Config, log_mark: int
+) -> None:
+    talk = 12.0  # the reference is read before the destination (~7 s)
+    end = _recorded(asterisk, run_call(_consenting_call(config, "callref", WITHHELD, talk)),
+                    log_mark)  # fmt: skip
+    ref = callref.call_ref(end.uniqueid, callref.load_key(config.storage.ledger_path))
+    said = asterisk.find_log(r"SayDigits\(\"[^\"]*\", \"(\d+)\"\)", log_mark)
+    assert [m.group(1) for m in said] == [ref], "the caller hears the call's reference"
+    assert _sidecar(config, end.recording, until="final")["state"] == "final"
+
+    wrong = ref[:3] + str((int(ref[3]) + 1) % 10) + ref[4:]  # a typo: the check digit catches it
+    call = _route_call(WITHHELD, wrong, then=ref, hangup_after=28.0)  # "not valid", then again
+    route, answer = _route_result(asterisk, run_call(call), log_mark)
+    assert answer == "done"
+    assert asterisk.find_log(rf"(?m)callconsent withdraw request={re.escape(route)}-1 by=call_ref "
+                             r"result=bad_ref$", log_mark) != []  # fmt: skip
+    _assert_withdrawn(config, end, via="call_ref")
+    report = _app_log(lab_app, f"{route}-2")
+    assert (report["by"], report["deleted_ids"]) == ("call_ref", [end.uniqueid])
+
+
+def test_request_made_while_the_app_is_down_is_carried_out_when_it_is_back(
+    asterisk: AsteriskLab, lab_app: LabApp, config: Config, log_mark: int
+) -> None:
+    number = _number()
+    end = _recorded(asterisk, run_call(_consenting_call(config, "support", number)), log_mark)
+    assert _sidecar(config, end.recording, until="final")["state"] == "final"
+    try:
+        assert lab_app.stop() == 0
+        route, answer = _route_result(asterisk, run_call(_route_call(number, "1")), log_mark)
+        assert answer == "", "nobody answered: the caller hears 'registered'"
+        assert "callconsent-withdraw-registered" in asterisk.read_log(log_mark)
+        assert _marker(asterisk, f"{route}-0"), "the route marks the request in AstDB"
+        assert Path(end.recording).exists()
+    finally:
+        lab_app.start()
+    _assert_withdrawn(config, end, via="number")
+    deadline = time.monotonic() + 10
+    while _marker(asterisk, f"{route}-0"):
+        assert time.monotonic() < deadline, "the marker stays after the app carried it out"
+        time.sleep(0.2)
+    assert "recovered at AMI login" in _audit(config, f"{route}-0")["reason"]
