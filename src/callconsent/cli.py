@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.run is not _serve:  # stdout is the command's report (--json too): log lines to
+        from callconsent import logs  # stderr, warnings and worse (serve configures its own)
+
+        logs.configure("warning", json=False)
     result: int = args.run(args)
     return result
 

@@ -19,7 +19,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from callconsent import logs
 from callconsent.ami import Ami, AmiError
 from callconsent.config import AmiConfig, Config
 
@@ -62,9 +61,6 @@ class StopResult:
 
 @asynccontextmanager
 async def _open_ami(config: AmiConfig) -> AsyncIterator[StopAmi]:
-    # The command's stdout is its report (``--json`` too): the AMI client's log lines go to
-    # stderr, warnings and worse only (structlog's default would print them to stdout).
-    logs.configure("warning", json=False)
     ami = Ami(
         host=config.host,
         port=config.port,
