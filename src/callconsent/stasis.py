@@ -14,11 +14,12 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from callconsent import names
+from callconsent._stasis_ports import AriOps, Planner, Skip, Store
 from callconsent.agent_rules import bridge_variables
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
@@ -29,8 +30,6 @@ from callconsent.consent import (
     Answered,
     CallEntered,
     CallerHungUp,
-    CallOutcome,
-    CallPlan,
     CancelTimer,
     ConsentMachine,
     ConsentTimedOut,
@@ -54,51 +53,13 @@ from callconsent.evidence import CallInfo
 from callconsent.midcall import withdraw_variables
 from callconsent.withdraw_route import Readout
 
+__all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
+
 log = structlog.get_logger("callconsent.stasis")
 
 _HANGUP_EVENTS = frozenset({"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"})
 _CONTINUE_ATTEMPTS = 3
 _NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-
-
-class AriOps(Protocol):
-    """The part of :class:`callconsent.ari.AriClient` this adapter uses."""
-
-    async def answer(self, channel_id: str) -> None: ...
-    async def play(
-        self, channel_id: str, media: str | list[str], playback_id: str, lang: str | None = None
-    ) -> Any: ...
-    async def stop_playback(self, playback_id: str) -> None: ...
-    async def set_variable(self, channel_id: str, name: str, value: str) -> None: ...
-    async def get_variable(self, channel_id: str, name: str) -> str: ...
-    async def continue_in_dialplan(self, channel_id: str) -> None: ...
-    async def subscribe(self, event_source: str) -> None: ...
-    async def application_channel_ids(self) -> list[str]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Skip:
-    """The hook was entered for a route that runs no consent flow (unknown or disabled)."""
-
-    status: str
-    reason: str
-
-
-class Planner(Protocol):
-    def plan(self, route_arg: str | None, dialled: str | None) -> CallPlan | Skip: ...
-
-
-class Store(Protocol):
-    """Evidence storage (see :mod:`callconsent.store`)."""
-
-    async def prepare_recording(
-        self, outcome: CallOutcome, call: CallInfo, started: datetime
-    ) -> str:  # returns the absolute audio path MixMonitor is to write
-        ...
-
-    async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None: ...
-    async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None: ...
-    async def recording_ended(self, call: CallInfo, ended: datetime) -> None: ...
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,14 @@ import structlog
 from callconsent import cli
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """The commands configure structlog for the process, bound to pytest's captured stderr:
+    later tests must not log into that closed capture."""
+    yield
+    structlog.reset_defaults()
 
 
 def test_commands_other_than_serve_log_warnings_to_stderr_and_nothing_to_stdout(

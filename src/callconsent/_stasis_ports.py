@@ -1,0 +1,51 @@
+"""What the ARI adapter (:mod:`callconsent.stasis`) needs from the rest of the app: the ARI
+operations, the planner and the evidence store, as protocols (fakes implement them in tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from callconsent.consent import CallOutcome, CallPlan
+from callconsent.evidence import CallInfo
+
+
+class AriOps(Protocol):
+    """The part of :class:`callconsent.ari.AriClient` this adapter uses."""
+
+    async def answer(self, channel_id: str) -> None: ...
+    async def play(
+        self, channel_id: str, media: str | list[str], playback_id: str, lang: str | None = None
+    ) -> Any: ...
+    async def stop_playback(self, playback_id: str) -> None: ...
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None: ...
+    async def get_variable(self, channel_id: str, name: str) -> str: ...
+    async def continue_in_dialplan(self, channel_id: str) -> None: ...
+    async def subscribe(self, event_source: str) -> None: ...
+    async def application_channel_ids(self) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """The hook was entered for a route that runs no consent flow (unknown or disabled)."""
+
+    status: str
+    reason: str
+
+
+class Planner(Protocol):
+    def plan(self, route_arg: str | None, dialled: str | None) -> CallPlan | Skip: ...
+
+
+class Store(Protocol):
+    """Evidence storage (see :mod:`callconsent.store`)."""
+
+    async def prepare_recording(
+        self, outcome: CallOutcome, call: CallInfo, started: datetime
+    ) -> str:  # returns the absolute audio path MixMonitor is to write
+        ...
+
+    async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None: ...
+    async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None: ...
+    async def recording_ended(self, call: CallInfo, ended: datetime) -> None: ...
