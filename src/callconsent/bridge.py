@@ -43,6 +43,8 @@ class AgentStore(Protocol):
     """The part of :class:`callconsent.store.EvidenceStore` this adapter uses."""
 
     def waiting_for_agent(self, uniqueid: str) -> bool: ...
+    def recording_live(self, uniqueid: str) -> bool: ...
+    async def consent_live(self, uniqueid: str) -> bool: ...
     async def agent_decided(
         self, uniqueid: str, agent: AgentEvidence, *, given: bool, reason: str | None = None
     ) -> tuple[AgentOutcome, str] | None: ...
@@ -79,6 +81,8 @@ class BridgeHandler:
 
     async def _decide(self, caller: str, agent_id: str, flag: str, bound: Any) -> bool:
         if not self._store.waiting_for_agent(caller):
+            if self._store.recording_live(caller):  # transferred back into a queue: a later
+                return await self._later_agent(caller, agent_id, flag, bound)  # agent (R1)
             bound.info("agent_event_unexpected")  # unknown call (app restarted) or decided
             return False
         now = self._clock()
@@ -112,6 +116,21 @@ class BridgeHandler:
                 return False
             bound.info("agent_recording_started", file=audio)
         return outcome.status == "given"
+
+    async def _later_agent(self, caller: str, agent_id: str, flag: str, bound: Any) -> bool:
+        """A later agent of a call already decided: nothing starts here (the party watch,
+        :mod:`callconsent.transfers`, ends training at the bridge when this agent has no standing
+        consent); the answer only makes the whisper true: training goes on only if this agent
+        consents and the recording still holds a consent purpose."""
+        record = await self._lookup(agent_id, bound)
+        try:
+            live = await self._store.consent_live(caller)
+        except (OSError, ValueError) as exc:
+            bound.error("storage_error", action="consent_live", error=str(exc))
+            return False
+        kept = flag == "1" and record is not None and record.given and live
+        bound.info("agent_event_later_agent", training=kept)
+        return kept
 
     async def _lookup(self, agent_id: str, bound: Any) -> AgentConsent | None:
         if not AGENT_ID_RE.fullmatch(agent_id):

@@ -199,6 +199,16 @@ class EvidenceStore:
         """This process records call ``uniqueid`` now (or waits for its agent to)."""
         return uniqueid in self._recordings
 
+    async def consent_live(self, uniqueid: str) -> bool:
+        """Call ``uniqueid``'s running recording still holds a consent purpose (training)."""
+        where = self._recordings.get(uniqueid)
+        if where is None:
+            return False
+        doc = await asyncio.to_thread(sidecar.load, where)
+        if doc["state"] != sidecar.State.RECORDING or doc["recording"].get("stop_reason"):
+            return False
+        return any(p["consent"] is not None for p in doc["purposes"])
+
     async def stop_in_call(
         self,
         uniqueid: str,

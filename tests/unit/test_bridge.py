@@ -232,3 +232,32 @@ async def test_a_hostile_agent_name_is_never_consent(tmp_path: Path, store: Evid
     )
     assert sidecar_of(audio)["reason"] == "agent_refused"
     assert ledger(tmp_path)[0]["agent"]["id"] is None
+
+
+@pytest.mark.parametrize(
+    ("agent2", "flag", "answer"),
+    [("given", "1", "given"), ("refused", "0", "refused"), ("given", "0", "refused")],
+)
+async def test_a_later_agent_of_a_decided_call_is_told_the_truth_and_nothing_restarts(
+    tmp_path: Path, store: EvidenceStore, agent2: str, flag: str, answer: str
+) -> None:
+    """The call was transferred back into a queue: the new agent's gosub asks again."""
+    await store.prepare_recording(outcome("training"), call(), T0)
+    registry = FakeRegistry(agent1="given", agent2=agent2)
+    await BridgeHandler(FakeAmi(), store, registry).on_agent_event(event())
+    ami = FakeAmi()
+    await BridgeHandler(ami, store, registry).on_agent_event(event(agent="agent2", flag=flag))
+    assert ami.calls == [("Setvar", AGENT_CHAN, names.VAR_AGENT_RESULT, answer)]  # no MixMonitor
+    assert [e["type"] for e in ledger(tmp_path)] == ["agent_decision"]  # decided once
+
+
+async def test_a_later_agent_hears_no_training_once_training_has_ended(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    await store.prepare_recording(outcome("training"), call(), T0)
+    registry = FakeRegistry(agent1="given", agent2="given")
+    await BridgeHandler(FakeAmi(), store, registry).on_agent_event(event())
+    await store.stop_in_call(CALLER, T0, scope="all", reason="org_left_call", party="external")
+    ami = FakeAmi()
+    await BridgeHandler(ami, store, registry).on_agent_event(event(agent="agent2"))
+    assert ami.calls == [("Setvar", AGENT_CHAN, names.VAR_AGENT_RESULT, "refused")]
