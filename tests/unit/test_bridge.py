@@ -80,17 +80,6 @@ def event(agent: str = "agent1", flag: str = "1", caller: str = CALLER) -> dict[
             "Caller": caller, "Agent": agent, "Flag": flag}  # fmt: skip
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> EvidenceStore:
-    (tmp_path / "recordings").mkdir()
-    return EvidenceStore(
-        recordings_dir=tmp_path / "recordings",
-        ledger_path=tmp_path / "ledger.jsonl",
-        config_sha256="d" * 64,
-        clock=lambda: T0 + timedelta(minutes=5),
-    )
-
-
 def ledger(tmp_path: Path) -> list[dict[str, Any]]:
     return [x.entry for x in iter_entries(tmp_path / "ledger.jsonl") if x.entry is not None]
 

@@ -7,8 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from callconsent import stops
 from callconsent.parties import Classifier
 from callconsent.store import EvidenceStore
@@ -43,17 +41,6 @@ def leave(bridge: str, uniqueid: str) -> dict[str, str]:
 
 def dial(uniqueid: str, dest: str) -> dict[str, str]:
     return {"Event": "DialBegin", "Uniqueid": uniqueid, "DestChannel": dest}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> EvidenceStore:
-    (tmp_path / "recordings").mkdir()
-    return EvidenceStore(
-        recordings_dir=tmp_path / "recordings",
-        ledger_path=tmp_path / "ledger.jsonl",
-        config_sha256="d" * 64,
-        clock=lambda: NOW,
-    )
 
 
 async def recording(store: EvidenceStore, *purposes: str) -> Path:

@@ -8,8 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from callconsent import names, sensitive, sidecar
 from callconsent.bridge import BridgeHandler
 from callconsent.flagging import SensitiveFlagHandler
@@ -41,17 +39,6 @@ class StopAmi(FakeAmi):
 def flag_event(caller: str = CALLER, agent: str = "agent1", at: str = STAMP) -> dict[str, str]:
     return {"Event": "UserEvent", "UserEvent": names.SENSITIVE_USER_EVENT, "Caller": caller,
             "Agent": agent, "At": at}  # fmt: skip
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> EvidenceStore:
-    (tmp_path / "recordings").mkdir()
-    return EvidenceStore(
-        recordings_dir=tmp_path / "recordings",
-        ledger_path=tmp_path / "ledger.jsonl",
-        config_sha256="d" * 64,
-        clock=lambda: T0 + timedelta(minutes=5),
-    )
 
 
 async def agent_consents(store: EvidenceStore) -> None:

@@ -7,8 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from callconsent import midcall, names
 from callconsent.bridge import BridgeHandler
 from callconsent.evidence import CallInfo
@@ -59,17 +57,6 @@ def withdraw_event(at: str = "2026-11-24T09:02:00.000Z", caller: str = CALLER) -
 
 def gone(path: Path) -> bool:
     return not path.exists()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> EvidenceStore:
-    (tmp_path / "recordings").mkdir()
-    return EvidenceStore(
-        recordings_dir=tmp_path / "recordings",
-        ledger_path=tmp_path / "ledger.jsonl",
-        config_sha256="d" * 64,
-        clock=lambda: T0 + timedelta(minutes=5),
-    )
 
 
 async def agent_consents(store: EvidenceStore) -> None:
