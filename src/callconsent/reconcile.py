@@ -15,6 +15,10 @@ audio without sidecar, header only            tombstone ``no_audio``: a header h
 audio without sidecar, with audio             repair its header if needed; **report**, never
                                               delete audio it cannot account for
 sidecar without audio                         report
+sidecar ``recording`` with a purpose still     the agent's decision never came (the app crashed
+waiting for the agent (``agent_purposes``     while it waited): refused, ``agent_unknown``, as
+``pending``)                                  the app does at hangup (``agent_decision`` entry);
+                                              nothing else left: tombstone; then as above
 malformed sidecar / unreadable WAV            report with the path, skip, never delete
 stale ``.<name>.tmp`` from an atomic write    remove (an uncommitted draft; the sidecar is intact)
 ============================================  ==================================================
@@ -40,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from callconsent import sidecar, wav
 from callconsent._fsio import TEMP_NAME_RE, MalformedDocument, utc_stamp
+from callconsent.agent_evidence import AgentEvidence, decision_entry, pending_purposes, resolve
 from callconsent.ledger import Ledger, LedgerEntryInvalid, deleted_entry, recording_final_entry
 from callconsent.paths import FoundRecording, RecordingPaths, iter_recordings
 
@@ -47,6 +52,7 @@ if TYPE_CHECKING:
     from callconsent.config import Config
 
 SOURCE = "reconcile"
+AGENT_UNKNOWN = "agent_unknown"  # the agent's decision never came (as the app at hangup)
 DEFAULT_STALE_AFTER = timedelta(hours=6)
 
 
@@ -154,6 +160,10 @@ class _Run:
 
     def _dispatch(self, found: FoundRecording, doc: dict[str, Any] | None) -> None:
         paths = found.paths
+        if doc is not None and doc["state"] == sidecar.State.RECORDING:
+            doc = self._resolve_pending(paths, doc)
+            if doc is None:
+                return
         if doc is None:
             self._orphan_audio(paths)
         elif doc["state"] == sidecar.State.TOMBSTONE:
@@ -169,6 +179,33 @@ class _Run:
             self._finalise(paths)
         elif not doc["recording"]["has_audio"]:
             self._tombstone(paths, None, "tombstoned_no_audio")
+
+    def _resolve_pending(self, paths: RecordingPaths, doc: dict[str, Any]) -> dict[str, Any] | None:
+        """Purposes still waiting for the answering agent's decision, which can no longer come:
+        refused (``agent_unknown``; fail closed). Returns the sidecar to go on with, or None
+        when nothing was left to record (then tombstoned)."""
+        waiting = pending_purposes(doc)
+        if not waiting:
+            return doc
+        kept = [p["purpose"] for p in doc["purposes"]]
+        detail = f"{', '.join(waiting)} not recorded: no decision from the agent"
+        if self.dry_run:
+            self.fixed(paths.sidecar, AGENT_UNKNOWN, f"would resolve: {detail}")
+            return doc if kept else None
+        agent = AgentEvidence(None, "unknown", None, self.now)
+        self.ledger.append(
+            decision_entry(uniqueid=paths.uniqueid, agent=agent, status="refused",
+                           reason=AGENT_UNKNOWN, purposes=waiting, kept_purposes=kept,
+                           recording=paths.relative if kept else None)
+        )  # fmt: skip
+        self.fixed(paths.sidecar, AGENT_UNKNOWN, detail)
+        if not kept:
+            tomb = sidecar.prepare_tombstone(paths, reason=AGENT_UNKNOWN, at=self.now)
+            self._tombstone(paths, tomb, "tombstoned_agent_unknown")
+            return None
+        resolved = resolve(doc, given=False, reason=AGENT_UNKNOWN, agent=agent)
+        sidecar.write(paths, resolved)
+        return resolved
 
     def _inspect(self, paths: RecordingPaths) -> wav.WavInfo | None:
         try:

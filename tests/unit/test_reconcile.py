@@ -16,8 +16,10 @@ from callconsent import sidecar
 from callconsent.ledger import Ledger, iter_entries, verify_chain
 from callconsent.paths import RecordingPaths, ensure_directory, recording_paths
 from callconsent.reconcile import ReconcileReport, reconcile, reconcile_main
+from callconsent.store import EvidenceStore
 from callconsent.verify import verify
 from callconsent.wav import inspect, pcm_header
+from tests.unit.test_bridge import CALLER, call, outcome
 
 if TYPE_CHECKING:
     from callconsent.config import Config
@@ -305,3 +307,50 @@ def test_reconcile_command_prints_the_report_and_exits_1_when_something_is_left(
     assert out["dry_run"] is True and [r["kind"] for r in out["reported"]] == ["recording_missing"]
     assert reconcile_main(config, dry_run=False, as_json=False, stale_after=timedelta(0)) == 1
     assert capsys.readouterr().out.splitlines()[-1].startswith("reconcile: 1 checked")
+
+
+async def _waiting_for_agent(tmp_path: Path, *purposes: str) -> RecordingPaths:
+    """A sidecar as the app leaves it when it crashes while the call waits for the answering
+    agent's consent (training pending in agent_purposes)."""
+    store = EvidenceStore(recordings_dir=tmp_path / "rec", ledger_path=tmp_path / "app.jsonl",
+                          config_sha256="d" * 64)  # fmt: skip
+    (tmp_path / "rec").mkdir()
+    audio = Path(await store.prepare_recording(outcome(*purposes), call(), T0))
+    found = recording_paths(tmp_path / "rec", CALLER, T0)
+    assert found.audio == audio
+    assert sidecar.load(found)["agent_purposes"][0]["agent_consent"]["status"] == "pending"
+    return found
+
+
+async def test_a_decision_the_agent_never_gave_is_refused_and_documentation_finalised(
+    tmp_path: Path, root: Path, ledger: Ledger
+) -> None:
+    paths = await _waiting_for_agent(tmp_path, "documentation", "training")
+    paths.audio.write_bytes(pcm_header(len(AUDIO)) + AUDIO)
+    report = reconcile(root, ledger, now=LATER, dry_run=False)
+    assert summary(report)[0] == [(paths.sidecar.name, "agent_unknown"),
+                                  (paths.sidecar.name, "finalised")]  # fmt: skip
+    doc = sidecar.load(paths)
+    assert doc["state"] == "final" and [p["purpose"] for p in doc["purposes"]] == ["documentation"]
+    (training,) = doc["agent_purposes"]
+    assert training["agent_consent"]["status"] == "refused"
+    assert training["agent_consent"]["reason"] == "agent_unknown"
+    decision, final = entries(ledger)
+    assert (decision["type"], decision["status"], decision["purposes"]) == (
+        "agent_decision", "refused", ["training"]
+    )  # fmt: skip
+    assert final["type"] == "recording_final"
+    assert summary(reconcile(root, ledger, now=LATER, dry_run=False)) == ([], [])  # idempotent
+
+
+async def test_a_training_only_call_whose_agent_never_decided_is_tombstoned(
+    tmp_path: Path, root: Path, ledger: Ledger
+) -> None:
+    paths = await _waiting_for_agent(tmp_path, "training")
+    dry = reconcile(root, ledger, now=LATER, dry_run=True)
+    assert summary(dry)[0] == [(paths.sidecar.name, "agent_unknown")] and entries(ledger) == []
+    report = reconcile(root, ledger, now=LATER, dry_run=False)
+    assert (paths.audio.name, "tombstoned_agent_unknown") in summary(report)[0]
+    tomb = sidecar.load(paths)
+    assert (tomb["state"], tomb["reason"]) == ("tombstone", "agent_unknown")
+    assert [e["type"] for e in entries(ledger)] == ["agent_decision", "deleted"]
