@@ -51,7 +51,8 @@ def _prompts(args: argparse.Namespace) -> int:
     try:
         built = build_prompts(config, force=args.force)
         built += build_whispers(config, force=args.force)
-        built += build_sources(config.prompts_dir, route_prompts(), force=args.force)  # R17
+        built += build_sources(config.prompts_dir, route_prompts(), force=args.force,
+                               wpm=config.tts_words_per_minute)  # fmt: skip  # R17
         archive_notices(config)
     except PromptBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)

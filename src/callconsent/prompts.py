@@ -1,9 +1,11 @@
 """Prompt audio: made from the config's transcripts, and every notice version archived.
 
-``build_prompts`` speaks each transcript with espeak-ng and converts it with sox to what
-Asterisk plays without transcoding on narrowband calls: 8 kHz mono 16-bit WAV at
-``<prompts_dir>/<lang>/<audio>.wav``. Beside each generated WAV a ``.txt`` holds the transcript it
-was made from; a prompt is made again only when that text differs (or with ``force``).
+``build_prompts`` speaks each transcript with espeak-ng (at the config's
+``tts_words_per_minute``, default 165) and converts it with sox to what Asterisk plays without
+transcoding on narrowband calls: 8 kHz mono 16-bit WAV at ``<prompts_dir>/<lang>/<audio>.wav``.
+Beside each generated WAV a ``.txt`` holds the transcript it was made from (and, after a last line
+``# tts: espeak-ng <n> wpm``, a rate other than the default); a prompt is made again only when
+that differs (or with ``force``).
 
 Studio recordings replace generated ones: put the file at the same path and delete the ``.txt``.
 A WAV without a ``.txt`` (or a ``.sln``/``.gsm`` file) counts as installed by hand and is never
@@ -70,13 +72,19 @@ def prompt_sources(config: Config) -> Iterator[PromptSource]:
 
 def build_prompts(config: Config, *, force: bool = False) -> list[Path]:
     """Make every missing or outdated generated prompt; return the WAV files written."""
-    return build_sources(config.prompts_dir, prompt_sources(config), force=force)
+    return build_sources(
+        config.prompts_dir, prompt_sources(config), force=force, wpm=config.tts_words_per_minute
+    )
 
 
 def build_sources(
-    prompts_dir: Path, sources: Iterable[PromptSource], *, force: bool = False
+    prompts_dir: Path,
+    sources: Iterable[PromptSource],
+    *,
+    force: bool = False,
+    wpm: int = SPEED_WPM,
 ) -> list[Path]:
-    """Make the missing or outdated generated prompts among ``sources``."""
+    """Make the missing or outdated generated prompts among ``sources`` (at ``wpm``)."""
     written: list[Path] = []
     done: set[Path] = set()
     for source in sources:
@@ -89,10 +97,11 @@ def build_sources(
         if existing and not txt.exists():
             log.info("prompt_installed_by_hand", prompt_id=source.prompt_id, path=str(existing[0]))
             continue
-        if existing and not force and _read_text(txt) == source.text.transcript:
+        stamp = _stamp(source.text.transcript, wpm)
+        if existing and not force and _read_text(txt) == stamp:
             continue
-        _synthesise(source.language, source.text.transcript, wav)
-        _write_atomic(txt, source.text.transcript.encode("utf-8"), 0o644)
+        _synthesise(source.language, source.text.transcript, wav, wpm)
+        _write_atomic(txt, stamp.encode("utf-8"), 0o644)
         log.info("prompt_built", prompt_id=source.prompt_id, path=str(wav))
         written.append(wav)
     return written
@@ -151,13 +160,19 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _synthesise(language: str, transcript: str, wav: Path) -> None:
+def _stamp(transcript: str, wpm: int) -> str:
+    """What the ``.txt`` beside a generated prompt holds: the transcript, and a rate other than
+    the default (so a changed rate makes the prompt again)."""
+    return transcript if wpm == SPEED_WPM else f"{transcript}\n# tts: espeak-ng {wpm} wpm"
+
+
+def _synthesise(language: str, transcript: str, wav: Path, wpm: int) -> None:
     wav.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     with tempfile.TemporaryDirectory(dir=wav.parent, prefix=".build-") as tmp:
         raw, out = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
         voice = VOICES.get(language, language)
         _run(
-            ["espeak-ng", "-v", voice, "-s", str(SPEED_WPM), "-w", str(raw), "--stdin"],
+            ["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(raw), "--stdin"],
             transcript.encode("utf-8"),
         )
         _run(

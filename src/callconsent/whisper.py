@@ -69,4 +69,6 @@ def build_whispers(config: Config, *, force: bool = False) -> list[Path]:
     """Make every missing or outdated fixed prompt (whispers, withdrawal confirmations for the
     caller and for the agent); return the WAV files written."""
     sources = whisper_sources() + confirmation_sources() + agent_confirmation_sources()
-    return build_sources(config.prompts_dir, sources, force=force)
+    return build_sources(
+        config.prompts_dir, sources, force=force, wpm=config.tts_words_per_minute
+    )

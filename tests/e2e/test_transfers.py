@@ -161,9 +161,7 @@ def test_blind_transfer_outside_stops_every_recording_before_the_other_side_answ
 def test_attended_transfer_outside_stops_every_recording_when_the_caller_is_handed_over(
     asterisk: AsteriskLab, config: Config
 ) -> None:
-    end, mark = _transferred_call(
-        asterisk, config, "mixed-queue", "+4520007003", "0070", attended=True
-    )
+    end, mark = _transferred_call(asterisk, config, "support", "+4520007003", "0070", attended=True)
     answered = _line(asterisk, r"PJSIP/lab-external-\S+ answered ", mark)
     closed = _line(asterisk, r"MixMonitor close filestream", mark)
     caller_bridge = re.search(

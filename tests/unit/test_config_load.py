@@ -261,3 +261,12 @@ def test_without_parties_transfers_are_not_watched_and_a_warning_says_so(tmp_pat
     config = load_config(write(tmp_path, data), env=ENV)
     assert config.parties is None
     assert any("parties.internal" in w and "transferred" in w for w in config.warnings)
+
+
+def test_speaking_rate_of_generated_prompts_is_checked(tmp_path: Path) -> None:
+    data = demo_data()
+    assert load_config(DEMO, env=ENV).tts_words_per_minute == 340  # the lab's quick calls
+    del data["tts_words_per_minute"]
+    assert load_config(write(tmp_path, data), env=ENV).tts_words_per_minute == 165
+    data["tts_words_per_minute"] = 1000
+    assert any("tts_words_per_minute" in e and "80 to 400" in e for e in errors_of(tmp_path, data))

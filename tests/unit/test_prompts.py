@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -33,6 +34,7 @@ def load(tmp_path: Path, support_transcript: str | None = None) -> Config:
     data: dict[str, Any] = copy.deepcopy(yaml.safe_load(DEMO.read_text(encoding="utf-8")))
     data["prompts_dir"] = str(tmp_path / "prompts")
     data["storage"]["notice_archive_dir"] = str(tmp_path / "archive")
+    data.pop("tts_words_per_minute", None)  # the default rate
     data["routes"] = {"support": data["routes"]["support"]}
     data["notices"] = {"lab_training_v1": data["notices"]["lab_training_v1"]}
     languages = data["notices"]["lab_training_v1"]["languages"]
@@ -116,3 +118,19 @@ def test_missing_speech_tool_is_a_clear_error(
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(PromptBuildError, match="espeak-ng is not installed"):
         build_prompts(config)
+
+
+def test_a_changed_speaking_rate_makes_the_prompts_again_and_shorter(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    build_prompts(config)
+    notice = tmp_path / "prompts" / "da" / "lab-training-v1.wav"
+    with wave.open(str(notice)) as wav:
+        normal = wav.getnframes()
+    quick = dataclasses.replace(config, tts_words_per_minute=260)
+    assert len(build_prompts(quick)) == 4  # every prompt again, at the new rate
+    assert build_prompts(quick) == []
+    with wave.open(str(notice)) as wav:
+        assert wav.getnframes() < normal * 0.8
+    assert notice.with_suffix(".txt").read_text(encoding="utf-8").endswith(
+        "\n# tts: espeak-ng 260 wpm"
+    )

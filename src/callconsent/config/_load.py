@@ -104,6 +104,9 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     asterisk = _asterisk(top.child("asterisk", required=True), os.environ if env is None else env)
     storage = _storage(top.child("storage", required=True))
     prompts_dir = _abs_path(top, "prompts_dir")
+    tts_wpm = top.integer("tts_words_per_minute", 165)
+    if not 80 <= tts_wpm <= 400:
+        problems.error(top.at("tts_words_per_minute"), "must be 80 to 400 words per minute")
     agent_node = top.child("agent_consent")
     registry = _abs_path(agent_node, "registry_path", storage.ledger_path.parent / "agents.json")
     whisper_language = agent_node.opt_string("whisper_language", "da") or "da"
@@ -126,6 +129,7 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         notices=notices,
         routes=routes,
         parties=parties,
+        tts_words_per_minute=tts_wpm,
     )
     validate(config, problems)
     _warn_agent_bridge(config, problems)

@@ -230,3 +230,5 @@ class Config:
     routes: Mapping[str, Route]
     warnings: tuple[str, ...] = ()
     parties: PartiesConfig | None = None  # None: transfers and new parties are not watched
+    #: espeak-ng's speaking rate for generated prompts (words per minute; studio audio: unused)
+    tts_words_per_minute: int = 165
