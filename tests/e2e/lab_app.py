@@ -3,12 +3,15 @@ against the lab Asterisk, plus helpers to read the evidence it wrote."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +143,36 @@ def call_entries_for(config: Config, uniqueid: str) -> list[dict[str, Any]]:
         for e in ledger_entries(config)
         if e["type"] == "call" and e["call"]["uniqueid"] == uniqueid
     ]
+
+
+_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]")
+
+
+def log_time(line: str) -> datetime:
+    """The time stamp of one line of Asterisk's full log (local time of the sandbox)."""
+    m = _STAMP.match(line)
+    assert m, line
+    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+
+
+def first_line(lines: list[str], pattern: str, after: datetime | None = None) -> str | None:
+    """The first of ``lines`` matching ``pattern`` (at or after ``after``), or None."""
+    rx = re.compile(pattern)
+    for line in lines:
+        if rx.search(line) and (after is None or log_time(line) >= after):
+            return line
+    return None
+
+
+def wait_sidecar(
+    config: Config, recording: str, *, until: str = "final", timeout: float = 20.0
+) -> dict[str, Any]:
+    """The sidecar of ``recording`` (relative to the recordings folder, or absolute) once it is
+    in state ``until``; as it is after ``timeout`` seconds otherwise (the test then says why)."""
+    path = (config.storage.recordings_dir / recording).with_suffix(".json")
+    deadline = time.monotonic() + timeout
+    while True:
+        doc: dict[str, Any] = json.loads(path.read_text())
+        if doc["state"] == until or time.monotonic() > deadline:
+            return doc
+        time.sleep(0.2)

@@ -38,6 +38,15 @@ from tests.e2e.lab_app import (
     route_timing,
     wait_ledger,
 )
+from tests.e2e.lab_app import (
+    first_line as _first,
+)
+from tests.e2e.lab_app import (
+    log_time as _at,
+)
+from tests.e2e.lab_app import (
+    wait_sidecar as _sidecar,
+)
 from tests.harness.agent import agent_phones
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.rtp_sniff import DtmfSniffer
@@ -51,7 +60,6 @@ AGENT_KEYS = [Pause(WITHDRAW_AFTER), Digit("*"), Pause(0.4), Digit("8"), Pause(C
 #: The code pressed twice (the 2nd after the 1st confirmation), then the control key.
 AGENT_KEYS_TWICE = [Pause(WITHDRAW_AFTER), Digit("*"), Pause(0.4), Digit("8"), Pause(5.0),
                     Digit("*"), Pause(0.4), Digit("8"), Pause(4.5), Digit("5")]  # fmt: skip
-_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -78,30 +86,6 @@ def _call(
     # the agent's plain 5 went through the bridge to the caller; the code's * and 8 never did
     assert sent.keys() == {"5"}, sent.events()
     return result, asterisk.wait_labend(result.call_id, since=mark)
-
-
-def _at(line: str) -> datetime:
-    m = _STAMP.match(line)
-    assert m, line
-    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
-
-
-def _first(lines: list[str], pattern: str, after: datetime | None = None) -> str | None:
-    rx = re.compile(pattern)
-    for line in lines:
-        if rx.search(line) and (after is None or _at(line) >= after):
-            return line
-    return None
-
-
-def _sidecar(config: Config, relative: str, *, until: str, timeout: float = 20.0) -> dict[str, Any]:
-    path = (config.storage.recordings_dir / relative).with_suffix(".json")
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = json.loads(path.read_text())
-        if doc["state"] == until or time.monotonic() > deadline:
-            return doc
-        time.sleep(0.2)
 
 
 def _marker(asterisk: AsteriskLab, uniqueid: str) -> bool:

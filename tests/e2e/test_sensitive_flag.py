@@ -15,10 +15,8 @@ import os
 import re
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,6 +24,7 @@ from callconsent import sidecar
 from callconsent._fsio import parse_stamp
 from callconsent.config import Config
 from tests.e2e.lab_app import DEMO_CONFIG, LAB_ENV, LabApp, route_timing, wait_ledger
+from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.agent import agent_phones
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call
@@ -57,16 +56,6 @@ def _call(
         assert phones["agent1"].answered() == 1
     assert result.ok and not result.remote_hangup, result.describe()  # the caller hung up
     return result, asterisk.wait_labend(result.call_id, since=mark)
-
-
-def _sidecar(config: Config, relative: str, *, until: str, timeout: float = 20.0) -> dict[str, Any]:
-    path = (config.storage.recordings_dir / relative).with_suffix(".json")
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = json.loads(path.read_text())
-        if doc["state"] == until or time.monotonic() > deadline:
-            return doc
-        time.sleep(0.2)
 
 
 def _check_dialplan(asterisk: AsteriskLab, end: LabLine, since: int) -> None:

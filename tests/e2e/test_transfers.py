@@ -11,20 +11,19 @@ Asterisk's own log.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from callconsent.config import Config
 from tests.e2e.lab_app import DEMO_CONFIG, LAB_ENV, LabApp, route_timing, wait_ledger
+from tests.e2e.lab_app import log_time as _at
+from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.agent import EXTERNAL, agent_phones
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.rtp_pcap import Step
@@ -34,7 +33,6 @@ TALK_BEFORE = 5.0  # seconds agent1 talks before the transfer
 CALLER_TALKS = 17.0  # seconds the caller stays on after saying yes (the transfer is at ~11 s)
 RING = 2.0  # the outside phone rings this long before it answers
 CONSULT = 2.0  # attended transfer: seconds agent1 talks with the outside party first
-_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]")
 
 
 def _transfer_to(extension: str, *, attended: bool = False) -> list[Step]:
@@ -49,12 +47,6 @@ def _transfer_to(extension: str, *, attended: bool = False) -> list[Step]:
     return keys
 
 
-def _at(line: str) -> datetime:
-    m = _STAMP.match(line)
-    assert m, line
-    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
-
-
 def _line(asterisk: AsteriskLab, pattern: str, since: int, timeout: float = 10.0) -> str:
     deadline = time.monotonic() + timeout
     rx = re.compile(pattern)
@@ -64,16 +56,6 @@ def _line(asterisk: AsteriskLab, pattern: str, since: int, timeout: float = 10.0
                 return line
         assert time.monotonic() < deadline, f"no log line matching {pattern!r}"
         time.sleep(0.1)
-
-
-def _sidecar(config: Config, relative: str, timeout: float = 20.0) -> dict[str, Any]:
-    path = (config.storage.recordings_dir / relative).with_suffix(".json")
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = json.loads(path.read_text())
-        if doc["state"] == "final" or time.monotonic() > deadline:
-            return doc
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module", autouse=True)

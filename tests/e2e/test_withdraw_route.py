@@ -22,6 +22,7 @@ from typing import Any
 from callconsent import callref
 from callconsent.config import Config
 from tests.e2e.lab_app import LabApp, route_timing, wait_ledger
+from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call, run_calls
 
@@ -50,16 +51,6 @@ def _recorded(asterisk: AsteriskLab, result: CallResult, since: int) -> LabLine:
     end = asterisk.wait_labend(result.call_id, since=since)
     assert end.recording, f"nothing recorded: {end.line}"
     return end
-
-
-def _sidecar(config: Config, recording: str, until: str, timeout: float = 20.0) -> dict[str, Any]:
-    path = Path(recording).with_suffix(".json")
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = json.loads(path.read_text())
-        if doc["state"] == until or time.monotonic() > deadline:
-            return doc
-        time.sleep(0.2)
 
 
 def _route_call(number: str, keys: str, *, then: str = "", hangup_after: float = 16.0) -> Call:

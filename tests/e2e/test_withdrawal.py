@@ -11,7 +11,6 @@ MixMonitor's ``close filestream`` line.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import datetime
@@ -21,12 +20,14 @@ from typing import Any
 from callconsent._fsio import parse_stamp
 from callconsent.config import Config
 from tests.e2e.lab_app import LabApp, ledger_entries, route_timing, wait_ledger
+from tests.e2e.lab_app import first_line as _first
+from tests.e2e.lab_app import log_time as _at
+from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.sipp import Call, CallResult, Digit, Pause, background_call, run_call
 
 TALK_BEFORE = 6.0  # seconds bridged before the withdrawal code
 TALK_AFTER = 7.0  # seconds the caller stays on the line after it (confirmation ~3 s)
-_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]")
 
 
 def _timeline(config: Config, route: str) -> list[Any]:
@@ -35,30 +36,6 @@ def _timeline(config: Config, route: str) -> list[Any]:
         Pause(timing.question_end + 1.0), Digit("1"), Pause(TALK_BEFORE),
         Digit("*"), Pause(0.4), Digit("9"), Pause(TALK_AFTER),
     ]  # fmt: skip
-
-
-def _at(line: str) -> datetime:
-    m = _STAMP.match(line)
-    assert m, line
-    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
-
-
-def _first(lines: list[str], pattern: str, after: datetime | None = None) -> str | None:
-    rx = re.compile(pattern)
-    for line in lines:
-        if rx.search(line) and (after is None or _at(line) >= after):
-            return line
-    return None
-
-
-def _sidecar(config: Config, relative: str, *, until: str, timeout: float = 20.0) -> dict[str, Any]:
-    path = (config.storage.recordings_dir / relative).with_suffix(".json")
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = json.loads(path.read_text())
-        if doc["state"] == until or time.monotonic() > deadline:
-            return doc
-        time.sleep(0.2)
 
 
 def _withdrawn(config: Config, uniqueid: str) -> list[dict[str, Any]]:
