@@ -12,7 +12,6 @@ lone surrogates; escaped, it round-trips exactly and can never break a line or a
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -107,11 +106,8 @@ def atomic_write_json(
             os.replace(tmp, path)
         else:
             os.link(tmp, path)
-            tmp.unlink()
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    finally:  # gone after the replace; left over after a link, or when something failed
+        tmp.unlink(missing_ok=True)
     fsync_dir(directory)
 
 

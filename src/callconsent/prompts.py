@@ -218,9 +218,8 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    finally:  # gone after the replace; left over only when something failed
         Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _link_new(data: bytes, target: Path) -> bool:

@@ -18,7 +18,6 @@ are listed. Nothing is ever sent anywhere: the archive is written to ``out_dir``
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -137,10 +136,8 @@ def export(
             entry = _log(ctx, result, selector, reason, identity_check, request_date)
             os.replace(tmp, archive)
             fsync_dir(out_dir)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
+        finally:  # gone after the replace; left over only when something failed
+            tmp.unlink(missing_ok=True)
     result.ledger_seq = entry["seq"]
     ctx.audit.write("export", actor=ctx.actor, at=ctx.now, reason=reason, ids=call_ids,
                     export_id=export_id, archive=str(archive), ledger_seq=entry["seq"],
