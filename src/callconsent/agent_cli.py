@@ -35,11 +35,9 @@ from callconsent.agents import (
     mirror,
     sync,
 )
-from callconsent.ami import Ami, AmiError
+from callconsent.ami import Ami, AmiError, session
 from callconsent.clock import utc_now
 from callconsent.config import Config
-
-AMI_WAIT_SECONDS = 5.0
 
 
 def _with_ami(config: Config, job: Callable[[Ami], Awaitable[str]]) -> tuple[bool, str]:
@@ -49,17 +47,8 @@ def _with_ami(config: Config, job: Callable[[Ami], Awaitable[str]]) -> tuple[boo
         return False, "asterisk.ami is not configured"
 
     async def run() -> str:
-        ami = Ami(
-            host=ami_config.host,
-            port=ami_config.port,
-            username=ami_config.username,
-            password=ami_config.password.reveal(),
-        )
-        try:
-            await ami.connect(wait=AMI_WAIT_SECONDS)
+        async with session(ami_config) as ami:
             return await job(ami)
-        finally:
-            await ami.close()
 
     try:
         return True, asyncio.run(run())

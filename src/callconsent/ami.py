@@ -18,15 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import structlog
 from panoramisk import Manager
 
+if TYPE_CHECKING:
+    from callconsent.config import AmiConfig
+
 log = structlog.get_logger("callconsent.ami")
 
 DEFAULT_TIMEOUT: Final = 5.0
+#: How long a command (the CLI) waits for the AMI login.
+LOGIN_WAIT_SECONDS: Final = 5.0
 _UNSAFE: Final = re.compile(r"[\r\n\x00]")
 
 EventHandler = Callable[[dict[str, str]], Awaitable[None]]
@@ -242,3 +248,20 @@ class Ami:
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+@asynccontextmanager
+async def session(config: AmiConfig, *, wait: float = LOGIN_WAIT_SECONDS) -> AsyncIterator[Ami]:
+    """A logged-in AMI connection for one command, closed after the block; :class:`AmiError`
+    when it cannot log in within ``wait`` seconds."""
+    ami = Ami(
+        host=config.host,
+        port=config.port,
+        username=config.username,
+        password=config.password.reveal(),
+    )
+    try:
+        await ami.connect(wait=wait)
+        yield ami
+    finally:
+        await ami.close()

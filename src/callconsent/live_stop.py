@@ -14,15 +14,14 @@ no longer has means the call ended meanwhile, and its recording with it: that is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from callconsent.ami import Ami, AmiError
+from callconsent.ami import AmiError, session
 from callconsent.config import AmiConfig, Config
 
-AMI_WAIT_SECONDS: Final = 5.0
 #: Asterisk's answer to StopMixMonitor on a channel that is gone (app_mixmonitor.c).
 _NO_CHANNEL: Final = "no such channel"
 
@@ -59,19 +58,8 @@ class StopResult:
                 f"({self.detail}); it goes on until the call ends")  # fmt: skip
 
 
-@asynccontextmanager
-async def _open_ami(config: AmiConfig) -> AsyncIterator[StopAmi]:
-    ami = Ami(
-        host=config.host,
-        port=config.port,
-        username=config.username,
-        password=config.password.reveal(),
-    )
-    try:
-        await ami.connect(wait=AMI_WAIT_SECONDS)
-        yield ami
-    finally:
-        await ami.close()
+#: The AMI connection the command opens (tests replace it).
+_open_ami: AmiOpener = session
 
 
 async def stop_all(ami: StopAmi, call_ids: Sequence[str]) -> list[StopResult]:
