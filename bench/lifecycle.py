@@ -46,8 +46,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from callconsent._fsio import dumps, utc_stamp  # noqa: E402  # after the sys.path line
-from callconsent.wav import pcm_header  # noqa: E402
+from callconsent.evidence.fsio import dumps, utc_stamp  # noqa: E402  # after the sys.path line
+from callconsent.evidence.wav import pcm_header  # noqa: E402
 
 NOW = datetime(2026, 6, 1, 3, 0, tzinfo=UTC)
 SOFTWARE = {"name": "callconsent", "version": "0.1.0"}
@@ -85,36 +85,66 @@ def generate(root: Path, ledger_path: Path, n: int, seed: int = 7) -> dict[str, 
             kind = rng.random()
             refused = rng.random() < 0.5
             names = (["documentation"] if kind < 0.9 else []) + (
-                ["training"] if kind >= 0.7 else [])  # fmt: skip
+                ["training"] if kind >= 0.7 else []
+            )
             purposes: list[dict[str, Any]] = []
             for name in names:
                 consent = None
                 status = "not_required"
                 if name == "training":
                     status = "refused" if refused else "given"
-                    consent = {"status": status, "reason": "timeout" if refused else "digit",
-                               "digit": None if refused else "1", "question_id": "q",
-                               "question_version": "cd" * 32, "question_started_at": stamp,
-                               "question_ended_at": stamp,
-                               "digit_at": None if refused else stamp, "attempts": 1}  # fmt: skip
-                purposes.append({"purpose": name,
-                                 "lawful_basis": "6(1)(a)" if name == "training" else "6(1)(f)",
-                                 "retention_days": 30 if name == "training" else 90,
-                                 "status": status, "reason": consent["reason"] if consent
-                                 else "not_required", "consent": consent})  # fmt: skip
+                    consent = {
+                        "status": status,
+                        "reason": "timeout" if refused else "digit",
+                        "digit": None if refused else "1",
+                        "question_id": "q",
+                        "question_version": "cd" * 32,
+                        "question_started_at": stamp,
+                        "question_ended_at": stamp,
+                        "digit_at": None if refused else stamp,
+                        "attempts": 1,
+                    }
+                purposes.append(
+                    {
+                        "purpose": name,
+                        "lawful_basis": "6(1)(a)" if name == "training" else "6(1)(f)",
+                        "retention_days": 30 if name == "training" else 90,
+                        "status": status,
+                        "reason": consent["reason"] if consent else "not_required",
+                        "consent": consent,
+                    }
+                )
             kept = [p for p in purposes if p["status"] in ("given", "not_required")]
             number = number_for(rng.randrange(numbers))
             if i == 0:
                 first_number = number
-            call = {"uniqueid": uid, "linkedid": uid, "channel": f"PJSIP/trunk-{i:08x}",
-                    "route": "mixed", "caller_number": number,
-                    "caller_name": None, "dialled_number": "+4570000000"}  # fmt: skip
+            call = {
+                "uniqueid": uid,
+                "linkedid": uid,
+                "channel": f"PJSIP/trunk-{i:08x}",
+                "route": "mixed",
+                "caller_number": number,
+                "caller_name": None,
+                "dialled_number": "+4570000000",
+            }
             rel = f"{when:%Y/%m/%d}/{uid}.wav" if kept else None
-            append({"type": "call", "at": stamp, "call": call, "started_at": stamp,
+            append(
+                {
+                    "type": "call",
+                    "at": stamp,
+                    "call": call,
+                    "started_at": stamp,
                     "status": "refused" if refused and "training" in names else "not_required",
-                    "reason": None, "language": "da", "notices": [], "purposes": purposes,
-                    "recorded_purposes": [p["purpose"] for p in kept], "recording": rel,
-                    "software": SOFTWARE, "config_sha256": CONFIG_SHA})  # fmt: skip
+                    "reason": None,
+                    "language": "da",
+                    "notices": [],
+                    "purposes": purposes,
+                    "recorded_purposes": [p["purpose"] for p in kept],
+                    "recording": rel,
+                    "software": SOFTWARE,
+                    "config_sha256": CONFIG_SHA,
+                }
+            )
             if rel is None:
                 continue
             recorded += 1
@@ -125,21 +155,46 @@ def generate(root: Path, ledger_path: Path, n: int, seed: int = 7) -> dict[str, 
             audio = header + uid.encode().ljust(AUDIO_BYTES, b"\x01")
             (directory / f"{uid}.wav").write_bytes(audio)
             end = utc_stamp(when + timedelta(seconds=0.01))
-            rec = {"file": rel, "format": "wav", "started_at": stamp, "ended_at": end,
-                   "duration_seconds": 0.01, "bytes": len(audio),
-                   "sha256": hashlib.sha256(audio).hexdigest(), "has_audio": True}  # fmt: skip
+            rec = {
+                "file": rel,
+                "format": "wav",
+                "started_at": stamp,
+                "ended_at": end,
+                "duration_seconds": 0.01,
+                "bytes": len(audio),
+                "sha256": hashlib.sha256(audio).hexdigest(),
+                "has_audio": True,
+            }
             days = max(p["retention_days"] for p in kept)
-            doc = {"schema_version": 1, "state": "final", "call": call, "started_at": stamp,
-                   "language": "da", "notices": [],
-                   "purposes": [{k: p[k] for k in ("purpose", "lawful_basis", "retention_days",
-                                                    "consent")} for p in kept],
-                   "recording": rec, "delete_after": utc_stamp(when + timedelta(days=days)),
-                   "tags": [f"purpose:{p['purpose']}" for p in kept]
-                   + [f"agent:a{rng.randrange(200):03d}"],
-                   "software": SOFTWARE, "config_sha256": CONFIG_SHA, "updated_at": end}  # fmt: skip
+            doc = {
+                "schema_version": 1,
+                "state": "final",
+                "call": call,
+                "started_at": stamp,
+                "language": "da",
+                "notices": [],
+                "purposes": [
+                    {k: p[k] for k in ("purpose", "lawful_basis", "retention_days", "consent")}
+                    for p in kept
+                ],
+                "recording": rec,
+                "delete_after": utc_stamp(when + timedelta(days=days)),
+                "tags": [f"purpose:{p['purpose']}" for p in kept]
+                + [f"agent:a{rng.randrange(200):03d}"],
+                "software": SOFTWARE,
+                "config_sha256": CONFIG_SHA,
+                "updated_at": end,
+            }
             (directory / f"{uid}.json").write_text(dumps(doc, indent=2) + "\n", "ascii")
-            append({"type": "recording_final", "at": end, "call": {"uniqueid": uid},
-                    "recording": rec, "source": "app"})  # fmt: skip
+            append(
+                {
+                    "type": "recording_final",
+                    "at": end,
+                    "call": {"uniqueid": uid},
+                    "recording": rec,
+                    "source": "app",
+                }
+            )
     return {
         "calls": n,
         "recordings": recorded,
@@ -158,9 +213,11 @@ def _config(work: Path) -> Any:
     from callconsent.config import load_config
 
     data = yaml.safe_load((REPO / "config" / "demo.yaml").read_text("utf-8"))
-    data["storage"] = {"recordings_dir": str(work / "recordings"),
-                       "ledger_path": str(work / "state" / "ledger.jsonl"),
-                       "notice_archive_dir": str(work / "state" / "notices")}  # fmt: skip
+    data["storage"] = {
+        "recordings_dir": str(work / "recordings"),
+        "ledger_path": str(work / "state" / "ledger.jsonl"),
+        "notice_archive_dir": str(work / "state" / "notices"),
+    }
     path = work / "callconsent.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
     return load_config(path, env={"CALLCONSENT_ARI_PASSWORD": "bench"})
@@ -190,13 +247,17 @@ def step(name: str, work: Path, numbers: int, subject: str) -> dict[str, Any]:
             times = []
             for _ in range(200):
                 t1 = time.perf_counter()
-                ids = query.find_calls(ctx.index, query.Selector(number=number_for(
-                    rng.randrange(numbers))))  # fmt: skip
+                ids = query.find_calls(
+                    ctx.index, query.Selector(number=number_for(rng.randrange(numbers)))
+                )
                 query.recordings(ctx.index, ids)
                 times.append(time.perf_counter() - t1)
-        out["detail"] = {"cold_ms": round(cold * 1000, 3),
-                         "median_ms": round(statistics.median(times) * 1000, 3),
-                         "max_ms": round(max(times) * 1000, 3), "calls_found": len(ids)}  # fmt: skip
+        out["detail"] = {
+            "cold_ms": round(cold * 1000, 3),
+            "median_ms": round(statistics.median(times) * 1000, 3),
+            "max_ms": round(max(times) * 1000, 3),
+            "calls_found": len(ids),
+        }
     elif name == "purge_dry_run":
         from callconsent.lifecycle.purge import purge
 
@@ -204,7 +265,7 @@ def step(name: str, work: Path, numbers: int, subject: str) -> dict[str, Any]:
             report = purge(ctx, dry_run=True)
         out["detail"] = report.counts
     elif name in ("verify", "verify_deep"):
-        from callconsent.verify import verify
+        from callconsent.lifecycle.verify import verify
 
         verified = verify(root, ledger_path, deep=name == "verify_deep")
         out["detail"] = {"ok": verified.ok, "hashed": verified.recordings_hashed}
@@ -213,10 +274,18 @@ def step(name: str, work: Path, numbers: int, subject: str) -> dict[str, Any]:
 
         config = _config(work)
         with Context.create(root, ledger_path, now=NOW, actor="bench") as ctx:
-            result = export(ctx, config, query.Selector(number=subject), reason="bench",
-                            out_dir=work / "exports")  # fmt: skip
-        out["detail"] = {"calls": len(result.call_ids), "audio": result.audio_files,
-                         "entries": result.ledger_entries}  # fmt: skip
+            result = export(
+                ctx,
+                config,
+                query.Selector(number=subject),
+                reason="bench",
+                out_dir=work / "exports",
+            )
+        out["detail"] = {
+            "calls": len(result.call_ids),
+            "audio": result.audio_files,
+            "entries": result.ledger_entries,
+        }
     out["seconds"] = round(time.perf_counter() - t0, 3)
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -248,19 +317,37 @@ def main() -> int:
         try:
             t0 = time.perf_counter()
             info = generate(work / "recordings", work / "state" / "ledger.jsonl", n)
-            print(f"\n== N = {n:,} calls: {info['recordings']:,} recordings, "
-                  f"{info['ledger_lines']:,} ledger lines (generated in "
-                  f"{time.perf_counter() - t0:.1f} s) in {work}", flush=True)  # fmt: skip
+            print(
+                f"\n== N = {n:,} calls: {info['recordings']:,} recordings, "
+                f"{info['ledger_lines']:,} ledger lines (generated in "
+                f"{time.perf_counter() - t0:.1f} s) in {work}",
+                flush=True,
+            )
             print(f"{'step':<16}{'seconds':>10}{'peak RSS MiB':>14}  detail", flush=True)
             for name in args.steps:
                 done = subprocess.run(
-                    [sys.executable, __file__, "--step", name, "--work", str(work),
-                     "--numbers", str(info["numbers"]), "--subject", info["subject"]],
-                    capture_output=True, text=True, check=True,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        __file__,
+                        "--step",
+                        name,
+                        "--work",
+                        str(work),
+                        "--numbers",
+                        str(info["numbers"]),
+                        "--subject",
+                        info["subject"],
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 r = json.loads(done.stdout)
-                print(f"{name:<16}{r['seconds']:>10.3f}{r['peak_rss_mib']:>14.1f}  "
-                      f"{json.dumps(r.get('detail', ''))}", flush=True)  # fmt: skip
+                print(
+                    f"{name:<16}{r['seconds']:>10.3f}{r['peak_rss_mib']:>14.1f}  "
+                    f"{json.dumps(r.get('detail', ''))}",
+                    flush=True,
+                )
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)

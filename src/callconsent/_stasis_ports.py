@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from callconsent.consent import CallOutcome, CallPlan
-from callconsent.evidence import CallInfo
+from callconsent.evidence.documents import CallInfo
 
 
 class AriOps(Protocol):

@@ -10,20 +10,22 @@ from collections.abc import Callable
 import aiohttp
 import structlog
 
-from callconsent import agents, callref, names
+from callconsent import names
+from callconsent.agents import registry as agents
+from callconsent.agents.bridge import BridgeHandler
 from callconsent.ami import Ami, AmiError
 from callconsent.ari import AriClient
-from callconsent.bridge import BridgeHandler
 from callconsent.config import Config, build_plan, route_for
 from callconsent.consent import CallPlan
-from callconsent.flagging import SensitiveFlagHandler
-from callconsent.parties import Classifier
+from callconsent.evidence import callref
+from callconsent.parties.adapter import PartyWatch
+from callconsent.parties.tracker import Classifier
+from callconsent.sensitive.adapter import SensitiveFlagHandler
 from callconsent.stasis import Skip, StasisApp
 from callconsent.store import EvidenceStore
-from callconsent.transfers import PartyWatch
-from callconsent.withdraw_requests import WithdrawRequestHandler, lifecycle_runner
-from callconsent.withdraw_route import Readout, readout
-from callconsent.withdrawal import WithdrawalHandler
+from callconsent.withdrawal.in_call_adapter import WithdrawalHandler
+from callconsent.withdrawal.route import Readout, readout
+from callconsent.withdrawal.route_adapter import WithdrawRequestHandler, lifecycle_runner
 
 log = structlog.get_logger("callconsent.app")
 
@@ -67,8 +69,11 @@ def build_readout(config: Config) -> Readout:
     key = callref.load_key(config.storage.ledger_path)
     refs = readout(config, key)
     if refs.routes and key is None:  # guessable from the call's time: warn, as the docs say
-        log.warning("call_reference_without_key", routes=sorted(refs.routes),
-                    key=str(callref.key_path(config.storage.ledger_path)))  # fmt: skip
+        log.warning(
+            "call_reference_without_key",
+            routes=sorted(refs.routes),
+            key=str(callref.key_path(config.storage.ledger_path)),
+        )
     return refs
 
 
@@ -143,10 +148,13 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         store = build_store(config)
         whisper_dir = config.prompts_dir / config.agent_consent.whisper_language
         app = StasisApp(
-            ari, ConfigPlanner(config), store, whisper_dir=str(whisper_dir),
+            ari,
+            ConfigPlanner(config),
+            store,
+            whisper_dir=str(whisper_dir),
             prompts_dir=str(config.prompts_dir),
             call_refs=build_readout(config),
-        )  # fmt: skip
+        )
         ami = build_ami(config, store)  # created inside the running loop, as panoramisk needs
         if ami is not None:
             await ami.connect()  # retries by itself; the registry is synced at each login

@@ -20,7 +20,7 @@ import structlog
 
 from callconsent import names
 from callconsent._stasis_ports import AriOps, Planner, Skip, Store
-from callconsent.agent_rules import bridge_variables
+from callconsent.agents.rules import bridge_variables
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import (
@@ -49,9 +49,9 @@ from callconsent.consent import (
     StopPlayback,
     WriteLedger,
 )
-from callconsent.evidence import CallInfo
-from callconsent.midcall import withdraw_variables
-from callconsent.withdraw_route import Readout
+from callconsent.evidence.documents import CallInfo
+from callconsent.withdrawal.in_call import withdraw_variables
+from callconsent.withdrawal.route import Readout
 
 __all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
 

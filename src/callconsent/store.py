@@ -1,7 +1,7 @@
 """Evidence storage for the live app: sidecars beside recordings, entries in the ledger.
 
 Blocking file work (fsync, hashing) runs in worker threads so no call's flow waits on another's
-disk I/O. Paths come from Asterisk's uniqueid only (:mod:`callconsent.paths`).
+disk I/O. Paths come from Asterisk's uniqueid only (:mod:`callconsent.evidence.paths`).
 """
 
 from __future__ import annotations
@@ -14,22 +14,17 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
 
-from callconsent import (
-    agent_evidence,
-    agent_rules,
-    evidence,
-    ledger,
-    midcall,
-    paths,
-    sensitive,
-    sidecar,
-    stops,
-)
-from callconsent.agent_evidence import AgentEvidence
-from callconsent.agent_rules import AgentOutcome, RecordingStart
+from callconsent.agents import evidence as agent_evidence
+from callconsent.agents import rules as agent_rules
+from callconsent.agents.evidence import AgentEvidence
+from callconsent.agents.rules import AgentOutcome, RecordingStart
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
-from callconsent.evidence import CallInfo
+from callconsent.evidence import documents, ledger, paths, sidecar
+from callconsent.evidence.documents import CallInfo
+from callconsent.parties import stops
+from callconsent.sensitive import rules as sensitive
+from callconsent.withdrawal import in_call
 
 
 class _SidecarChange(Protocol):
@@ -74,7 +69,7 @@ class EvidenceStore:
     ) -> str:
         """Create the date folder and the ``recording`` sidecar; return the audio path."""
         where = paths.recording_paths(self._recordings_dir, call.uniqueid, started)
-        doc = evidence.sidecar_document(
+        doc = documents.sidecar_document(
             outcome, call, where, recording_started=started, config_sha256=self._config_sha256
         )
         start = agent_rules.recording_start(outcome.recorded_purposes)
@@ -148,8 +143,8 @@ class EvidenceStore:
             await asyncio.to_thread(self._tombstone, where, at, reason)
 
     async def withdraw_in_call(
-        self, uniqueid: str, at: datetime, *, via: str, source: str = midcall.SOURCE
-    ) -> midcall.Withdrawal:
+        self, uniqueid: str, at: datetime, *, via: str, source: str = in_call.SOURCE
+    ) -> in_call.Withdrawal:
         """The caller withdrew consent during the call (R16): every consent purpose ends, a
         purpose still waiting for the agent never starts; the recording is deleted (tombstone
         ``withdrawn``) or kept for what was recorded without consent. Ledger ``withdrawn`` first.
@@ -157,17 +152,25 @@ class EvidenceStore:
         done = await self._change_in_call(
             uniqueid,
             at,
-            change=lambda doc: midcall.withdraw(doc, at=at),
-            entry=lambda done, where: midcall.withdrawn_entry(
-                uniqueid=uniqueid, at=at, withdrawal=done, recording=where.relative,
-                via=via, source=source,
+            change=lambda doc: in_call.withdraw(doc, at=at),
+            entry=lambda done, where: in_call.withdrawn_entry(
+                uniqueid=uniqueid,
+                at=at,
+                withdrawal=done,
+                recording=where.relative,
+                via=via,
+                source=source,
             ),
             tombstone_reason=sidecar.TombstoneReason.WITHDRAWN.value,
-        )  # fmt: skip
+        )
         log.info(
-            "withdrawn_in_call", call_id=uniqueid, outcome=done.outcome, via=via,
-            withdrawn=list(done.withdrawn), kept=list(done.kept),
-        )  # fmt: skip
+            "withdrawn_in_call",
+            call_id=uniqueid,
+            outcome=done.outcome,
+            via=via,
+            withdrawn=list(done.withdrawn),
+            kept=list(done.kept),
+        )
         return done
 
     async def flag_sensitive(
@@ -184,15 +187,22 @@ class EvidenceStore:
             at,
             change=lambda doc: sensitive.flag(doc, at=at),
             entry=lambda done, where: sensitive.flagged_entry(
-                uniqueid=uniqueid, agent_id=agent_id, at=at, flagging=done,
+                uniqueid=uniqueid,
+                agent_id=agent_id,
+                at=at,
+                flagging=done,
                 recording=where.relative,
             ),
             tombstone_reason=sensitive.REASON,
-        )  # fmt: skip
+        )
         log.info(
-            "flagged_sensitive", call_id=uniqueid, agent=agent_id, outcome=done.outcome,
-            removed=list(done.removed), kept=list(done.kept),
-        )  # fmt: skip
+            "flagged_sensitive",
+            call_id=uniqueid,
+            agent=agent_id,
+            outcome=done.outcome,
+            removed=list(done.removed),
+            kept=list(done.kept),
+        )
         return done
 
     def recording_live(self, uniqueid: str) -> bool:
@@ -220,23 +230,35 @@ class EvidenceStore:
         agent_id: str | None = None,
     ) -> stops.Stop:
         """A party change stops the recording or ends its consent purposes (R1; rules:
-        :func:`callconsent.stops.stop`). Ledger ``recording_stopped`` first, then the sidecar.
+        :func:`callconsent.parties.stops.stop`). Ledger ``recording_stopped`` first, then the sidecar.
         The caller of this stops MixMonitor when ``stops_recording``."""
         done = await self._change_in_call(
             uniqueid,
             at,
-            change=lambda doc: stops.stop(doc, at=at, scope=scope, reason=reason,
-                                          agent_id=agent_id),
+            change=lambda doc: stops.stop(
+                doc, at=at, scope=scope, reason=reason, agent_id=agent_id
+            ),
             entry=lambda done, where: stops.stopped_entry(
-                uniqueid=uniqueid, at=at, done=done, reason=reason, party=party,
-                agent_id=agent_id, recording=where.relative,
+                uniqueid=uniqueid,
+                at=at,
+                done=done,
+                reason=reason,
+                party=party,
+                agent_id=agent_id,
+                recording=where.relative,
             ),
             tombstone_reason=reason,  # never used: a stop does not delete
-        )  # fmt: skip
+        )
         log.info(
-            "recording_stopped", call_id=uniqueid, outcome=done.outcome, reason=reason,
-            party=party, agent=agent_id, stopped=list(done.stopped), kept=list(done.kept),
-        )  # fmt: skip
+            "recording_stopped",
+            call_id=uniqueid,
+            outcome=done.outcome,
+            reason=reason,
+            party=party,
+            agent=agent_id,
+            stopped=list(done.stopped),
+            kept=list(done.kept),
+        )
         return done
 
     async def _change_in_call(
@@ -279,7 +301,7 @@ class EvidenceStore:
 
     async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None:
         where = self._recordings.get(call.uniqueid)
-        entry = evidence.ledger_entry(
+        entry = documents.ledger_entry(
             outcome,
             call,
             relative_file=where.relative if where else None,
@@ -289,7 +311,7 @@ class EvidenceStore:
         await asyncio.to_thread(self._ledger.append, entry)
 
     async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None:
-        entry = evidence.unhandled_call_entry(
+        entry = documents.unhandled_call_entry(
             call, status=status, reason=reason, config_sha256=self._config_sha256, now=self._clock()
         )
         await asyncio.to_thread(self._ledger.append, entry)

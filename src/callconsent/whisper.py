@@ -8,7 +8,7 @@ the ``.txt`` beside it) is kept, as for every prompt.
 
 The caller's confirmation of an in-call withdrawal (R16, requirements text 9) is made here too:
 ``<prompts_dir>/<lang>/callconsent-withdrawn.wav`` per language of
-:data:`callconsent.midcall.WITHDRAWN_TEXTS`; the withdrawal context plays the one in the call's
+:data:`callconsent.withdrawal.in_call.WITHDRAWN_TEXTS`; the withdrawal context plays the one in the call's
 language.
 
 The agent's confirmation of a withdrawal the agent made for a caller who asked orally (R16):
@@ -21,9 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from callconsent import midcall, names
+from callconsent import names
 from callconsent.config import Config, PromptText
 from callconsent.prompts import PromptSource, build_sources
+from callconsent.withdrawal import in_call
 
 #: kind -> language -> what the agent hears
 WHISPER_TEXTS: Final = {
@@ -54,7 +55,7 @@ def whisper_sources() -> list[PromptSource]:
 def confirmation_sources() -> list[PromptSource]:
     return [
         PromptSource("withdrawn", lang, PromptText(names.WITHDRAW_PROMPT, text))
-        for lang, text in midcall.WITHDRAWN_TEXTS.items()
+        for lang, text in in_call.WITHDRAWN_TEXTS.items()
     ]
 
 
@@ -69,6 +70,4 @@ def build_whispers(config: Config, *, force: bool = False) -> list[Path]:
     """Make every missing or outdated fixed prompt (whispers, withdrawal confirmations for the
     caller and for the agent); return the WAV files written."""
     sources = whisper_sources() + confirmation_sources() + agent_confirmation_sources()
-    return build_sources(
-        config.prompts_dir, sources, force=force, wpm=config.tts_words_per_minute
-    )
+    return build_sources(config.prompts_dir, sources, force=force, wpm=config.tts_words_per_minute)

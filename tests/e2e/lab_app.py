@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from callconsent.config import Config, build_plan, load_config
-from callconsent.ledger import iter_entries
-from callconsent.wav import inspect
+from callconsent.evidence.ledger import iter_entries
+from callconsent.evidence.wav import inspect
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO / "config" / "demo.yaml"
@@ -73,20 +73,38 @@ class LabApp:
         if self._proc is not None and self._proc.poll() is None:
             return
         subprocess.run(
-            [sys.executable, "-m", "callconsent.cli", "prompts", "--config", str(DEMO_CONFIG)],
-            env={**os.environ, **LAB_ENV}, check=True, capture_output=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "callconsent.cli.main", "prompts", "--config", str(DEMO_CONFIG)],
+            env={**os.environ, **LAB_ENV},
+            check=True,
+            capture_output=True,
+        )
         subprocess.run(
-            [sys.executable, "-m", "callconsent.cli", "agent", "set", LAB_ECHO_AGENT,
-             "--consent", "given", "--actor", "lab:e2e", "--config", str(DEMO_CONFIG)],
-            env={**os.environ, **LAB_ENV}, check=False, capture_output=True,
-        )  # fmt: skip  # the lab destination's echo agent consents (R15); serve mirrors it
+            [
+                sys.executable,
+                "-m",
+                "callconsent.cli.main",
+                "agent",
+                "set",
+                LAB_ECHO_AGENT,
+                "--consent",
+                "given",
+                "--actor",
+                "lab:e2e",
+                "--config",
+                str(DEMO_CONFIG),
+            ],
+            env={**os.environ, **LAB_ENV},
+            check=False,
+            capture_output=True,
+        )  # the lab destination's echo agent consents (R15); serve mirrors it
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "callconsent.cli", "serve", "--config", str(DEMO_CONFIG)],
-            env={**os.environ, **LAB_ENV}, stdout=log, stderr=log,
-        )  # fmt: skip
+            [sys.executable, "-m", "callconsent.cli.main", "serve", "--config", str(DEMO_CONFIG)],
+            env={**os.environ, **LAB_ENV},
+            stdout=log,
+            stderr=log,
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from callconsent import sidecar
-from callconsent._fsio import parse_stamp
 from callconsent.config import Config
-from callconsent.wav import inspect
+from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import parse_stamp
+from callconsent.evidence.wav import inspect
 from tests.e2e.lab_app import (
     DEMO_CONFIG,
     LAB_ENV,
@@ -51,9 +51,20 @@ class Placed:
 
 def _agent_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "callconsent.cli", "agent", *args, "--config", str(DEMO_CONFIG)],
-        env={**os.environ, **LAB_ENV}, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "callconsent.cli.main",
+            "agent",
+            *args,
+            "--config",
+            str(DEMO_CONFIG),
+        ],
+        env={**os.environ, **LAB_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def _gosub_line(asterisk: AsteriskLab, caller: str, since: int) -> tuple[str, str]:
@@ -96,20 +107,40 @@ def placed(asterisk: AsteriskLab, lab_app: LabApp, config: Config) -> dict[str, 
     mixed_yes = Pause(mixed.question_end + 1.0), Digit("1"), Pause(talk)
     hold_agent1 = mixed.question_end + 1.0 + STAGGER + talk  # still on agent1 when mixed bridges
     with agent_phones("agent1", "agent2"):
-        out = _place(asterisk, {
-            "yes_agent_given": (0.0, Call(to="queue-support", caller_number="+4520000001",
-                                          timeline=yes)),
-            "yes_agent_refused": (STAGGER, Call(to="queue-support", caller_number="+4520000002",
-                                                timeline=yes)),
-        })  # fmt: skip
-        out |= _place(asterisk, {
-            "no": (0.0, Call(to="queue-support", caller_number="+4520000003",
-                             timeline=[Pause(support.question_end + 1.0), Digit("2"),
-                                       Pause(hold_agent1 - support.question_end)])),
-            "mixed_agent_refused": (STAGGER, Call(to="queue-mixed-queue",
-                                                  caller_number="+4520000004",
-                                                  timeline=mixed_yes)),
-        })  # fmt: skip
+        out = _place(
+            asterisk,
+            {
+                "yes_agent_given": (
+                    0.0,
+                    Call(to="queue-support", caller_number="+4520000001", timeline=yes),
+                ),
+                "yes_agent_refused": (
+                    STAGGER,
+                    Call(to="queue-support", caller_number="+4520000002", timeline=yes),
+                ),
+            },
+        )
+        out |= _place(
+            asterisk,
+            {
+                "no": (
+                    0.0,
+                    Call(
+                        to="queue-support",
+                        caller_number="+4520000003",
+                        timeline=[
+                            Pause(support.question_end + 1.0),
+                            Digit("2"),
+                            Pause(hold_agent1 - support.question_end),
+                        ],
+                    ),
+                ),
+                "mixed_agent_refused": (
+                    STAGGER,
+                    Call(to="queue-mixed-queue", caller_number="+4520000004", timeline=mixed_yes),
+                ),
+            },
+        )
     return out
 
 
@@ -181,8 +212,11 @@ def test_yes_and_agent_without_consent_records_nothing(
     assert (p.agent, p.whisper) == ("agent2", "none")
     decision = _agent_decision(config, p.end.uniqueid)
     assert (decision["status"], decision["reason"]) == ("refused", "agent_refused")
-    assert decision["agent"] == {"id": "agent2", "consent": "refused",
-                                 "changed_at": decision["agent"]["changed_at"]}  # fmt: skip
+    assert decision["agent"] == {
+        "id": "agent2",
+        "consent": "refused",
+        "changed_at": decision["agent"]["changed_at"],
+    }
     assert decision["kept_purposes"] == [] and decision["recording"] is None
     relative = wait_ledger(config, p.end.uniqueid)["recording"]
     doc = _sidecar(config, relative)
@@ -198,9 +232,10 @@ def test_caller_no_means_no_recording_and_no_agent_question(
     entry = wait_ledger(config, p.end.uniqueid)
     assert entry["status"] == "refused" and entry["recording"] is None
     assert not [
-        e for e in ledger_entries(config)
+        e
+        for e in ledger_entries(config)
         if e["type"] == "agent_decision" and e["call"]["uniqueid"] == p.end.uniqueid
-    ]  # fmt: skip
+    ]
 
 
 def test_documentation_and_training_with_agent_refusing_keeps_documentation_only(

@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
-from callconsent import sidecar
-from callconsent._fsio import parse_stamp
 from callconsent.config import Config
+from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import parse_stamp
 from tests.e2e.lab_app import (
     DEMO_CONFIG,
     LAB_ENV,
@@ -55,20 +55,51 @@ from tests.harness.sipp import Call, CallResult, Digit, Pause, background_call, 
 WITHDRAW_AFTER = 6.0  # seconds after the agent answered (whisper ~1.5 s, then bridged)
 CONTROL_AFTER = 7.0  # seconds after the code (its confirmation ~3 s): a plain key, passed on
 TALK = 21.0  # seconds the caller stays after saying yes (covers both and talk after them)
-AGENT_KEYS = [Pause(WITHDRAW_AFTER), Digit("*"), Pause(0.4), Digit("8"), Pause(CONTROL_AFTER),
-              Digit("5")]  # fmt: skip
+AGENT_KEYS = [
+    Pause(WITHDRAW_AFTER),
+    Digit("*"),
+    Pause(0.4),
+    Digit("8"),
+    Pause(CONTROL_AFTER),
+    Digit("5"),
+]
 #: The code pressed twice (the 2nd after the 1st confirmation), then the control key.
-AGENT_KEYS_TWICE = [Pause(WITHDRAW_AFTER), Digit("*"), Pause(0.4), Digit("8"), Pause(5.0),
-                    Digit("*"), Pause(0.4), Digit("8"), Pause(4.5), Digit("5")]  # fmt: skip
+AGENT_KEYS_TWICE = [
+    Pause(WITHDRAW_AFTER),
+    Digit("*"),
+    Pause(0.4),
+    Digit("8"),
+    Pause(5.0),
+    Digit("*"),
+    Pause(0.4),
+    Digit("8"),
+    Pause(4.5),
+    Digit("5"),
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def agent1_consents(lab_app: LabApp) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "callconsent.cli", "agent", "set", "agent1", "--consent",
-         "given", "--actor", "e2e:test", "--config", str(DEMO_CONFIG)],
-        env={**os.environ, **LAB_ENV}, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "callconsent.cli.main",
+            "agent",
+            "set",
+            "agent1",
+            "--consent",
+            "given",
+            "--actor",
+            "e2e:test",
+            "--config",
+            str(DEMO_CONFIG),
+        ],
+        env={**os.environ, **LAB_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -78,9 +109,14 @@ def _call(
     timing = route_timing(config, route)
     mark = asterisk.log_offset()
     with agent_phones("agent1", timelines={"agent1": keys}) as phones, DtmfSniffer() as sent:
-        result = run_call(Call(to=f"queue-{route}", caller_number=number, audio="speech",
-                               timeline=[Pause(timing.question_end + 1.0), Digit("1"),
-                                         Pause(TALK)]))  # fmt: skip
+        result = run_call(
+            Call(
+                to=f"queue-{route}",
+                caller_number=number,
+                audio="speech",
+                timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(TALK)],
+            )
+        )
         assert phones["agent1"].answered() == 1
     assert result.ok and not result.remote_hangup, result.describe()  # the caller hung up
     # the agent's plain 5 went through the bridge to the caller; the code's * and 8 never did
@@ -99,26 +135,40 @@ def _check_dialplan(asterisk: AsteriskLab, end: LabLine, since: int) -> tuple[li
     Returns the log lines since ``since`` and the time of the agent's '8'."""
     log = asterisk.read_log(since)
     lines = log.splitlines()
-    assert re.search(rf"callconsent agent=agent1 caller={re.escape(end.uniqueid)} flag=1 "
-                     r"result=given", log), "agent1 did not consent at the bridge"  # fmt: skip
+    assert re.search(
+        rf"callconsent agent=agent1 caller={re.escape(end.uniqueid)} flag=1 "
+        r"result=given",
+        log,
+    ), "agent1 did not consent at the bridge"
     eight = _first(lines, r"DTMF end '8' received on PJSIP/agent1")
     assert eight, "the agent's 8 never reached Asterisk"
     t8 = _at(eight)
-    assert re.search(rf"callconsent withdrawn by agent caller={re.escape(end.uniqueid)} "
-                     r"agent=agent1 at=\S+Z", log), "the agent's withdrawal context never ran"  # fmt: skip
-    gosub = re.findall(r"(PJSIP/\S+)\s*\] Internal Gosub\(callconsent-withdraw-agent,s,1\) start|"
-                       r"Executing \[s@callconsent-withdraw-agent:1\] NoOp\(\"(PJSIP/[^\"]+)\"",
-                       log)  # fmt: skip
+    assert re.search(
+        rf"callconsent withdrawn by agent caller={re.escape(end.uniqueid)} "
+        r"agent=agent1 at=\S+Z",
+        log,
+    ), "the agent's withdrawal context never ran"
+    gosub = re.findall(
+        r"(PJSIP/\S+)\s*\] Internal Gosub\(callconsent-withdraw-agent,s,1\) start|"
+        r"Executing \[s@callconsent-withdraw-agent:1\] NoOp\(\"(PJSIP/[^\"]+)\"",
+        log,
+    )
     chans = {a or b for a, b in gosub}
     assert chans and all(c.startswith("PJSIP/agent1") for c in chans), chans
-    plays = re.findall(r"Executing \[s@callconsent-withdraw-agent:\d+\] Playback\(\"([^\"]+)\", "
-                       r"\"([^\"]+)\"", log)  # fmt: skip
+    plays = re.findall(
+        r"Executing \[s@callconsent-withdraw-agent:\d+\] Playback\(\"([^\"]+)\", "
+        r"\"([^\"]+)\"",
+        log,
+    )
     assert plays and all(c.startswith("PJSIP/agent1") for c, _f in plays), plays
     assert all(f.endswith("/callconsent-agent-withdrawn") for _c, f in plays), plays
     # no key of the code reached the caller: none received from it, none passed on to it
     assert not _first(lines, r"DTMF \w+ '[*8]' received on PJSIP/lab-caller")
-    assert not _first(lines, r"DTMF.*'[*8]'.* (on|to) PJSIP/lab-caller.*passthrough|"
-                      r"DTMF \w+ passthrough '[*8]' on PJSIP/lab-caller")  # fmt: skip
+    assert not _first(
+        lines,
+        r"DTMF.*'[*8]'.* (on|to) PJSIP/lab-caller.*passthrough|"
+        r"DTMF \w+ passthrough '[*8]' on PJSIP/lab-caller",
+    )
     assert _first(lines, r"Dangerous function") is None
     return lines, t8
 
@@ -140,8 +190,11 @@ def test_agent_withdrawal_of_training_only_stops_and_deletes_the_recording_withi
 
     entry = wait_ledger(config, end.uniqueid, kind="withdrawn")
     assert (entry["outcome"], entry["purposes"], entry["kept_purposes"], entry["via"]) == (
-        "deleted", ["training"], [], "agent_dtmf"
-    )  # fmt: skip
+        "deleted",
+        ["training"],
+        [],
+        "agent_dtmf",
+    )
     assert entry["source"] == "app" and "+4520008001" not in json.dumps(entry)
     tomb = _sidecar(config, entry["recording"], until="tombstone")
     assert (tomb["state"], tomb["reason"]) == ("tombstone", "withdrawn")
@@ -167,13 +220,24 @@ def test_agent_withdrawal_on_documentation_and_training_keeps_documentation_reco
     withdrawn = [x for x in lines if re.search(r"\] NOTICE\[.*callconsent withdrawn by agent", x)]
     assert (len(eights), len(plays), len(withdrawn)) == (2, 2, 1), (eights, plays, withdrawn)
     time.sleep(1.0)  # the app has long answered the first press
-    assert len([e for e in ledger_entries(config) if e["type"] == "withdrawn"
-                and e["call"]["uniqueid"] == end.uniqueid]) == 1  # fmt: skip
+    assert (
+        len(
+            [
+                e
+                for e in ledger_entries(config)
+                if e["type"] == "withdrawn" and e["call"]["uniqueid"] == end.uniqueid
+            ]
+        )
+        == 1
+    )
 
     entry = wait_ledger(config, end.uniqueid, kind="withdrawn")
     assert (entry["outcome"], entry["purposes"], entry["kept_purposes"], entry["via"]) == (
-        "documentation_kept", ["training"], ["documentation"], "agent_dtmf"
-    )  # fmt: skip
+        "documentation_kept",
+        ["training"],
+        ["documentation"],
+        "agent_dtmf",
+    )
     doc = _sidecar(config, entry["recording"], until="final")
     sidecar.validate(doc)
     assert doc["state"] == "final" and doc["recording"]["has_audio"]
@@ -202,19 +266,31 @@ def test_agent_withdrawal_while_the_app_is_down_is_marked_and_finished_at_restar
     agent's channel; the marker waits and the app finishes the withdrawal when it is back."""
     timing = route_timing(config, "support")
     mark = asterisk.log_offset()
-    call = Call(to="queue-support", caller_number="+4520008003", audio="speech",
-                timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(TALK)])  # fmt: skip
+    call = Call(
+        to="queue-support",
+        caller_number="+4520008003",
+        audio="speech",
+        timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(TALK)],
+    )
     try:
         with (
             agent_phones("agent1", timelines={"agent1": AGENT_KEYS}),
             background_call(call) as pending,
         ):
             dest = asterisk.wait_labdest(call.call_id, since=mark, timeout=60)
-            asterisk.wait_for_log(rf"agent=agent1 caller={re.escape(dest.uniqueid)} flag=1 "
-                                  r"result=given", mark, timeout=20)  # fmt: skip
+            asterisk.wait_for_log(
+                rf"agent=agent1 caller={re.escape(dest.uniqueid)} flag=1 "
+                r"result=given",
+                mark,
+                timeout=20,
+            )
             assert lab_app.stop() == 0  # before the agent's code (6 s after the answer)
-            asterisk.wait_for_log(r"callconsent withdrawn by agent caller="
-                                  rf"{re.escape(dest.uniqueid)} ", mark, timeout=20)  # fmt: skip
+            asterisk.wait_for_log(
+                r"callconsent withdrawn by agent caller="
+                rf"{re.escape(dest.uniqueid)} ",
+                mark,
+                timeout=20,
+            )
             value = _marker_value(asterisk, dest.uniqueid)
             assert value is not None and value.endswith("Z agent"), value
             result = pending.result(timeout=120)
@@ -227,15 +303,18 @@ def test_agent_withdrawal_while_the_app_is_down_is_marked_and_finished_at_restar
             "nothing should have stopped the recording while the app was down"
         )
         assert not [
-            e for e in ledger_entries(config)
+            e
+            for e in ledger_entries(config)
             if e["type"] == "withdrawn" and e["call"]["uniqueid"] == end.uniqueid
-        ]  # fmt: skip
+        ]
     finally:
         lab_app.start()
     entry = wait_ledger(config, end.uniqueid, kind="withdrawn")
     assert (entry["outcome"], entry["via"], entry["source"]) == (
-        "deleted", "agent_dtmf", "app_recovered"
-    )  # fmt: skip
+        "deleted",
+        "agent_dtmf",
+        "app_recovered",
+    )
     tomb = _sidecar(config, entry["recording"], until="tombstone")
     assert (tomb["state"], tomb["reason"]) == ("tombstone", "withdrawn")
     assert not Path(end.recording).exists()
@@ -251,20 +330,43 @@ def test_cli_withdrawal_of_a_live_call_stops_the_recording_in_asterisk(
     """``callconsent withdraw --call-id`` while the call is up (the API path for an agent)."""
     timing = route_timing(config, "support")
     mark = asterisk.log_offset()
-    call = Call(to="queue-support", caller_number="+4520008004", audio="speech",
-                timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(TALK)])  # fmt: skip
+    call = Call(
+        to="queue-support",
+        caller_number="+4520008004",
+        audio="speech",
+        timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(TALK)],
+    )
     with agent_phones("agent1"), background_call(call) as pending:
         dest = asterisk.wait_labdest(call.call_id, since=mark, timeout=60)
-        asterisk.wait_for_log(rf"agent=agent1 caller={re.escape(dest.uniqueid)} flag=1 "
-                              r"result=given", mark, timeout=20)  # fmt: skip
+        asterisk.wait_for_log(
+            rf"agent=agent1 caller={re.escape(dest.uniqueid)} flag=1 "
+            r"result=given",
+            mark,
+            timeout=20,
+        )
         time.sleep(3.0)  # bridged, training recording running
         before = datetime.now()  # the sandbox logs the host's local time
         proc = subprocess.run(
-            [sys.executable, "-m", "callconsent.cli", "withdraw", "--call-id", dest.uniqueid,
-             "--reason", "caller asked the agent", "--actor", "agent1", "--json",
-             "--config", str(DEMO_CONFIG)],
-            env={**os.environ, **LAB_ENV}, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "callconsent.cli.main",
+                "withdraw",
+                "--call-id",
+                dest.uniqueid,
+                "--reason",
+                "caller asked the agent",
+                "--actor",
+                "agent1",
+                "--json",
+                "--config",
+                str(DEMO_CONFIG),
+            ],
+            env={**os.environ, **LAB_ENV},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         after = datetime.now()
         assert proc.returncode == 0, proc.stdout + proc.stderr
         out = json.loads(proc.stdout)
@@ -280,8 +382,10 @@ def test_cli_withdrawal_of_a_live_call_stops_the_recording_in_asterisk(
     closed = _first(lines, r"MixMonitor close filestream")
     labend = _first(lines, rf"LABEND uniqueid={re.escape(end.uniqueid)} ")
     assert closed and labend, "the training recording never stopped"
-    print(f"cli withdrawal: command {(after - before).total_seconds() * 1000:.0f} ms, recording "
-          f"stopped {(_at(closed) - before).total_seconds() * 1000:.0f} ms after it started")  # fmt: skip
+    print(
+        f"cli withdrawal: command {(after - before).total_seconds() * 1000:.0f} ms, recording "
+        f"stopped {(_at(closed) - before).total_seconds() * 1000:.0f} ms after it started"
+    )
     assert before <= _at(closed) <= after, "the command returns once the recording is stopped"
     assert (_at(labend) - _at(closed)).total_seconds() > 3.0  # the call went on
     assert not Path(end.recording).exists()

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from callconsent import sidecar
 from callconsent.config import Config
-from callconsent.wav import inspect
+from callconsent.evidence import sidecar
+from callconsent.evidence.wav import inspect
 from tests.e2e.lab_app import LabApp, RouteTiming, route_timing, wait_ledger
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.sipp import Call, CallResult, Digit, Pause, run_calls
@@ -40,26 +40,55 @@ def _calls(support: RouteTiming, docs: RouteTiming) -> dict[str, Call]:
     late = support.question_end + support.timeout + 4.0
     retry_end = after_q + support.retry_seconds + 1.0
     return {
-        "given": Call(to="support", caller_number="+4510000001",
-                      timeline=[Pause(after_q), Digit("1"), Pause(6.0)]),
-        "refused": Call(to="support", caller_number="+4510000002",
-                        timeline=[Pause(after_q), Digit("2"), Pause(3.0)]),
+        "given": Call(
+            to="support",
+            caller_number="+4510000001",
+            timeline=[Pause(after_q), Digit("1"), Pause(6.0)],
+        ),
+        "refused": Call(
+            to="support",
+            caller_number="+4510000002",
+            timeline=[Pause(after_q), Digit("2"), Pause(3.0)],
+        ),
         "silent": Call(to="support", caller_number="+4510000003", timeline=[Pause(late)]),
         "hangup": Call(to="support", caller_number="+4510000004", timeline=[Pause(4.0)]),
-        "digit_in_notice": Call(to="support", caller_number="+4510000005",
-                                timeline=[Pause(4.0), Digit("1"), Pause(late - 4.0)]),
-        "invalid_then_yes": Call(to="support", caller_number="+4510000006",
-                                 timeline=[Pause(after_q), Digit("5"), Pause(retry_end - after_q),
-                                           Digit("1"), Pause(5.0)]),
-        "invalid_twice": Call(to="support", caller_number="+4510000007",
-                              timeline=[Pause(after_q), Digit("5"), Pause(retry_end - after_q),
-                                        Digit("7"), Pause(3.0)]),
-        "documentation": Call(to="docs", caller_number="+4510000008",
-                              timeline=[Pause(docs.notices_end + 6.0)]),
-        "hostile_caller_id": Call(to="support", caller_number=HOSTILE_NUMBER,
-                                  caller_name=HOSTILE_NAME,
-                                  timeline=[Pause(after_q), Digit("1"), Pause(6.0)]),  # like "given": room for a slow start
-    }  # fmt: skip
+        "digit_in_notice": Call(
+            to="support",
+            caller_number="+4510000005",
+            timeline=[Pause(4.0), Digit("1"), Pause(late - 4.0)],
+        ),
+        "invalid_then_yes": Call(
+            to="support",
+            caller_number="+4510000006",
+            timeline=[
+                Pause(after_q),
+                Digit("5"),
+                Pause(retry_end - after_q),
+                Digit("1"),
+                Pause(5.0),
+            ],
+        ),
+        "invalid_twice": Call(
+            to="support",
+            caller_number="+4510000007",
+            timeline=[
+                Pause(after_q),
+                Digit("5"),
+                Pause(retry_end - after_q),
+                Digit("7"),
+                Pause(3.0),
+            ],
+        ),
+        "documentation": Call(
+            to="docs", caller_number="+4510000008", timeline=[Pause(docs.notices_end + 6.0)]
+        ),
+        "hostile_caller_id": Call(
+            to="support",
+            caller_number=HOSTILE_NUMBER,
+            caller_name=HOSTILE_NAME,
+            timeline=[Pause(after_q), Digit("1"), Pause(6.0)],
+        ),  # like "given": room for a slow start
+    }
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +100,11 @@ def placed(asterisk: AsteriskLab, lab_app: LabApp, config: Config) -> dict[str, 
     for (name, call), result in zip(calls.items(), results, strict=True):
         assert result.answered, result.describe()
         end = asterisk.wait_labend(result.call_id, since=mark)
-        dests = [line for line in asterisk.lab_lines(since=mark)
-                 if line.kind == "LABDEST" and line.callid == result.call_id]  # fmt: skip
+        dests = [
+            line
+            for line in asterisk.lab_lines(since=mark)
+            if line.kind == "LABDEST" and line.callid == result.call_id
+        ]
         out[name] = Placed(call, result, dests[0] if dests else None, end)
     return out
 

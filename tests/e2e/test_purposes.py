@@ -20,18 +20,27 @@ def placed(asterisk: AsteriskLab, lab_app: LabApp, config: Config) -> dict[str, 
     docs = route_timing(config, "docs")
     calls = {
         "mixed_refuses_training": Call(
-            to="mixed", caller_number="+4540000001",
+            to="mixed",
+            caller_number="+4540000001",
             timeline=[Pause(mixed.question_end + 1.0), Digit("2"), Pause(5.0)],
         ),
         "english_by_menu": Call(
-            to="mixed", caller_number="+4540000002",
-            timeline=[Pause(0.6), Digit("8"), Pause(english.question_end + 0.4), Digit("1"), Pause(4.0)],
+            to="mixed",
+            caller_number="+4540000002",
+            timeline=[
+                Pause(0.6),
+                Digit("8"),
+                Pause(english.question_end + 0.4),
+                Digit("1"),
+                Pause(4.0),
+            ],
         ),
         "objection": Call(
-            to="docs", caller_number="+4540000003",
+            to="docs",
+            caller_number="+4540000003",
             timeline=[Pause(3.0), Digit("3"), Pause(docs.notices_end + 3.0)],
         ),
-    }  # fmt: skip
+    }
     mark = asterisk.log_offset()
     results = run_calls(list(calls.values()), concurrency=len(calls))
     out = {}

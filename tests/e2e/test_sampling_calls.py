@@ -18,10 +18,13 @@ def test_two_hundred_calls_at_rate_one_in_ten_ask_about_twenty_and_record_only_t
 ) -> None:
     timing = route_timing(config, "sampled")  # as heard by a sampled call
     calls = [
-        Call(to="sampled", caller_number=f"+45600{i:05d}",
-             timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(2.5)])
+        Call(
+            to="sampled",
+            caller_number=f"+45600{i:05d}",
+            timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(2.5)],
+        )
         for i in range(CALLS)
-    ]  # fmt: skip
+    ]
     mark = asterisk.log_offset()
     results = run_calls(calls, concurrency=50)
     asked = 0
@@ -33,8 +36,10 @@ def test_two_hundred_calls_at_rate_one_in_ten_ask_about_twenty_and_record_only_t
         if training["status"] == "not_sampled":
             assert entry["notices"] == [], f"{call.caller_number} heard a notice though not sampled"
             assert (entry["status"], entry["reason"], entry["recording"]) == (
-                "not_required", "not_sampled", None,
-            )  # fmt: skip
+                "not_required",
+                "not_sampled",
+                None,
+            )
             assert not list(config.storage.recordings_dir.rglob(f"{dest.uniqueid}.*"))
         else:
             asked += 1

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from callconsent import sidecar
-from callconsent._fsio import parse_stamp
 from callconsent.config import Config
+from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import parse_stamp
 from tests.e2e.lab_app import DEMO_CONFIG, LAB_ENV, LabApp, route_timing, wait_ledger
 from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.agent import agent_phones
@@ -37,10 +37,25 @@ AGENT_KEYS = [Pause(FLAG_AFTER), Digit("*"), Pause(0.4), Digit("7")]
 @pytest.fixture(scope="module", autouse=True)
 def agent1_consents(lab_app: LabApp) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "callconsent.cli", "agent", "set", "agent1", "--consent",
-         "given", "--actor", "e2e:test", "--config", str(DEMO_CONFIG)],
-        env={**os.environ, **LAB_ENV}, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "callconsent.cli.main",
+            "agent",
+            "set",
+            "agent1",
+            "--consent",
+            "given",
+            "--actor",
+            "e2e:test",
+            "--config",
+            str(DEMO_CONFIG),
+        ],
+        env={**os.environ, **LAB_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -50,9 +65,14 @@ def _call(
     timing = route_timing(config, route)
     mark = asterisk.log_offset()
     with agent_phones("agent1", timelines={"agent1": AGENT_KEYS}) as phones:
-        result = run_call(Call(to=f"queue-{route}", caller_number=number, audio="speech",
-                               timeline=[Pause(timing.question_end + 1.0), Digit("1"),
-                                         Pause(TALK)]))  # fmt: skip
+        result = run_call(
+            Call(
+                to=f"queue-{route}",
+                caller_number=number,
+                audio="speech",
+                timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(TALK)],
+            )
+        )
         assert phones["agent1"].answered() == 1
     assert result.ok and not result.remote_hangup, result.describe()  # the caller hung up
     return result, asterisk.wait_labend(result.call_id, since=mark)
@@ -61,13 +81,20 @@ def _call(
 def _check_dialplan(asterisk: AsteriskLab, end: LabLine, since: int) -> None:
     """The flag ran on the agent's channel, beeped there only, and the call went on."""
     log = asterisk.read_log(since)
-    assert re.search(rf"callconsent agent=agent1 caller={re.escape(end.uniqueid)} flag=1 "
-                     r"result=given", log), "agent1 did not consent at the bridge"  # fmt: skip
-    m = re.search(rf"callconsent sensitive caller={re.escape(end.uniqueid)} agent=agent1 at=(\S+)",
-                  log)  # fmt: skip
+    assert re.search(
+        rf"callconsent agent=agent1 caller={re.escape(end.uniqueid)} flag=1 "
+        r"result=given",
+        log,
+    ), "agent1 did not consent at the bridge"
+    m = re.search(
+        rf"callconsent sensitive caller={re.escape(end.uniqueid)} agent=agent1 at=(\S+)", log
+    )
     assert m, "the flag context never ran"
-    gosub = re.findall(r"(PJSIP/\S+)\s*\] Internal Gosub\(callconsent-sensitive,s,1\) start|"
-                       r"Executing \[s@callconsent-sensitive:1\] NoOp\(\"(PJSIP/[^\"]+)\"", log)  # fmt: skip
+    gosub = re.findall(
+        r"(PJSIP/\S+)\s*\] Internal Gosub\(callconsent-sensitive,s,1\) start|"
+        r"Executing \[s@callconsent-sensitive:1\] NoOp\(\"(PJSIP/[^\"]+)\"",
+        log,
+    )
     chans = {a or b for a, b in gosub}
     assert chans and all(c.startswith("PJSIP/agent1") for c in chans), chans
     beeps = re.findall(r"Executing \[s@callconsent-sensitive:\d+\] Playback\(\"([^\"]+)\"", log)
@@ -84,8 +111,10 @@ def test_flag_on_documentation_and_training_keeps_documentation_only_restricted(
     _check_dialplan(asterisk, end, mark)
     entry = wait_ledger(config, end.uniqueid, kind="flagged_sensitive")
     assert (entry["outcome"], entry["removed_purposes"], entry["kept_purposes"]) == (
-        "restricted", ["training"], ["documentation"]
-    )  # fmt: skip
+        "restricted",
+        ["training"],
+        ["documentation"],
+    )
     assert entry["agent"] == "agent1" and "+4520007001" not in json.dumps(entry)
     doc = _sidecar(config, entry["recording"], until="final")
     sidecar.validate(doc)
@@ -111,8 +140,10 @@ def test_flag_on_training_only_deletes_the_recording(
     _check_dialplan(asterisk, end, mark)
     entry = wait_ledger(config, end.uniqueid, kind="flagged_sensitive")
     assert (entry["outcome"], entry["removed_purposes"], entry["kept_purposes"]) == (
-        "deleted", ["training"], []
-    )  # fmt: skip
+        "deleted",
+        ["training"],
+        [],
+    )
     tomb = _sidecar(config, entry["recording"], until="tombstone")
     assert (tomb["state"], tomb["reason"]) == ("tombstone", "sensitive")
     assert not Path(end.recording).exists()
@@ -120,8 +151,9 @@ def test_flag_on_training_only_deletes_the_recording(
     log = asterisk.read_log(mark)
     seven = re.search(r"^\[([\d: .-]+)\] DTMF.*DTMF end '7' received on PJSIP/agent1", log, re.M)
     closed = re.search(r"^\[([\d: .-]+)\] VERBOSE.*MixMonitor close filestream", log, re.M)
-    labend = re.search(rf"^\[([\d: .-]+)\] NOTICE.*LABEND uniqueid={re.escape(end.uniqueid)} ",
-                       log, re.M)  # fmt: skip
+    labend = re.search(
+        rf"^\[([\d: .-]+)\] NOTICE.*LABEND uniqueid={re.escape(end.uniqueid)} ", log, re.M
+    )
     assert seven and closed and labend, "the training recording never stopped"
     t7, t_closed, t_end = (datetime.fromisoformat(m.group(1)) for m in (seven, closed, labend))
     latency = (t_closed - t7).total_seconds()

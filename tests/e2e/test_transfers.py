@@ -62,10 +62,25 @@ def _line(asterisk: AsteriskLab, pattern: str, since: int, timeout: float = 10.0
 def _agents(lab_app: LabApp) -> None:
     for agent, consent in (("agent1", "given"), ("agent2", "refused")):
         proc = subprocess.run(
-            [sys.executable, "-m", "callconsent.cli", "agent", "set", agent, "--consent",
-             consent, "--actor", "e2e:transfers", "--config", str(DEMO_CONFIG)],
-            env={**os.environ, **LAB_ENV}, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "callconsent.cli.main",
+                "agent",
+                "set",
+                agent,
+                "--consent",
+                consent,
+                "--actor",
+                "e2e:transfers",
+                "--config",
+                str(DEMO_CONFIG),
+            ],
+            env={**os.environ, **LAB_ENV},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
 
 
@@ -81,12 +96,21 @@ def _transferred_call(
     timing = route_timing(config, route)
     mark = asterisk.log_offset()
     talks = CALLER_TALKS + (RING + CONSULT + 1.0 if attended else 0.0)
-    with agent_phones("agent1", "agent2", EXTERNAL,
-                      timelines={"agent1": _transfer_to(extension, attended=attended)},
-                      ring_seconds={EXTERNAL: RING}):  # fmt: skip
-        result = run_call(Call(to=f"queue-{route}", caller_number=number, audio="speech",
-                               timeline=[Pause(timing.question_end + 1.0), Digit("1"),
-                                         Pause(talks)]))  # fmt: skip
+    with agent_phones(
+        "agent1",
+        "agent2",
+        EXTERNAL,
+        timelines={"agent1": _transfer_to(extension, attended=attended)},
+        ring_seconds={EXTERNAL: RING},
+    ):
+        result = run_call(
+            Call(
+                to=f"queue-{route}",
+                caller_number=number,
+                audio="speech",
+                timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(talks)],
+            )
+        )
     assert result.ok and not result.remote_hangup, result.describe()  # the caller hung up
     end = asterisk.wait_labend(result.call_id, since=mark)
     assert end.status == "given" and end.recording
@@ -103,13 +127,17 @@ def test_blind_transfer_to_an_agent_without_consent_stops_the_training_recording
     joined = _line(asterisk, r"Channel PJSIP/agent2-\S+ joined ", mark)
     closed = _line(asterisk, r"MixMonitor close filestream", mark)
     latency = (_at(closed) - _at(joined)).total_seconds()
-    print(f"transfer to agent without consent: recording stopped {latency * 1000:.0f} ms "
-          "after agent2 joined the bridge")  # fmt: skip
+    print(
+        f"transfer to agent without consent: recording stopped {latency * 1000:.0f} ms "
+        "after agent2 joined the bridge"
+    )
     assert 0 <= latency < 1.0
     entry = wait_ledger(config, end.uniqueid, kind="recording_stopped")
     assert (entry["reason"], entry["outcome"], entry["party"]) == (
-        "agent_not_consenting", "stopped", {"kind": "internal", "agent_id": "agent2"}
-    )  # fmt: skip
+        "agent_not_consenting",
+        "stopped",
+        {"kind": "internal", "agent_id": "agent2"},
+    )
     doc = _sidecar(config, entry["recording"])
     assert doc["state"] == "final" and doc["recording"]["stop_reason"] == "agent_not_consenting"
     assert [p["purpose"] for p in doc["purposes"]] == ["training"]  # consented until then
@@ -127,13 +155,17 @@ def test_blind_transfer_outside_stops_every_recording_before_the_other_side_answ
     closed = _line(asterisk, r"MixMonitor close filestream", mark)
     after_dial = (_at(closed) - _at(dialled)).total_seconds() * 1000
     before_answer = (_at(answered) - _at(closed)).total_seconds() * 1000
-    print(f"transfer outside: recording stopped {after_dial:.0f} ms after the dial, "
-          f"{before_answer:.0f} ms before the answer")  # fmt: skip
+    print(
+        f"transfer outside: recording stopped {after_dial:.0f} ms after the dial, "
+        f"{before_answer:.0f} ms before the answer"
+    )
     assert _at(closed) < _at(answered)
     entry = wait_ledger(config, end.uniqueid, kind="recording_stopped")
     assert (entry["reason"], entry["outcome"], entry["party"]["kind"]) == (
-        "org_left_call", "stopped", "external"
-    )  # fmt: skip
+        "org_left_call",
+        "stopped",
+        "external",
+    )
     assert entry["purposes"] == ["documentation", "training"]
     doc = _sidecar(config, entry["recording"])
     assert doc["recording"]["stop_reason"] == "org_left_call"
@@ -153,13 +185,17 @@ def test_attended_transfer_outside_stops_every_recording_when_the_caller_is_hand
     # the hand-over: the transfer's Local channel (to the outside phone) joins the caller's bridge
     handed = _line(asterisk, rf"Channel Local/0070@\S+;1 joined .*<{caller_bridge.group(1)}>", mark)
     latency = (_at(closed) - _at(handed)).total_seconds()
-    print(f"attended transfer outside: recording stopped {latency * 1000:.0f} ms after the "
-          "caller was handed over")  # fmt: skip
+    print(
+        f"attended transfer outside: recording stopped {latency * 1000:.0f} ms after the "
+        "caller was handed over"
+    )
     assert _at(closed) > _at(answered)  # the consultation is not the caller's: still recording
     assert 0 <= latency < 1.0
     entry = wait_ledger(config, end.uniqueid, kind="recording_stopped")
     assert (entry["reason"], entry["outcome"], entry["party"]["kind"]) == (
-        "org_left_call", "stopped", "external"
-    )  # fmt: skip
+        "org_left_call",
+        "stopped",
+        "external",
+    )
     doc = _sidecar(config, entry["recording"])
     assert doc["recording"]["stop_reason"] == "org_left_call"

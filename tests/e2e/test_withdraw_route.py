@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from callconsent import callref
 from callconsent.config import Config
+from callconsent.evidence import callref
 from tests.e2e.lab_app import LabApp, route_timing, wait_ledger
 from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.asterisk import AsteriskLab, LabLine
@@ -38,14 +38,19 @@ def _number() -> str:
 
 def _consenting_call(config: Config, route: str, number: str, talk: float = 4.0) -> Call:
     timing = route_timing(config, route)
-    return Call(to=route, caller_number=number, audio="speech",
-                timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(talk)])  # fmt: skip
+    return Call(
+        to=route,
+        caller_number=number,
+        audio="speech",
+        timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(talk)],
+    )
 
 
 def _documentation_call(config: Config, number: str) -> Call:
     timing = route_timing(config, "docs")
-    return Call(to="docs", caller_number=number, audio="speech",
-                timeline=[Pause(timing.notices_end + 4.0)])  # fmt: skip
+    return Call(
+        to="docs", caller_number=number, audio="speech", timeline=[Pause(timing.notices_end + 4.0)]
+    )
 
 
 def _recorded(asterisk: AsteriskLab, result: CallResult, since: int) -> LabLine:
@@ -63,8 +68,7 @@ def _route_call(number: str, keys: str, *, then: str = "", hangup_after: float =
         timeline += [Pause(5.0)] if i and part else []
         for key in part:
             timeline += [Digit(key), Pause(0.3)]
-    return Call(to="withdraw", caller_number=number, timeline=timeline,
-                hangup_after=hangup_after)  # fmt: skip
+    return Call(to="withdraw", caller_number=number, timeline=timeline, hangup_after=hangup_after)
 
 
 def _route_result(asterisk: AsteriskLab, result: CallResult, since: int) -> tuple[str, str]:
@@ -72,8 +76,9 @@ def _route_result(asterisk: AsteriskLab, result: CallResult, since: int) -> tupl
     assert result.ok, result.describe()
     m = asterisk.wait_for_log(
         rf"(?m)LABWITHDRAW uniqueid=(\S+) callid={re.escape(result.call_id)} result=(\S*)$",
-        since, timeout=30,
-    )  # fmt: skip
+        since,
+        timeout=30,
+    )
     return m.group(1), m.group(2)
 
 
@@ -124,9 +129,13 @@ def test_caller_presses_1_on_the_route_and_both_training_recordings_are_deleted(
     asterisk: AsteriskLab, lab_app: LabApp, config: Config, log_mark: int
 ) -> None:
     number = _number()
-    earlier = run_calls([_consenting_call(config, "support", number),
-                         _consenting_call(config, "support", number),
-                         _documentation_call(config, number)])  # fmt: skip  # at once
+    earlier = run_calls(
+        [
+            _consenting_call(config, "support", number),
+            _consenting_call(config, "support", number),
+            _documentation_call(config, number),
+        ]
+    )  # at once
     trainings = [_recorded(asterisk, result, log_mark) for result in earlier[:2]]
     docs = _recorded(asterisk, earlier[2], log_mark)
     for end in trainings:
@@ -136,8 +145,10 @@ def test_caller_presses_1_on_the_route_and_both_training_recordings_are_deleted(
 
     route, answer = _route_result(asterisk, run_call(_route_call(number, "1")), log_mark)
     assert answer == "done"
-    print(f"withdrawal route: the app answered {_answer_ms(asterisk, route, log_mark):.0f} ms "
-          "after the UserEvent")  # fmt: skip  # shown with -s
+    print(
+        f"withdrawal route: the app answered {_answer_ms(asterisk, route, log_mark):.0f} ms "
+        "after the UserEvent"
+    )  # shown with -s
     for end in trainings:
         _assert_withdrawn(config, end, via="number")
     assert _sidecar(config, docs.recording, until="final") == docs_before  # untouched
@@ -161,8 +172,9 @@ def test_withheld_caller_hears_the_call_reference_and_withdraws_with_it(
     asterisk: AsteriskLab, lab_app: LabApp, config: Config, log_mark: int
 ) -> None:
     talk = 12.0  # the reference is read before the destination (~7 s)
-    end = _recorded(asterisk, run_call(_consenting_call(config, "callref", WITHHELD, talk)),
-                    log_mark)  # fmt: skip
+    end = _recorded(
+        asterisk, run_call(_consenting_call(config, "callref", WITHHELD, talk)), log_mark
+    )
     ref = callref.call_ref(end.uniqueid, callref.load_key(config.storage.ledger_path))
     said = asterisk.find_log(r"SayDigits\(\"[^\"]*\", \"(\d+)\"\)", log_mark)
     assert [m.group(1) for m in said] == [ref], "the caller hears the call's reference"
@@ -172,8 +184,14 @@ def test_withheld_caller_hears_the_call_reference_and_withdraws_with_it(
     call = _route_call(WITHHELD, wrong, then=ref, hangup_after=28.0)  # "not valid", then again
     route, answer = _route_result(asterisk, run_call(call), log_mark)
     assert answer == "done"
-    assert asterisk.find_log(rf"(?m)callconsent withdraw request={re.escape(route)}-1 by=call_ref "
-                             r"result=bad_ref$", log_mark) != []  # fmt: skip
+    assert (
+        asterisk.find_log(
+            rf"(?m)callconsent withdraw request={re.escape(route)}-1 by=call_ref "
+            r"result=bad_ref$",
+            log_mark,
+        )
+        != []
+    )
     _assert_withdrawn(config, end, via="call_ref")
     report = _app_log(lab_app, f"{route}-2")
     assert (report["by"], report["deleted_ids"]) == ("call_ref", [end.uniqueid])

@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from callconsent._fsio import parse_stamp
 from callconsent.config import Config
+from callconsent.evidence.fsio import parse_stamp
 from tests.e2e.lab_app import LabApp, ledger_entries, route_timing, wait_ledger
 from tests.e2e.lab_app import first_line as _first
 from tests.e2e.lab_app import log_time as _at
@@ -33,16 +33,22 @@ TALK_AFTER = 7.0  # seconds the caller stays on the line after it (confirmation 
 def _timeline(config: Config, route: str) -> list[Any]:
     timing = route_timing(config, route)
     return [
-        Pause(timing.question_end + 1.0), Digit("1"), Pause(TALK_BEFORE),
-        Digit("*"), Pause(0.4), Digit("9"), Pause(TALK_AFTER),
-    ]  # fmt: skip
+        Pause(timing.question_end + 1.0),
+        Digit("1"),
+        Pause(TALK_BEFORE),
+        Digit("*"),
+        Pause(0.4),
+        Digit("9"),
+        Pause(TALK_AFTER),
+    ]
 
 
 def _withdrawn(config: Config, uniqueid: str) -> list[dict[str, Any]]:
     return [
-        e for e in ledger_entries(config)
+        e
+        for e in ledger_entries(config)
         if e["type"] == "withdrawn" and e["call"]["uniqueid"] == uniqueid
-    ]  # fmt: skip
+    ]
 
 
 def _marker(asterisk: AsteriskLab, uniqueid: str) -> bool:
@@ -82,8 +88,14 @@ def _check_call_flow(
 def test_withdrawal_stops_and_deletes_a_training_recording(
     asterisk: AsteriskLab, lab_app: LabApp, config: Config, log_mark: int
 ) -> None:
-    result = run_call(Call(to="support", caller_number="+4520006001", audio="speech",
-                           timeline=_timeline(config, "support")))  # fmt: skip
+    result = run_call(
+        Call(
+            to="support",
+            caller_number="+4520006001",
+            audio="speech",
+            timeline=_timeline(config, "support"),
+        )
+    )
     end = asterisk.wait_labend(result.call_id, since=log_mark)
     assert end.status == "given" and end.recording
     _check_call_flow(asterisk, result, end, log_mark, stops=True)
@@ -96,8 +108,15 @@ def test_withdrawal_stops_and_deletes_a_training_recording(
     )
     tomb = _sidecar(config, entry["recording"], until="tombstone")
     assert (tomb["state"], tomb["reason"]) == ("tombstone", "withdrawn")
-    assert set(tomb) == {"schema_version", "state", "call", "recording", "deleted_at", "reason",
-                         "updated_at"}  # fmt: skip  # no personal data left
+    assert set(tomb) == {
+        "schema_version",
+        "state",
+        "call",
+        "recording",
+        "deleted_at",
+        "reason",
+        "updated_at",
+    }  # no personal data left
     assert not Path(end.recording).exists(), "the partial file must be deleted"
     deleted = wait_ledger(config, end.uniqueid, kind="deleted")
     assert deleted["reason"] == "withdrawn"
@@ -107,8 +126,14 @@ def test_withdrawal_stops_and_deletes_a_training_recording(
 def test_withdrawal_on_documentation_and_training_keeps_documentation_only(
     asterisk: AsteriskLab, lab_app: LabApp, config: Config, log_mark: int
 ) -> None:
-    result = run_call(Call(to="mixed-queue", caller_number="+4520006002", audio="speech",
-                           timeline=_timeline(config, "mixed-queue")))  # fmt: skip
+    result = run_call(
+        Call(
+            to="mixed-queue",
+            caller_number="+4520006002",
+            audio="speech",
+            timeline=_timeline(config, "mixed-queue"),
+        )
+    )
     end = asterisk.wait_labend(result.call_id, since=log_mark)
     assert end.status == "given" and end.recording
     _lines, t9 = _check_call_flow(asterisk, result, end, log_mark, stops=False)
@@ -135,8 +160,12 @@ def test_withdrawal_on_documentation_and_training_keeps_documentation_only(
 def test_withdrawal_while_the_app_is_down_stops_the_recording_and_is_finished_at_restart(
     asterisk: AsteriskLab, lab_app: LabApp, config: Config, log_mark: int
 ) -> None:
-    call = Call(to="support", caller_number="+4520006003", audio="speech",
-                timeline=_timeline(config, "support"))  # fmt: skip
+    call = Call(
+        to="support",
+        caller_number="+4520006003",
+        audio="speech",
+        timeline=_timeline(config, "support"),
+    )
     try:
         with background_call(call) as pending:
             dest = asterisk.wait_labdest(call.call_id, since=log_mark, timeout=40)

@@ -175,14 +175,27 @@ def start_phone(
     scenario.write_text(_SCENARIO.format(pcap=f'"{pcap}"', ring=ring), encoding="utf-8")
     _sip, media_port = _allocate_ports()
     cmd = [
-        "sipp", "-sf", str(scenario),
-        "-i", LOCAL_IP, "-p", str(port),
-        "-mi", LOCAL_IP, "-mp", str(media_port),
-        "-s", agent_id,
+        "sipp",
+        "-sf",
+        str(scenario),
+        "-i",
+        LOCAL_IP,
+        "-p",
+        str(port),
+        "-mi",
+        LOCAL_IP,
+        "-mp",
+        str(media_port),
+        "-s",
+        agent_id,
         "-nostdin",
-        "-trace_logs", "-log_file", str(work / "log.txt"),
-        "-trace_err", "-error_file", str(work / "errors.txt"),
-    ]  # fmt: skip
+        "-trace_logs",
+        "-log_file",
+        str(work / "log.txt"),
+        "-trace_err",
+        "-error_file",
+        str(work / "errors.txt"),
+    ]
     process = subprocess.Popen(
         cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=(work / "stderr.txt").open("wb")
     )

@@ -23,8 +23,9 @@ TELEPHONE_EVENT_PT: Final = 101
 _KEYS: Final = "0123456789*#ABCD"
 
 
-def parse(frame: bytes, *, src_ports: range = ASTERISK_RTP_PORTS,
-          payload_type: int = TELEPHONE_EVENT_PT) -> tuple[int, str] | None:  # fmt: skip
+def parse(
+    frame: bytes, *, src_ports: range = ASTERISK_RTP_PORTS, payload_type: int = TELEPHONE_EVENT_PT
+) -> tuple[int, str] | None:
     """(destination UDP port, key) of one Ethernet frame carrying a telephone-event from one of
     ``src_ports``; None for anything else."""
     if len(frame) < 14 + 20 or frame[12:14] != b"\x08\x00" or frame[14] >> 4 != 4:

@@ -1,6 +1,6 @@
 """Fakes for fast tests (no Asterisk needed)."""
 
-from tests.fakes.ari_server import (
+from tests.support.ari_server import (
     FakeAriServer,
     RecordedCall,
     RecordingSink,

@@ -1,6 +1,6 @@
 """Realistic evidence for the lifecycle tests, built with the real sidecar and ledger modules:
 sidecars created, small real WAVs written and finalised, ``call`` entries shaped like
-``callconsent.evidence.ledger_entry`` output, ``recording_final`` entries as the app writes."""
+``callconsent.evidence.documents.ledger_entry`` output, ``recording_final`` entries as the app writes."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from typing import Any
 
 import yaml
 
-from callconsent import sidecar
 from callconsent.config import Config, load_config
-from callconsent.ledger import Ledger, recording_final_entry
+from callconsent.evidence import sidecar
+from callconsent.evidence.ledger import Ledger, recording_final_entry
+from callconsent.evidence.paths import RecordingPaths, ensure_directory, recording_paths
+from callconsent.evidence.wav import pcm_header
 from callconsent.lifecycle._context import Context
-from callconsent.paths import RecordingPaths, ensure_directory, recording_paths
-from callconsent.verify import verify
-from callconsent.wav import pcm_header
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
@@ -31,11 +30,16 @@ RETENTION = {"documentation": ("6(1)(f)", 90), "training": ("6(1)(a)", 30)}
 def _consent(status: str, reason: str, at: datetime) -> dict[str, Any]:
     stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return {
-        "status": status, "reason": reason, "digit": "1" if status == "given" else None,
-        "question_id": "lab_training_v1", "question_version": "cd" * 32,
-        "question_started_at": stamp, "question_ended_at": stamp,
-        "digit_at": stamp if status == "given" else None, "attempts": 1,
-    }  # fmt: skip
+        "status": status,
+        "reason": reason,
+        "digit": "1" if status == "given" else None,
+        "question_id": "lab_training_v1",
+        "question_version": "cd" * 32,
+        "question_started_at": stamp,
+        "question_ended_at": stamp,
+        "digit_at": stamp if status == "given" else None,
+        "attempts": 1,
+    }
 
 
 @dataclass
@@ -52,15 +56,28 @@ class Store:
         return Context.create(self.root, self.ledger_path, now=now, actor=actor)
 
     def call(
-        self, uniqueid: str, number: str | None = NUMBER, *, when: datetime = T0,
-        purposes: tuple[str, ...] = ("documentation",), refused: bool = False,
-        agent: str | None = None, audio: bytes | None = None, live: bool = False,
-    ) -> RecordingPaths | None:  # fmt: skip
+        self,
+        uniqueid: str,
+        number: str | None = NUMBER,
+        *,
+        when: datetime = T0,
+        purposes: tuple[str, ...] = ("documentation",),
+        refused: bool = False,
+        agent: str | None = None,
+        audio: bytes | None = None,
+        live: bool = False,
+    ) -> RecordingPaths | None:
         """One call: a ``call`` ledger entry; with audio (not refused) a finalised recording
         (``live``: still recording, as while the call is up)."""
-        call = {"uniqueid": uniqueid, "linkedid": uniqueid, "channel": f"PJSIP/trunk-{uniqueid}",
-                "route": "mixed", "caller_number": number, "caller_name": "Test Caller",
-                "dialled_number": "+4570000000"}  # fmt: skip
+        call = {
+            "uniqueid": uniqueid,
+            "linkedid": uniqueid,
+            "channel": f"PJSIP/trunk-{uniqueid}",
+            "route": "mixed",
+            "caller_number": number,
+            "caller_name": "Test Caller",
+            "dialled_number": "+4570000000",
+        }
         entry_purposes, recorded = [], []
         for name in purposes:
             basis, days = RETENTION[name]
@@ -69,9 +86,16 @@ class Store:
             if name == "training":
                 status = "refused" if refused else "given"
                 consent = _consent(status, "timeout" if refused else "digit", when)
-            entry_purposes.append({"purpose": name, "lawful_basis": basis, "retention_days": days,
-                                   "status": status, "reason": "timeout" if refused else "digit",
-                                   "consent": consent})  # fmt: skip
+            entry_purposes.append(
+                {
+                    "purpose": name,
+                    "lawful_basis": basis,
+                    "retention_days": days,
+                    "status": status,
+                    "reason": "timeout" if refused else "digit",
+                    "consent": consent,
+                }
+            )
             if status in ("given", "not_required"):
                 recorded.append(name)
         paths = recording_paths(self.root, uniqueid, when) if recorded else None
@@ -79,27 +103,47 @@ class Store:
         if paths is not None:
             ensure_directory(paths)
             kept = [p for p in entry_purposes if p["purpose"] in recorded]
-            sidecar.create(paths, sidecar.recording_document(
-                paths, call=call, started_at=when, language="da", notices=[],
-                purposes=[{k: p[k] for k in ("purpose", "lawful_basis", "retention_days",
-                                             "consent")} for p in kept],
-                delete_after=when + timedelta(days=max(p["retention_days"] for p in kept)),
-                tags=[f"purpose:{p}" for p in recorded] + ([f"agent:{agent}"] if agent else []),
-                software=SOFTWARE, config_sha256=CONFIG_SHA,
-            ))  # fmt: skip
+            sidecar.create(
+                paths,
+                sidecar.recording_document(
+                    paths,
+                    call=call,
+                    started_at=when,
+                    language="da",
+                    notices=[],
+                    purposes=[
+                        {k: p[k] for k in ("purpose", "lawful_basis", "retention_days", "consent")}
+                        for p in kept
+                    ],
+                    delete_after=when + timedelta(days=max(p["retention_days"] for p in kept)),
+                    tags=[f"purpose:{p}" for p in recorded] + ([f"agent:{agent}"] if agent else []),
+                    software=SOFTWARE,
+                    config_sha256=CONFIG_SHA,
+                ),
+            )
             data = audio if audio is not None else uniqueid.encode() * 200
             paths.audio.write_bytes(pcm_header(len(data)) + data)
             if not live:
                 final = sidecar.finalise(paths, ended_at=when + timedelta(minutes=2))
-        self.ledger.append({
-            "type": "call", "at": stamp, "call": call, "started_at": stamp,
-            "status": "refused" if refused else ("given" if "training" in recorded
-                                                 else "not_required"),
-            "reason": "timeout" if refused else None, "language": "da", "notices": [],
-            "purposes": entry_purposes, "recorded_purposes": recorded,
-            "recording": paths.relative if paths else None, "software": SOFTWARE,
-            "config_sha256": CONFIG_SHA,
-        })  # fmt: skip
+        self.ledger.append(
+            {
+                "type": "call",
+                "at": stamp,
+                "call": call,
+                "started_at": stamp,
+                "status": "refused"
+                if refused
+                else ("given" if "training" in recorded else "not_required"),
+                "reason": "timeout" if refused else None,
+                "language": "da",
+                "notices": [],
+                "purposes": entry_purposes,
+                "recorded_purposes": recorded,
+                "recording": paths.relative if paths else None,
+                "software": SOFTWARE,
+                "config_sha256": CONFIG_SHA,
+            }
+        )
         if paths is not None and not live:
             self.ledger.append(recording_final_entry(final, at=when, source="app"))
         return paths
@@ -111,20 +155,11 @@ def make_store(tmp_path: Path) -> Store:
 
 def make_config(tmp_path: Path) -> Config:
     data = copy.deepcopy(yaml.safe_load((REPO / "config" / "demo.yaml").read_text("utf-8")))
-    data["storage"] = {"recordings_dir": str(tmp_path / "recordings"),
-                       "ledger_path": str(tmp_path / "state" / "ledger.jsonl"),
-                       "notice_archive_dir": str(tmp_path / "state" / "notices")}  # fmt: skip
+    data["storage"] = {
+        "recordings_dir": str(tmp_path / "recordings"),
+        "ledger_path": str(tmp_path / "state" / "ledger.jsonl"),
+        "notice_archive_dir": str(tmp_path / "state" / "notices"),
+    }
     path = tmp_path / "callconsent.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
     return load_config(path, env={"CALLCONSENT_ARI_PASSWORD": "callconsent-lab"})
-
-
-def test_fixture_store_is_valid_evidence(tmp_path: Path) -> None:
-    """The fixtures are real evidence: verify finds them intact and the schema accepts them."""
-    store = make_store(tmp_path)
-    store.call("1000.1")
-    store.call("1000.2", purposes=("training",), refused=True)
-    store.call("1000.3", purposes=("documentation", "training"), agent="a17")
-    report = verify(store.root, store.ledger_path)
-    assert report.ok, report.summary()
-    assert report.recordings_hashed == 2

@@ -26,7 +26,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from callconsent import names
-from callconsent.agent_evidence import AgentEvidence
+from callconsent.agents.evidence import AgentEvidence
 from callconsent.app import ConfigPlanner
 from callconsent.ari import AriError, AriNotFound
 from callconsent.config import Config, load_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from callconsent import names
-from callconsent.agent_rules import (
+from callconsent.agents.rules import (
     agent_decided,
     bridge_variables,
     needs_agent,
@@ -40,24 +40,33 @@ def test_recording_start_splits_what_waits_for_the_agent(
 def test_training_only_with_agent_consent_starts_the_recording_at_the_bridge() -> None:
     out = agent_decided(recording_start(("training",)), agent_given=True)
     assert (out.kept, out.dropped, out.start_recording, out.tombstone) == (
-        ("training",), (), True, False
-    )  # fmt: skip
+        ("training",),
+        (),
+        True,
+        False,
+    )
     assert (out.status, out.reason) == ("given", "agent_consent")
 
 
 def test_training_only_without_agent_consent_is_a_tombstone() -> None:
     out = agent_decided(recording_start(("training",)), agent_given=False)
     assert (out.kept, out.dropped, out.start_recording, out.tombstone) == (
-        (), ("training",), False, True
-    )  # fmt: skip
+        (),
+        ("training",),
+        False,
+        True,
+    )
     assert (out.status, out.reason) == ("refused", "agent_refused")
 
 
 def test_documentation_and_training_keeps_documentation_when_the_agent_refuses() -> None:
     out = agent_decided(recording_start(("documentation", "training")), agent_given=False)
     assert (out.kept, out.dropped, out.start_recording, out.tombstone) == (
-        ("documentation",), ("training",), False, False
-    )  # fmt: skip
+        ("documentation",),
+        ("training",),
+        False,
+        False,
+    )
 
 
 def test_documentation_and_training_with_agent_consent_needs_no_new_recording() -> None:

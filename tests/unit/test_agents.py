@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from callconsent import agents
-from callconsent.agents import AgentRegistry, AgentRegistryError, astdb_key
+from callconsent.agents import registry as agents
+from callconsent.agents.registry import AgentRegistry, AgentRegistryError, astdb_key
 from callconsent.ami import AmiError
-from callconsent.cli import build_parser
-from callconsent.ledger import iter_entries, verify_chain
-from tests.unit._stasis_fakes import load_demo, schema_problems
+from callconsent.cli.main import build_parser
+from callconsent.evidence.ledger import iter_entries, verify_chain
+from tests.support.stasis_fakes import load_demo, schema_problems
 
 T0 = datetime(2026, 11, 24, 9, 0, 0, 123000, tzinfo=UTC)
 T1 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)

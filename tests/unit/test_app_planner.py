@@ -11,10 +11,10 @@ import pytest
 from callconsent import names
 from callconsent.app import ConfigPlanner, build_store
 from callconsent.consent import CallPlan
-from callconsent.evidence import CallInfo
+from callconsent.evidence.documents import CallInfo
 from callconsent.stasis import Skip
 from callconsent.store import EvidenceStore
-from tests.unit._stasis_fakes import load_demo, write_prompts
+from tests.support.stasis_fakes import load_demo, write_prompts
 
 
 def plan_of(planner: ConfigPlanner, route: str | None, dialled: str | None = None) -> CallPlan:

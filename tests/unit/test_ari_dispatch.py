@@ -13,8 +13,8 @@ import structlog
 
 from callconsent.ari import AriClient, channel_id_of
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.fakes` without a conftest
-from tests.fakes import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.support` without a conftest
+from tests.support import (
     FakeAriServer,
     RecordingSink,
     channel_event,

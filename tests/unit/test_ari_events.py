@@ -15,8 +15,8 @@ import structlog
 
 from callconsent.ari import AriClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.fakes` without a conftest
-from tests.fakes import FakeAriServer, RecordingSink, channel_event
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.support` without a conftest
+from tests.support import FakeAriServer, RecordingSink, channel_event
 
 
 @pytest.fixture

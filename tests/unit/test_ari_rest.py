@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from callconsent.ari import AriClient, AriError, AriNotFound
 from callconsent.ari._rest import encode_path, encode_query
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.fakes` without a conftest
-from tests.fakes import FakeAriServer
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.support` without a conftest
+from tests.support import FakeAriServer
 
 PASSWORD = "s3cr3t-Pa55"
 NASTY = [

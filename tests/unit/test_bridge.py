@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from callconsent import names
-from callconsent.agents import AgentConsent
+from callconsent.agents.bridge import MIXMONITOR_OPTIONS, BridgeHandler
+from callconsent.agents.registry import AgentConsent
 from callconsent.ami import AmiError
-from callconsent.bridge import MIXMONITOR_OPTIONS, BridgeHandler
 from callconsent.consent import CallOutcome, NoticeEvidence, Prompt, PurposeOutcome
-from callconsent.evidence import CallInfo
-from callconsent.ledger import iter_entries
+from callconsent.evidence.documents import CallInfo
+from callconsent.evidence.ledger import iter_entries
 from callconsent.store import EvidenceStore
-from tests.unit._stasis_fakes import pcm_wav, schema_problems, write_audio
+from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
 
 T0 = datetime(2026, 11, 24, 9, 0, 0, tzinfo=UTC)
 SHA = "c" * 64
@@ -66,9 +66,15 @@ def outcome(*purposes: str) -> CallOutcome:
         return PurposeOutcome(name, "6(1)(f)", 90, "not_required", "no_consent_needed")
 
     return CallOutcome(
-        "support", "da", "given", "digit", (NoticeEvidence(NOTICE, T0, T0, played=True),),
-        tuple(one(p) for p in purposes), purposes, T0,
-    )  # fmt: skip
+        "support",
+        "da",
+        "given",
+        "digit",
+        (NoticeEvidence(NOTICE, T0, T0, played=True),),
+        tuple(one(p) for p in purposes),
+        purposes,
+        T0,
+    )
 
 
 def call() -> CallInfo:
@@ -76,8 +82,14 @@ def call() -> CallInfo:
 
 
 def event(agent: str = "agent1", flag: str = "1", caller: str = CALLER) -> dict[str, str]:
-    return {"Event": "UserEvent", "UserEvent": names.AGENT_USER_EVENT, "Uniqueid": AGENT_CHAN,
-            "Caller": caller, "Agent": agent, "Flag": flag}  # fmt: skip
+    return {
+        "Event": "UserEvent",
+        "UserEvent": names.AGENT_USER_EVENT,
+        "Uniqueid": AGENT_CHAN,
+        "Caller": caller,
+        "Agent": agent,
+        "Flag": flag,
+    }
 
 
 def ledger(tmp_path: Path) -> list[dict[str, Any]]:
@@ -112,8 +124,10 @@ async def test_training_only_with_agent_consent_starts_mixmonitor_on_the_caller(
     assert doc["delete_after"] == "2026-12-24T09:00:00.000Z"
     (entry,) = ledger(tmp_path)
     assert (entry["type"], entry["status"], entry["reason"]) == (
-        "agent_decision", "given", "agent_consent"
-    )  # fmt: skip
+        "agent_decision",
+        "given",
+        "agent_consent",
+    )
     assert schema_problems("ledger-entry.schema.json", entry) == []
 
 
@@ -181,8 +195,10 @@ async def test_a_decision_that_never_came_is_resolved_as_refused_at_hangup(
     assert [p["purpose"] for p in doc["purposes"]] == ["documentation"]
     consent = doc["agent_purposes"][0]["agent_consent"]
     assert (consent["status"], consent["reason"], consent["agent_id"]) == (
-        "refused", "agent_unknown", None
-    )  # fmt: skip
+        "refused",
+        "agent_unknown",
+        None,
+    )
     assert ledger(tmp_path)[0]["reason"] == "agent_unknown"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from callconsent import cli
+from callconsent.cli import main
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
 
@@ -25,7 +25,7 @@ def test_commands_other_than_serve_log_warnings_to_stderr_and_nothing_to_stdout(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CALLCONSENT_ARI_PASSWORD", "callconsent-lab")
-    cli.main(["check-config", str(DEMO), "--features-conf", "/nonexistent"])
+    main.main(["check-config", str(DEMO), "--features-conf", "/nonexistent"])
     report = capsys.readouterr().out
     log = structlog.get_logger("callconsent.ami")
     log.info("ami_connected")  # below the commands' level: not shown at all

@@ -82,8 +82,9 @@ def plan(*purposes: PurposePlan, notices: int = 1) -> CallPlan:
 
 
 def menu_plan() -> CallPlan:
-    english = CallPlan("support", "en", (Prompt("notice0", "sound:/p/en/n", "en", "cd" * 32),),
-                       (training(),))  # fmt: skip
+    english = CallPlan(
+        "support", "en", (Prompt("notice0", "sound:/p/en/n", "en", "cd" * 32),), (training(),)
+    )
     menu = LanguageMenu(Prompt("menu", "sound:/p/en/menu", "en", "ef" * 32), (("8", english),), 2.0)
     return CallPlan("support", "da", (prompt("notice0"),), (training(),), menu)
 
@@ -437,25 +438,85 @@ LEGAL = {
     State.MENU: _PROMPT_EVENTS,
     State.MENU_WAIT: _PROMPT_EVENTS,
     State.NEW: {"CallEntered", "CallerHungUp", "ShutdownRequested"},
-    State.ANSWERING: {"Answered", "DigitReceived", "CallerHungUp", "AdapterFailed",
-                      "ShutdownRequested"},
-    State.NOTICE: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
-                   "ConsentTimedOut", "CallerHungUp", "AdapterFailed", "ShutdownRequested"},
-    State.QUESTION: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
-                     "ConsentTimedOut", "CallerHungUp", "AdapterFailed", "ShutdownRequested"},
-    State.RETRY: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
-                  "ConsentTimedOut", "CallerHungUp", "AdapterFailed", "ShutdownRequested"},
-    State.AWAITING_DIGIT: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed",
-                           "DigitReceived", "ConsentTimedOut", "CallerHungUp", "AdapterFailed",
-                           "ShutdownRequested"},
-    State.PREPARING: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
-                      "ConsentTimedOut", "CallerHungUp", "RecordingPrepared", "AdapterFailed",
-                      "ShutdownRequested"},
-    State.CONTINUED: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
-                      "ConsentTimedOut", "CallerHungUp", "AdapterFailed", "ShutdownRequested"},
-    State.ENDED: {"PlaybackStarted", "PlaybackFinished", "PlaybackFailed", "DigitReceived",
-                  "ConsentTimedOut", "CallerHungUp", "AdapterFailed", "ShutdownRequested"},
-}  # fmt: skip
+    State.ANSWERING: {
+        "Answered",
+        "DigitReceived",
+        "CallerHungUp",
+        "AdapterFailed",
+        "ShutdownRequested",
+    },
+    State.NOTICE: {
+        "PlaybackStarted",
+        "PlaybackFinished",
+        "PlaybackFailed",
+        "DigitReceived",
+        "ConsentTimedOut",
+        "CallerHungUp",
+        "AdapterFailed",
+        "ShutdownRequested",
+    },
+    State.QUESTION: {
+        "PlaybackStarted",
+        "PlaybackFinished",
+        "PlaybackFailed",
+        "DigitReceived",
+        "ConsentTimedOut",
+        "CallerHungUp",
+        "AdapterFailed",
+        "ShutdownRequested",
+    },
+    State.RETRY: {
+        "PlaybackStarted",
+        "PlaybackFinished",
+        "PlaybackFailed",
+        "DigitReceived",
+        "ConsentTimedOut",
+        "CallerHungUp",
+        "AdapterFailed",
+        "ShutdownRequested",
+    },
+    State.AWAITING_DIGIT: {
+        "PlaybackStarted",
+        "PlaybackFinished",
+        "PlaybackFailed",
+        "DigitReceived",
+        "ConsentTimedOut",
+        "CallerHungUp",
+        "AdapterFailed",
+        "ShutdownRequested",
+    },
+    State.PREPARING: {
+        "PlaybackStarted",
+        "PlaybackFinished",
+        "PlaybackFailed",
+        "DigitReceived",
+        "ConsentTimedOut",
+        "CallerHungUp",
+        "RecordingPrepared",
+        "AdapterFailed",
+        "ShutdownRequested",
+    },
+    State.CONTINUED: {
+        "PlaybackStarted",
+        "PlaybackFinished",
+        "PlaybackFailed",
+        "DigitReceived",
+        "ConsentTimedOut",
+        "CallerHungUp",
+        "AdapterFailed",
+        "ShutdownRequested",
+    },
+    State.ENDED: {
+        "PlaybackStarted",
+        "PlaybackFinished",
+        "PlaybackFailed",
+        "DigitReceived",
+        "ConsentTimedOut",
+        "CallerHungUp",
+        "AdapterFailed",
+        "ShutdownRequested",
+    },
+}
 
 
 @pytest.mark.parametrize("state", list(State))
@@ -488,9 +549,19 @@ def test_every_event_ending_the_flow_writes_exactly_one_ledger_entry(state: Stat
 # -- properties -------------------------------------------------------------------------------
 
 _KINDS = st.sampled_from(
-    ["start", "finish", "fail", "stale_finish", "digit", "timeout", "stale_timeout",
-     "hangup", "prepared", "adapter_failed"]
-)  # fmt: skip
+    [
+        "start",
+        "finish",
+        "fail",
+        "stale_finish",
+        "digit",
+        "timeout",
+        "stale_timeout",
+        "hangup",
+        "prepared",
+        "adapter_failed",
+    ]
+)
 _DIGITS = st.sampled_from(list("0123456789*#"))
 
 
@@ -635,7 +706,7 @@ def test_objection_to_documentation_leaves_a_training_yes_intact() -> None:
 
 
 def test_every_transition_names_a_handler_of_the_machine() -> None:
-    from callconsent._consent_table import TRANSITIONS
+    from callconsent.consent._table import TRANSITIONS
 
     missing = {
         name for name in TRANSITIONS.values() if not callable(getattr(ConsentMachine, name, None))

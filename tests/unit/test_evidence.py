@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from callconsent import sidecar
 from callconsent.consent import CallOutcome, NoticeEvidence, Prompt, PurposeOutcome
-from callconsent.evidence import (
+from callconsent.evidence import sidecar
+from callconsent.evidence.documents import (
     CallInfo,
     delete_after,
     ledger_entry,
@@ -18,8 +18,8 @@ from callconsent.evidence import (
     tags,
     unhandled_call_entry,
 )
-from callconsent.paths import recording_paths
-from tests.unit._stasis_fakes import schema_problems
+from callconsent.evidence.paths import recording_paths
+from tests.support.stasis_fakes import schema_problems
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)
 SHA = "a" * 64

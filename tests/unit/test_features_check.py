@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from callconsent.config import Config
-from callconsent.features_check import bound_sequence, withdraw_feature_warnings
+from callconsent.withdrawal.features_check import bound_sequence, withdraw_feature_warnings
 from tests.e2e.lab_app import lab_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,15 +36,21 @@ def test_an_unreadable_features_conf_is_a_warning_naming_the_entry(
     ("text", "expected"),
     [
         ("[applicationmap]\n", "no callconsent_withdraw entry"),
-        ("[applicationmap]\n;callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n",
-         "no callconsent_withdraw entry"),
-        ("[general]\ncallconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n",
-         "no callconsent_withdraw entry"),
-        ("[applicationmap]\ncallconsent_withdraw => *8,self,Gosub(callconsent-withdraw,s,1)\n",
-         "bound to '*8'"),
+        (
+            "[applicationmap]\n;callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n",
+            "no callconsent_withdraw entry",
+        ),
+        (
+            "[general]\ncallconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n",
+            "no callconsent_withdraw entry",
+        ),
+        (
+            "[applicationmap]\ncallconsent_withdraw => *8,self,Gosub(callconsent-withdraw,s,1)\n",
+            "bound to '*8'",
+        ),
         ("[applicationmap]\ncallconsent_withdraw => *9,self,Playback(x)\n", "runs 'Playback(x)'"),
     ],
-)  # fmt: skip
+)
 def test_a_missing_or_different_binding_is_a_warning(
     config: Config, tmp_path: Path, text: str, expected: str
 ) -> None:
@@ -56,8 +62,9 @@ def test_a_missing_or_different_binding_is_a_warning(
 
 def test_the_shipped_features_conf_binds_the_agents_sensitive_flag(config: Config) -> None:
     assert bound_sequence(SHIPPED.read_text(), "callconsent_sensitive") == (
-        "*7", "Gosub(callconsent-sensitive,s,1)"
-    )  # fmt: skip
+        "*7",
+        "Gosub(callconsent-sensitive,s,1)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -67,15 +74,17 @@ def test_the_shipped_features_conf_binds_the_agents_sensitive_flag(config: Confi
         ("callconsent_sensitive => *9,self,Gosub(callconsent-sensitive,s,1)\n", "clashes"),
         ("callconsent_sensitive => *,self,Gosub(callconsent-sensitive,s,1)\n", "clashes"),
     ],
-)  # fmt: skip
+)
 def test_a_missing_or_clashing_sensitive_flag_is_a_warning(
     config: Config, tmp_path: Path, sensitive: str, expected: str
 ) -> None:
     assert any(r.special_categories == "likely" for r in config.routes.values() if r.enabled)
     conf = tmp_path / "features.conf"
-    conf.write_text("[applicationmap]\n"
-                    "callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n"
-                    f"{AGENT_WITHDRAW}\n" + sensitive)  # fmt: skip
+    conf.write_text(
+        "[applicationmap]\n"
+        "callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n"
+        f"{AGENT_WITHDRAW}\n" + sensitive
+    )
     warnings = withdraw_feature_warnings(config, conf)
     assert warnings and all(expected in w for w in warnings), warnings  # "*" clashes with both
 
@@ -85,30 +94,38 @@ AGENT_WITHDRAW = "callconsent_withdraw_agent => *8,self,Gosub(callconsent-withdr
 
 def test_the_shipped_features_conf_binds_the_agents_withdrawal_code() -> None:
     assert bound_sequence(SHIPPED.read_text(), "callconsent_withdraw_agent") == (
-        "*8", "Gosub(callconsent-withdraw-agent,s,1)"
-    )  # fmt: skip
+        "*8",
+        "Gosub(callconsent-withdraw-agent,s,1)",
+    )
 
 
 @pytest.mark.parametrize(
     ("agent", "expected"),
     [
         ("", "no callconsent_withdraw_agent entry"),
-        ("callconsent_withdraw_agent => *7,self,Gosub(callconsent-withdraw-agent,s,1)\n",
-         "clashes with callconsent_sensitive"),
-        ("callconsent_withdraw_agent => *,self,Gosub(callconsent-withdraw-agent,s,1)\n",
-         "clashes with callconsent_withdraw"),
-        ("callconsent_withdraw_agent => *8,self,Gosub(callconsent-withdraw,s,1)\n",
-         "runs 'Gosub(callconsent-withdraw,s,1)'"),
+        (
+            "callconsent_withdraw_agent => *7,self,Gosub(callconsent-withdraw-agent,s,1)\n",
+            "clashes with callconsent_sensitive",
+        ),
+        (
+            "callconsent_withdraw_agent => *,self,Gosub(callconsent-withdraw-agent,s,1)\n",
+            "clashes with callconsent_withdraw",
+        ),
+        (
+            "callconsent_withdraw_agent => *8,self,Gosub(callconsent-withdraw,s,1)\n",
+            "runs 'Gosub(callconsent-withdraw,s,1)'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_missing_clashing_or_misrouted_agent_withdrawal_code_is_a_warning(
     config: Config, tmp_path: Path, agent: str, expected: str
 ) -> None:
     conf = tmp_path / "features.conf"
-    conf.write_text("[applicationmap]\n"
-                    "callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n"
-                    "callconsent_sensitive => *7,self,Gosub(callconsent-sensitive,s,1)\n"
-                    + agent)  # fmt: skip
+    conf.write_text(
+        "[applicationmap]\n"
+        "callconsent_withdraw => *9,self,Gosub(callconsent-withdraw,s,1)\n"
+        "callconsent_sensitive => *7,self,Gosub(callconsent-sensitive,s,1)\n" + agent
+    )
     warnings = withdraw_feature_warnings(config, conf)
     assert any(expected in w for w in warnings), warnings
     assert all("callconsent_withdraw_agent" in w for w in warnings), warnings

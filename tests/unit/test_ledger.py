@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import callconsent
-from callconsent.ledger import (
+from callconsent.evidence.ledger import (
     GENESIS,
     Ledger,
     LedgerEntryInvalid,
@@ -248,7 +248,7 @@ def test_torn_last_line_is_kept_reported_and_chained_over(ledger_path: Path) -> 
 def test_concurrent_appenders_from_two_processes_keep_a_valid_chain(ledger_path: Path) -> None:
     src = str(Path(callconsent.__file__).parents[1])
     script = (
-        "import sys; from pathlib import Path; from callconsent.ledger import Ledger\n"
+        "import sys; from pathlib import Path; from callconsent.evidence.ledger import Ledger\n"
         "ledger = Ledger(Path(sys.argv[1]))\n"
         "for i in range(150):\n"
         "    ledger.append({'type': 'note', 'at': '2026-11-24T12:00:00.123Z', 'who': sys.argv[2]})\n"

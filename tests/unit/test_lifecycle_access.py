@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from callconsent import sensitive, sidecar
 from callconsent.config import Config
-from callconsent.ledger import iter_entries, verify_chain
+from callconsent.evidence import sidecar
+from callconsent.evidence.ledger import iter_entries, verify_chain
+from callconsent.evidence.paths import recording_paths
 from callconsent.lifecycle import audit
 from callconsent.lifecycle.erase import EraseError, erase
 from callconsent.lifecycle.export import export
 from callconsent.lifecycle.hold import set_hold
 from callconsent.lifecycle.identify import identify
 from callconsent.lifecycle.query import Selector
-from callconsent.paths import recording_paths
-from tests.unit.test_lifecycle_fixtures import NUMBER, T0, Store, make_config, make_store
+from callconsent.sensitive import rules
+from tests.support.lifecycle_fixtures import NUMBER, T0, Store, make_config, make_store
 
 OTHER = "+4587654321"
 
@@ -29,8 +30,9 @@ def store(tmp_path: Path) -> Store:
     store = make_store(tmp_path)
     store.call("3000.1", when=T0)
     store.call("3000.2", when=T0 + timedelta(days=1), purposes=("training",), refused=True)
-    store.call("3000.3", when=T0 + timedelta(days=2), purposes=("documentation", "training"),
-               agent="a17")  # fmt: skip
+    store.call(
+        "3000.3", when=T0 + timedelta(days=2), purposes=("documentation", "training"), agent="a17"
+    )
     store.call("3000.4", OTHER, when=T0 + timedelta(days=2))
     return store
 
@@ -44,8 +46,13 @@ def test_export_for_a_number_with_three_calls_one_refused(
     store: Store, config: Config, tmp_path: Path
 ) -> None:
     with store.context(T0 + timedelta(days=5)) as ctx:
-        result = export(ctx, config, Selector(number=NUMBER), reason="Art 15 request 2026-17",
-                        out_dir=tmp_path / "exports")  # fmt: skip
+        result = export(
+            ctx,
+            config,
+            Selector(number=NUMBER),
+            reason="Art 15 request 2026-17",
+            out_dir=tmp_path / "exports",
+        )
     assert result.call_ids == ["3000.1", "3000.2", "3000.3"]
     with zipfile.ZipFile(result.archive) as zf:
         names = set(zf.namelist())
@@ -60,15 +67,17 @@ def test_export_for_a_number_with_three_calls_one_refused(
     assert "## Dansk" in sheet and "## English" in sheet and "Datatilsynet" in sheet
     assert "documentation" in sheet and "6(1)(f)" in sheet and "90" in sheet
     assert OTHER not in json.dumps(lines)
-    [logged] = [e.entry for e in iter_entries(store.ledger_path)
-                if e.entry and e.entry["type"] == "export"]  # fmt: skip
+    [logged] = [
+        e.entry for e in iter_entries(store.ledger_path) if e.entry and e.entry["type"] == "export"
+    ]
     assert logged["export_id"] == result.export_id and logged["actor"] == "dpo-test"
     assert logged["reason"] == "Art 15 request 2026-17"
     assert logged["calls"] == ["3000.1", "3000.2", "3000.3"]
     assert NUMBER not in json.dumps(logged)
     assert {f["name"] for f in logged["files"]} >= {"audio/3000.1.wav", "cover-sheet.md"}
-    [line] = [a for a in audit.read(store.ledger_path.parent / "audit.jsonl")
-              if a["action"] == "export"]  # fmt: skip
+    [line] = [
+        a for a in audit.read(store.ledger_path.parent / "audit.jsonl") if a["action"] == "export"
+    ]
     assert line["export_id"] == result.export_id and NUMBER not in json.dumps(line)
     assert verify_chain(store.ledger_path, check_schema=True) == []
     assert result.archive.stat().st_mode & 0o077 == 0
@@ -127,8 +136,9 @@ def test_erase_keeps_a_held_recording_and_reports_its_reason(store: Store) -> No
     assert not (root / "2026/01/05/3000.1.wav").exists()
     assert (root / "2026/01/07/3000.3.wav").exists()
     assert (root / "2026/01/07/3000.4.wav").exists()  # another subject
-    deleted = [e.entry for e in iter_entries(store.ledger_path)
-               if e.entry and e.entry["type"] == "deleted"]  # fmt: skip
+    deleted = [
+        e.entry for e in iter_entries(store.ledger_path) if e.entry and e.entry["type"] == "deleted"
+    ]
     assert [(e["call"]["uniqueid"], e["reason"]) for e in deleted] == [("3000.1", "erased")]
     assert "held" in report.summary() or "kept" in report.summary()
 
@@ -159,12 +169,17 @@ def test_export_marks_recordings_flagged_sensitive_as_restricted(
     store: Store, config: Config, tmp_path: Path
 ) -> None:
     where = recording_paths(store.root, "3000.3", T0 + timedelta(days=2))
-    flagged = sensitive.flag(sidecar.load(where), at=T0 + timedelta(days=3))
+    flagged = rules.flag(sidecar.load(where), at=T0 + timedelta(days=3))
     assert flagged.outcome == "restricted" and flagged.doc is not None
     sidecar.write(where, flagged.doc)
     with store.context(T0 + timedelta(days=5)) as ctx:
-        result = export(ctx, config, Selector(number=NUMBER), reason="Art 15 request",
-                        out_dir=tmp_path / "exports")  # fmt: skip
+        result = export(
+            ctx,
+            config,
+            Selector(number=NUMBER),
+            reason="Art 15 request",
+            out_dir=tmp_path / "exports",
+        )
     assert result.restricted == ["3000.3"]
     with zipfile.ZipFile(result.archive) as zf:
         manifest = json.loads(zf.read("manifest.json"))

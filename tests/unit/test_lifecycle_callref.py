@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from callconsent import callref
+from callconsent.evidence import callref
 from callconsent.lifecycle import query
-from tests.unit.test_lifecycle_fixtures import T0, make_store
+from tests.support.lifecycle_fixtures import T0, make_store
 
 
 def test_reference_is_nine_digits_deterministic_and_passes_its_check() -> None:
@@ -78,8 +78,9 @@ def test_rebuild_recreates_every_secondary_index(tmp_path: Path) -> None:
     store.call("6000.1")
     with store.context(T0) as ctx:
         ctx.index.rebuild()
-        names = {n for (n,) in ctx.index.db.execute("SELECT name FROM sqlite_master WHERE "
-                                                    "type='index'")}  # fmt: skip
+        names = {
+            n for (n,) in ctx.index.db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
         assert set(INDEXES) <= names
         assert ctx.index.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again
 
@@ -90,16 +91,17 @@ def test_rebuild_with_worker_processes_indexes_what_an_update_does(tmp_path: Pat
 
     store = make_store(tmp_path)
     for i in range(6):
-        store.call(f"6100.{i}", when=T0 + timedelta(days=i), purposes=("documentation",
-                   "training"))  # fmt: skip
+        store.call(f"6100.{i}", when=T0 + timedelta(days=i), purposes=("documentation", "training"))
     (store.root / "2026/01/06/6100.1.json").write_text("{ broken")
 
     def snapshot() -> tuple[list[tuple[object, ...]], ...]:
         with store.context(T0) as ctx:
             ctx.index.update()
             db = ctx.index.db
-            return tuple(db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()  # noqa: S608
-                         for t in ("recordings", "calls", "call_refs", "entry_calls"))  # fmt: skip
+            return tuple(
+                db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()  # noqa: S608
+                for t in ("recordings", "calls", "call_refs", "entry_calls")
+            )
 
     incremental = snapshot()
     with store.context(T0) as ctx:

@@ -11,7 +11,7 @@ import pytest
 
 from callconsent.config import Config
 from callconsent.lifecycle import commands
-from tests.unit.test_lifecycle_fixtures import NUMBER, T0, Store, make_config, make_store
+from tests.support.lifecycle_fixtures import NUMBER, T0, Store, make_config, make_store
 
 
 @pytest.fixture
@@ -43,9 +43,19 @@ def test_every_subcommand_has_help(
     setup: tuple[Store, Config], capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, config = setup
-    for argv in (["index", "rebuild"], ["index", "update"], ["purge"], ["hold", "set"],
-                 ["hold", "release"], ["hold", "list"], ["export"], ["identify"], ["erase"],
-                 ["withdraw"], ["ropa"]):  # fmt: skip
+    for argv in (
+        ["index", "rebuild"],
+        ["index", "update"],
+        ["purge"],
+        ["hold", "set"],
+        ["hold", "release"],
+        ["hold", "list"],
+        ["export"],
+        ["identify"],
+        ["erase"],
+        ["withdraw"],
+        ["ropa"],
+    ):
         with pytest.raises(SystemExit) as done:
             run(config, *argv, "--help")
         assert done.value.code == 0

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from callconsent import sidecar
-from callconsent.ledger import iter_entries, verify_chain
+from callconsent.evidence import sidecar
+from callconsent.evidence.ledger import iter_entries, verify_chain
+from callconsent.evidence.paths import RecordingPaths
 from callconsent.lifecycle import audit, query
 from callconsent.lifecycle.anonymise import anonymise
 from callconsent.lifecycle.hold import HoldError, list_holds, release_hold, set_hold
 from callconsent.lifecycle.purge import purge
-from callconsent.paths import RecordingPaths
-from tests.unit.test_lifecycle_fixtures import NUMBER, T0, Store, make_store
+from tests.support.lifecycle_fixtures import NUMBER, T0, Store, make_store
 
 DAY91 = T0 + timedelta(days=91)
 
@@ -43,8 +43,13 @@ def test_after_91_days_documentation_recordings_are_gone_and_held_item_survives(
 ) -> None:
     recs = made(store)
     with store.context(T0 + timedelta(days=1)) as ctx:
-        set_hold(ctx, "2000.2", reason="customer dispute", case_ref="CASE-7",
-                 review_date=date(2026, 6, 1))  # fmt: skip
+        set_hold(
+            ctx,
+            "2000.2",
+            reason="customer dispute",
+            case_ref="CASE-7",
+            review_date=date(2026, 6, 1),
+        )
     with store.context(DAY91) as ctx:
         report = purge(ctx, dry_run=False)
     assert report.counts == {"deleted": 2, "held": 1}

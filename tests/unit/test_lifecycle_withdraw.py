@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from callconsent import callref, sidecar
 from callconsent.config import Config
-from callconsent.ledger import iter_entries, verify_chain
+from callconsent.evidence import callref, sidecar
+from callconsent.evidence.ledger import iter_entries, verify_chain
 from callconsent.lifecycle import audit
 from callconsent.lifecycle.hold import release_hold, set_hold
+from callconsent.lifecycle.verify import verify
 from callconsent.lifecycle.withdraw import Scope, WithdrawError, withdraw
-from callconsent.verify import verify
+from tests.support.lifecycle_fixtures import NUMBER, T0, Store, make_config, make_store
 from tests.unit.test_lifecycle_commands import run
-from tests.unit.test_lifecycle_fixtures import NUMBER, T0, Store, make_config, make_store
 
 OTHER = "+4587654321"
 NOW = T0 + timedelta(days=10)
@@ -53,8 +53,16 @@ def test_caller_who_consented_twice_withdraws_by_number_through_the_cli(
     store: Store, config: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Both training recordings go (tombstone, ledger withdrawn + deleted), documentation stays."""
-    code = run(config, "withdraw", "--number", NUMBER, "--reason", "IVR withdrawal",
-               "--now", NOW.isoformat())  # fmt: skip
+    code = run(
+        config,
+        "withdraw",
+        "--number",
+        NUMBER,
+        "--reason",
+        "IVR withdrawal",
+        "--now",
+        NOW.isoformat(),
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "deleted: 5000.2 2026/01/06/5000.2.wav (training withdrawn)" in out
@@ -69,14 +77,17 @@ def test_caller_who_consented_twice_withdraws_by_number_through_the_cli(
     assert doc(store, "5000.1")["state"] == "final"
     assert doc(store, "5000.5", 3)["state"] == "final"  # another caller's training recording
     withdrawn = entries(store, "withdrawn")
-    assert [(e["call"], e["purposes"], e["kept_purposes"], e["outcome"], e["via"])
-            for e in withdrawn] == [({"uniqueid": "5000.2"}, ["training"], [], "deleted",
-                                     "number"),
-                                    ({"uniqueid": "5000.3"}, ["training"], [], "deleted",
-                                     "number")]  # fmt: skip
+    assert [
+        (e["call"], e["purposes"], e["kept_purposes"], e["outcome"], e["via"]) for e in withdrawn
+    ] == [
+        ({"uniqueid": "5000.2"}, ["training"], [], "deleted", "number"),
+        ({"uniqueid": "5000.3"}, ["training"], [], "deleted", "number"),
+    ]
     deleted = entries(store, "deleted")
     assert [(e["call"]["uniqueid"], e["reason"], e["source"]) for e in deleted] == [
-        ("5000.2", "withdrawn", "withdraw"), ("5000.3", "withdrawn", "withdraw")]  # fmt: skip
+        ("5000.2", "withdrawn", "withdraw"),
+        ("5000.3", "withdrawn", "withdraw"),
+    ]
     assert NUMBER not in json.dumps(withdrawn + deleted)
     [line] = audit.read(store.ledger_path.parent / "audit.jsonl")
     assert line["action"] == "withdraw" and line["reason"] == "IVR withdrawal"
@@ -89,8 +100,9 @@ def test_documentation_and_training_recording_keeps_the_file_for_documentation_o
     store: Store,
 ) -> None:
     """R18: the training purpose goes, documentation keeps its own basis and retention."""
-    paths = store.call("5000.6", when=T0 + timedelta(days=4), purposes=("documentation",
-                       "training"), agent="a17")  # fmt: skip
+    paths = store.call(
+        "5000.6", when=T0 + timedelta(days=4), purposes=("documentation", "training"), agent="a17"
+    )
     assert paths is not None
     before = sidecar.load(paths)
     assert before["delete_after"] == "2026-04-09T10:00:00.000Z"  # the longer: documentation
@@ -98,12 +110,17 @@ def test_documentation_and_training_recording_keeps_the_file_for_documentation_o
         report = withdraw(ctx, Scope(call_id="5000.6"), reason="letter 2026-3")
     assert report.complete
     [item] = report.items
-    assert (item.action, item.withdrawn, item.kept) == ("documentation_kept", ("training",),
-                                                        ("documentation",))  # fmt: skip
+    assert (item.action, item.withdrawn, item.kept) == (
+        "documentation_kept",
+        ("training",),
+        ("documentation",),
+    )
     after = sidecar.load(paths)
     assert after["state"] == "final" and paths.audio.exists()
-    assert [(p["purpose"], p["lawful_basis"], p["retention_days"], p["consent"])
-            for p in after["purposes"]] == [("documentation", "6(1)(f)", 90, None)]  # fmt: skip
+    assert [
+        (p["purpose"], p["lawful_basis"], p["retention_days"], p["consent"])
+        for p in after["purposes"]
+    ] == [("documentation", "6(1)(f)", 90, None)]
     assert after["tags"] == ["purpose:documentation", "agent:a17"]
     assert after["delete_after"] == "2026-04-09T10:00:00.000Z"  # its own 90 days, unchanged
     assert after["recording"] == before["recording"]  # same audio, same hash
@@ -115,8 +132,9 @@ def test_documentation_and_training_recording_keeps_the_file_for_documentation_o
     assert verify(store.root, store.ledger_path, deep=True).ok
     assert verify_chain(store.ledger_path, check_schema=True) == []
     with store.context(NOW) as ctx:  # the index follows: the purge deletes at the new deadline
-        row = ctx.index.db.execute("SELECT purposes, delete_after FROM recordings WHERE "
-                                   "uniqueid='5000.6'").fetchone()  # fmt: skip
+        row = ctx.index.db.execute(
+            "SELECT purposes, delete_after FROM recordings WHERE uniqueid='5000.6'"
+        ).fetchone()
     assert row == ("documentation", after["delete_after"])
 
 
@@ -124,26 +142,62 @@ def test_training_retention_longer_than_documentation_is_cut_to_documentation() 
     from callconsent.lifecycle.withdraw import without_consent_purposes
 
     start = "2026-01-05T10:00:00.000Z"
-    consent = {"status": "given", "reason": "digit", "digit": "1", "question_id": "q",
-               "question_version": None, "question_started_at": None, "question_ended_at": None,
-               "digit_at": None, "attempts": 1}  # fmt: skip
+    consent = {
+        "status": "given",
+        "reason": "digit",
+        "digit": "1",
+        "question_id": "q",
+        "question_version": None,
+        "question_started_at": None,
+        "question_ended_at": None,
+        "digit_at": None,
+        "attempts": 1,
+    }
     doc = {
-        "schema_version": 1, "state": "recording",
-        "call": {"uniqueid": "1.1", "linkedid": "1.1", "channel": "", "route": "r",
-                 "caller_number": None, "caller_name": None, "dialled_number": None},
-        "started_at": start, "language": "da", "notices": [],
-        "purposes": [{"purpose": "documentation", "lawful_basis": "6(1)(f)",
-                      "retention_days": 90, "consent": None},
-                     {"purpose": "training", "lawful_basis": "6(1)(a)", "retention_days": 365,
-                      "consent": consent}],
-        "recording": {"file": "2026/01/05/1.1.wav", "format": "wav", "started_at": start,
-                      "ended_at": None, "duration_seconds": None, "bytes": None, "sha256": None,
-                      "has_audio": None},
+        "schema_version": 1,
+        "state": "recording",
+        "call": {
+            "uniqueid": "1.1",
+            "linkedid": "1.1",
+            "channel": "",
+            "route": "r",
+            "caller_number": None,
+            "caller_name": None,
+            "dialled_number": None,
+        },
+        "started_at": start,
+        "language": "da",
+        "notices": [],
+        "purposes": [
+            {
+                "purpose": "documentation",
+                "lawful_basis": "6(1)(f)",
+                "retention_days": 90,
+                "consent": None,
+            },
+            {
+                "purpose": "training",
+                "lawful_basis": "6(1)(a)",
+                "retention_days": 365,
+                "consent": consent,
+            },
+        ],
+        "recording": {
+            "file": "2026/01/05/1.1.wav",
+            "format": "wav",
+            "started_at": start,
+            "ended_at": None,
+            "duration_seconds": None,
+            "bytes": None,
+            "sha256": None,
+            "has_audio": None,
+        },
         "delete_after": "2027-01-05T10:00:00.000Z",
         "tags": ["purpose:documentation", "purpose:training", "consent:given"],
-        "software": {"name": "callconsent", "version": "0"}, "config_sha256": "0" * 64,
+        "software": {"name": "callconsent", "version": "0"},
+        "config_sha256": "0" * 64,
         "updated_at": start,
-    }  # fmt: skip
+    }
     out = without_consent_purposes(doc, at=T0 + timedelta(days=1))
     assert out["state"] == "recording" and out["tags"] == ["purpose:documentation"]
     assert out["delete_after"] == "2026-04-05T10:00:00.000Z"
@@ -154,8 +208,13 @@ def test_held_recording_is_kept_and_reported_then_withdrawn_after_release(
     store: Store, config: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with store.context(NOW) as ctx:
-        set_hold(ctx, "5000.3", reason="complaint", case_ref="K-7",
-                 review_date=(NOW + timedelta(days=30)).date())  # fmt: skip
+        set_hold(
+            ctx,
+            "5000.3",
+            reason="complaint",
+            case_ref="K-7",
+            review_date=(NOW + timedelta(days=30)).date(),
+        )
     code = run(config, "withdraw", "--number", NUMBER, "--reason", "r", "--now", NOW.isoformat())
     out = capsys.readouterr().out
     assert code == 1
@@ -180,8 +239,9 @@ def test_withheld_number_withdraws_by_call_reference(
 ) -> None:
     store.call("5000.7", None, when=T0 + timedelta(days=5), purposes=("training",))
     ref = callref.call_ref("5000.7")
-    code = run(config, "withdraw", "--call-ref", callref.display(ref), "--reason", "letter",
-               "--json")  # fmt: skip
+    code = run(
+        config, "withdraw", "--call-ref", callref.display(ref), "--reason", "letter", "--json"
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["call_ids"] == ["5000.7"] and result["scope"]["by"] == "call_ref"
@@ -195,8 +255,7 @@ def test_bad_or_unknown_call_reference_is_a_usage_error(store: Store, config: Co
     typo = ref[:3] + str((int(ref[3]) + 1) % 10) + ref[4:]
     assert run(config, "withdraw", "--call-ref", typo, "--reason", "r") == 2  # check digit
     assert run(config, "withdraw", "--call-ref", "12345", "--reason", "r") == 2
-    unknown = next(r for r in (callref.call_ref(f"x.{i}") for i in range(10))
-                   if r != ref)  # fmt: skip
+    unknown = next(r for r in (callref.call_ref(f"x.{i}") for i in range(10)) if r != ref)
     assert run(config, "withdraw", "--call-ref", unknown, "--reason", "r") == 2
     assert run(config, "withdraw", "--call-id", "nope.1", "--reason", "r") == 2
     assert doc(store, "5000.2", 1)["state"] == "final"
@@ -224,8 +283,11 @@ def test_dry_run_changes_nothing(store: Store) -> None:
     with store.context(NOW) as ctx:
         report = withdraw(ctx, Scope(number=NUMBER), reason="r", dry_run=True)
     assert [(i.call_id, i.action) for i in report.items] == [
-        ("5000.1", "not_consent_based"), ("5000.2", "would_delete"), ("5000.3", "would_delete"),
-        ("5000.6", "would_keep_documentation")]  # fmt: skip
+        ("5000.1", "not_consent_based"),
+        ("5000.2", "would_delete"),
+        ("5000.3", "would_delete"),
+        ("5000.6", "would_keep_documentation"),
+    ]
     assert {p: p.read_bytes() for p in store.root.rglob("*") if p.is_file()} == files
     assert store.ledger_path.read_bytes() == ledger
     [line] = audit.read(store.ledger_path.parent / "audit.jsonl")
@@ -242,8 +304,11 @@ def test_rerun_is_idempotent(store: Store) -> None:
     assert store.ledger_path.read_bytes() == ledger
     assert again.complete
     assert {(i.call_id, i.action) for i in again.items} == {
-        ("5000.1", "not_consent_based"), ("5000.2", "already_deleted"),
-        ("5000.3", "already_deleted"), ("5000.6", "not_consent_based")}  # fmt: skip
+        ("5000.1", "not_consent_based"),
+        ("5000.2", "already_deleted"),
+        ("5000.3", "already_deleted"),
+        ("5000.6", "not_consent_based"),
+    }
 
 
 def test_scope_and_reason_are_required(store: Store) -> None:

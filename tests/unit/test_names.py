@@ -52,10 +52,15 @@ def test_shared_name_appears_verbatim_in_the_hook(name: str, value: str) -> None
 def test_hook_context_is_the_one_admins_gosub_into() -> None:
     contexts = re.findall(r"^\[([^\]]+)\]", hook_code(), flags=re.MULTILINE)
     assert contexts == [
-        names.HOOK_CONTEXT, names.AGENT_CONTEXT, names.WITHDRAW_CONTEXT,
-        names.WITHDRAW_MARK_CONTEXT, names.SENSITIVE_CONTEXT, names.WITHDRAW_AGENT_CONTEXT,
-        names.WITHDRAW_ROUTE_CONTEXT, names.WITHDRAW_REQUEST_MARK_CONTEXT,
-    ]  # fmt: skip
+        names.HOOK_CONTEXT,
+        names.AGENT_CONTEXT,
+        names.WITHDRAW_CONTEXT,
+        names.WITHDRAW_MARK_CONTEXT,
+        names.SENSITIVE_CONTEXT,
+        names.WITHDRAW_AGENT_CONTEXT,
+        names.WITHDRAW_ROUTE_CONTEXT,
+        names.WITHDRAW_REQUEST_MARK_CONTEXT,
+    ]
     assert re.search(rf"^exten => {re.escape(names.HOOK_EXTEN)},1,", hook_code(), re.MULTILINE)
 
 
@@ -66,8 +71,9 @@ def test_sensitive_flag_names_are_in_the_dialplan_and_features_conf() -> None:
     features = (REPO / "config" / "asterisk" / "features.conf").read_text(encoding="utf-8")
     assert re.search(
         rf"^{names.SENSITIVE_FEATURE} => \*7,self,Gosub\({names.SENSITIVE_CONTEXT},s,1\)$",
-        features, re.MULTILINE,
-    )  # fmt: skip
+        features,
+        re.MULTILINE,
+    )
 
 
 def test_hook_enters_the_stasis_app_by_its_name() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callconsent.parties import (
+from callconsent.parties.tracker import (
     CheckAgent,
     Classifier,
     PartyTracker,

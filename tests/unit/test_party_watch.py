@@ -7,11 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from callconsent import stops
-from callconsent.parties import Classifier
+from callconsent.parties import stops
+from callconsent.parties.adapter import PartyWatch
+from callconsent.parties.tracker import Classifier
 from callconsent.store import EvidenceStore
-from callconsent.transfers import PartyWatch
-from tests.unit._stasis_fakes import pcm_wav, schema_problems, write_audio
+from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
 from tests.unit.test_bridge import (
     CALLER,
     T0,
@@ -31,8 +31,12 @@ AGENT1, AGENT2, OUTSIDE = "1764000001.43", "1764000001.44", "1764000001.45"
 
 
 def enter(bridge: str, uniqueid: str, channel: str) -> dict[str, str]:
-    return {"Event": "BridgeEnter", "BridgeUniqueid": bridge, "Uniqueid": uniqueid,
-            "Channel": channel}  # fmt: skip
+    return {
+        "Event": "BridgeEnter",
+        "BridgeUniqueid": bridge,
+        "Uniqueid": uniqueid,
+        "Channel": channel,
+    }
 
 
 def leave(bridge: str, uniqueid: str) -> dict[str, str]:
@@ -58,9 +62,14 @@ def watch(store: EvidenceStore, ami: FakeAmi, **consents: str) -> PartyWatch:
 
 async def transferred(w: PartyWatch, dest_id: str, dest: str) -> None:
     """The caller bridged with agent1, then blind-transferred to ``dest``."""
-    for headers in (enter("b1", CALLER, "PJSIP/lab-caller-1"), enter("b1", AGENT1, A1),
-                    leave("b1", CALLER), dial(CALLER, dest), enter("b2", CALLER, "c"),
-                    enter("b2", dest_id, dest)):  # fmt: skip
+    for headers in (
+        enter("b1", CALLER, "PJSIP/lab-caller-1"),
+        enter("b1", AGENT1, A1),
+        leave("b1", CALLER),
+        dial(CALLER, dest),
+        enter("b2", CALLER, "c"),
+        enter("b2", dest_id, dest),
+    ):
         handler = w.handlers()[headers["Event"]]
         handler(headers)
         await w.drain()
@@ -84,16 +93,25 @@ async def test_rule_ends_training_and_keeps_documentation_with_its_own_basis(
     store: EvidenceStore,
 ) -> None:
     doc = sidecar_of(await recording(store, "documentation", "training"))
-    done = stops.stop(doc, at=NOW, scope="consent", reason="agent_not_consenting",
-                      agent_id="agent2")  # fmt: skip
+    done = stops.stop(
+        doc, at=NOW, scope="consent", reason="agent_not_consenting", agent_id="agent2"
+    )
     assert (done.outcome, done.stopped, done.kept) == (
-        "consent_ended", ("training",), ("documentation",)
-    )  # fmt: skip
+        "consent_ended",
+        ("training",),
+        ("documentation",),
+    )
     assert done.doc is not None and not done.stops_recording
     assert [p["purpose"] for p in done.doc["purposes"]] == ["documentation"]
     assert done.doc["purposes"][0]["lawful_basis"] == "6(1)(f)"
-    assert done.doc["ended_purposes"] == [{"purpose": "training", "ended_at": "2026-11-24T09:05:00.000Z",
-                                           "reason": "agent_not_consenting", "agent_id": "agent2"}]  # fmt: skip
+    assert done.doc["ended_purposes"] == [
+        {
+            "purpose": "training",
+            "ended_at": "2026-11-24T09:05:00.000Z",
+            "reason": "agent_not_consenting",
+            "agent_id": "agent2",
+        }
+    ]
     assert "stop_reason" not in done.doc["recording"]
 
 
@@ -115,8 +133,9 @@ async def test_rule_stops_every_purpose_when_the_organisation_leaves(store: Evid
     assert done.stops_recording and done.stopped == ("documentation", "training")
     assert done.doc is not None
     assert (done.doc["recording"]["stopped_at"], done.doc["recording"]["stop_reason"]) == (
-        "2026-11-24T09:05:00.000Z", "org_left_call"
-    )  # fmt: skip
+        "2026-11-24T09:05:00.000Z",
+        "org_left_call",
+    )
     assert stops.stop(None, at=NOW, scope="all", reason="org_left_call").outcome == (
         "nothing_to_stop"
     )
@@ -141,8 +160,10 @@ async def test_transfer_to_an_agent_without_consent_stops_the_training_recording
     assert ("StopMixMonitor", CALLER) in ami.calls
     [entry] = stopped_entries(tmp_path)
     assert (entry["reason"], entry["outcome"], entry["party"]) == (
-        "agent_not_consenting", "stopped", {"kind": "internal", "agent_id": "agent2"}
-    )  # fmt: skip
+        "agent_not_consenting",
+        "stopped",
+        {"kind": "internal", "agent_id": "agent2"},
+    )
     await store.recording_ended(call(), NOW)
     final = sidecar_of(audio)
     assert final["state"] == "final" and final["recording"]["stop_reason"] == "agent_not_consenting"
@@ -168,8 +189,10 @@ async def test_transfer_to_an_agent_without_consent_keeps_documentation_running(
     assert ("StopMixMonitor", CALLER) not in ami.calls
     [entry] = stopped_entries(tmp_path)
     assert (entry["outcome"], entry["purposes"], entry["kept_purposes"]) == (
-        "consent_ended", ["training"], ["documentation"]
-    )  # fmt: skip
+        "consent_ended",
+        ["training"],
+        ["documentation"],
+    )
     doc = sidecar_of(audio)
     assert [p["purpose"] for p in doc["purposes"]] == ["documentation"]
     assert "purpose:training" not in doc["tags"]
@@ -184,8 +207,10 @@ async def test_transfer_outside_stops_at_the_dial_before_anything_is_written(
     assert ami.calls.count(("StopMixMonitor", CALLER)) == 1  # at the dial; once
     [entry] = stopped_entries(tmp_path)
     assert (entry["reason"], entry["outcome"], entry["party"]["kind"]) == (
-        "org_left_call", "stopped", "external"
-    )  # fmt: skip
+        "org_left_call",
+        "stopped",
+        "external",
+    )
     assert sidecar_of(audio)["recording"]["stop_reason"] == "org_left_call"
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callconsent.paths import (
+from callconsent.evidence.paths import (
     DATE_DIR_MODE,
     UNIQUEID_RE,
     UnsafeIdentifier,

@@ -131,6 +131,8 @@ def test_a_changed_speaking_rate_makes_the_prompts_again_and_shorter(tmp_path: P
     assert build_prompts(quick) == []
     with wave.open(str(notice)) as wav:
         assert wav.getnframes() < normal * 0.8
-    assert notice.with_suffix(".txt").read_text(encoding="utf-8").endswith(
-        "\n# tts: espeak-ng 260 wpm"
+    assert (
+        notice.with_suffix(".txt")
+        .read_text(encoding="utf-8")
+        .endswith("\n# tts: espeak-ng 260 wpm")
     )

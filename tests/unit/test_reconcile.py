@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from callconsent import sidecar
-from callconsent.ledger import Ledger, iter_entries, verify_chain
-from callconsent.paths import RecordingPaths, ensure_directory, recording_paths
-from callconsent.reconcile import ReconcileReport, reconcile, reconcile_main
+from callconsent.evidence import sidecar
+from callconsent.evidence.ledger import Ledger, iter_entries, verify_chain
+from callconsent.evidence.paths import RecordingPaths, ensure_directory, recording_paths
+from callconsent.evidence.wav import inspect, pcm_header
+from callconsent.lifecycle.reconcile import ReconcileReport, reconcile, reconcile_main
+from callconsent.lifecycle.verify import verify
 from callconsent.store import EvidenceStore
-from callconsent.verify import verify
-from callconsent.wav import inspect, pcm_header
 from tests.unit.test_bridge import CALLER, call, outcome
 
 if TYPE_CHECKING:
@@ -312,8 +312,9 @@ def test_reconcile_command_prints_the_report_and_exits_1_when_something_is_left(
 async def _waiting_for_agent(tmp_path: Path, *purposes: str) -> RecordingPaths:
     """A sidecar as the app leaves it when it crashes while the call waits for the answering
     agent's consent (training pending in agent_purposes)."""
-    store = EvidenceStore(recordings_dir=tmp_path / "rec", ledger_path=tmp_path / "app.jsonl",
-                          config_sha256="d" * 64)  # fmt: skip
+    store = EvidenceStore(
+        recordings_dir=tmp_path / "rec", ledger_path=tmp_path / "app.jsonl", config_sha256="d" * 64
+    )
     (tmp_path / "rec").mkdir()
     audio = Path(await store.prepare_recording(outcome(*purposes), call(), T0))
     found = recording_paths(tmp_path / "rec", CALLER, T0)
@@ -328,8 +329,10 @@ async def test_a_decision_the_agent_never_gave_is_refused_and_documentation_fina
     paths = await _waiting_for_agent(tmp_path, "documentation", "training")
     paths.audio.write_bytes(pcm_header(len(AUDIO)) + AUDIO)
     report = reconcile(root, ledger, now=LATER, dry_run=False)
-    assert summary(report)[0] == [(paths.sidecar.name, "agent_unknown"),
-                                  (paths.sidecar.name, "finalised")]  # fmt: skip
+    assert summary(report)[0] == [
+        (paths.sidecar.name, "agent_unknown"),
+        (paths.sidecar.name, "finalised"),
+    ]
     doc = sidecar.load(paths)
     assert doc["state"] == "final" and [p["purpose"] for p in doc["purposes"]] == ["documentation"]
     (training,) = doc["agent_purposes"]
@@ -337,8 +340,10 @@ async def test_a_decision_the_agent_never_gave_is_refused_and_documentation_fina
     assert training["agent_consent"]["reason"] == "agent_unknown"
     decision, final = entries(ledger)
     assert (decision["type"], decision["status"], decision["purposes"]) == (
-        "agent_decision", "refused", ["training"]
-    )  # fmt: skip
+        "agent_decision",
+        "refused",
+        ["training"],
+    )
     assert final["type"] == "recording_final"
     assert summary(reconcile(root, ledger, now=LATER, dry_run=False)) == ([], [])  # idempotent
 

@@ -8,12 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from callconsent import names, sensitive, sidecar
-from callconsent.bridge import BridgeHandler
-from callconsent.flagging import SensitiveFlagHandler
+from callconsent import names
+from callconsent.agents.bridge import BridgeHandler
+from callconsent.evidence import sidecar
+from callconsent.sensitive import rules
+from callconsent.sensitive.adapter import SensitiveFlagHandler
 from callconsent.store import EvidenceStore
-from callconsent.withdrawal import WithdrawalHandler
-from tests.unit._stasis_fakes import pcm_wav, schema_problems, write_audio
+from callconsent.withdrawal.in_call_adapter import WithdrawalHandler
+from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
 from tests.unit.test_bridge import (
     CALLER,
     T0,
@@ -37,8 +39,13 @@ class StopAmi(FakeAmi):
 
 
 def flag_event(caller: str = CALLER, agent: str = "agent1", at: str = STAMP) -> dict[str, str]:
-    return {"Event": "UserEvent", "UserEvent": names.SENSITIVE_USER_EVENT, "Caller": caller,
-            "Agent": agent, "At": at}  # fmt: skip
+    return {
+        "Event": "UserEvent",
+        "UserEvent": names.SENSITIVE_USER_EVENT,
+        "Caller": caller,
+        "Agent": agent,
+        "At": at,
+    }
 
 
 async def agent_consents(store: EvidenceStore) -> None:
@@ -52,8 +59,9 @@ def _doc(tmp_path: Path, *purposes: str) -> dict[str, Any]:
     """A sidecar as the store writes it, with training listed (the agent consented)."""
 
     async def make() -> dict[str, Any]:
-        st = EvidenceStore(recordings_dir=tmp_path / "r", ledger_path=tmp_path / "l.jsonl",
-                           config_sha256="d" * 64)  # fmt: skip
+        st = EvidenceStore(
+            recordings_dir=tmp_path / "r", ledger_path=tmp_path / "l.jsonl", config_sha256="d" * 64
+        )
         (tmp_path / "r").mkdir(exist_ok=True)
         audio = Path(await st.prepare_recording(outcome(*purposes), call(), T0))
         await BridgeHandler(FakeAmi(), st, FakeRegistry(agent1="given")).on_agent_event(event())
@@ -64,9 +72,12 @@ def _doc(tmp_path: Path, *purposes: str) -> dict[str, Any]:
 
 def test_rule_keeps_documentation_restricted_and_drops_training(tmp_path: Path) -> None:
     doc = _doc(tmp_path, "documentation", "training")
-    done = sensitive.flag(doc, at=PRESSED)
-    assert (done.outcome, done.removed, done.kept) == ("restricted", ("training",),
-                                                      ("documentation",))  # fmt: skip
+    done = rules.flag(doc, at=PRESSED)
+    assert (done.outcome, done.removed, done.kept) == (
+        "restricted",
+        ("training",),
+        ("documentation",),
+    )
     assert done.doc is not None
     new = done.doc
     assert (new["sensitive"], new["restricted"]) == (True, True)
@@ -79,24 +90,24 @@ def test_rule_keeps_documentation_restricted_and_drops_training(tmp_path: Path) 
 
 
 def test_rule_deletes_a_training_only_recording(tmp_path: Path) -> None:
-    done = sensitive.flag(_doc(tmp_path, "training"), at=PRESSED)
+    done = rules.flag(_doc(tmp_path, "training"), at=PRESSED)
     assert (done.outcome, done.removed, done.kept, done.doc) == ("deleted", ("training",), (), None)
 
 
 def test_rule_flags_documentation_only_without_removing_anything(tmp_path: Path) -> None:
-    done = sensitive.flag(_doc(tmp_path, "documentation"), at=PRESSED)
+    done = rules.flag(_doc(tmp_path, "documentation"), at=PRESSED)
     assert (done.outcome, done.removed) == ("restricted", ())
     assert done.doc is not None and done.doc["tags"][-1] == "flag:sensitive"
 
 
 def test_rule_is_idempotent_and_ignores_tombstones(tmp_path: Path) -> None:
-    first = sensitive.flag(_doc(tmp_path, "documentation", "training"), at=PRESSED)
+    first = rules.flag(_doc(tmp_path, "documentation", "training"), at=PRESSED)
     assert first.doc is not None
-    again = sensitive.flag(first.doc, at=PRESSED + timedelta(seconds=5))
+    again = rules.flag(first.doc, at=PRESSED + timedelta(seconds=5))
     assert (again.outcome, again.writes) == ("already_flagged", False)
-    assert sensitive.flag(None, at=PRESSED).outcome == "nothing_to_flag"
+    assert rules.flag(None, at=PRESSED).outcome == "nothing_to_flag"
     tomb = {"state": "tombstone"}
-    assert sensitive.flag(tomb, at=PRESSED).outcome == "nothing_to_flag"
+    assert rules.flag(tomb, at=PRESSED).outcome == "nothing_to_flag"
 
 
 def test_existing_documents_stay_valid_and_the_flags_must_be_booleans(tmp_path: Path) -> None:
@@ -126,11 +137,18 @@ async def test_documentation_and_training_keeps_documentation_restricted(
     assert ami.calls == []  # nothing to stop: the recording is kept for documentation
     entry = ledger(tmp_path)[-1]
     assert entry == {
-        "seq": entry["seq"], "type": "flagged_sensitive", "at": STAMP,
-        "call": {"uniqueid": CALLER}, "agent": "agent1", "removed_purposes": ["training"],
-        "kept_purposes": ["documentation"], "recording": entry["recording"],
-        "outcome": "restricted", "source": "app", "prev_sha256": entry["prev_sha256"],
-    }  # fmt: skip
+        "seq": entry["seq"],
+        "type": "flagged_sensitive",
+        "at": STAMP,
+        "call": {"uniqueid": CALLER},
+        "agent": "agent1",
+        "removed_purposes": ["training"],
+        "kept_purposes": ["documentation"],
+        "recording": entry["recording"],
+        "outcome": "restricted",
+        "source": "app",
+        "prev_sha256": entry["prev_sha256"],
+    }
     assert schema_problems("ledger-entry.schema.json", entry) == []
     assert "+4512345678" not in str(entry)  # no caller data
     write_audio(audio, pcm_wav(800))
@@ -155,8 +173,10 @@ async def test_training_only_is_deleted_and_its_recording_stopped(
     assert ami.calls == [("StopMixMonitor", CALLER)]
     flagged, deleted = ledger(tmp_path)[-2:]
     assert (flagged["type"], flagged["outcome"], flagged["removed_purposes"]) == (
-        "flagged_sensitive", "deleted", ["training"]
-    )  # fmt: skip
+        "flagged_sensitive",
+        "deleted",
+        ["training"],
+    )
     assert (deleted["type"], deleted["reason"]) == ("deleted", "sensitive")
     for e in (flagged, deleted):
         assert schema_problems("ledger-entry.schema.json", e) == []
@@ -200,8 +220,11 @@ async def test_a_call_the_process_does_not_know_is_found_by_its_uniqueid(
     tmp_path: Path, store: EvidenceStore
 ) -> None:
     audio = Path(await store.prepare_recording(outcome("documentation"), real_call(), T0))
-    restarted = EvidenceStore(recordings_dir=tmp_path / "recordings",
-                              ledger_path=tmp_path / "ledger.jsonl", config_sha256="d" * 64)  # fmt: skip
+    restarted = EvidenceStore(
+        recordings_dir=tmp_path / "recordings",
+        ledger_path=tmp_path / "ledger.jsonl",
+        config_sha256="d" * 64,
+    )
     done = await SensitiveFlagHandler(StopAmi(), restarted).flag(REAL_ID, "agent2", PRESSED)
     assert done is not None and done.outcome == "restricted"
     assert sidecar_of(audio)["restricted"] is True

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from callconsent import sidecar
-from callconsent._fsio import (
+from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import (
     MalformedDocument,
     atomic_write_json,
     parse_stamp,
@@ -22,9 +22,9 @@ from callconsent._fsio import (
     schema_validator,
     utc_stamp,
 )
+from callconsent.evidence.paths import RecordingPaths, ensure_directory, recording_paths
+from callconsent.evidence.wav import RecordingNotClosed, pcm_header
 from callconsent.names import Status
-from callconsent.paths import RecordingPaths, ensure_directory, recording_paths
-from callconsent.wav import RecordingNotClosed, pcm_header
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)
 SHA = "ab" * 32
@@ -295,10 +295,10 @@ def test_schema_enums_match_the_python_names() -> None:
     defs = schema_validator("sidecar.schema.json").schema  # the $ref wrapper
     assert defs == {"$ref": "urn:callconsent:schema:sidecar:1"}
     sidecar_schema = json.loads(
-        (Path(sidecar.__file__).parent / "schemas/sidecar.schema.json").read_text()
+        (Path(sidecar.__file__).parents[1] / "schemas/sidecar.schema.json").read_text()
     )
     ledger_schema = json.loads(
-        (Path(sidecar.__file__).parent / "schemas/ledger-entry.schema.json").read_text()
+        (Path(sidecar.__file__).parents[1] / "schemas/ledger-entry.schema.json").read_text()
     )
     assert sidecar_schema["$defs"]["consent_status"]["enum"] == list(sidecar.ConsentStatus)
     assert ledger_schema["$defs"]["call_status"]["enum"] == list(Status)

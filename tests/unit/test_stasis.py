@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from callconsent import names
-from callconsent.ledger import verify_chain
-from tests.unit._stasis_fakes import (
+from callconsent.evidence.ledger import verify_chain
+from tests.support.stasis_fakes import (
     Harness,
     ari_error,
     channel_event,

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from callconsent.agent_evidence import AgentEvidence
+from callconsent.agents.evidence import AgentEvidence
 from callconsent.consent import CallOutcome, NoticeEvidence, Prompt, PurposeOutcome
-from callconsent.evidence import CallInfo
-from callconsent.ledger import verify_chain
-from callconsent.paths import UnsafeIdentifier
+from callconsent.evidence.documents import CallInfo
+from callconsent.evidence.ledger import verify_chain
+from callconsent.evidence.paths import UnsafeIdentifier
 from callconsent.store import EvidenceStore
-from tests.unit._stasis_fakes import files_under, is_file, pcm_wav, schema_problems, write_audio
+from tests.support.stasis_fakes import files_under, is_file, pcm_wav, schema_problems, write_audio
 
 T0 = datetime(2026, 11, 24, 23, 59, 59, 999000, tzinfo=UTC)
 SHA = "c" * 64

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from callconsent import sidecar
-from callconsent.ledger import Ledger, recording_final_entry
-from callconsent.paths import RecordingPaths, ensure_directory, recording_paths
-from callconsent.verify import VerifyProblem, verify
-from callconsent.wav import pcm_header
+from callconsent.evidence import sidecar
+from callconsent.evidence.ledger import Ledger, recording_final_entry
+from callconsent.evidence.paths import RecordingPaths, ensure_directory, recording_paths
+from callconsent.evidence.wav import pcm_header
+from callconsent.lifecycle.verify import VerifyProblem, verify
 
 T0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
@@ -209,8 +209,8 @@ def test_scan_finds_what_paths_iter_recordings_finds(
 ) -> None:
     """Verify's own scan (checks per day folder) sees the same recordings as the paths module:
     not a folder named like an impossible date, nor a date folder symlinked out of the tree."""
-    from callconsent.paths import iter_recordings
-    from callconsent.verify import _recordings
+    from callconsent.evidence.paths import iter_recordings
+    from callconsent.lifecycle.verify import _recordings
 
     root, _, made = store
     bad = root / "2026" / "13" / "45"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from callconsent import wav
-from callconsent.wav import WavError, inspect, is_closed, pcm_header, repair_header
+from callconsent.evidence import wav
+from callconsent.evidence.wav import WavError, inspect, is_closed, pcm_header, repair_header
 
 SECOND = 16000  # bytes of 8 kHz 16-bit mono audio per second
 

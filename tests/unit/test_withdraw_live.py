@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from callconsent import live_stop, sidecar
 from callconsent import store as store_module
 from callconsent.ami import AmiError
 from callconsent.config import AmiConfig, Config
-from callconsent.live_stop import StopAmi, stop_live_recordings
-from callconsent.paths import paths_from_relative
+from callconsent.evidence import sidecar
+from callconsent.evidence.paths import paths_from_relative
+from callconsent.lifecycle import live_stop
+from callconsent.lifecycle.live_stop import StopAmi, stop_live_recordings
 from callconsent.store import EvidenceStore
+from tests.support.lifecycle_fixtures import Store, make_config, make_store
 from tests.unit import test_bridge as bridge
 from tests.unit.test_lifecycle_commands import run
-from tests.unit.test_lifecycle_fixtures import Store, make_config, make_store
 
 
 class FakeStopAmi:
@@ -60,11 +61,20 @@ def use_ami(monkeypatch: pytest.MonkeyPatch, ami: FakeStopAmi | None) -> None:
     monkeypatch.setattr(live_stop, "_open_ami", opener(ami))
 
 
-def withdraw_json(config: Config, call_id: str, capsys: pytest.CaptureFixture[str]) -> tuple[
-    int, dict[str, object]
-]:  # fmt: skip
-    code = run(config, "withdraw", "--call-id", call_id, "--reason", "caller asked the agent",
-               "--json", "--actor", "agent1")  # fmt: skip
+def withdraw_json(
+    config: Config, call_id: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, object]]:
+    code = run(
+        config,
+        "withdraw",
+        "--call-id",
+        call_id,
+        "--reason",
+        "caller asked the agent",
+        "--json",
+        "--actor",
+        "agent1",
+    )
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -114,9 +124,14 @@ def test_finished_calls_and_documentation_kept_recordings_need_no_stop(
     ],
 )
 def test_a_stop_that_could_not_be_made_is_reported_and_the_withdrawal_stands(
-    store: Store, config: Config, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], ami: FakeStopAmi | None, outcome: str, code: int,
-) -> None:  # fmt: skip
+    store: Store,
+    config: Config,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    ami: FakeStopAmi | None,
+    outcome: str,
+    code: int,
+) -> None:
     paths = store.call("5000.2", purposes=("training",), live=True)
     use_ami(monkeypatch, ami)
     got, out = withdraw_json(config, "5000.2", capsys)
@@ -151,10 +166,14 @@ async def test_the_apps_hangup_after_a_cli_withdrawal_writes_no_second_deletion(
     """The CLI tombstoned the live recording; the app, which does not know, ends the call."""
     monkeypatch.setattr(store_module, "FINALISE_TIMEOUT_SECONDS", 0.2)
     (tmp_path / "recordings").mkdir()
-    app_store = EvidenceStore(recordings_dir=tmp_path / "recordings",
-                              ledger_path=tmp_path / "ledger.jsonl", config_sha256="d" * 64)  # fmt: skip
-    audio = Path(await app_store.prepare_recording(bridge.outcome("documentation"), bridge.call(),
-                                                   bridge.T0))  # fmt: skip
+    app_store = EvidenceStore(
+        recordings_dir=tmp_path / "recordings",
+        ledger_path=tmp_path / "ledger.jsonl",
+        config_sha256="d" * 64,
+    )
+    audio = Path(
+        await app_store.prepare_recording(bridge.outcome("documentation"), bridge.call(), bridge.T0)
+    )
     where = paths_from_relative(
         tmp_path / "recordings", str(audio.relative_to(tmp_path / "recordings"))
     )

@@ -10,19 +10,20 @@ from pathlib import Path
 import pytest
 import structlog
 
-from callconsent import callref, names
+from callconsent import names
 from callconsent.ami import AmiError
-from callconsent.ledger import iter_entries, verify_chain
+from callconsent.evidence import callref
+from callconsent.evidence.ledger import iter_entries, verify_chain
 from callconsent.lifecycle import audit
 from callconsent.lifecycle.hold import set_hold
 from callconsent.lifecycle.withdraw import WithdrawReport
-from callconsent.withdraw_requests import (
+from callconsent.withdrawal.route import Request
+from callconsent.withdrawal.route_adapter import (
     SOURCE_RECOVERED,
     WithdrawRequestHandler,
     lifecycle_runner,
 )
-from callconsent.withdraw_route import Request
-from tests.unit.test_lifecycle_fixtures import NUMBER, T0, Store, make_store
+from tests.support.lifecycle_fixtures import NUMBER, T0, Store, make_store
 
 NOW = T0 + timedelta(days=10)
 CHANNEL = "1767960000.42"
@@ -65,15 +66,24 @@ def store(tmp_path: Path) -> Store:
 
 
 def handler(store: Store, ami: RouteAmi) -> WithdrawRequestHandler:
-    return WithdrawRequestHandler(ami, lifecycle_runner(store.root, store.ledger_path),
-                                  clock=lambda: NOW)  # fmt: skip
+    return WithdrawRequestHandler(
+        ami, lifecycle_runner(store.root, store.ledger_path), clock=lambda: NOW
+    )
 
 
 def event(by: str = "number", value: str = NUMBER, try_: int = 0, **extra: str) -> dict[str, str]:
-    return {"Event": "UserEvent", "UserEvent": names.WITHDRAW_REQUEST_USER_EVENT,
-            "Channel": "PJSIP/lab-caller-0000000d", "Uniqueid": CHANNEL,  # Asterisk's own
-            "Request": f"{CHANNEL}-{try_}", "Caller": CHANNEL, "By": by, "Value": value,
-            "At": "2026-01-15T10:00:00.000Z", **extra}  # fmt: skip
+    return {
+        "Event": "UserEvent",
+        "UserEvent": names.WITHDRAW_REQUEST_USER_EVENT,
+        "Channel": "PJSIP/lab-caller-0000000d",
+        "Uniqueid": CHANNEL,  # Asterisk's own
+        "Request": f"{CHANNEL}-{try_}",
+        "Caller": CHANNEL,
+        "By": by,
+        "Value": value,
+        "At": "2026-01-15T10:00:00.000Z",
+        **extra,
+    }
 
 
 def marker(try_: int = 0) -> tuple[str, str, str]:
@@ -111,8 +121,10 @@ async def test_caller_on_the_route_withdraws_both_training_recordings_by_number(
     assert ami.calls == [marker(), answered("done")]  # marker gone before the caller hears it
     [line] = audit.read(store.ledger_path.parent / "audit.jsonl")
     assert (line["action"], line["actor"], line["deleted"]) == (
-        "withdraw", "ivr", ["5000.2", "5000.3"]
-    )  # fmt: skip
+        "withdraw",
+        "ivr",
+        ["5000.2", "5000.3"],
+    )
     assert f"request {CHANNEL}-0" in line["reason"]
     assert NUMBER not in json.dumps(line) and NUMBER not in json.dumps(withdrawn)
     assert verify_chain(store.ledger_path, check_schema=True) == []
@@ -123,11 +135,16 @@ async def test_the_app_log_reports_ids_and_counts_never_the_number(store: Store)
         await handler(store, RouteAmi()).on_request_event(event())
     [done] = [e for e in logs if e["event"] == "withdraw_request_done"]
     assert (done["result"], done["calls"], done["deleted"], done["deleted_ids"]) == (
-        "done", 3, 2, ["5000.2", "5000.3"]
-    )  # fmt: skip
+        "done",
+        3,
+        2,
+        ["5000.2", "5000.3"],
+    )
     assert (done["request_id"], done["by"], done["kept_for_documentation"]) == (
-        f"{CHANNEL}-0", "number", 0
-    )  # fmt: skip
+        f"{CHANNEL}-0",
+        "number",
+        0,
+    )
     assert NUMBER not in json.dumps(logs, default=str)
     assert NUMBER.lstrip("+") not in json.dumps(logs, default=str)
 
@@ -203,10 +220,15 @@ async def test_requests_marked_while_the_app_was_away_are_carried_out_at_login(
 ) -> None:
     store.call("5000.7", None, when=T0 + timedelta(days=5), purposes=("training",))
     prefix = f"/{names.ASTDB_FAMILY}/{names.ASTDB_WITHDRAW_REQUEST_PREFIX}"
-    ami = RouteAmi(tree=[
-        (f"{prefix}{CHANNEL}-0", f"2026-01-15T10:00:00.000Z number {NUMBER}"),
-        (f"{prefix}1767960001.9-1", f"2026-01-15T10:05:00.000Z call_ref {callref.call_ref('5000.7')}"),
-    ])  # fmt: skip
+    ami = RouteAmi(
+        tree=[
+            (f"{prefix}{CHANNEL}-0", f"2026-01-15T10:00:00.000Z number {NUMBER}"),
+            (
+                f"{prefix}1767960001.9-1",
+                f"2026-01-15T10:05:00.000Z call_ref {callref.call_ref('5000.7')}",
+            ),
+        ]
+    )
     with structlog.testing.capture_logs() as logs:
         done = await handler(store, ami).recover()
     assert done == 2
@@ -214,9 +236,10 @@ async def test_requests_marked_while_the_app_was_away_are_carried_out_at_login(
         "tombstone"
     ] * 3
     assert ami.calls == [
-        ("DBGetTree", names.ASTDB_FAMILY, "withdrawreq"), marker(),
+        ("DBGetTree", names.ASTDB_FAMILY, "withdrawreq"),
+        marker(),
         ("DBDel", names.ASTDB_FAMILY, "withdrawreq/1767960001.9-1"),
-    ]  # fmt: skip  # no channel to answer
+    ]  # no channel to answer
     reasons = [line["reason"] for line in audit.read(store.ledger_path.parent / "audit.jsonl")]
     assert all(SOURCE_RECOVERED in r for r in reasons) and len(reasons) == 2
     assert [e["event"] for e in logs if e["event"].startswith("withdraw_requests_")] == [

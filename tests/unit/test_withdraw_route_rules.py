@@ -10,14 +10,18 @@ from typing import Any
 import pytest
 import structlog
 
-from callconsent import callref, midcall, names, withdraw_route
-from callconsent._fsio import parse_stamp
+from callconsent import names
 from callconsent.app import ConfigPlanner, build_readout
 from callconsent.config import ConfigError
+from callconsent.evidence import callref
+from callconsent.evidence.fsio import parse_stamp
 from callconsent.lifecycle.withdraw import Item, WithdrawReport
 from callconsent.stasis import StasisApp
-from callconsent.withdraw_route import Readout, Request, from_event, from_marker
-from tests.unit._stasis_fakes import Harness, load_demo
+from callconsent.withdrawal import in_call
+from callconsent.withdrawal import route as withdraw_route
+from callconsent.withdrawal.route import Readout, Request, from_event, from_marker
+from callconsent.withdrawal.route_adapter import scope_of
+from tests.support.stasis_fakes import Harness, load_demo
 from tests.unit.test_bridge import outcome
 from tests.unit.test_names import hook_code
 
@@ -29,34 +33,50 @@ KEY = b"k" * 32
 
 
 def test_event_and_marker_give_the_same_request() -> None:
-    ev = from_event({"request": f"{UID}-0", "CALLER": UID, "By": "number",
-                     "Channel": "PJSIP/lab-caller-0000000d",  # Asterisk's own header
-                     "Value": "+4512345678", "At": "2026-01-15T10:00:00.000Z"})  # fmt: skip
-    mk = from_marker(f"/callconsent/withdrawreq/{UID}-0",
-                     "2026-01-15T10:00:00.000Z number +4512345678")  # fmt: skip
-    assert ev == Request(f"{UID}-0", "number", "+4512345678",
-                         parse_stamp("2026-01-15T10:00:00.000Z"), UID)  # fmt: skip
-    assert mk is not None and mk.channel == "" and (mk.request_id, mk.by, mk.value, mk.at) == (
-        ev.request_id, ev.by, ev.value, ev.at
-    )  # fmt: skip
+    ev = from_event(
+        {
+            "request": f"{UID}-0",
+            "CALLER": UID,
+            "By": "number",
+            "Channel": "PJSIP/lab-caller-0000000d",  # Asterisk's own header
+            "Value": "+4512345678",
+            "At": "2026-01-15T10:00:00.000Z",
+        }
+    )
+    mk = from_marker(
+        f"/callconsent/withdrawreq/{UID}-0", "2026-01-15T10:00:00.000Z number +4512345678"
+    )
+    assert ev == Request(
+        f"{UID}-0", "number", "+4512345678", parse_stamp("2026-01-15T10:00:00.000Z"), UID
+    )
+    assert (
+        mk is not None
+        and mk.channel == ""
+        and (mk.request_id, mk.by, mk.value, mk.at) == (ev.request_id, ev.by, ev.value, ev.at)
+    )
 
 
 def test_request_with_a_malformed_time_is_kept_without_one() -> None:
     req = from_marker(f"/callconsent/withdrawreq/{UID}-1", f"yesterday call_ref {'1' * 9}")
-    assert req is not None and req.at is None and req.scope().call_ref == "1" * 9
+    assert req is not None and req.at is None and scope_of(req).call_ref == "1" * 9
 
 
 @pytest.mark.parametrize(
-    "value", ["", "2026-01-15T10:00:00.000Z number", "a number +4512345678 extra",
-              "2026-01-15T10:00:00.000Z call_id 5000.2"],
-)  # fmt: skip
+    "value",
+    [
+        "",
+        "2026-01-15T10:00:00.000Z number",
+        "a number +4512345678 extra",
+        "2026-01-15T10:00:00.000Z call_id 5000.2",
+    ],
+)
 def test_marker_that_is_not_a_request_is_refused(value: str) -> None:
     assert from_marker(f"/callconsent/withdrawreq/{UID}-0", value) is None
 
 
 def test_request_scope_and_audit_reason_never_hold_the_number() -> None:
     req = Request(f"{UID}-0", "number", "+4512345678", None, UID)
-    assert req.scope().number == "+4512345678" and req.scope().via == "number"
+    assert scope_of(req).number == "+4512345678" and scope_of(req).via == "number"
     assert "+4512345678" not in req.reason("route")
 
 
@@ -93,7 +113,7 @@ def test_readout_gives_the_reference_when_to_read_it_and_the_prompt() -> None:
     ]
     assert dict(readout.variables("support", UID, "sv", "/p"))[names.VAR_CALLREF_PROMPT] == (
         "/p/da/callconsent-callref"
-    )  # fmt: skip
+    )
     assert readout.variables("docs", UID, "da", "/p") == []
     assert readout.variables("support", UID, "da", "") == []  # no prompts: nothing to say
     assert "k" * 32 not in repr(readout)
@@ -101,11 +121,11 @@ def test_readout_gives_the_reference_when_to_read_it_and_the_prompt() -> None:
 
 def test_reference_is_read_only_to_a_caller_with_a_consent_purpose_recorded() -> None:
     readout = Readout({"support": "always"})
-    assert midcall.withdraw_variables(outcome("documentation"), "/p", UID, readout) == []
-    out = midcall.withdraw_variables(outcome("training"), "/p", UID, readout)
+    assert in_call.withdraw_variables(outcome("documentation"), "/p", UID, readout) == []
+    out = in_call.withdraw_variables(outcome("training"), "/p", UID, readout)
     assert dict(out)[names.VAR_CALLREF] == callref.call_ref(UID)
     assert out[-1] == (names.VAR_WITHDRAWABLE, "training")  # still last: it enables *9
-    assert names.VAR_CALLREF not in dict(midcall.withdraw_variables(outcome("training"), "/p"))
+    assert names.VAR_CALLREF not in dict(in_call.withdraw_variables(outcome("training"), "/p"))
 
 
 def _routes(change: dict[str, Any]) -> Any:
@@ -119,8 +139,7 @@ def _routes(change: dict[str, Any]) -> Any:
 def test_readout_from_config_lists_enabled_routes_that_read_the_reference(
     tmp_path: Path,
 ) -> None:
-    config = load_demo(tmp_path, _routes({"support": "always", "closed": "always",
-                                          "mixed": "off"}))  # fmt: skip
+    config = load_demo(tmp_path, _routes({"support": "always", "closed": "always", "mixed": "off"}))
     readout = withdraw_route.readout(config, KEY)
     assert dict(readout.routes) == {"support": "always", "callref": "withheld"}
     assert readout.key == KEY
@@ -133,16 +152,22 @@ def test_call_reference_key_takes_off_withheld_or_always_only(tmp_path: Path) ->
 
 def test_call_reference_on_a_route_without_consent_is_a_warning(tmp_path: Path) -> None:
     config = load_demo(tmp_path, _routes({"docs": "always"}))
-    assert any("routes.docs.call_reference" in w and "asks no consent" in w
-               for w in config.warnings)  # fmt: skip
+    assert any(
+        "routes.docs.call_reference" in w and "asks no consent" in w for w in config.warnings
+    )
 
 
 async def test_stasis_app_sets_the_call_reference_for_a_caller_who_said_yes(
     tmp_path: Path,
 ) -> None:
     h = Harness(tmp_path)
-    h.app = StasisApp(h.ari, ConfigPlanner(h.config, rng=lambda: 0.0), h.store,
-                      prompts_dir="/p", call_refs=withdraw_route.readout(h.config, KEY))  # fmt: skip
+    h.app = StasisApp(
+        h.ari,
+        ConfigPlanner(h.config, rng=lambda: 0.0),
+        h.store,
+        prompts_dir="/p",
+        call_refs=withdraw_route.readout(h.config, KEY),
+    )
     await h.answer_question(UID, "1", route="callref")
     variables = dict(h.ari.variables(UID))
     assert variables[names.VAR_CALLREF] == callref.call_ref(UID, KEY)
@@ -195,8 +220,13 @@ def test_caller_controlled_text_is_used_only_through_filter() -> None:
             names.WITHDRAW_REQUEST_MARK_CONTEXT,
         )
     )
-    for source in ("CALLERID(", "${EXTEN}", "${ARG1}", "${CALLCONSENT_WITHDRAW_KEY}",
-                   f"${{{names.VAR_WITHDRAW_RESULT}}})"):  # fmt: skip
+    for source in (
+        "CALLERID(",
+        "${EXTEN}",
+        "${ARG1}",
+        "${CALLCONSENT_WITHDRAW_KEY}",
+        f"${{{names.VAR_WITHDRAW_RESULT}}})",
+    ):
         for m in re.finditer(re.escape(source), code):
             before = code[max(0, m.start() - 30) : m.start()]
             assert re.search(r"FILTER\([^,]*,(\$\{)?$", before), f"unfiltered {source}: {before}"

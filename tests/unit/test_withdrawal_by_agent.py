@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from callconsent import midcall, names
+from callconsent import names
 from callconsent.store import EvidenceStore
 from callconsent.whisper import agent_confirmation_sources
-from callconsent.withdrawal import SOURCE_RECOVERED, WithdrawalHandler, marker_value
-from tests.unit._stasis_fakes import pcm_wav, write_audio
+from callconsent.withdrawal import in_call
+from callconsent.withdrawal.in_call_adapter import SOURCE_RECOVERED, WithdrawalHandler, marker_value
+from tests.support.stasis_fakes import pcm_wav, write_audio
 from tests.unit.test_bridge import CALLER, T0, call, ledger, outcome, sidecar_of
 from tests.unit.test_withdrawal_in_call import (
     MARKER,
@@ -30,13 +31,22 @@ STAMP = "2026-11-24T09:02:00.000Z"
 @pytest.fixture
 def store(tmp_path: Path) -> EvidenceStore:
     (tmp_path / "recordings").mkdir()
-    return EvidenceStore(recordings_dir=tmp_path / "recordings",
-                         ledger_path=tmp_path / "ledger.jsonl", config_sha256="d" * 64)  # fmt: skip
+    return EvidenceStore(
+        recordings_dir=tmp_path / "recordings",
+        ledger_path=tmp_path / "ledger.jsonl",
+        config_sha256="d" * 64,
+    )
 
 
 def agent_event(caller: str = CALLER, by: str = "agent") -> dict[str, str]:
-    return {"Event": "UserEvent", "UserEvent": names.WITHDRAW_USER_EVENT, "Caller": caller,
-            "By": by, "Agent": "agent1", "At": STAMP}  # fmt: skip
+    return {
+        "Event": "UserEvent",
+        "UserEvent": names.WITHDRAW_USER_EVENT,
+        "Caller": caller,
+        "By": by,
+        "Agent": "agent1",
+        "At": STAMP,
+    }
 
 
 def stops(ami: TreeAmi) -> list[tuple[str, ...]]:
@@ -60,8 +70,10 @@ async def test_agent_withdrawal_of_training_only_deletes_then_stops_the_callers_
     assert (tomb["state"], tomb["reason"]) == ("tombstone", "withdrawn")
     _decision, withdrawn, deleted = ledger(tmp_path)
     assert (withdrawn["outcome"], withdrawn["via"], withdrawn["source"]) == (
-        "deleted", "agent_dtmf", "app"
-    )  # fmt: skip
+        "deleted",
+        "agent_dtmf",
+        "app",
+    )
     assert deleted["reason"] == "withdrawn"
     # evidence first, then the caller's MixMonitor stopped over AMI, then the marker deleted
     assert ami.calls == [("StopMixMonitor", CALLER), ("DBDel", names.ASTDB_FAMILY, MARKER)]
@@ -133,10 +145,10 @@ async def test_an_agent_event_with_an_unsafe_caller_changes_nothing(
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (STAMP, (STAMP, midcall.VIA_CALLER)),
-        (f"{STAMP} agent", (STAMP, midcall.VIA_AGENT)),
-        (f" {STAMP}  agent ", (STAMP, midcall.VIA_AGENT)),
-        (f"{STAMP} someone", (STAMP, midcall.VIA_CALLER)),
+        (STAMP, (STAMP, in_call.VIA_CALLER)),
+        (f"{STAMP} agent", (STAMP, in_call.VIA_AGENT)),
+        (f" {STAMP}  agent ", (STAMP, in_call.VIA_AGENT)),
+        (f"{STAMP} someone", (STAMP, in_call.VIA_CALLER)),
     ],
 )
 def test_the_marker_value_says_who_withdrew(value: str, expected: tuple[str, str]) -> None:
@@ -149,9 +161,10 @@ async def test_an_agent_marker_finished_at_login_says_agent_and_stops_the_record
     audio = Path(await store.prepare_recording(outcome("training"), real_call(), T0))
     write_audio(audio, pcm_wav(800))
     restarted = EvidenceStore(
-        recordings_dir=tmp_path / "recordings", ledger_path=tmp_path / "ledger.jsonl",
+        recordings_dir=tmp_path / "recordings",
+        ledger_path=tmp_path / "ledger.jsonl",
         config_sha256="d" * 64,
-    )  # fmt: skip
+    )
     marker = names.ASTDB_WITHDRAWN_PREFIX + REAL_ID
     ami = TreeAmi(tree=[(f"/callconsent/{marker}", f"{STAMP} agent")])
     assert await WithdrawalHandler(ami, restarted).recover() == 1
@@ -159,8 +172,10 @@ async def test_an_agent_marker_finished_at_login_says_agent_and_stops_the_record
     assert gone(audio) and sidecar_of(audio)["reason"] == "withdrawn"
     withdrawn = ledger(tmp_path)[0]
     assert (withdrawn["via"], withdrawn["source"], withdrawn["at"]) == (
-        "agent_dtmf", SOURCE_RECOVERED, STAMP
-    )  # fmt: skip
+        "agent_dtmf",
+        SOURCE_RECOVERED,
+        STAMP,
+    )
     assert ami.calls[1:] == [("StopMixMonitor", REAL_ID), ("DBDel", names.ASTDB_FAMILY, marker)]
 
 
@@ -184,8 +199,11 @@ def section(name: str) -> list[str]:
 def test_the_agent_gosub_enables_the_code_on_the_agents_channel_only_for_consent_purposes() -> None:
     lines = [x for x in section(names.AGENT_CONTEXT) if names.WITHDRAW_AGENT_FEATURE in x]
     assert len(lines) == 1
-    assert re.search(r"ExecIf\(\$\[\"\$\{CALLCONSENT_AGENT_PURPOSES\}\" != \"\"\]\?"
-                     r"Set\(DYNAMIC_FEATURES=", lines[0]), lines[0]  # fmt: skip
+    assert re.search(
+        r"ExecIf\(\$\[\"\$\{CALLCONSENT_AGENT_PURPOSES\}\" != \"\"\]\?"
+        r"Set\(DYNAMIC_FEATURES=",
+        lines[0],
+    ), lines[0]
     assert "__DYNAMIC_FEATURES" not in HOOK.read_text() and "_DYNAMIC_FEATURES" not in lines[0]
     assert not [x for x in section(names.HOOK_CONTEXT) if names.WITHDRAW_AGENT_FEATURE in x]
 
@@ -197,8 +215,11 @@ def test_the_agent_context_marks_the_caller_tells_the_app_and_never_stops_its_ow
         f"__{names.VAR_WITHDRAWN}=${{{names.VAR_AGENT_WITHDRAWN}}} {names.WITHDRAW_BY_AGENT})"
         in code
     )
-    assert re.search(rf"UserEvent\({names.WITHDRAW_USER_EVENT},Caller: \$\{{LOCAL\(caller\)\}},"
-                     rf"By: {names.WITHDRAW_BY_AGENT},Agent: ", code)  # fmt: skip
+    assert re.search(
+        rf"UserEvent\({names.WITHDRAW_USER_EVENT},Caller: \$\{{LOCAL\(caller\)\}},"
+        rf"By: {names.WITHDRAW_BY_AGENT},Agent: ",
+        code,
+    )
     assert "StopMixMonitor" not in code  # it would act on the agent's channel: the app stops it
     assert "DB(" not in code  # the marker is written on a Local channel of its own
     # the marker comes before the event (durable before the app can delete it)

@@ -7,12 +7,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from callconsent import midcall, names
-from callconsent.bridge import BridgeHandler
-from callconsent.evidence import CallInfo
+from callconsent import names
+from callconsent.agents.bridge import BridgeHandler
+from callconsent.evidence.documents import CallInfo
 from callconsent.store import EvidenceStore, find_recording
-from callconsent.withdrawal import SOURCE_RECOVERED, WithdrawalHandler
-from tests.unit._stasis_fakes import pcm_wav, schema_problems, write_audio
+from callconsent.withdrawal import in_call
+from callconsent.withdrawal.in_call_adapter import SOURCE_RECOVERED, WithdrawalHandler
+from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
 from tests.unit.test_bridge import (
     CALLER,
     T0,
@@ -51,8 +52,12 @@ class TreeAmi(FakeAmi):
 
 
 def withdraw_event(at: str = "2026-11-24T09:02:00.000Z", caller: str = CALLER) -> dict[str, str]:
-    return {"Event": "UserEvent", "UserEvent": names.WITHDRAW_USER_EVENT, "Caller": caller,
-            "At": at}  # fmt: skip
+    return {
+        "Event": "UserEvent",
+        "UserEvent": names.WITHDRAW_USER_EVENT,
+        "Caller": caller,
+        "At": at,
+    }
 
 
 def gone(path: Path) -> bool:
@@ -67,20 +72,20 @@ async def agent_consents(store: EvidenceStore) -> None:
 
 
 def test_withdrawal_code_is_enabled_only_for_consent_purposes() -> None:
-    assert midcall.withdraw_variables(outcome("documentation"), "/p") == []
-    assert midcall.withdraw_variables(outcome("training"), "/p") == [
+    assert in_call.withdraw_variables(outcome("documentation"), "/p") == []
+    assert in_call.withdraw_variables(outcome("training"), "/p") == [
         (names.VAR_WITHDRAW_KEEPS, ""),
         (names.VAR_WITHDRAW_PROMPT, "/p/da/callconsent-withdrawn"),
         (names.VAR_WITHDRAWABLE, "training"),  # last: it enables the feature in the hook
     ]
-    both = dict(midcall.withdraw_variables(outcome("documentation", "training"), "/p"))
+    both = dict(in_call.withdraw_variables(outcome("documentation", "training"), "/p"))
     assert both[names.VAR_WITHDRAW_KEEPS] == "documentation"
 
 
 def test_confirmation_is_in_the_calls_language_else_danish() -> None:
-    assert midcall.prompt_base("/p", "en") == "/p/en/callconsent-withdrawn"
-    assert midcall.prompt_base("/p", "sv") == "/p/da/callconsent-withdrawn"
-    assert midcall.prompt_base("", "en") == ""
+    assert in_call.prompt_base("/p", "en") == "/p/en/callconsent-withdrawn"
+    assert in_call.prompt_base("/p", "sv") == "/p/da/callconsent-withdrawn"
+    assert in_call.prompt_base("", "en") == ""
 
 
 # -- the evidence ------------------------------------------------------------------------------
@@ -98,15 +103,21 @@ async def test_training_only_withdrawn_is_deleted_with_a_tombstone(
     assert gone(audio)
     tomb = sidecar_of(audio)
     assert (tomb["state"], tomb["reason"], tomb["deleted_at"]) == (
-        "tombstone", "withdrawn", "2026-11-24T09:02:00.000Z"
-    )  # fmt: skip
+        "tombstone",
+        "withdrawn",
+        "2026-11-24T09:02:00.000Z",
+    )
     _decision, withdrawn, deleted = ledger(tmp_path)
     assert (withdrawn["type"], withdrawn["outcome"], withdrawn["purposes"]) == (
-        "withdrawn", "deleted", ["training"]
-    )  # fmt: skip
+        "withdrawn",
+        "deleted",
+        ["training"],
+    )
     assert (withdrawn["via"], withdrawn["source"], withdrawn["kept_purposes"]) == (
-        "caller_dtmf", "app", []
-    )  # fmt: skip
+        "caller_dtmf",
+        "app",
+        [],
+    )
     assert (deleted["type"], deleted["reason"]) == ("deleted", "withdrawn")
     for entry in (withdrawn, deleted):
         assert schema_problems("ledger-entry.schema.json", entry) == []
@@ -132,8 +143,10 @@ async def test_documentation_and_training_keeps_documentation_only(
     assert doc["delete_after"] == "2027-02-22T09:00:00.000Z"  # documentation's 90 days
     withdrawn = ledger(tmp_path)[-1]
     assert (withdrawn["outcome"], withdrawn["kept_purposes"], withdrawn["delete_after"]) == (
-        "documentation_kept", ["documentation"], "2027-02-22T09:00:00.000Z"
-    )  # fmt: skip
+        "documentation_kept",
+        ["documentation"],
+        "2027-02-22T09:00:00.000Z",
+    )
     write_audio(audio, pcm_wav(800))
     await store.recording_ended(call(), PRESSED)
     final = sidecar_of(audio)
@@ -183,12 +196,17 @@ async def test_markers_left_while_the_app_was_away_are_finished_at_login(
     audio = Path(await store.prepare_recording(outcome("training"), real_call(), T0))
     write_audio(audio, pcm_wav(800))
     restarted = EvidenceStore(  # a new process: it finds the call by its uniqueid
-        recordings_dir=tmp_path / "recordings", ledger_path=tmp_path / "ledger.jsonl",
+        recordings_dir=tmp_path / "recordings",
+        ledger_path=tmp_path / "ledger.jsonl",
         config_sha256="d" * 64,
-    )  # fmt: skip
+    )
     marker = names.ASTDB_WITHDRAWN_PREFIX + REAL_ID
-    ami = TreeAmi(tree=[(f"/callconsent/{marker}", "2026-11-24T09:02:00.000Z"),
-                        ("/callconsent/withdrawn/bad id!", "junk")])  # fmt: skip
+    ami = TreeAmi(
+        tree=[
+            (f"/callconsent/{marker}", "2026-11-24T09:02:00.000Z"),
+            ("/callconsent/withdrawn/bad id!", "junk"),
+        ]
+    )
     assert await WithdrawalHandler(ami, restarted).recover() == 1
 
     assert gone(audio) and sidecar_of(audio)["reason"] == "withdrawn"

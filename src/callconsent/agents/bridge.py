@@ -10,7 +10,7 @@ channel before the bridge. When the call has purposes that need the agent's cons
 
 This adapter decides nothing itself: the agent counts as consenting only when the AstDB flag the
 dialplan read is ``1`` AND the registry says ``given`` (a failed mirror never records); the rule
-for what the recording becomes is :func:`callconsent.agent_rules.agent_decided`, applied to the
+for what the recording becomes is :func:`callconsent.agents.rules.agent_decided`, applied to the
 evidence by the store. For a training-only call it then starts MixMonitor on the CALLER's channel
 (option ``b``: bridged audio only, and the caller's ``*9`` can stop it). Fail closed: any error
 leaves the agent-consent purposes unrecorded; the call itself is never touched.
@@ -26,13 +26,13 @@ from typing import Any, Final, Protocol
 import structlog
 
 from callconsent import names
-from callconsent.agent_evidence import AgentEvidence
-from callconsent.agent_rules import AgentOutcome
-from callconsent.agents import AGENT_ID_RE, AgentConsent, AgentRegistryError
+from callconsent.agents.evidence import AgentEvidence
+from callconsent.agents.registry import AGENT_ID_RE, AgentConsent, AgentRegistryError
+from callconsent.agents.rules import AgentOutcome
 from callconsent.ami import AmiError, AmiOps
 from callconsent.clock import Clock, utc_now
 
-log = structlog.get_logger("callconsent.bridge")
+log = structlog.get_logger("callconsent.agents.bridge")
 
 _UNIQUEID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: MixMonitor options: ONE argument, ``b`` (bridged audio only) + ``i(VAR)`` (its id, for *9).
@@ -119,7 +119,7 @@ class BridgeHandler:
 
     async def _later_agent(self, caller: str, agent_id: str, flag: str, bound: Any) -> bool:
         """A later agent of a call already decided: nothing starts here (the party watch,
-        :mod:`callconsent.transfers`, ends training at the bridge when this agent has no standing
+        :mod:`callconsent.parties.adapter`, ends training at the bridge when this agent has no standing
         consent); the answer only makes the whisper true: training goes on only if this agent
         consents and the recording still holds a consent purpose."""
         record = await self._lookup(agent_id, bound)

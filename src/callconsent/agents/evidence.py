@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from callconsent._fsio import parse_stamp, utc_stamp
+from callconsent.evidence.fsio import parse_stamp, utc_stamp
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,10 +29,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from callconsent import ledger, names
-from callconsent._fsio import atomic_write_json, parse_stamp, read_json, utc_stamp
+from callconsent import names
 from callconsent.ami import AmiOps
 from callconsent.config import Config
+from callconsent.evidence import ledger
+from callconsent.evidence.fsio import atomic_write_json, parse_stamp, read_json, utc_stamp
 
 AGENT_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 ACTOR_RE: Final = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")

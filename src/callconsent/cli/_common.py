@@ -17,9 +17,11 @@ DEFAULT_CONFIG = Path("/etc/callconsent/callconsent.yaml")
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG,
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
         help="the YAML config (default: %(default)s)",
-    )  # fmt: skip
+    )
 
 
 def load_or_exit(path: Path) -> Config:

@@ -20,14 +20,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 
-from callconsent._cli_common import (
-    EXIT_OK,
-    EXIT_PROBLEMS,
-    EXIT_USAGE,
-    add_config_option,
-    load_or_exit,
-)
-from callconsent.agents import (
+from callconsent.agents.registry import (
     CONSENTS,
     AgentConsent,
     AgentRegistry,
@@ -36,6 +29,13 @@ from callconsent.agents import (
     sync,
 )
 from callconsent.ami import Ami, AmiError, session
+from callconsent.cli._common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    add_config_option,
+    load_or_exit,
+)
 from callconsent.clock import utc_now
 from callconsent.config import Config
 
@@ -123,9 +123,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     def actor(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--actor", default=f"cli:{getpass.getuser()}",
+            "--actor",
+            default=f"cli:{getpass.getuser()}",
             help="who made the change, e.g. hr:jane (default: %(default)s)",
-        )  # fmt: skip
+        )
 
     p = sub.add_parser("set", help="set an agent's consent (given or refused)")
     add_config_option(p)

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from callconsent import __version__, agent_cli
-from callconsent._cli_common import EXIT_OK, EXIT_PROBLEMS, add_config_option, load_or_exit
+from callconsent import __version__
+from callconsent.cli import agent
+from callconsent.cli._common import EXIT_OK, EXIT_PROBLEMS, add_config_option, load_or_exit
 from callconsent.config import check_config_main
 from callconsent.lifecycle import commands as lifecycle_commands
 
@@ -23,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     from callconsent import app, logs
 
     logs.configure(args.log_level, json=not args.console_log)
-    from callconsent.features_check import withdraw_feature_warnings
+    from callconsent.withdrawal.features_check import withdraw_feature_warnings
 
     config = load_or_exit(args.config)
     for warning in [*config.warnings, *withdraw_feature_warnings(config, args.features_conf)]:
@@ -33,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from callconsent.features_check import withdraw_feature_warnings
+    from callconsent.withdrawal.features_check import withdraw_feature_warnings
 
     code = check_config_main(args.file)
     if code == EXIT_OK:  # the in-call withdrawal code in features.conf (R16)
@@ -45,14 +46,15 @@ def _check_config(args: argparse.Namespace) -> int:
 def _prompts(args: argparse.Namespace) -> int:
     from callconsent.prompts import PromptBuildError, archive_notices, build_prompts, build_sources
     from callconsent.whisper import build_whispers
-    from callconsent.withdraw_route import prompt_sources as route_prompts
+    from callconsent.withdrawal.route import prompt_sources as route_prompts
 
     config = load_or_exit(args.config)
     try:
         built = build_prompts(config, force=args.force)
         built += build_whispers(config, force=args.force)
-        built += build_sources(config.prompts_dir, route_prompts(), force=args.force,
-                               wpm=config.tts_words_per_minute)  # fmt: skip  # R17
+        built += build_sources(
+            config.prompts_dir, route_prompts(), force=args.force, wpm=config.tts_words_per_minute
+        )  # R17
         archive_notices(config)
     except PromptBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -64,7 +66,7 @@ def _prompts(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from callconsent.verify import verify
+    from callconsent.lifecycle.verify import verify
 
     config = load_or_exit(args.config)
     report = verify(config.storage.recordings_dir, config.storage.ledger_path, deep=args.deep)
@@ -76,7 +78,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from callconsent.reconcile import reconcile_main
+    from callconsent.lifecycle.reconcile import reconcile_main
 
     config = load_or_exit(args.config)
     stale_after = timedelta(minutes=args.stale_after_minutes)
@@ -96,10 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def features_conf(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--features-conf", type=Path, default=Path("/etc/asterisk/features.conf"),
+            "--features-conf",
+            type=Path,
+            default=Path("/etc/asterisk/features.conf"),
             help="Asterisk's features.conf, to check the in-call withdrawal code against the "
             "config (default: %(default)s)",
-        )  # fmt: skip
+        )
 
     p = sub.add_parser("serve", help="run the Stasis app in the foreground (stops on SIGTERM)")
     add_config_option(p)
@@ -132,14 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_option(p)
     p.add_argument("--dry-run", action="store_true", help="report, change nothing")
     p.add_argument(
-        "--stale-after-minutes", type=float, default=360.0,
+        "--stale-after-minutes",
+        type=float,
+        default=360.0,
         help="touch only recordings untouched this long (default %(default)s; after an Asterisk "
         "crash, with no call in progress, 0 is safe)",
-    )  # fmt: skip
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_reconcile)
 
-    agent_cli.register(sub)
+    agent.register(sub)
     lifecycle_commands.register(sub, add_config_option, load_or_exit)
     return parser
 

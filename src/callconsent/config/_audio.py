@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from callconsent import _fsio
+from callconsent.evidence import fsio
 
 from ._model import AUDIO_EXTENSIONS
 
@@ -31,7 +31,7 @@ def audio_files(prompts_dir: Path, language: str, audio: str) -> list[Path]:
 
 def sha256_file(path: Path) -> str:
     """The sha256 (hex) of a prompt's audio file."""
-    return _fsio.sha256_file(path)[1]
+    return fsio.sha256_file(path)[1]
 
 
 def audio_version(prompts_dir: Path, language: str, audio: str) -> str:

@@ -66,8 +66,11 @@ def read_route(name: str, raw: object, problems: Problems, controller_type: str)
             continue
         purposes[purpose] = _route_purpose(purpose, praw, purposes_node.at(purpose), problems)
     if call_reference not in ("", "off") and not any(p.needs_consent for p in purposes.values()):
-        problems.warn(node.at("call_reference"), "read only to callers who consent: this route "
-                      "asks no consent, so no caller hears a call reference (R17b)")  # fmt: skip
+        problems.warn(
+            node.at("call_reference"),
+            "read only to callers who consent: this route "
+            "asks no consent, so no caller hears a call reference (R17b)",
+        )
     node.done()
     return Route(
         name,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from callconsent._consent_types import (
+from callconsent.consent._types import (
     AdapterFailed,
     Answered,
     CallEntered,

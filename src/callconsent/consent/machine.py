@@ -3,7 +3,7 @@
 Everything that decides whether a call may be recorded lives in this file. Events (frozen
 dataclasses) go in through :meth:`ConsentMachine.handle`; actions (frozen dataclasses) come out as
 values for an adapter to carry out. Time arrives inside events, so nothing here reads a clock or
-sleeps. The transition table (:data:`callconsent._consent_table.TRANSITIONS`, plain data) names the
+sleeps. The transition table (:data:`callconsent.consent._table.TRANSITIONS`, plain data) names the
 handler for every legal (state, event) pair; any other pair raises :class:`IllegalEvent` and
 changes nothing.
 
@@ -25,11 +25,40 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
-from callconsent import _consent_types
-from callconsent._consent_table import TRANSITIONS, State
-from callconsent._consent_types import *  # noqa: F403  # the values the rules work with
+from callconsent.consent._table import TRANSITIONS, State
+from callconsent.consent._types import (
+    Action,
+    AdapterFailed,
+    Answer,
+    Answered,
+    CallEntered,
+    CallerHungUp,
+    CallOutcome,
+    CallPlan,
+    CancelTimer,
+    ConsentQuestion,
+    ConsentTimedOut,
+    ContinueDialplan,
+    DigitReceived,
+    Event,
+    NoticeEvidence,
+    PlaybackFailed,
+    PlaybackFinished,
+    PlaybackStarted,
+    PlayPrompt,
+    PrepareRecording,
+    Prompt,
+    PurposeOutcome,
+    PurposePlan,
+    RecordingPrepared,
+    SetResult,
+    ShutdownRequested,
+    StartTimer,
+    StopPlayback,
+    WriteLedger,
+)
 
-__all__ = [*_consent_types.__all__, "ConsentMachine", "IllegalEvent", "State"]
+__all__ = ["ConsentMachine", "IllegalEvent"]
 
 
 class IllegalEvent(Exception):

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from callconsent import __version__, sidecar
-from callconsent._fsio import utc_stamp
+from callconsent import __version__
 from callconsent.consent import CallOutcome, NoticeEvidence, PurposeOutcome
-from callconsent.paths import RecordingPaths
+from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import utc_stamp
+from callconsent.evidence.paths import RecordingPaths
 
 SOFTWARE = {"name": "callconsent", "version": __version__}
 

@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from callconsent._fsio import FILE_MODE, dumps, schema_errors, schema_validator, utc_stamp
+from callconsent.evidence.fsio import FILE_MODE, dumps, schema_errors, schema_validator, utc_stamp
 
 GENESIS: Final = "0" * 64
 SCHEMA_NAME: Final = "ledger-entry.schema.json"

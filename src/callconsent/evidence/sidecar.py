@@ -10,7 +10,7 @@ Life of a sidecar (``state``):
                reason and time only, no personal data.
 
 Every write is validated against ``schemas/sidecar.schema.json`` first and is atomic
-(:func:`callconsent._fsio.atomic_write_json`). ``prepare_*`` functions compute a document without
+(:func:`callconsent.evidence.fsio.atomic_write_json`). ``prepare_*`` functions compute a document without
 writing it, so a caller can log it to the ledger first (at-least-once) and then :func:`write` it.
 """
 
@@ -25,8 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from callconsent import wav
-from callconsent._fsio import (
+from callconsent.evidence import wav
+from callconsent.evidence.fsio import (
     MalformedDocument,
     atomic_write_json,
     fsync_dir,
@@ -36,7 +36,7 @@ from callconsent._fsio import (
     sha256_file,
     utc_stamp,
 )
-from callconsent.paths import RecordingPaths
+from callconsent.evidence.paths import RecordingPaths
 
 SCHEMA_VERSION: Final = 1
 SCHEMA_NAME: Final = "sidecar.schema.json"
@@ -105,7 +105,7 @@ def load(paths_or_file: RecordingPaths | Path) -> dict[str, Any]:
 
     ``FileNotFoundError`` passes through; unreadable JSON, a schema violation or (given
     ``RecordingPaths``) a document naming another call or file raises
-    :class:`~callconsent._fsio.MalformedDocument` naming the path.
+    :class:`~callconsent.evidence.fsio.MalformedDocument` naming the path.
     """
     path = paths_or_file.sidecar if isinstance(paths_or_file, RecordingPaths) else paths_or_file
     doc = read_json(path)
@@ -134,7 +134,7 @@ def recording_document(
     """A ``recording``-state document for :func:`create`: fills in ``schema_version``,
     ``state``, the recording block (file from ``paths``, outcome fields null) and the times.
     ``notices``/``purposes`` are lists of plain dicts in the schema's shape (times as
-    :func:`~callconsent._fsio.utc_stamp` strings)."""
+    :func:`~callconsent.evidence.fsio.utc_stamp` strings)."""
     started = utc_stamp(started_at)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -182,7 +182,7 @@ def write(paths: RecordingPaths, doc: Mapping[str, Any], *, overwrite: bool = Tr
 def create(paths: RecordingPaths, doc: Mapping[str, Any]) -> None:
     """Write the ``recording``-state sidecar when the recording starts.
 
-    The date folder must exist (:func:`callconsent.paths.ensure_directory`). Raises
+    The date folder must exist (:func:`callconsent.evidence.paths.ensure_directory`). Raises
     ``FileExistsError`` if the call already has a sidecar, :class:`SidecarInvalid` for a document
     that does not match the schema, and :class:`SidecarStateError` for another state.
     """

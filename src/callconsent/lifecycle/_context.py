@@ -8,10 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callconsent.ledger import Ledger
+from callconsent.evidence.ledger import Ledger
+from callconsent.evidence.paths import RecordingPaths, paths_from_relative
 from callconsent.lifecycle.audit import AUDIT_NAME, AuditLog
 from callconsent.lifecycle.index import Index, index_path
-from callconsent.paths import RecordingPaths, paths_from_relative
 
 if TYPE_CHECKING:
     from callconsent.config import Config
@@ -36,12 +36,13 @@ class Context:
             recordings_dir=recordings_dir,
             ledger_path=ledger_path,
             ledger=Ledger(ledger_path),
-            index=Index(index_path(ledger_path), recordings_dir=recordings_dir,
-                        ledger_path=ledger_path),
+            index=Index(
+                index_path(ledger_path), recordings_dir=recordings_dir, ledger_path=ledger_path
+            ),
             audit=AuditLog(ledger_path.parent / AUDIT_NAME),
             now=now,
             actor=actor,
-        )  # fmt: skip
+        )
 
     @classmethod
     def from_config(cls, config: Config, *, now: datetime, actor: str | None = None) -> Context:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from callconsent import sidecar
-from callconsent._fsio import MalformedDocument, parse_stamp
-from callconsent.ledger import LedgerEntryInvalid, deleted_entry
+from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import MalformedDocument, parse_stamp
+from callconsent.evidence.ledger import LedgerEntryInvalid, deleted_entry
+from callconsent.evidence.paths import UnsafeIdentifier
 from callconsent.lifecycle._context import Context
-from callconsent.paths import UnsafeIdentifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +27,12 @@ class Outcome:
     detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"call_id": self.call_id, "file": self.file, "action": self.action,
-                "detail": self.detail}  # fmt: skip
+        return {
+            "call_id": self.call_id,
+            "file": self.file,
+            "action": self.action,
+            "detail": self.detail,
+        }
 
     def __str__(self) -> str:
         extra = f" ({self.detail})" if self.detail else ""
@@ -36,9 +40,15 @@ class Outcome:
 
 
 def delete_recording(
-    ctx: Context, call_id: str, file: str, *, reason: str, source: str, expired_only: bool,
+    ctx: Context,
+    call_id: str,
+    file: str,
+    *,
+    reason: str,
+    source: str,
+    expired_only: bool,
     dry_run: bool = False,
-) -> Outcome:  # fmt: skip
+) -> Outcome:
     """Tombstone recording ``file`` of ``call_id`` with ``reason``. With ``expired_only`` the
     sidecar's own ``delete_after`` must have passed (the index may be stale)."""
     try:

@@ -41,9 +41,13 @@ def _index(args: argparse.Namespace, config: Config, rebuild: bool) -> int:
         run = ctx.index.rebuild if rebuild else ctx.index.update
         stats = run(progress=progress, on_problem=lambda p: print(p, file=sys.stderr))
         progress.done()
-    _emit(args, stats.as_dict(), f"index {'rebuilt' if rebuild else 'updated'}: "
-          f"{stats.sidecars} sidecar(s), {stats.ledger_lines} ledger line(s), "
-          f"{stats.problems} problem(s) skipped -> {ctx.index.path}")  # fmt: skip
+    _emit(
+        args,
+        stats.as_dict(),
+        f"index {'rebuilt' if rebuild else 'updated'}: "
+        f"{stats.sidecars} sidecar(s), {stats.ledger_lines} ledger line(s), "
+        f"{stats.problems} problem(s) skipped -> {ctx.index.path}",
+    )
     return PROBLEMS if stats.problems else OK
 
 
@@ -70,12 +74,21 @@ def purge_cmd(args: argparse.Namespace, config: Config) -> int:
 def hold_set(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
         try:
-            hold = set_hold(ctx, args.call_id, reason=args.reason, case_ref=args.case_ref,
-                            review_date=args.review_date)  # fmt: skip
+            hold = set_hold(
+                ctx,
+                args.call_id,
+                reason=args.reason,
+                case_ref=args.case_ref,
+                review_date=args.review_date,
+            )
         except HoldError as exc:
             return _error(exc)
-    _emit(args, hold.as_dict(), f"hold set on {hold.uniqueid}: {hold.reason} "
-          f"(case {hold.case_ref}, review {hold.review_date})")  # fmt: skip
+    _emit(
+        args,
+        hold.as_dict(),
+        f"hold set on {hold.uniqueid}: {hold.reason} "
+        f"(case {hold.case_ref}, review {hold.review_date})",
+    )
     return OK
 
 
@@ -85,17 +98,23 @@ def hold_release(args: argparse.Namespace, config: Config) -> int:
             hold = release_hold(ctx, args.call_id, reason=args.reason)
         except HoldError as exc:
             return _error(exc)
-    _emit(args, hold.as_dict(), f"hold released on {hold.uniqueid} (was: {hold.reason}, "
-          f"case {hold.case_ref})")  # fmt: skip
+    _emit(
+        args,
+        hold.as_dict(),
+        f"hold released on {hold.uniqueid} (was: {hold.reason}, case {hold.case_ref})",
+    )
     return OK
 
 
 def hold_list(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
         found = list_holds(ctx, overdue_only=args.overdue)
-    lines = [f"{s.hold.uniqueid}: {s.hold.reason} (case {s.hold.case_ref}, review "
-             f"{s.hold.review_date}{', OVERDUE' if s.overdue else ''}, set {s.hold.set_at} by "
-             f"{s.hold.actor})" for s in found]  # fmt: skip
+    lines = [
+        f"{s.hold.uniqueid}: {s.hold.reason} (case {s.hold.case_ref}, review "
+        f"{s.hold.review_date}{', OVERDUE' if s.overdue else ''}, set {s.hold.set_at} by "
+        f"{s.hold.actor})"
+        for s in found
+    ]
     lines.append(f"{len(found)} hold(s), {sum(s.overdue for s in found)} overdue")
     _emit(args, [s.as_dict() for s in found], "\n".join(lines))
     return PROBLEMS if args.overdue and found else OK
@@ -103,20 +122,28 @@ def hold_list(args: argparse.Namespace, config: Config) -> int:
 
 def _selector(args: argparse.Namespace) -> query.Selector:
     return query.Selector(
-        number=args.number, call_id=args.call_id,
+        number=args.number,
+        call_id=args.call_id,
         date_from=_bound(getattr(args, "date_from", None), end=False),
         date_to=_bound(getattr(args, "date_to", None), end=True),
         agent=getattr(args, "agent", None),
-    )  # fmt: skip
+    )
 
 
 def export_cmd(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
         out = args.out or ctx.ledger_path.parent / "exports"
         try:
-            result = export(ctx, config, _selector(args), reason=args.reason, out_dir=out,
-                            include_held=args.include_held, identity_check=args.identity_check,
-                            request_date=args.request_date)  # fmt: skip
+            result = export(
+                ctx,
+                config,
+                _selector(args),
+                reason=args.reason,
+                out_dir=out,
+                include_held=args.include_held,
+                identity_check=args.identity_check,
+                request_date=args.request_date,
+            )
         except (ExportError, ValueError) as exc:
             return _error(exc)
     _emit(args, result.as_dict(), result.summary())
@@ -135,8 +162,13 @@ def identify_cmd(args: argparse.Namespace, config: Config) -> int:
 def erase_cmd(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
         try:
-            report = erase(ctx, _selector(args), reason=args.reason, dry_run=args.dry_run,
-                           anonymise_evidence=args.anonymise_evidence)  # fmt: skip
+            report = erase(
+                ctx,
+                _selector(args),
+                reason=args.reason,
+                dry_run=args.dry_run,
+                anonymise_evidence=args.anonymise_evidence,
+            )
         except EraseError as exc:
             return _error(exc)
     _emit(args, report.as_dict(), report.summary())
@@ -144,7 +176,9 @@ def erase_cmd(args: argparse.Namespace, config: Config) -> int:
 
 
 def withdraw_cmd(args: argparse.Namespace, config: Config) -> int:
-    from callconsent.live_stop import stop_live_recordings  # AMI only when a call is still up
+    from callconsent.lifecycle.live_stop import (
+        stop_live_recordings,  # AMI only when a call is still up
+    )
 
     scope = Scope(number=args.number, call_ref=args.call_ref, call_id=args.call_id)
     with context(args, config) as ctx:

@@ -3,7 +3,7 @@ from a byte offset. Nothing here changes a file; bad input is returned as a prob
 
 Sidecars are read with a plain JSON parse and a few shape checks, not the full JSON Schema
 (which costs about a millisecond each, too slow for a million files). The index is only a finder:
-every destructive step loads the sidecar again with :func:`callconsent.sidecar.load`.
+every destructive step loads the sidecar again with :func:`callconsent.evidence.sidecar.load`.
 """
 
 from __future__ import annotations
@@ -16,17 +16,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from callconsent.paths import AUDIO_SUFFIX, SIDECAR_SUFFIX, UNIQUEID_RE, iter_day_folders
+from callconsent.evidence.paths import AUDIO_SUFFIX, SIDECAR_SUFFIX, UNIQUEID_RE, iter_day_folders
 
 #: Sidecar reads in flight per day folder (see :func:`day_rows`).
 READERS: Final = 16
 
 #: Columns of the ``recordings`` table, in the order :func:`sidecar_row` returns them.
 RECORDING_COLUMNS: Final = (
-    "uniqueid", "day", "file", "state", "started_at", "delete_after", "caller_number",
-    "caller_name", "linkedid", "route", "purposes", "agent", "sha256", "bytes", "has_audio",
+    "uniqueid",
+    "day",
+    "file",
+    "state",
+    "started_at",
+    "delete_after",
+    "caller_number",
+    "caller_name",
+    "linkedid",
+    "route",
+    "purposes",
+    "agent",
+    "sha256",
+    "bytes",
+    "has_audio",
     "deleted_reason",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,18 +176,46 @@ def row(relative_day: str, uniqueid: str, doc: Any, has_audio_file: bool) -> tup
     if call["uniqueid"] != uniqueid or rec["file"] != file:
         raise ValueError(f"names call {call['uniqueid']!r} / file {rec['file']!r}")
     if state == "tombstone":
-        return (uniqueid, relative_day, file, state, None, None, None, None, None, None, None,
-                None, rec["sha256"], None, int(has_audio_file), str(doc["reason"]))  # fmt: skip
+        return (
+            uniqueid,
+            relative_day,
+            file,
+            state,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            rec["sha256"],
+            None,
+            int(has_audio_file),
+            str(doc["reason"]),
+        )
     if state not in ("recording", "final"):
         raise ValueError(f"unknown state {state!r}")
     purposes = ",".join(str(p["purpose"]) for p in doc["purposes"])
     agent = next((t[6:] for t in doc.get("tags", ()) if str(t).startswith("agent:")), None)
     return (
-        uniqueid, relative_day, file, state, str(doc["started_at"]), str(doc["delete_after"]),
-        call["caller_number"], call["caller_name"], call["linkedid"], call["route"], purposes,
-        agent, rec["sha256"], rec["bytes"], None if rec["has_audio"] is None else
-        int(bool(rec["has_audio"])), None,
-    )  # fmt: skip
+        uniqueid,
+        relative_day,
+        file,
+        state,
+        str(doc["started_at"]),
+        str(doc["delete_after"]),
+        call["caller_number"],
+        call["caller_name"],
+        call["linkedid"],
+        call["route"],
+        purposes,
+        agent,
+        rec["sha256"],
+        rec["bytes"],
+        None if rec["has_audio"] is None else int(bool(rec["has_audio"])),
+        None,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,8 +59,20 @@ SCHEMA: Final = TABLES_SQL + "".join(
     f"CREATE INDEX IF NOT EXISTS {name} ON {target};\n" for name, target in INDEXES.items()
 )
 
-TABLES: Final = ("meta", "dirs", "recordings", "calls", "entries", "entry_calls", "holds",
-                 "exports", "export_files", "anonymised", "call_refs", "problems")  # fmt: skip
+TABLES: Final = (
+    "meta",
+    "dirs",
+    "recordings",
+    "calls",
+    "entries",
+    "entry_calls",
+    "holds",
+    "exports",
+    "export_files",
+    "anonymised",
+    "call_refs",
+    "problems",
+)
 
 #: Ledger entry types this package writes (besides ``deleted``, fixed by the schema).
 HOLD_SET: Final = "hold_set"
@@ -70,7 +82,7 @@ ANONYMISED: Final = "anonymised"
 WITHDRAWN: Final = "withdrawn"
 
 #: Adds a call's reference for every new call id (``call_ref`` is a SQL function the index
-#: registers, :func:`callconsent.callref.call_ref` with the index's key).
+#: registers, :func:`callconsent.evidence.callref.call_ref` with the index's key).
 INSERT_REF: Final = "INSERT OR IGNORE INTO call_refs VALUES (call_ref(?1), ?1)"
 
 Line = tuple[dict[str, Any], int | None, int | None, int | None]  # entry, line_no, offset, length
@@ -107,11 +119,20 @@ def _call_row(entry: dict[str, Any]) -> tuple[Any, ...] | None:
     summary = ",".join(f"{p.get('purpose')}={p.get('status')}" for p in purposes)
     recording = entry.get("recording")
     return (
-        call["uniqueid"], call.get("linkedid"), entry["seq"], entry.get("at"),
-        entry.get("started_at"), call.get("caller_number"), call.get("caller_name"),
-        call.get("route"), entry.get("status"), entry.get("reason"), summary,
-        recording if isinstance(recording, str) else None, max(days, default=0),
-    )  # fmt: skip
+        call["uniqueid"],
+        call.get("linkedid"),
+        entry["seq"],
+        entry.get("at"),
+        entry.get("started_at"),
+        call.get("caller_number"),
+        call.get("caller_name"),
+        call.get("route"),
+        entry.get("status"),
+        entry.get("reason"),
+        summary,
+        recording if isinstance(recording, str) else None,
+        max(days, default=0),
+    )
 
 
 def apply_entry_rows(db: sqlite3.Connection, lines: Sequence[Line], *, refs: bool = True) -> None:
@@ -151,27 +172,46 @@ def _apply_rare(db: sqlite3.Connection, entry: dict[str, Any], ids: list[str]) -
     if kind == HOLD_SET:
         db.executemany(
             "INSERT OR REPLACE INTO holds VALUES (?,?,?,?,?,?,?)",
-            [(u, str(entry.get("reason")), str(entry.get("case_ref")),
-              str(entry.get("review_date")), entry.get("actor"), at, seq) for u in ids],
-        )  # fmt: skip
+            [
+                (
+                    u,
+                    str(entry.get("reason")),
+                    str(entry.get("case_ref")),
+                    str(entry.get("review_date")),
+                    entry.get("actor"),
+                    at,
+                    seq,
+                )
+                for u in ids
+            ],
+        )
     elif kind == HOLD_RELEASED:
         db.executemany("DELETE FROM holds WHERE uniqueid=?", [(u,) for u in ids])
     elif kind == EXPORT:
         export_id = str(entry.get("export_id"))
-        db.execute("INSERT OR REPLACE INTO exports VALUES (?,?,?,?,?)",
-                   (export_id, seq, at, entry.get("actor"), entry.get("reason")))  # fmt: skip
+        db.execute(
+            "INSERT OR REPLACE INTO exports VALUES (?,?,?,?,?)",
+            (export_id, seq, at, entry.get("actor"), entry.get("reason")),
+        )
         db.execute("DELETE FROM export_files WHERE export_id=?", (export_id,))
         db.executemany(
             "INSERT INTO export_files VALUES (?,?,?,?)",
-            [(f.get("sha256"), export_id, f.get("uniqueid"), f.get("name"))
-             for f in entry.get("files") or () if isinstance(f, dict)],
-        )  # fmt: skip
+            [
+                (f.get("sha256"), export_id, f.get("uniqueid"), f.get("name"))
+                for f in entry.get("files") or ()
+                if isinstance(f, dict)
+            ],
+        )
         if isinstance(entry.get("archive_sha256"), str):
-            db.execute("INSERT INTO export_files VALUES (?,?,NULL,?)",
-                       (entry["archive_sha256"], export_id, str(entry.get("archive"))))  # fmt: skip
+            db.execute(
+                "INSERT INTO export_files VALUES (?,?,NULL,?)",
+                (entry["archive_sha256"], export_id, str(entry.get("archive"))),
+            )
     elif kind == ANONYMISED:
-        db.executemany("INSERT OR REPLACE INTO anonymised VALUES (?,?,?,?)",
-                       [(u, seq, at, entry.get("reason")) for u in ids])  # fmt: skip
+        db.executemany(
+            "INSERT OR REPLACE INTO anonymised VALUES (?,?,?,?)",
+            [(u, seq, at, entry.get("reason")) for u in ids],
+        )
         db.executemany(
             "UPDATE calls SET caller_number=NULL, caller_name=NULL, anonymised=1 WHERE uniqueid=?",
             [(u,) for u in ids],

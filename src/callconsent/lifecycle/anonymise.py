@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
 
-from callconsent._fsio import utc_stamp
+from callconsent.evidence.fsio import utc_stamp
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._schema import ANONYMISED
 
@@ -42,22 +42,31 @@ class AnonymiseReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "dry_run": self.dry_run, "claims_days": self.claims_days, "calls": self.calls,
-            "ledger_seqs": self.entries, "kept_held": self.kept_held,
+            "dry_run": self.dry_run,
+            "claims_days": self.claims_days,
+            "calls": self.calls,
+            "ledger_seqs": self.entries,
+            "kept_held": self.kept_held,
             "kept_recording": self.kept_recording,
-        }  # fmt: skip
+        }
 
     def summary(self) -> str:
         verb = "would anonymise" if self.dry_run else "anonymised"
-        return (f"evidence: {verb} {self.calls} call(s) past retention + {self.claims_days} "
-                f"claims days; kept {self.kept_held} held, {self.kept_recording} with a "
-                "recording still present")  # fmt: skip
+        return (
+            f"evidence: {verb} {self.calls} call(s) past retention + {self.claims_days} "
+            f"claims days; kept {self.kept_held} held, {self.kept_recording} with a "
+            "recording still present"
+        )
 
 
 def anonymise(
-    ctx: Context, *, claims_days: int = DEFAULT_CLAIMS_DAYS, dry_run: bool = False,
-    reason: str = "evidence_retention", on_batch: Callable[[list[str]], None] | None = None,
-) -> AnonymiseReport:  # fmt: skip
+    ctx: Context,
+    *,
+    claims_days: int = DEFAULT_CLAIMS_DAYS,
+    dry_run: bool = False,
+    reason: str = "evidence_retention",
+    on_batch: Callable[[list[str]], None] | None = None,
+) -> AnonymiseReport:
     """Write ``anonymised`` entries for calls whose consent evidence is no longer needed."""
     report = AnonymiseReport(dry_run=dry_run, claims_days=claims_days)
     cutoff = utc_stamp(ctx.now - timedelta(days=claims_days))
@@ -97,22 +106,37 @@ def anonymise_calls(ctx: Context, call_ids: list[str], *, reason: str) -> list[i
 
 
 def _write(
-    ctx: Context, batch: list[str], report: AnonymiseReport, reason: str,
+    ctx: Context,
+    batch: list[str],
+    report: AnonymiseReport,
+    reason: str,
     on_batch: Callable[[list[str]], None] | None,
-) -> None:  # fmt: skip
+) -> None:
     if not batch:
         return
     report.calls += len(batch)
     if not report.dry_run:
-        entry = ctx.ledger.append({
-            "type": ANONYMISED, "at": utc_stamp(ctx.now), "calls": list(batch),
-            "fields": list(FIELDS), "reason": reason, "claims_days": report.claims_days,
-            "source": "erase" if reason == "erased" else SOURCE,
-        })  # fmt: skip
+        entry = ctx.ledger.append(
+            {
+                "type": ANONYMISED,
+                "at": utc_stamp(ctx.now),
+                "calls": list(batch),
+                "fields": list(FIELDS),
+                "reason": reason,
+                "claims_days": report.claims_days,
+                "source": "erase" if reason == "erased" else SOURCE,
+            }
+        )
         ctx.index.add_ledger_entry(entry)
         report.entries.append(entry["seq"])
-        ctx.audit.write("anonymise", actor=ctx.actor, at=ctx.now, reason=reason, ids=batch,
-                        ledger_seq=entry["seq"])  # fmt: skip
+        ctx.audit.write(
+            "anonymise",
+            actor=ctx.actor,
+            at=ctx.now,
+            reason=reason,
+            ids=batch,
+            ledger_seq=entry["seq"],
+        )
     if on_batch is not None:
         on_batch(list(batch))
     batch.clear()

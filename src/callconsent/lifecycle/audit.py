@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from callconsent._fsio import FILE_MODE, dumps, utc_stamp
+from callconsent.evidence.fsio import FILE_MODE, dumps, utc_stamp
 
 AUDIT_NAME: Final = "audit.jsonl"
 

@@ -89,8 +89,12 @@ def register(
 ) -> None:
     """Add the lifecycle subcommands to the ``callconsent`` parser."""
 
-    def command(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace, Config], int],
-                *, actor: bool = True) -> None:  # fmt: skip
+    def command(
+        parser: argparse.ArgumentParser,
+        run: Callable[[argparse.Namespace, Config], int],
+        *,
+        actor: bool = True,
+    ) -> None:
         with_config(parser)
         parser.add_argument("--json", action="store_true", help="machine-readable output")
         parser.add_argument("--now", help="act as if it were this time (ISO 8601 with a zone)")
@@ -120,9 +124,13 @@ def register(
 
     p = subparsers.add_parser("purge", help="delete recordings past delete_after (not on hold)")
     p.add_argument("--dry-run", action="store_true", help="list what is due, change nothing")
-    p.add_argument("--claims-days", type=int, default=DEFAULT_CLAIMS_DAYS,
-                   help="claims period after retention before consent evidence is anonymised "
-                        "(default: %(default)s)")  # fmt: skip
+    p.add_argument(
+        "--claims-days",
+        type=int,
+        default=DEFAULT_CLAIMS_DAYS,
+        help="claims period after retention before consent evidence is anonymised "
+        "(default: %(default)s)",
+    )
     p.add_argument("--no-anonymise", action="store_true", help="skip the evidence step")
     command(p, h.purge_cmd)
 
@@ -151,8 +159,11 @@ def register(
             q.add_argument("--agent", help="agent id (recordings tagged agent:<id>)")
         q.add_argument("--reason", required=True, help="why (ticket, request); no caller number")
 
-    p = subparsers.add_parser("export", help="subject access: one archive with audio, sidecars, "
-                              "ledger entries and a DA/EN cover sheet; never sent anywhere")  # fmt: skip
+    p = subparsers.add_parser(
+        "export",
+        help="subject access: one archive with audio, sidecars, "
+        "ledger entries and a DA/EN cover sheet; never sent anywhere",
+    )
     subject(p, ranges=True)
     p.add_argument(
         "--out", type=Path, help="folder for the archive (default: <ledger dir>/exports)"
@@ -169,20 +180,26 @@ def register(
     p = subparsers.add_parser("erase", help="erase a subject's or a call's recordings (holds kept)")
     subject(p, ranges=False)
     p.add_argument("--dry-run", action="store_true", help="list what would be erased")
-    p.add_argument("--anonymise-evidence", action="store_true",
-                   help="also mark the calls' consent evidence anonymised now")  # fmt: skip
+    p.add_argument(
+        "--anonymise-evidence",
+        action="store_true",
+        help="also mark the calls' consent evidence anonymised now",
+    )
     command(p, h.erase_cmd)
 
     p = subparsers.add_parser(
-        "withdraw", help="withdraw consent after (or during) the call: delete the consent-based "
+        "withdraw",
+        help="withdraw consent after (or during) the call: delete the consent-based "
         "(training) recordings in scope, keep documentation recordings for documentation only; "
-        "a call still in progress also has its recording stopped over asterisk.ami")  # fmt: skip
+        "a call still in progress also has its recording stopped over asterisk.ami",
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--number", help="the caller number (CLI) as signalled")
     who.add_argument("--call-ref", help="the call reference the caller was given (9 digits)")
     who.add_argument("--call-id", help="a call's uniqueid or linkedid")
-    p.add_argument("--reason", required=True, help="the request (letter, e-mail, ticket); no "
-                   "caller number")  # fmt: skip
+    p.add_argument(
+        "--reason", required=True, help="the request (letter, e-mail, ticket); no caller number"
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="report what would happen, change nothing"
     )

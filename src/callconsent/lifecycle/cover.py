@@ -57,33 +57,59 @@ _T = {
 
 
 def cover_sheet(
-    config: Config, *, export_id: str, created: str, purposes: Mapping[str, tuple[str, int]],
-    audio: int, entries: int, calls: int, withheld: int, files: Sequence[Mapping[str, Any]],
-) -> str:  # fmt: skip
+    config: Config,
+    *,
+    export_id: str,
+    created: str,
+    purposes: Mapping[str, tuple[str, int]],
+    audio: int,
+    entries: int,
+    calls: int,
+    withheld: int,
+    files: Sequence[Mapping[str, Any]],
+) -> str:
     """Markdown; ``purposes`` maps purpose name to (lawful basis, retention days) as recorded."""
     org = config.organisation
-    out = [f"# {_T['title'][0]} / {_T['title'][1]}", "",
-           f"Export id: `{export_id}` · {created}", "",
-           f"- {_T['controller'][0]} / {_T['controller'][1]}: {org.name}"]  # fmt: skip
+    out = [
+        f"# {_T['title'][0]} / {_T['title'][1]}",
+        "",
+        f"Export id: `{export_id}` · {created}",
+        "",
+        f"- {_T['controller'][0]} / {_T['controller'][1]}: {org.name}",
+    ]
     if org.dpo_contact:
         out.append(f"- {_T['dpo'][0]} / {_T['dpo'][1]}: {org.dpo_contact}")
     for lang, i in (("Dansk", 0), ("English", 1)):
-        out += ["", f"## {lang}", "",
-                _T["contents"][i].format(audio=audio, entries=entries, calls=calls)]  # fmt: skip
+        out += [
+            "",
+            f"## {lang}",
+            "",
+            _T["contents"][i].format(audio=audio, entries=entries, calls=calls),
+        ]
         if withheld:
             out += ["", _T["withheld"][i].format(n=withheld)]
         out += ["", f"### {_T['purposes'][i]}", ""]
         for name, (basis, days) in sorted(purposes.items()):
             text = _notice_text(config, name, basis, "da" if i == 0 else "en")
-            out.append(f"- **{name}**: {text.get('purpose', name)}. "
-                       f"{_T['basis'][i]}: GDPR {basis}"
-                       f"{' (' + text['basis'] + ')' if 'basis' in text else ''}. "
-                       f"{_T['retention'][i]}: {_T['days'][i].format(n=days)}"
-                       f"{' (' + text['retention'] + ')' if 'retention' in text else ''}.")  # fmt: skip
-        out += ["", f"### {_T['recipients'][i]}", "",
-                _T["recipients_text"][i].format(url=org.privacy_url),
-                "", f"### {_T['rights'][i]}", "", _T["rights_text"][i], "",
-                f"{_T['more'][i]}: {org.privacy_url}"]  # fmt: skip
+            out.append(
+                f"- **{name}**: {text.get('purpose', name)}. "
+                f"{_T['basis'][i]}: GDPR {basis}"
+                f"{' (' + text['basis'] + ')' if 'basis' in text else ''}. "
+                f"{_T['retention'][i]}: {_T['days'][i].format(n=days)}"
+                f"{' (' + text['retention'] + ')' if 'retention' in text else ''}."
+            )
+        out += [
+            "",
+            f"### {_T['recipients'][i]}",
+            "",
+            _T["recipients_text"][i].format(url=org.privacy_url),
+            "",
+            f"### {_T['rights'][i]}",
+            "",
+            _T["rights_text"][i],
+            "",
+            f"{_T['more'][i]}: {org.privacy_url}",
+        ]
     out += ["", f"## {_T['files'][0]} / {_T['files'][1]}", ""]
     out += [f"- `{f['name']}` {f['sha256']}" for f in files]
     return "\n".join(out) + "\n"
@@ -91,13 +117,17 @@ def cover_sheet(
 
 def _notice_text(config: Config, purpose: str, basis: str, lang: str) -> dict[str, str]:
     """The first-layer sentences of the notice for ``purpose`` (preferring the same basis)."""
-    candidates = sorted(config.notices.values(),
-                        key=lambda n: (n.purpose != purpose, n.lawful_basis != basis))  # fmt: skip
+    candidates = sorted(
+        config.notices.values(), key=lambda n: (n.purpose != purpose, n.lawful_basis != basis)
+    )
     for notice in candidates:
         if notice.purpose != purpose:
             break
         text = notice.languages.get(lang) or notice.languages.get("da")
         if text is not None:
-            return {"purpose": text.purpose_text, "basis": text.basis_text,
-                    "retention": text.retention_text}  # fmt: skip
+            return {
+                "purpose": text.purpose_text,
+                "basis": text.basis_text,
+                "retention": text.retention_text,
+            }
     return {}

@@ -39,25 +39,39 @@ class EraseReport:
         return not self.held and not any(o.action == "skipped" for o in self.outcomes)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "complete": self.complete, "call_ids": self.call_ids,
-                "outcomes": [o.as_dict() for o in self.outcomes], "held": self.held,
-                "anonymised_ledger_seqs": self.anonymised_seqs}  # fmt: skip
+        return {
+            "dry_run": self.dry_run,
+            "complete": self.complete,
+            "call_ids": self.call_ids,
+            "outcomes": [o.as_dict() for o in self.outcomes],
+            "held": self.held,
+            "anonymised_ledger_seqs": self.anonymised_seqs,
+        }
 
     def summary(self) -> str:
         lines = [str(o) for o in self.outcomes if o.action != "held"]
-        lines += [f"kept (legal hold): {h['call_id']} {h['file']}: {h['reason']} "
-                  f"(case {h['case_ref']}, review {h['review_date']})" for h in self.held]  # fmt: skip
+        lines += [
+            f"kept (legal hold): {h['call_id']} {h['file']}: {h['reason']} "
+            f"(case {h['case_ref']}, review {h['review_date']})"
+            for h in self.held
+        ]
         done = sum(1 for o in self.outcomes if o.action in ("deleted", "would_delete"))
-        lines.append(f"erase{' (dry run)' if self.dry_run else ''}: {len(self.call_ids)} call(s),"
-                     f" {done} recording(s) {'to erase' if self.dry_run else 'erased'}, "
-                     f"{len(self.held)} kept on hold")  # fmt: skip
+        lines.append(
+            f"erase{' (dry run)' if self.dry_run else ''}: {len(self.call_ids)} call(s),"
+            f" {done} recording(s) {'to erase' if self.dry_run else 'erased'}, "
+            f"{len(self.held)} kept on hold"
+        )
         return "\n".join(lines)
 
 
 def erase(
-    ctx: Context, selector: query.Selector, *, reason: str, dry_run: bool = False,
+    ctx: Context,
+    selector: query.Selector,
+    *,
+    reason: str,
+    dry_run: bool = False,
     anonymise_evidence: bool = False,
-) -> EraseReport:  # fmt: skip
+) -> EraseReport:
     """Erase the recordings of the calls matched by ``selector`` (number and/or call id)."""
     if selector.number is None and selector.call_id is None:
         raise EraseError("erase needs --number or --call-id")
@@ -74,14 +88,28 @@ def erase(
                 report.outcomes.append(Outcome(rec.uniqueid, rec.file, "held", hold.reason))
                 report.held.append({**hold.as_dict(), "file": rec.file})
                 continue
-            report.outcomes.append(delete_recording(
-                ctx, rec.uniqueid, rec.file, reason=REASON, source=SOURCE, expired_only=False,
-                dry_run=dry_run))  # fmt: skip
+            report.outcomes.append(
+                delete_recording(
+                    ctx,
+                    rec.uniqueid,
+                    rec.file,
+                    reason=REASON,
+                    source=SOURCE,
+                    expired_only=False,
+                    dry_run=dry_run,
+                )
+            )
         if anonymise_evidence and not dry_run:
             free = [c for c in call_ids if c not in holds and not query.is_anonymised(ctx.index, c)]
             report.anonymised_seqs = anonymise_calls(ctx, free, reason=REASON)
-    ctx.audit.write("erase_dry_run" if dry_run else "erase", actor=ctx.actor, at=ctx.now,
-                    reason=reason, ids=call_ids, selector=selector.describe(),
-                    held=[h["call_id"] for h in report.held],
-                    deleted=[o.call_id for o in report.outcomes if o.action == "deleted"])  # fmt: skip
+    ctx.audit.write(
+        "erase_dry_run" if dry_run else "erase",
+        actor=ctx.actor,
+        at=ctx.now,
+        reason=reason,
+        ids=call_ids,
+        selector=selector.describe(),
+        held=[h["call_id"] for h in report.held],
+        deleted=[o.call_id for o in report.outcomes if o.action == "deleted"],
+    )
     return report

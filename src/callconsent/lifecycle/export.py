@@ -29,14 +29,14 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callconsent import sidecar
-from callconsent._fsio import MalformedDocument, dumps, fsync_dir, utc_stamp
+from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import MalformedDocument, dumps, fsync_dir, utc_stamp
+from callconsent.evidence.paths import UnsafeIdentifier
 from callconsent.lifecycle import _scan, query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._schema import EXPORT
 from callconsent.lifecycle.audit import os_user
 from callconsent.lifecycle.cover import cover_sheet
-from callconsent.paths import UnsafeIdentifier
 
 if TYPE_CHECKING:
     from callconsent.config import Config
@@ -65,22 +65,33 @@ class ExportResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "export_id": self.export_id, "archive": str(self.archive),
-            "archive_sha256": self.archive_sha256, "call_ids": self.call_ids,
-            "audio_files": self.audio_files, "ledger_entries": self.ledger_entries,
-            "files": self.files, "withheld": self.withheld, "restricted": self.restricted,
-            "problems": self.problems, "ledger_seq": self.ledger_seq,
-        }  # fmt: skip
+            "export_id": self.export_id,
+            "archive": str(self.archive),
+            "archive_sha256": self.archive_sha256,
+            "call_ids": self.call_ids,
+            "audio_files": self.audio_files,
+            "ledger_entries": self.ledger_entries,
+            "files": self.files,
+            "withheld": self.withheld,
+            "restricted": self.restricted,
+            "problems": self.problems,
+            "ledger_seq": self.ledger_seq,
+        }
 
     def summary(self) -> str:
-        lines = [f"withheld (legal hold): {w['call_id']} ({w['reason']}, case {w['case_ref']})"
-                 for w in self.withheld]  # fmt: skip
-        lines += [f"restricted (health/CPR data, flagged by the agent): {c}"
-                  for c in self.restricted]  # fmt: skip
+        lines = [
+            f"withheld (legal hold): {w['call_id']} ({w['reason']}, case {w['case_ref']})"
+            for w in self.withheld
+        ]
+        lines += [
+            f"restricted (health/CPR data, flagged by the agent): {c}" for c in self.restricted
+        ]
         lines += [f"problem: {p}" for p in self.problems]
-        lines.append(f"export {self.export_id}: {len(self.call_ids)} call(s), "
-                     f"{self.audio_files} audio file(s), {self.ledger_entries} ledger entry(ies)"
-                     f" -> {self.archive} (sha256 {self.archive_sha256}); not sent anywhere")  # fmt: skip
+        lines.append(
+            f"export {self.export_id}: {len(self.call_ids)} call(s), "
+            f"{self.audio_files} audio file(s), {self.ledger_entries} ledger entry(ies)"
+            f" -> {self.archive} (sha256 {self.archive_sha256}); not sent anywhere"
+        )
         return "\n".join(lines)
 
 
@@ -93,8 +104,9 @@ class _Archive:
 
     def add_bytes(self, name: str, data: bytes, uniqueid: str | None) -> None:
         self.zf.writestr(name, data)
-        self.files.append({"name": name, "sha256": hashlib.sha256(data).hexdigest(),
-                           "uniqueid": uniqueid})  # fmt: skip
+        self.files.append(
+            {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "uniqueid": uniqueid}
+        )
 
     def add_file(self, name: str, path: Path, uniqueid: str) -> None:
         digest = hashlib.sha256()
@@ -106,10 +118,16 @@ class _Archive:
 
 
 def export(
-    ctx: Context, config: Config, selector: query.Selector, *, reason: str, out_dir: Path,
-    include_held: bool = False, identity_check: str | None = None,
+    ctx: Context,
+    config: Config,
+    selector: query.Selector,
+    *,
+    reason: str,
+    out_dir: Path,
+    include_held: bool = False,
+    identity_check: str | None = None,
     request_date: date | None = None,
-) -> ExportResult:  # fmt: skip
+) -> ExportResult:
     """Build the archive for the calls ``selector`` matches; log it; return what it holds."""
     if selector.empty:
         raise ExportError("say whose data: --number, --call-id, --from/--to or --agent")
@@ -139,10 +157,18 @@ def export(
         finally:  # gone after the replace; left over only when something failed
             tmp.unlink(missing_ok=True)
     result.ledger_seq = entry["seq"]
-    ctx.audit.write("export", actor=ctx.actor, at=ctx.now, reason=reason, ids=call_ids,
-                    export_id=export_id, archive=str(archive), ledger_seq=entry["seq"],
-                    selector=selector.describe(),
-                    withheld=[w["call_id"] for w in result.withheld])  # fmt: skip
+    ctx.audit.write(
+        "export",
+        actor=ctx.actor,
+        at=ctx.now,
+        reason=reason,
+        ids=call_ids,
+        export_id=export_id,
+        archive=str(archive),
+        ledger_seq=entry["seq"],
+        selector=selector.describe(),
+        withheld=[w["call_id"] for w in result.withheld],
+    )
     return result
 
 
@@ -190,10 +216,17 @@ def _fill(
     result.ledger_entries = len(lines)
     out.add_bytes("ledger-entries.jsonl", b"".join(lines), None)
     created = utc_stamp(ctx.now)
-    sheet = cover_sheet(config, export_id=result.export_id, created=created, purposes=purposes,
-                        audio=result.audio_files, entries=result.ledger_entries,
-                        calls=len(result.call_ids), withheld=len(result.withheld),
-                        files=list(out.files))  # fmt: skip
+    sheet = cover_sheet(
+        config,
+        export_id=result.export_id,
+        created=created,
+        purposes=purposes,
+        audio=result.audio_files,
+        entries=result.ledger_entries,
+        calls=len(result.call_ids),
+        withheld=len(result.withheld),
+        files=list(out.files),
+    )
     out.add_bytes("cover-sheet.md", sheet.encode("utf-8"), None)
     manifest = {
         "export_id": result.export_id,
@@ -207,19 +240,30 @@ def _fill(
 
 
 def _log(
-    ctx: Context, result: ExportResult, selector: query.Selector, reason: str,
-    identity_check: str | None, request_date: date | None,
-) -> dict[str, Any]:  # fmt: skip
+    ctx: Context,
+    result: ExportResult,
+    selector: query.Selector,
+    reason: str,
+    identity_check: str | None,
+    request_date: date | None,
+) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "type": EXPORT, "at": utc_stamp(ctx.now), "export_id": result.export_id,
-        "actor": ctx.actor or os_user(), "reason": reason, "selector": selector.describe(),
-        "calls": result.call_ids, "files": result.files, "archive": result.archive.name,
+        "type": EXPORT,
+        "at": utc_stamp(ctx.now),
+        "export_id": result.export_id,
+        "actor": ctx.actor or os_user(),
+        "reason": reason,
+        "selector": selector.describe(),
+        "calls": result.call_ids,
+        "files": result.files,
+        "archive": result.archive.name,
         "archive_sha256": result.archive_sha256,
-        "withheld": [w["call_id"] for w in result.withheld], "identity_check": identity_check,
+        "withheld": [w["call_id"] for w in result.withheld],
+        "identity_check": identity_check,
         "request_date": request_date.isoformat() if request_date else None,
         "respond_by": _one_month(request_date).isoformat() if request_date else None,
         "source": SOURCE,
-    }  # fmt: skip
+    }
     entry = ctx.ledger.append(record)
     ctx.index.add_ledger_entry(entry)
     return entry

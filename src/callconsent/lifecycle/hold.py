@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from callconsent._fsio import utc_stamp
+from callconsent.evidence.fsio import utc_stamp
 from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._schema import HOLD_RELEASED, HOLD_SET
@@ -52,15 +52,29 @@ def set_hold(ctx: Context, call_id: str, *, reason: str, case_ref: str, review_d
         if not query.known_call(ctx.index, call_id):
             raise HoldError(f"unknown call id {call_id!r} (not in the ledger or any sidecar)")
         actor = ctx.actor or os_user()
-        entry = ctx.ledger.append({
-            "type": HOLD_SET, "at": utc_stamp(ctx.now), "call": {"uniqueid": call_id},
-            "reason": reason, "case_ref": case_ref, "review_date": review_date.isoformat(),
-            "actor": actor, "source": SOURCE,
-        })  # fmt: skip
+        entry = ctx.ledger.append(
+            {
+                "type": HOLD_SET,
+                "at": utc_stamp(ctx.now),
+                "call": {"uniqueid": call_id},
+                "reason": reason,
+                "case_ref": case_ref,
+                "review_date": review_date.isoformat(),
+                "actor": actor,
+                "source": SOURCE,
+            }
+        )
         ctx.index.add_ledger_entry(entry)
-    ctx.audit.write("hold_set", actor=actor, at=ctx.now, reason=reason, ids=[call_id],
-                    case_ref=case_ref, review_date=review_date.isoformat(),
-                    ledger_seq=entry["seq"])  # fmt: skip
+    ctx.audit.write(
+        "hold_set",
+        actor=actor,
+        at=ctx.now,
+        reason=reason,
+        ids=[call_id],
+        case_ref=case_ref,
+        review_date=review_date.isoformat(),
+        ledger_seq=entry["seq"],
+    )
     return query.holds(ctx.index)[call_id]
 
 
@@ -72,13 +86,26 @@ def release_hold(ctx: Context, call_id: str, *, reason: str) -> Hold:
         if held is None:
             raise HoldError(f"call {call_id!r} is not on hold")
         actor = ctx.actor or os_user()
-        entry = ctx.ledger.append({
-            "type": HOLD_RELEASED, "at": utc_stamp(ctx.now), "call": {"uniqueid": call_id},
-            "reason": reason, "actor": actor, "source": SOURCE,
-        })  # fmt: skip
+        entry = ctx.ledger.append(
+            {
+                "type": HOLD_RELEASED,
+                "at": utc_stamp(ctx.now),
+                "call": {"uniqueid": call_id},
+                "reason": reason,
+                "actor": actor,
+                "source": SOURCE,
+            }
+        )
         ctx.index.add_ledger_entry(entry)
-    ctx.audit.write("hold_released", actor=actor, at=ctx.now, reason=reason, ids=[call_id],
-                    case_ref=held.case_ref, ledger_seq=entry["seq"])  # fmt: skip
+    ctx.audit.write(
+        "hold_released",
+        actor=actor,
+        at=ctx.now,
+        reason=reason,
+        ids=[call_id],
+        case_ref=held.case_ref,
+        ledger_seq=entry["seq"],
+    )
     return held
 
 
@@ -90,6 +117,11 @@ def list_holds(ctx: Context, *, overdue_only: bool = False) -> list[HoldStatus]:
         found = [HoldStatus(h, is_overdue(h, today)) for h in query.holds(ctx.index).values()]
     if overdue_only:
         found = [s for s in found if s.overdue]
-    ctx.audit.write("hold_list", actor=ctx.actor, at=ctx.now, ids=[s.hold.uniqueid for s in found],
-                    overdue_only=overdue_only)  # fmt: skip
+    ctx.audit.write(
+        "hold_list",
+        actor=ctx.actor,
+        at=ctx.now,
+        ids=[s.hold.uniqueid for s in found],
+        overdue_only=overdue_only,
+    )
     return found

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callconsent._fsio import sha256_file
+from callconsent.evidence.fsio import sha256_file
 from callconsent.lifecycle._context import Context
 
 
@@ -28,15 +28,24 @@ class Identified:
         return bool(self.recordings or self.exports)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "sha256": self.sha256, "found": self.found,
-                "recordings": self.recordings, "exports": self.exports}  # fmt: skip
+        return {
+            "file": self.file,
+            "sha256": self.sha256,
+            "found": self.found,
+            "recordings": self.recordings,
+            "exports": self.exports,
+        }
 
     def summary(self) -> str:
         lines = [f"{self.file}: sha256 {self.sha256}"]
-        lines += [f"recording: call {r['call_id']} {r['file']} ({r['state']})"
-                  for r in self.recordings]  # fmt: skip
-        lines += [f"export: {e['export_id']} as {e['name']} (call {e['call_id']}) at {e['at']} "
-                  f"by {e['actor']}, reason: {e['reason']}" for e in self.exports]  # fmt: skip
+        lines += [
+            f"recording: call {r['call_id']} {r['file']} ({r['state']})" for r in self.recordings
+        ]
+        lines += [
+            f"export: {e['export_id']} as {e['name']} (call {e['call_id']}) at {e['at']} "
+            f"by {e['actor']}, reason: {e['reason']}"
+            for e in self.exports
+        ]
         if not self.found:
             lines.append("not found: no recording or export has this sha256")
         return "\n".join(lines)
@@ -59,10 +68,27 @@ def identify(ctx: Context, file: Path) -> Identified:
             " LEFT JOIN exports e ON e.export_id = f.export_id WHERE f.sha256=? ORDER BY e.at",
             (digest,),
         ):
-            result.exports.append({"export_id": export_id, "call_id": uid, "name": name,
-                                   "at": at, "actor": actor, "reason": reason})  # fmt: skip
-    ids = sorted({r["call_id"] for r in result.recordings}
-                 | {e["call_id"] for e in result.exports if e["call_id"]})  # fmt: skip
-    ctx.audit.write("identify", actor=ctx.actor, at=ctx.now, ids=ids, file=str(file),
-                    sha256=digest, exports=[e["export_id"] for e in result.exports])  # fmt: skip
+            result.exports.append(
+                {
+                    "export_id": export_id,
+                    "call_id": uid,
+                    "name": name,
+                    "at": at,
+                    "actor": actor,
+                    "reason": reason,
+                }
+            )
+    ids = sorted(
+        {r["call_id"] for r in result.recordings}
+        | {e["call_id"] for e in result.exports if e["call_id"]}
+    )
+    ctx.audit.write(
+        "identify",
+        actor=ctx.actor,
+        at=ctx.now,
+        ids=ids,
+        file=str(file),
+        sha256=digest,
+        exports=[e["export_id"] for e in result.exports],
+    )
     return result

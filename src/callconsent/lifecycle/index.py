@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from callconsent import callref
-from callconsent._fsio import FILE_MODE
+from callconsent.evidence import callref
+from callconsent.evidence.fsio import FILE_MODE
+from callconsent.evidence.paths import RecordingPaths
 from callconsent.lifecycle import _scan
 from callconsent.lifecycle._feed import DayFeed, default_workers
 from callconsent.lifecycle._scan import Problem
 from callconsent.lifecycle._schema import INDEXES, INSERT_REF, SCHEMA, TABLES, apply_entry_rows
-from callconsent.paths import RecordingPaths
 
 if TYPE_CHECKING:
     from callconsent.config import Config
@@ -62,10 +62,12 @@ class IndexStats:
 
     def as_dict(self) -> dict[str, int]:
         return {
-            "sidecars": self.sidecars, "ledger_lines": self.ledger_lines,
-            "days_scanned": self.days_scanned, "days_unchanged": self.days_unchanged,
+            "sidecars": self.sidecars,
+            "ledger_lines": self.ledger_lines,
+            "days_scanned": self.days_scanned,
+            "days_unchanged": self.days_unchanged,
             "problems": self.problems,
-        }  # fmt: skip
+        }
 
 
 def index_path(ledger_path: Path) -> Path:
@@ -88,8 +90,9 @@ class Index:
         self._bulk = False  # during rebuild: call references are added at the end, in one go
         self._pending_rows = 0  # recording rows written since the last commit
         self.ref_key_id = callref.key_id(key := callref.load_key(ledger_path))
-        self.db.create_function("call_ref", 1, lambda u: callref.call_ref(str(u), key),
-                                deterministic=True)  # fmt: skip
+        self.db.create_function(
+            "call_ref", 1, lambda u: callref.call_ref(str(u), key), deterministic=True
+        )
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # a cache: rebuildable from the evidence
         self.db.executescript(SCHEMA)
@@ -98,8 +101,11 @@ class Index:
     @classmethod
     def open(cls, config: Config) -> Index:
         storage = config.storage
-        return cls(index_path(storage.ledger_path), recordings_dir=storage.recordings_dir,
-                   ledger_path=storage.ledger_path)  # fmt: skip
+        return cls(
+            index_path(storage.ledger_path),
+            recordings_dir=storage.recordings_dir,
+            ledger_path=storage.ledger_path,
+        )
 
     def close(self) -> None:
         self.db.close()
@@ -113,8 +119,9 @@ class Index:
     @contextlib.contextmanager
     def locked(self, *, shared: bool = False) -> Iterator[None]:
         """Cross-process lock: exclusive for rebuild and destructive jobs, shared for readers."""
-        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                     FILE_MODE)  # fmt: skip
+        fd = os.open(
+            self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
+        )
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
@@ -170,8 +177,10 @@ class Index:
 
         def problem(p: Problem, source: str, key: str) -> None:
             stats.problems += 1
-            self.db.execute("INSERT INTO problems VALUES (?,?,?,?,?)",
-                            (source, key, str(p.path), p.line_no, p.detail))  # fmt: skip
+            self.db.execute(
+                "INSERT INTO problems VALUES (?,?,?,?,?)",
+                (source, key, str(p.path), p.line_no, p.detail),
+            )
             if on_problem is not None:
                 on_problem(p)
 
@@ -220,13 +229,17 @@ class Index:
         return None if row is None else str(row[0])
 
     def _set_meta(self, **values: object) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)",
-                            [(k, str(v)) for k, v in values.items()])  # fmt: skip
+        self.db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?,?)", [(k, str(v)) for k, v in values.items()]
+        )
 
     def _update_ledger(
-        self, stats: IndexStats, progress: Progress | None,
-        problem: Callable[[Problem, str, str], None], between: Callable[[], None] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        stats: IndexStats,
+        progress: Progress | None,
+        problem: Callable[[Problem, str, str], None],
+        between: Callable[[], None] | None = None,
+    ) -> None:
         """Ingest ledger lines past the last indexed one; ``between`` runs after each batch."""
         try:
             st = self.ledger_path.stat()
@@ -242,10 +255,12 @@ class Index:
             or self._meta("ledger_first_line") not in (None, first)
         ):
             # the ledger was replaced (rotation, restore): re-read it from the start
-            self.db.executescript("DELETE FROM entries; DELETE FROM entry_calls; DELETE FROM "
-                                  "calls; DELETE FROM holds; DELETE FROM exports; DELETE FROM "
-                                  "export_files; DELETE FROM anonymised; DELETE FROM "
-                                  "meta WHERE key='callref_key';")  # fmt: skip
+            self.db.executescript(
+                "DELETE FROM entries; DELETE FROM entry_calls; DELETE FROM "
+                "calls; DELETE FROM holds; DELETE FROM exports; DELETE FROM "
+                "export_files; DELETE FROM anonymised; DELETE FROM "
+                "meta WHERE key='callref_key';"
+            )
             offset, line_no = 0, 0
         if offset == 0:
             self.db.execute("DELETE FROM problems WHERE source='ledger'")
@@ -268,8 +283,12 @@ class Index:
                 if between is not None:
                     between()
         apply_entry_rows(self.db, batch, refs=not self._bulk)
-        self._set_meta(ledger_offset=offset, ledger_line_no=line_no, ledger_identity=identity,
-                       ledger_first_line=self._first_line())  # fmt: skip
+        self._set_meta(
+            ledger_offset=offset,
+            ledger_line_no=line_no,
+            ledger_identity=identity,
+            ledger_first_line=self._first_line(),
+        )
         self.db.commit()
         if progress is not None:
             progress("ledger lines", stats.ledger_lines)
@@ -293,9 +312,12 @@ class Index:
         return changed, set(known)
 
     def _apply_days(
-        self, days: Iterable[_scan.DayRows], stats: IndexStats, progress: Progress | None,
+        self,
+        days: Iterable[_scan.DayRows],
+        stats: IndexStats,
+        progress: Progress | None,
         problem: Callable[[Problem, str, str], None],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Replace the rows of each day folder read."""
         placeholders = ",".join("?" * len(_scan.RECORDING_COLUMNS))
         insert = f"INSERT OR REPLACE INTO recordings VALUES ({placeholders})"  # noqa: S608  # placeholders only
@@ -313,8 +335,10 @@ class Index:
             self.db.executemany(insert, found.rows)
             if not self._bulk:
                 self.db.executemany(INSERT_REF, [(r[0],) for r in found.rows])
-            self.db.execute("INSERT OR REPLACE INTO dirs VALUES (?,?)",
-                            (day.relative, day.mtime_ns if settled else 0))  # fmt: skip
+            self.db.execute(
+                "INSERT OR REPLACE INTO dirs VALUES (?,?)",
+                (day.relative, day.mtime_ns if settled else 0),
+            )
             stats.sidecars += len(found.rows)
             self._pending_rows += len(found.rows)
             if self._pending_rows >= (BULK_COMMIT if self._bulk else BATCH):

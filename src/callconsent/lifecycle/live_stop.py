@@ -54,8 +54,10 @@ class StopResult:
             return f"recording stopped in Asterisk: {self.call_id}"
         if self.outcome == "ended":
             return f"call already ended, nothing records: {self.call_id}"
-        return (f"warning: could not stop the recording in Asterisk: {self.call_id} "
-                f"({self.detail}); it goes on until the call ends")  # fmt: skip
+        return (
+            f"warning: could not stop the recording in Asterisk: {self.call_id} "
+            f"({self.detail}); it goes on until the call ends"
+        )
 
 
 #: The AMI connection the command opens (tests replace it).

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from callconsent._fsio import utc_stamp
+from callconsent.evidence.fsio import utc_stamp
 from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._delete import Outcome, delete_recording
@@ -50,15 +50,21 @@ class PurgeReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "dry_run": self.dry_run, "now": self.now, "clean": self.clean, "counts": self.counts,
-            "held": self.held, "skipped": [s.as_dict() for s in self.skipped],
+            "dry_run": self.dry_run,
+            "now": self.now,
+            "clean": self.clean,
+            "counts": self.counts,
+            "held": self.held,
+            "skipped": [s.as_dict() for s in self.skipped],
             "problems": self.problems,
-        }  # fmt: skip
+        }
 
     def summary(self) -> str:
-        lines = [f"held: {h['call_id']} {h['file']} (hold: {h['reason']}, case {h['case_ref']}, "
-                 f"review {h['review_date']}{', OVERDUE' if h['overdue'] else ''})"
-                 for h in self.held]  # fmt: skip
+        lines = [
+            f"held: {h['call_id']} {h['file']} (hold: {h['reason']}, case {h['case_ref']}, "
+            f"review {h['review_date']}{', OVERDUE' if h['overdue'] else ''})"
+            for h in self.held
+        ]
         lines += [str(s) for s in self.skipped]
         lines += [f"problem: {p}" for p in self.problems]
         counts = ", ".join(f"{n} {k}" for k, n in sorted(self.counts.items())) or "nothing due"
@@ -79,8 +85,9 @@ def purge(
 
     def flush() -> None:
         if deleted:
-            ctx.audit.write("purge", actor=ctx.actor, at=ctx.now, reason=REASON, ids=deleted,
-                            run=run_id)  # fmt: skip
+            ctx.audit.write(
+                "purge", actor=ctx.actor, at=ctx.now, reason=REASON, ids=deleted, run=run_id
+            )
             deleted.clear()
 
     with ctx.index.locked():
@@ -93,13 +100,15 @@ def purge(
             hold = holds.get(rec.uniqueid)
             if hold is not None:
                 outcome = Outcome(rec.uniqueid, rec.file, "held", hold.reason)
-                report.held.append({**hold.as_dict(), "file": rec.file,
-                                    "overdue": is_overdue(hold, today)})  # fmt: skip
+                report.held.append(
+                    {**hold.as_dict(), "file": rec.file, "overdue": is_overdue(hold, today)}
+                )
             elif dry_run:  # from the index alone: a real run re-reads each sidecar first
                 outcome = Outcome(rec.uniqueid, rec.file, "would_delete", REASON)
             else:
-                outcome = delete_recording(ctx, rec.uniqueid, rec.file, reason=REASON,
-                                           source=SOURCE, expired_only=True)  # fmt: skip
+                outcome = delete_recording(
+                    ctx, rec.uniqueid, rec.file, reason=REASON, source=SOURCE, expired_only=True
+                )
             report.counts[outcome.action] = report.counts.get(outcome.action, 0) + 1
             if outcome.action == "skipped":
                 report.skipped.append(outcome)
@@ -111,6 +120,13 @@ def purge(
                 on_item(outcome)
         flush()
     if dry_run:
-        ctx.audit.write("purge_dry_run", actor=ctx.actor, at=ctx.now, reason=REASON, ids=[],
-                        run=run_id, counts=report.counts)  # fmt: skip
+        ctx.audit.write(
+            "purge_dry_run",
+            actor=ctx.actor,
+            at=ctx.now,
+            reason=REASON,
+            ids=[],
+            run=run_id,
+            counts=report.counts,
+        )
     return report

@@ -26,9 +26,12 @@ class Selector:
     def describe(self) -> dict[str, Any]:
         """For logs: which criteria were used, never the caller number itself."""
         return {
-            "by_number": self.number is not None, "call_id": self.call_id,
-            "from": self.date_from, "to": self.date_to, "agent": self.agent,
-        }  # fmt: skip
+            "by_number": self.number is not None,
+            "call_id": self.call_id,
+            "from": self.date_from,
+            "to": self.date_to,
+            "agent": self.agent,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +58,14 @@ class Hold:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "call_id": self.uniqueid, "reason": self.reason, "case_ref": self.case_ref,
-            "review_date": self.review_date, "actor": self.actor, "set_at": self.set_at,
+            "call_id": self.uniqueid,
+            "reason": self.reason,
+            "case_ref": self.case_ref,
+            "review_date": self.review_date,
+            "actor": self.actor,
+            "set_at": self.set_at,
             "ledger_seq": self.seq,
-        }  # fmt: skip
+        }
 
 
 _REC_COLS = "uniqueid, file, state, started_at, delete_after, sha256, has_audio, deleted_reason"
@@ -66,8 +73,16 @@ _REC_COLS = "uniqueid, file, state, started_at, delete_after, sha256, has_audio,
 
 def _recording(row: tuple[Any, ...]) -> Recording:
     u, file, state, started, delete_after, sha, has_audio, reason = row
-    return Recording(u, file, state, started, delete_after, sha,
-                     None if has_audio is None else bool(has_audio), reason)  # fmt: skip
+    return Recording(
+        u,
+        file,
+        state,
+        started,
+        delete_after,
+        sha,
+        None if has_audio is None else bool(has_audio),
+        reason,
+    )
 
 
 def find_calls(index: Index, sel: Selector) -> list[str]:
@@ -108,8 +123,10 @@ def recordings(index: Index, call_ids: list[str]) -> list[Recording]:
     by a ledger call entry (sidecar missing)."""
     out: dict[str, Recording] = {}
     for u in call_ids:
-        row = index.db.execute(f"SELECT {_REC_COLS} FROM recordings WHERE uniqueid=?",  # noqa: S608
-                               (u,)).fetchone()  # fmt: skip
+        row = index.db.execute(
+            f"SELECT {_REC_COLS} FROM recordings WHERE uniqueid=?",  # noqa: S608
+            (u,),
+        ).fetchone()
         if row is not None:
             out[u] = _recording(row)
             continue
@@ -126,16 +143,20 @@ def recording(index: Index, call_id: str) -> Recording | None:
 
 def known_call(index: Index, call_id: str) -> bool:
     for table in ("calls", "recordings"):
-        row = index.db.execute(f"SELECT 1 FROM {table} WHERE uniqueid=?",  # noqa: S608
-                               (call_id,)).fetchone()  # fmt: skip
+        row = index.db.execute(
+            f"SELECT 1 FROM {table} WHERE uniqueid=?",  # noqa: S608
+            (call_id,),
+        ).fetchone()
         if row is not None:
             return True
     return False
 
 
 def holds(index: Index) -> dict[str, Hold]:
-    rows = index.db.execute("SELECT uniqueid, reason, case_ref, review_date, actor, set_at, seq "
-                            "FROM holds ORDER BY review_date, uniqueid")  # fmt: skip
+    rows = index.db.execute(
+        "SELECT uniqueid, reason, case_ref, review_date, actor, set_at, seq "
+        "FROM holds ORDER BY review_date, uniqueid"
+    )
     return {r[0]: Hold(*r) for r in rows}
 
 
@@ -159,8 +180,10 @@ def expired(index: Index, now_stamp: str, *, page: int = 1000) -> Iterator[Recor
 
 def interrupted_deletions(index: Index) -> list[Recording]:
     """Tombstones whose audio is still there: a deletion interrupted after the tombstone."""
-    rows = index.db.execute(f"SELECT {_REC_COLS} FROM recordings "  # noqa: S608
-                            "WHERE state = 'tombstone' AND has_audio = 1").fetchall()  # fmt: skip
+    rows = index.db.execute(
+        f"SELECT {_REC_COLS} FROM recordings "  # noqa: S608
+        "WHERE state = 'tombstone' AND has_audio = 1"
+    ).fetchall()
     return [_recording(r) for r in rows]
 
 
@@ -168,8 +191,9 @@ def entry_positions(index: Index, call_ids: list[str]) -> list[tuple[int, int | 
     """``(seq, offset, length)`` of every ledger entry about ``call_ids``, in ledger order."""
     seqs: set[int] = set()
     for u in call_ids:
-        seqs.update(s for (s,) in index.db.execute(
-            "SELECT seq FROM entry_calls WHERE uniqueid=?", (u,)))  # fmt: skip
+        seqs.update(
+            s for (s,) in index.db.execute("SELECT seq FROM entry_calls WHERE uniqueid=?", (u,))
+        )
     out = []
     for seq in sorted(seqs):
         row = index.db.execute("SELECT offset, length FROM entries WHERE seq=?", (seq,)).fetchone()
@@ -185,7 +209,7 @@ def is_anonymised(index: Index, call_id: str) -> bool:
 
 def calls_by_ref(index: Index, ref: str) -> list[tuple[str, str | None]]:
     """``(call id, start time)`` of every known call whose reference is ``ref`` (normalised, see
-    :mod:`callconsent.callref`), oldest first. More than one is a collision: never guess."""
+    :mod:`callconsent.evidence.callref`), oldest first. More than one is a collision: never guess."""
     rows = index.db.execute(
         "SELECT r.uniqueid, COALESCE(c.started_at, c.at, s.started_at) FROM call_refs r "
         "LEFT JOIN calls c ON c.uniqueid = r.uniqueid "

@@ -42,11 +42,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callconsent import sidecar, wav
-from callconsent._fsio import TEMP_NAME_RE, MalformedDocument, utc_stamp
-from callconsent.agent_evidence import AgentEvidence, decision_entry, pending_purposes, resolve
-from callconsent.ledger import Ledger, LedgerEntryInvalid, deleted_entry, recording_final_entry
-from callconsent.paths import FoundRecording, RecordingPaths, iter_recordings
+from callconsent.agents.evidence import AgentEvidence, decision_entry, pending_purposes, resolve
+from callconsent.evidence import sidecar, wav
+from callconsent.evidence.fsio import TEMP_NAME_RE, MalformedDocument, utc_stamp
+from callconsent.evidence.ledger import (
+    Ledger,
+    LedgerEntryInvalid,
+    deleted_entry,
+    recording_final_entry,
+)
+from callconsent.evidence.paths import FoundRecording, RecordingPaths, iter_recordings
 
 if TYPE_CHECKING:
     from callconsent.config import Config
@@ -194,10 +199,16 @@ class _Run:
             return doc if kept else None
         agent = AgentEvidence(None, "unknown", None, self.now)
         self.ledger.append(
-            decision_entry(uniqueid=paths.uniqueid, agent=agent, status="refused",
-                           reason=AGENT_UNKNOWN, purposes=waiting, kept_purposes=kept,
-                           recording=paths.relative if kept else None)
-        )  # fmt: skip
+            decision_entry(
+                uniqueid=paths.uniqueid,
+                agent=agent,
+                status="refused",
+                reason=AGENT_UNKNOWN,
+                purposes=waiting,
+                kept_purposes=kept,
+                recording=paths.relative if kept else None,
+            )
+        )
         self.fixed(paths.sidecar, AGENT_UNKNOWN, detail)
         if not kept:
             tomb = sidecar.prepare_tombstone(paths, reason=AGENT_UNKNOWN, at=self.now)

@@ -42,18 +42,31 @@ def build_ropa(ctx: Context, config: Config, *, claims_days: int) -> dict[str, A
     """The record as a dict (``flags`` lists every empty field). Audited as a list action."""
     org = config.organisation
     flags: list[str] = []
-    controller = {"name": org.name, "controller_type": org.controller_type,
-                  "contact": org.privacy_url, "dpo": org.dpo_contact}  # fmt: skip
+    controller = {
+        "name": org.name,
+        "controller_type": org.controller_type,
+        "contact": org.privacy_url,
+        "dpo": org.dpo_contact,
+    }
     if not org.dpo_contact:
         flags.append("controller.dpo: empty (organisation.dpo_contact is not set)")
     per: dict[str, dict[str, Any]] = {}
     for route in config.routes.values():
         for rp in route.purposes.values():
-            p = per.setdefault(rp.purpose, {
-                "purpose": rp.purpose, "description": _DESCRIPTION.get(rp.purpose, rp.purpose),
-                "routes": [], "enabled_routes": [], "lawful_bases": set(), "art9_bases": set(),
-                "retention_days": set(), "special_categories": set(), "notices": set(),
-            })  # fmt: skip
+            p = per.setdefault(
+                rp.purpose,
+                {
+                    "purpose": rp.purpose,
+                    "description": _DESCRIPTION.get(rp.purpose, rp.purpose),
+                    "routes": [],
+                    "enabled_routes": [],
+                    "lawful_bases": set(),
+                    "art9_bases": set(),
+                    "retention_days": set(),
+                    "special_categories": set(),
+                    "notices": set(),
+                },
+            )
             p["routes"].append(route.name)
             if route.enabled:
                 p["enabled_routes"].append(route.name)
@@ -75,29 +88,44 @@ def build_ropa(ctx: Context, config: Config, *, claims_days: int) -> dict[str, A
             data.append("possibly special categories (health, CPR) said on the call")
         subjects = ["callers", "employees (agents)"]
         record = {
-            "purpose": name, "description": p["description"], "routes": p["routes"],
-            "enabled_routes": p["enabled_routes"], "lawful_bases": sorted(p["lawful_bases"]),
-            "art9_bases": sorted(p["art9_bases"]), "notices": sorted(p["notices"]),
-            "categories_of_data_subjects": subjects, "categories_of_data": data,
-            "recipients": NOT_CONFIGURED, "transfers": NOT_CONFIGURED,
+            "purpose": name,
+            "description": p["description"],
+            "routes": p["routes"],
+            "enabled_routes": p["enabled_routes"],
+            "lawful_bases": sorted(p["lawful_bases"]),
+            "art9_bases": sorted(p["art9_bases"]),
+            "notices": sorted(p["notices"]),
+            "categories_of_data_subjects": subjects,
+            "categories_of_data": data,
+            "recipients": NOT_CONFIGURED,
+            "transfers": NOT_CONFIGURED,
             "erasure_time_limits": {
                 "recordings_days": sorted(p["retention_days"]),
                 "consent_evidence": f"retention + {claims_days} days claims period "
-                                    "(then anonymised by the purge)",
+                "(then anonymised by the purge)",
             },
-            "security_measures": {"technical": list(TECHNICAL_MEASURES),
-                                  "organisational": NOT_CONFIGURED},
-        }  # fmt: skip
+            "security_measures": {
+                "technical": list(TECHNICAL_MEASURES),
+                "organisational": NOT_CONFIGURED,
+            },
+        }
         for key in ("recipients", "transfers"):
             flags.append(f"purposes.{name}.{key}: empty (not in the config; fill in by hand)")
-        flags.append(f"purposes.{name}.security_measures.organisational: empty (not in the "
-                     "config: access control, backups, training, processor agreements)")  # fmt: skip
+        flags.append(
+            f"purposes.{name}.security_measures.organisational: empty (not in the "
+            "config: access control, backups, training, processor agreements)"
+        )
         purposes.append(record)
     if not purposes:
         flags.append("purposes: none configured")
-    record_ = {"controller": controller, "purposes": purposes,
-               "statistics": statistics(ctx), "flags": flags,
-               "generated_at": ctx.now.date().isoformat(), "config_sha256": config.sha256}  # fmt: skip
+    record_ = {
+        "controller": controller,
+        "purposes": purposes,
+        "statistics": statistics(ctx),
+        "flags": flags,
+        "generated_at": ctx.now.date().isoformat(),
+        "config_sha256": config.sha256,
+    }
     ctx.audit.write("ropa", actor=ctx.actor, at=ctx.now, flags=len(flags))
     return record_
 
@@ -112,8 +140,9 @@ def statistics(ctx: Context) -> dict[str, Any]:
             for part in summary.split(","):
                 purpose, _, status = part.partition("=")
                 outcomes[purpose][status] += 1
-        deletions = dict(db.execute(
-            "SELECT detail, count(*) FROM entries WHERE type='deleted' GROUP BY detail"))  # fmt: skip
+        deletions = dict(
+            db.execute("SELECT detail, count(*) FROM entries WHERE type='deleted' GROUP BY detail")
+        )
         states = dict(db.execute("SELECT state, count(*) FROM recordings GROUP BY state"))
         exports = db.execute("SELECT count(*) FROM exports").fetchone()[0]
         anonymised = db.execute("SELECT count(*) FROM anonymised").fetchone()[0]
@@ -122,14 +151,20 @@ def statistics(ctx: Context) -> dict[str, Any]:
     per_purpose = {}
     for purpose, c in sorted(outcomes.items()):
         asked = c["given"] + c["refused"]
-        per_purpose[purpose] = {**dict(c), "consent_rate": round(c["given"] / asked, 4)
-                                if asked else None}  # fmt: skip
+        per_purpose[purpose] = {
+            **dict(c),
+            "consent_rate": round(c["given"] / asked, 4) if asked else None,
+        }
     return {
-        "calls": calls, "purposes": per_purpose, "recordings_by_state": states,
-        "deletions_by_reason": deletions, "holds": len(current),
+        "calls": calls,
+        "purposes": per_purpose,
+        "recordings_by_state": states,
+        "deletions_by_reason": deletions,
+        "holds": len(current),
         "holds_overdue": sum(1 for h in current.values() if is_overdue(h, today)),
-        "exports": exports, "calls_anonymised": anonymised,
-    }  # fmt: skip
+        "exports": exports,
+        "calls_anonymised": anonymised,
+    }
 
 
 def to_markdown(record: dict[str, Any]) -> str:
@@ -143,20 +178,34 @@ def to_markdown(record: dict[str, Any]) -> str:
         return str(value)
 
     c = record["controller"]
-    out = ["# Fortegnelse over behandlingsaktiviteter / Record of processing (GDPR Art 30)", "",
-           f"Generated {record['generated_at']} from config sha256 `{record['config_sha256']}`.",
-           "", "## (a) Controller", "", f"- Name: {c['name']} ({c['controller_type']})",
-           f"- Contact: {c['contact']}", f"- DPO: {show(c['dpo'])}"]  # fmt: skip
-    labels = (("(b) Purpose", "description"), ("Lawful bases", "lawful_bases"),
-              ("Art 9(2) bases", "art9_bases"), ("Routes (enabled)", "enabled_routes"),
-              ("(c) Categories of data subjects", "categories_of_data_subjects"),
-              ("(c) Categories of data", "categories_of_data"), ("(d) Recipients", "recipients"),
-              ("(e) Transfers to third countries", "transfers"),
-              ("(f) Erasure time limits", "erasure_time_limits"))  # fmt: skip
+    out = [
+        "# Fortegnelse over behandlingsaktiviteter / Record of processing (GDPR Art 30)",
+        "",
+        f"Generated {record['generated_at']} from config sha256 `{record['config_sha256']}`.",
+        "",
+        "## (a) Controller",
+        "",
+        f"- Name: {c['name']} ({c['controller_type']})",
+        f"- Contact: {c['contact']}",
+        f"- DPO: {show(c['dpo'])}",
+    ]
+    labels = (
+        ("(b) Purpose", "description"),
+        ("Lawful bases", "lawful_bases"),
+        ("Art 9(2) bases", "art9_bases"),
+        ("Routes (enabled)", "enabled_routes"),
+        ("(c) Categories of data subjects", "categories_of_data_subjects"),
+        ("(c) Categories of data", "categories_of_data"),
+        ("(d) Recipients", "recipients"),
+        ("(e) Transfers to third countries", "transfers"),
+        ("(f) Erasure time limits", "erasure_time_limits"),
+    )
     for p in record["purposes"]:
         out += ["", f"## Purpose: {p['purpose']}", ""]
-        out += [f"- {label}: {show(p[key]) if key != 'art9_bases' or p[key] else 'none'}"
-                for label, key in labels]  # fmt: skip
+        out += [
+            f"- {label}: {show(p[key]) if key != 'art9_bases' or p[key] else 'none'}"
+            for label, key in labels
+        ]
         out.append("- (g) Security measures:")
         out += [f"  - {m}" for m in p["security_measures"]["technical"]]
         out.append(f"  - organisational: {show(p['security_measures']['organisational'])}")
@@ -166,9 +215,11 @@ def to_markdown(record: dict[str, Any]) -> str:
         rate = "n/a" if c_["consent_rate"] is None else f"{c_['consent_rate']:.1%}"
         counts = ", ".join(f"{k} {v}" for k, v in c_.items() if k != "consent_rate")
         out.append(f"- {purpose}: {counts}; consent rate {rate}")
-    out += [f"- Recordings by state: {show(s['recordings_by_state']) or 'none'}",
-            f"- Deletions by reason: {show(s['deletions_by_reason']) or 'none'}",
-            f"- Holds: {s['holds']} ({s['holds_overdue']} overdue)",
-            f"- Exports: {s['exports']}; calls anonymised: {s['calls_anonymised']}"]  # fmt: skip
+    out += [
+        f"- Recordings by state: {show(s['recordings_by_state']) or 'none'}",
+        f"- Deletions by reason: {show(s['deletions_by_reason']) or 'none'}",
+        f"- Holds: {s['holds']} ({s['holds_overdue']} overdue)",
+        f"- Exports: {s['exports']}; calls anonymised: {s['calls_anonymised']}",
+    ]
     out += ["", "## Flags (empty fields)", ""] + [f"- {f}" for f in record["flags"] or ["none"]]
     return "\n".join(out) + "\n"

@@ -4,7 +4,7 @@ with the number of recordings, only with the number of problems found.
 
 Problem kinds: ``malformed_sidecar``, ``audio_missing``, ``size_mismatch``, ``sha256_mismatch``,
 ``unreadable_audio``, ``orphan_audio`` (audio without sidecar), ``audio_after_tombstone``,
-``ledger_missing`` and ``ledger_<kind>`` for each :class:`~callconsent.ledger.ChainProblem`.
+``ledger_missing`` and ``ledger_<kind>`` for each :class:`~callconsent.evidence.ledger.ChainProblem`.
 Sidecars still in state ``recording`` are counted (``unfinalised``), not reported: they belong to
 calls in progress or to ``reconcile``.
 
@@ -15,7 +15,7 @@ known state, the call and file it names match its place, a final one's ``bytes``
 against the schemas as well (``malformed_sidecar`` with the schema's words, ``ledger_schema``).
 Every final recording's audio is hashed either way (into one reused buffer). Day folders are
 checked once each to resolve inside the recordings folder, not once per file: the same rule as
-:func:`callconsent.paths.recording_paths`, whose per-file ``realpath`` dominated at scale.
+:func:`callconsent.evidence.paths.recording_paths`, whose per-file ``realpath`` dominated at scale.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
-from callconsent import sidecar
-from callconsent._fsio import MalformedDocument, read_json
-from callconsent.ledger import verify_chain
-from callconsent.paths import (
+from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import MalformedDocument, read_json
+from callconsent.evidence.ledger import verify_chain
+from callconsent.evidence.paths import (
     AUDIO_SUFFIX,
     SIDECAR_SUFFIX,
     UNIQUEID_RE,
@@ -105,7 +105,7 @@ def verify(
     """Check every recording under ``recordings_dir`` and the ledger at ``ledger_path``.
 
     ``on_problem`` is called as each problem is found (for streaming output); ``anchor`` is an
-    optional ``(seq, sha256)`` from :func:`callconsent.ledger.head` kept outside the ledger;
+    optional ``(seq, sha256)`` from :func:`callconsent.evidence.ledger.head` kept outside the ledger;
     ``deep`` adds full schema validation of sidecars and ledger entries (see the module doc).
     """
     report = VerifyReport()
@@ -142,8 +142,10 @@ def _load(paths: RecordingPaths, *, deep: bool) -> dict[str, Any]:
         if state not in _STATES:
             raise ValueError(f"unknown state {state!r}")
         if call["uniqueid"] != paths.uniqueid or rec["file"] != paths.relative:
-            raise ValueError(f"sidecar names call {call['uniqueid']!r} / file {rec['file']!r}, "
-                             f"expected {paths.uniqueid!r} / {paths.relative!r}")  # fmt: skip
+            raise ValueError(
+                f"sidecar names call {call['uniqueid']!r} / file {rec['file']!r}, "
+                f"expected {paths.uniqueid!r} / {paths.relative!r}"
+            )
         if state == sidecar.State.FINAL:
             size, sha = rec["bytes"], rec["sha256"]
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
@@ -215,7 +217,7 @@ def _sha256(path: Path, buffer: memoryview) -> str:
 
 
 def _recordings(root: Path) -> Iterator[FoundRecording]:
-    """As :func:`callconsent.paths.iter_recordings` (same folders and names, same order), with
+    """As :func:`callconsent.evidence.paths.iter_recordings` (same folders and names, same order), with
     the date and containment checks made once per day folder."""
     base = root.absolute()
     real_base = base.resolve()
@@ -236,8 +238,12 @@ def _day(directory: Path, relative_day: str) -> Iterator[FoundRecording]:
         with os.scandir(directory) as it:
             for entry in it:
                 stem, suffix = os.path.splitext(entry.name)
-                if (suffix in (AUDIO_SUFFIX, SIDECAR_SUFFIX) and UNIQUEID_RE.fullmatch(stem)
-                        and ".." not in stem and entry.is_file(follow_symlinks=False)):  # fmt: skip
+                if (
+                    suffix in (AUDIO_SUFFIX, SIDECAR_SUFFIX)
+                    and UNIQUEID_RE.fullmatch(stem)
+                    and ".." not in stem
+                    and entry.is_file(follow_symlinks=False)
+                ):
                     audio, side = found.get(stem, (False, False))
                     found[stem] = (
                         audio or suffix == AUDIO_SUFFIX,

@@ -27,27 +27,26 @@ leaves the change to the re-run, which writes the entry again (at worst it repea
 lost). ``dry_run`` writes nothing but the audit line. Ledger entries carry call ids only, never
 the caller number; the audit log says who asked for what and why.
 
-A call reference (:mod:`callconsent.callref`) that matches several calls is reported with their
+A call reference (:mod:`callconsent.evidence.callref`) that matches several calls is reported with their
 times and nothing is done: the operator asks the requester which call it was, then uses
 ``--call-id``.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any, Final
 
-from callconsent import callref, sidecar
-from callconsent._fsio import MalformedDocument, parse_stamp, utc_stamp
-from callconsent.ledger import LedgerEntryInvalid
+from callconsent.evidence import callref, sidecar
+from callconsent.evidence.fsio import MalformedDocument, utc_stamp
+from callconsent.evidence.ledger import LedgerEntryInvalid
+from callconsent.evidence.paths import UnsafeIdentifier
+from callconsent.evidence.purposes import without_consent_purposes
 from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._delete import delete_recording
 from callconsent.lifecycle._schema import WITHDRAWN
 from callconsent.lifecycle.query import Recording
-from callconsent.paths import UnsafeIdentifier
 
 SOURCE: Final = "withdraw"
 REASON: Final = sidecar.TombstoneReason.WITHDRAWN.value
@@ -100,11 +99,16 @@ class Item:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "call_id": self.call_id, "file": self.file, "action": self.action,
-            "withdrawn_purposes": list(self.withdrawn), "kept_purposes": list(self.kept),
-            "delete_after": self.delete_after, "detail": self.detail, "hold": self.hold,
+            "call_id": self.call_id,
+            "file": self.file,
+            "action": self.action,
+            "withdrawn_purposes": list(self.withdrawn),
+            "kept_purposes": list(self.kept),
+            "delete_after": self.delete_after,
+            "detail": self.detail,
+            "hold": self.hold,
             "live": self.live,
-        }  # fmt: skip
+        }
 
     def __str__(self) -> str:
         where = f"{self.call_id} {self.file}"
@@ -114,12 +118,16 @@ class Item:
             return f"{verb}: {where} ({gone} withdrawn{'; ' + self.detail if self.detail else ''})"
         if self.action in KEPT:
             verb = "would keep" if self.action == "would_keep_documentation" else "kept"
-            return (f"{verb} for {', '.join(self.kept)}: {where} ({gone} withdrawn; kept until "
-                    f"{self.delete_after})")  # fmt: skip
+            return (
+                f"{verb} for {', '.join(self.kept)}: {where} ({gone} withdrawn; kept until "
+                f"{self.delete_after})"
+            )
         if self.action == "held" and self.hold is not None:
             h = self.hold
-            return (f"kept (legal hold): {where} ({gone} not withdrawn: {h['reason']}, case "
-                    f"{h['case_ref']}, review {h['review_date']})")  # fmt: skip
+            return (
+                f"kept (legal hold): {where} ({gone} not withdrawn: {h['reason']}, case "
+                f"{h['case_ref']}, review {h['review_date']})"
+            )
         if self.action == "not_consent_based":
             return f"untouched (no consent-based purpose): {where} ({', '.join(self.kept)})"
         return f"{self.action}: {where}{f' ({self.detail})' if self.detail else ''}"
@@ -147,17 +155,26 @@ class WithdrawReport:
             return [i.as_dict() for i in self._of(actions)]
 
         return {
-            "dry_run": self.dry_run, "now": self.now, "complete": self.complete,
-            "scope": self.scope, "call_ids": self.call_ids, "ambiguous": self.ambiguous,
-            "deleted": ids(DELETED), "kept_for_documentation": ids(KEPT), "held": ids(("held",)),
+            "dry_run": self.dry_run,
+            "now": self.now,
+            "complete": self.complete,
+            "scope": self.scope,
+            "call_ids": self.call_ids,
+            "ambiguous": self.ambiguous,
+            "deleted": ids(DELETED),
+            "kept_for_documentation": ids(KEPT),
+            "held": ids(("held",)),
             "untouched": ids(("not_consent_based",)),
-            "already_withdrawn": ids(("already_deleted",)), "skipped": ids(("skipped",)),
-        }  # fmt: skip
+            "already_withdrawn": ids(("already_deleted",)),
+            "skipped": ids(("skipped",)),
+        }
 
     def summary(self) -> str:
         if self.ambiguous:
-            lines = [f"call reference matches {len(self.ambiguous)} calls; nothing done. Ask "
-                     "the requester which call it was (date, time), then use --call-id:"]  # fmt: skip
+            lines = [
+                f"call reference matches {len(self.ambiguous)} calls; nothing done. Ask "
+                "the requester which call it was (date, time), then use --call-id:"
+            ]
             lines += [f"  {a['call_id']} started {a['started_at']}" for a in self.ambiguous]
             return "\n".join(lines)
         lines = [str(i) for i in self.items]
@@ -170,27 +187,6 @@ class WithdrawReport:
             + (f", {len(self._of(('skipped',)))} skipped" if self._of(("skipped",)) else "")
         )
         return "\n".join(lines)
-
-
-def without_consent_purposes(doc: dict[str, Any], *, at: datetime) -> dict[str, Any]:
-    """``doc`` (a live sidecar with at least one purpose without consent) minus its consent
-    purposes, their ``purpose:``/``consent:`` tags and consent purposes in ``agent_purposes``;
-    ``delete_after`` from the remaining retention (never later than before). Pure; validated."""
-    out = copy.deepcopy(doc)
-    gone = {p["purpose"] for p in doc["purposes"] if p["consent"] is not None}
-    out["purposes"] = [p for p in doc["purposes"] if p["consent"] is None]
-    if not out["purposes"]:
-        raise ValueError("no purpose without consent left: delete the recording instead")
-    if "agent_purposes" in out:
-        out["agent_purposes"] = [p for p in out["agent_purposes"] if p["consent"] is None]
-    out["tags"] = [t for t in doc["tags"]
-                   if not t.startswith("consent:") and t not in {f"purpose:{g}" for g in gone}]  # fmt: skip
-    days = max(int(p["retention_days"]) for p in out["purposes"])
-    recomputed = parse_stamp(doc["recording"]["started_at"]) + timedelta(days=days)
-    out["delete_after"] = utc_stamp(min(recomputed, parse_stamp(doc["delete_after"])))
-    out["updated_at"] = utc_stamp(at)
-    sidecar.validate(out)
-    return out
 
 
 def _calls(ctx: Context, scope: Scope, report: WithdrawReport) -> list[str]:
@@ -229,13 +225,17 @@ def withdraw(ctx: Context, scope: Scope, *, reason: str, dry_run: bool = False) 
             held = None if hold is None else {**hold.as_dict(), "file": rec.file}
             report.items.append(_withdraw_one(ctx, rec, held, via=via, dry_run=dry_run))
     ctx.audit.write(
-        "withdraw_dry_run" if dry_run else "withdraw", actor=ctx.actor, at=ctx.now, reason=reason,
-        ids=report.call_ids, scope=report.scope,
+        "withdraw_dry_run" if dry_run else "withdraw",
+        actor=ctx.actor,
+        at=ctx.now,
+        reason=reason,
+        ids=report.call_ids,
+        scope=report.scope,
         deleted=[i.call_id for i in report.items if i.action in DELETED],
         kept_for_documentation=[i.call_id for i in report.items if i.action in KEPT],
         held=[i.call_id for i in report.items if i.action == "held"],
         ambiguous=[a["call_id"] for a in report.ambiguous],
-    )  # fmt: skip
+    )
     return report
 
 
@@ -258,8 +258,9 @@ def _withdraw_one(
         return Item(u, file, "skipped", detail="audio without sidecar: run reconcile first")
     if doc["state"] == sidecar.State.TOMBSTONE:
         if hold is None and paths.audio.exists():  # a deletion interrupted after its tombstone
-            done = delete_recording(ctx, u, file, reason=REASON, source=SOURCE,
-                                    expired_only=False, dry_run=dry_run)  # fmt: skip
+            done = delete_recording(
+                ctx, u, file, reason=REASON, source=SOURCE, expired_only=False, dry_run=dry_run
+            )
             return Item(u, file, done.action, detail=done.detail)
         return Item(u, file, "already_deleted", detail=f"tombstone ({doc['reason']})")
     withdrawn = tuple(p["purpose"] for p in doc["purposes"] if p["consent"] is not None)
@@ -276,8 +277,14 @@ def _withdraw_one(
         except (OSError, LedgerEntryInvalid) as exc:
             return Item(u, file, "skipped", withdrawn, detail=f"{type(exc).__name__}: {exc}")
         done = delete_recording(ctx, u, file, reason=REASON, source=SOURCE, expired_only=False)
-        return Item(u, file, done.action, withdrawn, detail=done.detail if done.action ==
-                    "skipped" else "", live=doc["state"] == sidecar.State.RECORDING)  # fmt: skip
+        return Item(
+            u,
+            file,
+            done.action,
+            withdrawn,
+            detail=done.detail if done.action == "skipped" else "",
+            live=doc["state"] == sidecar.State.RECORDING,
+        )
     try:
         new = without_consent_purposes(doc, at=ctx.now)
     except sidecar.SidecarInvalid as exc:
@@ -294,12 +301,27 @@ def _withdraw_one(
 
 
 def _log(
-    ctx: Context, call_id: str, file: str, withdrawn: tuple[str, ...], kept: tuple[str, ...],
-    outcome: str, delete_after: str | None, via: str,
-) -> None:  # fmt: skip
-    entry = ctx.ledger.append({
-        "type": WITHDRAWN, "at": utc_stamp(ctx.now), "call": {"uniqueid": call_id},
-        "purposes": list(withdrawn), "kept_purposes": list(kept), "recording": file,
-        "outcome": outcome, "delete_after": delete_after, "via": via, "source": SOURCE,
-    })  # fmt: skip
+    ctx: Context,
+    call_id: str,
+    file: str,
+    withdrawn: tuple[str, ...],
+    kept: tuple[str, ...],
+    outcome: str,
+    delete_after: str | None,
+    via: str,
+) -> None:
+    entry = ctx.ledger.append(
+        {
+            "type": WITHDRAWN,
+            "at": utc_stamp(ctx.now),
+            "call": {"uniqueid": call_id},
+            "purposes": list(withdrawn),
+            "kept_purposes": list(kept),
+            "recording": file,
+            "outcome": outcome,
+            "delete_after": delete_after,
+            "via": via,
+            "source": SOURCE,
+        }
+    )
     ctx.index.add_ledger_entry(entry)

@@ -4,13 +4,13 @@ A caller-side MixMonitor with option ``b`` records whatever bridge the caller's 
 next: after a blind or attended transfer, a forward, or a three-way call, that can be an agent
 who never consented or a party outside the organisation. This adapter translates Asterisk's AMI
 events (``BridgeEnter``, ``BridgeLeave``, ``DialBegin``, ``Hangup``) for the pure
-:class:`callconsent.parties.PartyTracker` and carries out its decisions:
+:class:`callconsent.parties.tracker.PartyTracker` and carries out its decisions:
 
-* :class:`~callconsent.parties.StopAll`: AMI ``StopMixMonitor`` on the caller's channel at once,
+* :class:`~callconsent.parties.tracker.StopAll`: AMI ``StopMixMonitor`` on the caller's channel at once,
   then the evidence (:meth:`EvidenceStore.stop_in_call`: ledger ``recording_stopped``, sidecar
   ``stopped_at``/``stop_reason: org_left_call``). For a dial to an outside channel this happens
   at ``DialBegin``, before the outside party can answer;
-* :class:`~callconsent.parties.CheckAgent`: the new agent's standing consent (the registry, as
+* :class:`~callconsent.parties.tracker.CheckAgent`: the new agent's standing consent (the registry, as
   at the first bridge); without it the consent purposes end (``agent_not_consenting``, or
   ``party_not_consenting`` for an outsider in a three-way call): a documentation recording goes
   on for documentation only, a training-only recording stops (``StopMixMonitor``).
@@ -29,13 +29,13 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from callconsent import parties, stops
-from callconsent.agents import AgentConsent, AgentRegistryError
+from callconsent.agents.registry import AgentConsent, AgentRegistryError
 from callconsent.ami import AmiError, SyncEventHandler
 from callconsent.clock import Clock, utc_now
-from callconsent.paths import UNIQUEID_RE
+from callconsent.evidence.paths import UNIQUEID_RE
+from callconsent.parties import stops, tracker
 
-log = structlog.get_logger("callconsent.transfers")
+log = structlog.get_logger("callconsent.parties.adapter")
 
 
 class PartyAmi(Protocol):
@@ -66,14 +66,14 @@ class PartyWatch:
         ami: PartyAmi,
         store: PartyStore,
         registry: AgentLookup,
-        classifier: parties.Classifier,
+        classifier: tracker.Classifier,
         *,
         clock: Clock = utc_now,
     ) -> None:
         self._ami = ami
         self._store = store
         self._registry = registry
-        self._tracker = parties.PartyTracker(classifier)
+        self._tracker = tracker.PartyTracker(classifier)
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -120,7 +120,7 @@ class PartyWatch:
         if not self._tracker.watching(uniqueid) and self._store.recording_live(uniqueid):
             self._act(self._tracker.watch(uniqueid))
 
-    def _act(self, decisions: list[parties.Decision]) -> None:
+    def _act(self, decisions: list[tracker.Decision]) -> None:
         if not decisions:
             return
         at = self._clock()
@@ -130,40 +130,46 @@ class PartyWatch:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _carry_out(self, decision: parties.Decision, at: datetime) -> None:
+    async def _carry_out(self, decision: tracker.Decision, at: datetime) -> None:
         try:
-            if isinstance(decision, parties.StopAll):
+            if isinstance(decision, tracker.StopAll):
                 await self._stop_all(decision, at)
             else:
                 await self._check_agent(decision, at)
         except Exception:  # an action's bug must not kill the AMI reader
             log.exception("party_action_failed", call_id=decision.caller)
 
-    async def _stop_all(self, decision: parties.StopAll, at: datetime) -> None:
+    async def _stop_all(self, decision: tracker.StopAll, at: datetime) -> None:
         bound = log.bind(call_id=decision.caller, reason=decision.reason)
         await self._stop_mixmonitor(decision.caller, bound)  # first: within 1 s, before answer
         try:
-            await self._store.stop_in_call(decision.caller, at, scope="all",
-                                           reason=decision.reason, party=decision.party)  # fmt: skip
+            await self._store.stop_in_call(
+                decision.caller, at, scope="all", reason=decision.reason, party=decision.party
+            )
         except (OSError, ValueError) as exc:
             bound.error("storage_error", action="stop_in_call", error=str(exc))
 
-    async def _check_agent(self, decision: parties.CheckAgent, at: datetime) -> None:
+    async def _check_agent(self, decision: tracker.CheckAgent, at: datetime) -> None:
         bound = log.bind(call_id=decision.caller, agent=decision.agent_id)
         kind: Literal["internal", "external"]
         if decision.external:
-            reason, kind = parties.PARTY_NOT_CONSENTING, "external"
+            reason, kind = tracker.PARTY_NOT_CONSENTING, "external"
             given = False
         else:
-            reason, kind = parties.AGENT_NOT_CONSENTING, "internal"
+            reason, kind = tracker.AGENT_NOT_CONSENTING, "internal"
             given = await self._consents(decision.agent_id, bound)
         if given:
             bound.info("party_joined_consenting")
             return
         try:
-            done = await self._store.stop_in_call(decision.caller, at, scope="consent",
-                                                  reason=reason, party=kind,
-                                                  agent_id=decision.agent_id)  # fmt: skip
+            done = await self._store.stop_in_call(
+                decision.caller,
+                at,
+                scope="consent",
+                reason=reason,
+                party=kind,
+                agent_id=decision.agent_id,
+            )
         except (OSError, ValueError) as exc:
             bound.error("storage_error", action="stop_in_call", error=str(exc))
             return

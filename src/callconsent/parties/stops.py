@@ -1,7 +1,7 @@
 """What a party change does to a running recording's sidecar (R1, R15 at transfers): pure.
 
-Two kinds of stop, decided by :mod:`callconsent.parties` and carried out by
-:mod:`callconsent.transfers` (which also stops MixMonitor when the recording stops):
+Two kinds of stop, decided by :mod:`callconsent.parties.tracker` and carried out by
+:mod:`callconsent.parties.adapter` (which also stops MixMonitor when the recording stops):
 
 * ``scope="all"`` (reason ``org_left_call``): every purpose stops. The recording ends here:
   ``recording.stopped_at`` and ``recording.stop_reason`` say when and why; what was recorded
@@ -10,7 +10,7 @@ Two kinds of stop, decided by :mod:`callconsent.parties` and carried out by
 * ``scope="consent"`` (reasons ``agent_not_consenting``, ``party_not_consenting``): the consent
   purposes (training) end. With a purpose recorded without consent from the start
   (documentation) the recording goes on for it alone: the consent purposes leave the sidecar as
-  on a withdrawal (:func:`callconsent.lifecycle.withdraw.without_consent_purposes`; R18: the
+  on a withdrawal (:func:`callconsent.evidence.purposes.without_consent_purposes`; R18: the
   remaining purpose keeps its own basis and retention), and ``ended_purposes`` says which ended,
   when, why and for which agent. Without one, the recording stops as above (``stopped_at``,
   ``stop_reason``); the file recorded while every party had consented is kept.
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from callconsent import sidecar
-from callconsent._fsio import utc_stamp
-from callconsent.lifecycle.withdraw import without_consent_purposes
+from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import utc_stamp
+from callconsent.evidence.purposes import without_consent_purposes
 
 ENTRY_TYPE: Final = "recording_stopped"
 SOURCE: Final = "app"
@@ -81,9 +81,11 @@ def stop(
         new = without_consent_purposes(dict(doc), at=at)
         new["ended_purposes"] = [
             *doc.get("ended_purposes", []),
-            *({"purpose": p, "ended_at": stamp, "reason": reason, "agent_id": agent_id}
-              for p in ended),
-        ]  # fmt: skip
+            *(
+                {"purpose": p, "ended_at": stamp, "reason": reason, "agent_id": agent_id}
+                for p in ended
+            ),
+        ]
         sidecar.validate(new)
         return Stop("consent_ended", ended, plain, new)
     if not consent + plain or (scope == "consent" and not consent):

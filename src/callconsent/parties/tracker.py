@@ -5,7 +5,7 @@ consent purpose (training) only while every agent on it has consented. Transfers
 change the parties after the first bridge: Asterisk moves the caller's channel (and its
 MixMonitor, which records any later bridge with option ``b``) to whoever comes next.
 
-This module is I/O-free. The adapter (:mod:`callconsent.transfers`) feeds it Asterisk's AMI
+This module is I/O-free. The adapter (:mod:`callconsent.parties.adapter`) feeds it Asterisk's AMI
 events, translated to :meth:`PartyTracker.enter` (``BridgeEnter``), :meth:`PartyTracker.leave`
 (``BridgeLeave``), :meth:`PartyTracker.dial` (``DialBegin``) and :meth:`PartyTracker.hangup`,
 and carries out what comes back:
@@ -20,7 +20,7 @@ and carries out what comes back:
   (documentation goes on while the organisation is on the call).
 
 The first party the caller is bridged with is the agent whose consent the Queue member gosub
-already decided (:mod:`callconsent.bridge`): it is accepted without a second check.
+already decided (:mod:`callconsent.agents.bridge`): it is accepted without a second check.
 
 A Local channel that is not itself internal stands for whoever is bridged with its other half
 (an attended transfer reaches its target through one, and swaps it out once answered).
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Final, Literal
 
-from callconsent.agents import AGENT_ID_RE
+from callconsent.agents.registry import AGENT_ID_RE
 
 ORG_LEFT_CALL: Final = "org_left_call"
 AGENT_NOT_CONSENTING: Final = "agent_not_consenting"

@@ -7,7 +7,7 @@ beeps to the agent only and raises::
     UserEvent(CallconsentSensitive,Caller: <caller uniqueid>,Agent: <agent id>,At: <UTC time>)
 
 This adapter applies the flag to the call's evidence (:meth:`EvidenceStore.flag_sensitive`; the
-rules are :func:`callconsent.sensitive.flag`). When the recording held only consent purposes
+rules are :func:`callconsent.sensitive.rules.flag`). When the recording held only consent purposes
 (training) it is deleted, and the app stops the caller's MixMonitor (AMI ``StopMixMonitor``):
 the dialplan on the agent's channel cannot stop a recording on the caller's. Documentation keeps
 recording, now ``restricted``. Nothing is played to the caller.
@@ -20,14 +20,14 @@ from typing import Protocol
 
 import structlog
 
-from callconsent import sensitive
-from callconsent._fsio import parse_stamp
-from callconsent.agents import AGENT_ID_RE
+from callconsent.agents.registry import AGENT_ID_RE
 from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
-from callconsent.paths import UNIQUEID_RE
+from callconsent.evidence.fsio import parse_stamp
+from callconsent.evidence.paths import UNIQUEID_RE
+from callconsent.sensitive import rules as sensitive
 
-log = structlog.get_logger("callconsent.flagging")
+log = structlog.get_logger("callconsent.sensitive.adapter")
 
 
 class FlagAmi(Protocol):
@@ -49,8 +49,9 @@ class SensitiveFlagHandler:
     async def on_flag_event(self, headers: dict[str, str]) -> None:
         """One ``CallconsentSensitive`` UserEvent (AMI headers, any case)."""
         h = {k.lower(): v for k, v in headers.items()}
-        await self.flag(h.get("caller", "").strip(), h.get("agent", "").strip(),
-                        self._when(h.get("at", "")))  # fmt: skip
+        await self.flag(
+            h.get("caller", "").strip(), h.get("agent", "").strip(), self._when(h.get("at", ""))
+        )
 
     async def flag(self, caller: str, agent: str, at: datetime) -> sensitive.Flagging | None:
         """Apply the agent's flag to call ``caller``; None when it could not be applied."""

@@ -8,7 +8,7 @@ The agent presses the flag code (default ``*7``) while bridged; ``[callconsent-s
 * every consent-based purpose (training: listed in ``purposes`` or still waiting for the agent
   in ``agent_purposes``) leaves the recording, so the call leaves the training pool. The sidecar
   transformation is the withdrawal's
-  (:func:`callconsent.lifecycle.withdraw.without_consent_purposes`): the remaining purposes keep
+  (:func:`callconsent.evidence.purposes.without_consent_purposes`): the remaining purposes keep
   their own basis and retention;
 * with nothing recorded without consent left, the recording is deleted (tombstone, reason
   ``sensitive``);
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from callconsent import sidecar
-from callconsent._fsio import utc_stamp
-from callconsent.lifecycle.withdraw import without_consent_purposes
+from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import utc_stamp
+from callconsent.evidence.purposes import without_consent_purposes
 
 TAG: Final = "flag:sensitive"
 REASON: Final = sidecar.TombstoneReason.SENSITIVE.value  # tombstone: nothing left

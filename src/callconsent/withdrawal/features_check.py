@@ -64,8 +64,7 @@ def sensitive_feature_warnings(config: Config, text: str, features_conf: Path) -
     """The agent's sensitive-data flag (R22): needed when a route has ``special_categories:
     likely``; its code must not clash with the caller's withdrawal code (same, or a prefix)."""
     bound = bound_sequence(text, names.SENSITIVE_FEATURE)
-    likely = [n for n, r in config.routes.items()
-              if r.enabled and r.special_categories == "likely"]  # fmt: skip
+    likely = [n for n, r in config.routes.items() if r.enabled and r.special_categories == "likely"]
     if bound is None:
         if not likely:
             return []
@@ -150,8 +149,11 @@ def withdraw_feature_warnings(config: Config, features_conf: Path) -> list[str]:
             f"{features_conf}: no {names.WITHDRAW_FEATURE} entry: callers cannot withdraw "
             f"during the call (R16); add {expected}"
         )
-        return (out + sensitive_feature_warnings(config, text, features_conf)
-                + agent_withdraw_feature_warnings(text, features_conf))  # fmt: skip
+        return (
+            out
+            + sensitive_feature_warnings(config, text, features_conf)
+            + agent_withdraw_feature_warnings(text, features_conf)
+        )
     sequence, app = bound
     if sequence not in wanted:
         out.append(
@@ -163,5 +165,8 @@ def withdraw_feature_warnings(config: Config, features_conf: Path) -> list[str]:
             f"{features_conf}: {names.WITHDRAW_FEATURE} runs {app!r}, not "
             f"Gosub({names.WITHDRAW_CONTEXT},s,1)"
         )
-    return (out + sensitive_feature_warnings(config, text, features_conf)
-            + agent_withdraw_feature_warnings(text, features_conf))  # fmt: skip
+    return (
+        out
+        + sensitive_feature_warnings(config, text, features_conf)
+        + agent_withdraw_feature_warnings(text, features_conf)
+    )

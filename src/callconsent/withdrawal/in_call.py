@@ -12,7 +12,7 @@ does to the evidence:
   recorded without consent left, the recording is deleted (tombstone, reason ``withdrawn``); with
   a purpose recorded without consent from the start (documentation), the file stays for it only,
   with its own basis and retention. The sidecar transformation is the one of the withdrawal after
-  the call (:func:`callconsent.lifecycle.withdraw.without_consent_purposes`). R18: a consent
+  the call (:func:`callconsent.evidence.purposes.without_consent_purposes`). R18: a consent
   purpose is never kept under another basis;
 * the ``withdrawn`` ledger entry (:func:`withdrawn_entry`), as the after-call withdrawal writes it.
 """
@@ -25,11 +25,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from callconsent import names, sidecar
-from callconsent._fsio import utc_stamp
+from callconsent import names
 from callconsent.consent import CallOutcome
-from callconsent.lifecycle.withdraw import without_consent_purposes
-from callconsent.withdraw_route import Readout
+from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import utc_stamp
+from callconsent.evidence.purposes import without_consent_purposes
+from callconsent.withdrawal.route import Readout
 
 #: Requirements text 9, per language. A call in another language hears Danish.
 WITHDRAWN_TEXTS: Final = {

@@ -31,13 +31,14 @@ from typing import Final, Protocol
 
 import structlog
 
-from callconsent import midcall, names
-from callconsent._fsio import parse_stamp
+from callconsent import names
 from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
-from callconsent.paths import UNIQUEID_RE
+from callconsent.evidence.fsio import parse_stamp
+from callconsent.evidence.paths import UNIQUEID_RE
+from callconsent.withdrawal import in_call
 
-log = structlog.get_logger("callconsent.withdrawal")
+log = structlog.get_logger("callconsent.withdrawal.in_call_adapter")
 
 SOURCE_RECOVERED: Final = "app_recovered"
 
@@ -51,7 +52,7 @@ class WithdrawAmi(Protocol):
 class WithdrawStore(Protocol):
     async def withdraw_in_call(
         self, uniqueid: str, at: datetime, *, via: str, source: str = ...
-    ) -> midcall.Withdrawal: ...
+    ) -> in_call.Withdrawal: ...
 
 
 class WithdrawalHandler:
@@ -65,7 +66,7 @@ class WithdrawalHandler:
         h = {k.lower(): v for k, v in headers.items()}
         caller = h.get("caller", "").strip()
         by_agent = h.get("by", "").strip() == names.WITHDRAW_BY_AGENT
-        via = midcall.VIA_AGENT if by_agent else midcall.VIA_CALLER
+        via = in_call.VIA_AGENT if by_agent else in_call.VIA_CALLER
         await self.finish(caller, self._when(h.get("at", "")), via=via)
 
     async def recover(self) -> int:
@@ -87,7 +88,7 @@ class WithdrawalHandler:
         return done
 
     async def finish(
-        self, uniqueid: str, at: datetime, *, via: str, source: str = midcall.SOURCE
+        self, uniqueid: str, at: datetime, *, via: str, source: str = in_call.SOURCE
     ) -> bool:
         """Apply the withdrawal of call ``uniqueid``, then delete its marker. True when done."""
         bound = log.bind(call_id=uniqueid)
@@ -99,7 +100,7 @@ class WithdrawalHandler:
         except (OSError, ValueError) as exc:  # the marker stays: the next login retries
             bound.error("storage_error", action="withdraw_in_call", error=str(exc))
             return False
-        if via == midcall.VIA_AGENT and done.outcome == "deleted":
+        if via == in_call.VIA_AGENT and done.outcome == "deleted":
             try:  # the agent's dialplan cannot stop the caller's recording: the app does
                 await self._ami.stop_mixmonitor(uniqueid)
             except AmiError as exc:  # the audio is deleted already; the rest ends at hangup
@@ -122,5 +123,5 @@ def marker_value(value: str) -> tuple[str, str]:
     """(stamp, via) of an AstDB withdrawal marker: ``<stamp>`` (the caller's code) or
     ``<stamp> agent`` (the agent's code for a caller who asked orally)."""
     stamp, _, by = value.strip().partition(" ")
-    via = midcall.VIA_AGENT if by.strip() == names.WITHDRAW_BY_AGENT else midcall.VIA_CALLER
+    via = in_call.VIA_AGENT if by.strip() == names.WITHDRAW_BY_AGENT else in_call.VIA_CALLER
     return stamp, via

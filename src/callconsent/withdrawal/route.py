@@ -19,17 +19,17 @@ out, R17b). The fixed prompts of both are made like the other prompts (:func:`pr
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
-from callconsent import callref, names
-from callconsent._fsio import parse_stamp
+from callconsent import names
 from callconsent.config import Config, PromptText
-from callconsent.lifecycle.withdraw import Scope, WithdrawReport
-from callconsent.paths import UNIQUEID_RE
+from callconsent.evidence import callref
+from callconsent.evidence.fsio import parse_stamp
+from callconsent.evidence.paths import UNIQUEID_RE
 from callconsent.prompts import PromptSource
 
 By = Literal["number", "call_ref"]
@@ -56,9 +56,6 @@ class Request:
     at: datetime | None
     channel: str = ""
 
-    def scope(self) -> Scope:
-        return Scope(number=self.value) if self.by == "number" else Scope(call_ref=self.value)
-
     def reason(self, source: str) -> str:
         """For the audit log: what asked, never the caller number."""
         at = f" at {self.at.isoformat()}" if self.at is not None else ""
@@ -82,8 +79,13 @@ def _checked(request_id: str, by: str, value: str, at: str, channel: str) -> Req
 def from_event(headers: Mapping[str, str]) -> Request | None:
     """The request in a ``CallconsentWithdrawRequest`` UserEvent (headers in any case)."""
     h = {k.lower(): v.strip() for k, v in headers.items()}
-    return _checked(h.get("request", ""), h.get("by", ""), h.get("value", ""), h.get("at", ""),
-                    h.get("caller", ""))  # fmt: skip
+    return _checked(
+        h.get("request", ""),
+        h.get("by", ""),
+        h.get("value", ""),
+        h.get("at", ""),
+        h.get("caller", ""),
+    )
 
 
 def from_marker(key: str, value: str) -> Request | None:
@@ -94,7 +96,17 @@ def from_marker(key: str, value: str) -> Request | None:
     return _checked(key.rsplit("/", 1)[-1], parts[1], parts[2], parts[0], "")
 
 
-def answer(report: WithdrawReport) -> Result:
+class Report(Protocol):
+    """What the answer needs of the withdrawal job's report (``lifecycle.withdraw``)."""
+
+    @property
+    def ambiguous(self) -> Sequence[object]: ...
+
+    @property
+    def complete(self) -> bool: ...
+
+
+def answer(report: Report) -> Result:
     """``done`` when every consent-based recording in scope is withdrawn (none found counts),
     ``ambiguous`` for a reference of several calls, else ``pending`` (held, or skipped: the
     operator sees it in the audit log)."""

@@ -2,7 +2,7 @@
 answer out.
 
 ``[callconsent-withdraw-route]`` marks each request in AstDB (``callconsent/withdrawreq/<id>``)
-and raises the ``CallconsentWithdrawRequest`` UserEvent (:mod:`callconsent.withdraw_route`).
+and raises the ``CallconsentWithdrawRequest`` UserEvent (:mod:`callconsent.withdrawal.route`).
 This adapter runs the after-call withdrawal (:func:`callconsent.lifecycle.withdraw.withdraw`:
 index update, then every consent-based recording of the number or call reference deleted or
 kept for documentation only, ledger ``withdrawn`` and ``deleted`` entries, tombstones, an audit
@@ -29,13 +29,28 @@ from typing import Any, Final, Protocol
 import structlog
 
 from callconsent import names
-from callconsent import withdraw_route as rules
 from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
 from callconsent.lifecycle._context import Context
-from callconsent.lifecycle.withdraw import DELETED, KEPT, WithdrawError, WithdrawReport, withdraw
+from callconsent.lifecycle.withdraw import (
+    DELETED,
+    KEPT,
+    Scope,
+    WithdrawError,
+    WithdrawReport,
+    withdraw,
+)
+from callconsent.withdrawal import route as rules
 
-log = structlog.get_logger("callconsent.withdraw_requests")
+log = structlog.get_logger("callconsent.withdrawal.route_adapter")
+
+
+def scope_of(request: rules.Request) -> Scope:
+    """The withdrawal job's scope for a route request: the number shown, or the reference typed."""
+    if request.by == "number":
+        return Scope(number=request.value)
+    return Scope(call_ref=request.value)
+
 
 ACTOR: Final = "ivr"
 SOURCE_EVENT: Final = "route"
@@ -57,7 +72,7 @@ def lifecycle_runner(recordings_dir: Path, ledger_path: Path) -> Runner:
 
     def run(request: rules.Request, source: str, now: datetime) -> WithdrawReport:
         with Context.create(recordings_dir, ledger_path, now=now, actor=ACTOR) as ctx:
-            return withdraw(ctx, request.scope(), reason=request.reason(source))
+            return withdraw(ctx, scope_of(request), reason=request.reason(source))
 
     return run
 
@@ -132,26 +147,41 @@ class WithdrawRequestHandler:
 
     async def _forget(self, request_id: str) -> None:
         try:
-            await self._ami.db_del(names.ASTDB_FAMILY,
-                                   names.ASTDB_WITHDRAW_REQUEST_PREFIX + request_id)  # fmt: skip
+            await self._ami.db_del(
+                names.ASTDB_FAMILY, names.ASTDB_WITHDRAW_REQUEST_PREFIX + request_id
+            )
         except AmiError as exc:  # the next login finds it again; withdrawing twice is harmless
-            log.warning("withdraw_request_marker_not_deleted", request_id=request_id,
-                        error=str(exc))  # fmt: skip
+            log.warning(
+                "withdraw_request_marker_not_deleted", request_id=request_id, error=str(exc)
+            )
 
 
 def _report(bound: Any, report: WithdrawReport, result: str) -> None:
     """What was done, as the CLI's summary says it: call ids and counts, never the number."""
-    of = {action: [i.call_id for i in report.items if i.action in actions]
-          for action, actions in (("deleted", DELETED), ("kept", KEPT), ("held", ("held",)),
-                                  ("skipped", ("skipped",)))}  # fmt: skip
+    of = {
+        action: [i.call_id for i in report.items if i.action in actions]
+        for action, actions in (
+            ("deleted", DELETED),
+            ("kept", KEPT),
+            ("held", ("held",)),
+            ("skipped", ("skipped",)),
+        )
+    }
     bound.info(
-        "withdraw_request_done", result=result, complete=report.complete,
-        calls=len(report.call_ids), call_ids=report.call_ids,
-        deleted=len(of["deleted"]), deleted_ids=of["deleted"],
-        kept_for_documentation=len(of["kept"]), kept_ids=of["kept"],
-        held=len(of["held"]), held_ids=of["held"], skipped=len(of["skipped"]),
+        "withdraw_request_done",
+        result=result,
+        complete=report.complete,
+        calls=len(report.call_ids),
+        call_ids=report.call_ids,
+        deleted=len(of["deleted"]),
+        deleted_ids=of["deleted"],
+        kept_for_documentation=len(of["kept"]),
+        kept_ids=of["kept"],
+        held=len(of["held"]),
+        held_ids=of["held"],
+        skipped=len(of["skipped"]),
         ambiguous=[a["call_id"] for a in report.ambiguous],
-    )  # fmt: skip
+    )
 
 
 def _safe(headers: dict[str, str]) -> str:

@@ -1,0 +1,3 @@
+"""The agent's sensitive-data flag: ``rules`` (pure sidecar and ledger changes) and ``adapter``
+(the AMI UserEvent the agent's feature code raises).
+"""
