@@ -27,8 +27,8 @@ import structlog
 
 from callconsent import names
 from callconsent.agents.evidence import AgentEvidence
-from callconsent.agents.registry import AGENT_ID_RE, AgentConsent, AgentRegistryError
-from callconsent.agents.rules import AgentOutcome
+from callconsent.agents.registry import AgentConsent, AgentRegistryError
+from callconsent.agents.rules import AGENT_ID_RE, AgentOutcome
 from callconsent.ami import AmiError, AmiOps
 from callconsent.clock import Clock, utc_now
 

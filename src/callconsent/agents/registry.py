@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from callconsent import names
+from callconsent.agents.rules import AGENT_ID_RE
 from callconsent.ami import AmiOps
 from callconsent.config import Config
 from callconsent.evidence import ledger
 from callconsent.evidence.fsio import atomic_write_json, parse_stamp, read_json, utc_stamp
 
-AGENT_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 ACTOR_RE: Final = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 SCHEMA_VERSION: Final = 1
 

@@ -16,6 +16,7 @@ record into those recorded whatever the agent says and those that wait for the a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -23,6 +24,8 @@ from typing import Final, Literal
 from callconsent import names
 
 #: Purposes that need the answering agent's own consent besides the caller's.
+#: An agent id as the queue names its member (and the registry stores it).
+AGENT_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 AGENT_CONSENT_PURPOSES: Final = frozenset({"training"})
 
 RecordAt = Literal["hook", "bridge", ""]

@@ -21,3 +21,7 @@ module           job
 The sidecars and the ledger stay the source of truth; every job re-reads a sidecar before it
 changes anything and writes a ledger entry for every destructive step.
 """
+
+from callconsent.lifecycle._context import Context
+
+__all__ = ["Context"]

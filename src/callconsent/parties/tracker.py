@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Final, Literal
 
-from callconsent.agents.registry import AGENT_ID_RE
+from callconsent.agents.rules import AGENT_ID_RE
 
 ORG_LEFT_CALL: Final = "org_left_call"
 AGENT_NOT_CONSENTING: Final = "agent_not_consenting"

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import structlog
 
-from callconsent.agents.registry import AGENT_ID_RE
+from callconsent.agents.rules import AGENT_ID_RE
 from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
 from callconsent.evidence.fsio import parse_stamp
