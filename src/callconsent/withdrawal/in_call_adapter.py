@@ -31,7 +31,7 @@ from typing import Final, Protocol
 
 import structlog
 
-from callconsent import names
+from callconsent import markers, names
 from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
 from callconsent.evidence.fsio import parse_stamp
@@ -71,21 +71,15 @@ class WithdrawalHandler:
 
     async def recover(self) -> int:
         """Finish every withdrawal still marked in AstDB (after a login); the number finished."""
-        prefix = names.ASTDB_WITHDRAWN_PREFIX.rstrip("/")
-        try:
-            markers = await self._ami.db_tree(names.ASTDB_FAMILY, prefix)
-        except AmiError as exc:
-            log.error("withdraw_markers_unreadable", error=str(exc))
-            return 0
-        done = 0
-        for key, value in markers:
-            uniqueid = key.rsplit("/", 1)[-1]
+
+        async def finish(key: str, value: str) -> bool:
             stamp, via = marker_value(value)
-            if await self.finish(uniqueid, self._when(stamp), via=via, source=SOURCE_RECOVERED):
-                done += 1
-        if markers:
-            log.info("withdraw_markers_recovered", markers=len(markers), finished=done)
-        return done
+            uniqueid = key.rsplit("/", 1)[-1]
+            return await self.finish(uniqueid, self._when(stamp), via=via, source=SOURCE_RECOVERED)
+
+        return await markers.recover(
+            self._ami, names.ASTDB_WITHDRAWN_PREFIX, finish, what="withdraw_markers"
+        )
 
     async def finish(
         self, uniqueid: str, at: datetime, *, via: str, source: str = in_call.SOURCE

@@ -28,7 +28,7 @@ from typing import Any, Final, Protocol
 
 import structlog
 
-from callconsent import names
+from callconsent import markers, names
 from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
 from callconsent.lifecycle import Context
@@ -93,24 +93,18 @@ class WithdrawRequestHandler:
 
     async def recover(self) -> int:
         """Carry out every request still marked in AstDB (after a login); the number done."""
-        prefix = names.ASTDB_WITHDRAW_REQUEST_PREFIX.rstrip("/")
-        try:
-            markers = await self._ami.db_tree(names.ASTDB_FAMILY, prefix)
-        except AmiError as exc:
-            log.error("withdraw_requests_unreadable", error=str(exc))
-            return 0
-        done = 0
-        for key, value in markers:
+
+        async def finish(key: str, value: str) -> bool:
             request = rules.from_marker(key, value)
             if request is None:
                 log.warning("withdraw_request_marker_invalid")
                 await self._forget(key.rsplit("/", 1)[-1])
-                continue
-            if await self.handle(request, SOURCE_RECOVERED):
-                done += 1
-        if markers:
-            log.info("withdraw_requests_recovered", markers=len(markers), finished=done)
-        return done
+                return False
+            return await self.handle(request, SOURCE_RECOVERED)
+
+        return await markers.recover(
+            self._ami, names.ASTDB_WITHDRAW_REQUEST_PREFIX, finish, what="withdraw_requests"
+        )
 
     async def handle(self, request: rules.Request, source: str) -> bool:
         """Carry out ``request``, delete its marker unless it must be retried, answer the caller
