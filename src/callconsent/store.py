@@ -20,7 +20,7 @@ from callconsent.agents.evidence import AgentEvidence
 from callconsent.agents.rules import AgentOutcome, RecordingStart
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
-from callconsent.evidence import documents, ledger, paths, sidecar
+from callconsent.evidence import documents, entries, ledger, paths, sidecar
 from callconsent.evidence.documents import CallInfo
 from callconsent.parties import stops
 from callconsent.sensitive import rules as sensitive
@@ -337,7 +337,7 @@ class EvidenceStore:
             log.warning("recording_not_closed", call_id=call.uniqueid, file=where.relative)
             return
         await asyncio.to_thread(
-            self._ledger.append, ledger.recording_final_entry(final, at=ended, source="app")
+            self._ledger.append, entries.recording_final_entry(final, at=ended, source="app")
         )
         if not final["recording"]["has_audio"]:
             await self._discard(where, ended, "no_audio")
@@ -360,7 +360,7 @@ class EvidenceStore:
             logged = False
         tomb = sidecar.prepare_tombstone(where, reason=reason, at=at)
         if not logged:
-            self._ledger.append(ledger.deleted_entry(tomb, source="app"))
+            self._ledger.append(entries.deleted_entry(tomb, source="app"))
         sidecar.write(where, tomb)
 
 

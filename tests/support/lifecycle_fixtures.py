@@ -14,7 +14,8 @@ import yaml
 
 from callconsent.config import Config, load_config
 from callconsent.evidence import sidecar
-from callconsent.evidence.ledger import Ledger, recording_final_entry
+from callconsent.evidence.entries import recording_final_entry
+from callconsent.evidence.ledger import Ledger
 from callconsent.evidence.paths import RecordingPaths, ensure_directory, recording_paths
 from callconsent.evidence.wav import pcm_header
 from callconsent.lifecycle import Context

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from callconsent.evidence import sidecar
-from callconsent.evidence.ledger import Ledger, recording_final_entry
+from callconsent.evidence.entries import recording_final_entry
+from callconsent.evidence.ledger import Ledger
 from callconsent.evidence.paths import RecordingPaths, ensure_directory, recording_paths
 from callconsent.evidence.wav import pcm_header
 from callconsent.lifecycle.verify import VerifyProblem, verify

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from callconsent.evidence import entries
 from callconsent.evidence.fsio import parse_stamp, utc_stamp
 
 
@@ -140,19 +141,19 @@ def decision_entry(
 ) -> dict[str, Any]:
     """The ``agent_decision`` ledger entry: what the agent's consent did to one call's recording.
     No caller data: the call by uniqueid, the agent by id."""
-    return {
-        "type": "agent_decision",
-        "at": utc_stamp(agent.decided_at),
-        "call": {"uniqueid": uniqueid},
-        "agent": {
+    return entries.call_change(
+        "agent_decision",
+        uniqueid=uniqueid,
+        at=agent.decided_at,
+        purposes=purposes,
+        kept_purposes=kept_purposes,
+        recording=recording,
+        source="app",
+        agent={
             "id": agent.agent_id,
             "consent": agent.consent,
             "changed_at": None if agent.changed_at is None else utc_stamp(agent.changed_at),
         },
-        "status": status,
-        "reason": reason,
-        "purposes": list(purposes),
-        "kept_purposes": list(kept_purposes),
-        "recording": recording,
-        "source": "app",
-    }
+        status=status,
+        reason=reason,
+    )

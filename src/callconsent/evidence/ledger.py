@@ -31,11 +31,10 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from callconsent.evidence.fsio import FILE_MODE, dumps, schema_errors, schema_validator, utc_stamp
+from callconsent.evidence.fsio import FILE_MODE, dumps, schema_errors, schema_validator
 
 GENESIS: Final = "0" * 64
 SCHEMA_NAME: Final = "ledger-entry.schema.json"
@@ -260,34 +259,3 @@ def verify_chain(
     if anchor is not None and not anchor_seen:
         report(line_no, "anchor", f"entry seq {anchor[0]} is missing (ledger cut short?)")
     return problems
-
-
-# -- entries about recordings (pure builders; shapes fixed by the schema) ---------------------
-
-
-def recording_final_entry(
-    final: Mapping[str, Any], *, at: datetime, source: str, header_repaired: bool = False
-) -> dict[str, Any]:
-    """The ``recording_final`` record for a final sidecar document (no personal data)."""
-    entry: dict[str, Any] = {
-        "type": "recording_final",
-        "at": utc_stamp(at),
-        "call": {"uniqueid": final["call"]["uniqueid"]},
-        "recording": dict(final["recording"]),
-        "source": source,
-    }
-    if header_repaired:
-        entry["header_repaired"] = True
-    return entry
-
-
-def deleted_entry(tomb: Mapping[str, Any], *, source: str) -> dict[str, Any]:
-    """The ``deleted`` record for a tombstone document (``reason`` e.g. ``retention``)."""
-    return {
-        "type": "deleted",
-        "at": tomb["deleted_at"],
-        "call": {"uniqueid": tomb["call"]["uniqueid"]},
-        "recording": {"file": tomb["recording"]["file"], "sha256": tomb["recording"]["sha256"]},
-        "reason": tomb["reason"],
-        "source": source,
-    }

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from callconsent.evidence import sidecar
+from callconsent.evidence.entries import deleted_entry
 from callconsent.evidence.fsio import MalformedDocument, parse_stamp
-from callconsent.evidence.ledger import LedgerEntryInvalid, deleted_entry
+from callconsent.evidence.ledger import LedgerEntryInvalid
 from callconsent.evidence.paths import UnsafeIdentifier
 from callconsent.lifecycle._context import Context
 

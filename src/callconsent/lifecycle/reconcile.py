@@ -44,13 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 from callconsent.agents.evidence import AgentEvidence, decision_entry, pending_purposes, resolve
 from callconsent.evidence import sidecar, wav
+from callconsent.evidence.entries import deleted_entry, recording_final_entry
 from callconsent.evidence.fsio import TEMP_NAME_RE, MalformedDocument, utc_stamp
-from callconsent.evidence.ledger import (
-    Ledger,
-    LedgerEntryInvalid,
-    deleted_entry,
-    recording_final_entry,
-)
+from callconsent.evidence.ledger import Ledger, LedgerEntryInvalid
 from callconsent.evidence.paths import FoundRecording, RecordingPaths, iter_recordings
 
 if TYPE_CHECKING:

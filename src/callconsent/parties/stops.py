@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from callconsent.evidence import sidecar
+from callconsent.evidence import entries, sidecar
 from callconsent.evidence.fsio import utc_stamp
 from callconsent.evidence.purposes import without_consent_purposes
 
@@ -110,18 +110,18 @@ def stopped_entry(
     source: str = SOURCE,
 ) -> dict[str, Any]:
     """The ``recording_stopped`` ledger entry (ids only, no caller data)."""
-    return {
-        "type": ENTRY_TYPE,
-        "at": utc_stamp(at),
-        "call": {"uniqueid": uniqueid},
-        "reason": reason,
-        "purposes": list(done.stopped),
-        "kept_purposes": list(done.kept),
-        "recording": recording,
-        "outcome": done.outcome,
-        "party": {"kind": party, "agent_id": agent_id},
-        "source": source,
-    }
+    return entries.call_change(
+        ENTRY_TYPE,
+        uniqueid=uniqueid,
+        at=at,
+        purposes=done.stopped,
+        kept_purposes=done.kept,
+        recording=recording,
+        source=source,
+        reason=reason,
+        outcome=done.outcome,
+        party={"kind": party, "agent_id": agent_id},
+    )
 
 
 def _purposes(doc: Mapping[str, Any]) -> tuple[str, ...]:

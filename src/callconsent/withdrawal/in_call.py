@@ -27,8 +27,7 @@ from typing import Any, Final, Literal
 
 from callconsent import names
 from callconsent.consent import CallOutcome
-from callconsent.evidence import sidecar
-from callconsent.evidence.fsio import utc_stamp
+from callconsent.evidence import entries, sidecar
 from callconsent.evidence.purposes import without_consent_purposes
 from callconsent.withdrawal.route import Readout
 
@@ -142,15 +141,15 @@ def withdrawn_entry(
 ) -> dict[str, Any]:
     """The ``withdrawn`` ledger entry (ids only, no caller data)."""
     delete_after = withdrawal.doc["delete_after"] if withdrawal.doc is not None else None
-    return {
-        "type": "withdrawn",
-        "at": utc_stamp(at),
-        "call": {"uniqueid": uniqueid},
-        "purposes": list(withdrawal.withdrawn),
-        "kept_purposes": list(withdrawal.kept),
-        "recording": recording,
-        "outcome": withdrawal.outcome,
-        "delete_after": delete_after,
-        "via": via,
-        "source": source,
-    }
+    return entries.call_change(
+        "withdrawn",
+        uniqueid=uniqueid,
+        at=at,
+        purposes=withdrawal.withdrawn,
+        kept_purposes=withdrawal.kept,
+        recording=recording,
+        source=source,
+        outcome=withdrawal.outcome,
+        delete_after=delete_after,
+        via=via,
+    )
