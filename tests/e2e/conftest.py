@@ -32,8 +32,9 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parents[2])
 )  # `tests.harness` without a root conftest
 from callconsent.config import Config
-from tests.e2e.lab_app import LabApp, lab_config
+from tests.e2e.lab_app import LabApp
 from tests.harness.asterisk import AsteriskLab, sandbox, sandbox_unavailable_reason
+from tests.support.lab import lab_config
 
 E2E_DIR = Path(__file__).resolve().parent
 

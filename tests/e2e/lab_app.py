@@ -15,19 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from callconsent.config import Config, build_plan, load_config
+from callconsent.config import Config, build_plan
 from callconsent.evidence.ledger import iter_entries
 from callconsent.evidence.wav import inspect
+from tests.support.lab import DEMO_CONFIG, LAB_ENV
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO_CONFIG = REPO / "config" / "demo.yaml"
-LAB_ENV = {"CALLCONSENT_ARI_PASSWORD": "callconsent-lab"}
 #: The agent the lab destination's echo "phone" runs the agent gosub as (extensions-lab.conf).
 LAB_ECHO_AGENT = "echo"
-
-
-def lab_config() -> Config:
-    return load_config(DEMO_CONFIG, env={**os.environ, **LAB_ENV})
 
 
 def prompt_seconds(media: str) -> float:

@@ -23,11 +23,12 @@ import pytest
 from callconsent.config import Config
 from callconsent.evidence import sidecar
 from callconsent.evidence.fsio import parse_stamp
-from tests.e2e.lab_app import DEMO_CONFIG, LAB_ENV, LabApp, route_timing, wait_ledger
+from tests.e2e.lab_app import LabApp, route_timing, wait_ledger
 from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.agent import agent_phones
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call
+from tests.support.lab import DEMO_CONFIG, LAB_ENV
 
 FLAG_AFTER = 5.0  # seconds after the agent answered (whisper ~1.5 s, then bridged)
 TALK = 16.0  # seconds the caller stays after saying yes (covers the flag and some talk after)

@@ -21,13 +21,14 @@ from pathlib import Path
 import pytest
 
 from callconsent.config import Config
-from tests.e2e.lab_app import DEMO_CONFIG, LAB_ENV, LabApp, route_timing, wait_ledger
+from tests.e2e.lab_app import LabApp, route_timing, wait_ledger
 from tests.e2e.lab_app import log_time as _at
 from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.agent import EXTERNAL, agent_phones
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.rtp_pcap import Step
 from tests.harness.sipp import Call, Digit, Pause, run_call
+from tests.support.lab import DEMO_CONFIG, LAB_ENV
 
 TALK_BEFORE = 5.0  # seconds agent1 talks before the transfer
 CALLER_TALKS = 17.0  # seconds the caller stays on after saying yes (the transfer is at ~11 s)

@@ -2,104 +2,27 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from callconsent import names
 from callconsent.agents.bridge import MIXMONITOR_OPTIONS, BridgeHandler
-from callconsent.agents.registry import AgentConsent
-from callconsent.ami import AmiError
-from callconsent.consent import CallOutcome, NoticeEvidence, Prompt, PurposeOutcome
-from callconsent.evidence.documents import CallInfo
-from callconsent.evidence.ledger import iter_entries
 from callconsent.store import EvidenceStore
+from tests.support.ami_fakes import FakeAmi
+from tests.support.bridge import (
+    AGENT_CHAN,
+    CALLER,
+    T0,
+    FakeRegistry,
+    call,
+    event,
+    ledger,
+    outcome,
+    sidecar_of,
+)
 from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
-
-T0 = datetime(2026, 11, 24, 9, 0, 0, tzinfo=UTC)
-SHA = "c" * 64
-CALLER, AGENT_CHAN = "1764000000.42", "1764000001.43"
-NOTICE = Prompt("lab_training_v1.notice", "sound:/p/da/x", "da", SHA)
-QUESTION = Prompt("lab_training_v1.question", "sound:/p/da/q", "da", SHA)
-
-
-class FakeAmi:
-    def __init__(self, *, fail: set[str] | None = None) -> None:
-        self.calls: list[tuple[str, ...]] = []
-        self.fail = fail or set()
-
-    async def _do(self, *call: str) -> None:
-        self.calls.append(call)
-        if call[0] in self.fail:
-            raise AmiError(call[0], "No such channel")
-
-    async def db_put(self, family: str, key: str, value: str) -> None:
-        await self._do("DBPut", family, key, value)
-
-    async def db_del(self, family: str, key: str) -> None:
-        await self._do("DBDel", family, key)
-
-    async def mixmonitor(self, channel: str, file: str, options: str) -> None:
-        await self._do("MixMonitor", channel, file, options)
-
-    async def setvar(self, channel: str, variable: str, value: str) -> None:
-        await self._do("Setvar", channel, variable, value)
-
-
-class FakeRegistry:
-    def __init__(self, **consents: str) -> None:
-        self.agents = {a: AgentConsent(a, c, T0, "hr:jane") for a, c in consents.items()}  # type: ignore[arg-type]
-
-    def get(self, agent_id: str) -> AgentConsent | None:
-        return self.agents.get(agent_id)
-
-
-def outcome(*purposes: str) -> CallOutcome:
-    def one(name: str) -> PurposeOutcome:
-        if name == "training":
-            return PurposeOutcome(
-                name, "6(1)(a)", 30, "given", "digit", "1", QUESTION, T0, T0, T0, 1
-            )
-        return PurposeOutcome(name, "6(1)(f)", 90, "not_required", "no_consent_needed")
-
-    return CallOutcome(
-        "support",
-        "da",
-        "given",
-        "digit",
-        (NoticeEvidence(NOTICE, T0, T0, played=True),),
-        tuple(one(p) for p in purposes),
-        purposes,
-        T0,
-    )
-
-
-def call() -> CallInfo:
-    return CallInfo(CALLER, CALLER, "PJSIP/lab-caller-1", "support", "+4512345678", "A", None)
-
-
-def event(agent: str = "agent1", flag: str = "1", caller: str = CALLER) -> dict[str, str]:
-    return {
-        "Event": "UserEvent",
-        "UserEvent": names.AGENT_USER_EVENT,
-        "Uniqueid": AGENT_CHAN,
-        "Caller": caller,
-        "Agent": agent,
-        "Flag": flag,
-    }
-
-
-def ledger(tmp_path: Path) -> list[dict[str, Any]]:
-    return [x.entry for x in iter_entries(tmp_path / "ledger.jsonl") if x.entry is not None]
-
-
-def sidecar_of(audio: Path) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(audio.with_suffix(".json").read_text())
-    assert schema_problems("sidecar.schema.json", doc) == []
-    return doc
 
 
 async def test_training_only_with_agent_consent_starts_mixmonitor_on_the_caller(

@@ -8,7 +8,7 @@ import pytest
 
 from callconsent.config import Config
 from callconsent.withdrawal.features_check import bound_sequence, withdraw_feature_warnings
-from tests.e2e.lab_app import lab_config
+from tests.support.lab import lab_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config" / "asterisk" / "features.conf"

@@ -11,19 +11,18 @@ from callconsent.parties import stops
 from callconsent.parties.adapter import PartyWatch
 from callconsent.parties.tracker import Classifier
 from callconsent.store import EvidenceStore
-from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
-from tests.unit.test_bridge import (
+from tests.support.ami_fakes import FakeAmi, StopAmi
+from tests.support.bridge import (
     CALLER,
     T0,
-    FakeAmi,
     FakeRegistry,
     call,
     ledger,
     outcome,
     sidecar_of,
 )
-from tests.unit.test_sensitive_flag_rules import StopAmi
-from tests.unit.test_sensitive_flag_rules import agent_consents as agent1_consents
+from tests.support.bridge import agent_consents as agent1_consents
+from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
 
 NOW = T0 + timedelta(minutes=5)
 A1, A2, TRUNK = "PJSIP/agent1-0000000a", "PJSIP/agent2-0000000b", "PJSIP/trunk-0000000c"

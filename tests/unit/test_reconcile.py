@@ -19,7 +19,7 @@ from callconsent.evidence.wav import inspect, pcm_header
 from callconsent.lifecycle.reconcile import ReconcileReport, reconcile, reconcile_main
 from callconsent.lifecycle.verify import verify
 from callconsent.store import EvidenceStore
-from tests.unit.test_bridge import CALLER, call, outcome
+from tests.support.bridge import CALLER, call, outcome
 
 if TYPE_CHECKING:
     from callconsent.config import Config

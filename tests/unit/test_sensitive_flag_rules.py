@@ -15,27 +15,26 @@ from callconsent.sensitive import rules
 from callconsent.sensitive.adapter import SensitiveFlagHandler
 from callconsent.store import EvidenceStore
 from callconsent.withdrawal.in_call_adapter import WithdrawalHandler
-from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
-from tests.unit.test_bridge import (
+from tests.support.ami_fakes import FakeAmi, StopAmi, TreeAmi
+from tests.support.bridge import (
     CALLER,
+    REAL_ID,
     T0,
-    FakeAmi,
     FakeRegistry,
+    agent_consents,
     call,
     event,
+    gone,
     ledger,
     outcome,
+    real_call,
     sidecar_of,
+    withdraw_event,
 )
-from tests.unit.test_withdrawal_in_call import REAL_ID, TreeAmi, gone, real_call, withdraw_event
+from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
 
 PRESSED = T0 + timedelta(minutes=2)
 STAMP = "2026-11-24T09:02:00.000Z"
-
-
-class StopAmi(FakeAmi):
-    async def stop_mixmonitor(self, channel: str) -> None:
-        await self._do("StopMixMonitor", channel)
 
 
 def flag_event(caller: str = CALLER, agent: str = "agent1", at: str = STAMP) -> dict[str, str]:
@@ -46,10 +45,6 @@ def flag_event(caller: str = CALLER, agent: str = "agent1", at: str = STAMP) -> 
         "Agent": agent,
         "At": at,
     }
-
-
-async def agent_consents(store: EvidenceStore) -> None:
-    await BridgeHandler(FakeAmi(), store, FakeRegistry(agent1="given")).on_agent_event(event())
 
 
 # -- the rule ----------------------------------------------------------------------------------

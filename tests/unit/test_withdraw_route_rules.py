@@ -21,9 +21,9 @@ from callconsent.withdrawal import in_call
 from callconsent.withdrawal import route as withdraw_route
 from callconsent.withdrawal.route import Readout, Request, from_event, from_marker
 from callconsent.withdrawal.route_adapter import scope_of
+from tests.support.bridge import outcome
+from tests.support.hook import hook_code
 from tests.support.stasis_fakes import Harness, load_demo
-from tests.unit.test_bridge import outcome
-from tests.unit.test_names import hook_code
 
 UID = "1767960000.42"
 KEY = b"k" * 32

@@ -13,16 +13,21 @@ from callconsent.store import EvidenceStore
 from callconsent.whisper import agent_confirmation_sources
 from callconsent.withdrawal import in_call
 from callconsent.withdrawal.in_call_adapter import SOURCE_RECOVERED, WithdrawalHandler, marker_value
-from tests.support.stasis_fakes import pcm_wav, write_audio
-from tests.unit.test_bridge import CALLER, T0, call, ledger, outcome, sidecar_of
-from tests.unit.test_withdrawal_in_call import (
+from tests.support.ami_fakes import TreeAmi
+from tests.support.bridge import (
+    CALLER,
     MARKER,
     REAL_ID,
-    TreeAmi,
+    T0,
     agent_consents,
+    call,
     gone,
+    ledger,
+    outcome,
     real_call,
+    sidecar_of,
 )
+from tests.support.stasis_fakes import pcm_wav, write_audio
 
 HOOK = Path(__file__).resolve().parents[2] / "dialplan" / "callconsent.conf"
 STAMP = "2026-11-24T09:02:00.000Z"

@@ -5,67 +5,31 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from callconsent import names
 from callconsent.agents.bridge import BridgeHandler
-from callconsent.evidence.documents import CallInfo
 from callconsent.store import EvidenceStore, find_recording
 from callconsent.withdrawal import in_call
 from callconsent.withdrawal.in_call_adapter import SOURCE_RECOVERED, WithdrawalHandler
-from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
-from tests.unit.test_bridge import (
-    CALLER,
+from tests.support.ami_fakes import FakeAmi, TreeAmi
+from tests.support.bridge import (
+    MARKER,
+    REAL_ID,
     T0,
-    FakeAmi,
     FakeRegistry,
+    agent_consents,
     call,
     event,
+    gone,
     ledger,
     outcome,
+    real_call,
     sidecar_of,
+    withdraw_event,
 )
+from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
 
 PRESSED = T0 + timedelta(minutes=2)
-MARKER = names.ASTDB_WITHDRAWN_PREFIX + CALLER
-#: A uniqueid as Asterisk makes them: the epoch of the call's start (T0), then a counter.
-REAL_ID = "1795510800.7"
-
-
-def real_call() -> CallInfo:
-    return CallInfo(REAL_ID, REAL_ID, "PJSIP/lab-caller-2", "support", "+4512345678", "A", None)
-
-
-class TreeAmi(FakeAmi):
-    """A fake AMI that also lists AstDB trees (the markers left while the app was away)."""
-
-    def __init__(self, tree: list[tuple[str, str]] | None = None, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.tree = tree or []
-
-    async def db_tree(self, family: str, key: str) -> list[tuple[str, str]]:
-        await self._do("DBGetTree", family, key)
-        return list(self.tree)
-
-    async def stop_mixmonitor(self, channel: str) -> None:
-        await self._do("StopMixMonitor", channel)
-
-
-def withdraw_event(at: str = "2026-11-24T09:02:00.000Z", caller: str = CALLER) -> dict[str, str]:
-    return {
-        "Event": "UserEvent",
-        "UserEvent": names.WITHDRAW_USER_EVENT,
-        "Caller": caller,
-        "At": at,
-    }
-
-
-def gone(path: Path) -> bool:
-    return not path.exists()
-
-
-async def agent_consents(store: EvidenceStore) -> None:
-    await BridgeHandler(FakeAmi(), store, FakeRegistry(agent1="given")).on_agent_event(event())
 
 
 # -- the variables the app leaves for the dialplan ---------------------------------------------
