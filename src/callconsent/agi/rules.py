@@ -79,7 +79,10 @@ class BadRequest:
 
 def check_request(request: AgiRequest) -> FlowRequest | BadRequest:
     """The request for the consent flow, checked: the script path, only known parameters, a
-    route of plain characters. Whether the route exists is the planner's to say."""
+    route of plain characters, a uniqueid that can name a file. Whether the route exists is the
+    planner's to say."""
+    if not _UNIQUEID.match(request.uniqueid) or not request.channel:
+        return BadRequest("bad_agi_request", "bad uniqueid or channel", uniqueid_ok=False)
     if request.path != FLOW_SCRIPT:
         return BadRequest("bad_agi_request", f"unknown script {request.path!r}")
     unknown = set(request.params) - _FLOW_PARAMS
