@@ -55,7 +55,7 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-@dataclass
+@dataclass(eq=False)
 class FakeLine:
     """An AGI session on a pretend channel. ``script`` is consumed by each ``STREAM FILE`` and
     ``WAIT FOR DIGIT`` in turn: "" plays to the end / times out, a digit is pressed (a

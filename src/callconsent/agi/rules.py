@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from callconsent import names
 from callconsent.agi.wire import AgiReply, AgiRequest
 from callconsent.consent import (
     CallPlan,
@@ -44,8 +45,8 @@ __all__ = [
 
 #: The script paths the server answers: the consent flow, and the hangup handler of a recorded
 #: call (the sidecar is finalised once MixMonitor closed the file).
-FLOW_SCRIPT: Final = "callconsent"
-ENDED_SCRIPT: Final = "callconsent-ended"
+FLOW_SCRIPT: Final = names.AGI_FLOW_SCRIPT
+ENDED_SCRIPT: Final = names.AGI_ENDED_SCRIPT
 #: Escape digits of a prompt a digit counts during (question, retry, language menu).
 ALL_DIGITS: Final = "0123456789*#"
 _ROUTE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
