@@ -170,10 +170,12 @@ async def test_sigterm_mid_notice_continues_the_call_and_logs_shutdown(flow: Flo
     line = FakeLine(block=asyncio.Event())
     running = asyncio.create_task(flow.call(line))
     await eventually(lambda: bool(line.commands("STREAM FILE")))
-    await flow.flow.shutdown()
+    stopping = asyncio.create_task(flow.flow.shutdown())
+    await eventually(lambda: line.closed)
     assert line.block is not None
-    line.block.set()
-    await running
+    line.block.set()  # Asterisk's reply to the prompt comes only once it has played
+    await asyncio.wait_for(stopping, 2)
+    assert running.done(), "shutdown waits for the flow's ledger entry"
     entry = flow.call_entry()
     assert (entry["status"], entry["reason"], entry["recording"]) == ("error", "shutdown", None)
 

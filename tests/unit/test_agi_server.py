@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from callconsent.agi.server import AgiServer, AgiSession
-from callconsent.agi.wire import AgiGone, AgiHungUp
+from callconsent.agi.wire import AgiGone, AgiHungUp, AgiProtocolError
 from tests.support.agi_fakes import HEADER, fake_asterisk
 from tests.support.stasis_fakes import eventually
 
@@ -187,3 +187,21 @@ async def test_a_stalled_session_blocks_none_of_fifty_others(started) -> None:  
     assert len(done) == 50 and "1.0" not in done
     assert time.monotonic() - began < 5.0
     stalled.cancel()
+
+
+async def test_after_a_garbled_reply_every_command_is_a_protocol_error_not_a_hangup(
+    started,  # type: ignore[no-untyped-def]
+) -> None:
+    raised: list[BaseException] = []
+
+    async def body(session: AgiSession) -> None:
+        for _ in range(2):
+            try:
+                await session.send("ANSWER")
+            except (AgiHungUp, AgiProtocolError) as exc:
+                raised.append(exc)
+
+    server = await started(Recorder(body))
+    await fake_asterisk(server.port, HEADER, lambda _l: ["garbage"])
+    await eventually(lambda: len(raised) == 2)
+    assert all(isinstance(e, AgiProtocolError) for e in raised)

@@ -74,6 +74,7 @@ ADAPTER: Final = "agi"
 #: A prompt longer than this is cut off as a failure (no notice is near it).
 _PLAY_TIMEOUT: Final = 600.0
 _COMMAND_TIMEOUT: Final = 10.0
+_SHUTDOWN_WAIT: Final = 10.0
 #: A recorded call whose end the hangup handler never reported is forgotten after this long.
 _RECORDED_TTL: Final = 24 * 3600.0
 
@@ -121,7 +122,8 @@ class AgiFlow:
         self._refs = call_refs
         self._lines: set[AgiLine] = set()
         self._recorded: dict[str, tuple[CallInfo, float]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # sidecars being finalised
+        self._running: set[asyncio.Task[Any]] = set()  # flows in progress
         self._stopping = False
 
     @property
@@ -132,11 +134,16 @@ class AgiFlow:
         if line.request.path == ENDED_SCRIPT:
             self._ended(line)
             return
+        task = asyncio.current_task()
         self._lines.add(line)
+        if task is not None:
+            self._running.add(task)
         try:
             await self._flow(line)
         finally:
             self._lines.discard(line)
+            if task is not None:
+                self._running.discard(task)
             line.close()
 
     async def shutdown(self) -> None:
@@ -145,6 +152,8 @@ class AgiFlow:
         self._stopping = True
         for line in list(self._lines):
             line.close()
+        if self._running:  # each flow sees its session closed and writes its ledger entry
+            await asyncio.wait(set(self._running), timeout=_SHUTDOWN_WAIT)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

@@ -41,7 +41,7 @@ HEADER_TIMEOUT_SECONDS: Final = 5.0
 MAX_HEADER_BYTES: Final = 8192
 MAX_LINE_BYTES: Final = 8192
 #: lines read while looking for the sync token before the session is given up
-_MAX_SYNC_LINES: Final = 64
+_MAX_SYNC_LINES: Final = 400  # caller number and name (<= 79 characters each) + the header
 _MAX_REPLY_LINES: Final = 200
 
 
@@ -63,6 +63,7 @@ class AgiSession:
         self._synced = False
         self.hung_up = False  # Asterisk sent HANGUP
         self.closed = False
+        self._broken: str | None = None  # why we closed it after an error
         #: lines read before the sync token's reply (what caller text added to the header)
         self.stray_lines = 0
 
@@ -71,6 +72,8 @@ class AgiSession:
         connection closed: :class:`AgiGone`), ``TimeoutError`` and :class:`AgiProtocolError`;
         after a timeout or a protocol error the session is closed (replies would be out of step).
         """
+        if self._broken is not None:
+            raise AgiProtocolError(f"session closed after an error: {self._broken}")
         if self.closed:
             raise AgiGone("session closed")
         try:
@@ -79,7 +82,8 @@ class AgiSession:
                     await self._sync()
                 await self._write(command(name, *args))
                 reply = parse_reply(await self._read_reply())
-        except (TimeoutError, AgiProtocolError):
+        except (TimeoutError, AgiProtocolError) as exc:
+            self._broken = str(exc) or "timeout"
             self.close()
             raise
         if reply.dead_channel:
