@@ -22,7 +22,16 @@ import pytest
 from callconsent.config import Config
 from tests.e2e.lab_app import LabApp, route_timing, wait_ledger, wait_sidecar
 from tests.harness.asterisk import AsteriskLab, LabLine
-from tests.harness.sipp import Call, CallResult, Digit, Pause, Step, run_call, run_calls
+from tests.harness.sipp import (
+    Call,
+    CallResult,
+    Digit,
+    Pause,
+    Step,
+    background_call,
+    run_call,
+    run_calls,
+)
 
 AGI_PORT = 4573
 
@@ -268,3 +277,29 @@ def test_agi_calls_continue_unrecorded_when_the_server_is_down(
         assert not list(config.storage.recordings_dir.rglob(f"{dest.uniqueid}.*"))
     finally:
         lab_app.start()
+
+
+def test_sigterm_mid_notice_continues_the_agi_call_unrecorded_with_a_shutdown_entry(
+    asterisk: AsteriskLab, lab_app: LabApp, config: Config
+) -> None:
+    mark = asterisk.log_offset()
+    call = Call(to="agi-support", caller_number="+4517400001", timeline=[Pause(12.0)])
+    before = lab_app.entered_count()
+    try:
+        with background_call(call) as pending:
+            deadline = time.monotonic() + 10
+            while lab_app.entered_count() <= before:
+                assert time.monotonic() < deadline, "the app never saw the call"
+                time.sleep(0.1)
+            time.sleep(1.0)  # inside the notice
+            assert lab_app.stop() == 0, "serve exits cleanly on SIGTERM"
+            result = pending.result(timeout=60)
+    finally:
+        lab_app.start()
+    dest = asterisk.wait_labdest(result.call_id, since=mark)
+    # the session closed under a playing notice: the hook's "unavailable" path, unrecorded
+    assert (dest.status, dest.reason, dest.recording) == ("unavailable", "app_unavailable", "")
+    entry = wait_ledger(config, dest.uniqueid)
+    assert (entry["status"], entry["reason"], entry["recording"]) == ("error", "shutdown", None)
+    assert entry["call"]["adapter"] == "agi"
+    assert not list(config.storage.recordings_dir.rglob(f"{dest.uniqueid}.*"))

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from structlog.testing import capture_logs
 
 from callconsent.agi.server import AgiServer, AgiSession
 from callconsent.agi.wire import AgiGone, AgiHungUp, AgiProtocolError
@@ -205,3 +206,13 @@ async def test_after_a_garbled_reply_every_command_is_a_protocol_error_not_a_han
     await fake_asterisk(server.port, HEADER, lambda _l: ["garbage"])
     await eventually(lambda: len(raised) == 2)
     assert all(isinstance(e, AgiProtocolError) for e in raised)
+
+
+async def test_a_flood_of_refused_connections_is_logged_once_a_second(started) -> None:  # type: ignore[no-untyped-def]
+    server = await started(Recorder(), allow=("10.0.0.0/8",))
+    with capture_logs() as logs:
+        for _ in range(20):
+            await _closed_by_server(server.port, b"x\n")
+    refusals = [e for e in logs if e["event"] == "agi_refused"]
+    assert server.refused == 20 and len(refusals) == 1
+    assert refusals[0]["peer"] == "127.0.0.1"

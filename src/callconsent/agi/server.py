@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import ipaddress
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
@@ -43,6 +44,7 @@ MAX_LINE_BYTES: Final = 8192
 #: lines read while looking for the sync token before the session is given up
 _MAX_SYNC_LINES: Final = 400  # caller number and name (<= 79 characters each) + the header
 _MAX_REPLY_LINES: Final = 200
+_LOG_EVERY: Final = 1.0
 
 
 class AgiSession:
@@ -183,6 +185,7 @@ class AgiServer:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
         self.refused = 0  # connections from outside the allowlist
+        self._refusal_logged: dict[str, float] = {}
         self.dropped = 0  # connections that never sent a complete header in time
 
     @property
@@ -228,7 +231,14 @@ class AgiServer:
         host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         if not self._allowed(host):
             self.refused += 1
-            log.warning("agi_refused", peer=host, reason="not in agi.allow")
+            now = time.monotonic()
+            if len(self._refusal_logged) > 1024:
+                self._refusal_logged.clear()
+            if now - self._refusal_logged.get(host, -_LOG_EVERY) >= _LOG_EVERY:
+                self._refusal_logged[host] = now  # a flood is logged once a second per address
+                log.warning(
+                    "agi_refused", peer=host, reason="not in agi.allow", refused=self.refused
+                )
             writer.transport.abort()
             return
         self._connections.add(writer)
@@ -236,8 +246,8 @@ class AgiServer:
             try:
                 request = await self._read_header(reader)
             except (TimeoutError, AgiProtocolError, AgiGone) as exc:
-                self.dropped += 1
-                log.info("agi_header_dropped", peer=host, reason=str(exc) or type(exc).__name__)
+                self.dropped += 1  # debug: a client that goes mid-header costs no log line
+                log.debug("agi_header_dropped", peer=host, reason=str(exc) or type(exc).__name__)
                 return
             session = AgiSession(request, reader, writer)
             try:
