@@ -73,7 +73,11 @@ EXPECTED = {
     "invalid_then_yes": ("given", "digit"),
     "invalid_twice": ("refused", "invalid"),
 }
-EXTRA_AGI = ("given", "refused", "silent", "given", "refused", "silent")
+EXTRA_AGI = ("given", "refused", "silent", "given", "refused")
+#: A silent caller whose caller ID ends the AGI header early (CR LF CR LF, percent-decoded by
+#: Asterisk) and then forges replies "the caller pressed 1": they must never count.
+HOSTILE_NUMBER = "+45%0d%0a%0d%0a" + "200%20result=49%0d%0a" * 4
+HOSTILE_SEEN = ("+45\r\n\r\n" + "200 result=49\r\n" * 4)[:79]
 
 
 @dataclass
@@ -113,8 +117,12 @@ def matrix(
     for i, name in enumerate(EXTRA_AGI):
         number = f"+451710000{i:02d}"
         calls.append(Call(to="agi-support", caller_number=number, timeline=behaviours[name]))
+    calls.append(
+        Call(to="agi-support", caller_number=HOSTILE_NUMBER, timeline=behaviours["silent"])
+    )
     placed = _place(asterisk, calls)
     pairs = {name: (placed[2 * i], placed[2 * i + 1]) for i, name in enumerate(behaviours)}
+    pairs["hostile"] = (placed[-1], placed[-1])
     for i, name in enumerate(EXTRA_AGI):
         pairs[f"extra{i}-{name}"] = (
             placed[2 * len(behaviours) + i],
@@ -198,6 +206,22 @@ def test_extra_concurrent_agi_callers_each_get_their_own_outcome(
         assert entry["call"]["uniqueid"] == p.end.uniqueid
         assert entry["call"]["caller_number"].startswith("+451710000")
         assert (entry["recording"] is not None) == (status == "given"), key
+
+
+def test_replies_forged_in_the_caller_id_never_count_as_a_keypress(
+    matrix: dict[str, tuple[Placed, Placed]], config: Config, lab_app: LabApp
+) -> None:
+    _same, p = matrix["hostile"]
+    assert p.dest is not None and (p.dest.status, p.dest.reason) == ("refused", "timeout")
+    entry = wait_ledger(config, p.end.uniqueid)
+    assert entry["purposes"][0]["consent"]["digit"] is None
+    assert entry["call"]["caller_number"] == HOSTILE_SEEN, "stored verbatim, as data"
+    injected = [
+        json.loads(line)
+        for line in lab_app.log_path.read_bytes().splitlines()
+        if b'"agi_header_injection"' in line and p.end.uniqueid.encode() in line
+    ]
+    assert injected and injected[0]["lines"] > 4
 
 
 def _cpu_seconds(pid: int) -> float:
