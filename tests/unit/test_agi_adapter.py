@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 
 from callconsent import names
 from callconsent.agi.adapter import AgiFlow
+from callconsent.agi.ended import RecordedCalls
 from callconsent.agi.rules import ALL_DIGITS
 from callconsent.agi.wire import AgiProtocolError
 from callconsent.app import ConfigPlanner
@@ -224,3 +225,12 @@ async def test_language_menu_digit_chooses_the_language(flow: Flow) -> None:
     assert menu[1] == ALL_DIGITS
     entry = flow.call_entry()
     assert entry["language"] == "en" and entry["status"] == "given"
+
+
+def test_recorded_calls_never_reported_ended_are_forgotten_after_a_day(flow: Flow) -> None:
+    calls = RecordedCalls(flow.store, lambda: datetime.now(UTC))
+    info = CallInfo("1.1", "1.1", "PJSIP/x-1", "support", None, None, None, "agi")
+    calls.remember(info, now=0.0)
+    calls.remember(CallInfo("1.2", "1.2", "PJSIP/x-2", "support", None, None, None), now=10.0)
+    calls.remember(CallInfo("1.3", "1.3", "PJSIP/x-3", "support", None, None, None), now=86_405.0)
+    assert len(calls) == 2, "only the call older than a day is gone"

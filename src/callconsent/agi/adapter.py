@@ -12,7 +12,6 @@ reason is logged and in the ledger. Closing the session is "continue in the dial
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
@@ -22,6 +21,7 @@ import structlog
 from callconsent import names
 from callconsent._stasis_ports import Planner, Skip, Store
 from callconsent.agents.rules import bridge_variables
+from callconsent.agi.ended import RecordedCalls
 from callconsent.agi.rules import (
     CALL_INFO_EXPRESSION,
     ENDED_SCRIPT,
@@ -75,8 +75,6 @@ ADAPTER: Final = "agi"
 _PLAY_TIMEOUT: Final = 600.0
 _COMMAND_TIMEOUT: Final = 10.0
 _SHUTDOWN_WAIT: Final = 10.0
-#: A recorded call whose end the hangup handler never reported is forgotten after this long.
-_RECORDED_TTL: Final = 24 * 3600.0
 
 
 class AgiLine(Protocol):
@@ -121,8 +119,7 @@ class AgiFlow:
         self._prompts_dir = prompts_dir
         self._refs = call_refs
         self._lines: set[AgiLine] = set()
-        self._recorded: dict[str, tuple[CallInfo, float]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()  # sidecars being finalised
+        self._recorded = RecordedCalls(store, clock)
         self._running: set[asyncio.Task[Any]] = set()  # flows in progress
         self._stopping = False
 
@@ -131,8 +128,9 @@ class AgiFlow:
         return len(self._lines)
 
     async def __call__(self, line: AgiLine) -> None:
-        if line.request.path == ENDED_SCRIPT:
-            self._ended(line)
+        if line.request.path == ENDED_SCRIPT:  # the hook's hangup handler: returns at once
+            line.close()
+            self._recorded.ended(line.request.uniqueid)
             return
         task = asyncio.current_task()
         self._lines.add(line)
@@ -154,8 +152,7 @@ class AgiFlow:
             line.close()
         if self._running:  # each flow sees its session closed and writes its ledger entry
             await asyncio.wait(set(self._running), timeout=_SHUTDOWN_WAIT)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._recorded.drain()
 
     # -- the flow ---------------------------------------------------------------------------
     async def _flow(self, line: AgiLine) -> None:
@@ -184,10 +181,8 @@ class AgiFlow:
         await self._set_result(line, status, bad.reason, "", bound)
         line.close()
         if bad.uniqueid_ok:
-            info = CallInfo(
-                line.request.uniqueid, line.request.uniqueid, line.request.channel, "", None,
-                None, None, adapter=ADAPTER,
-            )  # fmt: skip
+            uniqueid = line.request.uniqueid
+            info = CallInfo(uniqueid, uniqueid, line.request.channel, "", None, None, None, ADAPTER)
             await self._write_unhandled(info, status, bad.reason, bound)
 
     async def _call_info(self, line: AgiLine, checked: FlowRequest, bound: Any) -> CallInfo:
@@ -267,7 +262,7 @@ class AgiFlow:
                 case PrepareRecording(outcome):
                     path = await self._store.prepare_recording(outcome, call.info, self._clock())
                     call.recording_path = path
-                    self._remember(call.info)
+                    self._recorded.remember(call.info)
                     return [RecordingPrepared(self._clock())]
                 case SetResult(status, reason, recording):
                     path = call.recording_path if recording and call.recording_path else ""
@@ -370,28 +365,3 @@ class AgiFlow:
             await self._store.write_unhandled(info, status, reason)
         except (OSError, ValueError) as exc:
             bound.error("storage_error", action="write_unhandled", error=str(exc))
-
-    # -- the end of a recorded call -----------------------------------------------------------
-    def _remember(self, info: CallInfo) -> None:
-        now = time.monotonic()
-        for uniqueid, (_info, since) in list(self._recorded.items()):
-            if now - since > _RECORDED_TTL:
-                del self._recorded[uniqueid]
-        self._recorded[info.uniqueid] = (info, now)
-
-    def _ended(self, line: AgiLine) -> None:
-        """The hook's hangup handler: finalise the sidecar once MixMonitor closed the file
-        (in the background: the handler's AGI returns at once)."""
-        line.close()
-        known = self._recorded.pop(line.request.uniqueid, None)
-        if known is None:
-            return
-        task = asyncio.create_task(self._finalise(known[0]))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _finalise(self, info: CallInfo) -> None:
-        try:
-            await self._store.recording_ended(info, self._clock())
-        except (OSError, ValueError) as exc:
-            log.error("recording_finalise_failed", call_id=info.uniqueid, error=str(exc))
