@@ -327,3 +327,34 @@ def test_sigterm_mid_notice_continues_the_agi_call_unrecorded_with_a_shutdown_en
     assert (entry["status"], entry["reason"], entry["recording"]) == ("error", "shutdown", None)
     assert entry["call"]["adapter"] == "agi"
     assert not list(config.storage.recordings_dir.rglob(f"{dest.uniqueid}.*"))
+
+
+def test_caller_withdrawal_by_star_9_works_the_same_after_the_agi_hook(
+    asterisk: AsteriskLab, lab_app: LabApp, config: Config
+) -> None:
+    t = route_timing(config, "support")
+    mark = asterisk.log_offset()
+    timeline = [
+        Pause(t.question_end + 1.0),
+        Digit("1"),
+        Pause(6.0),
+        Digit("*"),
+        Pause(0.4),
+        Digit("9"),
+        Pause(6.0),
+    ]
+    result = run_call(
+        Call(to="agi-support", caller_number="+4517500001", audio="speech", timeline=timeline)
+    )
+    assert result.ok, result.describe()
+    end = asterisk.wait_labend(result.call_id, since=mark)
+    assert end.status == "given" and end.recording
+    entry = wait_ledger(config, end.uniqueid, kind="withdrawn")
+    assert (entry["outcome"], entry["purposes"], entry["via"]) == (
+        "deleted",
+        ["training"],
+        "caller_dtmf",
+    )
+    tomb = wait_sidecar(config, entry["recording"], until="tombstone")
+    assert (tomb["state"], tomb["reason"]) == ("tombstone", "withdrawn")
+    assert not Path(end.recording).exists(), "the partial file is deleted"
