@@ -13,6 +13,8 @@ import structlog
 from callconsent import names
 from callconsent.agents import registry as agents
 from callconsent.agents.bridge import BridgeHandler
+from callconsent.agi.adapter import AgiFlow
+from callconsent.agi.server import AgiServer
 from callconsent.ami import Ami, AmiError
 from callconsent.ari import AriClient
 from callconsent.config import Config, build_plan, route_for
@@ -129,6 +131,20 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     return ami
 
 
+async def start_agi(config: Config, flow: AgiFlow) -> AgiServer | None:
+    """The FastAGI server of the ``callconsent-agi`` hook (config ``agi``), or None when it is
+    disabled or cannot listen: then that hook's calls go on unrecorded (AGISTATUS FAILURE)."""
+    if not config.agi.enabled:
+        return None
+    server = AgiServer(flow, bind=config.agi.bind, port=config.agi.port, allow=config.agi.allow)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("agi_listen_failed", bind=config.agi.bind, port=config.agi.port, error=str(exc))
+        return None
+    return server
+
+
 async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Run the Stasis app until SIGTERM/SIGINT (or ``stop``); then continue every call in the
     consent flow to the dialplan, unrecorded, and disconnect."""
@@ -147,14 +163,23 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         )
         store = build_store(config)
         whisper_dir = config.prompts_dir / config.agent_consent.whisper_language
+        refs = build_readout(config)
         app = StasisApp(
             ari,
             ConfigPlanner(config),
             store,
             whisper_dir=str(whisper_dir),
             prompts_dir=str(config.prompts_dir),
-            call_refs=build_readout(config),
+            call_refs=refs,
         )
+        agi = AgiFlow(
+            ConfigPlanner(config),
+            store,
+            whisper_dir=str(whisper_dir),
+            prompts_dir=str(config.prompts_dir),
+            call_refs=refs,
+        )  # the same planner rules and the same store as the Stasis app
+        agi_server = await start_agi(config, agi)
         ami = build_ami(config, store)  # created inside the running loop, as panoramisk needs
         if ami is not None:
             await ami.connect()  # retries by itself; the registry is synced at each login
@@ -162,8 +187,11 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         log.info("serving", app=ari_config.app, url=ari_config.url, config=str(config.path))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({runner, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        log.info("stopping", calls_in_flow=app.active_calls)
+        log.info("stopping", calls_in_flow=app.active_calls + agi.active_calls)
         await app.shutdown()
+        await agi.shutdown()
+        if agi_server is not None:
+            await agi_server.close()
         if ami is not None:
             await ami.close()
         await ari.stop()

@@ -165,3 +165,15 @@ VAR_CALLREF: Final = "CALLCONSENT_CALLREF"
 VAR_CALLREF_READ: Final = "CALLCONSENT_CALLREF_READ"
 VAR_CALLREF_PROMPT: Final = "CALLCONSENT_CALLREF_PROMPT"
 CALLREF_PROMPT: Final = "callconsent-callref"
+
+# The FastAGI variant of the hook (issue 17): Gosub(callconsent-agi,s,1(<route>)) calls
+# AGI(agi://<server>/callconsent?route=<route>); a recorded call's hangup handler
+# ([callconsent-agi-ended]) calls .../callconsent-ended so the sidecar is finalised.
+AGI_CONTEXT: Final = "callconsent-agi"
+AGI_ENDED_CONTEXT: Final = "callconsent-agi-ended"
+AGI_FLOW_SCRIPT: Final = "callconsent"
+AGI_ENDED_SCRIPT: Final = "callconsent-ended"
+#: host:port of the FastAGI server (e.g. a global); empty: 127.0.0.1:4573
+VAR_AGI_SERVER: Final = "CALLCONSENT_AGI_SERVER"
+#: agi://host:port, set by the hook for its hangup handler
+VAR_AGI_URL: Final = "CALLCONSENT_AGI_URL"

@@ -42,6 +42,8 @@ def test_hook_context_is_the_one_admins_gosub_into() -> None:
     contexts = re.findall(r"^\[([^\]]+)\]", hook_code(), flags=re.MULTILINE)
     assert contexts == [
         names.HOOK_CONTEXT,
+        names.AGI_CONTEXT,
+        names.AGI_ENDED_CONTEXT,
         names.AGENT_CONTEXT,
         names.WITHDRAW_CONTEXT,
         names.WITHDRAW_MARK_CONTEXT,
@@ -63,6 +65,13 @@ def test_sensitive_flag_names_are_in_the_dialplan_and_features_conf() -> None:
         features,
         re.MULTILINE,
     )
+
+
+def test_agi_hook_calls_the_scripts_the_server_answers() -> None:
+    code = hook_code()
+    assert f"/{names.AGI_FLOW_SCRIPT}?route=${{FILTER(a-zA-Z0-9_\\-,${{ARG1}})}})" in code
+    assert f"/{names.AGI_ENDED_SCRIPT})" in code
+    assert f"hangup_handler_push)={names.AGI_ENDED_CONTEXT},s,1" in code
 
 
 def test_hook_enters_the_stasis_app_by_its_name() -> None:

@@ -105,7 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
             "config (default: %(default)s)",
         )
 
-    p = sub.add_parser("serve", help="run the Stasis app in the foreground (stops on SIGTERM)")
+    p = sub.add_parser(
+        "serve",
+        help="run the Stasis app and the FastAGI server (config agi) in the foreground "
+        "(stops on SIGTERM)",
+    )
     add_config_option(p)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--console-log", action="store_true", help="human-readable logs, not JSON")

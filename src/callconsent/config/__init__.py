@@ -15,6 +15,7 @@ from ._errors import ConfigError
 from ._load import load_config
 from ._model import (
     AgentConsentConfig,
+    AgiConfig,
     AmiConfig,
     AriConfig,
     AsteriskConfig,
@@ -36,6 +37,7 @@ from ._plan import build_plan, route_for
 
 __all__ = [
     "AgentConsentConfig",
+    "AgiConfig",
     "AmiConfig",
     "AriConfig",
     "AsteriskConfig",

@@ -17,6 +17,7 @@ import yaml
 
 from callconsent.names import APP_NAME
 
+from ._agi import read_agi
 from ._errors import ConfigError, Problems
 from ._load_routes import read_route
 from ._model import (
@@ -114,6 +115,7 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         problems.error(agent_node.at("whisper_language"), "must be a two-letter code such as da")
     agent_node.done()
     parties = _parties(top.child("parties"))
+    agi = read_agi(top.child("agi"))
     notices = _named(top.child("notices", required=True), _notice)
     controller_type = organisation.controller_type or "private"
     routes = _named(top.child("routes"), lambda n, r, p: read_route(n, r, p, controller_type))
@@ -130,6 +132,7 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         routes=routes,
         parties=parties,
         tts_words_per_minute=tts_wpm,
+        agi=agi,
     )
     validate(config, problems)
     _warn_agent_bridge(config, problems)

@@ -218,6 +218,17 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class AgiConfig:
+    """The FastAGI server ``callconsent serve`` runs for the ``callconsent-agi`` hook."""
+
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = 4573
+    #: client addresses (networks) allowed to connect; every other one is refused and logged
+    allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     sha256: str
@@ -232,3 +243,4 @@ class Config:
     parties: PartiesConfig | None = None  # None: transfers and new parties are not watched
     #: espeak-ng's speaking rate for generated prompts (words per minute; studio audio: unused)
     tts_words_per_minute: int = 165
+    agi: AgiConfig = field(default_factory=AgiConfig)  # the FastAGI hook's server

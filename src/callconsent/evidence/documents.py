@@ -31,9 +31,10 @@ class CallInfo:
     caller_number: str | None
     caller_name: str | None
     dialled_number: str | None
+    adapter: str | None = None  # "agi" for the FastAGI hook; None: the Stasis (ARI) hook
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "uniqueid": self.uniqueid,
             "linkedid": self.linkedid,
             "channel": self.channel,
@@ -42,6 +43,9 @@ class CallInfo:
             "caller_name": self.caller_name,
             "dialled_number": self.dialled_number,
         }
+        if self.adapter is not None:  # the ARI flow's documents stay as they were
+            out["adapter"] = self.adapter
+        return out
 
 
 def stamp(moment: datetime | None) -> str | None:
