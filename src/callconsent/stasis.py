@@ -19,7 +19,6 @@ from typing import Any
 import structlog
 
 from callconsent import names
-from callconsent._stasis_ports import AriOps, Planner, Skip, Store
 from callconsent.agents.rules import bridge_variables
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
@@ -50,6 +49,7 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
+from callconsent.ports import AriOps, Planner, Skip, Store
 from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
 

@@ -19,7 +19,6 @@ from typing import Any, Final, Protocol
 import structlog
 
 from callconsent import names
-from callconsent._stasis_ports import Planner, Skip, Store
 from callconsent.agents.rules import bridge_variables
 from callconsent.agi.ended import RecordedCalls
 from callconsent.agi.rules import (
@@ -63,6 +62,7 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
+from callconsent.ports import Planner, Skip, Store
 from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
 

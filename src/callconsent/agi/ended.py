@@ -11,9 +11,9 @@ from typing import Final
 
 import structlog
 
-from callconsent._stasis_ports import Store
 from callconsent.clock import Clock
 from callconsent.evidence.documents import CallInfo
+from callconsent.ports import Store
 
 __all__ = ["RecordedCalls"]
 

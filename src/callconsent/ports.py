@@ -1,5 +1,6 @@
-"""What the ARI adapter (:mod:`callconsent.stasis`) needs from the rest of the app: the ARI
-operations, the planner and the evidence store, as protocols (fakes implement them in tests)."""
+"""What the call-flow adapters (:mod:`callconsent.stasis` for ARI, :mod:`callconsent.agi` for
+FastAGI) need from the rest of the app: the ARI operations, the planner and the evidence store, as
+protocols (fakes implement them in tests)."""
 
 from __future__ import annotations
 
