@@ -224,8 +224,7 @@ def _config(work: Path) -> Any:
 
 
 def step(name: str, work: Path, numbers: int, subject: str) -> dict[str, Any]:
-    from callconsent.lifecycle import query
-    from callconsent.lifecycle._context import Context
+    from callconsent.lifecycle import Context, query
 
     root, ledger_path = work / "recordings", work / "state" / "ledger.jsonl"
     out: dict[str, Any] = {}

@@ -17,7 +17,7 @@ from callconsent.evidence import sidecar
 from callconsent.evidence.ledger import Ledger, recording_final_entry
 from callconsent.evidence.paths import RecordingPaths, ensure_directory, recording_paths
 from callconsent.evidence.wav import pcm_header
-from callconsent.lifecycle._context import Context
+from callconsent.lifecycle import Context
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)

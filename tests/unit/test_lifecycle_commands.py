@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from callconsent.config import Config
-from callconsent.lifecycle import commands
+from tests.support.cli import run
 from tests.support.lifecycle_fixtures import NUMBER, T0, Store, make_config, make_store
 
 
@@ -21,19 +20,6 @@ def setup(tmp_path: Path) -> tuple[Store, Config]:
     store.call("4000.2", purposes=("training",), refused=True)
     store.call("4000.3", purposes=("documentation", "training"))
     return store, make_config(tmp_path)
-
-
-def run(config: Config, *argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="callconsent")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def with_config(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", type=Path, default=config.path)
-
-    commands.register(sub, with_config, lambda _path: config)
-    args = parser.parse_args(argv)
-    result: int = args.run(args)
-    return result
 
 
 NOW91 = (T0 + timedelta(days=91)).isoformat()

@@ -15,8 +15,8 @@ from callconsent.lifecycle import audit
 from callconsent.lifecycle.hold import release_hold, set_hold
 from callconsent.lifecycle.verify import verify
 from callconsent.lifecycle.withdraw import Scope, WithdrawError, withdraw
+from tests.support.cli import run
 from tests.support.lifecycle_fixtures import NUMBER, T0, Store, make_config, make_store
-from tests.unit.test_lifecycle_commands import run
 
 OTHER = "+4587654321"
 NOW = T0 + timedelta(days=10)

@@ -19,9 +19,9 @@ from callconsent.evidence.paths import paths_from_relative
 from callconsent.lifecycle import live_stop
 from callconsent.lifecycle.live_stop import StopAmi, stop_live_recordings
 from callconsent.store import EvidenceStore
+from tests.support.cli import run
 from tests.support.lifecycle_fixtures import Store, make_config, make_store
 from tests.unit import test_bridge as bridge
-from tests.unit.test_lifecycle_commands import run
 
 
 class FakeStopAmi:

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 
 from callconsent import __version__
-from callconsent.cli import agent
+from callconsent.cli import agent, lifecycle
 from callconsent.cli._common import EXIT_OK, EXIT_PROBLEMS, add_config_option, load_or_exit
 from callconsent.config import check_config_main
-from callconsent.lifecycle import commands as lifecycle_commands
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -65,29 +62,6 @@ def _prompts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from callconsent.lifecycle.verify import verify
-
-    config = load_or_exit(args.config)
-    report = verify(config.storage.recordings_dir, config.storage.ledger_path, deep=args.deep)
-    if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
-    else:
-        print(report.summary())
-    return EXIT_OK if report.ok else EXIT_PROBLEMS
-
-
-def _reconcile(args: argparse.Namespace) -> int:
-    from callconsent.lifecycle.reconcile import reconcile_main
-
-    config = load_or_exit(args.config)
-    stale_after = timedelta(minutes=args.stale_after_minutes)
-    result: int = reconcile_main(
-        config, dry_run=args.dry_run, as_json=args.json, stale_after=stale_after
-    )
-    return result
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callconsent",
@@ -122,31 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="regenerate every prompt")
     p.set_defaults(run=_prompts)
 
-    p = sub.add_parser("verify", help="check every recording's sha256 and the ledger hash chain")
-    add_config_option(p)
-    p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--deep",
-        action="store_true",
-        help="also validate every sidecar and ledger entry against the JSON Schemas",
-    )
-    p.set_defaults(run=_verify)
-
-    p = sub.add_parser("reconcile", help="repair what a crash left: unfinished sidecars, headers")
-    add_config_option(p)
-    p.add_argument("--dry-run", action="store_true", help="report, change nothing")
-    p.add_argument(
-        "--stale-after-minutes",
-        type=float,
-        default=360.0,
-        help="touch only recordings untouched this long (default %(default)s; after an Asterisk "
-        "crash, with no call in progress, 0 is safe)",
-    )
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(run=_reconcile)
-
     agent.register(sub)
-    lifecycle_commands.register(sub, add_config_option, load_or_exit)
+    lifecycle.register(sub)
     return parser
 
 

@@ -31,7 +31,7 @@ import structlog
 from callconsent import names
 from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
-from callconsent.lifecycle._context import Context
+from callconsent.lifecycle import Context
 from callconsent.lifecycle.withdraw import (
     DELETED,
     KEPT,
