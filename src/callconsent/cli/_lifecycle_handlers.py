@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from callconsent.cli._common import EXIT_OK as OK
 from callconsent.cli._common import EXIT_PROBLEMS as PROBLEMS
 from callconsent.cli._common import Progress, emit, fail, parse_bound
+from callconsent.clock import utc_now
 from callconsent.lifecycle import Context, Outcome, query
 from callconsent.lifecycle.anonymise import anonymise
 from callconsent.lifecycle.erase import EraseError, erase
@@ -210,10 +211,15 @@ def verify_cmd(args: argparse.Namespace, config: Config) -> int:
 
 
 def reconcile_cmd(args: argparse.Namespace, config: Config) -> int:
-    from callconsent.lifecycle.reconcile import reconcile_main
+    from callconsent.evidence.ledger import Ledger
+    from callconsent.lifecycle.reconcile import reconcile
 
-    stale_after = timedelta(minutes=args.stale_after_minutes)
-    result: int = reconcile_main(
-        config, dry_run=args.dry_run, as_json=args.json, stale_after=stale_after
+    report = reconcile(
+        config.storage.recordings_dir,
+        Ledger(config.storage.ledger_path),
+        now=utc_now(),
+        dry_run=args.dry_run,
+        stale_after=timedelta(minutes=args.stale_after_minutes),
     )
-    return result
+    emit(args, report.as_dict(), report.summary())
+    return OK if report.clean else PROBLEMS

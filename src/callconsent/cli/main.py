@@ -1,6 +1,8 @@
 """The ``callconsent`` command. Each subcommand is a thin shell over a module that does the job.
 
-Exit codes: 0 success, 1 the job found problems (e.g. verify mismatches), 2 bad config or usage.
+Exit codes (:mod:`._common`): 0 success, 1 the job found problems (e.g. verify mismatches), 2 bad
+config or usage. Only the commands that connect to Asterisk (serve, agent set/revoke/sync, withdraw
+of a call in progress) read the ARI/AMI password.
 """
 
 from __future__ import annotations
@@ -13,8 +15,22 @@ from pathlib import Path
 
 from callconsent import __version__
 from callconsent.cli import agent, lifecycle
-from callconsent.cli._common import EXIT_OK, EXIT_PROBLEMS, add_config_option, load_or_exit
-from callconsent.config import check_config_main
+from callconsent.cli._common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    add_config_option,
+    load_or_exit,
+)
+from callconsent.config import Config, ConfigError, Secret, load_config
+
+
+def _secrets(config: Config) -> list[tuple[str, Secret]]:
+    """The passwords of the Asterisk connections the config names."""
+    found = [("ARI", config.asterisk.ari.password)]
+    if config.asterisk.ami is not None:
+        found.append(("AMI", config.asterisk.ami.password))
+    return found
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -24,6 +40,11 @@ def _serve(args: argparse.Namespace) -> int:
     from callconsent.withdrawal.features_check import withdraw_feature_warnings
 
     config = load_or_exit(args.config)
+    missing = [problem for _, s in _secrets(config) if (problem := s.problem())]
+    if missing:  # serve is a command that connects: it needs both secrets now
+        for problem in missing:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     for warning in [*config.warnings, *withdraw_feature_warnings(config, args.features_conf)]:
         print(f"warning: {warning}", file=sys.stderr)
     asyncio.run(app.serve(config))
@@ -31,13 +52,35 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    """``OK: <file>`` and the warnings (exit 0), or every error (exit 2). A secret that cannot
+    be read is a warning: only serve, agent set/sync and withdraw of a live call need it."""
     from callconsent.withdrawal.features_check import withdraw_feature_warnings
 
-    code = check_config_main(args.file)
-    if code == EXIT_OK:  # the in-call withdrawal code in features.conf (R16)
-        for warning in withdraw_feature_warnings(load_or_exit(args.file), args.features_conf):
-            print(f"warning: {warning}")
-    return code
+    path = args.file
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"error: {line}", file=sys.stderr)
+        for line in exc.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        print(f"FAILED: {path} ({len(exc.errors)} error(s))", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"OK: {path}")
+    for line in config.warnings:
+        print(f"warning: {line}")
+    for name, secret in _secrets(config):
+        if problem := secret.problem():
+            print(
+                f"warning: {problem} (the {name} password: serve, agent set/sync and withdraw "
+                "of a call in progress need it; the offline commands do not)"
+            )
+    enabled = [name for name, route in config.routes.items() if route.enabled]
+    print(f"routes enabled: {', '.join(enabled) if enabled else 'none (nothing is recorded)'}")
+    print(f"config sha256: {config.sha256}")
+    for warning in withdraw_feature_warnings(config, args.features_conf):  # R16
+        print(f"warning: {warning}")
+    return EXIT_OK
 
 
 def _prompts(args: argparse.Namespace) -> int:
