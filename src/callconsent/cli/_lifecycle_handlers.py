@@ -19,6 +19,7 @@ from callconsent.lifecycle.erase import EraseError, erase
 from callconsent.lifecycle.export import ExportError, export
 from callconsent.lifecycle.hold import HoldError, list_holds, release_hold, set_hold
 from callconsent.lifecycle.identify import identify
+from callconsent.lifecycle.presence import RecordingsUnavailable
 from callconsent.lifecycle.purge import purge
 from callconsent.lifecycle.ropa import build_ropa, to_markdown
 from callconsent.lifecycle.withdraw import Scope, WithdrawError, withdraw
@@ -63,7 +64,10 @@ def index_update(args: argparse.Namespace, config: Config) -> int:
 
 def purge_cmd(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
-        report = purge(ctx, dry_run=args.dry_run, on_item=print_outcome(args))
+        try:
+            report = purge(ctx, dry_run=args.dry_run, on_item=print_outcome(args))
+        except RecordingsUnavailable as exc:
+            return fail(exc)
         evidence = None
         if not args.no_anonymise:
             evidence = anonymise(ctx, claims_days=args.claims_days, dry_run=args.dry_run)
@@ -146,7 +150,7 @@ def export_cmd(args: argparse.Namespace, config: Config) -> int:
                 identity_check=args.identity_check,
                 request_date=args.request_date,
             )
-        except (ExportError, ValueError) as exc:
+        except (ExportError, ValueError, RecordingsUnavailable) as exc:
             return fail(exc)
     emit(args, result.as_dict(), result.summary())
     return PROBLEMS if result.withheld or result.problems else OK
@@ -171,7 +175,7 @@ def erase_cmd(args: argparse.Namespace, config: Config) -> int:
                 dry_run=args.dry_run,
                 anonymise_evidence=args.anonymise_evidence,
             )
-        except EraseError as exc:
+        except (EraseError, RecordingsUnavailable) as exc:
             return fail(exc)
     emit(args, report.as_dict(), report.summary())
     return OK if report.complete else PROBLEMS
@@ -186,7 +190,7 @@ def withdraw_cmd(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
         try:
             report = withdraw(ctx, scope, reason=args.reason, dry_run=args.dry_run)
-        except WithdrawError as exc:
+        except (WithdrawError, RecordingsUnavailable) as exc:
             return fail(exc)
     live = [i.call_id for i in report.items if i.live and i.action == "deleted"]
     stops = stop_live_recordings(config, live)  # R16: stop what Asterisk is still recording

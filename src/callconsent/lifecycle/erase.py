@@ -16,6 +16,7 @@ from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._delete import Outcome, delete_recording
 from callconsent.lifecycle.anonymise import anonymise_calls
+from callconsent.lifecycle.presence import require_recordings
 
 SOURCE = "erase"
 REASON = "erased"
@@ -79,6 +80,7 @@ def erase(
         raise EraseError("an erasure needs a reason")
     with ctx.index.locked():
         ctx.index.update()
+        require_recordings(ctx.index, ctx.recordings_dir)
         call_ids = query.find_calls(ctx.index, selector)
         report = EraseReport(dry_run, call_ids)
         holds = query.holds(ctx.index)

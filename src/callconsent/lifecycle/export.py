@@ -37,6 +37,7 @@ from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._schema import EXPORT
 from callconsent.lifecycle.audit import os_user
 from callconsent.lifecycle.cover import cover_sheet
+from callconsent.lifecycle.presence import require_recordings
 
 if TYPE_CHECKING:
     from callconsent.config import Config
@@ -138,6 +139,7 @@ def export(
     archive = out_dir / f"callconsent-export-{export_id}.zip"
     with ctx.index.locked(shared=True):
         ctx.index.update()
+        require_recordings(ctx.index, ctx.recordings_dir)
         call_ids = query.find_calls(ctx.index, selector)
         result = ExportResult(export_id, archive, "", call_ids)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".tmp", dir=out_dir)

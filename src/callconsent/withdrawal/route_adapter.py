@@ -32,6 +32,7 @@ from callconsent import names
 from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
 from callconsent.lifecycle import Context
+from callconsent.lifecycle.presence import RecordingsUnavailable
 from callconsent.lifecycle.withdraw import (
     DELETED,
     KEPT,
@@ -138,7 +139,12 @@ class WithdrawRequestHandler:
         except WithdrawError as exc:  # no call has that reference
             bound.warning("withdraw_request_refused", result="unknown_ref", error=str(exc))
             return "unknown_ref", True
-        except (OSError, sqlite3.Error, ValueError) as exc:  # the marker stays: retried at login
+        except (
+            OSError,
+            sqlite3.Error,
+            ValueError,
+            RecordingsUnavailable,
+        ) as exc:  # retried at login
             bound.error("withdraw_request_failed", error=f"{type(exc).__name__}: {exc}")
             return "pending", False
         result = rules.answer(report)
