@@ -207,9 +207,12 @@ def ropa_cmd(args: argparse.Namespace, config: Config) -> int:
 
 
 def verify_cmd(args: argparse.Namespace, config: Config) -> int:
+    from callconsent.evidence.anchor import default_anchor_path
     from callconsent.lifecycle.verify import verify
 
-    report = verify(config.storage.recordings_dir, config.storage.ledger_path, deep=args.deep)
+    s = config.storage
+    anchor = s.anchor_path or default_anchor_path(s.ledger_path)
+    report = verify(s.recordings_dir, s.ledger_path, anchor_path=anchor, deep=args.deep)
     emit(args, report.as_dict(), report.summary())
     return OK if report.ok else PROBLEMS
 
@@ -220,7 +223,7 @@ def reconcile_cmd(args: argparse.Namespace, config: Config) -> int:
 
     report = reconcile(
         config.storage.recordings_dir,
-        Ledger(config.storage.ledger_path),
+        Ledger(config.storage.ledger_path, anchor_path=config.storage.anchor_path),
         now=utc_now(),
         dry_run=args.dry_run,
         stale_after=timedelta(minutes=args.stale_after_minutes),

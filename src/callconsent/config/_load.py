@@ -284,6 +284,7 @@ def _storage(node: Node) -> StorageConfig:
         recordings_dir=_abs_path(node, "recordings_dir"),
         ledger_path=_abs_path(node, "ledger_path"),
         notice_archive_dir=_abs_path(node, "notice_archive_dir"),
+        anchor_path=_abs_path(node, "anchor_path") if node.has("anchor_path") else None,
     )
     node.done()
     return storage

@@ -76,6 +76,8 @@ class StorageConfig:
     recordings_dir: Path
     ledger_path: Path
     notice_archive_dir: Path
+    #: the ledger's anchor (head and holds, rewritten on every append); None: <ledger>.anchor
+    anchor_path: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,14 @@ reports it (exit 1), and so does ``purge``.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+from callconsent.evidence.anchor import AnchorUnreadable, read_anchor
 from callconsent.evidence.fsio import utc_stamp
 from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
@@ -106,6 +110,66 @@ def release_hold(ctx: Context, call_id: str, *, reason: str) -> Hold:
         case_ref=held.case_ref,
         ledger_seq=entry["seq"],
     )
+    return held
+
+
+def holds_outside_ledger(ctx: Context, in_ledger: Mapping[str, Hold]) -> dict[str, Hold]:
+    """Holds the audit log or the ledger's anchor records and the ledger (``in_ledger``) does
+    not: a ledger cut back past a ``hold_set`` line must not free the recording. Each comes as a
+    :class:`Hold` whose reason says where it was found; the purge keeps them and says so."""
+    found: dict[str, Hold] = {}
+    for uniqueid, line in _audit_holds(ctx.audit.path).items():
+        if uniqueid not in in_ledger:
+            found[uniqueid] = Hold(
+                uniqueid,
+                f"hold recorded in the audit log ({line.get('reason')}) but not in the ledger: "
+                "kept; check the ledger (verify)",
+                str(line.get("case_ref")),
+                str(line.get("review_date")),
+                str(line.get("actor")),
+                str(line.get("at")),
+                None,
+            )
+    try:
+        anchor = read_anchor(ctx.ledger.anchor_path)
+    except (OSError, AnchorUnreadable):
+        anchor = None  # verify reports an unreadable anchor
+    for uniqueid in sorted(anchor.holds if anchor else ()):
+        if uniqueid not in in_ledger and uniqueid not in found:
+            found[uniqueid] = Hold(
+                uniqueid,
+                f"hold recorded in the ledger anchor {ctx.ledger.anchor_path} but not in the "
+                "ledger: kept; check the ledger (verify)",
+                "?",
+                "?",
+                None,
+                "?",
+                None,
+            )
+    return found
+
+
+def _audit_holds(path: Path) -> dict[str, dict[str, Any]]:
+    """The calls on hold per the audit log's hold_set / hold_released lines (streamed)."""
+    held: dict[str, dict[str, Any]] = {}
+    try:
+        with path.open("rb") as f:
+            for raw in f:
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(line, dict) or not isinstance(line.get("ids"), list):
+                    continue
+                for uniqueid in line["ids"]:
+                    if not isinstance(uniqueid, str):
+                        continue
+                    if line.get("action") == "hold_set":
+                        held[uniqueid] = line
+                    elif line.get("action") == "hold_released":
+                        held.pop(uniqueid, None)
+    except FileNotFoundError:
+        return {}
     return held
 
 

@@ -24,7 +24,7 @@ from callconsent.evidence.paths import iter_symlinked_folders
 from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._delete import Outcome, delete_recording
-from callconsent.lifecycle.hold import is_overdue
+from callconsent.lifecycle.hold import holds_outside_ledger, is_overdue
 from callconsent.lifecycle.presence import require_recordings
 
 SOURCE = "purge"
@@ -102,6 +102,9 @@ def purge(
             for relative, target in iter_symlinked_folders(ctx.recordings_dir)
         ]
         holds = query.holds(ctx.index)
+        elsewhere = holds_outside_ledger(ctx, holds)
+        report.problems += [f"{u}: {h.reason}" for u, h in elsewhere.items()]
+        holds = {**elsewhere, **holds}
         today = ctx.now.date()
         leftovers = query.interrupted_deletions(ctx.index)
         for rec in itertools.chain(leftovers, query.expired(ctx.index, now)):

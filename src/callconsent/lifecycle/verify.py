@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from callconsent.evidence import sidecar
+from callconsent.evidence.anchor import AnchorUnreadable, read_anchor
 from callconsent.evidence.fsio import MalformedDocument, read_json
 from callconsent.evidence.ledger import iter_entries, verify_chain
 from callconsent.evidence.paths import (
@@ -73,6 +74,7 @@ class VerifyReport:
     recordings_hashed: int = 0
     tombstones: int = 0
     unfinalised: int = 0
+    anchor: dict[str, Any] | None = None  # where the ledger's anchor is, and what it says
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,7 @@ class VerifyReport:
             "recordings_hashed": self.recordings_hashed,
             "tombstones": self.tombstones,
             "unfinalised": self.unfinalised,
+            "anchor": self.anchor,
             "problems": [
                 {"path": str(p.path), "line": p.line_no, "kind": p.kind, "detail": p.detail}
                 for p in self.problems
@@ -99,7 +102,14 @@ class VerifyReport:
             f"{self.sidecars} sidecar(s), {self.recordings_hashed} recording(s) hashed, "
             f"{self.tombstones} tombstone(s), {self.unfinalised} still recording"
         )
-        return "\n".join([*map(str, self.problems), f"verify: {verdict}; {counts}"])
+        lines = [*map(str, self.problems)]
+        if self.anchor is not None:
+            seq = self.anchor["seq"]
+            lines.append(
+                f"ledger anchor: {self.anchor['path']} "
+                + (f"(head seq {seq})" if seq is not None else "(none)")
+            )
+        return "\n".join([*lines, f"verify: {verdict}; {counts}"])
 
 
 def verify(
@@ -107,13 +117,16 @@ def verify(
     ledger_path: Path,
     *,
     anchor: tuple[int, str] | None = None,
+    anchor_path: Path | None = None,
     on_problem: Callable[[VerifyProblem], None] | None = None,
     deep: bool = False,
 ) -> VerifyReport:
     """Check every recording under ``recordings_dir`` and the ledger at ``ledger_path``.
 
     ``on_problem`` is called as each problem is found (for streaming output); ``anchor`` is an
-    optional ``(seq, sha256)`` from :func:`callconsent.evidence.ledger.head` kept outside the ledger;
+    optional ``(seq, sha256)`` from :func:`callconsent.evidence.ledger.head` kept outside the ledger,
+    ``anchor_path`` the anchor file the ledger keeps (:mod:`callconsent.evidence.anchor`), read
+    for it (a missing or unreadable anchor is a problem once the ledger has lines);
     ``deep`` adds full schema validation of sidecars and ledger entries (see the module doc).
     """
     report = VerifyReport()
@@ -131,6 +144,8 @@ def verify(
             f"a symlink to {target}: its recordings are neither verified nor purged (symlinks "
             "are never followed); move the folder back into the recordings folder",
         )
+    if anchor is None and anchor_path is not None:
+        anchor = _read_anchor(anchor_path, ledger_path, report, problem)
     buffer = memoryview(bytearray(_CHUNK))
     for found in _recordings(recordings_dir):
         _check_recording(found, report, problem, deep=deep, buffer=buffer)
@@ -146,6 +161,35 @@ def verify(
     except FileNotFoundError:
         problem(ledger_path, "ledger_missing", "the ledger file does not exist")
     return report
+
+
+def _read_anchor(
+    anchor_path: Path,
+    ledger_path: Path,
+    report: VerifyReport,
+    problem: Callable[[Path, str, str], None],
+) -> tuple[int, str] | None:
+    report.anchor = {"path": str(anchor_path), "seq": None}
+    try:
+        found = read_anchor(anchor_path)
+    except (OSError, AnchorUnreadable) as exc:
+        problem(anchor_path, "ledger_anchor_unreadable", str(exc))
+        return None
+    if found is None:
+        try:
+            empty = ledger_path.stat().st_size == 0
+        except FileNotFoundError:
+            empty = True
+        if not empty:
+            problem(
+                anchor_path,
+                "ledger_anchor_missing",
+                "no anchor: lines cut from the end of the ledger cannot be seen (the next "
+                "append writes one)",
+            )
+        return None
+    report.anchor["seq"] = found.seq
+    return found.seq, found.sha256
 
 
 def _check_ledger_recordings(

@@ -68,11 +68,15 @@ class RequestAmi(Protocol):
 Runner = Callable[[rules.Request, str, datetime], WithdrawReport]
 
 
-def lifecycle_runner(recordings_dir: Path, ledger_path: Path) -> Runner:
+def lifecycle_runner(
+    recordings_dir: Path, ledger_path: Path, *, anchor_path: Path | None = None
+) -> Runner:
     """The CLI's withdrawal, with a context of its own per request (SQLite is per thread)."""
 
     def run(request: rules.Request, source: str, now: datetime) -> WithdrawReport:
-        with Context.create(recordings_dir, ledger_path, now=now, actor=ACTOR) as ctx:
+        with Context.create(
+            recordings_dir, ledger_path, now=now, actor=ACTOR, anchor_path=anchor_path
+        ) as ctx:
             return withdraw(ctx, scope_of(request), reason=request.reason(source))
 
     return run
