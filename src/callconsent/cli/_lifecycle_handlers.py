@@ -192,6 +192,8 @@ def withdraw_cmd(args: argparse.Namespace, config: Config) -> int:
             report = withdraw(ctx, scope, reason=args.reason, dry_run=args.dry_run)
         except (WithdrawError, RecordingsUnavailable) as exc:
             return fail(exc)
+    if not report.call_ids and not report.ambiguous:
+        return fail("no calls found for the given number or call: nothing was withdrawn")
     live = [i.call_id for i in report.items if i.live and i.action == "deleted"]
     stops = stop_live_recordings(config, live)  # R16: stop what Asterisk is still recording
     data = {**report.as_dict(), "recording_stops": [s.as_dict() for s in stops]}

@@ -83,6 +83,8 @@ def erase(
         ctx.index.update()
         require_recordings(ctx.index, ctx.recordings_dir)
         call_ids = query.find_calls(ctx.index, selector)
+        if not call_ids:
+            raise EraseError(f"no calls found for {selector.said()}: nothing was erased")
         report = EraseReport(dry_run, call_ids)
         holds = query.holds(ctx.index)
         holds = {**holds_outside_ledger(ctx, holds), **holds}

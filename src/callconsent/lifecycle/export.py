@@ -135,12 +135,14 @@ def export(
     if not reason.strip():
         raise ExportError("an export needs a reason")
     export_id = uuid.uuid4().hex
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     archive = out_dir / f"callconsent-export-{export_id}.zip"
     with ctx.index.locked(shared=True):
         ctx.index.update()
         require_recordings(ctx.index, ctx.recordings_dir)
         call_ids = query.find_calls(ctx.index, selector)
+        if not call_ids:
+            raise ExportError(f"no calls found for {selector.said()}: no archive was written")
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         result = ExportResult(export_id, archive, "", call_ids)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".tmp", dir=out_dir)
         tmp = Path(tmp_name)

@@ -22,6 +22,7 @@ from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._schema import HOLD_RELEASED, HOLD_SET
 from callconsent.lifecycle.audit import os_user
+from callconsent.lifecycle.presence import ledger_says_deleted
 from callconsent.lifecycle.query import Hold
 
 SOURCE = "hold"
@@ -55,6 +56,15 @@ def set_hold(ctx: Context, call_id: str, *, reason: str, case_ref: str, review_d
         ctx.index.update()
         if not query.known_call(ctx.index, call_id):
             raise HoldError(f"unknown call id {call_id!r} (not in the ledger or any sidecar)")
+        rec = query.recording(ctx.index, call_id)
+        if rec is not None and (
+            rec.state == "tombstone" or ledger_says_deleted(ctx.index, rec.uniqueid)
+        ):
+            raise HoldError(
+                f"the recording of call {call_id!r} was already deleted "
+                f"({rec.deleted_reason or 'deleted line in the ledger'}): there is nothing to "
+                "hold; no hold was set"
+            )
         actor = ctx.actor or os_user()
         entry = ctx.ledger.append(
             {
