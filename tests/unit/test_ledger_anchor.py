@@ -267,3 +267,32 @@ def test_a_relative_anchor_path_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         _config_with_anchor(tmp_path, "ledger.anchor")
     assert any("storage.anchor_path: must be an absolute path" in e for e in caught.value.errors)
+
+
+def test_withdraw_also_keeps_a_recording_held_only_per_the_anchor(
+    setup: tuple[Store, Config, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, config, _ = setup
+    assert _hold(config, "4000.3") == 0
+    _drop_last_line(store.ledger_path)
+    (store.ledger_path.parent / "audit.jsonl").unlink()
+    assert run(config, "index", "rebuild") == 0
+    capsys.readouterr()
+    with capture_logs():
+        assert run(config, "withdraw", "--call-id", "4000.3", "--reason", "t-2", "--json") == 1
+    (held,) = json.loads(capsys.readouterr().out)["held"]
+    assert held["call_id"] == "4000.3" and "ledger anchor" in held["detail"]
+    assert (store.root / "2026/01/05/4000.3.wav").exists()
+
+
+def test_purge_with_an_unreadable_anchor_deletes_nothing_and_says_why(
+    setup: tuple[Store, Config, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, config, anchor_path = setup
+    anchor_path.write_bytes(b"x" * 2 * SLOT)
+    with capture_logs():
+        assert run(config, "purge", "--now", NOW91) == 2
+    err = capsys.readouterr().err
+    assert f"error: cannot read the ledger anchor {anchor_path}" in err
+    assert "nothing was deleted" in err
+    assert (store.root / "2026/01/05/4000.1.wav").exists()

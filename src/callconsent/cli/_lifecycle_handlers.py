@@ -17,7 +17,13 @@ from callconsent.lifecycle import Context, Outcome, query
 from callconsent.lifecycle.anonymise import anonymise
 from callconsent.lifecycle.erase import EraseError, erase
 from callconsent.lifecycle.export import ExportError, export
-from callconsent.lifecycle.hold import HoldError, list_holds, release_hold, set_hold
+from callconsent.lifecycle.hold import (
+    HoldError,
+    HoldsUnknown,
+    list_holds,
+    release_hold,
+    set_hold,
+)
 from callconsent.lifecycle.identify import identify
 from callconsent.lifecycle.presence import RecordingsUnavailable
 from callconsent.lifecycle.purge import purge
@@ -66,7 +72,7 @@ def purge_cmd(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
         try:
             report = purge(ctx, dry_run=args.dry_run, on_item=print_outcome(args))
-        except RecordingsUnavailable as exc:
+        except (RecordingsUnavailable, HoldsUnknown) as exc:
             return fail(exc)
         evidence = None
         if not args.no_anonymise:
@@ -175,7 +181,7 @@ def erase_cmd(args: argparse.Namespace, config: Config) -> int:
                 dry_run=args.dry_run,
                 anonymise_evidence=args.anonymise_evidence,
             )
-        except (EraseError, RecordingsUnavailable) as exc:
+        except (EraseError, RecordingsUnavailable, HoldsUnknown) as exc:
             return fail(exc)
     emit(args, report.as_dict(), report.summary())
     return OK if report.complete else PROBLEMS
@@ -190,7 +196,7 @@ def withdraw_cmd(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
         try:
             report = withdraw(ctx, scope, reason=args.reason, dry_run=args.dry_run)
-        except (WithdrawError, RecordingsUnavailable) as exc:
+        except (WithdrawError, RecordingsUnavailable, HoldsUnknown) as exc:
             return fail(exc)
     if not report.call_ids and not report.ambiguous:
         return fail("no calls found for the given number or call: nothing was withdrawn")

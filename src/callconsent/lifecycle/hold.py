@@ -32,6 +32,10 @@ class HoldError(ValueError):
     """A hold request that cannot be carried out (unknown call, not held)."""
 
 
+class HoldsUnknown(Exception):
+    """A record of holds (audit log, anchor) cannot be read: nothing may be deleted."""
+
+
 @dataclass(frozen=True, slots=True)
 class HoldStatus:
     hold: Hold
@@ -126,7 +130,8 @@ def release_hold(ctx: Context, call_id: str, *, reason: str) -> Hold:
 def holds_outside_ledger(ctx: Context, in_ledger: Mapping[str, Hold]) -> dict[str, Hold]:
     """Holds the audit log or the ledger's anchor records and the ledger (``in_ledger``) does
     not: a ledger cut back past a ``hold_set`` line must not free the recording. Each comes as a
-    :class:`Hold` whose reason says where it was found; the purge keeps them and says so."""
+    :class:`Hold` whose reason says where it was found; the purge keeps them and says so.
+    :class:`HoldsUnknown` when either cannot be read (fail safe: the job deletes nothing)."""
     found: dict[str, Hold] = {}
     for uniqueid, line in _audit_holds(ctx.audit.path).items():
         if uniqueid not in in_ledger:
@@ -142,8 +147,11 @@ def holds_outside_ledger(ctx: Context, in_ledger: Mapping[str, Hold]) -> dict[st
             )
     try:
         anchor = read_anchor(ctx.ledger.anchor_path)
-    except (OSError, AnchorUnreadable):
-        anchor = None  # verify reports an unreadable anchor
+    except (OSError, AnchorUnreadable) as exc:
+        raise HoldsUnknown(
+            f"cannot read the ledger anchor {ctx.ledger.anchor_path} ({exc}): holds recorded "
+            "there cannot be checked, so nothing was deleted; run callconsent verify"
+        ) from None
     for uniqueid in sorted(anchor.holds if anchor else ()):
         if uniqueid not in in_ledger and uniqueid not in found:
             found[uniqueid] = Hold(
@@ -180,6 +188,11 @@ def _audit_holds(path: Path) -> dict[str, dict[str, Any]]:
                         held.pop(uniqueid, None)
     except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise HoldsUnknown(
+            f"cannot read the audit log {path} ({exc.strerror or exc}): holds recorded there "
+            "cannot be checked, so nothing was deleted"
+        ) from None
     return held
 
 

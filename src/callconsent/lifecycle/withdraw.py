@@ -46,6 +46,7 @@ from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._delete import MISSING, delete_recording
 from callconsent.lifecycle._schema import WITHDRAWN
+from callconsent.lifecycle.hold import holds_outside_ledger
 from callconsent.lifecycle.presence import ledger_says_deleted, require_recordings
 from callconsent.lifecycle.query import Recording
 
@@ -222,6 +223,7 @@ def withdraw(ctx: Context, scope: Scope, *, reason: str, dry_run: bool = False) 
         require_recordings(ctx.index, ctx.recordings_dir)
         report.call_ids = _calls(ctx, scope, report)
         holds = query.holds(ctx.index)
+        holds = {**holds_outside_ledger(ctx, holds), **holds}
         for rec in query.recordings(ctx.index, report.call_ids):
             hold = holds.get(rec.uniqueid)
             held = None if hold is None else {**hold.as_dict(), "file": rec.file}

@@ -32,6 +32,7 @@ from callconsent import names
 from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
 from callconsent.lifecycle import Context
+from callconsent.lifecycle.hold import HoldsUnknown
 from callconsent.lifecycle.presence import RecordingsUnavailable
 from callconsent.lifecycle.withdraw import (
     DELETED,
@@ -148,7 +149,8 @@ class WithdrawRequestHandler:
             sqlite3.Error,
             ValueError,
             RecordingsUnavailable,
-        ) as exc:  # retried at login
+            HoldsUnknown,
+        ) as exc:  # the marker stays: retried at login
             bound.error("withdraw_request_failed", error=f"{type(exc).__name__}: {exc}")
             return "pending", False
         result = rules.answer(report)
