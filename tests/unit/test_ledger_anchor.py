@@ -11,11 +11,12 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
+from callconsent.cli.main import main
 from callconsent.config import Config, ConfigError, load_config
 from callconsent.evidence import ledger as ledger_module
 from callconsent.evidence.anchor import SLOT, Head, default_anchor_path, read_anchor, read_head
 from callconsent.evidence.ledger import Ledger, head, line_sha256
-from tests.support.cli import run
+from tests.support.cli import cli_logging, run  # noqa: F401 - cli_logging is a fixture
 from tests.support.lifecycle_fixtures import T0, Store, make_config, make_store
 
 NOW91 = (T0 + timedelta(days=91)).isoformat()
@@ -296,3 +297,28 @@ def test_purge_with_an_unreadable_anchor_deletes_nothing_and_says_why(
     assert f"error: cannot read the ledger anchor {anchor_path}" in err
     assert "nothing was deleted" in err
     assert (store.root / "2026/01/05/4000.1.wav").exists()
+
+
+@pytest.mark.usefixtures("cli_logging")
+def test_check_config_warns_when_the_anchor_folder_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLCONSENT_ARI_PASSWORD", "x")
+    config = _config_with_anchor(tmp_path, tmp_path / "not-mounted" / "ledger.anchor")
+    assert main(["check-config", str(config.path), "--features-conf", "/nonexistent"]) == 0
+    out = capsys.readouterr().out
+    assert f"storage.anchor_path: the folder {tmp_path / 'not-mounted'} does not exist" in out
+
+
+def test_deleting_the_anchor_after_a_cut_re_anchors_and_keeps_the_holds(
+    setup: tuple[Store, Config, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, config, anchor_path = setup
+    assert _hold(config, "4000.3") == 0
+    _drop_last_line(store.ledger_path)
+    anchor_path.unlink()  # the admin accepts the ledger as it is
+    assert _hold(config, "4000.1") == 0
+    anchor = read_anchor(anchor_path)
+    assert anchor is not None and anchor.holds == {"4000.1", "4000.3"}
+    code, report = _verify(config, capsys)
+    assert (code, _kinds(report)) == (0, [])

@@ -75,6 +75,12 @@ def _check_config(args: argparse.Namespace) -> int:
                 f"warning: {problem} (the {name} password: serve, agent set/sync and withdraw "
                 "of a call in progress need it; the offline commands do not)"
             )
+    anchor = config.storage.anchor_path
+    if anchor is not None and not anchor.parent.is_dir():
+        print(
+            f"warning: {path}: storage.anchor_path: the folder {anchor.parent} does not exist: "
+            "the ledger's anchor cannot be written there, so a cut ledger tail goes unseen"
+        )
     enabled = [name for name, route in config.routes.items() if route.enabled]
     print(f"routes enabled: {', '.join(enabled) if enabled else 'none (nothing is recorded)'}")
     print(f"config sha256: {config.sha256}")
