@@ -151,22 +151,24 @@ def register(
     p.add_argument("--claims-days", type=int, default=DEFAULT_CLAIMS_DAYS)
     command(p, h.ropa_cmd)
 
-    def offline(
+    def without_clock(
         parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace, Config], int]
-    ) -> None:
+    ) -> None:  # verify and reconcile: no --now, no --actor (they write no audit line)
         with_config(parser)
         parser.add_argument("--json", action="store_true", help="machine-readable output")
         parser.set_defaults(run=lambda args: run(args, load(args.config)))
 
     p = subparsers.add_parser(
-        "verify", help="check every recording's sha256 and the ledger hash chain"
+        "verify",
+        help="check every recording's sha256, the ledger hash chain against its anchor, and "
+        "the ledger's finished recordings against the disk",
     )
     p.add_argument(
         "--deep",
         action="store_true",
         help="also validate every sidecar and ledger entry against the JSON Schemas",
     )
-    offline(p, h.verify_cmd)
+    without_clock(p, h.verify_cmd)
 
     p = subparsers.add_parser(
         "reconcile", help="repair what a crash left: unfinished sidecars, headers"
@@ -179,4 +181,4 @@ def register(
         help="touch only recordings untouched this long (default %(default)s; after an Asterisk "
         "crash, with no call in progress, 0 is safe)",
     )
-    offline(p, h.reconcile_cmd)
+    without_clock(p, h.reconcile_cmd)
