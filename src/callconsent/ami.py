@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import structlog
 from panoramisk import Manager
 
+from callconsent.config import SecretUnavailable
+
 if TYPE_CHECKING:
     from callconsent.config import AmiConfig
 
@@ -254,12 +256,11 @@ class Ami:
 async def session(config: AmiConfig, *, wait: float = LOGIN_WAIT_SECONDS) -> AsyncIterator[Ami]:
     """A logged-in AMI connection for one command, closed after the block; :class:`AmiError`
     when it cannot log in within ``wait`` seconds."""
-    ami = Ami(
-        host=config.host,
-        port=config.port,
-        username=config.username,
-        password=config.password.reveal(),
-    )
+    try:
+        password = config.password.reveal()
+    except SecretUnavailable as exc:
+        raise AmiError("Login", str(exc)) from None
+    ami = Ami(host=config.host, port=config.port, username=config.username, password=password)
     try:
         await ami.connect(wait=wait)
         yield ami

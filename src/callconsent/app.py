@@ -63,6 +63,7 @@ def build_store(config: Config) -> EvidenceStore:
         recordings_dir=config.storage.recordings_dir,
         ledger_path=config.storage.ledger_path,
         config_sha256=config.sha256,
+        anchor_path=config.storage.anchor_path,
     )
 
 
@@ -117,7 +118,12 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     ami.on_user_event(names.AGENT_USER_EVENT, bridge.on_agent_event)
     ami.on_user_event(names.WITHDRAW_USER_EVENT, withdrawals.on_withdraw_event)
     requests = WithdrawRequestHandler(
-        ami, lifecycle_runner(config.storage.recordings_dir, config.storage.ledger_path)
+        ami,
+        lifecycle_runner(
+            config.storage.recordings_dir,
+            config.storage.ledger_path,
+            anchor_path=config.storage.anchor_path,
+        ),
     )  # the withdrawal route on the IVR (R17a, b)
     ami.on_user_event(names.WITHDRAW_REQUEST_USER_EVENT, requests.on_request_event)
     flags = SensitiveFlagHandler(ami, store)

@@ -54,9 +54,10 @@ class EvidenceStore:
         ledger_path: Path,
         config_sha256: str,
         clock: Clock = utc_now,
+        anchor_path: Path | None = None,
     ) -> None:
         self._recordings_dir = recordings_dir
-        self._ledger = ledger.Ledger(ledger_path)
+        self._ledger = ledger.Ledger(ledger_path, anchor_path=anchor_path)
         self._config_sha256 = config_sha256
         self._clock = clock
         self._recordings: dict[str, paths.RecordingPaths] = {}

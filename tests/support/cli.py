@@ -1,13 +1,18 @@
-"""The lifecycle subcommands run as the CLI runs them (argparse, the real handlers), with a
-config object in place of a config file."""
+"""Running the ``callconsent`` lifecycle subcommands in-process, with a config object injected
+(no YAML file, no environment): ``run(config, "purge", "--json") -> exit code``; and the
+``cli_logging`` fixture for tests that run the whole command (``main.main``)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import structlog
+
+from callconsent.cli import lifecycle
 from callconsent.config import Config
-from callconsent.lifecycle import commands
 
 
 def run(config: Config, *argv: str) -> int:
@@ -17,7 +22,16 @@ def run(config: Config, *argv: str) -> int:
     def with_config(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", type=Path, default=config.path)
 
-    commands.register(sub, with_config, lambda _path: config)
+    lifecycle.register(sub, with_config, lambda _path: config)
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result
+
+
+@pytest.fixture
+def cli_logging() -> Iterator[None]:
+    """For tests that call ``callconsent.cli.main.main``: it configures structlog for the
+    process, bound to pytest's captured stderr; later tests must not log into that closed
+    capture."""
+    yield
+    structlog.reset_defaults()

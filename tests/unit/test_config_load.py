@@ -5,13 +5,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from callconsent.config import ConfigError, check_config_main, load_config
+from callconsent.cli.main import main
+from callconsent.config import ConfigError, SecretUnavailable, load_config
+from tests.support.cli import cli_logging  # noqa: F401 - a fixture
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo.yaml"
@@ -145,23 +148,49 @@ def test_inline_password_is_refused(tmp_path: Path) -> None:
     assert not any("hunter2" in e for e in errors)
 
 
-def test_missing_password_environment_variable_is_an_error(tmp_path: Path) -> None:
-    errors = errors_of(tmp_path, demo_data(), env={})
-    assert any(
-        "asterisk.ari.password_env: environment variable CALLCONSENT_ARI_PASSWORD is not set" in e
-        for e in errors
+def test_missing_password_environment_variable_is_named_when_the_secret_is_read(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write(tmp_path, demo_data()), env={})  # loading never reads a secret
+    with pytest.raises(SecretUnavailable) as caught:
+        config.asterisk.ari.password.reveal()
+    assert (
+        "asterisk.ari.password_env: environment variable CALLCONSENT_ARI_PASSWORD is not set"
+        in str(caught.value)
     )
 
 
-def test_password_file_readable_by_group_is_refused(tmp_path: Path) -> None:
+def test_password_file_readable_by_group_is_refused_when_read(tmp_path: Path) -> None:
     secret = tmp_path / "ari-password"
     secret.write_text("s3cret\n", encoding="utf-8")
     secret.chmod(0o640)
     data = demo_data()
     del data["asterisk"]["ari"]["password_env"]
     data["asterisk"]["ari"]["password_file"] = str(secret)
+    config = load_config(write(tmp_path, data), env=ENV)
+    problem = config.asterisk.ari.password.problem()
+    assert problem is not None
+    assert "asterisk.ari.password_file:" in problem and "chmod 600" in problem
+    assert "s3cret" not in problem
+
+
+def test_password_file_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "ari-password"
+    os.mkfifo(fifo, 0o600)
+    data = demo_data()
+    del data["asterisk"]["ari"]["password_env"]
+    data["asterisk"]["ari"]["password_file"] = str(fifo)
+    config = load_config(write(tmp_path, data), env=ENV)
+    problem = config.asterisk.ari.password.problem()
+    assert problem is not None and "is not a regular file" in problem
+
+
+def test_relative_password_file_is_a_load_error(tmp_path: Path) -> None:
+    data = demo_data()
+    del data["asterisk"]["ari"]["password_env"]
+    data["asterisk"]["ari"]["password_file"] = "ari-password"
     errors = errors_of(tmp_path, data)
-    assert any("asterisk.ari.password_file:" in e and "chmod 600" in e for e in errors)
+    assert any("asterisk.ari.password_file: must be an absolute path" in e for e in errors)
 
 
 def test_password_file_0600_is_read_and_hidden_from_repr(tmp_path: Path) -> None:
@@ -204,6 +233,7 @@ def test_missing_audio_is_a_warning_not_an_error(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.usefixtures("cli_logging")
 def test_check_config_prints_ok_and_returns_0(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,12 +241,13 @@ def test_check_config_prints_ok_and_returns_0(
     data = demo_data()
     data["prompts_dir"] = str(tmp_path / "no-prompts-here")
     path = write(tmp_path, data)
-    assert check_config_main(path) == 0
+    assert main(["check-config", str(path), "--features-conf", "/nonexistent"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"OK: {path}\n")
     assert "warning: " in out and "no audio at" in out
 
 
+@pytest.mark.usefixtures("cli_logging")
 def test_check_config_prints_every_error_and_returns_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -225,7 +256,7 @@ def test_check_config_prints_every_error_and_returns_2(
     data["routes"]["support"]["purposes"]["training"]["consent"]["mode"] = "opt_out"
     data["routes"]["docs"]["purposes"]["documentation"]["necessity_assessment_ref"] = None
     path = write(tmp_path, data)
-    assert check_config_main(path) == 2
+    assert main(["check-config", str(path), "--features-conf", "/nonexistent"]) == 2
     err = capsys.readouterr().err
     assert "routes.support.purposes.training.consent.mode" in err
     assert "routes.docs.purposes.documentation.necessity_assessment_ref" in err

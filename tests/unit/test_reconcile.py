@@ -16,10 +16,11 @@ from callconsent.evidence import sidecar
 from callconsent.evidence.ledger import Ledger, iter_entries, verify_chain
 from callconsent.evidence.paths import RecordingPaths, ensure_directory, recording_paths
 from callconsent.evidence.wav import inspect, pcm_header
-from callconsent.lifecycle.reconcile import ReconcileReport, reconcile, reconcile_main
+from callconsent.lifecycle.reconcile import ReconcileReport, reconcile
 from callconsent.lifecycle.verify import verify
 from callconsent.store import EvidenceStore
 from tests.support.bridge import CALLER, call, outcome
+from tests.support.cli import run
 
 if TYPE_CHECKING:
     from callconsent.config import Config
@@ -300,12 +301,15 @@ def test_reconcile_command_prints_the_report_and_exits_1_when_something_is_left(
     start(root, "1.1")  # sidecar without recording: reported
     config = cast(
         "Config",
-        SimpleNamespace(storage=SimpleNamespace(recordings_dir=root, ledger_path=ledger.path)),
+        SimpleNamespace(
+            path=root / "callconsent.yaml",
+            storage=SimpleNamespace(recordings_dir=root, ledger_path=ledger.path, anchor_path=None),
+        ),
     )
-    assert reconcile_main(config, dry_run=True, as_json=True, stale_after=timedelta(0)) == 1
+    assert run(config, "reconcile", "--dry-run", "--json", "--stale-after-minutes", "0") == 1
     out = json.loads(capsys.readouterr().out)
     assert out["dry_run"] is True and [r["kind"] for r in out["reported"]] == ["recording_missing"]
-    assert reconcile_main(config, dry_run=False, as_json=False, stale_after=timedelta(0)) == 1
+    assert run(config, "reconcile", "--stale-after-minutes", "0") == 1
     assert capsys.readouterr().out.splitlines()[-1].startswith("reconcile: 1 checked")
 
 

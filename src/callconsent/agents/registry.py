@@ -80,13 +80,14 @@ class AgentConsent:
 class AgentRegistry:
     """Reads and changes the registry file; ``ledger_path``: where changes are logged."""
 
-    def __init__(self, path: Path, ledger_path: Path) -> None:
+    def __init__(self, path: Path, ledger_path: Path, *, anchor_path: Path | None = None) -> None:
         self.path = path
-        self._ledger = ledger.Ledger(ledger_path)
+        self._ledger = ledger.Ledger(ledger_path, anchor_path=anchor_path)
 
     @classmethod
     def from_config(cls, config: Config) -> AgentRegistry:
-        return cls(config.agent_consent.registry_path, config.storage.ledger_path)
+        s = config.storage
+        return cls(config.agent_consent.registry_path, s.ledger_path, anchor_path=s.anchor_path)
 
     def load(self) -> dict[str, AgentConsent]:
         """Every agent in the registry (an empty dict when there is no file yet)."""

@@ -1,23 +1,36 @@
 """The ``callconsent`` command. Each subcommand is a thin shell over a module that does the job.
 
-Exit codes: 0 success, 1 the job found problems (e.g. verify mismatches), 2 bad config or usage.
+Exit codes (:mod:`._common`): 0 success, 1 the job found problems (e.g. verify mismatches), 2 bad
+config or usage. Only the commands that connect to Asterisk (serve, agent set/revoke/sync, withdraw
+of a call in progress) read the ARI/AMI password.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 
 from callconsent import __version__
-from callconsent.cli import agent
-from callconsent.cli._common import EXIT_OK, EXIT_PROBLEMS, add_config_option, load_or_exit
-from callconsent.config import check_config_main
-from callconsent.lifecycle import commands as lifecycle_commands
+from callconsent.cli import agent, lifecycle
+from callconsent.cli._common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    add_config_option,
+    load_or_exit,
+)
+from callconsent.config import Config, ConfigError, Secret, load_config
+
+
+def _secrets(config: Config) -> list[tuple[str, Secret]]:
+    """The passwords of the Asterisk connections the config names."""
+    found = [("ARI", config.asterisk.ari.password)]
+    if config.asterisk.ami is not None:
+        found.append(("AMI", config.asterisk.ami.password))
+    return found
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -27,6 +40,11 @@ def _serve(args: argparse.Namespace) -> int:
     from callconsent.withdrawal.features_check import withdraw_feature_warnings
 
     config = load_or_exit(args.config)
+    missing = [problem for _, s in _secrets(config) if (problem := s.problem())]
+    if missing:  # serve is a command that connects: it needs both secrets now
+        for problem in missing:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     for warning in [*config.warnings, *withdraw_feature_warnings(config, args.features_conf)]:
         print(f"warning: {warning}", file=sys.stderr)
     asyncio.run(app.serve(config))
@@ -34,13 +52,41 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    """``OK: <file>`` and the warnings (exit 0), or every error (exit 2). A secret that cannot
+    be read is a warning: only serve, agent set/sync and withdraw of a live call need it."""
     from callconsent.withdrawal.features_check import withdraw_feature_warnings
 
-    code = check_config_main(args.file)
-    if code == EXIT_OK:  # the in-call withdrawal code in features.conf (R16)
-        for warning in withdraw_feature_warnings(load_or_exit(args.file), args.features_conf):
-            print(f"warning: {warning}")
-    return code
+    path = args.file
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"error: {line}", file=sys.stderr)
+        for line in exc.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        print(f"FAILED: {path} ({len(exc.errors)} error(s))", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"OK: {path}")
+    for line in config.warnings:
+        print(f"warning: {line}")
+    for name, secret in _secrets(config):
+        if problem := secret.problem():
+            print(
+                f"warning: {problem} (the {name} password: serve, agent set/sync and withdraw "
+                "of a call in progress need it; the offline commands do not)"
+            )
+    anchor = config.storage.anchor_path
+    if anchor is not None and not anchor.parent.is_dir():
+        print(
+            f"warning: {path}: storage.anchor_path: the folder {anchor.parent} does not exist: "
+            "the ledger's anchor cannot be written there, so a cut ledger tail goes unseen"
+        )
+    enabled = [name for name, route in config.routes.items() if route.enabled]
+    print(f"routes enabled: {', '.join(enabled) if enabled else 'none (nothing is recorded)'}")
+    print(f"config sha256: {config.sha256}")
+    for warning in withdraw_feature_warnings(config, args.features_conf):  # R16
+        print(f"warning: {warning}")
+    return EXIT_OK
 
 
 def _prompts(args: argparse.Namespace) -> int:
@@ -63,29 +109,6 @@ def _prompts(args: argparse.Namespace) -> int:
         print(f"built {path}")
     print(f"{len(built)} prompt(s) built; notices archived in {config.storage.notice_archive_dir}")
     return EXIT_OK
-
-
-def _verify(args: argparse.Namespace) -> int:
-    from callconsent.lifecycle.verify import verify
-
-    config = load_or_exit(args.config)
-    report = verify(config.storage.recordings_dir, config.storage.ledger_path, deep=args.deep)
-    if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
-    else:
-        print(report.summary())
-    return EXIT_OK if report.ok else EXIT_PROBLEMS
-
-
-def _reconcile(args: argparse.Namespace) -> int:
-    from callconsent.lifecycle.reconcile import reconcile_main
-
-    config = load_or_exit(args.config)
-    stale_after = timedelta(minutes=args.stale_after_minutes)
-    result: int = reconcile_main(
-        config, dry_run=args.dry_run, as_json=args.json, stale_after=stale_after
-    )
-    return result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,31 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="regenerate every prompt")
     p.set_defaults(run=_prompts)
 
-    p = sub.add_parser("verify", help="check every recording's sha256 and the ledger hash chain")
-    add_config_option(p)
-    p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--deep",
-        action="store_true",
-        help="also validate every sidecar and ledger entry against the JSON Schemas",
-    )
-    p.set_defaults(run=_verify)
-
-    p = sub.add_parser("reconcile", help="repair what a crash left: unfinished sidecars, headers")
-    add_config_option(p)
-    p.add_argument("--dry-run", action="store_true", help="report, change nothing")
-    p.add_argument(
-        "--stale-after-minutes",
-        type=float,
-        default=360.0,
-        help="touch only recordings untouched this long (default %(default)s; after an Asterisk "
-        "crash, with no call in progress, 0 is safe)",
-    )
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(run=_reconcile)
-
     agent.register(sub)
-    lifecycle_commands.register(sub, add_config_option, load_or_exit)
+    lifecycle.register(sub)
     return parser
 
 

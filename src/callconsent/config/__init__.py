@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 from ._audio import audio_files, media_uri, sha256_file
-from ._check import check_config_main
 from ._errors import ConfigError
 from ._load import load_config
 from ._model import (
@@ -34,6 +33,7 @@ from ._model import (
     StorageConfig,
 )
 from ._plan import build_plan, route_for
+from ._secret import SecretUnavailable
 
 __all__ = [
     "AgentConsentConfig",
@@ -54,10 +54,10 @@ __all__ = [
     "Route",
     "RoutePurpose",
     "Secret",
+    "SecretUnavailable",
     "StorageConfig",
     "audio_files",
     "build_plan",
-    "check_config_main",
     "load_config",
     "media_uri",
     "route_for",

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import re
-import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -91,7 +89,8 @@ def _parse_yaml(data: bytes, file: str) -> object:
 def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     """Read, check and return the config; raise ``ConfigError`` listing every problem.
 
-    ``env`` is where ``password_env`` is looked up (``os.environ`` when None).
+    ``env`` is where ``password_env`` is looked up (``os.environ`` when None), when a command
+    that connects to Asterisk reveals the secret: loading never reads a secret.
     """
     file = str(path)
     try:
@@ -102,7 +101,7 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     problems = Problems(file)
     top = Node(raw, "", problems)
     organisation = _organisation(top.child("organisation", required=True))
-    asterisk = _asterisk(top.child("asterisk", required=True), os.environ if env is None else env)
+    asterisk = _asterisk(top.child("asterisk", required=True), env)
     storage = _storage(top.child("storage", required=True))
     prompts_dir = _abs_path(top, "prompts_dir")
     tts_wpm = top.integer("tts_words_per_minute", 165)
@@ -226,7 +225,7 @@ def _organisation(node: Node) -> Organisation:
     return Organisation(name, controller_type, privacy_url, dpo)
 
 
-def _asterisk(node: Node, env: Mapping[str, str]) -> AsteriskConfig:
+def _asterisk(node: Node, env: Mapping[str, str] | None) -> AsteriskConfig:
     ari = node.child("ari", required=True)
     url = ari.opt_string("url", DEFAULT_ARI_URL) or DEFAULT_ARI_URL
     parts = urlsplit(url)
@@ -243,7 +242,7 @@ def _asterisk(node: Node, env: Mapping[str, str]) -> AsteriskConfig:
     return AsteriskConfig(AriConfig(url, username, password, app), ami)
 
 
-def _ami(node: Node, env: Mapping[str, str]) -> AmiConfig:
+def _ami(node: Node, env: Mapping[str, str] | None) -> AmiConfig:
     host = node.opt_string("host", "127.0.0.1") or "127.0.0.1"
     if host not in LOOPBACK_HOSTS:
         node.problems.error(node.at("host"), "AMI is plain TCP: reach it over localhost only (R35)")
@@ -256,7 +255,8 @@ def _ami(node: Node, env: Mapping[str, str]) -> AmiConfig:
     return AmiConfig(host, port, username, password)
 
 
-def _password(node: Node, env: Mapping[str, str]) -> Secret:
+def _password(node: Node, env: Mapping[str, str] | None) -> Secret:
+    """How the password is named: checked now, read only by the commands that connect."""
     if node.has("password"):
         node.opt_string("password")  # never echo it
         node.problems.error(
@@ -269,39 +269,17 @@ def _password(node: Node, env: Mapping[str, str]) -> Secret:
         node.problems.error(node.at("password_env"), "give password_env or password_file, not both")
         return Secret("")
     if env_name:
-        value = env.get(env_name, "")
-        if not value:
-            node.problems.error(
-                node.at("password_env"), f"environment variable {env_name} is not set"
-            )
-        return Secret(value)
+        return Secret.from_env(f"{node.problems.file}: {node.at('password_env')}", env_name, env)
     if file_name:
-        return _password_file(node, Path(file_name))
-    node.problems.error(node.at("password_env"), "missing: set password_env or password_file")
-    return Secret("")
-
-
-def _password_file(node: Node, path: Path) -> Secret:
-    where = node.at("password_file")
-    if not path.is_absolute():
-        node.problems.error(where, f"must be an absolute path, got {str(path)!r}")
-        return Secret("")
-    try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        path = Path(file_name)
+        if not path.is_absolute():
             node.problems.error(
-                where,
-                f"{path} is open to group or others (mode {stat.S_IMODE(mode):04o}); "
-                "chmod 600 it (R32)",
+                node.at("password_file"), f"must be an absolute path, got {str(path)!r}"
             )
             return Secret("")
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        node.problems.error(where, f"cannot read {path}: {exc.strerror or exc}")
-        return Secret("")
-    if not value:
-        node.problems.error(where, f"{path} is empty")
-    return Secret(value)
+        return Secret.from_file(f"{node.problems.file}: {node.at('password_file')}", path)
+    node.problems.error(node.at("password_env"), "missing: set password_env or password_file")
+    return Secret("")
 
 
 def _storage(node: Node) -> StorageConfig:
@@ -309,6 +287,7 @@ def _storage(node: Node) -> StorageConfig:
         recordings_dir=_abs_path(node, "recordings_dir"),
         ledger_path=_abs_path(node, "ledger_path"),
         notice_archive_dir=_abs_path(node, "notice_archive_dir"),
+        anchor_path=_abs_path(node, "anchor_path") if node.has("anchor_path") else None,
     )
     node.done()
     return storage

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
+from ._secret import Secret as Secret  # re-exported: the model names it
+
 ControllerType = Literal["private", "public_authority"]
 PurposeName = Literal["documentation", "training", "emergency_quality"]
 SpecialCategories = Literal["likely", "unlikely"]
@@ -34,29 +36,6 @@ EXPLICIT_CONSENT_ART9: Final = "9(2)(a)"
 FALLBACK_LANGUAGE: Final = "da"
 #: Audio formats looked for beside a prompt's base name, in order of preference.
 AUDIO_EXTENSIONS: Final = (".wav", ".sln", ".gsm")
-
-
-class Secret:
-    """A password read from the environment or a file. Its repr and str never show the value."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +76,8 @@ class StorageConfig:
     recordings_dir: Path
     ledger_path: Path
     notice_archive_dir: Path
+    #: the ledger's anchor (head and holds, rewritten on every append); None: <ledger>.anchor
+    anchor_path: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,11 @@ since this process last appended, writes the line with one ``O_APPEND`` write an
 ``append`` blocks (lock + fsync); from asyncio call it through ``asyncio.to_thread``.
 
 What the chain proves: a deleted, edited, inserted or reordered line breaks the link of the line
-after it. The newest line is covered only by an anchor kept elsewhere: :func:`head` gives
-``(seq, sha256)`` to store, and ``verify_chain(path, anchor=...)`` checks it (this also detects
-trailing lines cut off).
+after it. The newest line is covered only by an anchor kept elsewhere: every append copies the
+new head to ``anchor_path`` (:mod:`callconsent.evidence.anchor`; default ``<ledger>.anchor``),
+and ``verify_chain(path, anchor=...)`` checks it (this also detects trailing lines cut off). An
+append that finds the anchored head gone from the ledger leaves the anchor as it is (and logs
+``ledger_anchor_mismatch``), so the evidence of a cut survives later appends.
 
 Crash safety: a power loss mid-write can leave a last line without its newline. The next append
 terminates it first (it stays in the file and is reported, never silently dropped) and chains to
@@ -34,12 +36,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import structlog
+
+from callconsent.evidence.anchor import (
+    HOLD_RELEASED,
+    HOLD_SET,
+    AnchorUnreadable,
+    Head,
+    default_anchor_path,
+    holds_after,
+    read_head,
+    read_holds,
+    write_head,
+    write_holds,
+)
 from callconsent.evidence.fsio import FILE_MODE, dumps, schema_errors, schema_validator
 
 GENESIS: Final = "0" * 64
 SCHEMA_NAME: Final = "ledger-entry.schema.json"
 _CHUNK: Final = 64 * 1024
 _HEX: Final = frozenset("0123456789abcdef")
+#: How far behind the head an anchor may be and still be moved on (an anchor write failed).
+_BEHIND_MAX: Final = 10_000
+
+log = structlog.get_logger("callconsent.ledger")
 
 
 class LedgerEntryInvalid(ValueError):
@@ -82,8 +102,17 @@ def line_sha256(raw: bytes) -> str:
 class Ledger:
     """Appends entries to the ledger at ``path`` (created with ``mode`` on first append)."""
 
-    def __init__(self, path: Path, *, validate: bool = True, mode: int = FILE_MODE) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        validate: bool = True,
+        mode: int = FILE_MODE,
+        anchor_path: Path | None = None,
+    ) -> None:
         self.path = path
+        #: where the head is copied after every append (:mod:`callconsent.evidence.anchor`)
+        self.anchor_path = anchor_path if anchor_path is not None else default_anchor_path(path)
         self._validate = validate
         self._mode = mode
         self._lock = threading.Lock()
@@ -116,14 +145,73 @@ class Ledger:
                 data = (b"\n" if torn else b"") + line + b"\n"
                 _write_all(fd, data)
                 os.fsync(fd)
-                self._head = (
-                    (st.st_dev, st.st_ino, st.st_size + len(data)),
-                    seq + 1,
-                    line_sha256(line),
-                )
+                sha, size = line_sha256(line), st.st_size + len(data)
+                self._head = ((st.st_dev, st.st_ino, size), seq + 1, sha)
+                self._anchor(fd, entry, (seq, prev), sha, size)
             finally:
                 os.close(fd)  # releases the flock
         return entry
+
+    def _anchor(
+        self, fd: int, entry: dict[str, Any], previous: tuple[int, str], sha: str, size: int
+    ) -> None:
+        """Copy the new head to the anchor (and the holds, when this entry changes them), unless
+        the anchor shows the ledger was cut or edited before this append: then it is left as it
+        is, for verify to report. A failure is logged, never raised: the entry is durable."""
+        anchor = self.anchor_path
+        try:
+            old = read_head(anchor)
+            if old is None:  # a new ledger, or an existing one anchored for the first time
+                if previous[0] or entry["type"] in (HOLD_SET, HOLD_RELEASED):
+                    holds = _holds_in(self.path) | _readable_holds(anchor)
+                    write_holds(anchor, holds, seq=entry["seq"])
+            elif not _extends(fd, old, previous):
+                log.error(
+                    "ledger_anchor_mismatch",
+                    anchor=str(anchor),
+                    anchor_seq=old.seq,
+                    ledger_seq=previous[0],
+                    detail="the ledger no longer holds the anchored head: cut or edited? "
+                    "The anchor is kept as it is; run callconsent verify",
+                )
+                return
+            elif entry["type"] in (HOLD_SET, HOLD_RELEASED):
+                write_holds(anchor, holds_after(read_holds(anchor), entry), seq=entry["seq"])
+            write_head(anchor, Head(entry["seq"], sha, size))
+        except (OSError, AnchorUnreadable) as exc:
+            log.error("ledger_anchor_failed", anchor=str(anchor), error=str(exc))
+
+
+def _readable_holds(anchor: Path) -> frozenset[str]:
+    try:
+        return read_holds(anchor)
+    except (OSError, AnchorUnreadable):
+        return frozenset()
+
+
+def _extends(fd: int, anchor: Head, previous: tuple[int, str]) -> bool:
+    """True when the ledger before this append still holds the anchored line: the anchor is at
+    the previous head, or a little behind it (an anchor write failed) with that line intact."""
+    seq, sha = previous
+    if anchor.seq == seq and anchor.sha256 == sha:
+        return True  # the usual case: one comparison
+    if anchor.seq > seq or seq - anchor.seq > _BEHIND_MAX:
+        return False
+    size = os.fstat(fd).st_size
+    for raw in itertools.islice(_reverse_lines(fd, size), 1, None):  # skip the new line
+        parsed = _parse(raw)
+        if isinstance(parsed, dict) and parsed["seq"] <= anchor.seq:
+            return parsed["seq"] == anchor.seq and line_sha256(raw) == anchor.sha256
+    return False
+
+
+def _holds_in(path: Path) -> frozenset[str]:
+    """The calls on hold per the whole ledger (to start an anchor for an existing ledger)."""
+    holds: frozenset[str] = frozenset()
+    for line in iter_entries(path):
+        if line.entry is not None and line.entry["type"] in (HOLD_SET, HOLD_RELEASED):
+            holds = holds_after(holds, line.entry)
+    return holds
 
 
 def _write_all(fd: int, data: bytes) -> None:

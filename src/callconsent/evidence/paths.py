@@ -140,6 +140,48 @@ def iter_day_folders(root: Path) -> Iterator[tuple[str, Path]]:
                 yield f"{year}/{month}/{day}", root / year / month / day
 
 
+def iter_symlinked_folders(root: Path) -> Iterator[tuple[str, str]]:
+    """``("YYYY[/MM[/DD]]", link target)`` for every year, month or day folder under ``root``
+    that is a symlink: :func:`iter_day_folders` never follows them, so their recordings are
+    neither verified nor purged, and callers report them instead of skipping them silently."""
+    for parent, pattern, prefix in _levels(root):
+        try:
+            with os.scandir(parent) as it:
+                links = sorted(e.name for e in it if pattern.fullmatch(e.name) and e.is_symlink())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for name in links:
+            try:
+                target = os.readlink(parent / name)
+            except OSError as exc:
+                target = f"<unreadable: {exc.strerror or exc}>"
+            yield f"{prefix}{name}", target
+
+
+def _levels(root: Path) -> Iterator[tuple[Path, re.Pattern[str], str]]:
+    yield root, _YEAR_RE, ""
+    for year in _sorted_dirs(root, _YEAR_RE):
+        yield root / year, _TWO_DIGITS_RE, f"{year}/"
+        for month in _sorted_dirs(root / year, _TWO_DIGITS_RE):
+            yield root / year / month, _TWO_DIGITS_RE, f"{year}/{month}/"
+
+
+def relative_paths_unresolved(recordings_dir: Path, relative: str) -> RecordingPaths:
+    """As :func:`paths_from_relative` (same checks of the name), without resolving symlinks:
+    for existence checks over many files only (verify), never to write or delete."""
+    m = _RELATIVE_RE.fullmatch(relative)
+    if m is None:
+        raise UnsafeIdentifier(f"not a recording path: {relative!r}")
+    uniqueid = check_uniqueid(m.group(4))
+    directory = recordings_dir.absolute().joinpath(*m.groups()[:3])
+    return RecordingPaths(
+        audio=directory / f"{uniqueid}{AUDIO_SUFFIX}",
+        sidecar=directory / f"{uniqueid}{SIDECAR_SUFFIX}",
+        relative=relative,
+        directory=directory,
+    )
+
+
 def _sorted_dirs(parent: Path, pattern: re.Pattern[str]) -> list[str]:
     try:
         with os.scandir(parent) as it:

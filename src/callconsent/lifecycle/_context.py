@@ -29,13 +29,19 @@ class Context:
 
     @classmethod
     def create(
-        cls, recordings_dir: Path, ledger_path: Path, *, now: datetime, actor: str | None = None
+        cls,
+        recordings_dir: Path,
+        ledger_path: Path,
+        *,
+        now: datetime,
+        actor: str | None = None,
+        anchor_path: Path | None = None,
     ) -> Context:
         ledger_path.parent.mkdir(parents=True, exist_ok=True)
         return cls(
             recordings_dir=recordings_dir,
             ledger_path=ledger_path,
-            ledger=Ledger(ledger_path),
+            ledger=Ledger(ledger_path, anchor_path=anchor_path),
             index=Index(
                 index_path(ledger_path), recordings_dir=recordings_dir, ledger_path=ledger_path
             ),
@@ -47,7 +53,9 @@ class Context:
     @classmethod
     def from_config(cls, config: Config, *, now: datetime, actor: str | None = None) -> Context:
         s = config.storage
-        return cls.create(s.recordings_dir, s.ledger_path, now=now, actor=actor)
+        return cls.create(
+            s.recordings_dir, s.ledger_path, now=now, actor=actor, anchor_path=s.anchor_path
+        )
 
     def paths(self, relative: str) -> RecordingPaths:
         return paths_from_relative(self.recordings_dir, relative)

@@ -18,6 +18,13 @@ from callconsent.evidence.fsio import MalformedDocument, parse_stamp
 from callconsent.evidence.ledger import LedgerEntryInvalid
 from callconsent.evidence.paths import UnsafeIdentifier
 from callconsent.lifecycle._context import Context
+from callconsent.lifecycle.presence import ledger_says_deleted
+
+#: No sidecar, no audio and nothing saying the recording was deleted: never "already deleted".
+MISSING = (
+    "evidence missing: no sidecar, no audio, no tombstone and no deleted ledger line "
+    "(recordings volume not mounted? files removed by hand?)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +69,9 @@ def delete_recording(
     except MalformedDocument as exc:
         return Outcome(call_id, file, "skipped", f"malformed sidecar {exc.path}: {exc.detail}")
     if doc is None and not paths.audio.exists():
-        return Outcome(call_id, file, "already_deleted", "no sidecar and no audio")
+        if ledger_says_deleted(ctx.index, call_id):
+            return Outcome(call_id, file, "already_deleted", "ledger deleted line, no files")
+        return Outcome(call_id, file, "skipped", MISSING)
     if doc is not None and doc["state"] == sidecar.State.TOMBSTONE:
         if not paths.audio.exists():
             return Outcome(call_id, file, "already_deleted", f"tombstone ({doc['reason']})")

@@ -6,6 +6,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final
 
+from callconsent.evidence.anchor import HOLD_RELEASED as HOLD_RELEASED  # the anchor keeps holds
+from callconsent.evidence.anchor import HOLD_SET as HOLD_SET
+
 #: The tables. Primary keys only: secondary indexes are in :data:`INDEXES`, which a rebuild
 #: drops and creates again after the bulk load (one sort each instead of a million inserts).
 TABLES_SQL: Final = """
@@ -75,8 +78,6 @@ TABLES: Final = (
 )
 
 #: Ledger entry types this package writes (besides ``deleted``, fixed by the schema).
-HOLD_SET: Final = "hold_set"
-HOLD_RELEASED: Final = "hold_released"
 EXPORT: Final = "export"
 ANONYMISED: Final = "anonymised"
 WITHDRAWN: Final = "withdrawn"

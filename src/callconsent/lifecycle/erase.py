@@ -16,6 +16,8 @@ from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._delete import Outcome, delete_recording
 from callconsent.lifecycle.anonymise import anonymise_calls
+from callconsent.lifecycle.hold import holds_outside_ledger
+from callconsent.lifecycle.presence import require_recordings
 
 SOURCE = "erase"
 REASON = "erased"
@@ -79,9 +81,13 @@ def erase(
         raise EraseError("an erasure needs a reason")
     with ctx.index.locked():
         ctx.index.update()
+        require_recordings(ctx.index, ctx.recordings_dir)
         call_ids = query.find_calls(ctx.index, selector)
+        if not call_ids:
+            raise EraseError(f"no calls found for {selector.said()}: nothing was erased")
         report = EraseReport(dry_run, call_ids)
         holds = query.holds(ctx.index)
+        holds = {**holds_outside_ledger(ctx, holds), **holds}
         for rec in query.recordings(ctx.index, call_ids):
             hold = holds.get(rec.uniqueid)
             if hold is not None:

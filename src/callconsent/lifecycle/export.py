@@ -37,6 +37,7 @@ from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._schema import EXPORT
 from callconsent.lifecycle.audit import os_user
 from callconsent.lifecycle.cover import cover_sheet
+from callconsent.lifecycle.presence import require_recordings
 
 if TYPE_CHECKING:
     from callconsent.config import Config
@@ -134,11 +135,14 @@ def export(
     if not reason.strip():
         raise ExportError("an export needs a reason")
     export_id = uuid.uuid4().hex
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     archive = out_dir / f"callconsent-export-{export_id}.zip"
     with ctx.index.locked(shared=True):
         ctx.index.update()
+        require_recordings(ctx.index, ctx.recordings_dir)
         call_ids = query.find_calls(ctx.index, selector)
+        if not call_ids:
+            raise ExportError(f"no calls found for {selector.said()}: no archive was written")
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         result = ExportResult(export_id, archive, "", call_ids)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".tmp", dir=out_dir)
         tmp = Path(tmp_name)

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callconsent.evidence.fsio import utc_stamp
+from callconsent.evidence.paths import iter_symlinked_folders
 from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._delete import Outcome, delete_recording
-from callconsent.lifecycle.hold import is_overdue
+from callconsent.lifecycle.hold import holds_outside_ledger, is_overdue
+from callconsent.lifecycle.presence import require_recordings
 
 SOURCE = "purge"
 REASON = "retention"
@@ -92,8 +94,17 @@ def purge(
 
     with ctx.index.locked():
         ctx.index.update()
+        require_recordings(ctx.index, ctx.recordings_dir)
         report.problems = [str(p) for p in ctx.index.problems()]
+        report.problems += [
+            f"{ctx.recordings_dir / relative}: a symlink to {target}: its recordings are not "
+            "purged (symlinks are never followed); move the folder back into the recordings folder"
+            for relative, target in iter_symlinked_folders(ctx.recordings_dir)
+        ]
         holds = query.holds(ctx.index)
+        elsewhere = holds_outside_ledger(ctx, holds)
+        report.problems += [f"{u}: {h.reason}" for u, h in elsewhere.items()]
+        holds = {**elsewhere, **holds}
         today = ctx.now.date()
         leftovers = query.interrupted_deletions(ctx.index)
         for rec in itertools.chain(leftovers, query.expired(ctx.index, now)):

@@ -23,6 +23,15 @@ class Selector:
     def empty(self) -> bool:
         return not any((self.number, self.call_id, self.date_from, self.date_to, self.agent))
 
+    def said(self) -> str:
+        """The criteria in words, for messages: never the caller number itself."""
+        parts = ["the given number"] if self.number is not None else []
+        parts += [f"call id {self.call_id!r}"] if self.call_id is not None else []
+        parts += [f"from {self.date_from}"] if self.date_from is not None else []
+        parts += [f"before {self.date_to}"] if self.date_to is not None else []
+        parts += [f"agent {self.agent!r}"] if self.agent is not None else []
+        return ", ".join(parts) or "no criteria"
+
     def describe(self) -> dict[str, Any]:
         """For logs: which criteria were used, never the caller number itself."""
         return {

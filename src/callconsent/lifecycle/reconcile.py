@@ -35,7 +35,6 @@ none is lost). ``dry_run`` changes nothing and reports what would be done.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,7 +49,7 @@ from callconsent.evidence.ledger import Ledger, LedgerEntryInvalid
 from callconsent.evidence.paths import FoundRecording, RecordingPaths, iter_recordings
 
 if TYPE_CHECKING:
-    from callconsent.config import Config
+    pass
 
 SOURCE = "reconcile"
 AGENT_UNKNOWN = "agent_unknown"  # the agent's decision never came (as the app at hangup)
@@ -318,26 +317,6 @@ def reconcile(
     for found in iter_recordings(recordings_dir, on_other=run.other_file):
         run.recording(found)
     return run.report
-
-
-def reconcile_main(
-    config: Config,
-    *,
-    dry_run: bool,
-    as_json: bool,
-    stale_after: timedelta = DEFAULT_STALE_AFTER,
-) -> int:
-    """``callconsent reconcile``: run, print the report, exit 0 when nothing is left to look at
-    and 1 otherwise."""
-    report = reconcile(
-        config.storage.recordings_dir,
-        Ledger(config.storage.ledger_path),
-        now=datetime.now(UTC),
-        dry_run=dry_run,
-        stale_after=stale_after,
-    )
-    print(json.dumps(report.as_dict(), indent=2) if as_json else report.summary())
-    return 0 if report.clean else 1
 
 
 def _mtime(path: Path) -> datetime:

@@ -4,7 +4,12 @@ with the number of recordings, only with the number of problems found.
 
 Problem kinds: ``malformed_sidecar``, ``audio_missing``, ``size_mismatch``, ``sha256_mismatch``,
 ``unreadable_audio``, ``orphan_audio`` (audio without sidecar), ``audio_after_tombstone``,
-``ledger_missing`` and ``ledger_<kind>`` for each :class:`~callconsent.evidence.ledger.ChainProblem`.
+``ledger_missing`` and ``ledger_<kind>`` for each :class:`~callconsent.evidence.ledger.ChainProblem`;
+from the ledger's ``recording_final`` lines against the disk: ``evidence_missing`` (neither
+sidecar nor audio, and no tombstone or ``deleted`` line), ``recordings_unavailable`` (no day
+folder at all while such recordings are expected: the volume looks unmounted) and
+``ledger_bad_recording`` (a line whose recording path is unusable); ``symlinked_folder`` for a
+year, month or day folder that is a symlink (never followed, so never checked).
 Sidecars still in state ``recording`` are counted (``unfinalised``), not reported: they belong to
 calls in progress or to ``reconcile``.
 
@@ -30,15 +35,19 @@ from pathlib import Path
 from typing import Any, Final
 
 from callconsent.evidence import sidecar
+from callconsent.evidence.anchor import AnchorUnreadable, read_anchor
 from callconsent.evidence.fsio import MalformedDocument, read_json
-from callconsent.evidence.ledger import verify_chain
+from callconsent.evidence.ledger import iter_entries, verify_chain
 from callconsent.evidence.paths import (
     AUDIO_SUFFIX,
     SIDECAR_SUFFIX,
     UNIQUEID_RE,
     FoundRecording,
     RecordingPaths,
+    UnsafeIdentifier,
     iter_day_folders,
+    iter_symlinked_folders,
+    relative_paths_unresolved,
 )
 
 _SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
@@ -65,6 +74,7 @@ class VerifyReport:
     recordings_hashed: int = 0
     tombstones: int = 0
     unfinalised: int = 0
+    anchor: dict[str, Any] | None = None  # where the ledger's anchor is, and what it says
 
     @property
     def ok(self) -> bool:
@@ -78,6 +88,7 @@ class VerifyReport:
             "recordings_hashed": self.recordings_hashed,
             "tombstones": self.tombstones,
             "unfinalised": self.unfinalised,
+            "anchor": self.anchor,
             "problems": [
                 {"path": str(p.path), "line": p.line_no, "kind": p.kind, "detail": p.detail}
                 for p in self.problems
@@ -91,7 +102,14 @@ class VerifyReport:
             f"{self.sidecars} sidecar(s), {self.recordings_hashed} recording(s) hashed, "
             f"{self.tombstones} tombstone(s), {self.unfinalised} still recording"
         )
-        return "\n".join([*map(str, self.problems), f"verify: {verdict}; {counts}"])
+        lines = [*map(str, self.problems)]
+        if self.anchor is not None:
+            seq = self.anchor["seq"]
+            lines.append(
+                f"ledger anchor: {self.anchor['path']} "
+                + (f"(head seq {seq})" if seq is not None else "(none)")
+            )
+        return "\n".join([*lines, f"verify: {verdict}; {counts}"])
 
 
 def verify(
@@ -99,23 +117,35 @@ def verify(
     ledger_path: Path,
     *,
     anchor: tuple[int, str] | None = None,
+    anchor_path: Path | None = None,
     on_problem: Callable[[VerifyProblem], None] | None = None,
     deep: bool = False,
 ) -> VerifyReport:
     """Check every recording under ``recordings_dir`` and the ledger at ``ledger_path``.
 
     ``on_problem`` is called as each problem is found (for streaming output); ``anchor`` is an
-    optional ``(seq, sha256)`` from :func:`callconsent.evidence.ledger.head` kept outside the ledger;
+    optional ``(seq, sha256)`` from :func:`callconsent.evidence.ledger.head` kept outside the ledger,
+    ``anchor_path`` the anchor file the ledger keeps (:mod:`callconsent.evidence.anchor`), read
+    for it (a missing or unreadable anchor is a problem once the ledger has lines);
     ``deep`` adds full schema validation of sidecars and ledger entries (see the module doc).
     """
     report = VerifyReport()
 
     def problem(path: Path, kind: str, detail: str, line_no: int | None = None) -> None:
-        found = VerifyProblem(path, kind, detail, line_no)
+        found = VerifyProblem(path, kind, detail, line_no or None)
         report.problems.append(found)
         if on_problem is not None:
             on_problem(found)
 
+    for relative, target in iter_symlinked_folders(recordings_dir):
+        problem(
+            recordings_dir / relative,
+            "symlinked_folder",
+            f"a symlink to {target}: its recordings are neither verified nor purged (symlinks "
+            "are never followed); move the folder back into the recordings folder",
+        )
+    if anchor is None and anchor_path is not None:
+        anchor = _read_anchor(anchor_path, ledger_path, report, problem)
     buffer = memoryview(bytearray(_CHUNK))
     for found in _recordings(recordings_dir):
         _check_recording(found, report, problem, deep=deep, buffer=buffer)
@@ -127,9 +157,92 @@ def verify(
                 chain_problem.detail,
                 chain_problem.line_no,
             )
+        _check_ledger_recordings(recordings_dir, ledger_path, problem)
     except FileNotFoundError:
         problem(ledger_path, "ledger_missing", "the ledger file does not exist")
     return report
+
+
+def _read_anchor(
+    anchor_path: Path,
+    ledger_path: Path,
+    report: VerifyReport,
+    problem: Callable[[Path, str, str], None],
+) -> tuple[int, str] | None:
+    report.anchor = {"path": str(anchor_path), "seq": None}
+    try:
+        found = read_anchor(anchor_path)
+    except (OSError, AnchorUnreadable) as exc:
+        problem(anchor_path, "ledger_anchor_unreadable", str(exc))
+        return None
+    if found is None:
+        try:
+            empty = ledger_path.stat().st_size == 0
+        except FileNotFoundError:
+            empty = True
+        if not empty:
+            problem(
+                anchor_path,
+                "ledger_anchor_missing",
+                "no anchor: lines cut from the end of the ledger cannot be seen (the next "
+                "append writes one)",
+            )
+        return None
+    report.anchor["seq"] = found.seq
+    return found.seq, found.sha256
+
+
+def _check_ledger_recordings(
+    recordings_dir: Path, ledger_path: Path, problem: Callable[[Path, str, str, int], None]
+) -> None:
+    """Every recording a ``recording_final`` line names must still have its sidecar or audio,
+    unless a later ``deleted`` line says it was deleted (a tombstone is a sidecar). One ``stat``
+    per finished recording; memory grows only with the recordings found missing."""
+    missing: dict[str, tuple[Path, int]] = {}
+    for line in iter_entries(ledger_path):
+        entry = line.entry
+        if entry is None or entry["type"] not in ("recording_final", "deleted"):
+            continue
+        call, rec = entry.get("call"), entry.get("recording")
+        uniqueid = call.get("uniqueid") if isinstance(call, dict) else None
+        file = rec.get("file") if isinstance(rec, dict) else None
+        if not isinstance(uniqueid, str) or not isinstance(file, str):
+            continue  # not the schema's shape: --deep reports it (ledger_schema)
+        if entry["type"] == "deleted":
+            missing.pop(uniqueid, None)
+            continue
+        try:
+            paths = relative_paths_unresolved(recordings_dir, file)
+        except UnsafeIdentifier as exc:
+            problem(ledger_path, "ledger_bad_recording", str(exc), line.line_no)
+            continue
+        if paths.uniqueid != uniqueid:
+            problem(
+                ledger_path,
+                "ledger_bad_recording",
+                f"recording {file} does not belong to call {uniqueid}",
+                line.line_no,
+            )
+        elif os.path.lexists(paths.sidecar) or os.path.lexists(paths.audio):
+            missing.pop(uniqueid, None)
+        else:
+            missing[uniqueid] = (paths.audio, line.line_no)
+    if missing and not any(True for _ in iter_day_folders(recordings_dir.absolute())):
+        problem(
+            recordings_dir,
+            "recordings_unavailable",
+            f"no day folder at all, but the ledger records {len(missing)} finished "
+            "recording(s) never deleted: is the recordings volume mounted?",
+            0,
+        )
+    for audio, line_no in missing.values():
+        problem(
+            audio,
+            "evidence_missing",
+            f"ledger line {line_no} records this recording as finished; neither its sidecar "
+            "nor its audio exists, and no tombstone or deleted line says it was deleted",
+            0,
+        )
 
 
 def _load(paths: RecordingPaths, *, deep: bool) -> dict[str, Any]:

@@ -44,8 +44,10 @@ from callconsent.evidence.paths import UnsafeIdentifier
 from callconsent.evidence.purposes import without_consent_purposes
 from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
-from callconsent.lifecycle._delete import delete_recording
+from callconsent.lifecycle._delete import MISSING, delete_recording
 from callconsent.lifecycle._schema import WITHDRAWN
+from callconsent.lifecycle.hold import holds_outside_ledger
+from callconsent.lifecycle.presence import ledger_says_deleted, require_recordings
 from callconsent.lifecycle.query import Recording
 
 SOURCE: Final = "withdraw"
@@ -218,8 +220,10 @@ def withdraw(ctx: Context, scope: Scope, *, reason: str, dry_run: bool = False) 
     report = WithdrawReport(dry_run, utc_stamp(ctx.now), scope.describe())
     with ctx.index.locked():
         ctx.index.update()
+        require_recordings(ctx.index, ctx.recordings_dir)
         report.call_ids = _calls(ctx, scope, report)
         holds = query.holds(ctx.index)
+        holds = {**holds_outside_ledger(ctx, holds), **holds}
         for rec in query.recordings(ctx.index, report.call_ids):
             hold = holds.get(rec.uniqueid)
             held = None if hold is None else {**hold.as_dict(), "file": rec.file}
@@ -254,7 +258,9 @@ def _withdraw_one(
         return Item(u, file, "skipped", detail=f"malformed sidecar {exc.path}: {exc.detail}")
     if doc is None:
         if not paths.audio.exists():
-            return Item(u, file, "already_deleted", detail="no sidecar and no audio")
+            if ledger_says_deleted(ctx.index, u):
+                return Item(u, file, "already_deleted", detail="ledger deleted line, no files")
+            return Item(u, file, "skipped", detail=MISSING)
         return Item(u, file, "skipped", detail="audio without sidecar: run reconcile first")
     if doc["state"] == sidecar.State.TOMBSTONE:
         if hold is None and paths.audio.exists():  # a deletion interrupted after its tombstone

@@ -32,6 +32,8 @@ from callconsent import markers, names
 from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
 from callconsent.lifecycle import Context
+from callconsent.lifecycle.hold import HoldsUnknown
+from callconsent.lifecycle.presence import RecordingsUnavailable
 from callconsent.lifecycle.withdraw import (
     DELETED,
     KEPT,
@@ -67,11 +69,15 @@ class RequestAmi(Protocol):
 Runner = Callable[[rules.Request, str, datetime], WithdrawReport]
 
 
-def lifecycle_runner(recordings_dir: Path, ledger_path: Path) -> Runner:
+def lifecycle_runner(
+    recordings_dir: Path, ledger_path: Path, *, anchor_path: Path | None = None
+) -> Runner:
     """The CLI's withdrawal, with a context of its own per request (SQLite is per thread)."""
 
     def run(request: rules.Request, source: str, now: datetime) -> WithdrawReport:
-        with Context.create(recordings_dir, ledger_path, now=now, actor=ACTOR) as ctx:
+        with Context.create(
+            recordings_dir, ledger_path, now=now, actor=ACTOR, anchor_path=anchor_path
+        ) as ctx:
             return withdraw(ctx, scope_of(request), reason=request.reason(source))
 
     return run
@@ -132,7 +138,13 @@ class WithdrawRequestHandler:
         except WithdrawError as exc:  # no call has that reference
             bound.warning("withdraw_request_refused", result="unknown_ref", error=str(exc))
             return "unknown_ref", True
-        except (OSError, sqlite3.Error, ValueError) as exc:  # the marker stays: retried at login
+        except (
+            OSError,
+            sqlite3.Error,
+            ValueError,
+            RecordingsUnavailable,
+            HoldsUnknown,
+        ) as exc:  # the marker stays: retried at login
             bound.error("withdraw_request_failed", error=f"{type(exc).__name__}: {exc}")
             return "pending", False
         result = rules.answer(report)

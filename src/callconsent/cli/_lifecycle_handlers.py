@@ -1,27 +1,31 @@
-"""The subcommand handlers behind :mod:`.commands`: parse, run the job, print, exit code."""
+"""The handlers of the lifecycle subcommands (registered in :mod:`.lifecycle`): run the job,
+print the report, return the exit code."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from callconsent.lifecycle import query
+from callconsent.cli._common import EXIT_OK as OK
+from callconsent.cli._common import EXIT_PROBLEMS as PROBLEMS
+from callconsent.cli._common import Progress, emit, fail, parse_bound
+from callconsent.clock import utc_now
+from callconsent.lifecycle import Context, Outcome, query
 from callconsent.lifecycle.anonymise import anonymise
-from callconsent.lifecycle.commands import (
-    OK,
-    PROBLEMS,
-    USAGE,
-    Progress,
-    _bound,
-    _emit,
-    context,
-    print_outcome,
-)
 from callconsent.lifecycle.erase import EraseError, erase
 from callconsent.lifecycle.export import ExportError, export
-from callconsent.lifecycle.hold import HoldError, list_holds, release_hold, set_hold
+from callconsent.lifecycle.hold import (
+    HoldError,
+    HoldsUnknown,
+    list_holds,
+    release_hold,
+    set_hold,
+)
 from callconsent.lifecycle.identify import identify
+from callconsent.lifecycle.presence import RecordingsUnavailable
 from callconsent.lifecycle.purge import purge
 from callconsent.lifecycle.ropa import build_ropa, to_markdown
 from callconsent.lifecycle.withdraw import Scope, WithdrawError, withdraw
@@ -30,9 +34,14 @@ if TYPE_CHECKING:
     from callconsent.config import Config
 
 
-def _error(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    return USAGE
+def context(args: argparse.Namespace, config: Config) -> Context:
+    return Context.from_config(config, now=args.now_dt, actor=getattr(args, "actor", None))
+
+
+def print_outcome(args: argparse.Namespace) -> Callable[[Outcome], None] | None:
+    if args.json:
+        return None
+    return lambda o: print(str(o)) if o.action not in ("held", "skipped") else None
 
 
 def _index(args: argparse.Namespace, config: Config, rebuild: bool) -> int:
@@ -41,7 +50,7 @@ def _index(args: argparse.Namespace, config: Config, rebuild: bool) -> int:
         run = ctx.index.rebuild if rebuild else ctx.index.update
         stats = run(progress=progress, on_problem=lambda p: print(p, file=sys.stderr))
         progress.done()
-    _emit(
+    emit(
         args,
         stats.as_dict(),
         f"index {'rebuilt' if rebuild else 'updated'}: "
@@ -61,13 +70,16 @@ def index_update(args: argparse.Namespace, config: Config) -> int:
 
 def purge_cmd(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
-        report = purge(ctx, dry_run=args.dry_run, on_item=print_outcome(args))
+        try:
+            report = purge(ctx, dry_run=args.dry_run, on_item=print_outcome(args))
+        except (RecordingsUnavailable, HoldsUnknown) as exc:
+            return fail(exc)
         evidence = None
         if not args.no_anonymise:
             evidence = anonymise(ctx, claims_days=args.claims_days, dry_run=args.dry_run)
     data = {**report.as_dict(), "evidence": evidence.as_dict() if evidence else None}
     text = report.summary() + (f"\n{evidence.summary()}" if evidence else "")
-    _emit(args, data, text)
+    emit(args, data, text)
     return OK if report.clean else PROBLEMS
 
 
@@ -82,8 +94,8 @@ def hold_set(args: argparse.Namespace, config: Config) -> int:
                 review_date=args.review_date,
             )
         except HoldError as exc:
-            return _error(exc)
-    _emit(
+            return fail(exc)
+    emit(
         args,
         hold.as_dict(),
         f"hold set on {hold.uniqueid}: {hold.reason} "
@@ -97,8 +109,8 @@ def hold_release(args: argparse.Namespace, config: Config) -> int:
         try:
             hold = release_hold(ctx, args.call_id, reason=args.reason)
         except HoldError as exc:
-            return _error(exc)
-    _emit(
+            return fail(exc)
+    emit(
         args,
         hold.as_dict(),
         f"hold released on {hold.uniqueid} (was: {hold.reason}, case {hold.case_ref})",
@@ -116,7 +128,7 @@ def hold_list(args: argparse.Namespace, config: Config) -> int:
         for s in found
     ]
     lines.append(f"{len(found)} hold(s), {sum(s.overdue for s in found)} overdue")
-    _emit(args, [s.as_dict() for s in found], "\n".join(lines))
+    emit(args, [s.as_dict() for s in found], "\n".join(lines))
     return PROBLEMS if args.overdue and found else OK
 
 
@@ -124,8 +136,8 @@ def _selector(args: argparse.Namespace) -> query.Selector:
     return query.Selector(
         number=args.number,
         call_id=args.call_id,
-        date_from=_bound(getattr(args, "date_from", None), end=False),
-        date_to=_bound(getattr(args, "date_to", None), end=True),
+        date_from=parse_bound(getattr(args, "date_from", None), end=False),
+        date_to=parse_bound(getattr(args, "date_to", None), end=True),
         agent=getattr(args, "agent", None),
     )
 
@@ -144,18 +156,18 @@ def export_cmd(args: argparse.Namespace, config: Config) -> int:
                 identity_check=args.identity_check,
                 request_date=args.request_date,
             )
-        except (ExportError, ValueError) as exc:
-            return _error(exc)
-    _emit(args, result.as_dict(), result.summary())
+        except (ExportError, ValueError, RecordingsUnavailable) as exc:
+            return fail(exc)
+    emit(args, result.as_dict(), result.summary())
     return PROBLEMS if result.withheld or result.problems else OK
 
 
 def identify_cmd(args: argparse.Namespace, config: Config) -> int:
     if not args.file.is_file():
-        return _error(FileNotFoundError(f"{args.file}: no such file"))
+        return fail(FileNotFoundError(f"{args.file}: no such file"))
     with context(args, config) as ctx:
         found = identify(ctx, args.file)
-    _emit(args, found.as_dict(), found.summary())
+    emit(args, found.as_dict(), found.summary())
     return OK if found.found else PROBLEMS
 
 
@@ -169,9 +181,9 @@ def erase_cmd(args: argparse.Namespace, config: Config) -> int:
                 dry_run=args.dry_run,
                 anonymise_evidence=args.anonymise_evidence,
             )
-        except EraseError as exc:
-            return _error(exc)
-    _emit(args, report.as_dict(), report.summary())
+        except (EraseError, RecordingsUnavailable, HoldsUnknown) as exc:
+            return fail(exc)
+    emit(args, report.as_dict(), report.summary())
     return OK if report.complete else PROBLEMS
 
 
@@ -184,17 +196,45 @@ def withdraw_cmd(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
         try:
             report = withdraw(ctx, scope, reason=args.reason, dry_run=args.dry_run)
-        except WithdrawError as exc:
-            return _error(exc)
+        except (WithdrawError, RecordingsUnavailable, HoldsUnknown) as exc:
+            return fail(exc)
+    if not report.call_ids and not report.ambiguous:
+        return fail("no calls found for the given number or call: nothing was withdrawn")
     live = [i.call_id for i in report.items if i.live and i.action == "deleted"]
     stops = stop_live_recordings(config, live)  # R16: stop what Asterisk is still recording
     data = {**report.as_dict(), "recording_stops": [s.as_dict() for s in stops]}
-    _emit(args, data, "\n".join([report.summary(), *map(str, stops)]))
+    emit(args, data, "\n".join([report.summary(), *map(str, stops)]))
     return OK if report.complete and all(s.ok for s in stops) else PROBLEMS
 
 
 def ropa_cmd(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
         record = build_ropa(ctx, config, claims_days=args.claims_days)
-    _emit(args, record, to_markdown(record))
+    emit(args, record, to_markdown(record))
     return PROBLEMS if record["flags"] else OK
+
+
+def verify_cmd(args: argparse.Namespace, config: Config) -> int:
+    from callconsent.evidence.anchor import default_anchor_path
+    from callconsent.lifecycle.verify import verify
+
+    s = config.storage
+    anchor = s.anchor_path or default_anchor_path(s.ledger_path)
+    report = verify(s.recordings_dir, s.ledger_path, anchor_path=anchor, deep=args.deep)
+    emit(args, report.as_dict(), report.summary())
+    return OK if report.ok else PROBLEMS
+
+
+def reconcile_cmd(args: argparse.Namespace, config: Config) -> int:
+    from callconsent.evidence.ledger import Ledger
+    from callconsent.lifecycle.reconcile import reconcile
+
+    report = reconcile(
+        config.storage.recordings_dir,
+        Ledger(config.storage.ledger_path, anchor_path=config.storage.anchor_path),
+        now=utc_now(),
+        dry_run=args.dry_run,
+        stale_after=timedelta(minutes=args.stale_after_minutes),
+    )
+    emit(args, report.as_dict(), report.summary())
+    return OK if report.clean else PROBLEMS

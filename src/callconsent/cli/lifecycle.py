@@ -1,91 +1,36 @@
 """The lifecycle subcommands of ``callconsent``: index, purge, hold, export, identify, erase,
-withdraw, ropa.
+withdraw, ropa, verify, reconcile. This module registers them; the handlers (run the job, print,
+exit code) are in :mod:`._lifecycle_handlers`; what every subcommand shares (exit codes, output,
+progress, time options) is in :mod:`._common`.
 
-Wiring (in ``cli.build_parser``): ``lifecycle_commands.register(sub, with_config, _load)``.
 Every subcommand has ``--help`` and ``--json``; exit codes: 0 ok, 1 problems found or items
-held back / overdue, 2 usage or config error. ``--now`` (ISO 8601 with a zone) replaces the
-clock, ``--actor`` names the person acting (default: the OS user); both go to the audit log.
+held back / overdue, 2 usage or config error or a refusal. ``--now`` (ISO 8601 with a zone)
+replaces the clock, ``--actor`` names the person acting (default: the OS user); both go to the
+audit log. None of them needs the ARI/AMI secret, except withdraw when a call is still recording.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
 
-from callconsent.clock import utc_now
-from callconsent.lifecycle._context import Context
-from callconsent.lifecycle._delete import Outcome
+from callconsent.cli import _lifecycle_handlers as h
+from callconsent.cli._common import (
+    add_config_option,
+    fail,
+    load_or_exit,
+    parse_day,
+    parse_now,
+)
+from callconsent.config import Config
 from callconsent.lifecycle.anonymise import DEFAULT_CLAIMS_DAYS
-
-if TYPE_CHECKING:
-    from callconsent.config import Config
-
-OK, PROBLEMS, USAGE = 0, 1, 2
-Handler = Callable[[argparse.Namespace], int]
-
-
-class Progress:
-    """Progress on stderr: a ``\\r`` counter on a terminal, a line every few seconds otherwise."""
-
-    def __init__(self, stream: TextIO | None = None, every: float = 5.0) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = self.stream.isatty()
-        self.every = every
-        self.last = -every
-
-    def __call__(self, what: str, n: int) -> None:
-        now = time.monotonic()
-        if self.tty:
-            self.stream.write(f"\rindex: {n:>10,} {what}   ")
-            self.stream.flush()
-        elif now - self.last >= self.every:
-            self.stream.write(f"index: {n:,} {what}\n")
-            self.last = now
-
-    def done(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-
-
-def _now(text: str | None) -> datetime:
-    if text is None:
-        return utc_now()
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"--now {text!r} needs a time zone, e.g. 2026-04-06T03:00:00Z")
-    return moment.astimezone(UTC)
-
-
-def _day(text: str) -> date:
-    return date.fromisoformat(text)
-
-
-def _bound(text: str | None, *, end: bool) -> str | None:
-    """``--from``/``--to`` as a stamp: a date means that whole day (``--to`` inclusive)."""
-    if text is None:
-        return None
-    if len(text) == 10:
-        moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
-        moment += timedelta(days=1) if end else timedelta(0)
-    else:
-        moment = _now(text)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _emit(args: argparse.Namespace, data: dict[str, Any] | list[Any], text: str) -> None:
-    print(json.dumps(data, indent=2) if args.json else text)
 
 
 def register(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    with_config: Callable[[argparse.ArgumentParser], None],
-    load: Callable[[Path], Config],
+    with_config: Callable[[argparse.ArgumentParser], None] = add_config_option,
+    load: Callable[[Path], Config] = load_or_exit,
 ) -> None:
     """Add the lifecycle subcommands to the ``callconsent`` parser."""
 
@@ -105,15 +50,12 @@ def register(
 
         def handler(args: argparse.Namespace) -> int:
             try:
-                args.now_dt = _now(args.now)
+                args.now_dt = parse_now(args.now)
             except ValueError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return USAGE
+                return fail(exc)
             return run(args, load(args.config))
 
         parser.set_defaults(run=handler)
-
-    from callconsent.lifecycle import _handlers as h
 
     p = subparsers.add_parser("index", help="the lifecycle index (SQLite) of sidecars and ledger")
     sub = p.add_subparsers(dest="index_command", required=True)
@@ -140,7 +82,7 @@ def register(
     q.add_argument("--call-id", required=True)
     q.add_argument("--reason", required=True)
     q.add_argument("--case-ref", required=True)
-    q.add_argument("--review-date", required=True, type=_day, help="YYYY-MM-DD")
+    q.add_argument("--review-date", required=True, type=parse_day, help="YYYY-MM-DD")
     command(q, h.hold_set)
     q = sub.add_parser("release", help="release a hold; the next purge applies retention")
     q.add_argument("--call-id", required=True)
@@ -170,7 +112,7 @@ def register(
     )
     p.add_argument("--include-held", action="store_true", help="include held recordings (legal)")
     p.add_argument("--identity-check", help="how the requester's identity was checked")
-    p.add_argument("--request-date", type=_day, help="date of the request (YYYY-MM-DD)")
+    p.add_argument("--request-date", type=parse_day, help="date of the request (YYYY-MM-DD)")
     command(p, h.export_cmd)
 
     p = subparsers.add_parser("identify", help="map a file back to its recording and export")
@@ -209,12 +151,34 @@ def register(
     p.add_argument("--claims-days", type=int, default=DEFAULT_CLAIMS_DAYS)
     command(p, h.ropa_cmd)
 
+    def without_clock(
+        parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace, Config], int]
+    ) -> None:  # verify and reconcile: no --now, no --actor (they write no audit line)
+        with_config(parser)
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.set_defaults(run=lambda args: run(args, load(args.config)))
 
-def context(args: argparse.Namespace, config: Config) -> Context:
-    return Context.from_config(config, now=args.now_dt, actor=getattr(args, "actor", None))
+    p = subparsers.add_parser(
+        "verify",
+        help="check every recording's sha256, the ledger hash chain against its anchor, and "
+        "the ledger's finished recordings against the disk",
+    )
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also validate every sidecar and ledger entry against the JSON Schemas",
+    )
+    without_clock(p, h.verify_cmd)
 
-
-def print_outcome(args: argparse.Namespace) -> Callable[[Outcome], None] | None:
-    if args.json:
-        return None
-    return lambda o: print(str(o)) if o.action not in ("held", "skipped") else None
+    p = subparsers.add_parser(
+        "reconcile", help="repair what a crash left: unfinished sidecars, headers"
+    )
+    p.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    p.add_argument(
+        "--stale-after-minutes",
+        type=float,
+        default=360.0,
+        help="touch only recordings untouched this long (default %(default)s; after an Asterisk "
+        "crash, with no call in progress, 0 is safe)",
+    )
+    without_clock(p, h.reconcile_cmd)
