@@ -165,3 +165,13 @@ VAR_CALLREF: Final = "CALLCONSENT_CALLREF"
 VAR_CALLREF_READ: Final = "CALLCONSENT_CALLREF_READ"
 VAR_CALLREF_PROMPT: Final = "CALLCONSENT_CALLREF_PROMPT"
 CALLREF_PROMPT: Final = "callconsent-callref"
+
+
+# -- the call detail record (issue 15): what the hook writes into the caller's CDR ----------
+#: The hook's gosub that copies the outcome into the CDR as it returns.
+CDR_CONTEXT: Final = "callconsent-cdr"
+CDR_STATUS: Final = "callconsent_status"
+CDR_REASON: Final = "callconsent_reason"
+CDR_RECORDING: Final = "callconsent_recording"
+#: FreePBX's CDR field for the recording's file name, set when MixMonitor starts in the hook.
+CDR_RECORDINGFILE: Final = "recordingfile"
