@@ -7,7 +7,7 @@ The shapes are fixed by ``schemas/sidecar.schema.json`` and ``schemas/ledger-ent
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,9 @@ class CallInfo:
     caller_number: str | None
     caller_name: str | None
     dialled_number: str | None
+    #: The config the call's plan came from (its evidence cites it even if the config is
+    #: reloaded during the call); empty: the store's. Not part of the call's own data.
+    config_sha256: str = field(default="", compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
