@@ -27,7 +27,11 @@ def _serve(args: argparse.Namespace) -> int:
     from callconsent.withdrawal.features_check import withdraw_feature_warnings
 
     config = load_or_exit(args.config)
-    for warning in [*config.warnings, *withdraw_feature_warnings(config, args.features_conf)]:
+    for warning in [
+        *config.warnings,
+        *withdraw_feature_warnings(config, args.features_conf),
+        *_bypass_warnings(args),
+    ]:
         print(f"warning: {warning}", file=sys.stderr)
     asyncio.run(app.serve(config))
     return EXIT_OK
@@ -40,7 +44,15 @@ def _check_config(args: argparse.Namespace) -> int:
     if code == EXIT_OK:  # the in-call withdrawal code in features.conf (R16)
         for warning in withdraw_feature_warnings(load_or_exit(args.file), args.features_conf):
             print(f"warning: {warning}")
+        for warning in _bypass_warnings(args):  # recording without consent (issue 15)
+            print(f"warning: {warning}")
     return code
+
+
+def _bypass_warnings(args: argparse.Namespace) -> list[str]:
+    from callconsent.bypass_check import recording_bypass_warnings
+
+    return recording_bypass_warnings(args.features_conf, args.queues_conf)
 
 
 def _prompts(args: argparse.Namespace) -> int:
@@ -103,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
             default=Path("/etc/asterisk/features.conf"),
             help="Asterisk's features.conf, to check the in-call withdrawal code against the "
             "config (default: %(default)s)",
+        )
+        p.add_argument(
+            "--queues-conf",
+            type=Path,
+            default=Path("/etc/asterisk/queues.conf"),
+            help="Asterisk's queues.conf, checked for queues that record by themselves, "
+            "bypassing consent (default: %(default)s)",
         )
 
     p = sub.add_parser("serve", help="run the Stasis app in the foreground (stops on SIGTERM)")
