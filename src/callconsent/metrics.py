@@ -184,7 +184,8 @@ RECORDINGS_STARTED: Final = _counter(
 )
 RECORDINGS_STOPPED: Final = _counter(
     "callconsent_recordings_stopped_total",
-    "Recordings that ended and were finalised (hangup), or were stopped during the call.",
+    "Recordings finalised after the caller's channel ended (also those stopped earlier in the "
+    "call, by a withdrawal or a transfer).",
 )
 RECORDINGS_FAILED: Final = _counter(
     "callconsent_recordings_failed_total",
