@@ -143,7 +143,7 @@ async def test_heartbeat_feeds_systemds_watchdog_at_half_its_interval(
     stop.set()
     await task
     pings = [m for m in received(sock) if m == "WATCHDOG=1"]
-    assert 3 <= len(pings) <= 7
+    assert 2 <= len(pings) <= 7  # ~5: at start, then every 0.1 s (fewer on a loaded machine)
 
 
 def test_ready_sends_ready_and_status_to_the_notify_socket(
