@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import structlog
 from panoramisk import Manager
 
+from callconsent import metrics
 from callconsent.config import SecretUnavailable
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ class Ami:
         self._event_handlers: dict[str, list[SyncEventHandler]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._logged_in = asyncio.Event()
+        self._logins = 0
 
     @property
     def connected(self) -> bool:
@@ -219,11 +221,16 @@ class Ami:
     def _logged_in_cb(self, _manager: Manager) -> None:
         self._logged_in.set()
         log.info("ami_connected")
+        self._logins += 1
+        metrics.AMI_CONNECTED.set(1)
+        if self._logins > 1:
+            metrics.AMI_RECONNECTS.inc()
         if self._on_login is not None:
             self._spawn(self._on_login())
 
     def _disconnected_cb(self, _manager: Manager, exc: object) -> None:
         self._logged_in.clear()
+        metrics.AMI_CONNECTED.set(0)
         log.warning("ami_disconnected", error=str(exc))
 
     def _dispatch(self, _manager: Manager, event: Any) -> None:

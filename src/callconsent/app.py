@@ -10,7 +10,7 @@ from collections.abc import Callable
 import aiohttp
 import structlog
 
-from callconsent import names
+from callconsent import names, service
 from callconsent.agents import registry as agents
 from callconsent.agents.bridge import BridgeHandler
 from callconsent.agi.adapter import AgiFlow
@@ -22,6 +22,8 @@ from callconsent.consent import CallPlan
 from callconsent.evidence import callref
 from callconsent.parties.adapter import PartyWatch
 from callconsent.parties.tracker import Classifier
+from callconsent.reload import LiveConfig
+from callconsent.sdnotify import Notifier
 from callconsent.sensitive.adapter import SensitiveFlagHandler
 from callconsent.stasis import Skip, StasisApp
 from callconsent.store import EvidenceStore
@@ -153,11 +155,15 @@ async def start_agi(config: Config, flow: AgiFlow) -> AgiServer | None:
 
 async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Run the Stasis app until SIGTERM/SIGINT (or ``stop``); then continue every call in the
-    consent flow to the dialplan, unrecorded, and disconnect."""
+    consent flow to the dialplan, unrecorded, and disconnect. SIGHUP reloads the config for new
+    calls (callconsent/reload.py); /metrics and /health and systemd's notify protocol run beside
+    (callconsent/service.py)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    live = LiveConfig(config, ConfigPlanner)
+    notifier = Notifier()
     ari_config = config.asterisk.ari
     async with aiohttp.ClientSession() as session:
         ari = AriClient(
@@ -172,32 +178,68 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         refs = build_readout(config)
         app = StasisApp(
             ari,
-            ConfigPlanner(config),
+            live,
             store,
             whisper_dir=str(whisper_dir),
             prompts_dir=str(config.prompts_dir),
             call_refs=refs,
+            config_sha256=live.sha256,
         )
         agi = AgiFlow(
-            ConfigPlanner(config),
+            live,
             store,
             whisper_dir=str(whisper_dir),
             prompts_dir=str(config.prompts_dir),
             call_refs=refs,
-        )  # the same planner rules and the same store as the Stasis app
+            config_sha256=live.sha256,
+        )  # the same planner (reloaded on SIGHUP) and the same store as the Stasis app
         agi_server = await start_agi(config, agi)
         ami = build_ami(config, store)  # created inside the running loop, as panoramisk needs
+        endpoints = service.Endpoints(
+            config.metrics,
+            lambda: service.health(
+                ami is not None, app.active_calls + agi.active_calls, live.sha256()
+            ),
+        )
+        await endpoints.start()
         if ami is not None:
             await ami.connect()  # retries by itself; the registry is synced at each login
         runner = asyncio.create_task(ari.run(app), name="ari")
+        beat = asyncio.create_task(
+            service.heartbeat(stop, notifier, lambda: app.active_calls + agi.active_calls),
+            name="heartbeat",
+        )
+        reloads: set[asyncio.Task[None]] = set()
+
+        async def reload() -> None:
+            notifier.reloading()
+            new = await live.reload()
+            if new is not None:
+                refs = build_readout(new)
+                app.use_call_refs(refs)
+                agi.use_call_refs(refs)
+            notifier.ready(f"serving; config {live.sha256()[:12]}")
+
+        def on_sighup() -> None:
+            task = asyncio.create_task(reload(), name="reload")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
         log.info("serving", app=ari_config.app, url=ari_config.url, config=str(config.path))
+        notifier.ready(f"serving; config {live.sha256()[:12]}")
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({runner, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        notifier.stopping()
+        loop.remove_signal_handler(signal.SIGHUP)
         log.info("stopping", calls_in_flow=app.active_calls + agi.active_calls)
         await app.shutdown()
         await agi.shutdown()
         if agi_server is not None:
             await agi_server.close()
+        stop.set()
+        await asyncio.gather(beat, *reloads, return_exceptions=True)
+        await endpoints.stop()
         if ami is not None:
             await ami.close()
         await ari.stop()

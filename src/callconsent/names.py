@@ -177,3 +177,12 @@ AGI_ENDED_SCRIPT: Final = "callconsent-ended"
 VAR_AGI_SERVER: Final = "CALLCONSENT_AGI_SERVER"
 #: agi://host:port, set by the hook for its hangup handler
 VAR_AGI_URL: Final = "CALLCONSENT_AGI_URL"
+
+# -- the call detail record (issue 15): what the hook writes into the caller's CDR ----------
+#: The hook's gosub that copies the outcome into the CDR as it returns.
+CDR_CONTEXT: Final = "callconsent-cdr"
+CDR_STATUS: Final = "callconsent_status"
+CDR_REASON: Final = "callconsent_reason"
+CDR_RECORDING: Final = "callconsent_recording"
+#: FreePBX's CDR field for the recording's file name, set when MixMonitor starts in the hook.
+CDR_RECORDINGFILE: Final = "recordingfile"

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from callconsent import names
+from callconsent import metrics, names
 from callconsent.agents.rules import bridge_variables
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
@@ -71,6 +74,8 @@ class _Call:
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     recording_path: str | None = None
     recording_closed: bool = False
+    entered: float = field(default_factory=time.monotonic)  # for the notice-start latency
+    prompt_started: bool = False
 
 
 class StasisApp:
@@ -86,6 +91,7 @@ class StasisApp:
         whisper_dir: str = "",
         prompts_dir: str = "",
         call_refs: Readout | None = None,  # R17b: the call reference read to the caller
+        config_sha256: Callable[[], str] | None = None,  # the config in force (reloads)
     ) -> None:
         self._ari = ari
         self._planner = planner
@@ -94,12 +100,17 @@ class StasisApp:
         self._whisper_dir = whisper_dir  # <prompts_dir>/<lang>: the agent gosub's whisper prompts
         self._prompts_dir = prompts_dir  # the caller's withdrawal confirmation (R16)
         self._refs = call_refs
+        self._config_sha256 = config_sha256 or (lambda: "")
         self._calls: dict[str, _Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    def use_call_refs(self, call_refs: Readout | None) -> None:
+        """A reloaded config's call-reference read-out (R17b), for results set from now on."""
+        self._refs = call_refs
 
     # -- EventSink ------------------------------------------------------------------------
     async def on_connected(self) -> None:
@@ -131,6 +142,9 @@ class StasisApp:
         if call is None:
             return
         translated = self._translate(kind, event)
+        if isinstance(translated, PlaybackStarted) and not call.prompt_started:
+            call.prompt_started = True
+            metrics.NOTICE_START.observe(time.monotonic() - call.entered)
         if translated is not None:
             await self._feed(call, translated)
         if kind == "ChannelDestroyed":
@@ -180,13 +194,15 @@ class StasisApp:
         bound = log.bind(channel_id=channel_id, call_id=info.uniqueid, route=info.route)
         args = event.get("args") or []
         decision = self._planner.plan(str(args[0]) if args else None, info.dialled_number)
+        # no await since plan(): the plan and this hash come from the same config (SIGHUP)
+        info = dataclasses.replace(info, config_sha256=self._config_sha256())
         if isinstance(decision, Skip):
             bound.info("call_skipped", status=decision.status, reason=decision.reason)
             await self._set_result(channel_id, decision.status, decision.reason, "", bound)
             await self._continue(channel_id, bound)
             await self._write_unhandled(info, decision.status, decision.reason, bound)
             return
-        info = CallInfo(**{**info.as_dict(), "route": decision.route})
+        info = dataclasses.replace(info, route=decision.route)
         call = _Call(info, ConsentMachine(decision, call_key=channel_id), bound)
         self._calls[channel_id] = call
         bound.info("call_entered", language=decision.language)
@@ -257,7 +273,10 @@ class StasisApp:
             try:
                 await self._store.recording_ended(call.info, self._clock())
             except (OSError, ValueError) as exc:
+                metrics.RECORDINGS_FAILED.inc()
                 call.log.error("recording_finalise_failed", error=str(exc))
+            else:
+                metrics.RECORDINGS_STOPPED.inc()
         self._forget(channel_id, call)
 
     def _forget(self, channel_id: str, call: _Call) -> None:
@@ -376,6 +395,13 @@ class StasisApp:
             return
         except AriError as exc:
             bound.error("set_result_failed", error=str(exc))
+            metrics.CALLS.inc(
+                status=names.Status.UNAVAILABLE, reason="app_unavailable"
+            )  # the hook's
+            return
+        metrics.CALLS.inc(status=str(status), reason=str(reason))
+        if recording and dict(extra or ()).get(names.VAR_RECORD_AT) != names.RECORD_AT_BRIDGE:
+            metrics.RECORDINGS_STARTED.inc()  # MixMonitor in the hook
 
     async def _continue(self, channel_id: str, bound: Any) -> None:
         for attempt in range(1, _CONTINUE_ATTEMPTS + 1):

@@ -71,7 +71,11 @@ class EvidenceStore:
         """Create the date folder and the ``recording`` sidecar; return the audio path."""
         where = paths.recording_paths(self._recordings_dir, call.uniqueid, started)
         doc = documents.sidecar_document(
-            outcome, call, where, recording_started=started, config_sha256=self._config_sha256
+            outcome,
+            call,
+            where,
+            recording_started=started,
+            config_sha256=call.config_sha256 or self._config_sha256,
         )
         start = agent_rules.recording_start(outcome.recorded_purposes)
         if start.waits_for_agent:  # listed as a purpose only once the agent has consented
@@ -306,14 +310,18 @@ class EvidenceStore:
             outcome,
             call,
             relative_file=where.relative if where else None,
-            config_sha256=self._config_sha256,
+            config_sha256=call.config_sha256 or self._config_sha256,
             now=self._clock(),
         )
         await asyncio.to_thread(self._ledger.append, entry)
 
     async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None:
         entry = documents.unhandled_call_entry(
-            call, status=status, reason=reason, config_sha256=self._config_sha256, now=self._clock()
+            call,
+            status=status,
+            reason=reason,
+            config_sha256=call.config_sha256 or self._config_sha256,
+            now=self._clock(),
         )
         await asyncio.to_thread(self._ledger.append, entry)
 

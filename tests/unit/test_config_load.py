@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from callconsent.cli.main import main
-from callconsent.config import ConfigError, SecretUnavailable, load_config
+from callconsent.config import ConfigError, MetricsConfig, SecretUnavailable, load_config
 from tests.support.cli import cli_logging  # noqa: F401 - a fixture
+from tests.support.stasis_fakes import load_demo
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo.yaml"
@@ -301,3 +302,16 @@ def test_speaking_rate_of_generated_prompts_is_checked(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, data), env=ENV).tts_words_per_minute == 165
     data["tts_words_per_minute"] = 1000
     assert any("tts_words_per_minute" in e and "80 to 400" in e for e in errors_of(tmp_path, data))
+
+
+def test_metrics_endpoints_default_to_loopback_and_can_be_disabled(tmp_path: Path) -> None:
+    assert load_demo(tmp_path).metrics == MetricsConfig(enabled=True, host="127.0.0.1", port=9467)
+    off = load_demo(tmp_path, lambda d: d.update(metrics={"enabled": False}))
+    assert off.metrics.enabled is False
+
+
+def test_metrics_on_a_public_address_is_a_warning_and_a_bad_port_an_error(tmp_path: Path) -> None:
+    public = load_demo(tmp_path, lambda d: d.update(metrics={"host": "0.0.0.0"}))  # noqa: S104
+    assert any("metrics.host" in w and "not loopback" in w for w in public.warnings)
+    with pytest.raises(ConfigError, match=r"metrics\.port: must be a TCP port"):
+        load_demo(tmp_path, lambda d: d.update(metrics={"port": 70000}))

@@ -51,6 +51,7 @@ def test_hook_context_is_the_one_admins_gosub_into() -> None:
         names.WITHDRAW_AGENT_CONTEXT,
         names.WITHDRAW_ROUTE_CONTEXT,
         names.WITHDRAW_REQUEST_MARK_CONTEXT,
+        names.CDR_CONTEXT,
     ]
     assert re.search(rf"^exten => {re.escape(names.HOOK_EXTEN)},1,", hook_code(), re.MULTILINE)
 
@@ -104,3 +105,13 @@ def test_hook_records_only_after_the_status_is_checked() -> None:
 def test_shipped_configs_name_the_same_ari_app(config: str) -> None:
     data = yaml.safe_load((REPO / "config" / config).read_text(encoding="utf-8"))
     assert data["asterisk"]["ari"]["app"] == names.APP_NAME
+
+
+def test_the_hook_writes_the_outcome_into_the_cdr_on_both_ways_out() -> None:
+    code = hook_code()
+    for field in (names.CDR_STATUS, names.CDR_REASON, names.CDR_RECORDING, names.CDR_RECORDINGFILE):
+        assert f"Set(CDR({field})=" in code, field
+    hook = code.split(f"[{names.HOOK_CONTEXT}]", 1)[1].split("\n[", 1)[0]
+    returns = [line for line in hook.splitlines() if "Return()" in line]
+    gosubs = [line for line in hook.splitlines() if f"Gosub({names.CDR_CONTEXT},s,1)" in line]
+    assert len(returns) == 2 and len(gosubs) == 2, "every way out of the hook writes the CDR"

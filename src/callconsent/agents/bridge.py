@@ -25,7 +25,7 @@ from typing import Any, Final, Protocol
 
 import structlog
 
-from callconsent import names
+from callconsent import metrics, names
 from callconsent.agents.evidence import AgentEvidence
 from callconsent.agents.registry import AgentConsent, AgentRegistryError
 from callconsent.agents.rules import AGENT_ID_RE, AgentOutcome
@@ -108,12 +108,14 @@ class BridgeHandler:
             try:
                 await self._ami.mixmonitor(caller, audio, MIXMONITOR_OPTIONS)
             except AmiError as exc:
+                metrics.RECORDINGS_FAILED.inc()
                 bound.error("agent_recording_failed", error=str(exc))
                 try:
                     await self._store.agent_recording_failed(caller, self._clock(), "bridge_error")
                 except (OSError, ValueError) as store_exc:
                     bound.error("storage_error", action="recording_failed", error=str(store_exc))
                 return False
+            metrics.RECORDINGS_STARTED.inc()
             bound.info("agent_recording_started", file=audio)
         return outcome.status == "given"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
@@ -111,8 +112,10 @@ class AgiFlow:
         whisper_dir: str = "",
         prompts_dir: str = "",
         call_refs: Readout | None = None,
+        config_sha256: Callable[[], str] | None = None,  # the config in force (reloads)
     ) -> None:
         self._planner = planner
+        self._config_sha256 = config_sha256 or (lambda: "")
         self._store = store
         self._clock = clock
         self._whisper_dir = whisper_dir
@@ -126,6 +129,10 @@ class AgiFlow:
     @property
     def active_calls(self) -> int:
         return len(self._lines)
+
+    def use_call_refs(self, call_refs: Readout | None) -> None:
+        """The call-reference readout for calls that start from now on (after a reload)."""
+        self._refs = call_refs
 
     async def __call__(self, line: AgiLine) -> None:
         if line.request.path == ENDED_SCRIPT:  # the hook's hangup handler: returns at once
@@ -164,6 +171,8 @@ class AgiFlow:
         info = await self._call_info(line, checked, bound)
         bound = bound.bind(call_id=info.uniqueid, route=info.route)
         decision = self._planner.plan(checked.route, info.dialled_number)
+        # no await since plan(): the plan and this hash come from the same config (SIGHUP)
+        info = replace(info, config_sha256=self._config_sha256())
         if isinstance(decision, Skip):
             bound.info("call_skipped", status=decision.status, reason=decision.reason)
             await self._set_result(line, decision.status, decision.reason, "", bound)

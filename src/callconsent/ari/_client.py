@@ -10,6 +10,8 @@ from typing import Final
 import aiohttp
 import structlog
 
+from callconsent import metrics
+
 from ._dispatch import Dispatcher
 from ._errors import AriError, AriNotFound
 from ._events import APPLICATION_REPLACED, AriEvent, EventSink
@@ -151,6 +153,7 @@ class AriClient(AriRest):
     async def _run_forever(self, sink: EventSink) -> None:
         loop = asyncio.get_running_loop()
         failures = 0  # consecutive failed attempts (the current failure streak)
+        connections = 0
         while True:
             connected_at: float | None = None
             replaced = False
@@ -161,12 +164,17 @@ class AriClient(AriRest):
             else:
                 connected_at = loop.time()
                 log.info("ari_connected", url=self.events_url, after_attempts=failures)
+                connections += 1
+                metrics.ARI_CONNECTED.set(1)
+                if connections > 1:
+                    metrics.ARI_RECONNECTS.inc()
                 try:
                     await self._on_connected(sink)
                     replaced, reason = await self._read(ws)
                 except _TRANSPORT_ERRORS as exc:
                     reason = describe(exc)
                 finally:
+                    metrics.ARI_CONNECTED.set(0)
                     await ws.close()
                 lived = loop.time() - connected_at
                 log.info("ari_disconnected", reason=reason, connected_s=round(lived, 3))

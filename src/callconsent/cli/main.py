@@ -45,7 +45,11 @@ def _serve(args: argparse.Namespace) -> int:
         for problem in missing:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    for warning in [*config.warnings, *withdraw_feature_warnings(config, args.features_conf)]:
+    for warning in [
+        *config.warnings,
+        *withdraw_feature_warnings(config, args.features_conf),
+        *_bypass_warnings(args),
+    ]:
         print(f"warning: {warning}", file=sys.stderr)
     asyncio.run(app.serve(config))
     return EXIT_OK
@@ -86,7 +90,15 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"config sha256: {config.sha256}")
     for warning in withdraw_feature_warnings(config, args.features_conf):  # R16
         print(f"warning: {warning}")
+    for warning in _bypass_warnings(args):  # recording without consent (issue 15)
+        print(f"warning: {warning}")
     return EXIT_OK
+
+
+def _bypass_warnings(args: argparse.Namespace) -> list[str]:
+    from callconsent.bypass_check import recording_bypass_warnings
+
+    return recording_bypass_warnings(args.features_conf, args.queues_conf)
 
 
 def _prompts(args: argparse.Namespace) -> int:
@@ -126,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
             default=Path("/etc/asterisk/features.conf"),
             help="Asterisk's features.conf, to check the in-call withdrawal code against the "
             "config (default: %(default)s)",
+        )
+        p.add_argument(
+            "--queues-conf",
+            type=Path,
+            default=Path("/etc/asterisk/queues.conf"),
+            help="Asterisk's queues.conf, checked for queues that record by themselves, "
+            "bypassing consent (default: %(default)s)",
         )
 
     p = sub.add_parser(

@@ -28,6 +28,7 @@ from ._model import (
     AsteriskConfig,
     Config,
     ControllerType,
+    MetricsConfig,
     Notice,
     NoticeText,
     Organisation,
@@ -118,6 +119,7 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     notices = _named(top.child("notices", required=True), _notice)
     controller_type = organisation.controller_type or "private"
     routes = _named(top.child("routes"), lambda n, r, p: read_route(n, r, p, controller_type))
+    metrics = _metrics(top.child("metrics"))
     top.done()
     config = Config(
         path=path,
@@ -132,6 +134,7 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         parties=parties,
         tts_words_per_minute=tts_wpm,
         agi=agi,
+        metrics=metrics,
     )
     validate(config, problems)
     _warn_agent_bridge(config, problems)
@@ -324,3 +327,21 @@ def _notice(name: str, raw: object, problems: Problems) -> Notice:
         text.done()
     node.done()
     return Notice(name, version, purpose, lawful_basis, retention_days, MappingProxyType(languages))
+
+
+def _metrics(node: Node) -> MetricsConfig:
+    """``metrics``: serve's /metrics and /health (issue 15). Off with ``enabled: false``."""
+    default = MetricsConfig()
+    enabled = node.boolean("enabled", default.enabled)
+    host = node.opt_string("host", default.host) or default.host
+    port = node.integer("port", default.port)
+    if not 0 < port < 65536:
+        node.problems.error(node.at("port"), f"must be a TCP port, got {port}")
+    if enabled and host not in LOOPBACK_HOSTS:
+        node.problems.warn(
+            node.at("host"),
+            f"{host} is not loopback: the metrics (call counts) are served without "
+            "authentication to whoever reaches that address",
+        )
+    node.done()
+    return MetricsConfig(enabled=enabled, host=host, port=port)

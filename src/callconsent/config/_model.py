@@ -225,3 +225,14 @@ class Config:
     #: espeak-ng's speaking rate for generated prompts (words per minute; studio audio: unused)
     tts_words_per_minute: int = 165
     agi: AgiConfig = field(default_factory=AgiConfig)  # the FastAGI hook's server
+    metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``serve``'s HTTP endpoints: ``/metrics`` (Prometheus text) and ``/health``. Loopback by
+    default: the counters tell how many calls were recorded; put a proxy in front to share."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9467

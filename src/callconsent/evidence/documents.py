@@ -7,7 +7,7 @@ The shapes are fixed by ``schemas/sidecar.schema.json`` and ``schemas/ledger-ent
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,9 @@ class CallInfo:
     caller_name: str | None
     dialled_number: str | None
     adapter: str | None = None  # "agi" for the FastAGI hook; None: the Stasis (ARI) hook
+    #: The config the call's plan came from (its evidence cites it even if the config is
+    #: reloaded during the call); empty: the store's. Not part of the call's own data.
+    config_sha256: str = field(default="", compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
