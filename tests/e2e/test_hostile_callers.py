@@ -1,44 +1,87 @@
 """Hostile callers on the real Asterisk (issue 11): caller text that forges AMI header lines.
 
 Asterisk copies a channel's caller ID unescaped into every AMI event that carries the channel's
-snapshot, so a SIP From user part or display name with ``%0D%0A`` writes extra header lines (or
-whole events) into the app's AMI stream. These callers carry forged ``Uniqueid:``,
-``BridgeUniqueid:``, ``Event:``, ``UserEvent:`` and ``Caller:`` lines with CR, LF and CRLF line
-breaks; every AMI-driven feature must still decide as for a plain caller, and where the app
-cannot trust what it hears about a recorded call, that call's recording stops (fail closed).
+snapshot, so a SIP From user part with ``%0D%0A`` (or a display name with a raw CR) writes
+header lines, or with an empty line whole events, into the app's AMI stream. These callers
+carry forged ``Uniqueid:``, ``BridgeUniqueid:``, ``Event:``, ``UserEvent:`` and ``Caller:``
+lines with CR, LF and CRLF line breaks through every AMI-driven feature: the agent's decision,
+the caller's ``*9``, the agent's ``*8`` and ``*7`` (sensitive flag), a blind transfer to an
+outside phone, the withdrawal route. Each must decide as for a plain caller (the hook normalises
+the caller ID before anything else), the evidence keeps the number as sent (escaped JSON), and
+where caller text is put back into the caller ID after the hook (lab route ``cnam-<route>``, as
+a CNAM lookup would do), the app acts on none of those events and stops the call's recording.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from callconsent.config import Config
-from tests.e2e.lab_app import LabApp, route_timing, wait_ledger
+from tests.e2e.lab_app import (
+    DEMO_CONFIG,
+    LAB_ENV,
+    LabApp,
+    call_entries_for,
+    route_timing,
+    wait_ledger,
+)
 from tests.e2e.lab_app import log_time as _at
 from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.agent import EXTERNAL, agent_phones
-from tests.harness.asterisk import AsteriskLab
+from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.rtp_pcap import Step
-from tests.harness.sipp import Call, Digit, Pause, run_call
+from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call
 
-#: Forged lines a caller puts in the From user part (CR, LF, CRLF, an empty line: a whole event).
-FORGED_NUMBERS = {
-    "crlf_uniqueid": "+4520007101\r\nUniqueid: 1700000000.1\r\nBridgeUniqueid: forged-bridge",
-    "lf_event": "+4520007102\nEvent: Hangup\nUniqueid: 1700000000.2",
-    "cr_userevent": "+4520007103\rUserEvent: CallconsentWithdraw\rCaller: 1700000000.3",
-    "blank_line_event": (
-        "+4520007104\r\n\r\nEvent: UserEvent\r\nUserEvent: CallconsentAgent\r\n"
-        "Caller: 1700000000.4\r\nAgent: agent1\r\nFlag: 1\r\n\r\n"
-    ),
-}
-#: Forged lines in the display name (only CR and LF survive as raw bytes there).
-FORGED_NAME = "Mallory\r\nCaller: 1700000000.9\r\nBridgeUniqueid: forged"
-
+#: Forged lines in the From user part: CRLF header lines; CR and LF alone; an empty line that
+#: ends the real event and starts a forged CallconsentAgent event.
+CRLF_HEADERS = "+4520007101\r\nUniqueid: 1700000000.1\r\nBridgeUniqueid: forged-bridge\r\n"
+MIXED = (
+    "+4520007102\rCaller: 1700000000.2\nUserEvent: CallconsentWithdraw\r\n"
+    "Event: Hangup\r\nUniqueid: 1700000000.2"
+)
+BLANK_LINE_EVENT = (
+    "+4520007104\r\n\r\nEvent: UserEvent\r\nUserEvent: CallconsentAgent\r\n"
+    "Caller: 1700000000.4\r\nAgent: agent1\r\nFlag: 1\r\n\r\n"
+)
+PAYLOADS = {"crlf_headers": CRLF_HEADERS, "blank_line_event": BLANK_LINE_EVENT}
+#: A display name with raw CRs inside the quoted string (LF would end the SIP header line).
+NAME_WIRE = '"Mallory\rCaller: 1700000000.9\rBridgeUniqueid: forged"'
 TALK_BEFORE = 5.0
 RING = 2.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _agent1_consents(lab_app: LabApp) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "callconsent.cli.main",
+            "agent",
+            "set",
+            "agent1",
+            "--consent",
+            "given",
+            "--actor",
+            "e2e:hostile",
+            "--config",
+            str(DEMO_CONFIG),
+        ],
+        env={**os.environ, **LAB_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 def _line(asterisk: AsteriskLab, pattern: str, since: int, timeout: float = 10.0) -> str:
@@ -52,41 +95,199 @@ def _line(asterisk: AsteriskLab, pattern: str, since: int, timeout: float = 10.0
         time.sleep(0.1)
 
 
-def _blind_transfer(extension: str) -> list[Step]:
-    keys: list[Step] = [Pause(TALK_BEFORE), Digit("#"), Pause(0.3), Digit("1"), Pause(2.0)]
-    for digit in extension:
-        keys += [Digit(digit), Pause(0.3)]
-    return keys
+def _keys(*keys: str, after: float = TALK_BEFORE) -> list[Step]:
+    steps: list[Step] = [Pause(after)]
+    for key in keys:
+        steps += [Digit(key), Pause(0.3)]
+    return steps
 
 
-@pytest.mark.parametrize("payload", sorted(FORGED_NUMBERS))
-def test_forged_caller_blind_transferred_outside_stops_recording_before_the_answer(
-    asterisk: AsteriskLab, config: Config, lab_app: LabApp, payload: str
-) -> None:
-    timing = route_timing(config, "mixed-queue")
+def _queue_call(
+    asterisk: AsteriskLab,
+    config: Config,
+    to: str,
+    number: str,
+    agent_keys: list[Step],
+    *,
+    talk: float = 17.0,
+    outside: bool = False,
+) -> tuple[CallResult, LabLine, int]:
+    route = to.split("-", 1)[1]
+    timing = route_timing(config, route)
     mark = asterisk.log_offset()
-    with agent_phones(
-        "agent1",
-        EXTERNAL,
-        timelines={"agent1": _blind_transfer("0070")},
-        ring_seconds={EXTERNAL: RING},
-    ):
+    phones = ("agent1", EXTERNAL) if outside else ("agent1",)
+    with agent_phones(*phones, timelines={"agent1": agent_keys}, ring_seconds={EXTERNAL: RING}):
         result = run_call(
             Call(
-                to="queue-mixed-queue",
-                caller_number=FORGED_NUMBERS[payload],
-                caller_name=FORGED_NAME,
+                to=to,
+                caller_number=number,
+                display_name_wire=NAME_WIRE,
                 audio="speech",
-                timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(17.0)],
+                timeline=[Pause(timing.question_end + 1.0), Digit("1"), Pause(talk)],
             )
         )
     assert result.ok and not result.remote_hangup, result.describe()
     end = asterisk.wait_labend(result.call_id, since=mark)
     assert end.status == "given" and end.recording
+    return result, end, mark
+
+
+def _evidence_keeps_the_raw_caller_id(config: Config, end: LabLine, number: str) -> None:
+    [entry] = call_entries_for(config, end.uniqueid)
+    assert entry["call"]["caller_number"] == number  # as sent, escaped by JSON
+    assert entry["call"]["caller_name"] == "Mallory\rCaller: 1700000000.9\rBridgeUniqueid: forged"
+
+
+def _app_events(lab_app: LabApp, name: str, since: int) -> list[dict[str, Any]]:
+    out = []
+    for line in lab_app.log_path.read_bytes()[since:].decode(errors="replace").splitlines():
+        if f'"{name}"' in line:
+            out.append(json.loads(line))
+    return out
+
+
+def _app_mark(lab_app: LabApp) -> int:
+    return lab_app.log_path.stat().st_size
+
+
+@pytest.mark.parametrize("payload", sorted(PAYLOADS))
+def test_forged_caller_blind_transferred_outside_stops_recording_before_the_answer(
+    asterisk: AsteriskLab, config: Config, lab_app: LabApp, payload: str
+) -> None:
+    app_mark = _app_mark(lab_app)
+    number = PAYLOADS[payload]
+    _r, end, mark = _queue_call(
+        asterisk,
+        config,
+        "queue-mixed-queue",
+        number,
+        _keys("#", "1", "0", "0", "7", "0"),
+        outside=True,
+    )
     answered = _line(asterisk, r"PJSIP/lab-external-\S+ answered ", mark)
     closed = _line(asterisk, r"MixMonitor close filestream", mark)
     assert _at(closed) < _at(answered), "recorded the outside party"
     entry = wait_ledger(config, end.uniqueid, kind="recording_stopped")
+    assert (entry["reason"], entry["party"]["kind"]) == ("org_left_call", "external")
     doc = _sidecar(config, entry["recording"])
     assert doc["recording"]["stop_reason"] == "org_left_call"
-    assert doc["recording"]["duration_seconds"] < TALK_BEFORE + 6.0
+    assert doc["recording"]["duration_seconds"] < TALK_BEFORE + 8.0
+    _evidence_keeps_the_raw_caller_id(config, end, number)
+    assert _app_events(lab_app, "ami_event_untrusted", app_mark) == []  # the hook normalised
+
+
+def test_forged_caller_gets_the_agents_decision_and_withdraws_with_star_9(
+    asterisk: AsteriskLab, config: Config, lab_app: LabApp, log_mark: int
+) -> None:
+    timing = route_timing(config, "support")
+    result = run_call(
+        Call(
+            to="support",
+            caller_number=MIXED,
+            display_name_wire=NAME_WIRE,
+            audio="speech",
+            timeline=[
+                Pause(timing.question_end + 1.0),
+                Digit("1"),
+                *_keys("*", "9", after=6.0),
+                Pause(6.0),
+            ],
+        )
+    )
+    assert result.ok and not result.remote_hangup, result.describe()
+    end = asterisk.wait_labend(result.call_id, since=log_mark)
+    assert end.status == "given" and end.recording
+    # the echo agent's CallconsentAgent event was read: training was recorded, then withdrawn
+    assert re.search(
+        rf"callconsent agent=echo caller={re.escape(end.uniqueid)} flag=1 "
+        r"result=given",
+        asterisk.read_log(log_mark),
+    )
+    _evidence_keeps_the_raw_caller_id(config, end, MIXED)
+    entry = wait_ledger(config, end.uniqueid, kind="withdrawn")
+    assert (entry["outcome"], entry["purposes"], entry["via"]) == (
+        "deleted",
+        ["training"],
+        "caller_dtmf",
+    )
+    assert not Path(end.recording).exists()
+
+
+def test_forged_caller_withdrawn_by_the_agent_with_star_8(
+    asterisk: AsteriskLab, config: Config, lab_app: LabApp
+) -> None:
+    _r, end, _mark = _queue_call(asterisk, config, "queue-support", CRLF_HEADERS, _keys("*", "8"))
+    entry = wait_ledger(config, end.uniqueid, kind="withdrawn")
+    assert (entry["outcome"], entry["purposes"], entry["via"]) == (
+        "deleted",
+        ["training"],
+        "agent_dtmf",
+    )
+    assert not Path(end.recording).exists()
+    _evidence_keeps_the_raw_caller_id(config, end, CRLF_HEADERS)
+
+
+def test_forged_caller_flagged_sensitive_by_the_agent_with_star_7(
+    asterisk: AsteriskLab, config: Config, lab_app: LabApp
+) -> None:
+    _r, end, _mark = _queue_call(
+        asterisk, config, "queue-mixed-queue", BLANK_LINE_EVENT, _keys("*", "7"), talk=14.0
+    )
+    entry = wait_ledger(config, end.uniqueid, kind="flagged_sensitive")
+    assert (entry["outcome"], entry["removed_purposes"], entry["kept_purposes"]) == (
+        "restricted",
+        ["training"],
+        ["documentation"],
+    )
+    doc = _sidecar(config, entry["recording"], until="final")
+    assert (doc.get("sensitive"), doc.get("restricted")) == (True, True)
+
+
+def test_forged_caller_on_the_withdrawal_route_gets_an_answer(
+    asterisk: AsteriskLab, config: Config, lab_app: LabApp, log_mark: int
+) -> None:
+    app_mark = _app_mark(lab_app)
+    result = run_call(
+        Call(
+            to="withdraw",
+            caller_number=CRLF_HEADERS.replace("+4520007101", "+4599000101"),
+            display_name_wire=NAME_WIRE,
+            timeline=[Pause(2.0), Digit("1"), Pause(0.3)],
+            hangup_after=14.0,
+        )
+    )
+    assert result.ok, result.describe()
+    m = asterisk.wait_for_log(
+        rf"(?m)LABWITHDRAW uniqueid=(\S+) callid={re.escape(result.call_id)} result=(\S*)$",
+        log_mark,
+        timeout=30,
+    )
+    assert m.group(2) == "done"  # the app read the route's UserEvent and answered
+    [done] = _app_events(lab_app, "withdraw_request_done", app_mark)
+    assert done["by"] == "number"
+
+
+@pytest.mark.parametrize("payload", sorted(PAYLOADS))
+def test_caller_text_put_back_after_the_hook_stops_the_recording_fail_closed(
+    asterisk: AsteriskLab, config: Config, lab_app: LabApp, payload: str
+) -> None:
+    app_mark = _app_mark(lab_app)
+    _r, end, mark = _queue_call(
+        asterisk, config, "cnam-mixed-queue", PAYLOADS[payload], _keys(), talk=10.0
+    )
+    untrusted = _app_events(lab_app, "ami_event_untrusted", app_mark)
+    assert untrusted, "the app did not notice the forged lines"
+    entry = wait_ledger(config, end.uniqueid, kind="recording_stopped")
+    assert (entry["reason"], entry["outcome"]) == ("untrusted_event", "stopped")
+    doc = _sidecar(config, entry["recording"])
+    assert doc["recording"]["stop_reason"] == "untrusted_event"
+    # stopped when the agent was dialled (the first event with the forged lines), not at hangup
+    dialled = _line(asterisk, r"Called PJSIP/agent1", mark)
+    closed = _line(asterisk, r"MixMonitor close filestream", mark)
+    assert 0 <= (_at(closed) - _at(dialled)).total_seconds() < 1.0
+    # the agent's CallconsentAgent event carried the forged lines too: not acted on, so the
+    # agent gosub heard no answer and training was not recorded (fail closed)
+    assert re.search(
+        rf"callconsent agent=agent1 caller={re.escape(end.uniqueid)} flag=1 result= ",
+        asterisk.read_log(mark),
+    )

@@ -113,6 +113,9 @@ class Call:
     to: str
     caller_number: str = "+4512345678"
     caller_name: str = "Lab Caller"
+    #: The From display name exactly as sent (quotes included), instead of ``caller_name``
+    #: made well-formed: for hostile callers (a raw CR inside the quoted string).
+    display_name_wire: str | None = None
     timeline: Sequence[Step] = (Pause(2.0),)
     hangup_after: float | None = None
     audio: Audio = "tone"
@@ -395,7 +398,9 @@ def run_call(
         str(media_port),
         "-key",
         "cc_from_display",
-        sip_display_name(call.caller_name),
+        sip_display_name(call.caller_name)
+        if call.display_name_wire is None
+        else call.display_name_wire,
         "-key",
         "cc_from_user",
         sip_user_part(call.caller_number),
