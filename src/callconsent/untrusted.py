@@ -8,13 +8,19 @@ among those ids stops recording at once (AMI ``StopMixMonitor`` first, then the 
 ``recording_stopped`` and sidecar ``stop_reason`` ``untrusted_event``, party unknown = external).
 A forged id that names another caller's call stops that recording too: that is the price of
 failing closed, and it is logged.
+
+The first such event can come before the recording has started: the hook starts MixMonitor
+right after the consent, and the Queue's dial (``DialBegin``) follows within milliseconds, so
+``StopMixMonitor`` may find nothing to stop yet. It is therefore repeated (every
+``RETRY_SECONDS``, ``ATTEMPTS`` times) until Asterisk confirms a stop or the call has ended; a
+call is stopped once, however many untrusted events name it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import structlog
 
@@ -26,27 +32,43 @@ from callconsent.parties.adapter import PartyAmi, PartyStore
 log = structlog.get_logger("callconsent.untrusted")
 
 UNTRUSTED_EVENT: Final = "untrusted_event"
+ATTEMPTS: Final = 10
+RETRY_SECONDS: Final = 0.3
 
 
 class UntrustedEventGuard:
-    def __init__(self, ami: PartyAmi, store: PartyStore, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        ami: PartyAmi,
+        store: PartyStore,
+        *,
+        clock: Clock = utc_now,
+        retry_seconds: float = RETRY_SECONDS,
+    ) -> None:
         self._ami = ami
         self._store = store
         self._clock = clock
+        self._retry = retry_seconds
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping: set[str] = set()
 
     def on_untrusted(self, report: Untrusted) -> None:
         """Stop every live recording ``report`` may concern (synchronous: called in order)."""
+        self._stopping = {i for i in self._stopping if self._store.recording_live(i)}
         calls = sorted(
             i
             for i in report.ids
-            if UNIQUEID_RE.fullmatch(i) and ".." not in i and self._store.recording_live(i)
+            if UNIQUEID_RE.fullmatch(i)
+            and ".." not in i
+            and i not in self._stopping
+            and self._store.recording_live(i)
         )
         if not calls:
             return
         at = self._clock()
         loop = asyncio.get_running_loop()
         for uniqueid in calls:
+            self._stopping.add(uniqueid)
             task = loop.create_task(self._stop(uniqueid, at, report.problems))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -58,10 +80,7 @@ class UntrustedEventGuard:
 
     async def _stop(self, uniqueid: str, at: datetime, problems: tuple[str, ...]) -> None:
         bound = log.bind(call_id=uniqueid, reason=UNTRUSTED_EVENT, problems=list(problems))
-        try:
-            await self._ami.stop_mixmonitor(uniqueid)
-        except AmiError as exc:  # e.g. nothing recording yet; hangup ends it at the latest
-            bound.warning("untrusted_stop_failed", error=str(exc))
+        await self._stop_mixmonitor(uniqueid, bound)
         try:
             await self._store.stop_in_call(
                 uniqueid, at, scope="all", reason=UNTRUSTED_EVENT, party="external"
@@ -70,3 +89,16 @@ class UntrustedEventGuard:
             bound.error("storage_error", action="stop_in_call", error=str(exc))
             return
         bound.warning("recording_stopped_untrusted_event")
+
+    async def _stop_mixmonitor(self, uniqueid: str, bound: Any) -> None:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                await self._ami.stop_mixmonitor(uniqueid)
+            except AmiError as exc:  # not started yet, or the call is gone
+                if attempt == ATTEMPTS or not self._store.recording_live(uniqueid):
+                    bound.warning("untrusted_stop_failed", error=str(exc), attempts=attempt)
+                    return
+                await asyncio.sleep(self._retry)
+            else:
+                bound.info("untrusted_mixmonitor_stopped", attempts=attempt)
+                return

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from callconsent.ami import Ami, Untrusted
+from callconsent.ami import Ami, AmiError, Untrusted
 from callconsent.untrusted import UNTRUSTED_EVENT, UntrustedEventGuard
 from tests.support import ami_samples as s
 from tests.support.ami_server import FakeAmiServer
@@ -160,3 +160,29 @@ async def test_an_untrusted_event_about_no_recorded_call_stops_nothing() -> None
     guard.on_untrusted(Untrusted("Newchannel", ("truncated",), frozenset({CALLER})))
     await guard.drain()
     assert ami.stopped == [] and store.stops == []
+
+
+class LateAmi(StopAmi):
+    """StopMixMonitor fails until the hook has started MixMonitor (``fails`` times)."""
+
+    def __init__(self, fails: int) -> None:
+        super().__init__()
+        self.fails = fails
+        self.tries = 0
+
+    async def stop_mixmonitor(self, channel: str) -> None:
+        self.tries += 1
+        if self.tries <= self.fails:
+            raise AmiError("StopMixMonitor", "Could not stop monitoring channel")
+        self.stopped.append(channel)
+
+
+async def test_a_stop_that_comes_before_mixmonitor_started_is_repeated_until_it_stops() -> None:
+    store, ami = FakeStore({CALLER}), LateAmi(fails=3)
+    guard = UntrustedEventGuard(ami, store, clock=lambda: NOW, retry_seconds=0.01)
+    report = Untrusted("DialBegin", ("truncated",), frozenset({CALLER}))
+    guard.on_untrusted(report)
+    guard.on_untrusted(report)  # a second event about the same call: one stop only
+    await guard.drain()
+    assert (ami.tries, ami.stopped) == (4, [CALLER])
+    assert len(store.stops) == 1

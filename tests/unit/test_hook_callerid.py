@@ -44,3 +44,12 @@ def test_the_lab_ami_user_hears_only_the_events_the_app_acts_on() -> None:
     text = MANAGER.read_text(encoding="utf-8")
     included = re.findall(r"^eventfilter\(action\(include\),name\((\w+)\)\) =$", text, re.M)
     assert sorted(included) == ["BridgeEnter", "BridgeLeave", "DialBegin", "Hangup", "UserEvent"]
+
+
+def test_the_withdrawal_route_normalises_the_caller_id_before_its_user_event() -> None:
+    text = HOOK.read_text(encoding="utf-8")
+    start = text.index(f"[{names.WITHDRAW_ROUTE_CONTEXT}]\n")
+    route = text[start : text.index("\n[", start + 1)]
+    num = route.index("Set(CALLERID(num)=${FILTER(0-9+,${CALLERID(num)})})")
+    name = route.index(r"Set(CALLERID(name)=${FILTER(\x20-\x7e\x80-\xff,${CALLERID(name)})})")
+    assert num < route.index("Answer()") and name < route.index("UserEvent(")
