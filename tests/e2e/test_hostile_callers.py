@@ -134,8 +134,8 @@ def _queue_call(
 
 def _evidence_keeps_the_raw_caller_id(config: Config, end: LabLine, number: str) -> None:
     [entry] = call_entries_for(config, end.uniqueid)
-    # as Asterisk got it (it keeps the first 80 characters of a number), escaped by JSON
-    assert entry["call"]["caller_number"] == number[:80]
+    # as Asterisk got it (it keeps the first 79 characters of a number), escaped by JSON
+    assert entry["call"]["caller_number"] == number[:79]
     assert entry["call"]["caller_name"] == "Mallory\rCaller: 1700000000.9\rBridgeUniqueid: forged"
 
 
@@ -242,6 +242,8 @@ def test_forged_caller_flagged_sensitive_by_the_agent_with_star_7(
     )
     doc = _sidecar(config, entry["recording"], until="final")
     assert (doc.get("sensitive"), doc.get("restricted")) == (True, True)
+    # MixMonitor wrote it group-writable (Asterisk's umask); the app made it 0640 (R32)
+    assert os.stat(end.recording).st_mode & 0o777 == 0o640
 
 
 def test_forged_caller_on_the_withdrawal_route_gets_an_answer(
