@@ -39,7 +39,7 @@ from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.agent import EXTERNAL, agent_phones
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.rtp_pcap import Step
-from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call
+from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call, run_calls
 
 #: Forged lines in the From user part: CRLF header lines; CR and LF alone; an empty line that
 #: ends the real event and starts a forged CallconsentAgent event.
@@ -296,3 +296,57 @@ def test_caller_text_put_back_after_the_hook_stops_the_recording_fail_closed(
         rf"callconsent agent=agent1 caller={re.escape(end.uniqueid)} flag=1 result= ",
         asterisk.read_log(mark),
     )
+
+
+#: Hostile caller numbers (sent percent-encoded in the From user part; %FF%FE: invalid UTF-8).
+HOSTILE_NUMBERS = {
+    "dot_dot_slash": "../../../etc/passwd",
+    "quotes": "'\"'\";--",
+    "semicolon_dollar": "123;$HOME;$(id)",
+    "backticks": "`id`",
+    "expression": "${SHELL(id)}$[1+1]",
+    "long": "9" * 300,
+    "invalid_utf8": "+45%FF%FE%C0",
+}
+#: Hostile dialled numbers (the Request-URI user part as sent): an unknown route, not recorded.
+HOSTILE_DIALLED = {
+    "dialled_path": "support%2F..%2F..%2Fetc",
+    "dialled_shell": "support%3B%24%28id%29%60id%60",
+}
+
+
+def test_hostile_caller_ids_and_dialled_numbers_in_one_batch(
+    asterisk: AsteriskLab, config: Config, lab_app: LabApp, log_mark: int
+) -> None:
+    lab = config.storage.recordings_dir.parent
+    before = {p for p in lab.rglob("*") if p.is_file()}
+    timing = route_timing(config, "support")
+    talk = [Pause(timing.question_end + 1.0), Digit("1"), Pause(3.0)]
+    calls = [
+        Call(to="support", caller_number=n, audio="speech", timeline=talk)
+        for n in HOSTILE_NUMBERS.values()
+    ] + [
+        Call(to="support", dialled_wire=d, audio="speech", timeline=talk)
+        for d in HOSTILE_DIALLED.values()
+    ]
+    results = run_calls(calls, concurrency=len(calls))
+    ends = [asterisk.wait_labend(r.call_id, since=log_mark) for r in results]
+    for name, result, end in zip([*HOSTILE_NUMBERS, *HOSTILE_DIALLED], results, ends, strict=True):
+        assert result.ok, (name, result.describe())
+        [entry] = call_entries_for(config, end.uniqueid)
+        if name in HOSTILE_DIALLED:  # an unknown route: not recorded, the call goes on
+            assert (end.status, end.reason, end.recording) == ("error", "unknown_route", ""), name
+            assert "/" in entry["call"]["dialled_number"] or ";" in entry["call"]["dialled_number"]
+            continue
+        assert (end.status, end.reason) == ("given", "digit"), name
+        assert Path(end.recording).name == f"{end.uniqueid}.wav", name
+        assert Path(end.recording).parent.parent.parent.parent == config.storage.recordings_dir
+        stored = entry["call"]["caller_number"]
+        if name == "invalid_utf8":
+            print(f"invalid UTF-8 caller number stored as {stored!r}")  # shown with -s
+            assert stored is None or stored.startswith("+45")
+        else:
+            assert stored == HOSTILE_NUMBERS[name][:79], name
+    new = {p for p in lab.rglob("*") if p.is_file()} - before
+    allowed = (config.storage.recordings_dir, config.storage.ledger_path.parent)
+    assert [p for p in new if not any(a in p.parents for a in allowed)] == []
