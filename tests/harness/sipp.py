@@ -316,7 +316,7 @@ Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 {from_}
 {to}[peer_tag_param]
 Call-ID: [call_id]
-CSeq: 2 BYE
+CSeq: {bye_cseq} BYE
 Contact: <sip:lab@[local_ip]:[local_port]>
 Max-Forwards: 70
 Content-Length: 0
@@ -369,9 +369,7 @@ def _scenario(
         wait = max(0.0, offset - sent)
         sent += wait
         blocks.append(
-            _INFO.format(
-                wait_ms=round(wait * 1000), from_=_FROM, to=_TO, cseq=10 + i, signal=signal
-            )
+            _INFO.format(wait_ms=round(wait * 1000), from_=_FROM, to=_TO, cseq=2 + i, signal=signal)
         )
     return _SCENARIO.format(
         from_=_FROM,
@@ -380,6 +378,7 @@ def _scenario(
         answer_ms=max(1, round(answer_timeout * 1000)),
         hangup_ms=max(1, round((hangup_after - sent) * 1000)),
         info="".join(blocks),
+        bye_cseq=2 + len(blocks),  # after the INFOs' (Asterisk refuses a lower CSeq)
     )
 
 
