@@ -129,7 +129,8 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     ami.on_user_event(
         names.SENSITIVE_USER_EVENT, flags.on_flag_event, keys=names.SENSITIVE_EVENT_KEYS
     )
-    ami.on_untrusted(UntrustedEventGuard(ami, store).on_untrusted)  # fail closed (issue 11)
+    guard = UntrustedEventGuard(ami, store, recover=(withdrawals.recover, requests.recover))
+    ami.on_untrusted(guard.on_untrusted)  # fail closed, lose no withdrawal (issue 11)
     if config.parties is None:  # R1: check-config warns about this
         log.warning("party_watch_disabled", reason="parties.internal not configured")
     else:  # transfers and new parties (R1, R15): AMI BridgeEnter/Leave, DialBegin, Hangup

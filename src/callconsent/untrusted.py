@@ -14,11 +14,18 @@ right after the consent, and the Queue's dial (``DialBegin``) follows within mil
 ``StopMixMonitor`` may find nothing to stop yet. It is therefore repeated (every
 ``RETRY_SECONDS``, ``ATTEMPTS`` times) until Asterisk confirms a stop or the call has ended; a
 call is stopped once, however many untrusted events name it.
+
+An untrusted message may also have been one of the dialplan's own UserEvents (a withdrawal by
+``*9``/``*8`` or on the withdrawal route raised on a channel whose caller ID carries line
+breaks). Those are never lost: the dialplan marks them in AstDB before it raises them, so the
+guard runs ``recover`` (the markers' recovery, as at every AMI login) once per burst of
+untrusted messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -44,6 +51,7 @@ class UntrustedEventGuard:
         *,
         clock: Clock = utc_now,
         retry_seconds: float = RETRY_SECONDS,
+        recover: Sequence[Callable[[], Awaitable[object]]] = (),
     ) -> None:
         self._ami = ami
         self._store = store
@@ -51,10 +59,13 @@ class UntrustedEventGuard:
         self._retry = retry_seconds
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping: set[str] = set()
+        self._recover = tuple(recover)
+        self._recovering: asyncio.Task[None] | None = None
 
     def on_untrusted(self, report: Untrusted) -> None:
         """Stop every live recording ``report`` may concern (synchronous: called in order)."""
         self._stopping = {i for i in self._stopping if self._store.recording_live(i)}
+        self._start_recovery()
         calls = sorted(
             i
             for i in report.ids
@@ -74,9 +85,24 @@ class UntrustedEventGuard:
             task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Wait for the stops in flight (tests, shutdown)."""
+        """Wait for the stops and the recovery in flight (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _start_recovery(self) -> None:
+        if not self._recover or (self._recovering is not None and not self._recovering.done()):
+            return  # one at a time: it reads every marker, a burst needs one run
+        task = asyncio.get_running_loop().create_task(self._run_recovery())
+        self._recovering = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_recovery(self) -> None:
+        for recover in self._recover:
+            try:
+                await recover()
+            except Exception:  # a recovery's bug must not stop the next one
+                log.exception("untrusted_recovery_failed")
 
     async def _stop(self, uniqueid: str, at: datetime, problems: tuple[str, ...]) -> None:
         bound = log.bind(call_id=uniqueid, reason=UNTRUSTED_EVENT, problems=list(problems))

@@ -186,3 +186,29 @@ async def test_a_stop_that_comes_before_mixmonitor_started_is_repeated_until_it_
     await guard.drain()
     assert (ami.tries, ami.stopped) == (4, [CALLER])
     assert len(store.stops) == 1
+
+
+async def test_an_untrusted_burst_runs_the_withdrawal_markers_recovery_once() -> None:
+    runs: list[str] = []
+    gate = asyncio.Event()
+
+    async def withdrawals() -> int:
+        runs.append("withdrawals")
+        await gate.wait()
+        return 0
+
+    async def requests() -> int:
+        runs.append("requests")
+        return 0
+
+    store, ami = FakeStore(set()), StopAmi()
+    guard = UntrustedEventGuard(ami, store, clock=lambda: NOW, recover=(withdrawals, requests))
+    for _ in range(5):  # one forged event cut in three, and two more
+        guard.on_untrusted(Untrusted("UserEvent", ("cut",), frozenset()))
+    await asyncio.sleep(0)
+    gate.set()
+    await guard.drain()
+    assert runs == ["withdrawals", "requests"]
+    guard.on_untrusted(Untrusted("UserEvent", ("cut",), frozenset()))  # a later one: again
+    await guard.drain()
+    assert runs == ["withdrawals", "requests", "withdrawals", "requests"]
