@@ -107,7 +107,9 @@ class _GuardedProtocol(AMIProtocol):  # type: ignore[misc]
         )
         if message.trusted and (answer or message.event.lower() == "shutdown"):
             self.handle_message(Message.from_line(text.strip(ami_wire.EOL)))
-        elif not message.is_response:
+        elif message.is_response:  # an answer with a repeated header: its action times out
+            log.warning("ami_answer_untrusted", problems=list(message.problems))
+        else:
             try:
                 self._sink(message)
             except Exception:  # nothing may break the reader: later events still count
