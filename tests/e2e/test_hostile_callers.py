@@ -165,8 +165,14 @@ def test_forged_caller_blind_transferred_outside_stops_recording_before_the_answ
         _keys("#", "1", "0", "0", "7", "0"),
         outside=True,
     )
+    dialled = _line(asterisk, r"Called PJSIP/lab-external", mark)
     answered = _line(asterisk, r"PJSIP/lab-external-\S+ answered ", mark)
     closed = _line(asterisk, r"MixMonitor close filestream", mark)
+    print(
+        f"{payload}: recording stopped {(_at(closed) - _at(dialled)).total_seconds() * 1000:.0f}"
+        f" ms after the dial, {(_at(answered) - _at(closed)).total_seconds() * 1000:.0f} ms "
+        "before the outside phone answered"
+    )  # shown with -s
     assert _at(closed) < _at(answered), "recorded the outside party"
     entry = wait_ledger(config, end.uniqueid, kind="recording_stopped")
     assert (entry["reason"], entry["party"]["kind"]) == ("org_left_call", "external")
@@ -286,7 +292,9 @@ def test_caller_text_put_back_after_the_hook_stops_the_recording_fail_closed(
     # bridge: nothing was recorded, the empty file is gone and a tombstone says why
     dialled = _line(asterisk, r"Called PJSIP/agent1", mark)
     closed = _line(asterisk, r"MixMonitor close filestream", mark)
-    assert abs((_at(closed) - _at(dialled)).total_seconds()) < 1.0
+    latency = (_at(closed) - _at(dialled)).total_seconds()
+    print(f"{payload}: recording stopped {latency * 1000:.0f} ms after the agent's dial")
+    assert abs(latency) < 1.0
     tomb = _sidecar(config, entry["recording"], until="tombstone")
     assert (tomb["state"], tomb["reason"]) == ("tombstone", "no_audio")
     assert not Path(end.recording).exists()
