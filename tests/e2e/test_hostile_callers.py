@@ -151,10 +151,10 @@ def _app_mark(lab_app: LabApp) -> int:
     return lab_app.log_path.stat().st_size
 
 
-@pytest.mark.parametrize("payload", sorted(PAYLOADS))
 def test_forged_caller_blind_transferred_outside_stops_recording_before_the_answer(
-    asterisk: AsteriskLab, config: Config, lab_app: LabApp, payload: str
+    asterisk: AsteriskLab, config: Config, lab_app: LabApp
 ) -> None:
+    payload = "blank_line_event"  # crlf_headers: the *8 test (the hook normalises both alike)
     app_mark = _app_mark(lab_app)
     number = PAYLOADS[payload]
     _r, end, mark = _queue_call(
