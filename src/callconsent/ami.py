@@ -4,10 +4,20 @@
     await ami.connect()                  # inside the running loop (panoramisk needs that)
     await ami.db_put("callconsent", "agent/agent1", "1")
     await ami.mixmonitor(caller_uniqueid, "/var/.../x.wav", "bi(CALLCONSENT_MIXMONITOR_ID)")
-    ami.on_user_event("CallconsentAgent", handler)   # handler(headers: dict[str, str])
+    ami.on_user_event("CallconsentAgent", handler, keys=("Caller", "Agent", "Flag"))
+    ami.on_untrusted(guard)                          # guard(report: Untrusted), see below
 
 Nothing caller-controlled ever reaches a header: every value is checked to hold no CR/LF (an AMI
 header injection) and the values the app sends are its own (ids, paths it built, 0/1).
+
+Caller text inside the events Asterisk sends can forge header lines and whole events (see
+:mod:`callconsent.ami_wire`). The stream is therefore read by :mod:`callconsent.ami_wire`, not by
+panoramisk's parser (which keeps a repeated header as a list, and one spelled in another case
+silently replaces the first): an untrusted message (a repeated header, an event cut in two, an
+event posing as a response) reaches no handler. It is logged (``ami_event_untrusted``, values
+escaped) and handed to the ``on_untrusted`` guard with the ids it names, so the calls it may
+concern stop recording (fail closed). A UserEvent handler sees only the keys the dialplan sets
+(plus the channel's ``Uniqueid``); an action's answer is matched only when it is trusted.
 
 panoramisk re-sends actions still unanswered when the connection drops once it is back. A late
 MixMonitor or a stale DBPut must never run: each action here waits ``timeout`` seconds, and a
@@ -18,14 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import structlog
 from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
 
-from callconsent import metrics
+from callconsent import ami_wire, metrics
 from callconsent.config import SecretUnavailable
 
 if TYPE_CHECKING:
@@ -42,6 +55,66 @@ EventHandler = Callable[[dict[str, str]], Awaitable[None]]
 #: A handler of Asterisk's own events (``BridgeEnter``, ...): called synchronously in arrival
 #: order, so a state it keeps sees the events in Asterisk's order; it spawns its own I/O.
 SyncEventHandler = Callable[[dict[str, str]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Untrusted:
+    """An AMI message the app did not act on: its event name (as sent, may be caller text),
+    why it is untrusted, and every id it names (ids of calls that must fail safe)."""
+
+    event: str
+    problems: tuple[str, ...]
+    ids: frozenset[str]
+
+
+UntrustedHandler = Callable[[Untrusted], None]
+_GREETING: Final = "Asterisk Call Manager/"
+#: Events answering an action (matched to it by ``ActionID``) that the app sends.
+_ANSWER_EVENTS: Final = frozenset(
+    {"dbgetresponse", "dbgetcomplete", "dbgettreeresponse", "dbgettreecomplete"}
+)
+
+
+class _GuardedProtocol(AMIProtocol):  # type: ignore[misc]
+    """panoramisk's protocol, reading the stream with :mod:`callconsent.ami_wire`: a trusted
+    answer to an action goes to panoramisk (which resolves the action), every other message to
+    ``sink`` (trusted or not), never to panoramisk's event dispatch."""
+
+    def __init__(self, sink: Callable[[ami_wire.AmiMessage], None]) -> None:
+        super().__init__()
+        self._sink = sink
+        self._reader = ami_wire.Reader()
+        self._pending = b""  # bytes: a character split across two reads stays whole
+        self._greeted = False
+
+    def data_received(self, data: bytes) -> None:
+        self._pending += data
+        if not self._greeted and self._pending.startswith(_GREETING.encode()):
+            if b"\r\n" not in self._pending:
+                return
+            line, _, self._pending = self._pending.partition(b"\r\n")
+            self.version = line.decode("ascii", "replace")[len(_GREETING) :].strip()
+        self._greeted = True
+        *parts, self._pending = self._pending.split(b"\r\n\r\n")
+        for raw in parts:
+            text = raw.decode("utf-8", "replace")
+            if text.strip(ami_wire.EOL):
+                self._one(text)
+
+    def _one(self, text: str) -> None:
+        message = self._reader.read(text)
+        answer = message.is_response or (
+            message.event.lower() in _ANSWER_EVENTS and message.get("ActionID") in self.responses
+        )
+        if message.trusted and (answer or message.event.lower() == "shutdown"):
+            self.handle_message(Message.from_line(text.strip(ami_wire.EOL)))
+        elif message.is_response:  # an answer with a repeated header: its action times out
+            log.warning("ami_answer_untrusted", problems=list(message.problems))
+        else:
+            try:
+                self._sink(message)
+            except Exception:  # nothing may break the reader: later events still count
+                log.exception("ami_message_failed")
 
 
 class AmiError(Exception):
@@ -85,8 +158,9 @@ class Ami:
         self._timeout = timeout
         self._on_login = on_login
         self._manager: Manager | None = None
-        self._handlers: dict[str, list[EventHandler]] = {}
+        self._handlers: dict[str, list[tuple[EventHandler, tuple[str, ...]]]] = {}
         self._event_handlers: dict[str, list[SyncEventHandler]] = {}
+        self._untrusted: list[UntrustedHandler] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._logged_in = asyncio.Event()
         self._logins = 0
@@ -106,10 +180,8 @@ class Ami:
                 on_login=self._logged_in_cb,
                 on_disconnect=self._disconnected_cb,
                 reconnect_timeout=2,
+                protocol_factory=lambda: _GuardedProtocol(self._on_message),
             )
-            self._manager.register_event("UserEvent", self._dispatch)
-            for name in self._event_handlers:
-                self._manager.register_event(name, self._dispatch_event)
             connecting = self._manager.connect()
             if wait is not None:
                 try:
@@ -133,9 +205,16 @@ class Ami:
         for task in list(self._tasks):
             task.cancel()
 
-    def on_user_event(self, name: str, handler: EventHandler) -> None:
-        """Call ``handler(headers)`` for every ``UserEvent`` named ``name`` (case-insensitive)."""
-        self._handlers.setdefault(name.lower(), []).append(handler)
+    def on_user_event(self, name: str, handler: EventHandler, *, keys: Sequence[str]) -> None:
+        """Call ``handler(headers)`` for every trusted ``UserEvent`` named ``name``
+        (case-insensitive). ``headers`` holds ``keys`` (the keys the dialplan sets, "" when
+        absent) and ``Uniqueid`` (the channel that raised it), nothing else."""
+        picked = (*keys, "Uniqueid") if "Uniqueid" not in keys else tuple(keys)
+        self._handlers.setdefault(name.lower(), []).append((handler, picked))
+
+    def on_untrusted(self, handler: UntrustedHandler) -> None:
+        """Call ``handler(report)`` (synchronously, in order) for every untrusted message."""
+        self._untrusted.append(handler)
 
     def on_event(self, name: str, handler: SyncEventHandler) -> None:
         """Call ``handler(headers)`` for every AMI event ``name`` (e.g. ``BridgeEnter``), in
@@ -233,19 +312,40 @@ class Ami:
         metrics.AMI_CONNECTED.set(0)
         log.warning("ami_disconnected", error=str(exc))
 
-    def _dispatch(self, _manager: Manager, event: Any) -> None:
-        name = str(event.get("UserEvent", "")).lower()
-        headers = {str(k): str(v) for k, v in event.items()}
-        for handler in self._handlers.get(name, []):
-            self._spawn(handler(headers))
+    def _on_message(self, message: ami_wire.AmiMessage) -> None:
+        if not message.trusted:
+            self._distrust(message)
+        elif message.event.lower() == "userevent":
+            self._dispatch_user(message)
+        else:
+            self._dispatch_event(message)
 
-    def _dispatch_event(self, _manager: Manager, event: Any) -> None:
-        headers = {str(k): str(v) for k, v in event.items()}
-        for handler in self._event_handlers.get(headers.get("Event", ""), []):
+    def _distrust(self, message: ami_wire.AmiMessage) -> None:
+        report = Untrusted(message.event, message.problems, message.ids)
+        log.warning(
+            "ami_event_untrusted",
+            ami_event=ami_wire.shown(message.event),
+            problems=list(message.problems),
+            duplicated=sorted(ami_wire.shown(k) for k in message.duplicated),
+            ids=sorted(ami_wire.shown(i) for i in report.ids)[:20],
+        )
+        for handler in self._untrusted:
+            try:
+                handler(report)
+            except Exception:  # a handler's bug must not kill the AMI reader
+                log.exception("ami_untrusted_handler_failed")
+
+    def _dispatch_user(self, message: ami_wire.AmiMessage) -> None:
+        for handler, keys in self._handlers.get(message.get("UserEvent").lower(), []):
+            self._spawn(handler(message.pick(keys)))
+
+    def _dispatch_event(self, message: ami_wire.AmiMessage) -> None:
+        headers = message.headers()
+        for handler in self._event_handlers.get(message.event, []):
             try:
                 handler(headers)
             except Exception:  # a handler's bug must not kill the AMI reader
-                log.exception("ami_event_handler_failed", event=headers.get("Event"))
+                log.exception("ami_event_handler_failed", ami_event=message.event)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         async def run() -> None:

@@ -27,6 +27,7 @@ from callconsent.sdnotify import Notifier
 from callconsent.sensitive.adapter import SensitiveFlagHandler
 from callconsent.stasis import Skip, StasisApp
 from callconsent.store import EvidenceStore
+from callconsent.untrusted import UntrustedEventGuard
 from callconsent.withdrawal.in_call_adapter import WithdrawalHandler
 from callconsent.withdrawal.route import Readout, readout
 from callconsent.withdrawal.route_adapter import WithdrawRequestHandler, lifecycle_runner
@@ -117,8 +118,10 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     )
     bridge = BridgeHandler(ami, store, registry)
     withdrawals = WithdrawalHandler(ami, store)
-    ami.on_user_event(names.AGENT_USER_EVENT, bridge.on_agent_event)
-    ami.on_user_event(names.WITHDRAW_USER_EVENT, withdrawals.on_withdraw_event)
+    ami.on_user_event(names.AGENT_USER_EVENT, bridge.on_agent_event, keys=names.AGENT_EVENT_KEYS)
+    ami.on_user_event(
+        names.WITHDRAW_USER_EVENT, withdrawals.on_withdraw_event, keys=names.WITHDRAW_EVENT_KEYS
+    )
     requests = WithdrawRequestHandler(
         ami,
         lifecycle_runner(
@@ -127,9 +130,17 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
             anchor_path=config.storage.anchor_path,
         ),
     )  # the withdrawal route on the IVR (R17a, b)
-    ami.on_user_event(names.WITHDRAW_REQUEST_USER_EVENT, requests.on_request_event)
+    ami.on_user_event(
+        names.WITHDRAW_REQUEST_USER_EVENT,
+        requests.on_request_event,
+        keys=names.WITHDRAW_REQUEST_EVENT_KEYS,
+    )
     flags = SensitiveFlagHandler(ami, store)
-    ami.on_user_event(names.SENSITIVE_USER_EVENT, flags.on_flag_event)
+    ami.on_user_event(
+        names.SENSITIVE_USER_EVENT, flags.on_flag_event, keys=names.SENSITIVE_EVENT_KEYS
+    )
+    guard = UntrustedEventGuard(ami, store, recover=(withdrawals.recover, requests.recover))
+    ami.on_untrusted(guard.on_untrusted)  # fail closed, lose no withdrawal (issue 11)
     if config.parties is None:  # R1: check-config warns about this
         log.warning("party_watch_disabled", reason="parties.internal not configured")
     else:  # transfers and new parties (R1, R15): AMI BridgeEnter/Leave, DialBegin, Hangup

@@ -12,6 +12,13 @@ from typing import Final
 #: The Stasis application name the hook enters: ``Stasis(callconsent,<route>)``.
 APP_NAME: Final = "callconsent"
 
+#: The caller ID as the caller sent it, kept by the hook before it normalises ``CALLERID(num)``
+#: (digits and ``+`` only) and ``CALLERID(name)`` (control characters removed) for the rest of
+#: the dialplan: caller text with line breaks would otherwise write header lines into every AMI
+#: event about the call. The app reads them over ARI (JSON) as the evidence's caller number/name.
+VAR_CALLERID_RAW_NUM: Final = "CALLCONSENT_CALLERID_RAW_NUM"
+VAR_CALLERID_RAW_NAME: Final = "CALLCONSENT_CALLERID_RAW_NAME"
+
 #: The context admins Gosub into: ``Gosub(callconsent,s,1(<route>))``.
 HOOK_CONTEXT: Final = "callconsent"
 HOOK_EXTEN: Final = "s"
@@ -58,6 +65,9 @@ VAR_AGENT_RESULT: Final = "CALLCONSENT_AGENT_RESULT"
 AGENT_CONTEXT: Final = "callconsent-agent"
 #: The UserEvent the agent gosub raises (AMI event ``UserEvent``, ``UserEvent: <this>``).
 AGENT_USER_EVENT: Final = "CallconsentAgent"
+#: The keys the dialplan sets in each UserEvent: the app reads these (and the channel's
+#: ``Uniqueid``) and nothing else of the event.
+AGENT_EVENT_KEYS: Final = ("Caller", "Agent", "Flag")
 #: AstDB family of the agents' standing consent: ``DB(callconsent/agent/<id>)`` = 1 or 0.
 ASTDB_FAMILY: Final = "callconsent"
 ASTDB_AGENT_PREFIX: Final = "agent/"
@@ -90,6 +100,7 @@ VAR_WITHDRAW_PROMPT: Final = "CALLCONSENT_WITHDRAW_PROMPT"
 VAR_WITHDRAWN: Final = "CALLCONSENT_WITHDRAWN"
 #: The UserEvent the withdrawal context raises (``Caller: <uniqueid>``, ``At: <UTC stamp>``).
 WITHDRAW_USER_EVENT: Final = "CallconsentWithdraw"
+WITHDRAW_EVENT_KEYS: Final = ("Caller", "By", "Agent", "At")
 #: The durable marker the dialplan writes before telling the app, so a withdrawal made while the
 #: app is down is finished when it is back: ``DB(callconsent/withdrawn/<uniqueid>)`` = stamp.
 ASTDB_WITHDRAWN_PREFIX: Final = "withdrawn/"
@@ -112,6 +123,7 @@ VAR_FLAGGED: Final = "CALLCONSENT_FLAGGED"
 #: The UserEvent the flag context raises (``Caller: <caller uniqueid>``, ``Agent: <id>``,
 #: ``At: <UTC stamp>``).
 SENSITIVE_USER_EVENT: Final = "CallconsentSensitive"
+SENSITIVE_EVENT_KEYS: Final = ("Caller", "Agent", "At")
 
 # -- the agent withdraws for a caller who asks orally (R16, second half) ---------------------
 #: The features.conf ``applicationmap`` entry the agent's withdrawal code runs, and the context
@@ -140,6 +152,7 @@ AGENT_WITHDRAW_PROMPT: Final = "callconsent-agent-withdrawn"
 WITHDRAW_ROUTE_CONTEXT: Final = "callconsent-withdraw-route"
 WITHDRAW_REQUEST_MARK_CONTEXT: Final = "callconsent-withdraw-request-mark"
 WITHDRAW_REQUEST_USER_EVENT: Final = "CallconsentWithdrawRequest"
+WITHDRAW_REQUEST_EVENT_KEYS: Final = ("Request", "Caller", "By", "Value", "At")
 #: The durable marker: ``DB(callconsent/withdrawreq/<request id>)`` = ``<stamp> <by> <value>``,
 #: deleted by the app once the request is carried out (or refused as malformed).
 ASTDB_WITHDRAW_REQUEST_PREFIX: Final = "withdrawreq/"

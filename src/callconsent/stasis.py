@@ -219,14 +219,19 @@ class StasisApp:
             except AriError:
                 return None
 
-        linkedid, dnid = await asyncio.gather(var("CHANNEL(linkedid)"), var("CALLERID(dnid)"))
+        linkedid, dnid, raw_num, raw_name = await asyncio.gather(
+            var("CHANNEL(linkedid)"),
+            var("CALLERID(dnid)"),
+            var(names.VAR_CALLERID_RAW_NUM),  # as sent: the hook normalised CALLERID (issue 11)
+            var(names.VAR_CALLERID_RAW_NAME),
+        )
         return CallInfo(
             uniqueid=channel_id,
             linkedid=linkedid or str(channel.get("linkedid") or channel_id),
             channel=str(channel.get("name", "")),
             route=str(args[0]) if args else "",
-            caller_number=caller.get("number"),
-            caller_name=caller.get("name"),
+            caller_number=raw_num or caller.get("number"),
+            caller_name=raw_name or caller.get("name"),
             dialled_number=dnid,
         )
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Audio = Literal["tone", "speech", "silence"]
+#: ``inband1``: the DTMF tones of digit 1 (697 + 1209 Hz) as audio, for in-band DTMF.
+Audio = Literal["tone", "speech", "silence", "inband1"]
 
 SAMPLE_RATE = 8000
 PACKET_SECONDS = 0.02
@@ -63,7 +64,8 @@ class Pause:
 
 @dataclass(frozen=True)
 class Digit:
-    """A keypress sent as an RFC 4733 telephone-event lasting ``seconds`` (rounded to 20 ms)."""
+    """A keypress sent as an RFC 4733 telephone-event lasting ``seconds`` (rounded to 20 ms).
+    ``seconds=0``: a zero-length event, only its end packets with duration 0 (hostile input)."""
 
     digit: str
     seconds: float = 0.16
@@ -71,8 +73,8 @@ class Digit:
     def __post_init__(self) -> None:
         if self.digit not in DTMF_EVENTS:
             raise ValueError(f"not a DTMF digit: {self.digit!r} (use one of 0-9 * # A-D)")
-        if not 0.04 <= self.seconds <= 5.0:
-            raise ValueError(f"digit duration must be 0.04-5 s, got {self.seconds!r}")
+        if not (self.seconds == 0 or 0.04 <= self.seconds <= 5.0):
+            raise ValueError(f"digit duration must be 0 or 0.04-5 s, got {self.seconds!r}")
 
 
 def Silence(seconds: float) -> Pause:
@@ -214,10 +216,22 @@ class _AudioSource:
         self._silence = bytes([ALAW_SILENCE]) * SAMPLES_PER_PACKET
         self._speech: bytes | None = None
         self._speech_pos = 0
+        self._inband_n = 0
 
     def packet(self, audio: Audio) -> bytes:
         if audio == "tone":
             return self._tone
+        if audio == "inband1":  # 697 + 1209 Hz, phase-continuous across packets
+            start, self._inband_n = self._inband_n, self._inband_n + SAMPLES_PER_PACKET
+            return bytes(
+                _linear_to_alaw(
+                    round(
+                        6000 * math.sin(2 * math.pi * 697 * n / SAMPLE_RATE)
+                        + 6000 * math.sin(2 * math.pi * 1209 * n / SAMPLE_RATE)
+                    )
+                )
+                for n in range(start, start + SAMPLES_PER_PACKET)
+            )
         if audio == "silence":
             return self._silence
         if self._speech is None:
@@ -281,6 +295,14 @@ def build_rtp(
                     slot, PT_PCMA, first_audio, ts0 + slot * SAMPLES_PER_PACKET, source.packet(kind)
                 )
                 first_audio = False
+        elif step.seconds == 0:  # zero-length: the end packets alone, duration 0
+            ts = ts0 + start * SAMPLES_PER_PACKET
+            body = TelephoneEvent(DTMF_EVENTS[step.digit], True, DTMF_VOLUME, 0).to_bytes()
+            for _copy in range(END_PACKET_COPIES):
+                add(start, PT_TELEPHONE_EVENT, True, ts, body)
+            digits.append(DigitInfo(step.digit, start * PACKET_SECONDS, 0.0))
+            clock = max(clock, (start + 1) * PACKET_SECONDS)
+            first_audio = True
         else:
             n = max(end - start, 2)
             event = DTMF_EVENTS[step.digit]

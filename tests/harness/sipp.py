@@ -113,6 +113,14 @@ class Call:
     to: str
     caller_number: str = "+4512345678"
     caller_name: str = "Lab Caller"
+    #: The From display name exactly as sent (quotes included), instead of ``caller_name``
+    #: made well-formed: for hostile callers (a raw CR inside the quoted string).
+    display_name_wire: str | None = None
+    #: The Request-URI user part exactly as sent (percent-escapes included), instead of ``to``:
+    #: for hostile dialled numbers. ``to`` must still be a plain name (it labels the call).
+    dialled_wire: str | None = None
+    #: Keypresses sent as SIP INFO (application/dtmf-relay): (seconds after the answer, digit).
+    info_digits: Sequence[tuple[float, str]] = ()
     timeline: Sequence[Step] = (Pause(2.0),)
     hangup_after: float | None = None
     audio: Audio = "tone"
@@ -275,6 +283,7 @@ Content-Length: 0
     </action>
   </nop>
 
+{info}
   <recv request="BYE" timeout="{hangup_ms}" ontimeout="local_bye"/>
 
   <send>
@@ -307,7 +316,7 @@ Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 {from_}
 {to}[peer_tag_param]
 Call-ID: [call_id]
-CSeq: 2 BYE
+CSeq: {bye_cseq} BYE
 Contact: <sip:lab@[local_ip]:[local_port]>
 Max-Forwards: 70
 Content-Length: 0
@@ -324,13 +333,52 @@ Content-Length: 0
 """
 
 
-def _scenario(pcap: Path, answer_timeout: float, hangup_after: float) -> str:
+_INFO = """
+  <pause milliseconds="{wait_ms}"/>
+  <send retrans="500">
+    <![CDATA[
+
+INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{from_}
+{to}[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} INFO
+Contact: <sip:lab@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/dtmf-relay
+Content-Length: [len]
+
+Signal={signal}
+Duration=160
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+"""
+
+
+def _scenario(
+    pcap: Path,
+    answer_timeout: float,
+    hangup_after: float,
+    info: Sequence[tuple[float, str]] = (),
+) -> str:
+    blocks, sent = [], 0.0
+    for i, (offset, signal) in enumerate(sorted(info)):
+        wait = max(0.0, offset - sent)
+        sent += wait
+        blocks.append(
+            _INFO.format(wait_ms=round(wait * 1000), from_=_FROM, to=_TO, cseq=2 + i, signal=signal)
+        )
     return _SCENARIO.format(
         from_=_FROM,
         to=_TO,
         pcap=quoteattr(str(pcap)),
         answer_ms=max(1, round(answer_timeout * 1000)),
-        hangup_ms=max(1, round(hangup_after * 1000)),
+        hangup_ms=max(1, round((hangup_after - sent) * 1000)),
+        info="".join(blocks),
+        bye_cseq=2 + len(blocks),  # after the INFOs' (Asterisk refuses a lower CSeq)
     )
 
 
@@ -369,7 +417,9 @@ def run_call(
     info = write_pcap(pcap, call.timeline, audio=call.audio)
     hangup_after = info.duration if call.hangup_after is None else call.hangup_after
     scenario = work / "caller.xml"
-    scenario.write_text(_scenario(pcap, call.answer_timeout, hangup_after), encoding="utf-8")
+    scenario.write_text(
+        _scenario(pcap, call.answer_timeout, hangup_after, call.info_digits), encoding="utf-8"
+    )
     sip_port, media_port = _allocate_ports()
     log_file, err_file, msg_file = work / "log.txt", work / "errors.txt", work / "messages.txt"
     # A generous cap so a stuck call cannot hang the test run.
@@ -380,7 +430,7 @@ def run_call(
         "-sf",
         str(scenario),
         "-s",
-        call.to,
+        call.to if call.dialled_wire is None else call.dialled_wire,
         "-m",
         "1",
         "-l",
@@ -395,7 +445,9 @@ def run_call(
         str(media_port),
         "-key",
         "cc_from_display",
-        sip_display_name(call.caller_name),
+        sip_display_name(call.caller_name)
+        if call.display_name_wire is None
+        else call.display_name_wire,
         "-key",
         "cc_from_user",
         sip_user_part(call.caller_number),

@@ -65,3 +65,13 @@ def test_call_validates_route_and_call_id() -> None:
     with pytest.raises(ValueError):
         Call(to="support", call_id="a b")
     assert Call(to="support").call_id != Call(to="support").call_id
+
+
+def test_scenario_with_sip_info_digits_is_well_formed_and_sends_them(tmp_path: Path) -> None:
+    pcap = tmp_path / "x.pcap"
+    xml = _scenario(pcap, 30.0, 10.0, [(4.0, "1"), (2.0, "5")])
+    root = ET.fromstring(xml.encode())  # noqa: S314  (our own XML)
+    assert root.tag == "scenario"
+    assert xml.count("INFO sip:") == 2
+    assert xml.index("Signal=5") < xml.index("Signal=1")  # in time order
+    assert '<pause milliseconds="2000"/>' in xml and 'timeout="6000"' in xml

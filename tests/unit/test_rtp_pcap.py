@@ -20,6 +20,7 @@ from tests.harness.rtp_pcap import (
     Silence,
     TelephoneEvent,
     TimelineInfo,
+    build_rtp,
     read_pcap,
     read_rtp,
     timeline_duration,
@@ -136,4 +137,11 @@ def test_invalid_steps() -> None:
     with pytest.raises(ValueError):
         Pause(-1)
     with pytest.raises(ValueError):
-        Digit("1", seconds=0.0)
+        Digit("1", seconds=0.02)  # 0 (a zero-length event) or 0.04-5 s
+
+
+def test_a_zero_length_digit_is_only_its_end_packets_with_duration_0() -> None:
+    packets, info = build_rtp([Pause(0.1), Digit("1", seconds=0), Pause(0.1)])
+    events = [TelephoneEvent.parse(p.payload) for p in packets if p.payload_type == 101]
+    assert events and all(e.end and e.duration == 0 and e.event == 1 for e in events)
+    assert info.digits[0].seconds == 0.0

@@ -192,6 +192,16 @@ def test_finalise_records_size_duration_and_sha256_of_the_audio(paths: Recording
     assert doc["updated_at"] == "2026-11-24T12:00:05.123Z"
 
 
+def test_finalise_makes_a_recording_written_under_umask_002_mode_0640(
+    paths: RecordingPaths,
+) -> None:
+    sidecar.create(paths, new_doc(paths))
+    paths.audio.write_bytes(pcm_header(32000) + os.urandom(32000))
+    os.chmod(paths.audio, 0o664)  # as MixMonitor writes it under Asterisk's umask 002
+    sidecar.finalise(paths, ended_at=T0)
+    assert stat.S_IMODE(paths.audio.stat().st_mode) == 0o640
+
+
 def test_finalise_of_header_only_wav_reports_no_audio(paths: RecordingPaths) -> None:
     sidecar.create(paths, new_doc(paths))
     paths.audio.write_bytes(pcm_header(0))

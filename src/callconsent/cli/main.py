@@ -51,8 +51,31 @@ def _serve(args: argparse.Namespace) -> int:
         *_bypass_warnings(args),
     ]:
         print(f"warning: {warning}", file=sys.stderr)
+    refused = _recordings_folder_refused(config.storage.recordings_dir)
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return EXIT_USAGE
     asyncio.run(app.serve(config))
     return EXIT_OK
+
+
+def _recordings_folder_refused(folder: Path) -> str | None:
+    """Why ``serve`` will not record into ``folder`` (R32), or None."""
+    from callconsent.evidence.fsio import folder_exposure
+
+    try:
+        mode = folder.stat().st_mode
+    except FileNotFoundError:
+        return None  # created with the right mode at the first recording
+    except OSError as exc:
+        return f"cannot read the recordings folder {folder}: {exc.strerror}"
+    exposure = folder_exposure(mode)
+    if exposure is None:
+        return None
+    return (
+        f"the recordings folder {folder} is {exposure}: recordings are personal data, others "
+        f"may have no access. Fix it with: chmod o-rwx {folder} (and make the files in it 0640)"
+    )
 
 
 def _check_config(args: argparse.Namespace) -> int:

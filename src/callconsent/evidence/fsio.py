@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -29,6 +30,35 @@ from referencing import Registry, Resource
 
 #: Files holding personal data: owner read/write, group read (R32: 0640 or stricter).
 FILE_MODE: Final = 0o640
+
+#: Permission bits for "others" (world): a recordings folder must grant them nothing to read or
+#: write (R32).
+_WORLD_READ: Final = 0o004
+_WORLD_WRITE: Final = 0o002
+
+
+def tighten_mode(path: Path, mode: int = FILE_MODE) -> int | None:
+    """Take away every permission of ``path`` beyond ``mode`` (a stricter mode stays as it is).
+    Returns the old permission bits when it changed them, else None. MixMonitor writes with
+    Asterisk's umask (0664 under umask 002): the app corrects that when it finalises."""
+    old = stat.S_IMODE(path.stat().st_mode)
+    new = old & mode
+    if new == old:
+        return None
+    os.chmod(path, new)
+    return old
+
+
+def folder_exposure(mode: int) -> str | None:
+    """Why a folder with permission bits ``mode`` may not hold recordings, or None: readable or
+    writable by others (world). Pure."""
+    problems = [
+        word for bit, word in ((_WORLD_READ, "readable"), (_WORLD_WRITE, "writable")) if mode & bit
+    ]
+    if not problems:
+        return None
+    return f"{' and '.join(problems)} by every user on the machine (mode {stat.S_IMODE(mode):04o})"
+
 
 _STAMP_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 

@@ -34,6 +34,7 @@ from callconsent.evidence.fsio import (
     schema_errors,
     schema_validator,
     sha256_file,
+    tighten_mode,
     utc_stamp,
 )
 from callconsent.evidence.paths import RecordingPaths
@@ -233,6 +234,8 @@ def finalise(paths: RecordingPaths, *, ended_at: datetime) -> dict[str, Any]:
     """
     doc = prepare_final(paths, ended_at=ended_at)
     write(paths, doc)
+    if paths.audio.exists():  # MixMonitor wrote it with Asterisk's umask: 0640 at most (R32)
+        tighten_mode(paths.audio)
     return doc
 
 

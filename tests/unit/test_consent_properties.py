@@ -1,0 +1,45 @@
+"""Property tests of the consent machine (issue 11): ~2,000 random event sequences over ten
+plans; never a recording without an active consent digit or a purpose that needs none (after
+every notice, no objection), every call ends in a terminal state, nothing is left stuck.
+bench/consent_properties.py runs 100,000 of the same walks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from callconsent.consent import CallPlan, PrepareRecording
+from tests.support import consent_walk
+from tests.support.consent_walk import DIGITS, KINDS, PLANS, walk
+
+STEPS = st.lists(st.tuples(st.sampled_from(KINDS), st.sampled_from(DIGITS)), max_size=40)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=st.sampled_from(PLANS), steps=STEPS)
+def test_no_sequence_records_without_a_basis_and_every_call_ends(
+    plan: CallPlan, steps: list[tuple[str, str]]
+) -> None:
+    w = walk(plan, steps)
+    assert w.violations == [], (w.violations, [type(e).__name__ for e in w.fed])
+
+
+def test_the_walk_reports_a_recording_without_a_digit_when_one_is_forced() -> None:
+    """The property check itself can fail: training recorded after a timeout (the outcome
+    altered after the fact) is reported."""
+    w = walk(PLANS[0], [("start", "1"), ("finish", "1"), ("timeout", "1")])
+    assert w.violations == [] and w.recorded == ()
+    assert w.machine.outcome is not None
+    w.actions.append(PrepareRecording(replace(w.machine.outcome, recorded_purposes=("training",))))
+    consent_walk.check_recording(w)
+    assert "recorded_without_digit:training" in w.violations
+
+
+def test_a_yes_after_the_question_started_is_recorded_and_keeps_every_property() -> None:
+    w = walk(
+        PLANS[1],
+        [("start", ""), ("finish", ""), ("start", ""), ("digit", "1"), ("prepared", "")],
+    )
+    assert w.violations == [] and w.recorded == ("documentation", "training")
