@@ -15,7 +15,13 @@ from callconsent.agents import registry as agents
 from callconsent.agents.bridge import BridgeHandler
 from callconsent.ami import Ami, AmiError
 from callconsent.ari import AriClient
-from callconsent.config import Config, build_plan, route_for
+from callconsent.config import (
+    Config,
+    ConfigError,
+    build_plan,
+    recording_prerequisites,
+    route_for,
+)
 from callconsent.consent import CallPlan
 from callconsent.evidence import callref
 from callconsent.parties.adapter import PartyWatch
@@ -131,7 +137,11 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
 
 async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Run the Stasis app until SIGTERM/SIGINT (or ``stop``); then continue every call in the
-    consent flow to the dialplan, unrecorded, and disconnect."""
+    consent flow to the dialplan, unrecorded, and disconnect. A config whose enabled routes
+    record without ``asterisk.ami`` and ``parties.internal`` is refused (R1, R2)."""
+    missing = recording_prerequisites(config)
+    if missing:
+        raise ConfigError(missing)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -15,8 +15,14 @@ from pathlib import Path
 
 from callconsent import __version__
 from callconsent.cli import agent
-from callconsent.cli._common import EXIT_OK, EXIT_PROBLEMS, add_config_option, load_or_exit
-from callconsent.config import check_config_main
+from callconsent.cli._common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    add_config_option,
+    load_or_exit,
+)
+from callconsent.config import check_config_main, recording_prerequisites
 from callconsent.lifecycle import commands as lifecycle_commands
 
 
@@ -27,6 +33,12 @@ def _serve(args: argparse.Namespace) -> int:
     from callconsent.withdrawal.features_check import withdraw_feature_warnings
 
     config = load_or_exit(args.config)
+    missing = recording_prerequisites(config)
+    if missing:  # R1, R2: no recording without the party watch
+        for line in missing:
+            print(f"error: {line}", file=sys.stderr)
+        print("serve: refusing to start", file=sys.stderr)
+        return EXIT_USAGE
     for warning in [*config.warnings, *withdraw_feature_warnings(config, args.features_conf)]:
         print(f"warning: {warning}", file=sys.stderr)
     asyncio.run(app.serve(config))

@@ -33,8 +33,10 @@ from ._model import (
     StorageConfig,
 )
 from ._plan import build_plan, route_for
+from ._require import REQUIRED_KEYS, recording_prerequisites
 
 __all__ = [
+    "REQUIRED_KEYS",
     "AgentConsentConfig",
     "AmiConfig",
     "AriConfig",
@@ -58,6 +60,7 @@ __all__ = [
     "check_config_main",
     "load_config",
     "media_uri",
+    "recording_prerequisites",
     "route_for",
     "sha256_file",
 ]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ._errors import ConfigError
 from ._load import load_config
+from ._require import recording_prerequisites
 
 
 def check_config_main(path: Path) -> int:
@@ -19,6 +20,14 @@ def check_config_main(path: Path) -> int:
         for line in exc.warnings:
             print(f"warning: {line}", file=sys.stderr)
         print(f"FAILED: {path} ({len(exc.errors)} error(s))", file=sys.stderr)
+        return 2
+    missing = recording_prerequisites(config)
+    if missing:  # serve would refuse to start (R1, R2)
+        for line in missing:
+            print(f"error: {line}", file=sys.stderr)
+        for line in config.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        print(f"FAILED: {path} ({len(missing)} error(s))", file=sys.stderr)
         return 2
     print(f"OK: {path}")
     for line in config.warnings:
