@@ -191,6 +191,14 @@ class Ami:
         """Stop the MixMonitor on ``channel`` (name or uniqueid)."""
         await self._send("StopMixMonitor", {"Channel": channel})
 
+    async def mixmonitor_mute(self, channel: str, *, mute: bool) -> None:
+        """Mute (or unmute) every MixMonitor on ``channel`` in both directions: the file keeps
+        growing with silence (hold, R2)."""
+        await self._send(
+            "MixMonitorMute",
+            {"Channel": channel, "Direction": "both", "State": "1" if mute else "0"},
+        )
+
     async def setvar(self, channel: str, variable: str, value: str) -> None:
         await self._send("Setvar", {"Channel": channel, "Variable": variable, "Value": value})
 

@@ -22,7 +22,7 @@ from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
 from callconsent.evidence import documents, ledger, paths, sidecar
 from callconsent.evidence.documents import CallInfo
-from callconsent.parties import stops
+from callconsent.parties import hold, stops
 from callconsent.sensitive import rules as sensitive
 from callconsent.withdrawal import in_call
 
@@ -261,6 +261,24 @@ class EvidenceStore:
         )
         return done
 
+    async def record_pause(
+        self, uniqueid: str, at: datetime, pause: hold.Pause | None
+    ) -> hold.PauseChange:
+        """List a pause (R2; None: the open one ended) in a live recording's sidecar."""
+        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
+            where = self._recordings.get(uniqueid)
+            if where is None:  # ended (recording_ended holds the lock) or not ours
+                return hold.NOTHING
+
+            def apply() -> hold.PauseChange:
+                doc = sidecar.load(where)
+                done = hold.started(doc, at=at, pause=pause) if pause else hold.ended(doc, at=at)
+                if done.doc is not None:
+                    sidecar.write(where, done.doc)
+                return done
+
+            return await asyncio.to_thread(apply)
+
     async def _change_in_call(
         self,
         uniqueid: str,
@@ -323,8 +341,9 @@ class EvidenceStore:
         if self.waiting_for_agent(call.uniqueid):  # no decision ever came: never consent
             unknown = AgentEvidence(None, "unknown", None, ended)
             await self.agent_decided(call.uniqueid, unknown, given=False, reason="agent_unknown")
-        self._locks.pop(call.uniqueid, None)
-        where = self._recordings.pop(call.uniqueid, None)
+        lock = self._locks.pop(call.uniqueid, None) or asyncio.Lock()
+        async with lock:  # a mid-call change in flight finishes first; later ones find nothing
+            where = self._recordings.pop(call.uniqueid, None)
         if where is None:
             return
         try:
