@@ -42,6 +42,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from .rtp_pcap import Audio, Digit, Pause, Silence, Step, TimelineInfo, write_pcap
+from .sip_hold import caller_hold
 
 __all__ = [
     "Call",
@@ -118,6 +119,8 @@ class Call:
     audio: Audio = "tone"
     answer_timeout: float = 30.0
     call_id: str = field(default_factory=_new_call_id)
+    #: (seconds from the answer, seconds held): the caller holds the call (tests/harness/sip_hold)
+    hold: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.to):
@@ -274,7 +277,7 @@ Content-Length: 0
       <log message="PLAY [timestamp]"/>
     </action>
   </nop>
-
+{hold}
   <recv request="BYE" timeout="{hangup_ms}" ontimeout="local_bye"/>
 
   <send>
@@ -324,13 +327,20 @@ Content-Length: 0
 """
 
 
-def _scenario(pcap: Path, answer_timeout: float, hangup_after: float) -> str:
+def _scenario(
+    pcap: Path,
+    answer_timeout: float,
+    hangup_after: float,
+    hold: tuple[float, float] | None = None,
+) -> str:
+    held = sum(hold) if hold else 0.0
     return _SCENARIO.format(
         from_=_FROM,
         to=_TO,
         pcap=quoteattr(str(pcap)),
         answer_ms=max(1, round(answer_timeout * 1000)),
-        hangup_ms=max(1, round(hangup_after * 1000)),
+        hangup_ms=max(1, round((hangup_after - held) * 1000)),
+        hold=caller_hold(_FROM, _TO, *hold) if hold else "",
     )
 
 
@@ -369,7 +379,9 @@ def run_call(
     info = write_pcap(pcap, call.timeline, audio=call.audio)
     hangup_after = info.duration if call.hangup_after is None else call.hangup_after
     scenario = work / "caller.xml"
-    scenario.write_text(_scenario(pcap, call.answer_timeout, hangup_after), encoding="utf-8")
+    scenario.write_text(
+        _scenario(pcap, call.answer_timeout, hangup_after, call.hold), encoding="utf-8"
+    )
     sip_port, media_port = _allocate_ports()
     log_file, err_file, msg_file = work / "log.txt", work / "errors.txt", work / "messages.txt"
     # A generous cap so a stuck call cannot hang the test run.
