@@ -310,7 +310,7 @@ Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 {from_}
 {to}[peer_tag_param]
 Call-ID: [call_id]
-CSeq: 2 BYE
+CSeq: 10 BYE
 Contact: <sip:lab@[local_ip]:[local_port]>
 Max-Forwards: 70
 Content-Length: 0
