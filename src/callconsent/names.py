@@ -165,3 +165,10 @@ VAR_CALLREF: Final = "CALLCONSENT_CALLREF"
 VAR_CALLREF_READ: Final = "CALLCONSENT_CALLREF_READ"
 VAR_CALLREF_PROMPT: Final = "CALLCONSENT_CALLREF_PROMPT"
 CALLREF_PROMPT: Final = "callconsent-callref"
+#: The caller's confirmation after answering the training question (requirements texts 6, 7;
+#: :mod:`callconsent.confirmation`), set by the app on the caller's channel (not inherited):
+#: the prompt without extension; empty: none. Base names under ``<prompts_dir>/<lang>/``.
+VAR_CONFIRM_PROMPT: Final = "CALLCONSENT_CONFIRM_PROMPT"
+CONSENT_GIVEN_PROMPT: Final = "callconsent-consent-given"
+CONSENT_GIVEN_PLAIN_PROMPT: Final = "callconsent-consent-given-plain"
+CONSENT_REFUSED_PROMPT: Final = "callconsent-consent-refused"

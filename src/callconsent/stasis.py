@@ -23,6 +23,7 @@ from callconsent._stasis_ports import AriOps, Planner, Skip, Store
 from callconsent.agents.rules import bridge_variables
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
+from callconsent.confirmation import confirmation_variables
 from callconsent.consent import (
     Action,
     AdapterFailed,
@@ -327,7 +328,9 @@ class StasisApp:
                     return RecordingPrepared(self._clock())
                 case SetResult(status, reason, recording):
                     path = call.recording_path if recording and call.recording_path else ""
-                    extra = self._agent_vars(call, path)
+                    extra = self._agent_vars(call, path) + confirmation_variables(
+                        call.machine.plan, call.machine.outcome
+                    )  # texts 6, 7
                     await self._set_result(channel_id, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                     if not path:

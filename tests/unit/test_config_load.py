@@ -80,6 +80,7 @@ def test_demo_config_has_the_lab_routes() -> None:
     assert set(routes) == {
         "sampled",
         "support",
+        "confirmed",
         "docs",
         "mixed",
         "mixed-queue",
