@@ -40,6 +40,6 @@ def test_the_caller_hears_the_confirmation_of_the_answer(
     end = asterisk.wait_labend(result.call_id, since=mark)
     assert end.status == status
     played = asterisk.wait_for_log(
-        rf"\[{end.log_tag()}\].*Playing '[^']*/da/(callconsent-consent-[a-z-]+)", since=mark
+        rf"\[{end.log_tag}\].*Playing '[^']*/da/(callconsent-consent-[a-z-]+)", since=mark
     )
     assert played.group(1) == prompt
