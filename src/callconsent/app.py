@@ -6,6 +6,7 @@ import asyncio
 import random
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 import structlog
@@ -24,6 +25,7 @@ from callconsent.config import (
 )
 from callconsent.consent import CallPlan
 from callconsent.evidence import callref
+from callconsent.objection.adapter import ObjectionHandler, route_settings
 from callconsent.parties.adapter import PartyWatch
 from callconsent.parties.tracker import Classifier
 from callconsent.sensitive.adapter import SensitiveFlagHandler
@@ -83,7 +85,15 @@ def build_readout(config: Config) -> Readout:
     return refs
 
 
-def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
+@dataclass(frozen=True, slots=True)
+class AmiSide:
+    """The AMI connection and the objection adapter the ARI side hands late keys to."""
+
+    ami: Ami
+    objections: ObjectionHandler
+
+
+def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
     """The AMI side of the agent bridge (R15): the UserEvent from the agent gosub, MixMonitor on
     the caller, and the registry's AstDB mirror re-synced at every login; and of the in-call
     withdrawal (R16): its UserEvent, and the AstDB markers left while the app was away, finished
@@ -126,13 +136,27 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     ami.on_user_event(names.WITHDRAW_REQUEST_USER_EVENT, requests.on_request_event)
     flags = SensitiveFlagHandler(ami, store)
     ami.on_user_event(names.SENSITIVE_USER_EVENT, flags.on_flag_event)
-    if config.parties is None:  # R1: check-config warns about this
+    watch: PartyWatch | None = None
+    if config.parties is None:  # R1: serve refuses this config; kept for direct use
         log.warning("party_watch_disabled", reason="parties.internal not configured")
-    else:  # transfers and new parties (R1, R15): AMI BridgeEnter/Leave, DialBegin, Hangup
+    else:  # transfers, new parties, hold (R1, R2, R15): AMI bridge, dial, hold, hangup events
         watch = PartyWatch(ami, store, registry, Classifier(config.parties.internal))
         for event, handler in watch.handlers().items():
             ami.on_event(event, handler)
-    return ami
+    objections = ObjectionHandler(  # Art 21 during the call (R30): *6, *3, the digit
+        ami,
+        store,
+        route_settings(config),
+        config.storage.recordings_dir,
+        bridged=watch.in_bridge if watch is not None else _unknown_bridge,
+    )
+    ami.on_user_event(names.OBJECTION_USER_EVENT, objections.on_objection_event)
+    return AmiSide(ami, objections)
+
+
+def _unknown_bridge(_uniqueid: str) -> bool:
+    """Without the party watch the bridge is unknown: an objection digit counts (fail safe)."""
+    return False
 
 
 async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
@@ -157,6 +181,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         )
         store = build_store(config)
         whisper_dir = config.prompts_dir / config.agent_consent.whisper_language
+        side = build_ami(config, store)  # created inside the running loop, as panoramisk needs
+        ami = side.ami if side is not None else None
         app = StasisApp(
             ari,
             ConfigPlanner(config),
@@ -164,8 +190,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             whisper_dir=str(whisper_dir),
             prompts_dir=str(config.prompts_dir),
             call_refs=build_readout(config),
+            objections=side.objections if side is not None else None,
         )
-        ami = build_ami(config, store)  # created inside the running loop, as panoramisk needs
         if ami is not None:
             await ami.connect()  # retries by itself; the registry is synced at each login
         runner = asyncio.create_task(ari.run(app), name="ari")

@@ -165,6 +165,18 @@ VAR_CALLREF: Final = "CALLCONSENT_CALLREF"
 VAR_CALLREF_READ: Final = "CALLCONSENT_CALLREF_READ"
 VAR_CALLREF_PROMPT: Final = "CALLCONSENT_CALLREF_PROMPT"
 CALLREF_PROMPT: Final = "callconsent-callref"
+#: Objection to documentation during the call (Art 21, R30; :mod:`callconsent.objection`):
+#: set (inherited) by the app on the caller's channel when documentation is recorded on a route
+#: that allows objection; the hook then enables the caller's code, the agent gosub the agent's.
+VAR_OBJECTABLE: Final = "CALLCONSENT_OBJECTABLE"
+#: The UserEvent of both codes (``Caller: <uniqueid>``, ``Agent: <agent id>``, ``Via: ...``).
+OBJECTION_USER_EVENT: Final = "CallconsentObjection"
+#: The features.conf application names: the caller's code (``*3``) and the agent's (``*6``).
+OBJECTION_FEATURE: Final = "callconsent_object"
+OBJECTION_AGENT_FEATURE: Final = "callconsent_object_agent"
+#: Their dialplan contexts.
+OBJECTION_CONTEXT: Final = "callconsent-object"
+OBJECTION_AGENT_CONTEXT: Final = "callconsent-object-agent"
 #: The caller's confirmation after answering the training question (requirements texts 6, 7;
 #: :mod:`callconsent.confirmation`), set by the app on the caller's channel (not inherited):
 #: the prompt without extension; empty: none. Base names under ``<prompts_dir>/<lang>/``.

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from callconsent import names
-from callconsent._stasis_ports import AriOps, Planner, Skip, Store
+from callconsent._stasis_ports import AriOps, Objections, Planner, Skip, Store
 from callconsent.agents.rules import bridge_variables
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
@@ -87,6 +87,7 @@ class StasisApp:
         whisper_dir: str = "",
         prompts_dir: str = "",
         call_refs: Readout | None = None,  # R17b: the call reference read to the caller
+        objections: Objections | None = None,  # R30: objection after the flow
     ) -> None:
         self._ari = ari
         self._planner = planner
@@ -95,6 +96,7 @@ class StasisApp:
         self._whisper_dir = whisper_dir  # <prompts_dir>/<lang>: the agent gosub's whisper prompts
         self._prompts_dir = prompts_dir  # the caller's withdrawal confirmation (R16)
         self._refs = call_refs
+        self._objections = objections
         self._calls: dict[str, _Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -130,6 +132,10 @@ class StasisApp:
             return
         call = self._calls.get(channel_id)
         if call is None:
+            return
+        if kind == "ChannelDtmfReceived" and call.machine.finished and self._objections:
+            digit, route = str(event.get("digit", "")), call.machine.plan.route
+            await self._objections.on_late_digit(call.info.uniqueid, digit, route)
             return
         translated = self._translate(kind, event)
         if translated is not None:
@@ -356,6 +362,8 @@ class StasisApp:
         out = bridge_variables(recorded, call.info.uniqueid, self._whisper_dir)
         if not (recorded and outcome):
             return out
+        if self._objections:  # before the withdrawal's last variable
+            out += self._objections.variables(outcome.route, recorded)
         return out + withdraw_variables(outcome, self._prompts_dir, call.info.uniqueid, self._refs)
 
     async def _set_result(

@@ -149,7 +149,7 @@ class EvidenceStore:
         purpose still waiting for the agent never starts; the recording is deleted (tombstone
         ``withdrawn``) or kept for what was recorded without consent. Ledger ``withdrawn`` first.
         A call this process does not know (it restarted) is found by its uniqueid."""
-        done = await self._change_in_call(
+        done = await self.change_in_call(
             uniqueid,
             at,
             change=lambda doc: in_call.withdraw(doc, at=at),
@@ -182,7 +182,7 @@ class EvidenceStore:
         (tombstone ``sensitive``) when only consent purposes were recorded. Ledger
         ``flagged_sensitive`` first. Idempotent. A call this process does not know is found by
         its uniqueid."""
-        done = await self._change_in_call(
+        done = await self.change_in_call(
             uniqueid,
             at,
             change=lambda doc: sensitive.flag(doc, at=at),
@@ -232,7 +232,7 @@ class EvidenceStore:
         """A party change stops the recording or ends its consent purposes (R1; rules:
         :func:`callconsent.parties.stops.stop`). Ledger ``recording_stopped`` first, then the sidecar.
         The caller of this stops MixMonitor when ``stops_recording``."""
-        done = await self._change_in_call(
+        done = await self.change_in_call(
             uniqueid,
             at,
             change=lambda doc: stops.stop(
@@ -279,7 +279,7 @@ class EvidenceStore:
 
             return await asyncio.to_thread(apply)
 
-    async def _change_in_call(
+    async def change_in_call(
         self,
         uniqueid: str,
         at: datetime,

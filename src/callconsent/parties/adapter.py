@@ -148,6 +148,10 @@ class PartyWatch:
         if _valid(uniqueid):
             self._act(self._tracker.unhold(uniqueid))
 
+    def in_bridge(self, uniqueid: str) -> bool:
+        """``uniqueid``'s channel is in a bridge now (a talking one, not a holding bridge)."""
+        return self._tracker.in_bridge(uniqueid)
+
     async def drain(self) -> None:
         """Wait for the actions in flight (tests, shutdown)."""
         while self._tasks:

@@ -196,6 +196,11 @@ class PartyTracker:
             self._remove(bridge, uniqueid)
         self._calls.pop(uniqueid, None)
 
+    def in_bridge(self, uniqueid: str) -> bool:
+        """In a bridge now, a holding bridge (parking) aside."""
+        bridge = self._bridge_of.get(uniqueid)
+        return bridge is not None and bridge not in self._holding_bridges
+
     def members(self, bridge: str) -> dict[str, str]:
         return dict(self._bridges.get(bridge, {}))
 
