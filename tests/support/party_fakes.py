@@ -15,7 +15,7 @@ from callconsent.store import EvidenceStore
 from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
 
 T0 = datetime(2026, 11, 24, 9, 0, 0, tzinfo=UTC)
-CALLER = "1764000000.42"
+CALLER = "1795510800.42"  # uniqueid: epoch of T0 (the store finds a sidecar by it)
 _NOTICE = Prompt("lab_docs_v1.notice", "sound:/p/da/x", "da", "c" * 64)
 
 
