@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -22,6 +22,7 @@ from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
 from callconsent.evidence import documents, ledger, paths, sidecar
 from callconsent.evidence.documents import CallInfo
+from callconsent.evidence.paths import find_recording
 from callconsent.parties import hold, stops
 from callconsent.sensitive import rules as sensitive
 from callconsent.withdrawal import in_call
@@ -209,6 +210,10 @@ class EvidenceStore:
         """This process records call ``uniqueid`` now (or waits for its agent to)."""
         return uniqueid in self._recordings
 
+    def adopt(self, uniqueid: str, where: paths.RecordingPaths) -> None:
+        """A recording found live after a restart: this process watches it from now on."""
+        self._recordings.setdefault(uniqueid, where)
+
     async def consent_live(self, uniqueid: str) -> bool:
         """Call ``uniqueid``'s running recording still holds a consent purpose (training)."""
         where = self._recordings.get(uniqueid)
@@ -381,17 +386,3 @@ class EvidenceStore:
         if not logged:
             self._ledger.append(ledger.deleted_entry(tomb, source="app"))
         sidecar.write(where, tomb)
-
-
-def find_recording(recordings_dir: Path, uniqueid: str) -> paths.RecordingPaths | None:
-    """The sidecar of call ``uniqueid`` by the date in Asterisk's uniqueid (``<epoch>.<n>``):
-    that UTC day or the next (a call that crossed midnight). None when there is none."""
-    head = uniqueid.rsplit("-", 1)[-1].split(".", 1)[0]  # "[systemname-]<epoch>.<n>"
-    if not head.isdigit():
-        return None
-    day = datetime.fromtimestamp(int(head), UTC)
-    for when in (day, day + timedelta(days=1), day - timedelta(days=1)):
-        where = paths.recording_paths(recordings_dir, uniqueid, when)
-        if where.sidecar.exists():
-            return where
-    return None

@@ -35,8 +35,8 @@ from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
 from callconsent.config import Config, ObjectionSettings
 from callconsent.evidence import paths, sidecar
+from callconsent.evidence.paths import find_recording
 from callconsent.objection import rules
-from callconsent.store import find_recording
 
 log = structlog.get_logger("callconsent.objection")
 
