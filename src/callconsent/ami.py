@@ -182,6 +182,16 @@ class Ami:
             if str(e.get("Event", "")).lower() == "dbgettreeresponse"
         ]
 
+    async def core_show_channels(self) -> list[dict[str, str]]:
+        """Every channel now (AMI ``CoreShowChannels``): one dict of ``CoreShowChannel``
+        headers each (``Uniqueid``, ``Channel``, ``BridgeId``, ...)."""
+        events = await self._send("CoreShowChannels", {})
+        return [
+            {str(k): str(v) for k, v in e.items()}
+            for e in events
+            if str(e.get("Event", "")).lower() == "coreshowchannel"
+        ]
+
     async def mixmonitor(self, channel: str, file: str, options: str) -> None:
         """Start MixMonitor on ``channel`` (name or uniqueid); ``options`` is ONE string such as
         ``bi(CALLCONSENT_MIXMONITOR_ID)``."""

@@ -27,6 +27,7 @@ from callconsent.consent import CallPlan
 from callconsent.evidence import callref
 from callconsent.objection.adapter import ObjectionHandler, route_settings
 from callconsent.parties.adapter import PartyWatch
+from callconsent.parties.recover import recover as recover_calls
 from callconsent.parties.tracker import Classifier
 from callconsent.sensitive.adapter import SensitiveFlagHandler
 from callconsent.stasis import Skip, StasisApp
@@ -110,6 +111,8 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
     registry = agents.AgentRegistry.from_config(config)
 
     async def resync() -> None:
+        if watch is not None:  # recorded calls in progress: watched again (R1, R2)
+            await recover_calls(watch, ami, store, config.storage.recordings_dir)
         await withdrawals.recover()  # withdrawals made while the app was away (R16)
         await requests.recover()  # requests on the withdrawal route while it was away (R17)
         try:

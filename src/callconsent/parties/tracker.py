@@ -137,6 +137,26 @@ class PartyTracker:
         self._calls.setdefault(caller, _Call())
         return self._decide(caller)
 
+    def recover(self, snapshot: list[tuple[str, str, str]], callers: list[str]) -> list[Decision]:
+        """After a restart (or an AMI reconnect) events were lost: learn the bridges from a
+        channel listing (``(uniqueid, channel, bridge id or "")``) and watch ``callers`` again.
+        Nobody on their calls counts as decided by the agent gosub any more: every party is
+        checked again (an agent's standing consent, an outsider ends the consent purposes) and
+        a caller with no internal party stops at once."""
+        for uniqueid, channel, bridge in snapshot:
+            if bridge and self._bridge_of.get(uniqueid) != bridge:
+                old = self._bridge_of.get(uniqueid)
+                if old is not None:
+                    self._remove(old, uniqueid)
+                self._bridges.setdefault(bridge, {})[uniqueid] = channel
+                self._bridge_of[uniqueid] = bridge
+        out: list[Decision] = []
+        for caller in callers:
+            call = self._calls.setdefault(caller, _Call())
+            call.bridged = True
+            out += self._decide(caller)
+        return out
+
     def watching(self, caller: str) -> bool:
         return caller in self._calls
 
