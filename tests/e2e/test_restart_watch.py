@@ -53,29 +53,33 @@ def test_a_restarted_app_stops_a_recording_transferred_outside_before_the_answer
     mark = asterisk.log_offset()
     talks = timing.notices_end + TRANSFER_AT + 2.0 + RING + 6.0
     call = Call(to="queue-docs", audio="speech", timeline=[Pause(talks)])
-    with agent_phones(
-        "agent1", EXTERNAL, timelines={"agent1": _keys()}, ring_seconds={EXTERNAL: RING}
+    with (
+        agent_phones(
+            "agent1", EXTERNAL, timelines={"agent1": _keys()}, ring_seconds={EXTERNAL: RING}
+        ),
+        background_call(call) as pending,
     ):
-        with background_call(call) as pending:
-            asterisk.wait_for_log(r"Channel PJSIP/agent1-\S+ joined", since=mark, timeout=40)
-            time.sleep(1.0)  # bridged and recorded
-            offset = lab_app.log_path.stat().st_size
-            lab_app.kill()
-            try:
-                time.sleep(0.5)
-            finally:
-                lab_app.start()
-            assert _recovered(lab_app, offset) >= 1
-            result = pending.result(timeout=90)
+        asterisk.wait_for_log(r"Channel PJSIP/agent1-\S+ joined", since=mark, timeout=40)
+        time.sleep(1.0)  # bridged and recorded
+        offset = lab_app.log_path.stat().st_size
+        lab_app.kill()
+        try:
+            time.sleep(0.5)
+        finally:
+            lab_app.start()
+        assert _recovered(lab_app, offset) >= 1
+        result = pending.result(timeout=90)
     assert result.ok, result.describe()
     end = asterisk.wait_labend(result.call_id, since=mark)
     assert end.status == "not_required" and end.recording
     dialled = _line(asterisk, r"Called PJSIP/lab-external", mark)
     answered = _line(asterisk, r"PJSIP/lab-external-\S+ answered ", mark)
     closed = _line(asterisk, r"MixMonitor close filestream", mark)
+    after_dial = (log_time(closed) - log_time(dialled)).total_seconds() * 1000
+    before_answer = (log_time(answered) - log_time(closed)).total_seconds() * 1000
     print(
-        f"after the restart: recording stopped {(log_time(closed) - log_time(dialled)).total_seconds() * 1000:.0f} ms "
-        f"after the dial, {(log_time(answered) - log_time(closed)).total_seconds() * 1000:.0f} ms before the answer"
+        f"after the restart: recording stopped {after_dial:.0f} ms after the dial, "
+        f"{before_answer:.0f} ms before the answer"
     )
     assert log_time(closed) < log_time(answered)
     entry = wait_ledger(config, end.uniqueid, kind="recording_stopped")
