@@ -70,3 +70,23 @@ def test_objection_digit_one_second_after_the_notice_means_not_recorded(
     doc = wait_sidecar(config, end.recording, until="tombstone")
     assert doc["state"] == "tombstone"
     assert not (config.storage.recordings_dir / entry["recording"]).exists()
+
+
+def test_caller_objection_code_while_bridged_stops_and_deletes_within_1s(
+    asterisk: AsteriskLab, config: Config, lab_app: LabApp
+) -> None:
+    timing = route_timing(config, "docs")
+    mark = asterisk.log_offset()
+    keys = [Pause(timing.notices_end + 8.0), Digit("*"), Pause(0.4), Digit("3"), Pause(5.0)]
+    with agent_phones("agent1"):
+        result = run_call(Call(to="queue-docs", audio="speech", timeline=keys))
+    assert result.ok, result.describe()
+    end = asterisk.wait_labend(result.call_id, since=mark)
+    pressed = _line(asterisk, r"Executing \[s@callconsent-object:1\]", mark)
+    closed = _line(asterisk, r"MixMonitor close filestream", mark)
+    latency = (log_time(closed) - log_time(pressed)).total_seconds()
+    print(f"caller *3: recording stopped {latency * 1000:.0f} ms after the code ran")
+    assert 0 <= latency < 1.0
+    entry = wait_ledger(config, end.uniqueid, kind="objection")
+    assert (entry["via"], entry["by"], entry["outcome"]) == ("caller_feature", "caller", "deleted")
+    assert not (config.storage.recordings_dir / entry["recording"]).exists()
