@@ -22,7 +22,7 @@ from callconsent.cli._common import (
     add_config_option,
     load_or_exit,
 )
-from callconsent.config import check_config_main, recording_prerequisites
+from callconsent.config import Config, check_config_main, recording_prerequisites
 from callconsent.lifecycle import commands as lifecycle_commands
 
 
@@ -30,8 +30,6 @@ def _serve(args: argparse.Namespace) -> int:
     from callconsent import app, logs
 
     logs.configure(args.log_level, json=not args.console_log)
-    from callconsent.withdrawal.features_check import withdraw_feature_warnings
-
     config = load_or_exit(args.config)
     missing = recording_prerequisites(config)
     if missing:  # R1, R2: no recording without the party watch
@@ -39,18 +37,27 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"error: {line}", file=sys.stderr)
         print("serve: refusing to start", file=sys.stderr)
         return EXIT_USAGE
-    for warning in [*config.warnings, *withdraw_feature_warnings(config, args.features_conf)]:
+    for warning in [*config.warnings, *_feature_warnings(config, args.features_conf)]:
         print(f"warning: {warning}", file=sys.stderr)
     asyncio.run(app.serve(config))
     return EXIT_OK
 
 
-def _check_config(args: argparse.Namespace) -> int:
+def _feature_warnings(config: Config, features_conf: Path) -> list[str]:
+    """The in-call codes in features.conf: withdrawal (R16), flag (R22), objection (R30)."""
+    from callconsent.objection.features_check import objection_feature_warnings
     from callconsent.withdrawal.features_check import withdraw_feature_warnings
 
+    return [
+        *withdraw_feature_warnings(config, features_conf),
+        *objection_feature_warnings(config, features_conf),
+    ]
+
+
+def _check_config(args: argparse.Namespace) -> int:
     code = check_config_main(args.file)
-    if code == EXIT_OK:  # the in-call withdrawal code in features.conf (R16)
-        for warning in withdraw_feature_warnings(load_or_exit(args.file), args.features_conf):
+    if code == EXIT_OK:  # the in-call codes in features.conf
+        for warning in _feature_warnings(load_or_exit(args.file), args.features_conf):
             print(f"warning: {warning}")
     return code
 
