@@ -265,6 +265,16 @@ class Ami:
             if str(e.get("Event", "")).lower() == "dbgettreeresponse"
         ]
 
+    async def core_show_channels(self) -> list[dict[str, str]]:
+        """Every channel now (AMI ``CoreShowChannels``): one dict of ``CoreShowChannel``
+        headers each (``Uniqueid``, ``Channel``, ``BridgeId``, ...)."""
+        events = await self._send("CoreShowChannels", {})
+        return [
+            {str(k): str(v) for k, v in e.items()}
+            for e in events
+            if str(e.get("Event", "")).lower() == "coreshowchannel"
+        ]
+
     async def mixmonitor(self, channel: str, file: str, options: str) -> None:
         """Start MixMonitor on ``channel`` (name or uniqueid); ``options`` is ONE string such as
         ``bi(CALLCONSENT_MIXMONITOR_ID)``."""
@@ -273,6 +283,14 @@ class Ami:
     async def stop_mixmonitor(self, channel: str) -> None:
         """Stop the MixMonitor on ``channel`` (name or uniqueid)."""
         await self._send("StopMixMonitor", {"Channel": channel})
+
+    async def mixmonitor_mute(self, channel: str, *, mute: bool) -> None:
+        """Mute (or unmute) every MixMonitor on ``channel`` in both directions: the file keeps
+        growing with silence (hold, R2)."""
+        await self._send(
+            "MixMonitorMute",
+            {"Channel": channel, "Direction": "both", "State": "1" if mute else "0"},
+        )
 
     async def setvar(self, channel: str, variable: str, value: str) -> None:
         await self._send("Setvar", {"Channel": channel, "Variable": variable, "Value": value})

@@ -6,6 +6,7 @@ import asyncio
 import random
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
 import structlog
@@ -17,10 +18,18 @@ from callconsent.agi.adapter import AgiFlow
 from callconsent.agi.server import AgiServer
 from callconsent.ami import Ami, AmiError
 from callconsent.ari import AriClient
-from callconsent.config import Config, build_plan, route_for
+from callconsent.config import (
+    Config,
+    ConfigError,
+    build_plan,
+    recording_prerequisites,
+    route_for,
+)
 from callconsent.consent import CallPlan
 from callconsent.evidence import callref
+from callconsent.objection.adapter import ObjectionHandler, route_settings
 from callconsent.parties.adapter import PartyWatch
+from callconsent.parties.recover import recover as recover_calls
 from callconsent.parties.tracker import Classifier
 from callconsent.reload import LiveConfig
 from callconsent.sdnotify import Notifier
@@ -83,7 +92,15 @@ def build_readout(config: Config) -> Readout:
     return refs
 
 
-def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
+@dataclass(frozen=True, slots=True)
+class AmiSide:
+    """The AMI connection and the objection adapter the ARI side hands late keys to."""
+
+    ami: Ami
+    objections: ObjectionHandler
+
+
+def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
     """The AMI side of the agent bridge (R15): the UserEvent from the agent gosub, MixMonitor on
     the caller, and the registry's AstDB mirror re-synced at every login; and of the in-call
     withdrawal (R16): its UserEvent, and the AstDB markers left while the app was away, finished
@@ -100,6 +117,8 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     registry = agents.AgentRegistry.from_config(config)
 
     async def resync() -> None:
+        if watch is not None:  # recorded calls in progress: watched again (R1, R2)
+            await recover_calls(watch, ami, store, config.storage.recordings_dir)
         await withdrawals.recover()  # withdrawals made while the app was away (R16)
         await requests.recover()  # requests on the withdrawal route while it was away (R17)
         try:
@@ -141,13 +160,29 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     )
     guard = UntrustedEventGuard(ami, store, recover=(withdrawals.recover, requests.recover))
     ami.on_untrusted(guard.on_untrusted)  # fail closed, lose no withdrawal (issue 11)
-    if config.parties is None:  # R1: check-config warns about this
+    watch: PartyWatch | None = None
+    if config.parties is None:  # R1: serve refuses this config; kept for direct use
         log.warning("party_watch_disabled", reason="parties.internal not configured")
-    else:  # transfers and new parties (R1, R15): AMI BridgeEnter/Leave, DialBegin, Hangup
+    else:  # transfers, new parties, hold (R1, R2, R15): AMI bridge, dial, hold, hangup events
         watch = PartyWatch(ami, store, registry, Classifier(config.parties.internal))
         for event, handler in watch.handlers().items():
             ami.on_event(event, handler)
-    return ami
+    objections = ObjectionHandler(  # Art 21 during the call (R30): *6, *3, the digit
+        ami,
+        store,
+        route_settings(config),
+        config.storage.recordings_dir,
+        bridged=watch.in_bridge if watch is not None else _unknown_bridge,
+    )
+    ami.on_user_event(
+        names.OBJECTION_USER_EVENT, objections.on_objection_event, keys=names.OBJECTION_EVENT_KEYS
+    )
+    return AmiSide(ami, objections)
+
+
+def _unknown_bridge(_uniqueid: str) -> bool:
+    """Without the party watch the bridge is unknown: an objection digit counts (fail safe)."""
+    return False
 
 
 async def start_agi(config: Config, flow: AgiFlow) -> AgiServer | None:
@@ -168,7 +203,11 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Run the Stasis app until SIGTERM/SIGINT (or ``stop``); then continue every call in the
     consent flow to the dialplan, unrecorded, and disconnect. SIGHUP reloads the config for new
     calls (callconsent/reload.py); /metrics and /health and systemd's notify protocol run beside
-    (callconsent/service.py)."""
+    (callconsent/service.py). A config whose enabled routes record without ``asterisk.ami`` and
+    ``parties.internal`` is refused (R1, R2)."""
+    missing = recording_prerequisites(config)
+    if missing:
+        raise ConfigError(missing)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -187,6 +226,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         store = build_store(config)
         whisper_dir = config.prompts_dir / config.agent_consent.whisper_language
         refs = build_readout(config)
+        side = build_ami(config, store)  # created inside the running loop, as panoramisk needs
+        ami = side.ami if side is not None else None
         app = StasisApp(
             ari,
             live,
@@ -195,6 +236,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             prompts_dir=str(config.prompts_dir),
             call_refs=refs,
             config_sha256=live.sha256,
+            objections=side.objections if side is not None else None,
         )
         agi = AgiFlow(
             live,
@@ -205,7 +247,6 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             config_sha256=live.sha256,
         )  # the same planner (reloaded on SIGHUP) and the same store as the Stasis app
         agi_server = await start_agi(config, agi)
-        ami = build_ami(config, store)  # created inside the running loop, as panoramisk needs
         endpoints = service.Endpoints(
             config.metrics,
             lambda: service.health(

@@ -199,3 +199,25 @@ CDR_REASON: Final = "callconsent_reason"
 CDR_RECORDING: Final = "callconsent_recording"
 #: FreePBX's CDR field for the recording's file name, set when MixMonitor starts in the hook.
 CDR_RECORDINGFILE: Final = "recordingfile"
+
+#: Objection to documentation during the call (Art 21, R30; :mod:`callconsent.objection`):
+#: set (inherited) by the app on the caller's channel when documentation is recorded on a route
+#: that allows objection; the hook then enables the caller's code, the agent gosub the agent's.
+VAR_OBJECTABLE: Final = "CALLCONSENT_OBJECTABLE"
+#: The UserEvent of both codes (``Caller: <uniqueid>``, ``Agent: <agent id>``, ``Via: ...``).
+OBJECTION_USER_EVENT: Final = "CallconsentObjection"
+#: The features.conf application names: the caller's code (``*3``) and the agent's (``*6``).
+OBJECTION_FEATURE: Final = "callconsent_object"
+OBJECTION_AGENT_FEATURE: Final = "callconsent_object_agent"
+#: Their dialplan contexts.
+OBJECTION_CONTEXT: Final = "callconsent-object"
+OBJECTION_AGENT_CONTEXT: Final = "callconsent-object-agent"
+#: The caller's confirmation after answering the training question (requirements texts 6, 7;
+#: :mod:`callconsent.confirmation`), set by the app on the caller's channel (not inherited):
+#: the prompt without extension; empty: none. Base names under ``<prompts_dir>/<lang>/``.
+VAR_CONFIRM_PROMPT: Final = "CALLCONSENT_CONFIRM_PROMPT"
+CONSENT_GIVEN_PROMPT: Final = "callconsent-consent-given"
+CONSENT_GIVEN_PLAIN_PROMPT: Final = "callconsent-consent-given-plain"
+CONSENT_REFUSED_PROMPT: Final = "callconsent-consent-refused"
+#: The keys the objection codes' UserEvent carries (read by these keys only, issue 11).
+OBJECTION_EVENT_KEYS: Final = ("Caller", "Agent", "Via")

@@ -25,6 +25,7 @@ from callconsent import metrics, names
 from callconsent.agents.rules import bridge_variables
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
+from callconsent.confirmation import confirmation_variables
 from callconsent.consent import (
     Action,
     AdapterFailed,
@@ -52,7 +53,7 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
-from callconsent.ports import AriOps, Planner, Skip, Store
+from callconsent.ports import AriOps, Objections, Planner, Skip, Store
 from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
 
@@ -92,6 +93,7 @@ class StasisApp:
         prompts_dir: str = "",
         call_refs: Readout | None = None,  # R17b: the call reference read to the caller
         config_sha256: Callable[[], str] | None = None,  # the config in force (reloads)
+        objections: Objections | None = None,  # R30: objection after the flow
     ) -> None:
         self._ari = ari
         self._planner = planner
@@ -101,6 +103,7 @@ class StasisApp:
         self._prompts_dir = prompts_dir  # the caller's withdrawal confirmation (R16)
         self._refs = call_refs
         self._config_sha256 = config_sha256 or (lambda: "")
+        self._objections = objections
         self._calls: dict[str, _Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -140,6 +143,10 @@ class StasisApp:
             return
         call = self._calls.get(channel_id)
         if call is None:
+            return
+        if kind == "ChannelDtmfReceived" and call.machine.finished and self._objections:
+            digit, route = str(event.get("digit", "")), call.machine.plan.route
+            await self._objections.on_late_digit(call.info.uniqueid, digit, route)
             return
         translated = self._translate(kind, event)
         if isinstance(translated, PlaybackStarted) and not call.prompt_started:
@@ -351,7 +358,9 @@ class StasisApp:
                     return RecordingPrepared(self._clock())
                 case SetResult(status, reason, recording):
                     path = call.recording_path if recording and call.recording_path else ""
-                    extra = self._agent_vars(call, path)
+                    extra = self._agent_vars(call, path) + confirmation_variables(
+                        call.machine.plan, call.machine.outcome
+                    )  # texts 6, 7
                     await self._set_result(channel_id, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                     if not path:
@@ -377,6 +386,8 @@ class StasisApp:
         out = bridge_variables(recorded, call.info.uniqueid, self._whisper_dir)
         if not (recorded and outcome):
             return out
+        if self._objections:  # before the withdrawal's last variable
+            out += self._objections.variables(outcome.route, recorded)
         return out + withdraw_variables(outcome, self._prompts_dir, call.info.uniqueid, self._refs)
 
     async def _set_result(

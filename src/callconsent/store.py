@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -22,7 +22,8 @@ from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
 from callconsent.evidence import documents, entries, ledger, paths, sidecar
 from callconsent.evidence.documents import CallInfo
-from callconsent.parties import stops
+from callconsent.evidence.paths import find_recording
+from callconsent.parties import hold, stops
 from callconsent.sensitive import rules as sensitive
 from callconsent.withdrawal import in_call
 
@@ -154,7 +155,7 @@ class EvidenceStore:
         purpose still waiting for the agent never starts; the recording is deleted (tombstone
         ``withdrawn``) or kept for what was recorded without consent. Ledger ``withdrawn`` first.
         A call this process does not know (it restarted) is found by its uniqueid."""
-        done = await self._change_in_call(
+        done = await self.change_in_call(
             uniqueid,
             at,
             change=lambda doc: in_call.withdraw(doc, at=at),
@@ -187,7 +188,7 @@ class EvidenceStore:
         (tombstone ``sensitive``) when only consent purposes were recorded. Ledger
         ``flagged_sensitive`` first. Idempotent. A call this process does not know is found by
         its uniqueid."""
-        done = await self._change_in_call(
+        done = await self.change_in_call(
             uniqueid,
             at,
             change=lambda doc: sensitive.flag(doc, at=at),
@@ -214,6 +215,10 @@ class EvidenceStore:
         """This process records call ``uniqueid`` now (or waits for its agent to)."""
         return uniqueid in self._recordings
 
+    def adopt(self, uniqueid: str, where: paths.RecordingPaths) -> None:
+        """A recording found live after a restart: this process watches it from now on."""
+        self._recordings.setdefault(uniqueid, where)
+
     async def consent_live(self, uniqueid: str) -> bool:
         """Call ``uniqueid``'s running recording still holds a consent purpose (training)."""
         where = self._recordings.get(uniqueid)
@@ -237,7 +242,7 @@ class EvidenceStore:
         """A party change stops the recording or ends its consent purposes (R1; rules:
         :func:`callconsent.parties.stops.stop`). Ledger ``recording_stopped`` first, then the sidecar.
         The caller of this stops MixMonitor when ``stops_recording``."""
-        done = await self._change_in_call(
+        done = await self.change_in_call(
             uniqueid,
             at,
             change=lambda doc: stops.stop(
@@ -266,7 +271,25 @@ class EvidenceStore:
         )
         return done
 
-    async def _change_in_call(
+    async def record_pause(
+        self, uniqueid: str, at: datetime, pause: hold.Pause | None
+    ) -> hold.PauseChange:
+        """List a pause (R2; None: the open one ended) in a live recording's sidecar."""
+        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
+            where = self._recordings.get(uniqueid)
+            if where is None:  # ended (recording_ended holds the lock) or not ours
+                return hold.NOTHING
+
+            def apply() -> hold.PauseChange:
+                doc = sidecar.load(where)
+                done = hold.started(doc, at=at, pause=pause) if pause else hold.ended(doc, at=at)
+                if done.doc is not None:
+                    sidecar.write(where, done.doc)
+                return done
+
+            return await asyncio.to_thread(apply)
+
+    async def change_in_call(
         self,
         uniqueid: str,
         at: datetime,
@@ -332,8 +355,9 @@ class EvidenceStore:
         if self.waiting_for_agent(call.uniqueid):  # no decision ever came: never consent
             unknown = AgentEvidence(None, "unknown", None, ended)
             await self.agent_decided(call.uniqueid, unknown, given=False, reason="agent_unknown")
-        self._locks.pop(call.uniqueid, None)
-        where = self._recordings.pop(call.uniqueid, None)
+        lock = self._locks.pop(call.uniqueid, None) or asyncio.Lock()
+        async with lock:  # a mid-call change in flight finishes first; later ones find nothing
+            where = self._recordings.pop(call.uniqueid, None)
         if where is None:
             return
         try:
@@ -371,17 +395,3 @@ class EvidenceStore:
         if not logged:
             self._ledger.append(entries.deleted_entry(tomb, source="app"))
         sidecar.write(where, tomb)
-
-
-def find_recording(recordings_dir: Path, uniqueid: str) -> paths.RecordingPaths | None:
-    """The sidecar of call ``uniqueid`` by the date in Asterisk's uniqueid (``<epoch>.<n>``):
-    that UTC day or the next (a call that crossed midnight). None when there is none."""
-    head = uniqueid.rsplit("-", 1)[-1].split(".", 1)[0]  # "[systemname-]<epoch>.<n>"
-    if not head.isdigit():
-        return None
-    day = datetime.fromtimestamp(int(head), UTC)
-    for when in (day, day + timedelta(days=1), day - timedelta(days=1)):
-        where = paths.recording_paths(recordings_dir, uniqueid, when)
-        if where.sidecar.exists():
-            return where
-    return None

@@ -14,6 +14,10 @@ language.
 The agent's confirmation of a withdrawal the agent made for a caller who asked orally (R16):
 ``<prompts_dir>/<agent_consent.whisper_language>/callconsent-agent-withdrawn.wav``, played by
 ``[callconsent-withdraw-agent]`` to the agent only; the agent then tells the caller.
+
+The caller's confirmation after answering the training question (requirements texts 6, 7):
+``<prompts_dir>/<lang>/callconsent-consent-{given,given-plain,refused}.wav`` per language of
+:data:`callconsent.confirmation.CONFIRM_TEXTS`, played by the hook.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from callconsent import names
+from callconsent import confirmation, names
 from callconsent.config import Config, PromptText
 from callconsent.prompts import PromptSource, build_sources
 from callconsent.withdrawal import in_call
@@ -66,8 +70,22 @@ def agent_confirmation_sources() -> list[PromptSource]:
     ]
 
 
+def consent_confirmation_sources() -> list[PromptSource]:
+    """Texts 6 and 7, heard after answering the training question (:mod:`callconsent.confirmation`)."""
+    return [
+        PromptSource(f"confirm.{name}", lang, PromptText(name, text))
+        for name, texts in confirmation.CONFIRM_TEXTS.items()
+        for lang, text in texts.items()
+    ]
+
+
 def build_whispers(config: Config, *, force: bool = False) -> list[Path]:
     """Make every missing or outdated fixed prompt (whispers, withdrawal confirmations for the
-    caller and for the agent); return the WAV files written."""
-    sources = whisper_sources() + confirmation_sources() + agent_confirmation_sources()
+    caller and for the agent, the consent confirmations); return the WAV files written."""
+    sources = (
+        whisper_sources()
+        + confirmation_sources()
+        + agent_confirmation_sources()
+        + consent_confirmation_sources()
+    )
     return build_sources(config.prompts_dir, sources, force=force, wpm=config.tts_words_per_minute)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .rtp_pcap import Pause, Step, timeline_duration, write_pcap
+from .sip_hold import AGENT_CAPTURE, agent_hold
 from .sipp import LOCAL_IP, _allocate_ports, sipp_available
 
 #: Agent id -> SIP port of its static contact in config/asterisk/pjsip.conf.
@@ -46,7 +47,7 @@ _SCENARIO = """<?xml version="1.0" encoding="UTF-8" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="callconsent lab agent phone">
   <recv request="INVITE" crlf="true">
-    <action><log message="INVITE [call_id] [timestamp]"/></action>
+    <action><log message="INVITE [call_id] [timestamp]"/>{capture}</action>
   </recv>
   <send>
     <![CDATA[
@@ -95,7 +96,7 @@ a=sendrecv
   <nop>
     <action><exec play_pcap_audio={pcap}/></action>
   </nop>
-  <recv request="BYE"/>
+{hold}  <recv request="BYE"/>
   <send>
     <![CDATA[
 
@@ -156,11 +157,14 @@ def start_phone(
     port: int | None = None,
     timeline: Sequence[Step] | None = None,
     ring_seconds: float = 0.0,
+    hold: tuple[float, float] | None = None,
 ) -> AgentPhone:
     """Start one phone. ``timeline`` (e.g. ``[Pause(6), Digit("*"), Pause(0.4), Digit("7")]``):
     what the agent sends from the moment it answers (the same in every call it takes), padded
     with speech to ``TALK_SECONDS``; default: speech only. ``ring_seconds``: how long it rings
-    (180) before it answers (200)."""
+    (180) before it answers (200). ``hold``: (seconds from the answer, seconds held): the phone
+    holds the call then (re-INVITE ``a=sendonly``) and takes it back (``a=sendrecv``), in every
+    call it takes (tests/harness/sip_hold.py)."""
     reason = sipp_available()
     if reason:
         raise RuntimeError(reason)
@@ -172,7 +176,13 @@ def start_phone(
     write_pcap(pcap, [*steps, Pause(max(rest, 1.0))], audio="speech")
     scenario = work / "agent.xml"
     ring = f'\n  <pause milliseconds="{int(ring_seconds * 1000)}"/>' if ring_seconds > 0 else ""
-    scenario.write_text(_SCENARIO.format(pcap=f'"{pcap}"', ring=ring), encoding="utf-8")
+    text = _SCENARIO.format(
+        pcap=f'"{pcap}"',
+        ring=ring,
+        capture=AGENT_CAPTURE if hold else "",
+        hold=agent_hold(*hold) if hold else "",
+    )
+    scenario.write_text(text, encoding="utf-8")
     _sip, media_port = _allocate_ports()
     cmd = [
         "sipp",
@@ -213,10 +223,11 @@ def agent_phones(
     keep_files: bool = True,
     timelines: Mapping[str, Sequence[Step]] | None = None,
     ring_seconds: Mapping[str, float] | None = None,
+    holds: Mapping[str, tuple[float, float]] | None = None,
 ) -> Iterator[dict[str, AgentPhone]]:
     """Run one answering phone per agent id for the duration of the block; ``timelines``: the
     keys (and pauses) an agent sends in each call it answers, ``ring_seconds``: how long a
-    phone rings before it answers (see :func:`start_phone`)."""
+    phone rings before it answers, ``holds``: when a phone holds (see :func:`start_phone`)."""
     phones: dict[str, AgentPhone] = {}
     try:
         for agent_id in agent_ids:
@@ -224,6 +235,7 @@ def agent_phones(
                 agent_id,
                 timeline=(timelines or {}).get(agent_id),
                 ring_seconds=(ring_seconds or {}).get(agent_id, 0.0),
+                hold=(holds or {}).get(agent_id),
             )
         yield phones
     finally:

@@ -42,6 +42,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from .rtp_pcap import Audio, Digit, Pause, Silence, Step, TimelineInfo, write_pcap
+from .sip_hold import caller_hold
 
 __all__ = [
     "Call",
@@ -126,6 +127,8 @@ class Call:
     audio: Audio = "tone"
     answer_timeout: float = 30.0
     call_id: str = field(default_factory=_new_call_id)
+    #: (seconds from the answer, seconds held): the caller holds the call (tests/harness/sip_hold)
+    hold: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.to):
@@ -284,6 +287,7 @@ Content-Length: 0
   </nop>
 
 {info}
+{hold}
   <recv request="BYE" timeout="{hangup_ms}" ontimeout="local_bye"/>
 
   <send>
@@ -363,7 +367,10 @@ def _scenario(
     answer_timeout: float,
     hangup_after: float,
     info: Sequence[tuple[float, str]] = (),
+    hold: tuple[float, float] | None = None,
 ) -> str:
+    if info and hold:
+        raise ValueError("a lab call sends SIP INFO digits or holds, not both")
     blocks, sent = [], 0.0
     for i, (offset, signal) in enumerate(sorted(info)):
         wait = max(0.0, offset - sent)
@@ -371,14 +378,17 @@ def _scenario(
         blocks.append(
             _INFO.format(wait_ms=round(wait * 1000), from_=_FROM, to=_TO, cseq=2 + i, signal=signal)
         )
+    held = sum(hold) if hold else 0.0
     return _SCENARIO.format(
         from_=_FROM,
         to=_TO,
         pcap=quoteattr(str(pcap)),
         answer_ms=max(1, round(answer_timeout * 1000)),
-        hangup_ms=max(1, round((hangup_after - sent) * 1000)),
+        hangup_ms=max(1, round((hangup_after - sent - held) * 1000)),
         info="".join(blocks),
-        bye_cseq=2 + len(blocks),  # after the INFOs' (Asterisk refuses a lower CSeq)
+        hold=caller_hold(_FROM, _TO, *hold) if hold else "",
+        # after the INFOs' or the hold's re-INVITEs (CSeq 3, 4): Asterisk refuses a lower CSeq
+        bye_cseq=10 if hold else 2 + len(blocks),
     )
 
 
@@ -418,7 +428,8 @@ def run_call(
     hangup_after = info.duration if call.hangup_after is None else call.hangup_after
     scenario = work / "caller.xml"
     scenario.write_text(
-        _scenario(pcap, call.answer_timeout, hangup_after, call.info_digits), encoding="utf-8"
+        _scenario(pcap, call.answer_timeout, hangup_after, call.info_digits, call.hold),
+        encoding="utf-8",
     )
     sip_port, media_port = _allocate_ports()
     log_file, err_file, msg_file = work / "log.txt", work / "errors.txt", work / "messages.txt"

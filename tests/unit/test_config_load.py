@@ -10,17 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 
+from callconsent.cli import main as cli_main
 from callconsent.cli.main import main
-from callconsent.config import ConfigError, MetricsConfig, SecretUnavailable, load_config
+from callconsent.config import (
+    ConfigError,
+    MetricsConfig,
+    SecretUnavailable,
+    load_config,
+    recording_prerequisites,
+)
 from tests.support.cli import cli_logging  # noqa: F401 - a fixture
 from tests.support.stasis_fakes import load_demo
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo.yaml"
 SHIPPED = REPO / "config" / "callconsent.yaml"
-ENV = {"CALLCONSENT_ARI_PASSWORD": "callconsent-lab"}
+ENV = {"CALLCONSENT_ARI_PASSWORD": "callconsent-lab", "CALLCONSENT_AMI_PASSWORD": "lab-ami"}
 
 
 def demo_data() -> dict[str, Any]:
@@ -48,6 +56,27 @@ def test_shipped_config_is_valid_and_records_nothing() -> None:
     }
     assert purposes == {"documentation": "6(1)(f)", "training": "6(1)(a)"}
     assert set(config.notices["documentation_v1"].languages) == {"da", "en"}
+    assert config.asterisk.ami is not None and config.asterisk.ami.host == "127.0.0.1"
+    assert config.parties is not None
+
+
+def test_shipped_config_and_lab_manager_conf_agree_on_the_ami_user() -> None:
+    """The shipped YAML, the README and manager.conf name the same least privileges."""
+    shipped = SHIPPED.read_text(encoding="utf-8")
+    manager = (REPO / "config" / "asterisk" / "manager.conf").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = manager[manager.index("[callconsent]") :]
+    lines = {
+        line.split("=")[0].strip(): line.split("=")[1].strip()
+        for line in section.splitlines()
+        if "=" in line and not line.startswith(";")
+    }
+    assert lines["read"] == "call,user" and lines["write"] == "call,system"
+    assert "read = call,user        write = call,system" in shipped
+    assert "`read = call,user` and `write = call,system`" in readme
+    config = load_config(SHIPPED, env=ENV)
+    assert config.asterisk.ami is not None
+    assert config.asterisk.ami.username == "callconsent"
 
 
 def test_demo_config_has_the_lab_routes() -> None:
@@ -56,6 +85,7 @@ def test_demo_config_has_the_lab_routes() -> None:
     assert set(routes) == {
         "sampled",
         "support",
+        "confirmed",
         "docs",
         "mixed",
         "mixed-queue",
@@ -293,6 +323,63 @@ def test_without_parties_transfers_are_not_watched_and_a_warning_says_so(tmp_pat
     config = load_config(write(tmp_path, data), env=ENV)
     assert config.parties is None
     assert any("parties.internal" in w and "transferred" in w for w in config.warnings)
+
+
+@pytest.mark.parametrize(
+    ("drop", "missing"),
+    [
+        (("ami",), "missing: asterisk.ami"),
+        (("parties",), "missing: parties.internal"),
+        (("ami", "parties"), "missing: asterisk.ami, parties.internal"),
+    ],
+)
+def test_check_config_fails_naming_both_keys_when_a_recording_route_lacks_the_party_watch(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    drop: tuple[str, ...],
+    missing: str,
+) -> None:
+    monkeypatch.setenv("CALLCONSENT_ARI_PASSWORD", "x")
+    data = demo_data()
+    for route in data["routes"].values():
+        route["enabled"] = False
+    data["routes"]["docs"]["enabled"] = True  # documentation only: no agent consent involved
+    if "ami" in drop:
+        del data["asterisk"]["ami"]
+    if "parties" in drop:
+        del data["parties"]
+    path = write(tmp_path, data)
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "asterisk.ami and parties.internal: both are required while route 'docs'" in err
+    assert missing in err
+    assert f"FAILED: {path} (1 error(s))" in err
+
+
+def test_the_party_watch_is_not_required_while_no_route_records(tmp_path: Path) -> None:
+    data = demo_data()
+    for route in data["routes"].values():
+        route["enabled"] = False
+    del data["asterisk"]["ami"], data["parties"]
+    assert recording_prerequisites(load_config(write(tmp_path, data), env=ENV)) == ()
+    assert recording_prerequisites(load_config(DEMO, env=ENV)) == ()
+
+
+def test_serve_refuses_to_start_without_the_party_watch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLCONSENT_ARI_PASSWORD", "x")
+    data = demo_data()
+    del data["asterisk"]["ami"]
+    path = write(tmp_path, data)
+    try:
+        assert cli_main.main(["serve", "--config", str(path)]) == 2
+    finally:  # serve configures structlog for the process, bound to pytest's captured stderr
+        structlog.reset_defaults()
+    err = capsys.readouterr().err
+    assert "missing: asterisk.ami" in err and "refusing to start" in err
+    assert "Traceback" not in err
 
 
 def test_speaking_rate_of_generated_prompts_is_checked(tmp_path: Path) -> None:

@@ -52,6 +52,8 @@ def test_hook_context_is_the_one_admins_gosub_into() -> None:
         names.WITHDRAW_ROUTE_CONTEXT,
         names.WITHDRAW_REQUEST_MARK_CONTEXT,
         names.CDR_CONTEXT,
+        names.OBJECTION_CONTEXT,
+        names.OBJECTION_AGENT_CONTEXT,
     ]
     assert re.search(rf"^exten => {re.escape(names.HOOK_EXTEN)},1,", hook_code(), re.MULTILINE)
 
@@ -73,6 +75,20 @@ def test_agi_hook_calls_the_scripts_the_server_answers() -> None:
     assert f"/{names.AGI_FLOW_SCRIPT}?route=${{FILTER(a-zA-Z0-9_\\-,${{ARG1}})}})" in code
     assert f"/{names.AGI_ENDED_SCRIPT})" in code
     assert f"hangup_handler_push)={names.AGI_ENDED_CONTEXT},s,1" in code
+
+
+def test_objection_names_are_in_the_dialplan_and_features_conf() -> None:
+    code = hook_code()
+    for value in (names.OBJECTION_FEATURE, names.OBJECTION_AGENT_FEATURE):
+        assert re.search(rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])", code), value
+    assert f"UserEvent({names.OBJECTION_USER_EVENT}," in code
+    features = (REPO / "config" / "asterisk" / "features.conf").read_text(encoding="utf-8")
+    for feature, key, context in (
+        (names.OBJECTION_FEATURE, "3", names.OBJECTION_CONTEXT),
+        (names.OBJECTION_AGENT_FEATURE, "6", names.OBJECTION_AGENT_CONTEXT),
+    ):
+        line = rf"^{feature} => \*{key},self,Gosub\({context},s,1\)$"
+        assert re.search(line, features, re.MULTILINE), feature
 
 
 def test_hook_enters_the_stasis_app_by_its_name() -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from callconsent.parties.hold import Mute, Unmute
 from callconsent.parties.tracker import (
     CheckAgent,
     Classifier,
+    Decision,
     PartyTracker,
     StopAll,
     agent_id_of,
@@ -19,11 +21,16 @@ A1, A2 = "PJSIP/agent1-0000000a", "PJSIP/agent2-0000000b"
 TRUNK = "PJSIP/trunk-0000000c"
 
 
-def bridged(tracker: PartyTracker, bridge: str, *members: tuple[str, str]) -> list[object]:
-    out: list[object] = []
+def party(decisions: list[Decision]) -> list[Decision]:
+    """The party decisions (R1), without the recording's pauses (R2: tested in test_hold)."""
+    return [d for d in decisions if not isinstance(d, Mute | Unmute)]
+
+
+def bridged(tracker: PartyTracker, bridge: str, *members: tuple[str, str]) -> list[Decision]:
+    out: list[Decision] = []
     for uniqueid, channel in members:
         out.extend(tracker.enter(bridge, uniqueid, channel))
-    return out
+    return party(out)
 
 
 @pytest.fixture
@@ -79,7 +86,7 @@ def test_the_first_agent_is_accepted_without_a_second_check(tracker: PartyTracke
 
 def test_a_transfer_to_another_agent_asks_for_that_agents_consent(tracker: PartyTracker) -> None:
     bridged(tracker, "b1", (CALLER, "PJSIP/caller-1"), (AGENT1, A1))
-    assert tracker.leave("b1", CALLER) == []  # blind transfer: the caller leaves the bridge
+    assert party(tracker.leave("b1", CALLER)) == []  # blind transfer: the caller leaves the bridge
     assert tracker.dial(CALLER, A2) == []  # an internal dial decides nothing yet
     assert bridged(tracker, "b2", (CALLER, "PJSIP/caller-1"), (AGENT2, A2)) == [
         CheckAgent(CALLER, A2, "agent2")
@@ -107,12 +114,12 @@ def test_an_outside_party_bridged_with_the_caller_alone_stops_everything(
 def test_the_last_agent_leaving_a_three_way_call_stops_everything(tracker: PartyTracker) -> None:
     first = bridged(tracker, "b1", (CALLER, "c"), (AGENT1, A1), (OUTSIDE, TRUNK))
     assert first == [CheckAgent(CALLER, TRUNK, None, external=True)]  # an outsider joined
-    assert tracker.leave("b1", AGENT1) == [StopAll(CALLER, "external")]
+    assert party(tracker.leave("b1", AGENT1)) == [StopAll(CALLER, "external")]
 
 
 def test_an_agent_hanging_up_alone_with_the_caller_decides_nothing(tracker: PartyTracker) -> None:
     bridged(tracker, "b1", (CALLER, "c"), (AGENT1, A1))
-    assert tracker.leave("b1", AGENT1) == []  # the call ends; nothing more is heard
+    assert party(tracker.leave("b1", AGENT1)) == []  # the call ends; nothing more is heard
     tracker.hangup(CALLER)
     assert not tracker.watching(CALLER)
     assert tracker.members("b1") == {}
@@ -160,7 +167,7 @@ def test_attended_transfer_outside_through_a_local_channel_stops_at_the_hand_ove
 ) -> None:
     _consulting(tracker, (OUTSIDE, TRUNK))
     tracker.leave("b2", L1)
-    assert tracker.enter("b1", L1, LOCAL1) == [StopAll(CALLER, "external")]
+    assert party(tracker.enter("b1", L1, LOCAL1)) == [StopAll(CALLER, "external")]
 
 
 def test_attended_transfer_to_an_agent_through_a_local_channel_asks_that_agent_once(
@@ -168,9 +175,9 @@ def test_attended_transfer_to_an_agent_through_a_local_channel_asks_that_agent_o
 ) -> None:
     _consulting(tracker, (AGENT2, A2))
     tracker.leave("b2", L1)
-    assert tracker.enter("b1", L1, LOCAL1) == [CheckAgent(CALLER, A2, "agent2")]
+    assert party(tracker.enter("b1", L1, LOCAL1)) == [CheckAgent(CALLER, A2, "agent2")]
     tracker.leave("b1", L1)  # Asterisk swaps the Local channel for the agent
-    assert tracker.enter("b1", AGENT2, A2) == []
+    assert party(tracker.enter("b1", AGENT2, A2)) == []
 
 
 def test_a_local_channel_whose_other_half_is_not_bridged_counts_as_external(
@@ -178,4 +185,4 @@ def test_a_local_channel_whose_other_half_is_not_bridged_counts_as_external(
 ) -> None:
     bridged(tracker, "b1", (CALLER, "c"), (AGENT1, A1))
     tracker.leave("b1", AGENT1)
-    assert tracker.enter("b1", L1, LOCAL1) == [StopAll(CALLER, "external")]
+    assert party(tracker.enter("b1", L1, LOCAL1)) == [StopAll(CALLER, "external")]

@@ -22,7 +22,7 @@ from callconsent.cli._common import (
     add_config_option,
     load_or_exit,
 )
-from callconsent.config import Config, ConfigError, Secret, load_config
+from callconsent.config import Config, ConfigError, Secret, load_config, recording_prerequisites
 
 
 def _secrets(config: Config) -> list[tuple[str, Secret]]:
@@ -37,17 +37,21 @@ def _serve(args: argparse.Namespace) -> int:
     from callconsent import app, logs
 
     logs.configure(args.log_level, json=not args.console_log)
-    from callconsent.withdrawal.features_check import withdraw_feature_warnings
-
     config = load_or_exit(args.config)
     missing = [problem for _, s in _secrets(config) if (problem := s.problem())]
     if missing:  # serve is a command that connects: it needs both secrets now
         for problem in missing:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    required = recording_prerequisites(config)
+    if required:  # R1, R2: no recording without the party watch
+        for line in required:
+            print(f"error: {line}", file=sys.stderr)
+        print("serve: refusing to start", file=sys.stderr)
+        return EXIT_USAGE
     for warning in [
         *config.warnings,
-        *withdraw_feature_warnings(config, args.features_conf),
+        *_feature_warnings(config, args.features_conf),
         *_bypass_warnings(args),
     ]:
         print(f"warning: {warning}", file=sys.stderr)
@@ -57,6 +61,17 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     asyncio.run(app.serve(config))
     return EXIT_OK
+
+
+def _feature_warnings(config: Config, features_conf: Path) -> list[str]:
+    """The in-call codes in features.conf: withdrawal (R16), flag (R22), objection (R30)."""
+    from callconsent.objection.features_check import objection_feature_warnings
+    from callconsent.withdrawal.features_check import withdraw_feature_warnings
+
+    return [
+        *withdraw_feature_warnings(config, features_conf),
+        *objection_feature_warnings(config, features_conf),
+    ]
 
 
 def _recordings_folder_refused(folder: Path) -> str | None:
@@ -81,8 +96,6 @@ def _recordings_folder_refused(folder: Path) -> str | None:
 def _check_config(args: argparse.Namespace) -> int:
     """``OK: <file>`` and the warnings (exit 0), or every error (exit 2). A secret that cannot
     be read is a warning: only serve, agent set/sync and withdraw of a live call need it."""
-    from callconsent.withdrawal.features_check import withdraw_feature_warnings
-
     path = args.file
     try:
         config = load_config(path)
@@ -92,6 +105,14 @@ def _check_config(args: argparse.Namespace) -> int:
         for line in exc.warnings:
             print(f"warning: {line}", file=sys.stderr)
         print(f"FAILED: {path} ({len(exc.errors)} error(s))", file=sys.stderr)
+        return EXIT_USAGE
+    missing = recording_prerequisites(config)
+    if missing:  # serve would refuse to start (R1, R2)
+        for line in missing:
+            print(f"error: {line}", file=sys.stderr)
+        for line in config.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        print(f"FAILED: {path} ({len(missing)} error(s))", file=sys.stderr)
         return EXIT_USAGE
     print(f"OK: {path}")
     for line in config.warnings:
@@ -111,7 +132,7 @@ def _check_config(args: argparse.Namespace) -> int:
     enabled = [name for name, route in config.routes.items() if route.enabled]
     print(f"routes enabled: {', '.join(enabled) if enabled else 'none (nothing is recorded)'}")
     print(f"config sha256: {config.sha256}")
-    for warning in withdraw_feature_warnings(config, args.features_conf):  # R16
+    for warning in _feature_warnings(config, args.features_conf):  # R16, R22, R30
         print(f"warning: {warning}")
     for warning in _bypass_warnings(args):  # recording without consent (issue 15)
         print(f"warning: {warning}")

@@ -34,9 +34,11 @@ from ._model import (
     StorageConfig,
 )
 from ._plan import build_plan, route_for
+from ._require import REQUIRED_KEYS, recording_prerequisites
 from ._secret import SecretUnavailable
 
 __all__ = [
+    "REQUIRED_KEYS",
     "AgentConsentConfig",
     "AgiConfig",
     "AmiConfig",
@@ -62,6 +64,7 @@ __all__ = [
     "build_plan",
     "load_config",
     "media_uri",
+    "recording_prerequisites",
     "route_for",
     "sha256_file",
 ]

@@ -169,8 +169,9 @@ def _consent(node: Node) -> ConsentSettings:
         node.problems.error(
             node.at("withdraw_sequence"), f"must be * or # and 1-2 digits, got {withdraw!r}"
         )
+    confirm = node.boolean("confirm", True)
     node.done()
-    return ConsentSettings("opt_in", accept, refuse, timeout, retries, withdraw)
+    return ConsentSettings("opt_in", accept, refuse, timeout, retries, withdraw, confirm)
 
 
 def _objection(node: Node, purpose: str, basis: str) -> ObjectionSettings | None:

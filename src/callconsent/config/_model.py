@@ -144,6 +144,7 @@ class ConsentSettings:
     timeout_seconds: float = 8.0
     retries: int = 1
     withdraw_sequence: str = "*9"
+    confirm: bool = True  # the caller hears texts 6/7 after answering
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from callconsent import confirmation, names
 from callconsent.consent import (
     CallPlan,
     ConsentQuestion,
@@ -151,6 +152,7 @@ def _question(
     explicit = route.special_categories == "likely"
     question = text.explicit_question if explicit else text.question
     kind = "explicit_question" if explicit else "question"
+    confirms = settings.confirm and purpose.purpose == confirmation.PURPOSE
     if question is None or text.retry is None:  # load_config refuses this; keep mypy honest
         raise ValueError(f"notice {notice.name} ({lang}) has no {kind} or retry prompt")
     return ConsentQuestion(
@@ -160,4 +162,26 @@ def _question(
         refuse_digit=settings.refuse_digit,
         timeout_seconds=settings.timeout_seconds,
         retries=settings.retries,
+        **(_confirmations(config, settings.withdraw_sequence, lang) if confirms else {}),
     )
+
+
+def _confirmations(config: Config, withdraw_sequence: str, language: str) -> dict[str, Prompt]:
+    """Texts 6 and 7 in the call's language (Danish when there is none in it)."""
+    lang = confirmation.language_of(language)
+    given = confirmation.given_prompt_name(withdraw_sequence)
+    refused = names.CONSENT_REFUSED_PROMPT
+    return {
+        "confirm_given": _prompt(
+            config,
+            "confirm.given",
+            lang,
+            PromptText(given, confirmation.CONFIRM_TEXTS[given][lang]),
+        ),
+        "confirm_refused": _prompt(
+            config,
+            "confirm.refused",
+            lang,
+            PromptText(refused, confirmation.CONFIRM_TEXTS[refused][lang]),
+        ),
+    }

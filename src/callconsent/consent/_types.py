@@ -62,6 +62,9 @@ class ConsentQuestion:
     refuse_digit: str | None = "2"
     timeout_seconds: float = 8.0
     retries: int = 1  # 0 or 1
+    #: what the caller hears after yes / after no (texts 6, 7); None: no confirmation
+    confirm_given: Prompt | None = None
+    confirm_refused: Prompt | None = None
 
 
 @dataclass(frozen=True, slots=True)

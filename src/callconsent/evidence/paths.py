@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Final
 
@@ -219,3 +219,17 @@ def _scan_day(
                         on_other(day / f"{stem}{suffix}")
             continue
         yield FoundRecording(paths=paths, has_audio=audio, has_sidecar=sidecar)
+
+
+def find_recording(recordings_dir: Path, uniqueid: str) -> RecordingPaths | None:
+    """The sidecar of call ``uniqueid`` by the date in Asterisk's uniqueid (``<epoch>.<n>``):
+    that UTC day or the next (a call that crossed midnight). None when there is none."""
+    head = uniqueid.rsplit("-", 1)[-1].split(".", 1)[0]  # "[systemname-]<epoch>.<n>"
+    if not head.isdigit():
+        return None
+    day = datetime.fromtimestamp(int(head), UTC)
+    for when in (day, day + timedelta(days=1), day - timedelta(days=1)):
+        where = recording_paths(recordings_dir, uniqueid, when)
+        if where.sidecar.exists():
+            return where
+    return None

@@ -3,7 +3,7 @@
 A caller-side MixMonitor with option ``b`` records whatever bridge the caller's channel is in
 next: after a blind or attended transfer, a forward, or a three-way call, that can be an agent
 who never consented or a party outside the organisation. This adapter translates Asterisk's AMI
-events (``BridgeEnter``, ``BridgeLeave``, ``DialBegin``, ``Hangup``) for the pure
+events (``BridgeEnter``, ``BridgeLeave``, ``DialBegin``, ``Hangup``, ``Hold``, ``Unhold``) for the pure
 :class:`callconsent.parties.tracker.PartyTracker` and carries out its decisions:
 
 * :class:`~callconsent.parties.tracker.StopAll`: AMI ``StopMixMonitor`` on the caller's channel at once,
@@ -15,6 +15,12 @@ events (``BridgeEnter``, ``BridgeLeave``, ``DialBegin``, ``Hangup``) for the pur
   ``party_not_consenting`` for an outsider in a three-way call): a documentation recording goes
   on for documentation only, a training-only recording stops (``StopMixMonitor``).
 
+* :class:`~callconsent.parties.hold.Mute` / :class:`~callconsent.parties.hold.Unmute` (R2): AMI
+  ``MixMonitorMute`` (both directions) on the caller's channel at once on hold and parking, after
+  ``ALONE_GRACE_SECONDS`` for a caller left alone in a bridge; then the pause goes into the
+  sidecar's ``pauses`` (start, end, why, who held). A failed mute writes nothing; a failed unmute
+  leaves the recording muted (fail safe).
+
 Only calls this process records are watched (:meth:`EvidenceStore.recording_live`). Fail safe:
 the stop is sent before anything is written, an unknown channel counts as external, and an AMI
 or storage error is logged (the recording then ends at hangup at the latest). After an app
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import structlog
 
@@ -33,13 +39,18 @@ from callconsent.agents.registry import AgentConsent, AgentRegistryError
 from callconsent.ami import AmiError, SyncEventHandler
 from callconsent.clock import Clock, utc_now
 from callconsent.evidence.paths import UNIQUEID_RE
-from callconsent.parties import stops, tracker
+from callconsent.parties import hold, stops, tracker
 
 log = structlog.get_logger("callconsent.parties.adapter")
+
+#: How long a caller must stay alone in a bridge before the recording is muted (R2): the caller
+#: is alone for a moment when the agent's bridge forms and when it ends.
+ALONE_GRACE_SECONDS: Final = 0.3
 
 
 class PartyAmi(Protocol):
     async def stop_mixmonitor(self, channel: str) -> None: ...
+    async def mixmonitor_mute(self, channel: str, *, mute: bool) -> None: ...
 
 
 class PartyStore(Protocol):
@@ -54,6 +65,9 @@ class PartyStore(Protocol):
         party: Literal["internal", "external"],
         agent_id: str | None = None,
     ) -> stops.Stop: ...
+    async def record_pause(
+        self, uniqueid: str, at: datetime, pause: hold.Pause | None
+    ) -> hold.PauseChange: ...
 
 
 class AgentLookup(Protocol):
@@ -76,6 +90,8 @@ class PartyWatch:
         self._tracker = tracker.PartyTracker(classifier)
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
+        self._muted: set[str] = set()  # callers whose recording this adapter muted (R2)
+        self._mute_locks: dict[str, asyncio.Lock] = {}
 
     def handlers(self) -> dict[str, SyncEventHandler]:
         """The AMI events this adapter needs (manager.conf ``read`` must include ``call``)."""
@@ -84,6 +100,8 @@ class PartyWatch:
             "BridgeLeave": self.on_bridge_leave,
             "DialBegin": self.on_dial_begin,
             "Hangup": self.on_hangup,
+            "Hold": self.on_hold,
+            "Unhold": self.on_unhold,
         }
 
     # -- AMI events (synchronous, in Asterisk's order) ---------------------------------
@@ -93,7 +111,12 @@ class PartyWatch:
             return
         for member in [uniqueid, *self._tracker.members(bridge)]:
             self._watch(member)
-        self._act(self._tracker.enter(bridge, uniqueid, headers.get("Channel", "")))
+        holding = hold.is_holding_bridge(
+            headers.get("BridgeTechnology", ""), headers.get("BridgeType", "")
+        )
+        self._act(
+            self._tracker.enter(bridge, uniqueid, headers.get("Channel", ""), holding=holding)
+        )
 
     def on_bridge_leave(self, headers: dict[str, str]) -> None:
         bridge, uniqueid = headers.get("BridgeUniqueid", ""), headers.get("Uniqueid", "")
@@ -108,7 +131,31 @@ class PartyWatch:
         self._act(self._tracker.dial(uniqueid, headers.get("DestChannel", "")))
 
     def on_hangup(self, headers: dict[str, str]) -> None:
-        self._tracker.hangup(headers.get("Uniqueid", ""))
+        uniqueid = headers.get("Uniqueid", "")
+        self._tracker.hangup(uniqueid)
+        self._muted.discard(uniqueid)
+        self._mute_locks.pop(uniqueid, None)
+
+    def on_hold(self, headers: dict[str, str]) -> None:
+        """Any channel put the call on hold (a SIP re-INVITE with sendonly/inactive, ...)."""
+        uniqueid = headers.get("Uniqueid", "")
+        if _valid(uniqueid):
+            self._watch(uniqueid)
+            self._act(self._tracker.hold(uniqueid, headers.get("Channel", "")))
+
+    def on_unhold(self, headers: dict[str, str]) -> None:
+        uniqueid = headers.get("Uniqueid", "")
+        if _valid(uniqueid):
+            self._act(self._tracker.unhold(uniqueid))
+
+    def recover(self, snapshot: list[tuple[str, str, str]], callers: list[str]) -> None:
+        """Watch ``callers`` again after a restart, from a channel listing (see
+        :meth:`callconsent.parties.tracker.PartyTracker.recover`)."""
+        self._act(self._tracker.recover(snapshot, callers))
+
+    def in_bridge(self, uniqueid: str) -> bool:
+        """``uniqueid``'s channel is in a bridge now (a talking one, not a holding bridge)."""
+        return self._tracker.in_bridge(uniqueid)
 
     async def drain(self) -> None:
         """Wait for the actions in flight (tests, shutdown)."""
@@ -134,6 +181,10 @@ class PartyWatch:
         try:
             if isinstance(decision, tracker.StopAll):
                 await self._stop_all(decision, at)
+            elif isinstance(decision, hold.Mute):
+                await self._mute(decision, at)
+            elif isinstance(decision, hold.Unmute):
+                await self._unmute(decision.caller, at)
             else:
                 await self._check_agent(decision, at)
         except Exception:  # an action's bug must not kill the AMI reader
@@ -148,6 +199,49 @@ class PartyWatch:
             )
         except (OSError, ValueError) as exc:
             bound.error("storage_error", action="stop_in_call", error=str(exc))
+
+    async def _mute(self, decision: hold.Mute, at: datetime) -> None:
+        """Mute at once on hold and parking; a caller alone only after ``ALONE_GRACE_SECONDS``
+        (at the bridge and at its end the caller is alone for a moment: no pause for that)."""
+        pause: hold.Pause | None = decision.pause
+        if decision.pause.reason == "alone":
+            await asyncio.sleep(ALONE_GRACE_SECONDS)
+            pause = self._tracker.pause_of(decision.caller)  # still paused? (and why now)
+            at = self._clock()
+        async with self._mute_locks.setdefault(decision.caller, asyncio.Lock()):
+            if pause is None or decision.caller in self._muted:
+                return
+            bound = log.bind(call_id=decision.caller, reason=pause.reason, held_by=pause.held_by)
+            try:  # first: the file must not take in the hold (within 1 s)
+                await self._ami.mixmonitor_mute(decision.caller, mute=True)
+            except AmiError as exc:  # nothing recording (yet): nothing to mute
+                bound.warning("recording_mute_failed", error=str(exc))
+                return
+            self._muted.add(decision.caller)
+            bound.info("recording_paused")
+            await self._write_pause(decision.caller, at, pause, bound)
+
+    async def _unmute(self, caller: str, at: datetime) -> None:
+        async with self._mute_locks.setdefault(caller, asyncio.Lock()):
+            if caller not in self._muted:
+                return
+            bound = log.bind(call_id=caller)
+            try:
+                await self._ami.mixmonitor_mute(caller, mute=False)
+            except AmiError as exc:  # the recording stays muted: fail safe
+                bound.warning("recording_unmute_failed", error=str(exc))
+                return
+            self._muted.discard(caller)
+            bound.info("recording_resumed")
+            await self._write_pause(caller, at, None, bound)
+
+    async def _write_pause(
+        self, caller: str, at: datetime, pause: hold.Pause | None, bound: Any
+    ) -> None:
+        try:
+            await self._store.record_pause(caller, at, pause)
+        except (OSError, ValueError) as exc:
+            bound.error("storage_error", action="record_pause", error=str(exc))
 
     async def _check_agent(self, decision: tracker.CheckAgent, at: datetime) -> None:
         bound = log.bind(call_id=decision.caller, agent=decision.agent_id)

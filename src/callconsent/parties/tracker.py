@@ -19,6 +19,11 @@ and carries out what comes back:
   whether the consent purposes go on; an outsider (a three-way call): the consent purposes end
   (documentation goes on while the organisation is on the call).
 
+:class:`~callconsent.parties.hold.Mute` / :class:`~callconsent.parties.hold.Unmute` (R2): the
+caller's pause state changed: a party on its bridge (the caller included) holds or unholds
+(AMI ``Hold``/``Unhold``, :meth:`PartyTracker.hold`), the caller is alone in a bridge, or in a
+holding bridge such as a parking lot (rules: :mod:`callconsent.parties.hold`).
+
 The first party the caller is bridged with is the agent whose consent the Queue member gosub
 already decided (:mod:`callconsent.agents.bridge`): it is accepted without a second check.
 
@@ -41,6 +46,7 @@ from fnmatch import fnmatchcase
 from typing import Final, Literal
 
 from callconsent.agents.rules import AGENT_ID_RE
+from callconsent.parties.hold import Mute, Pause, Unmute, pause_for
 
 ORG_LEFT_CALL: Final = "org_left_call"
 AGENT_NOT_CONSENTING: Final = "agent_not_consenting"
@@ -99,7 +105,7 @@ class CheckAgent:
     external: bool = False
 
 
-Decision = StopAll | CheckAgent
+Decision = StopAll | CheckAgent | Mute | Unmute
 
 
 @dataclass(slots=True)
@@ -107,6 +113,7 @@ class _Call:
     accepted: set[str] = field(default_factory=set)  # party uniqueids already decided
     bridged: bool = False  # the first party was seen
     stopped: bool = False  # StopAll was decided: nothing more to decide
+    paused: bool = False  # a Mute was decided and no Unmute since (R2)
 
 
 class PartyTracker:
@@ -122,16 +129,44 @@ class PartyTracker:
         self._bridges: dict[str, dict[str, str]] = {}  # bridge id -> {uniqueid: channel name}
         self._bridge_of: dict[str, str] = {}  # uniqueid -> bridge id
         self._calls: dict[str, _Call] = {}  # watched callers
+        self._holders: dict[str, str] = {}  # uniqueid -> channel of every channel on hold
+        self._holding_bridges: set[str] = set()  # parking lots and other holding bridges
 
     def watch(self, caller: str) -> list[Decision]:
         """Watch ``caller`` (idempotent); decides at once if it is already bridged."""
         self._calls.setdefault(caller, _Call())
         return self._decide(caller)
 
+    def recover(self, snapshot: list[tuple[str, str, str]], callers: list[str]) -> list[Decision]:
+        """After a restart (or an AMI reconnect) events were lost: learn the bridges from a
+        channel listing (``(uniqueid, channel, bridge id or "")``) and watch ``callers`` again.
+        Nobody on their calls counts as decided by the agent gosub any more: every party is
+        checked again (an agent's standing consent, an outsider ends the consent purposes) and
+        a caller with no internal party stops at once."""
+        for uniqueid, channel, bridge in snapshot:
+            if bridge and self._bridge_of.get(uniqueid) != bridge:
+                old = self._bridge_of.get(uniqueid)
+                if old is not None:
+                    self._remove(old, uniqueid)
+                self._bridges.setdefault(bridge, {})[uniqueid] = channel
+                self._bridge_of[uniqueid] = bridge
+        out: list[Decision] = []
+        for caller in callers:
+            call = self._calls.setdefault(caller, _Call())
+            call.bridged = True
+            out += self._decide(caller)
+        return out
+
     def watching(self, caller: str) -> bool:
         return caller in self._calls
 
-    def enter(self, bridge: str, uniqueid: str, channel: str) -> list[Decision]:
+    def enter(
+        self, bridge: str, uniqueid: str, channel: str, *, holding: bool = False
+    ) -> list[Decision]:
+        """``uniqueid`` entered ``bridge`` (``holding``: a parking lot or other holding bridge,
+        whose members do not talk with each other)."""
+        if holding:
+            self._holding_bridges.add(bridge)
         old = self._bridge_of.get(uniqueid)
         if old is not None and old != bridge:
             self._remove(old, uniqueid)
@@ -151,11 +186,40 @@ class PartyTracker:
         call.stopped = True
         return [StopAll(uniqueid, "external")]
 
+    def hold(self, uniqueid: str, channel: str) -> list[Decision]:
+        """``uniqueid``'s channel put the call on hold (any party, the caller included)."""
+        self._holders[uniqueid] = channel
+        return self._decide_around(uniqueid)
+
+    def unhold(self, uniqueid: str) -> list[Decision]:
+        self._holders.pop(uniqueid, None)
+        return self._decide_around(uniqueid)
+
+    def pause_of(self, caller: str) -> Pause | None:
+        """The pause ``caller`` is in now (None: in a conversation, or not in a bridge)."""
+        bridge = self._bridge_of.get(caller)
+        if bridge is None:
+            return None
+        return pause_for(
+            caller,
+            self._bridges.get(bridge, {}),
+            self._holders,
+            holding_bridge=bridge in self._holding_bridges,
+            is_internal=self._classifier.is_internal,
+            agent_id_of=agent_id_of,
+        )
+
     def hangup(self, uniqueid: str) -> None:
+        self._holders.pop(uniqueid, None)
         bridge = self._bridge_of.get(uniqueid)
         if bridge is not None:
             self._remove(bridge, uniqueid)
         self._calls.pop(uniqueid, None)
+
+    def in_bridge(self, uniqueid: str) -> bool:
+        """In a bridge now, a holding bridge (parking) aside."""
+        bridge = self._bridge_of.get(uniqueid)
+        return bridge is not None and bridge not in self._holding_bridges
 
     def members(self, bridge: str) -> dict[str, str]:
         return dict(self._bridges.get(bridge, {}))
@@ -167,6 +231,7 @@ class PartyTracker:
             members.pop(uniqueid, None)
             if not members:
                 del self._bridges[bridge]
+                self._holding_bridges.discard(bridge)
         if self._bridge_of.get(uniqueid) == bridge:
             del self._bridge_of[uniqueid]
 
@@ -197,21 +262,38 @@ class PartyTracker:
             out.extend(self._decide(uniqueid))
         return out
 
+    def _decide_around(self, uniqueid: str) -> list[Decision]:
+        bridge = self._bridge_of.get(uniqueid)
+        return self._decide_bridge(bridge) if bridge is not None else self._decide(uniqueid)
+
+    def _pause(self, caller: str, call: _Call) -> list[Decision]:
+        """A Mute or Unmute when the caller's pause state changes (R2)."""
+        pause = self.pause_of(caller)
+        if pause is not None and not call.paused:
+            call.paused = True
+            return [Mute(caller, pause)]
+        if pause is None and call.paused:
+            call.paused = False
+            return [Unmute(caller)]
+        return []
+
     def _decide(self, caller: str) -> list[Decision]:
         call = self._calls.get(caller)
         bridge = self._bridge_of.get(caller)
         if call is None or call.stopped or bridge is None:
             return []
+        out = self._pause(caller, call)
+        if bridge in self._holding_bridges:
+            return out  # parked: the other members do not talk with the caller
         others = self._through_local(
             {u: c for u, c in self._bridges.get(bridge, {}).items() if u != caller}
         )
         if not others:
-            return []  # alone (holding, parking, the other side just hung up): nothing heard
+            return out  # alone (holding, parking, the other side just hung up): nothing heard
         internal = {u: c for u, c in others.items() if self._classifier.is_internal(c)}
         if not internal:
             call.stopped = True
             return [StopAll(caller, "external")]
-        out: list[Decision] = []
         if not call.bridged:  # the first party: decided by the agent gosub at the bridge
             call.bridged = True
             call.accepted.update(others)

@@ -1,0 +1,125 @@
+"""After a restart: find the recorded calls in progress and watch them again (R1, R36).
+
+While the app is down (killed, restarted, AMI lost) nothing hears the bridge, dial and hold
+events of the calls it records: a transfer in that gap would go unnoticed, and after the restart
+nothing would be watched until those calls end. So at every AMI login the app asks Asterisk for
+every channel (``CoreShowChannels``: uniqueid, name, bridge), finds the ones whose sidecar says
+they are still recording (the caller's uniqueid names the sidecar), adopts them in the store and
+gives them and the bridges to the party tracker, which checks every party on them again
+(:meth:`callconsent.parties.tracker.PartyTracker.recover`): an outside party alone with the
+caller stops the recording at once; a later transfer outside stops it at the dial.
+
+Fail closed: when the listing fails, the app cannot tell whether any recorded call is still
+inside the organisation, so it stops every recording whose sidecar (today's or yesterday's)
+still says ``recording`` (AMI ``StopMixMonitor``; sidecar ``stop_reason: party_watch_lost``,
+ledger ``recording_stopped``). A call that had ended meanwhile only gets that note.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import structlog
+
+from callconsent.ami import AmiError
+from callconsent.clock import Clock, utc_now
+from callconsent.evidence import paths, sidecar
+from callconsent.evidence.paths import UNIQUEID_RE, find_recording
+from callconsent.parties.adapter import PartyStore, PartyWatch
+
+log = structlog.get_logger("callconsent.parties.recover")
+
+#: The sidecar's stop reason when the app could not tell who is on a recorded call.
+WATCH_LOST: Final = "party_watch_lost"
+
+
+class RecoverAmi(Protocol):
+    async def core_show_channels(self) -> list[dict[str, str]]: ...
+    async def stop_mixmonitor(self, channel: str) -> None: ...
+
+
+class RecoverStore(PartyStore, Protocol):
+    def adopt(self, uniqueid: str, where: paths.RecordingPaths) -> None: ...
+
+
+async def recover(
+    watch: PartyWatch,
+    ami: RecoverAmi,
+    store: RecoverStore,
+    recordings_dir: Path,
+    *,
+    clock: Clock = utc_now,
+) -> list[str]:
+    """Watch the recorded calls in progress again; return their uniqueids."""
+    try:
+        channels = await ami.core_show_channels()
+    except AmiError as exc:
+        log.error("recover_listing_failed", error=str(exc))
+        await _stop_all_live(ami, store, recordings_dir, clock())
+        return []
+    snapshot = [
+        (c.get("Uniqueid", ""), c.get("Channel", ""), c.get("BridgeId", ""))
+        for c in channels
+        if _valid(c.get("Uniqueid", ""))
+    ]
+    callers: list[str] = []
+    for uniqueid, _channel, _bridge in snapshot:
+        if store.recording_live(uniqueid):
+            callers.append(uniqueid)
+            continue
+        where = await asyncio.to_thread(_live_sidecar, recordings_dir, uniqueid)
+        if where is not None:
+            store.adopt(uniqueid, where)
+            callers.append(uniqueid)
+    watch.recover(snapshot, callers)
+    log.info("recovered_calls", calls=len(callers), channels=len(snapshot))
+    return callers
+
+
+def _valid(uniqueid: str) -> bool:
+    return bool(UNIQUEID_RE.fullmatch(uniqueid)) and ".." not in uniqueid
+
+
+def _running(doc: dict[str, Any]) -> bool:
+    return doc["state"] == sidecar.State.RECORDING and not doc["recording"].get("stop_reason")
+
+
+def _live_sidecar(recordings_dir: Path, uniqueid: str) -> paths.RecordingPaths | None:
+    where = find_recording(recordings_dir, uniqueid)
+    try:
+        return where if where is not None and _running(sidecar.load(where)) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _live_sidecars(recordings_dir: Path, now: datetime) -> list[str]:
+    """Uniqueids of today's and yesterday's sidecars that still say ``recording``."""
+    out: list[str] = []
+    for day in (now, now - timedelta(days=1)):
+        folder = recordings_dir / day.strftime("%Y/%m/%d")
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                doc = sidecar.load(path)
+            except (OSError, ValueError):
+                continue
+            if _running(doc):
+                out.append(str(doc["call"]["uniqueid"]))
+    return out
+
+
+async def _stop_all_live(
+    ami: RecoverAmi, store: RecoverStore, recordings_dir: Path, at: datetime
+) -> None:
+    for uniqueid in await asyncio.to_thread(_live_sidecars, recordings_dir, at):
+        try:
+            await ami.stop_mixmonitor(uniqueid)  # first; fails harmlessly for an ended call
+        except AmiError as exc:
+            log.info("recover_stop_failed", call_id=uniqueid, error=str(exc))
+        try:
+            await store.stop_in_call(uniqueid, at, scope="all", reason=WATCH_LOST, party="external")
+        except (OSError, ValueError) as exc:
+            log.error("storage_error", action="stop_in_call", call_id=uniqueid, error=str(exc))
+        log.warning("recording_stopped_watch_lost", call_id=uniqueid)
