@@ -13,12 +13,12 @@ import contextlib
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from callconsent import names
+from callconsent._stasis_events import event_time, translate
 from callconsent._stasis_ports import AriOps, Planner, Skip, Store
 from callconsent.agents.rules import bridge_variables
 from callconsent.ari import AriError, AriNotFound
@@ -34,12 +34,9 @@ from callconsent.consent import (
     ConsentMachine,
     ConsentTimedOut,
     ContinueDialplan,
-    DigitReceived,
     Event,
     IllegalEvent,
     PlaybackFailed,
-    PlaybackFinished,
-    PlaybackStarted,
     PlayPrompt,
     PrepareRecording,
     RecordingPrepared,
@@ -57,7 +54,6 @@ __all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
 
 log = structlog.get_logger("callconsent.stasis")
 
-_HANGUP_EVENTS = frozenset({"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"})
 _CONTINUE_ATTEMPTS = 3
 _NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -109,8 +105,11 @@ class StasisApp:
         except AriError as exc:
             log.error("reconcile_failed", error=str(exc))
             return
+        recorded: list[tuple[str, _Call]] = []
         for channel_id, call in list(self._calls.items()):
             if call.machine.finished:
+                if call.recording_path is not None and channel_id not in in_stasis:
+                    recorded.append((channel_id, call))
                 continue
             if channel_id in in_stasis:
                 await self._feed(call, AdapterFailed("event_gap", self._clock()))
@@ -119,6 +118,27 @@ class StasisApp:
                 self._forget(channel_id, call)
         for channel_id in in_stasis - set(self._calls):
             await self._continue_stranger(channel_id)
+        for channel_id, call in recorded:  # callers first: this may wait for MixMonitor
+            await self._recheck_recording(channel_id, call)
+
+    async def _recheck_recording(self, channel_id: str, call: _Call) -> None:
+        """A recorded call that left Stasis before the gap: its end may have been lost (or
+        Asterisk restarted). Gone: finalise its sidecar now, in the background (it waits for
+        MixMonitor to close the file). Still up: subscribe again to hear of its end."""
+        try:
+            await self._ari.get_channel(channel_id)
+        except AriNotFound:
+            task = asyncio.create_task(self._channel_gone(channel_id, call))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        except AriError as exc:
+            call.log.warning("recording_recheck_failed", error=str(exc))
+            return
+        try:
+            await self._ari.subscribe(f"channel:{channel_id}")
+        except AriError as exc:
+            call.log.warning("recording_resubscribe_failed", error=str(exc))
 
     async def on_channel_event(self, channel_id: str | None, event: dict[str, Any]) -> None:
         if channel_id is None:
@@ -130,7 +150,7 @@ class StasisApp:
         call = self._calls.get(channel_id)
         if call is None:
             return
-        translated = self._translate(kind, event)
+        translated = translate(kind, event, self._clock)
         if translated is not None:
             await self._feed(call, translated)
         if kind == "ChannelDestroyed":
@@ -145,32 +165,6 @@ class StasisApp:
                 await self._feed(call, ShutdownRequested(self._clock()))
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    # -- translation ----------------------------------------------------------------------
-    def _at(self, event: dict[str, Any]) -> datetime:
-        stamp = event.get("timestamp")
-        if isinstance(stamp, str):
-            with contextlib.suppress(ValueError):
-                parsed = datetime.fromisoformat(stamp)
-                if parsed.tzinfo is not None:
-                    return parsed.astimezone(UTC)
-        return self._clock()
-
-    def _translate(self, kind: Any, event: dict[str, Any]) -> Event | None:
-        at = self._at(event)
-        if kind == "ChannelDtmfReceived":
-            return DigitReceived(str(event.get("digit", "")), at)
-        if kind in ("PlaybackStarted", "PlaybackFinished"):
-            playback = event.get("playback") or {}
-            playback_id = str(playback.get("id", ""))
-            if kind == "PlaybackStarted":
-                return PlaybackStarted(playback_id, at)
-            if playback.get("state") == "failed":
-                return PlaybackFailed(playback_id, at)
-            return PlaybackFinished(playback_id, at)
-        if kind in _HANGUP_EVENTS:
-            return CallerHungUp(at)
-        return None
 
     # -- call lifecycle -------------------------------------------------------------------
     async def _start(self, channel_id: str, event: dict[str, Any]) -> None:
@@ -190,7 +184,7 @@ class StasisApp:
         call = _Call(info, ConsentMachine(decision, call_key=channel_id), bound)
         self._calls[channel_id] = call
         bound.info("call_entered", language=decision.language)
-        await self._feed(call, CallEntered(self._at(event)))
+        await self._feed(call, CallEntered(event_time(event, self._clock)))
 
     async def _call_info(self, channel_id: str, event: dict[str, Any]) -> CallInfo:
         channel = event.get("channel") or {}

@@ -682,6 +682,39 @@ async def test_reconnect_leaves_finished_calls_alone(tmp_path: Path) -> None:
     assert len(h.ledger()) == 1
 
 
+async def test_reconnect_finalises_a_recorded_call_whose_channel_ended_during_the_gap(
+    tmp_path: Path,
+) -> None:
+    """Its ChannelDestroyed was lost (websocket gap, Asterisk restart): the sidecar is
+    finalised at the reconnect instead of staying ``recording`` and the call forgotten."""
+    h = Harness(tmp_path)
+    await h.answer_question(CID, "1")
+    audio = Path(h.ari.result(CID)[REC])
+    await h.agent_consents(CID)
+    await h.send(CID, channel_event("StasisEnd", CID))
+    write_audio(audio, pcm_wav(8000))
+    h.ari.in_stasis, h.ari.gone = [], {CID}
+
+    await h.app.on_connected()
+
+    await eventually(lambda: read_json(audio.with_suffix(".json"))["state"] == "final")
+    assert [e["type"] for e in h.ledger()] == ["call", "agent_decision", "recording_final"]
+    await eventually(lambda: h.app.active_calls == 0)
+
+
+async def test_reconnect_subscribes_again_to_a_recorded_call_still_up(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    await h.answer_question(CID, "1")
+    await h.send(CID, channel_event("StasisEnd", CID))
+    h.ari.in_stasis = []
+
+    await h.app.on_connected()
+
+    assert h.ari.of("subscribe").count(("subscribe", f"channel:{CID}")) == 2
+    assert h.app.active_calls == 1
+    assert [e["type"] for e in h.ledger()] == ["call"]
+
+
 async def test_shutdown_continues_every_call_in_the_flow_unrecorded(tmp_path: Path) -> None:
     h = Harness(tmp_path, timeout=0.2)
     in_notice, awaiting, done = "1764000003.1", "1764000003.2", "1764000003.3"
