@@ -29,6 +29,10 @@ from callconsent.withdrawal.route_adapter import WithdrawRequestHandler, lifecyc
 
 log = structlog.get_logger("callconsent.app")
 
+#: Longest pause between two attempts to reach ARI while Asterisk is away (R36): the app is
+#: back within about a second of Asterisk, and a refused connection on loopback costs nothing.
+ARI_RECONNECT_MAX_SECONDS = 1.0
+
 
 class ConfigPlanner:
     """Chooses the route for a call and builds its consent plan from the config."""
@@ -144,6 +148,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             ari_config.password.reveal(),
             ari_config.app,
             session=session,
+            backoff_initial=0.25,
+            backoff_max=ARI_RECONNECT_MAX_SECONDS,
         )
         store = build_store(config)
         whisper_dir = config.prompts_dir / config.agent_consent.whisper_language
