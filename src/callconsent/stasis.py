@@ -67,6 +67,7 @@ class _Call:
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     recording_path: str | None = None
     recording_closed: bool = False
+    stranded: bool = False  # finished, but ARI refused the continue: still in Stasis
 
 
 class StasisApp:
@@ -108,8 +109,13 @@ class StasisApp:
         recorded: list[tuple[str, _Call]] = []
         for channel_id, call in list(self._calls.items()):
             if call.machine.finished:
-                if call.recording_path is not None and channel_id not in in_stasis:
+                if channel_id in in_stasis:
+                    if call.stranded:  # let go while ARI was away: it is still waiting
+                        call.stranded = not await self._continue(channel_id, call.log)
+                elif call.recording_path is not None:
                     recorded.append((channel_id, call))
+                else:  # it left Stasis in the gap: nothing more to hear of it
+                    self._forget(channel_id, call)
                 continue
             if channel_id in in_stasis:
                 await self._feed(call, AdapterFailed("event_gap", self._clock()))
@@ -327,7 +333,7 @@ class StasisApp:
                     if not path:
                         call.recording_path = None
                 case ContinueDialplan():
-                    await self._continue(channel_id, call.log)
+                    call.stranded = not await self._continue(channel_id, call.log)
                 case WriteLedger(outcome):
                     await self._store.write_call(outcome, call.info)
         except AriNotFound:
@@ -371,14 +377,20 @@ class StasisApp:
         except AriError as exc:
             bound.error("set_result_failed", error=str(exc))
 
-    async def _continue(self, channel_id: str, bound: Any) -> None:
+    async def _continue(self, channel_id: str, bound: Any) -> bool:
+        """Let the channel go on in the dialplan; False when ARI refused every attempt (then
+        :meth:`on_connected` tries again once ARI is back). One log line per call, not per
+        attempt: while Asterisk is away every call in the flow fails here at once."""
+        error = ""
         for attempt in range(1, _CONTINUE_ATTEMPTS + 1):
             try:
                 await self._ari.continue_in_dialplan(channel_id)
-                return
+                return True
             except AriNotFound:
-                return
+                return True
             except AriError as exc:
-                bound.error("continue_failed", attempt=attempt, error=str(exc))
-                await asyncio.sleep(0.2 * attempt)
-        bound.critical("call_stranded_in_stasis")
+                error = str(exc)
+                if attempt < _CONTINUE_ATTEMPTS:
+                    await asyncio.sleep(0.2 * attempt)
+        bound.critical("call_stranded_in_stasis", attempts=_CONTINUE_ATTEMPTS, error=error)
+        return False

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from callconsent import names
+from callconsent.ari import AriError
 from callconsent.evidence.ledger import verify_chain
 from tests.support.stasis_fakes import (
     Harness,
@@ -713,6 +714,35 @@ async def test_reconnect_subscribes_again_to_a_recorded_call_still_up(tmp_path: 
     assert h.ari.of("subscribe").count(("subscribe", f"channel:{CID}")) == 2
     assert h.app.active_calls == 1
     assert [e["type"] for e in h.ledger()] == ["call"]
+
+
+async def test_a_call_stranded_while_ari_was_away_is_continued_at_the_reconnect(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path)
+    h.ari.fail["continue_in_dialplan"] = AriError(None, "POST", "/continue", "refused")
+    h.ari.fail_times["continue_in_dialplan"] = 3
+    await h.answer_question(CID, "2")
+    assert h.ari.continues(CID) == 3 and h.app.active_calls == 1
+    h.ari.in_stasis = [CID]
+
+    await h.app.on_connected()
+
+    assert h.ari.continues(CID) == 4
+    assert [(e["status"], e["reason"]) for e in h.calls_in_ledger(CID)] == [("refused", "digit")]
+
+
+async def test_reconnect_forgets_a_finished_call_that_left_stasis_in_the_gap(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path)
+    await h.answer_question(CID, "2")
+    h.ari.in_stasis = []
+
+    await h.app.on_connected()
+
+    assert h.app.active_calls == 0
+    assert h.ari.continues(CID) == 1
 
 
 async def test_shutdown_continues_every_call_in_the_flow_unrecorded(tmp_path: Path) -> None:
