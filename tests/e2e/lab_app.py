@@ -114,6 +114,11 @@ class LabApp:
             time.sleep(0.1)
         raise RuntimeError("callconsent serve did not connect to ARI within 15 s")
 
+    @property
+    def pid(self) -> int | None:
+        """The running ``serve`` process's id (None when it is not running)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
     def entered_count(self) -> int:
         """How many calls the app has logged as entering the consent flow (all runs)."""
         return self.log_path.read_bytes().count(b'"call_entered"')
