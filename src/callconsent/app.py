@@ -23,6 +23,7 @@ from callconsent.parties.tracker import Classifier
 from callconsent.sensitive.adapter import SensitiveFlagHandler
 from callconsent.stasis import Skip, StasisApp
 from callconsent.store import EvidenceStore
+from callconsent.unavailable.adapter import UnavailableCollector
 from callconsent.withdrawal.in_call_adapter import WithdrawalHandler
 from callconsent.withdrawal.route import Readout, readout
 from callconsent.withdrawal.route_adapter import WithdrawRequestHandler, lifecycle_runner
@@ -90,7 +91,9 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     stops; the evidence waits in AstDB until the app connects to AMI); and of the agent's
     sensitive flag (R22): its UserEvent (without AMI the flag is not applied: see the docs); and
     of the withdrawal route (R17): its UserEvent, and the requests marked in AstDB while the app
-    was away, carried out at every login (without AMI they wait in AstDB)."""
+    was away, carried out at every login (without AMI they wait in AstDB); and of the calls the
+    hook let go unasked while the app was away (R36): their AstDB markers become ``unavailable``
+    ledger entries at every login."""
     ami_config = config.asterisk.ami
     if ami_config is None:
         log.warning("agent_bridge_disabled", reason="asterisk.ami not configured")
@@ -98,6 +101,7 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     registry = agents.AgentRegistry.from_config(config)
 
     async def resync() -> None:
+        await unavailable.collect()  # calls the hook let go while the app was away (R36)
         await withdrawals.recover()  # withdrawals made while the app was away (R16)
         await requests.recover()  # requests on the withdrawal route while it was away (R17)
         try:
@@ -114,6 +118,7 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
         password=ami_config.password.reveal(),
         on_login=resync,
     )
+    unavailable = UnavailableCollector(ami, config.storage.ledger_path)
     bridge = BridgeHandler(ami, store, registry)
     withdrawals = WithdrawalHandler(ami, store)
     ami.on_user_event(names.AGENT_USER_EVENT, bridge.on_agent_event)

@@ -53,6 +53,7 @@ def test_hook_context_is_the_one_admins_gosub_into() -> None:
     contexts = re.findall(r"^\[([^\]]+)\]", hook_code(), flags=re.MULTILINE)
     assert contexts == [
         names.HOOK_CONTEXT,
+        names.UNAVAILABLE_MARK_CONTEXT,
         names.AGENT_CONTEXT,
         names.WITHDRAW_CONTEXT,
         names.WITHDRAW_MARK_CONTEXT,
