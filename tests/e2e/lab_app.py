@@ -65,15 +65,16 @@ def route_timing(config: Config, route: str, language: str | None = None) -> Rou
 class LabApp:
     """Starts and stops ``callconsent serve`` (a real process, SIGTERM to stop)."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, config: Path = DEMO_CONFIG) -> None:
         self.log_path = log_path
+        self.config = config
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
         subprocess.run(
-            [sys.executable, "-m", "callconsent.cli.main", "prompts", "--config", str(DEMO_CONFIG)],
+            [sys.executable, "-m", "callconsent.cli.main", "prompts", "--config", str(self.config)],
             env={**os.environ, **LAB_ENV},
             check=True,
             capture_output=True,
@@ -91,7 +92,7 @@ class LabApp:
                 "--actor",
                 "lab:e2e",
                 "--config",
-                str(DEMO_CONFIG),
+                str(self.config),
             ],
             env={**os.environ, **LAB_ENV},
             check=False,
@@ -100,7 +101,7 @@ class LabApp:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "callconsent.cli.main", "serve", "--config", str(DEMO_CONFIG)],
+            [sys.executable, "-m", "callconsent.cli.main", "serve", "--config", str(self.config)],
             env={**os.environ, **LAB_ENV},
             stdout=log,
             stderr=log,
@@ -112,7 +113,8 @@ class LabApp:
             if b'"ari_connected"' in self.log_path.read_bytes()[offset:]:
                 return
             time.sleep(0.1)
-        raise RuntimeError("callconsent serve did not connect to ARI within 15 s")
+        tail = self.log_path.read_bytes()[offset:][-2000:].decode("utf-8", "replace")
+        raise RuntimeError(f"callconsent serve did not connect to ARI within 15 s:\n{tail}")
 
     @property
     def pid(self) -> int | None:
@@ -137,6 +139,16 @@ class LabApp:
         code = self._proc.wait(timeout=20)
         self._proc = None
         return code
+
+
+def lab_config_variant(path: Path, *, ari_url: str) -> Path:
+    """config/demo.yaml with another ARI URL (e.g. a proxy the test controls), written to
+    ``path``; the rest (folders, routes) is the lab's."""
+    text = DEMO_CONFIG.read_text(encoding="utf-8")
+    default = "url: http://127.0.0.1:8088"
+    assert default in text, "config/demo.yaml no longer has the lab's ARI url"
+    path.write_text(text.replace(default, f"url: {ari_url}", 1), encoding="utf-8")
+    return path
 
 
 def ledger_entries(config: Config) -> Iterator[dict[str, Any]]:
