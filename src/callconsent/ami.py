@@ -91,7 +91,13 @@ class Ami:
 
     @property
     def connected(self) -> bool:
-        return self._manager is not None and bool(self._manager.authenticated)
+        """Logged in now. (panoramisk keeps ``authenticated`` true after the connection is lost
+        until the next login attempt gets through: the disconnect callback decides here.)"""
+        return (
+            self._manager is not None
+            and bool(self._manager.authenticated)
+            and self._logged_in.is_set()
+        )
 
     async def connect(self, *, wait: float | None = None) -> None:
         """Start connecting (panoramisk retries every second). With ``wait``: wait that long for the

@@ -99,8 +99,14 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
         log.warning("agent_bridge_disabled", reason="asterisk.ami not configured")
         return None
     registry = agents.AgentRegistry.from_config(config)
+    watch: PartyWatch | None = None
+    logins = 0
 
     async def resync() -> None:
+        nonlocal logins
+        logins += 1
+        if logins > 1 and watch is not None:  # AMI was away: stop what went unwatched (R36)
+            await watch.watch_lost()
         await unavailable.collect()  # calls the hook let go while the app was away (R36)
         await withdrawals.recover()  # withdrawals made while the app was away (R16)
         await requests.recover()  # requests on the withdrawal route while it was away (R17)
@@ -138,6 +144,15 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
     return ami
 
 
+def watched(config: Config, ami: Ami | None) -> Callable[[], bool]:
+    """Whether a recording may start now (R36): with the party watch configured, only while AMI
+    is logged in, since a transfer while AMI is away would go unseen (no recording the app cannot
+    watch). Without ``parties`` nothing is watched anyway (check-config warns)."""
+    if ami is None or config.parties is None:
+        return lambda: True
+    return lambda: ami.connected
+
+
 async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Run the Stasis app until SIGTERM/SIGINT (or ``stop``); then continue every call in the
     consent flow to the dialplan, unrecorded, and disconnect."""
@@ -158,6 +173,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         )
         store = build_store(config)
         whisper_dir = config.prompts_dir / config.agent_consent.whisper_language
+        ami = build_ami(config, store)  # created inside the running loop, as panoramisk needs
         app = StasisApp(
             ari,
             ConfigPlanner(config),
@@ -165,8 +181,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             whisper_dir=str(whisper_dir),
             prompts_dir=str(config.prompts_dir),
             call_refs=build_readout(config),
+            can_record=watched(config, ami),
         )
-        ami = build_ami(config, store)  # created inside the running loop, as panoramisk needs
         if ami is not None:
             await ami.connect()  # retries by itself; the registry is synced at each login
         runner = asyncio.create_task(ari.run(app), name="ari")

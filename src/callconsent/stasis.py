@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,7 @@ __all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
 log = structlog.get_logger("callconsent.stasis")
 
 _CONTINUE_ATTEMPTS = 3
+_NOT_WATCHED = "ami_unavailable"
 _NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
 
@@ -83,6 +85,7 @@ class StasisApp:
         whisper_dir: str = "",
         prompts_dir: str = "",
         call_refs: Readout | None = None,  # R17b: the call reference read to the caller
+        can_record: Callable[[], bool] = lambda: True,  # R36: the app can watch a recording
     ) -> None:
         self._ari = ari
         self._planner = planner
@@ -91,6 +94,7 @@ class StasisApp:
         self._whisper_dir = whisper_dir  # <prompts_dir>/<lang>: the agent gosub's whisper prompts
         self._prompts_dir = prompts_dir  # the caller's withdrawal confirmation (R16)
         self._refs = call_refs
+        self._can_record = can_record
         self._calls: dict[str, _Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -320,6 +324,9 @@ class StasisApp:
                     if handle is not None:
                         handle.cancel()
                 case PrepareRecording(outcome):
+                    if not self._can_record():  # e.g. AMI away: transfers would go unseen
+                        call.log.error("recording_not_watched", reason=_NOT_WATCHED)
+                        return AdapterFailed(_NOT_WATCHED, self._clock())
                     path = await self._store.prepare_recording(outcome, call.info, self._clock())
                     # hear of the channel's end after it leaves Stasis, to finalise the sidecar
                     await self._ari.subscribe(f"channel:{channel_id}")

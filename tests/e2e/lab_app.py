@@ -141,13 +141,20 @@ class LabApp:
         return code
 
 
-def lab_config_variant(path: Path, *, ari_url: str) -> Path:
-    """config/demo.yaml with another ARI URL (e.g. a proxy the test controls), written to
-    ``path``; the rest (folders, routes) is the lab's."""
+def lab_config_variant(
+    path: Path, *, ari_url: str | None = None, ami_port: int | None = None
+) -> Path:
+    """config/demo.yaml with another ARI URL or AMI port (e.g. a proxy the test controls),
+    written to ``path``; the rest (folders, routes) is the lab's."""
     text = DEMO_CONFIG.read_text(encoding="utf-8")
-    default = "url: http://127.0.0.1:8088"
-    assert default in text, "config/demo.yaml no longer has the lab's ARI url"
-    path.write_text(text.replace(default, f"url: {ari_url}", 1), encoding="utf-8")
+    for default, value in (
+        ("url: http://127.0.0.1:8088", None if ari_url is None else f"url: {ari_url}"),
+        ("port: 5038", None if ami_port is None else f"port: {ami_port}"),
+    ):
+        assert default in text, f"config/demo.yaml no longer has {default!r}"
+        if value is not None:
+            text = text.replace(default, value, 1)
+    path.write_text(text, encoding="utf-8")
     return path
 
 

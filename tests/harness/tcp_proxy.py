@@ -51,6 +51,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._conns: set[_Conn] = set()
         self._refuse_ws_until = 0.0
+        self._refuse_all_until = 0.0
         self._delays: dict[bytes, float] = {}
         self.delayed: list[bytes] = []  # request lines whose answers were held back
         self.websockets_dropped = 0
@@ -71,7 +72,13 @@ class TcpProxy:
         """Close every websocket connection at once (both sides); refuse new ones for
         ``refuse_for`` seconds. Returns how many were dropped."""
         self._refuse_ws_until = time.monotonic() + refuse_for
-        return int(self._call(self._drop_ws()))
+        return int(self._call(self._drop(websockets_only=True)))
+
+    def drop_all(self, refuse_for: float = 0.0) -> int:
+        """Close every connection (any protocol, e.g. AMI) and refuse new ones for
+        ``refuse_for`` seconds. Returns how many were dropped."""
+        self._refuse_all_until = time.monotonic() + refuse_for
+        return int(self._call(self._drop(websockets_only=False)))
 
     def delay_requests(self, needle: str, seconds: float) -> None:
         """Hold back the answers to requests whose request line contains ``needle``."""
@@ -100,8 +107,8 @@ class TcpProxy:
         for conn in list(self._conns):
             self._close(conn)
 
-    async def _drop_ws(self) -> int:
-        dropped = [c for c in self._conns if c.websocket]
+    async def _drop(self, *, websockets_only: bool) -> int:
+        dropped = [c for c in self._conns if c.websocket or not websockets_only]
         for conn in dropped:
             self._close(conn)
         self.websockets_dropped += len(dropped)
@@ -117,6 +124,9 @@ class TcpProxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Conn(writer)
         self._conns.add(conn)
+        if time.monotonic() < self._refuse_all_until:
+            self._close(conn)
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
         except OSError:

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from callconsent import names
+from callconsent.app import ConfigPlanner
 from callconsent.ari import AriError
 from callconsent.evidence.ledger import verify_chain
+from callconsent.stasis import StasisApp
 from tests.support.stasis_fakes import (
     Harness,
     ari_error,
@@ -743,6 +745,30 @@ async def test_reconnect_forgets_a_finished_call_that_left_stasis_in_the_gap(
 
     assert h.app.active_calls == 0
     assert h.ari.continues(CID) == 1
+
+
+async def test_no_recording_starts_while_the_app_cannot_watch_it(tmp_path: Path) -> None:
+    """AMI away (the party watch cannot see a transfer): the call goes on unrecorded, with its
+    reason in the result and the ledger, and no sidecar is written (R36)."""
+    h = Harness(tmp_path)
+    h.app = StasisApp(
+        h.ari, ConfigPlanner(h.config, rng=lambda: 0.0), h.store, can_record=lambda: False
+    )
+    await h.answer_question(CID, "1")
+
+    assert h.ari.result(CID) == {
+        names.VAR_RECORDING: "",
+        names.VAR_REASON: "ami_unavailable",
+        names.VAR_STATUS: "error",
+    }
+    assert h.ari.continues(CID) == 1
+    (entry,) = h.calls_in_ledger(CID)
+    assert (entry["status"], entry["reason"], entry["recording"]) == (
+        "error",
+        "ami_unavailable",
+        None,
+    )
+    assert h.sidecars() == []
 
 
 async def test_shutdown_continues_every_call_in_the_flow_unrecorded(tmp_path: Path) -> None:

@@ -43,6 +43,8 @@ from typing import Final, Literal
 from callconsent.agents.registry import AGENT_ID_RE
 
 ORG_LEFT_CALL: Final = "org_left_call"
+#: AMI was away while the call recorded: a party change may have gone unseen (fail closed).
+WATCH_LOST: Final = "watch_lost"
 AGENT_NOT_CONSENTING: Final = "agent_not_consenting"
 PARTY_NOT_CONSENTING: Final = "party_not_consenting"
 
