@@ -225,8 +225,11 @@ def test_the_app_is_back_on_ari_and_ami_within_2_s_of_asterisk(restarted: dict[s
 def test_calls_asterisk_dropped_leave_no_recording_without_a_final_sidecar(
     restarted: dict[str, Any],
 ) -> None:
+    """Asterisk killed with -9 may leave only WAV headers (MixMonitor's buffers die with it):
+    those become tombstones; what has audio gets a final sidecar. Either way none stays
+    ``recording``."""
     result: CaseResult = restarted["old"]
-    assert result.reached > 0 and result.recorded > 0, result.row()
+    assert result.reached > 0, result.row()  # some were past the flow, recording or bridged
     assert not result.violations, result.violations
 
 
