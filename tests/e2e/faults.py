@@ -202,13 +202,13 @@ def check_case(config: Config, case: str, placed: Sequence[Placed], note: str = 
         out.violations.extend(problems)
     if not note:
         out.note = ", ".join(f"{k} x{n}" for k, n in sorted(outcomes.items()))
-        tombs = sum(1 for p in placed if p.case == case and p.end and _tombstoned(config, p))
+        tombs = sum(1 for p in placed if p.case == case and p.end and tombstoned(config, p))
         if tombs:
             out.note += f"; {tombs} sidecar(s) tombstoned (no audio)"
     return out
 
 
-def _tombstoned(config: Config, p: Placed) -> bool:
+def tombstoned(config: Config, p: Placed) -> bool:
     assert p.end is not None
     return any(
         json.loads(f.read_text()).get("state") == "tombstone"

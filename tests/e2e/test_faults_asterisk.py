@@ -29,6 +29,7 @@ from tests.e2e.faults import (
     reconcile,
     report,
     settle,
+    tombstoned,
     wait_until,
 )
 from tests.e2e.lab_app import LabApp, route_timing
@@ -187,7 +188,11 @@ def restarted(asterisk: AsteriskLab, lab_app: LabApp, config: Config) -> dict[st
         old_result.recorded += recorded
         old_result.violations.extend(problems)
     old_result.violations.extend(_left_recording(config))
-    old_result.note = f"{len(old) - old_result.reached} were in the consent flow when it died"
+    tombs = sum(1 for p in old if p.end is not None and tombstoned(config, p))
+    old_result.note = (
+        f"{len(old) - old_result.reached} were in the consent flow when it died; "
+        f"{tombs} header-only recording(s) tombstoned"
+    )
     report(old_result)
     new_result = check_case(config, "new calls after the restart", new)
     note = ", ".join(f"{k} {v}" for k, v in figures.items())
