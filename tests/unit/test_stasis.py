@@ -700,9 +700,9 @@ async def test_reconnect_finalises_a_recorded_call_whose_channel_ended_during_th
 
     await h.app.on_connected()
 
-    await eventually(lambda: read_json(audio.with_suffix(".json"))["state"] == "final")
+    await eventually(lambda: h.app.active_calls == 0, within=10)  # after the ledger entry
+    assert read_json(audio.with_suffix(".json"))["state"] == "final"
     assert [e["type"] for e in h.ledger()] == ["call", "agent_decision", "recording_final"]
-    await eventually(lambda: h.app.active_calls == 0)
 
 
 async def test_reconnect_subscribes_again_to_a_recorded_call_still_up(tmp_path: Path) -> None:
