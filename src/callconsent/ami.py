@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("callconsent.ami")
 
 DEFAULT_TIMEOUT: Final = 5.0
+#: Seconds between attempts to reach AMI while Asterisk is away (panoramisk takes whole seconds).
+RECONNECT_SECONDS: Final = 1
 #: How long a command (the CLI) waits for the AMI login.
 LOGIN_WAIT_SECONDS: Final = 5.0
 _UNSAFE: Final = re.compile(r"[\r\n\x00]")
@@ -167,10 +169,16 @@ class Ami:
 
     @property
     def connected(self) -> bool:
-        return self._manager is not None and bool(self._manager.authenticated)
+        """Logged in now. (panoramisk keeps ``authenticated`` true after the connection is lost
+        until the next login attempt gets through: the disconnect callback decides here.)"""
+        return (
+            self._manager is not None
+            and bool(self._manager.authenticated)
+            and self._logged_in.is_set()
+        )
 
     async def connect(self, *, wait: float | None = None) -> None:
-        """Start connecting (panoramisk retries every 2 s). With ``wait``: wait that long for the
+        """Start connecting (panoramisk retries every second). With ``wait``: wait that long for the
         login, else raise :class:`AmiError` (the CLI); without: return at once (the app)."""
         if self._manager is None:
             self._manager = Manager(
@@ -179,7 +187,7 @@ class Ami:
                 events="call,user",  # UserEvent, and bridge/dial/hangup for the parties (R1)
                 on_login=self._logged_in_cb,
                 on_disconnect=self._disconnected_cb,
-                reconnect_timeout=2,
+                reconnect_timeout=RECONNECT_SECONDS,
                 protocol_factory=lambda: _GuardedProtocol(self._on_message),
             )
             connecting = self._manager.connect()

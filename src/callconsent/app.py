@@ -36,12 +36,17 @@ from callconsent.sdnotify import Notifier
 from callconsent.sensitive.adapter import SensitiveFlagHandler
 from callconsent.stasis import Skip, StasisApp
 from callconsent.store import EvidenceStore
+from callconsent.unavailable.adapter import UnavailableCollector
 from callconsent.untrusted import UntrustedEventGuard
 from callconsent.withdrawal.in_call_adapter import WithdrawalHandler
 from callconsent.withdrawal.route import Readout, readout
 from callconsent.withdrawal.route_adapter import WithdrawRequestHandler, lifecycle_runner
 
 log = structlog.get_logger("callconsent.app")
+
+#: Longest pause between two attempts to reach ARI while Asterisk is away (R36): the app is
+#: back within about a second of Asterisk, and a refused connection on loopback costs nothing.
+ARI_RECONNECT_MAX_SECONDS = 1.0
 
 
 class ConfigPlanner:
@@ -109,16 +114,25 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
     stops; the evidence waits in AstDB until the app connects to AMI); and of the agent's
     sensitive flag (R22): its UserEvent (without AMI the flag is not applied: see the docs); and
     of the withdrawal route (R17): its UserEvent, and the requests marked in AstDB while the app
-    was away, carried out at every login (without AMI they wait in AstDB)."""
+    was away, carried out at every login (without AMI they wait in AstDB); and of the calls the
+    hook let go unasked while the app was away (R36): their AstDB markers become ``unavailable``
+    ledger entries at every login."""
     ami_config = config.asterisk.ami
     if ami_config is None:
         log.warning("agent_bridge_disabled", reason="asterisk.ami not configured")
         return None
     registry = agents.AgentRegistry.from_config(config)
+    watch: PartyWatch | None = None
+    logins = 0
 
     async def resync() -> None:
+        nonlocal logins
+        logins += 1
+        if logins > 1 and watch is not None:  # AMI was away: stop what went unwatched (R36)
+            await watch.watch_lost()
         if watch is not None:  # recorded calls in progress: watched again (R1, R2)
             await recover_calls(watch, ami, store, config.storage.recordings_dir)
+        await unavailable.collect()  # calls the hook let go while the app was away (R36)
         await withdrawals.recover()  # withdrawals made while the app was away (R16)
         await requests.recover()  # requests on the withdrawal route while it was away (R17)
         try:
@@ -134,6 +148,9 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
         username=ami_config.username,
         password=ami_config.password.reveal(),
         on_login=resync,
+    )
+    unavailable = UnavailableCollector(
+        ami, config.storage.ledger_path, anchor_path=config.storage.anchor_path
     )
     bridge = BridgeHandler(ami, store, registry)
     withdrawals = WithdrawalHandler(ami, store)
@@ -160,7 +177,6 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
     )
     guard = UntrustedEventGuard(ami, store, recover=(withdrawals.recover, requests.recover))
     ami.on_untrusted(guard.on_untrusted)  # fail closed, lose no withdrawal (issue 11)
-    watch: PartyWatch | None = None
     if config.parties is None:  # R1: serve refuses this config; kept for direct use
         log.warning("party_watch_disabled", reason="parties.internal not configured")
     else:  # transfers, new parties, hold (R1, R2, R15): AMI bridge, dial, hold, hangup events
@@ -199,6 +215,15 @@ async def start_agi(config: Config, flow: AgiFlow) -> AgiServer | None:
     return server
 
 
+def watched(config: Config, ami: Ami | None) -> Callable[[], bool]:
+    """Whether a recording may start now (R36): with the party watch configured, only while AMI
+    is logged in, since a transfer while AMI is away would go unseen (no recording the app cannot
+    watch). Without ``parties`` nothing is watched anyway (check-config warns)."""
+    if ami is None or config.parties is None:
+        return lambda: True
+    return lambda: ami.connected
+
+
 async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Run the Stasis app until SIGTERM/SIGINT (or ``stop``); then continue every call in the
     consent flow to the dialplan, unrecorded, and disconnect. SIGHUP reloads the config for new
@@ -222,6 +247,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             ari_config.password.reveal(),
             ari_config.app,
             session=session,
+            backoff_initial=0.25,
+            backoff_max=ARI_RECONNECT_MAX_SECONDS,
         )
         store = build_store(config)
         whisper_dir = config.prompts_dir / config.agent_consent.whisper_language
@@ -237,6 +264,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             call_refs=refs,
             config_sha256=live.sha256,
             objections=side.objections if side is not None else None,
+            can_record=watched(config, ami),
         )
         agi = AgiFlow(
             live,

@@ -79,6 +79,16 @@ WHISPER_PROMPTS: Final = {
     "none": "callconsent-whisper-none",
 }
 
+# -- calls the app never saw (R36) -----------------------------------------------------------
+#: When the app is not there (``unavailable``), the hook marks the call in AstDB on a Local
+#: channel of its own (DB() writes are refused on a channel that has been in Stasis):
+#: ``callconsent/unavailable/<uniqueid>`` = ``<UTC time> <route>``. The app turns the markers
+#: into ``unavailable`` ledger entries (a count per day and route) at every AMI login.
+ASTDB_UNAVAILABLE_PREFIX: Final = "unavailable/"
+UNAVAILABLE_MARK_CONTEXT: Final = "callconsent-unavailable-mark"
+#: The marker's value, handed to the Local channel by Originate's ``v()`` option.
+VAR_UNAVAILABLE: Final = "CALLCONSENT_UNAVAILABLE"
+
 # -- withdrawal during the call (R16) --------------------------------------------------------
 #: The features.conf ``applicationmap`` entry the caller's withdrawal code runs, and the context
 #: its Gosub enters. The hook adds the feature to ``DYNAMIC_FEATURES`` on the caller's channel

@@ -16,12 +16,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from callconsent import metrics, names
+from callconsent._stasis_events import event_time, translate
 from callconsent.agents.rules import bridge_variables
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
@@ -37,11 +37,9 @@ from callconsent.consent import (
     ConsentMachine,
     ConsentTimedOut,
     ContinueDialplan,
-    DigitReceived,
     Event,
     IllegalEvent,
     PlaybackFailed,
-    PlaybackFinished,
     PlaybackStarted,
     PlayPrompt,
     PrepareRecording,
@@ -61,8 +59,8 @@ __all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
 
 log = structlog.get_logger("callconsent.stasis")
 
-_HANGUP_EVENTS = frozenset({"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"})
 _CONTINUE_ATTEMPTS = 3
+_NOT_WATCHED = "ami_unavailable"
 _NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
 
@@ -77,6 +75,7 @@ class _Call:
     recording_closed: bool = False
     entered: float = field(default_factory=time.monotonic)  # for the notice-start latency
     prompt_started: bool = False
+    stranded: bool = False  # finished, but ARI refused the continue: still in Stasis
 
 
 class StasisApp:
@@ -94,6 +93,7 @@ class StasisApp:
         call_refs: Readout | None = None,  # R17b: the call reference read to the caller
         config_sha256: Callable[[], str] | None = None,  # the config in force (reloads)
         objections: Objections | None = None,  # R30: objection after the flow
+        can_record: Callable[[], bool] = lambda: True,  # R36: the app can watch a recording
     ) -> None:
         self._ari = ari
         self._planner = planner
@@ -104,6 +104,7 @@ class StasisApp:
         self._refs = call_refs
         self._config_sha256 = config_sha256 or (lambda: "")
         self._objections = objections
+        self._can_record = can_record
         self._calls: dict[str, _Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -123,8 +124,16 @@ class StasisApp:
         except AriError as exc:
             log.error("reconcile_failed", error=str(exc))
             return
+        recorded: list[tuple[str, _Call]] = []
         for channel_id, call in list(self._calls.items()):
             if call.machine.finished:
+                if channel_id in in_stasis:
+                    if call.stranded:  # let go while ARI was away: it is still waiting
+                        call.stranded = not await self._continue(channel_id, call.log)
+                elif call.recording_path is not None:
+                    recorded.append((channel_id, call))
+                else:  # it left Stasis in the gap: nothing more to hear of it
+                    self._forget(channel_id, call)
                 continue
             if channel_id in in_stasis:
                 await self._feed(call, AdapterFailed("event_gap", self._clock()))
@@ -133,6 +142,27 @@ class StasisApp:
                 self._forget(channel_id, call)
         for channel_id in in_stasis - set(self._calls):
             await self._continue_stranger(channel_id)
+        for channel_id, call in recorded:  # callers first: this may wait for MixMonitor
+            await self._recheck_recording(channel_id, call)
+
+    async def _recheck_recording(self, channel_id: str, call: _Call) -> None:
+        """A recorded call that left Stasis before the gap: its end may have been lost (or
+        Asterisk restarted). Gone: finalise its sidecar now, in the background (it waits for
+        MixMonitor to close the file). Still up: subscribe again to hear of its end."""
+        try:
+            await self._ari.get_channel(channel_id)
+        except AriNotFound:
+            task = asyncio.create_task(self._channel_gone(channel_id, call))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        except AriError as exc:
+            call.log.warning("recording_recheck_failed", error=str(exc))
+            return
+        try:
+            await self._ari.subscribe(f"channel:{channel_id}")
+        except AriError as exc:
+            call.log.warning("recording_resubscribe_failed", error=str(exc))
 
     async def on_channel_event(self, channel_id: str | None, event: dict[str, Any]) -> None:
         if channel_id is None:
@@ -148,7 +178,7 @@ class StasisApp:
             digit, route = str(event.get("digit", "")), call.machine.plan.route
             await self._objections.on_late_digit(call.info.uniqueid, digit, route)
             return
-        translated = self._translate(kind, event)
+        translated = translate(kind, event, self._clock)
         if isinstance(translated, PlaybackStarted) and not call.prompt_started:
             call.prompt_started = True
             metrics.NOTICE_START.observe(time.monotonic() - call.entered)
@@ -166,32 +196,6 @@ class StasisApp:
                 await self._feed(call, ShutdownRequested(self._clock()))
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    # -- translation ----------------------------------------------------------------------
-    def _at(self, event: dict[str, Any]) -> datetime:
-        stamp = event.get("timestamp")
-        if isinstance(stamp, str):
-            with contextlib.suppress(ValueError):
-                parsed = datetime.fromisoformat(stamp)
-                if parsed.tzinfo is not None:
-                    return parsed.astimezone(UTC)
-        return self._clock()
-
-    def _translate(self, kind: Any, event: dict[str, Any]) -> Event | None:
-        at = self._at(event)
-        if kind == "ChannelDtmfReceived":
-            return DigitReceived(str(event.get("digit", "")), at)
-        if kind in ("PlaybackStarted", "PlaybackFinished"):
-            playback = event.get("playback") or {}
-            playback_id = str(playback.get("id", ""))
-            if kind == "PlaybackStarted":
-                return PlaybackStarted(playback_id, at)
-            if playback.get("state") == "failed":
-                return PlaybackFailed(playback_id, at)
-            return PlaybackFinished(playback_id, at)
-        if kind in _HANGUP_EVENTS:
-            return CallerHungUp(at)
-        return None
 
     # -- call lifecycle -------------------------------------------------------------------
     async def _start(self, channel_id: str, event: dict[str, Any]) -> None:
@@ -213,7 +217,7 @@ class StasisApp:
         call = _Call(info, ConsentMachine(decision, call_key=channel_id), bound)
         self._calls[channel_id] = call
         bound.info("call_entered", language=decision.language)
-        await self._feed(call, CallEntered(self._at(event)))
+        await self._feed(call, CallEntered(event_time(event, self._clock)))
 
     async def _call_info(self, channel_id: str, event: dict[str, Any]) -> CallInfo:
         channel = event.get("channel") or {}
@@ -351,6 +355,9 @@ class StasisApp:
                     if handle is not None:
                         handle.cancel()
                 case PrepareRecording(outcome):
+                    if not self._can_record():  # e.g. AMI away: transfers would go unseen
+                        call.log.error("recording_not_watched", reason=_NOT_WATCHED)
+                        return AdapterFailed(_NOT_WATCHED, self._clock())
                     path = await self._store.prepare_recording(outcome, call.info, self._clock())
                     # hear of the channel's end after it leaves Stasis, to finalise the sidecar
                     await self._ari.subscribe(f"channel:{channel_id}")
@@ -366,7 +373,7 @@ class StasisApp:
                     if not path:
                         call.recording_path = None
                 case ContinueDialplan():
-                    await self._continue(channel_id, call.log)
+                    call.stranded = not await self._continue(channel_id, call.log)
                 case WriteLedger(outcome):
                     await self._store.write_call(outcome, call.info)
         except AriNotFound:
@@ -419,14 +426,20 @@ class StasisApp:
         if recording and dict(extra or ()).get(names.VAR_RECORD_AT) != names.RECORD_AT_BRIDGE:
             metrics.RECORDINGS_STARTED.inc()  # MixMonitor in the hook
 
-    async def _continue(self, channel_id: str, bound: Any) -> None:
+    async def _continue(self, channel_id: str, bound: Any) -> bool:
+        """Let the channel go on in the dialplan; False when ARI refused every attempt (then
+        :meth:`on_connected` tries again once ARI is back). One log line per call, not per
+        attempt: while Asterisk is away every call in the flow fails here at once."""
+        error = ""
         for attempt in range(1, _CONTINUE_ATTEMPTS + 1):
             try:
                 await self._ari.continue_in_dialplan(channel_id)
-                return
+                return True
             except AriNotFound:
-                return
+                return True
             except AriError as exc:
-                bound.error("continue_failed", attempt=attempt, error=str(exc))
-                await asyncio.sleep(0.2 * attempt)
-        bound.critical("call_stranded_in_stasis")
+                error = str(exc)
+                if attempt < _CONTINUE_ATTEMPTS:
+                    await asyncio.sleep(0.2 * attempt)
+        bound.critical("call_stranded_in_stasis", attempts=_CONTINUE_ATTEMPTS, error=error)
+        return False

@@ -211,6 +211,10 @@ class EvidenceStore:
         )
         return done
 
+    def live_recordings(self) -> list[str]:
+        """The uniqueids of the calls this process records now (or waits for an agent for)."""
+        return list(self._recordings)
+
     def recording_live(self, uniqueid: str) -> bool:
         """This process records call ``uniqueid`` now (or waits for its agent to)."""
         return uniqueid in self._recordings

@@ -126,11 +126,12 @@ class LabApp:
             if b'"ari_connected"' in self.log_path.read_bytes()[offset:]:
                 return
             time.sleep(0.1)
-        raise RuntimeError("callconsent serve did not connect to ARI within 15 s")
+        tail = self.log_path.read_bytes()[offset:][-2000:].decode("utf-8", "replace")
+        raise RuntimeError(f"callconsent serve did not connect to ARI within 15 s:\n{tail}")
 
     @property
     def pid(self) -> int | None:
-        """The running ``callconsent serve``'s process id (None when stopped)."""
+        """The running ``serve`` process's id (None when it is not running)."""
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def entered_count(self) -> int:
@@ -151,6 +152,23 @@ class LabApp:
         code = self._proc.wait(timeout=20)
         self._proc = None
         return code
+
+
+def lab_config_variant(
+    path: Path, *, ari_url: str | None = None, ami_port: int | None = None
+) -> Path:
+    """config/demo.yaml with another ARI URL or AMI port (e.g. a proxy the test controls),
+    written to ``path``; the rest (folders, routes) is the lab's."""
+    text = DEMO_CONFIG.read_text(encoding="utf-8")
+    for default, value in (
+        ("url: http://127.0.0.1:8088", None if ari_url is None else f"url: {ari_url}"),
+        ("port: 5038", None if ami_port is None else f"port: {ami_port}"),
+    ):
+        assert default in text, f"config/demo.yaml no longer has {default!r}"
+        if value is not None:
+            text = text.replace(default, value, 1)
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def ledger_entries(config: Config) -> Iterator[dict[str, Any]]:

@@ -118,6 +118,10 @@ class FakeAri:
         self._record("application_channel_ids")
         return list(self.in_stasis)
 
+    async def get_channel(self, channel_id: str) -> dict[str, Any]:
+        self._record("get_channel", channel_id, channel_id=channel_id)
+        return {"id": channel_id}
+
     # -- what happened to one channel ---------------------------------------------------
     def of(self, method: str, channel_id: str | None = None) -> list[tuple[Any, ...]]:
         return [

@@ -44,6 +44,7 @@ def test_hook_context_is_the_one_admins_gosub_into() -> None:
         names.HOOK_CONTEXT,
         names.AGI_CONTEXT,
         names.AGI_ENDED_CONTEXT,
+        names.UNAVAILABLE_MARK_CONTEXT,
         names.AGENT_CONTEXT,
         names.WITHDRAW_CONTEXT,
         names.WITHDRAW_MARK_CONTEXT,

@@ -241,3 +241,37 @@ async def test_malformed_events_are_ignored(tmp_path: Path, store: EvidenceStore
     w.on_hangup({})
     await w.drain()
     assert ami.calls == [] and stopped_entries(tmp_path) == []
+
+
+# -- AMI away (R36) -----------------------------------------------------------------------------
+
+
+async def test_a_recording_live_through_an_ami_gap_stops_when_ami_is_back(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    """A transfer during the gap would have gone unseen: fail closed, reason watch_lost."""
+    audio = await recording(store, "documentation")
+    ami = StopAmi()
+
+    assert await watch(store, ami).watch_lost() == 1
+
+    assert ("StopMixMonitor", CALLER) in ami.calls
+    [entry] = stopped_entries(tmp_path)
+    assert (entry["reason"], entry["outcome"], entry["party"]["kind"]) == (
+        "watch_lost",
+        "stopped",
+        "external",
+    )
+    await store.recording_ended(call(), NOW)
+    final = sidecar_of(audio)
+    assert schema_problems("sidecar.schema.json", final) == []
+    assert final["state"] == "final" and final["recording"]["stop_reason"] == "watch_lost"
+    assert audio.exists()
+
+
+async def test_watch_lost_with_nothing_recording_stops_nothing(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    ami = StopAmi()
+    assert await watch(store, ami).watch_lost() == 0
+    assert ami.calls == [] and stopped_entries(tmp_path) == []

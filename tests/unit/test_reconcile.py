@@ -172,11 +172,33 @@ def test_recording_without_sidecar_is_reported_and_never_deleted(
     assert [e["type"] for e in entries(ledger)] == ["header_repaired"]
 
 
-def test_sidecar_whose_recording_is_missing_is_reported(root: Path, ledger: Ledger) -> None:
-    start(root, "1.1")
+def lost_audio(root: Path, uniqueid: str) -> RecordingPaths:
+    """A final sidecar whose audio file has gone since."""
+    paths = start(root, uniqueid)
+    paths.audio.write_bytes(pcm_header(len(AUDIO)) + AUDIO)
+    sidecar.finalise(paths, ended_at=T0)
+    paths.audio.unlink()
+    return paths
+
+
+def test_final_sidecar_whose_recording_is_missing_is_reported(root: Path, ledger: Ledger) -> None:
+    lost_audio(root, "1.1")
     report = reconcile(root, ledger, now=LATER, dry_run=False)
     assert summary(report) == ([], [("1.1.json", "recording_missing")])
     assert entries(ledger) == []
+
+
+def test_recording_sidecar_whose_recording_never_started_is_tombstoned(
+    root: Path, ledger: Ledger
+) -> None:
+    """The app died (or MixMonitor could not open the file) between the sidecar and the start
+    of MixMonitor: nothing was recorded, so the sidecar becomes a tombstone, as at hangup."""
+    paths = start(root, "1.1")
+    report = reconcile(root, ledger, now=LATER, dry_run=False)
+    assert summary(report) == ([("1.1.wav", "tombstoned_never_started")], [])
+    doc = sidecar.load(paths)
+    assert (doc["state"], doc["reason"]) == ("tombstone", "no_audio")
+    assert [(e["type"], e["reason"]) for e in entries(ledger)] == [("deleted", "no_audio")]
 
 
 def test_malformed_sidecar_is_reported_with_its_path_and_never_deleted(
@@ -231,7 +253,7 @@ def test_dry_run_changes_nothing_and_reports_what_it_would_do(root: Path, ledger
 def test_reconcile_is_idempotent(root: Path, ledger: Ledger) -> None:
     start(root, "1.1").audio.write_bytes(pcm_header(None) + AUDIO)
     start(root, "1.2").audio.write_bytes(pcm_header(0))
-    start(root, "1.3")
+    lost_audio(root, "1.3")
     first = reconcile(root, ledger, now=LATER, dry_run=False)
     assert len(first.fixed) == 3
     ledger_after_first, files_after_first = ledger.path.read_bytes(), snapshot(root)
@@ -298,7 +320,7 @@ def test_stale_temp_files_of_interrupted_writes_are_removed(root: Path, ledger: 
 def test_reconcile_command_prints_the_report_and_exits_1_when_something_is_left(
     root: Path, ledger: Ledger, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    start(root, "1.1")  # sidecar without recording: reported
+    lost_audio(root, "1.1")  # final sidecar without recording: reported
     config = cast(
         "Config",
         SimpleNamespace(

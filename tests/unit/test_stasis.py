@@ -17,7 +17,10 @@ from typing import Any
 import pytest
 
 from callconsent import names
+from callconsent.app import ConfigPlanner
+from callconsent.ari import AriError
 from callconsent.evidence.ledger import verify_chain
+from callconsent.stasis import StasisApp
 from tests.support.stasis_fakes import (
     Harness,
     ari_error,
@@ -680,6 +683,92 @@ async def test_reconnect_leaves_finished_calls_alone(tmp_path: Path) -> None:
 
     assert h.ari.continues(CID) == 1
     assert len(h.ledger()) == 1
+
+
+async def test_reconnect_finalises_a_recorded_call_whose_channel_ended_during_the_gap(
+    tmp_path: Path,
+) -> None:
+    """Its ChannelDestroyed was lost (websocket gap, Asterisk restart): the sidecar is
+    finalised at the reconnect instead of staying ``recording`` and the call forgotten."""
+    h = Harness(tmp_path)
+    await h.answer_question(CID, "1")
+    audio = Path(h.ari.result(CID)[REC])
+    await h.agent_consents(CID)
+    await h.send(CID, channel_event("StasisEnd", CID))
+    write_audio(audio, pcm_wav(8000))
+    h.ari.in_stasis, h.ari.gone = [], {CID}
+
+    await h.app.on_connected()
+
+    await eventually(lambda: h.app.active_calls == 0, within=10)  # after the ledger entry
+    assert read_json(audio.with_suffix(".json"))["state"] == "final"
+    assert [e["type"] for e in h.ledger()] == ["call", "agent_decision", "recording_final"]
+
+
+async def test_reconnect_subscribes_again_to_a_recorded_call_still_up(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    await h.answer_question(CID, "1")
+    await h.send(CID, channel_event("StasisEnd", CID))
+    h.ari.in_stasis = []
+
+    await h.app.on_connected()
+
+    assert h.ari.of("subscribe").count(("subscribe", f"channel:{CID}")) == 2
+    assert h.app.active_calls == 1
+    assert [e["type"] for e in h.ledger()] == ["call"]
+
+
+async def test_a_call_stranded_while_ari_was_away_is_continued_at_the_reconnect(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path)
+    h.ari.fail["continue_in_dialplan"] = AriError(None, "POST", "/continue", "refused")
+    h.ari.fail_times["continue_in_dialplan"] = 3
+    await h.answer_question(CID, "2")
+    assert h.ari.continues(CID) == 3 and h.app.active_calls == 1
+    h.ari.in_stasis = [CID]
+
+    await h.app.on_connected()
+
+    assert h.ari.continues(CID) == 4
+    assert [(e["status"], e["reason"]) for e in h.calls_in_ledger(CID)] == [("refused", "digit")]
+
+
+async def test_reconnect_forgets_a_finished_call_that_left_stasis_in_the_gap(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path)
+    await h.answer_question(CID, "2")
+    h.ari.in_stasis = []
+
+    await h.app.on_connected()
+
+    assert h.app.active_calls == 0
+    assert h.ari.continues(CID) == 1
+
+
+async def test_no_recording_starts_while_the_app_cannot_watch_it(tmp_path: Path) -> None:
+    """AMI away (the party watch cannot see a transfer): the call goes on unrecorded, with its
+    reason in the result and the ledger, and no sidecar is written (R36)."""
+    h = Harness(tmp_path)
+    h.app = StasisApp(
+        h.ari, ConfigPlanner(h.config, rng=lambda: 0.0), h.store, can_record=lambda: False
+    )
+    await h.answer_question(CID, "1")
+
+    assert h.ari.result(CID) == {
+        names.VAR_RECORDING: "",
+        names.VAR_REASON: "ami_unavailable",
+        names.VAR_STATUS: "error",
+    }
+    assert h.ari.continues(CID) == 1
+    (entry,) = h.calls_in_ledger(CID)
+    assert (entry["status"], entry["reason"], entry["recording"]) == (
+        "error",
+        "ami_unavailable",
+        None,
+    )
+    assert h.sidecars() == []
 
 
 async def test_shutdown_continues_every_call_in_the_flow_unrecorded(tmp_path: Path) -> None:

@@ -14,7 +14,11 @@ tombstone + audio still present               complete the deletion (``deleted``
 audio without sidecar, header only            tombstone ``no_audio``: a header holds no audio
 audio without sidecar, with audio             repair its header if needed; **report**, never
                                               delete audio it cannot account for
-sidecar without audio                         report
+sidecar ``recording`` without audio           the app stopped before MixMonitor started (a
+                                              crash right after the consent, a full or
+                                              read-only folder): tombstone ``no_audio``, as the
+                                              app does at hangup
+sidecar ``final`` without audio               report (the audio was lost after the call)
 sidecar ``recording`` with a purpose still     the agent's decision never came (the app crashed
 waiting for the agent (``agent_purposes``     while it waited): refused, ``agent_unknown``, as
 ``pending``)                                  the app does at hangup (``agent_decision`` entry);
@@ -169,6 +173,8 @@ class _Run:
         elif doc["state"] == sidecar.State.TOMBSTONE:
             if found.has_audio:
                 self._tombstone(paths, doc, "deletion_completed")
+        elif not found.has_audio and doc["state"] == sidecar.State.RECORDING:
+            self._tombstone(paths, None, "tombstoned_never_started")
         elif not found.has_audio:
             self.reported(
                 paths.sidecar,

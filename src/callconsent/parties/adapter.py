@@ -54,6 +54,7 @@ class PartyAmi(Protocol):
 
 
 class PartyStore(Protocol):
+    def live_recordings(self) -> list[str]: ...
     def recording_live(self, uniqueid: str) -> bool: ...
     async def stop_in_call(
         self,
@@ -156,6 +157,29 @@ class PartyWatch:
     def in_bridge(self, uniqueid: str) -> bool:
         """``uniqueid``'s channel is in a bridge now (a talking one, not a holding bridge)."""
         return self._tracker.in_bridge(uniqueid)
+
+    async def watch_lost(self) -> int:
+        """AMI came back after a gap: whatever happened to the calls recording meanwhile (a
+        transfer, an outside party) went unseen, so their recordings stop now (fail closed,
+        reason ``watch_lost``); what was recorded before stays, as at any stop. The number of
+        recordings stopped. Recordings cannot start while AMI is away (the ARI adapter's
+        gate), so every recording live now was live through the gap."""
+        at, stopped = self._clock(), 0
+        for caller in self._store.live_recordings():
+            bound = log.bind(call_id=caller, reason=tracker.WATCH_LOST)
+            await self._stop_mixmonitor(caller, bound)
+            try:
+                done = await self._store.stop_in_call(
+                    caller, at, scope="all", reason=tracker.WATCH_LOST, party="external"
+                )
+            except (OSError, ValueError) as exc:
+                bound.error("storage_error", action="stop_in_call", error=str(exc))
+                continue
+            stopped += done.stops_recording
+            self._tracker.hangup(caller)  # what it knew of this call is stale
+        if stopped:
+            log.warning("party_watch_lost", recordings_stopped=stopped)
+        return stopped
 
     async def drain(self) -> None:
         """Wait for the actions in flight (tests, shutdown)."""

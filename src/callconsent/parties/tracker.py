@@ -49,6 +49,8 @@ from callconsent.agents.rules import AGENT_ID_RE
 from callconsent.parties.hold import Mute, Pause, Unmute, pause_for
 
 ORG_LEFT_CALL: Final = "org_left_call"
+#: AMI was away while the call recorded: a party change may have gone unseen (fail closed).
+WATCH_LOST: Final = "watch_lost"
 AGENT_NOT_CONSENTING: Final = "agent_not_consenting"
 PARTY_NOT_CONSENTING: Final = "party_not_consenting"
 
