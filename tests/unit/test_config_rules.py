@@ -367,7 +367,9 @@ def test_route_name_must_be_simple(tmp_path: Path, data: dict[str, Any]) -> None
 
 
 def test_unknown_purpose_is_rejected(tmp_path: Path, data: dict[str, Any]) -> None:
-    data["routes"]["support"]["purposes"]["analytics"] = training(data)
+    data["routes"]["support"]["purposes"]["analytics"] = copy.deepcopy(
+        training(data)
+    )  # no YAML alias
     assert has(errors_of(tmp_path, data), "routes.support.purposes.analytics", "unknown purpose")
 
 

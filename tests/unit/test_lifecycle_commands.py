@@ -217,3 +217,13 @@ def test_ropa_has_all_art30_fields_and_flags_empty_ones(
 def test_now_without_zone_is_a_usage_error(setup: tuple[Store, Config]) -> None:
     _, config = setup
     assert run(config, "purge", "--now", "2026-04-06T03:00:00") == 2
+
+
+def test_purge_with_a_claims_period_out_of_range_deletes_nothing(
+    setup: tuple[Store, Config], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The claims period is checked before the purge deletes anything, not after."""
+    store, config = setup
+    assert run(config, "purge", "--now", NOW91, "--claims-days", "999999999") == 2
+    assert "--claims-days" in capsys.readouterr().err
+    assert (store.root / "2026/01/05/4000.1.wav").exists()

@@ -169,9 +169,10 @@ def test_every_hold_and_purge_action_is_audited(store: Store) -> None:
     with store.context(DAY91) as ctx:
         purge(ctx, dry_run=False)
     lines = audit.read(store.ledger_path.parent / "audit.jsonl")
-    assert [line["action"] for line in lines] == ["hold_set", "purge"]
+    assert [line["action"] for line in lines] == ["hold_set", "purge_batch", "purge"]
     assert lines[0]["actor"] == "dpo-test" and lines[0]["reason"] == "dispute"
-    assert sorted(lines[1]["ids"]) == ["2000.2", "2000.3"]
+    assert sorted(lines[1]["ids"]) == ["2000.2", "2000.3"]  # before any was deleted
+    assert sorted(lines[2]["ids"]) == ["2000.2", "2000.3"]
     assert NUMBER not in json.dumps(lines)
 
 

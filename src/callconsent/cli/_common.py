@@ -12,12 +12,13 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
 from callconsent.clock import utc_now
 from callconsent.config import Config, ConfigError, load_config
+from callconsent.lifecycle.query import bound
 
 EXIT_OK: Final = 0
 EXIT_PROBLEMS: Final = 1
@@ -94,12 +95,5 @@ def parse_day(text: str) -> date:
 
 
 def parse_bound(text: str | None, *, end: bool) -> str | None:
-    """``--from``/``--to`` as a stamp: a date means that whole day (``--to`` inclusive)."""
-    if text is None:
-        return None
-    if len(text) == 10:
-        moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
-        moment += timedelta(days=1) if end else timedelta(0)
-    else:
-        moment = parse_now(text)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """``--from``/``--to`` as a stamp (see :func:`callconsent.lifecycle.query.bound`)."""
+    return bound(text, end=end)

@@ -14,7 +14,7 @@ from callconsent.cli._common import EXIT_PROBLEMS as PROBLEMS
 from callconsent.cli._common import Progress, emit, fail, parse_bound
 from callconsent.clock import utc_now
 from callconsent.lifecycle import Context, Outcome, query
-from callconsent.lifecycle.anonymise import anonymise
+from callconsent.lifecycle.anonymise import anonymise, claims_cutoff
 from callconsent.lifecycle.erase import EraseError, erase
 from callconsent.lifecycle.export import ExportError, export
 from callconsent.lifecycle.hold import (
@@ -70,6 +70,8 @@ def index_update(args: argparse.Namespace, config: Config) -> int:
 
 def purge_cmd(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
+        if not args.no_anonymise:  # a bad --claims-days stops the run before anything is deleted
+            claims_cutoff(ctx, args.claims_days)
         try:
             report = purge(ctx, dry_run=args.dry_run, on_item=print_outcome(args))
         except (RecordingsUnavailable, HoldsUnknown) as exc:

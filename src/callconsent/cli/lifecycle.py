@@ -25,6 +25,7 @@ from callconsent.cli._common import (
 )
 from callconsent.config import Config
 from callconsent.lifecycle.anonymise import DEFAULT_CLAIMS_DAYS
+from callconsent.lifecycle.errors import LifecycleError
 
 
 def register(
@@ -53,7 +54,10 @@ def register(
                 args.now_dt = parse_now(args.now)
             except ValueError as exc:
                 return fail(exc)
-            return run(args, load(args.config))
+            try:
+                return run(args, load(args.config))
+            except LifecycleError as exc:  # every job's domain error: its message, exit 2
+                return fail(exc)
 
         parser.set_defaults(run=handler)
 

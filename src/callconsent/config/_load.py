@@ -39,6 +39,12 @@ from ._model import (
     StorageConfig,
 )
 from ._read import Node, read_audio_name, read_prompt
+from ._sanity import (
+    MAX_CONFIG_BYTES,
+    check_retention,
+    check_storage,
+    read_regular_file,
+)
 from ._validate import validate
 
 NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -48,7 +54,16 @@ LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also refuses a key written twice in one mapping."""
+    """``yaml.SafeLoader`` that also refuses a key written twice in one mapping, and aliases
+    (``*name``: a few KB of nested aliases expand to gigabytes)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML has no types here
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
 
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -95,9 +110,11 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     """
     file = str(path)
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, limit=MAX_CONFIG_BYTES)
     except OSError as exc:
         raise ConfigError([f"{file}: cannot read: {exc.strerror or exc}"]) from None
+    except ValueError as exc:
+        raise ConfigError([f"{file}: {exc}"]) from None
     raw = _parse_yaml(data, file)
     problems = Problems(file)
     top = Node(raw, "", problems)
@@ -292,6 +309,7 @@ def _storage(node: Node) -> StorageConfig:
         notice_archive_dir=_abs_path(node, "notice_archive_dir"),
         anchor_path=_abs_path(node, "anchor_path") if node.has("anchor_path") else None,
     )
+    check_storage(node, storage.recordings_dir, storage.ledger_path, storage.notice_archive_dir)
     node.done()
     return storage
 
@@ -302,6 +320,7 @@ def _notice(name: str, raw: object, problems: Problems) -> Notice:
     purpose = cast(PurposeName, node.choice("purpose", PURPOSES))
     lawful_basis = node.choice("lawful_basis", LAWFUL_BASES)
     retention_days = node.integer("retention_days")
+    check_retention(node, "retention_days", retention_days)
     languages: dict[str, NoticeText] = {}
     lang_node = node.child("languages", required=True)
     for lang, lang_raw in lang_node.entries():

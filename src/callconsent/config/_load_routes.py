@@ -27,6 +27,7 @@ from ._model import (
     SpecialCategories,
 )
 from ._read import Node, read_prompt
+from ._sanity import check_retention
 
 LANGUAGE_RE: Final = re.compile(r"^[a-z]{2}$")
 DID_RE: Final = re.compile(r"^\+?[0-9*#]{1,32}$")
@@ -115,8 +116,7 @@ def _route_purpose(
     notice = node.string("notice")
     basis = node.choice("lawful_basis", LAWFUL_BASES)
     retention = node.integer("retention_days", 90 if purpose == "documentation" else None)
-    if retention <= 0 and not problems.failed(node.at("retention_days")):
-        problems.error(node.at("retention_days"), f"must be > 0, got {retention}")
+    check_retention(node, "retention_days", retention)
     necessity = node.opt_string("necessity_assessment_ref")
     art9 = node.choice("art9_basis", ART9_BASES, "") or None
     is_consent = purpose == "training" or (

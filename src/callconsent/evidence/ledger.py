@@ -18,7 +18,8 @@ and ``verify_chain(path, anchor=...)`` checks it (this also detects trailing lin
 append that finds the anchored head gone from the ledger leaves the anchor as it is (and logs
 ``ledger_anchor_mismatch``), so the evidence of a cut survives later appends.
 
-Crash safety: a power loss mid-write can leave a last line without its newline. The next append
+Crash safety: an append that fails (disk full, I/O error) is truncated back to the last whole
+line before the error is raised. A power loss mid-write can still leave a last line without its newline. The next append
 terminates it first (it stays in the file and is reported, never silently dropped) and chains to
 it; ``seq`` continues from the last readable entry.
 """
@@ -143,8 +144,12 @@ class Ledger:
                         raise LedgerEntryInvalid(errors)
                 line = dumps(entry).encode("ascii")
                 data = (b"\n" if torn else b"") + line + b"\n"
-                _write_all(fd, data)
-                os.fsync(fd)
+                try:
+                    _write_all(fd, data)
+                    os.fsync(fd)
+                except OSError:  # disk full, I/O error: leave no torn line behind
+                    _cut_back(fd, st.st_size)
+                    raise
                 sha, size = line_sha256(line), st.st_size + len(data)
                 self._head = ((st.st_dev, st.st_ino, size), seq + 1, sha)
                 self._anchor(fd, entry, (seq, prev), sha, size)
@@ -219,6 +224,15 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _cut_back(fd: int, size: int) -> None:
+    """Truncate a failed append back to ``size``, the last whole line (we hold the lock)."""
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError:
+        return  # nothing more to do: the next append terminates a torn line (see above)
 
 
 def _reverse_lines(fd: int, size: int) -> Iterator[bytes]:
@@ -319,7 +333,11 @@ def verify_chain(
     for line in iter_entries(path):
         line_no = line.line_no
         if not line.terminated:
-            report(line_no, "unterminated", "last line has no newline (torn write?)")
+            report(
+                line_no,
+                "unterminated",
+                "last line has no newline (a torn write): `callconsent reconcile` moves it aside",
+            )
         if line.entry is None:
             report(line_no, "malformed", line.error or "")
             expected_seq = None  # resynchronise on the next readable entry

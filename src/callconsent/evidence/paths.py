@@ -22,6 +22,12 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 UNIQUEID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Asterisk's own uniqueid format, ``[<systemname>-]<epoch seconds>.<sequence>`` (e.g.
+#: ``1733390000.42``, ``pbx1-1733390000.42``). Ids read back from evidence (ledger, index) must
+#: have it before they name a path or an archive member: anything else was not made by Asterisk.
+ASTERISK_UNIQUEID_RE: Final = re.compile(
+    r"(?:[A-Za-z0-9][A-Za-z0-9_-]{0,31}(?:\.[A-Za-z0-9_-]{1,31}){0,4}-)?[0-9]{1,20}\.[0-9]{1,10}"
+)
 _RELATIVE_RE: Final = re.compile(r"(\d{4})/(\d{2})/(\d{2})/([^/]+)\.wav")
 _YEAR_RE: Final = re.compile(r"\d{4}")
 _TWO_DIGITS_RE: Final = re.compile(r"\d{2}")
@@ -54,6 +60,16 @@ def check_uniqueid(uniqueid: str) -> str:
     if not isinstance(uniqueid, str) or not UNIQUEID_RE.fullmatch(uniqueid) or ".." in uniqueid:
         raise UnsafeIdentifier(f"unsafe uniqueid {uniqueid!r}")
     return uniqueid
+
+
+def is_asterisk_uniqueid(value: object) -> bool:
+    """Is ``value`` a uniqueid in Asterisk's format (at most 64 characters, no ``..``)?"""
+    return (
+        isinstance(value, str)
+        and len(value) <= 64
+        and ASTERISK_UNIQUEID_RE.fullmatch(value) is not None
+        and ".." not in value
+    )
 
 
 def recording_paths(recordings_dir: Path, uniqueid: str, when: datetime) -> RecordingPaths:

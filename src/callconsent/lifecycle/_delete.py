@@ -9,6 +9,7 @@ without a second entry. Anything unreadable is reported and left alone.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +17,10 @@ from callconsent.evidence import sidecar
 from callconsent.evidence.entries import deleted_entry
 from callconsent.evidence.fsio import MalformedDocument, parse_stamp
 from callconsent.evidence.ledger import LedgerEntryInvalid
-from callconsent.evidence.paths import UnsafeIdentifier
+from callconsent.evidence.paths import RecordingPaths, UnsafeIdentifier
+from callconsent.lifecycle import _trust
 from callconsent.lifecycle._context import Context
+from callconsent.lifecycle.errors import StorageError, is_disk_full
 from callconsent.lifecycle.presence import ledger_says_deleted
 
 #: No sidecar, no audio and nothing saying the recording was deleted: never "already deleted".
@@ -56,11 +59,16 @@ def delete_recording(
     source: str,
     expired_only: bool,
     dry_run: bool = False,
+    verify: bool = False,
 ) -> Outcome:
     """Tombstone recording ``file`` of ``call_id`` with ``reason``. With ``expired_only`` the
-    sidecar's own ``delete_after`` must have passed (the index may be stale)."""
+    sidecar's own ``delete_after`` must have passed (the index may be stale). With ``verify``
+    (erasure: ``file`` may come from a ledger pointer) the file must be the call's own and its
+    audio a regular file whose sha256 the evidence confirms (see :mod:`._trust`)."""
     try:
         paths = ctx.paths(file)
+        if verify and (problem := _trust.pointer_problem(call_id, paths)) is not None:
+            return Outcome(call_id, file, "skipped", problem)
         doc: dict[str, Any] | None = sidecar.load(paths)
     except UnsafeIdentifier as exc:
         return Outcome(call_id, file, "skipped", f"unsafe path: {exc}")
@@ -68,6 +76,10 @@ def delete_recording(
         doc = None
     except MalformedDocument as exc:
         return Outcome(call_id, file, "skipped", f"malformed sidecar {exc.path}: {exc.detail}")
+    if verify:
+        problem = _trust.audio_problem(ctx, call_id, paths, doc, require_hash=doc is None)
+        if problem is not None:
+            return Outcome(call_id, file, "skipped", problem)
     if doc is None and not paths.audio.exists():
         if ledger_says_deleted(ctx.index, call_id):
             return Outcome(call_id, file, "already_deleted", "ledger deleted line, no files")
@@ -78,7 +90,7 @@ def delete_recording(
         if dry_run:
             return Outcome(call_id, file, "would_delete", "tombstone with leftover audio")
         sidecar.write(paths, doc)  # the entry was logged by the interrupted run
-        ctx.index.add_sidecar(paths, doc)
+        _index_quietly(ctx, paths, doc)
         return Outcome(call_id, file, "completed", "leftover audio after tombstone removed")
     if expired_only:
         if doc is None:
@@ -89,9 +101,30 @@ def delete_recording(
         return Outcome(call_id, file, "would_delete", reason)
     try:
         tomb = sidecar.prepare_tombstone(paths, reason=reason, at=ctx.now)
-        ctx.ledger.append(deleted_entry(tomb, source=source))
-        sidecar.write(paths, tomb)
+        ctx.append(deleted_entry(tomb, source=source))  # StorageError: stop, nothing unlogged
+        _write_tombstone(paths, tomb)
     except (OSError, MalformedDocument, LedgerEntryInvalid, sidecar.SidecarInvalid) as exc:
         return Outcome(call_id, file, "skipped", f"{type(exc).__name__}: {exc}")
-    ctx.index.add_sidecar(paths, tomb)
+    _index_quietly(ctx, paths, tomb)
     return Outcome(call_id, file, "deleted", reason)
+
+
+def _write_tombstone(paths: RecordingPaths, tomb: dict[str, Any]) -> None:
+    """Write the tombstone (which removes the audio). On a full disk the tombstone may not fit:
+    the deletion is already in the ledger, so the audio goes first to make room, then the
+    tombstone is written (a crash between leaves a final sidecar without audio, which the next
+    run tombstones)."""
+    try:
+        sidecar.write(paths, tomb)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        paths.audio.unlink(missing_ok=True)
+        sidecar.write(paths, tomb)
+
+
+def _index_quietly(ctx: Context, paths: RecordingPaths, doc: dict[str, Any]) -> None:
+    """Tell the index; if it cannot be written (disk full) it catches up on its next update
+    (the day folder's mtime changed)."""
+    with contextlib.suppress(StorageError):
+        ctx.index.add_sidecar(paths, doc)

@@ -176,7 +176,7 @@ def row(relative_day: str, uniqueid: str, doc: Any, has_audio_file: bool) -> tup
     if call["uniqueid"] != uniqueid or rec["file"] != file:
         raise ValueError(f"names call {call['uniqueid']!r} / file {rec['file']!r}")
     if state == "tombstone":
-        return (
+        return _scalars(
             uniqueid,
             relative_day,
             file,
@@ -198,7 +198,7 @@ def row(relative_day: str, uniqueid: str, doc: Any, has_audio_file: bool) -> tup
         raise ValueError(f"unknown state {state!r}")
     purposes = ",".join(str(p["purpose"]) for p in doc["purposes"])
     agent = next((t[6:] for t in doc.get("tags", ()) if str(t).startswith("agent:")), None)
-    return (
+    return _scalars(
         uniqueid,
         relative_day,
         file,
@@ -216,6 +216,16 @@ def row(relative_day: str, uniqueid: str, doc: Any, has_audio_file: bool) -> tup
         None if rec["has_audio"] is None else int(bool(rec["has_audio"])),
         None,
     )
+
+
+def _scalars(*values: Any) -> tuple[Any, ...]:
+    """``values`` as a row, if every one is a text, a number SQLite can store, or null."""
+    for column, value in zip(RECORDING_COLUMNS, values, strict=True):
+        if value is None or isinstance(value, str | float):
+            continue
+        if not isinstance(value, int) or not -(1 << 63) <= value < 1 << 63:
+            raise TypeError(f"{column}: {type(value).__name__} {str(value)[:40]} is not storable")
+    return values
 
 
 @dataclass(frozen=True, slots=True)

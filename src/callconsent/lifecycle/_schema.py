@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from callconsent.evidence.anchor import HOLD_RELEASED as HOLD_RELEASED  # the anchor keeps holds
 from callconsent.evidence.anchor import HOLD_SET as HOLD_SET
+from callconsent.evidence.paths import is_asterisk_uniqueid
 
 #: The tables. Primary keys only: secondary indexes are in :data:`INDEXES`, which a rebuild
 #: drops and creates again after the bulk load (one sort each instead of a million inserts).
@@ -86,6 +86,14 @@ WITHDRAWN: Final = "withdrawn"
 #: registers, :func:`callconsent.evidence.callref.call_ref` with the index's key).
 INSERT_REF: Final = "INSERT OR IGNORE INTO call_refs VALUES (call_ref(?1), ?1)"
 
+
+class Connection(Protocol):
+    """What :func:`apply_entry_rows` needs of a connection (SQLite's or the guarded one)."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+    def executemany(self, sql: str, rows: Any, /) -> Any: ...
+
+
 Line = tuple[dict[str, Any], int | None, int | None, int | None]  # entry, line_no, offset, length
 
 
@@ -99,6 +107,101 @@ def call_ids(entry: dict[str, Any]) -> list[str]:
     if isinstance(calls, list):
         out.extend(c for c in calls if isinstance(c, str))
     return out
+
+
+_INT64: Final = 1 << 63
+_TEXT: Final = (str, type(None))
+
+
+def _text_problem(obj: dict[str, Any], keys: tuple[str, ...], prefix: str = "") -> str | None:
+    """The first of ``keys`` whose value is neither text nor null (fast when all are fine)."""
+    for key in keys:
+        value = obj.get(key)
+        if type(value) not in _TEXT:
+            return f"{prefix}{key} is a {type(value).__name__}, expected a string or null"
+    return None
+
+
+def _id_problem(key: str, value: Any) -> str | None:
+    if is_asterisk_uniqueid(value):
+        return None
+    return f"{key} {str(value)[:40]!r} is not an Asterisk uniqueid"
+
+
+_NEEDS_CALL: Final = frozenset({"call", "recording_final", "deleted", HOLD_SET})
+_CALL_TEXT: Final = ("caller_number", "caller_name", "route")
+_CALL_FIELDS: Final = ("started_at", "status", "reason", "recording")
+
+
+def entry_problem(entry: dict[str, Any]) -> str | None:
+    """Why a chained ledger entry cannot go into the index (a field of the wrong type, a call
+    id not in Asterisk's format, a huge number), or None. The line is reported and skipped."""
+    seq, kind = entry["seq"], entry["type"]
+    if not 1 <= seq < _INT64:
+        return f"seq {seq!r} out of range"
+    problem = _text_problem(entry, ("at", "actor"))
+    call = entry.get("call")
+    if problem is None and call is None and kind in _NEEDS_CALL:
+        return f"a {kind} entry without its call"
+    if problem is None and call is not None:
+        if type(call) is not dict:
+            return f"call is a {type(call).__name__}, expected an object"
+        problem = _id_problem("call.uniqueid", call.get("uniqueid"))
+        if problem is None and call.get("linkedid") is not None:
+            problem = _id_problem("call.linkedid", call["linkedid"])
+        problem = problem or _text_problem(call, _CALL_TEXT, "call.")
+    calls = entry.get("calls")
+    if problem is None and calls is not None:
+        if type(calls) is not list:
+            return f"calls is a {type(calls).__name__}, expected a list"
+        problem = next((p for c in calls if (p := _id_problem("calls[]", c))), None)
+    if problem is not None or kind not in (*_NEEDS_CALL, EXPORT, ANONYMISED, WITHDRAWN):
+        return problem
+    if kind == "call":
+        return _call_problem(entry)
+    if kind == EXPORT:
+        return _export_problem(entry)
+    return _text_problem(entry, ("reason",))
+
+
+def _call_problem(entry: dict[str, Any]) -> str | None:
+    problem = _text_problem(entry, _CALL_FIELDS)
+    purposes = entry.get("purposes")
+    if problem is not None or purposes is None:
+        return problem
+    if type(purposes) is not list:
+        return f"purposes is a {type(purposes).__name__}, expected a list"
+    for p in purposes:
+        if type(p) is not dict:
+            return "purposes[] is not an object"
+        problem = _text_problem(p, ("purpose", "status"), "purposes[].")
+        days = p.get("retention_days")
+        if (
+            problem is None
+            and days is not None
+            and (type(days) is not int or not -_INT64 <= days < _INT64)
+        ):
+            problem = f"purposes[].retention_days {str(days)[:40]} is not a day count"
+        if problem is not None:
+            return problem
+    return None
+
+
+def _export_problem(entry: dict[str, Any]) -> str | None:
+    problem = _text_problem(entry, ("export_id", "archive_sha256"))
+    files = entry.get("files")
+    if problem is not None or files is None:
+        return problem
+    if type(files) is not list:
+        return f"files is a {type(files).__name__}, expected a list"
+    for f in files:
+        if type(f) is dict:
+            problem = _text_problem(f, ("sha256", "name"), "files[].")
+            if problem is None and f.get("uniqueid") is not None:
+                problem = _id_problem("files[].uniqueid", f["uniqueid"])
+            if problem is not None:
+                return problem
+    return None
 
 
 def _detail(entry: dict[str, Any]) -> str | None:
@@ -136,7 +239,7 @@ def _call_row(entry: dict[str, Any]) -> tuple[Any, ...] | None:
     )
 
 
-def apply_entry_rows(db: sqlite3.Connection, lines: Sequence[Line], *, refs: bool = True) -> None:
+def apply_entry_rows(db: Connection, lines: Sequence[Line], *, refs: bool = True) -> None:
     """Insert ``lines`` (ledger order) into the index. Common types go in batches; the rare
     types this package writes are applied in order after flushing what came before them.
     ``refs=False`` leaves out the call references (a rebuild adds them all at the end)."""
@@ -168,7 +271,7 @@ def apply_entry_rows(db: sqlite3.Connection, lines: Sequence[Line], *, refs: boo
     flush()
 
 
-def _apply_rare(db: sqlite3.Connection, entry: dict[str, Any], ids: list[str]) -> None:
+def _apply_rare(db: Connection, entry: dict[str, Any], ids: list[str]) -> None:
     kind, seq, at = entry["type"], entry["seq"], entry.get("at")
     if kind == HOLD_SET:
         db.executemany(

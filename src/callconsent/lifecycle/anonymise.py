@@ -21,14 +21,17 @@ from datetime import timedelta
 from typing import Any, Final
 
 from callconsent.evidence.fsio import utc_stamp
-from callconsent.lifecycle._context import Context
+from callconsent.lifecycle._context import MIN_YEAR, Context
 from callconsent.lifecycle._schema import ANONYMISED
+from callconsent.lifecycle.errors import LifecycleError
 
 SOURCE: Final = "purge"
 FIELDS: Final = ("caller_number", "caller_name")
 #: Default claims period: the general Danish limitation period (forældelsesloven § 3), 3 years.
 DEFAULT_CLAIMS_DAYS: Final = 3 * 365
 BATCH: Final = 500
+#: The longest claims period accepted (100 years): longer is a typo, not a policy.
+MAX_CLAIMS_DAYS: Final = 36_500
 
 
 @dataclass(slots=True)
@@ -59,6 +62,20 @@ class AnonymiseReport:
         )
 
 
+def claims_cutoff(ctx: Context, claims_days: int) -> str:
+    """The stamp ``claims_days`` before the run's time; :class:`LifecycleError` if out of range."""
+    if not 0 <= claims_days <= MAX_CLAIMS_DAYS:
+        raise LifecycleError(
+            f"--claims-days {claims_days}: must be between 0 and {MAX_CLAIMS_DAYS} (100 years)"
+        )
+    moment = ctx.now - timedelta(days=claims_days)
+    if moment.year < MIN_YEAR:
+        raise LifecycleError(
+            f"--claims-days {claims_days} before {utc_stamp(ctx.now)} reaches before {MIN_YEAR}"
+        )
+    return utc_stamp(moment)
+
+
 def anonymise(
     ctx: Context,
     *,
@@ -69,7 +86,7 @@ def anonymise(
 ) -> AnonymiseReport:
     """Write ``anonymised`` entries for calls whose consent evidence is no longer needed."""
     report = AnonymiseReport(dry_run=dry_run, claims_days=claims_days)
-    cutoff = utc_stamp(ctx.now - timedelta(days=claims_days))
+    cutoff = claims_cutoff(ctx, claims_days)
     with ctx.index.locked():
         ctx.index.update()
         rows = ctx.index.db.execute(
@@ -116,7 +133,7 @@ def _write(
         return
     report.calls += len(batch)
     if not report.dry_run:
-        entry = ctx.ledger.append(
+        entry = ctx.append(
             {
                 "type": ANONYMISED,
                 "at": utc_stamp(ctx.now),

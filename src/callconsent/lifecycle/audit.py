@@ -9,6 +9,7 @@ hash-chained evidence); the audit log is the operator trail, including read-only
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import getpass
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from callconsent.evidence.fsio import FILE_MODE, dumps, utc_stamp
+from callconsent.lifecycle.errors import storage_error
 
 AUDIT_NAME: Final = "audit.jsonl"
 
@@ -59,18 +61,30 @@ class AuditLog:
             **details,
         }
         data = (dumps(line) + "\n").encode("ascii")
+        try:
+            self._append(data)
+        except OSError as exc:
+            raise storage_error("write the audit log", self.path, exc) from exc
+        return line
+
+    def _append(self, data: bytes) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_size == 0:
+            size = os.fstat(fd).st_size
+            if size == 0:
                 os.fchmod(fd, FILE_MODE)
             view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            try:
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:  # no torn line: cut back to the last whole one
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
         finally:
             os.close(fd)
-        return line
 
 
 def read(path: Path) -> list[Mapping[str, Any]]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from callconsent.lifecycle import query
+from callconsent.lifecycle import _trust, query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._delete import Outcome, delete_recording
 from callconsent.lifecycle.anonymise import anonymise_calls
+from callconsent.lifecycle.errors import LifecycleError
 from callconsent.lifecycle.hold import holds_outside_ledger
 from callconsent.lifecycle.presence import require_recordings
 
@@ -23,7 +24,7 @@ SOURCE = "erase"
 REASON = "erased"
 
 
-class EraseError(ValueError):
+class EraseError(LifecycleError):
     """An erasure request that cannot be carried out."""
 
 
@@ -34,11 +35,16 @@ class EraseReport:
     outcomes: list[Outcome] = field(default_factory=list)
     held: list[dict[str, Any]] = field(default_factory=list)
     anonymised_seqs: list[int] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # evidence not acted on, and why
 
     @property
     def complete(self) -> bool:
-        """Nothing held back and nothing skipped."""
-        return not self.held and not any(o.action == "skipped" for o in self.outcomes)
+        """Nothing held back, nothing skipped, no problem."""
+        return (
+            not self.held
+            and not self.problems
+            and not any(o.action == "skipped" for o in self.outcomes)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +54,7 @@ class EraseReport:
             "outcomes": [o.as_dict() for o in self.outcomes],
             "held": self.held,
             "anonymised_ledger_seqs": self.anonymised_seqs,
+            "problems": self.problems,
         }
 
     def summary(self) -> str:
@@ -57,6 +64,7 @@ class EraseReport:
             f"(case {h['case_ref']}, review {h['review_date']})"
             for h in self.held
         ]
+        lines += [f"problem: {p}" for p in self.problems]
         done = sum(1 for o in self.outcomes if o.action in ("deleted", "would_delete"))
         lines.append(
             f"erase{' (dry run)' if self.dry_run else ''}: {len(self.call_ids)} call(s),"
@@ -79,13 +87,17 @@ def erase(
         raise EraseError("erase needs --number or --call-id")
     if not reason.strip():
         raise EraseError("an erasure needs a reason")
+    if selector.call_id is not None and _trust.id_problem(selector.call_id) is not None:
+        raise EraseError(f"--call-id {selector.call_id!r} is not an Asterisk uniqueid")
     with ctx.index.locked():
         ctx.index.update()
         require_recordings(ctx.index, ctx.recordings_dir)
         call_ids = query.find_calls(ctx.index, selector)
         if not call_ids:
             raise EraseError(f"no calls found for {selector.said()}: nothing was erased")
-        report = EraseReport(dry_run, call_ids)
+        call_ids, bad_ids = _trust.split_ids(call_ids)
+        call_ids, contested = _trust.of_subject(ctx, call_ids, selector.number)
+        report = EraseReport(dry_run, call_ids, problems=bad_ids + contested)
         holds = query.holds(ctx.index)
         holds = {**holds_outside_ledger(ctx, holds), **holds}
         for rec in query.recordings(ctx.index, call_ids):
@@ -103,6 +115,7 @@ def erase(
                     source=SOURCE,
                     expired_only=False,
                     dry_run=dry_run,
+                    verify=True,
                 )
             )
         if anonymise_evidence and not dry_run:

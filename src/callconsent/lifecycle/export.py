@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from callconsent.evidence import sidecar
 from callconsent.evidence.fsio import MalformedDocument, dumps, fsync_dir, utc_stamp
-from callconsent.evidence.paths import UnsafeIdentifier
-from callconsent.lifecycle import _scan, query
+from callconsent.evidence.paths import RecordingPaths, UnsafeIdentifier
+from callconsent.lifecycle import _scan, _trust, query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._schema import EXPORT
 from callconsent.lifecycle.audit import os_user
 from callconsent.lifecycle.cover import cover_sheet
+from callconsent.lifecycle.errors import LifecycleError
 from callconsent.lifecycle.presence import require_recordings
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ SOURCE = "export"
 ARCHIVE_MODE = 0o600
 
 
-class ExportError(ValueError):
+class ExportError(LifecycleError):
     """An export request that cannot be carried out."""
 
 
@@ -109,12 +110,17 @@ class _Archive:
             {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "uniqueid": uniqueid}
         )
 
-    def add_file(self, name: str, path: Path, uniqueid: str) -> None:
+    def add_audio(self, name: str, paths: RecordingPaths, uniqueid: str, expected: str) -> None:
+        """Copy the audio (never through a symlink); it must still hash to ``expected``."""
         digest = hashlib.sha256()
-        with path.open("rb") as src, self.zf.open(name, "w") as dst:
+        with _trust.open_audio(paths) as src, self.zf.open(name, "w") as dst:
             while block := src.read(1 << 20):
                 digest.update(block)
                 dst.write(block)
+        if digest.hexdigest() != expected:
+            raise ExportError(
+                f"{paths.relative} changed while it was exported; no archive written, retry"
+            )
         self.files.append({"name": name, "sha256": digest.hexdigest(), "uniqueid": uniqueid})
 
 
@@ -134,6 +140,8 @@ def export(
         raise ExportError("say whose data: --number, --call-id, --from/--to or --agent")
     if not reason.strip():
         raise ExportError("an export needs a reason")
+    if selector.call_id is not None and _trust.id_problem(selector.call_id) is not None:
+        raise ExportError(f"--call-id {selector.call_id!r} is not an Asterisk uniqueid")
     export_id = uuid.uuid4().hex
     archive = out_dir / f"callconsent-export-{export_id}.zip"
     with ctx.index.locked(shared=True):
@@ -143,7 +151,9 @@ def export(
         if not call_ids:
             raise ExportError(f"no calls found for {selector.said()}: no archive was written")
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        result = ExportResult(export_id, archive, "", call_ids)
+        call_ids, bad_ids = _trust.split_ids(call_ids)
+        call_ids, contested = _trust.of_subject(ctx, call_ids, selector.number)
+        result = ExportResult(export_id, archive, "", call_ids, problems=bad_ids + contested)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".tmp", dir=out_dir)
         tmp = Path(tmp_name)
         try:
@@ -184,6 +194,10 @@ def _fill(
     for rec in query.recordings(ctx.index, result.call_ids):
         try:
             paths = ctx.paths(rec.file)
+            problem = _trust.pointer_problem(rec.uniqueid, paths)
+            if problem is not None:
+                result.problems.append(problem)
+                continue
             doc = sidecar.load(paths)
         except FileNotFoundError:
             result.problems.append(f"{rec.file}: no sidecar")
@@ -201,7 +215,12 @@ def _fill(
             result.restricted.append(rec.uniqueid)
         out.add_bytes(f"sidecars/{rec.uniqueid}.json", paths.sidecar.read_bytes(), rec.uniqueid)
         if doc["state"] == sidecar.State.FINAL and doc["recording"]["has_audio"]:
-            out.add_file(f"audio/{rec.uniqueid}.wav", paths.audio, rec.uniqueid)
+            problem = _trust.audio_problem(ctx, rec.uniqueid, paths, doc, require_hash=True)
+            if problem is not None:
+                result.problems.append(problem)
+                continue
+            name = f"audio/{rec.uniqueid}.wav"
+            out.add_audio(name, paths, rec.uniqueid, doc["recording"]["sha256"])
             result.audio_files += 1
     lines: list[bytes] = []
     for seq, offset, length in query.entry_positions(ctx.index, result.call_ids):
@@ -209,13 +228,11 @@ def _fill(
             result.problems.append(f"ledger entry seq {seq}: position not indexed yet (skipped)")
             continue
         raw = _scan.read_line(ctx.ledger_path, offset, length)
-        entry = json.loads(raw)
-        if entry.get("type") == "call":
-            for p in entry.get("purposes") or ():
-                purposes.setdefault(p["purpose"], (p["lawful_basis"], p["retention_days"]))
-            if query.is_anonymised(ctx.index, entry["call"]["uniqueid"]):
-                entry["call"]["caller_number"] = entry["call"]["caller_name"] = None
-                raw = dumps(entry).encode("ascii")
+        try:
+            raw = _ledger_line(ctx, raw, purposes)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            result.problems.append(f"ledger entry seq {seq}: unreadable ({exc}; skipped)")
+            continue
         lines.append(raw + b"\n")
     result.ledger_entries = len(lines)
     out.add_bytes("ledger-entries.jsonl", b"".join(lines), None)
@@ -243,6 +260,22 @@ def _fill(
     out.add_bytes("manifest.json", (dumps(manifest, indent=2) + "\n").encode("ascii"), None)
 
 
+def _ledger_line(ctx: Context, raw: bytes, purposes: dict[str, tuple[str, int]]) -> bytes:
+    """The line as exported (caller fields nulled once anonymised); collects its purposes."""
+    entry = json.loads(raw)
+    if entry.get("type") != "call":
+        return raw
+    found = {
+        p["purpose"]: (p["lawful_basis"], p["retention_days"]) for p in entry.get("purposes") or ()
+    }
+    if query.is_anonymised(ctx.index, entry["call"]["uniqueid"]):
+        entry["call"]["caller_number"] = entry["call"]["caller_name"] = None
+        raw = dumps(entry).encode("ascii")
+    for name, basis in found.items():
+        purposes.setdefault(name, basis)
+    return raw
+
+
 def _log(
     ctx: Context,
     result: ExportResult,
@@ -268,7 +301,7 @@ def _log(
         "respond_by": _one_month(request_date).isoformat() if request_date else None,
         "source": SOURCE,
     }
-    entry = ctx.ledger.append(record)
+    entry = ctx.append(record)
     ctx.index.add_ledger_entry(entry)
     return entry
 

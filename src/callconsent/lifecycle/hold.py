@@ -22,13 +22,14 @@ from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._schema import HOLD_RELEASED, HOLD_SET
 from callconsent.lifecycle.audit import os_user
+from callconsent.lifecycle.errors import LifecycleError
 from callconsent.lifecycle.presence import ledger_says_deleted
 from callconsent.lifecycle.query import Hold
 
 SOURCE = "hold"
 
 
-class HoldError(ValueError):
+class HoldError(LifecycleError):
     """A hold request that cannot be carried out (unknown call, not held)."""
 
 
@@ -70,7 +71,7 @@ def set_hold(ctx: Context, call_id: str, *, reason: str, case_ref: str, review_d
                 "hold; no hold was set"
             )
         actor = ctx.actor or os_user()
-        entry = ctx.ledger.append(
+        entry = ctx.append(
             {
                 "type": HOLD_SET,
                 "at": utc_stamp(ctx.now),
@@ -104,7 +105,7 @@ def release_hold(ctx: Context, call_id: str, *, reason: str) -> Hold:
         if held is None:
             raise HoldError(f"call {call_id!r} is not on hold")
         actor = ctx.actor or os_user()
-        entry = ctx.ledger.append(
+        entry = ctx.append(
             {
                 "type": HOLD_RELEASED,
                 "at": utc_stamp(ctx.now),

@@ -14,6 +14,7 @@ from typing import Any
 
 from callconsent.evidence.fsio import sha256_file
 from callconsent.lifecycle._context import Context
+from callconsent.lifecycle.errors import LifecycleError
 
 
 @dataclass(slots=True)
@@ -51,9 +52,16 @@ class Identified:
         return "\n".join(lines)
 
 
+class IdentifyError(LifecycleError):
+    """The file to identify cannot be read."""
+
+
 def identify(ctx: Context, file: Path) -> Identified:
     """Look up ``file`` by its sha256. Audited (the file name and hash, not its content)."""
-    _, digest = sha256_file(file)
+    try:
+        _, digest = sha256_file(file)
+    except OSError as exc:
+        raise IdentifyError(f"{file}: cannot read it: {exc.strerror or exc}") from exc
     result = Identified(str(file), digest)
     with ctx.index.locked(shared=True):
         ctx.index.update()

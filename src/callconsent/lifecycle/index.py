@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,9 +32,18 @@ from callconsent.evidence import callref
 from callconsent.evidence.fsio import FILE_MODE
 from callconsent.evidence.paths import RecordingPaths
 from callconsent.lifecycle import _scan
+from callconsent.lifecycle._db import GuardedConnection, open_index
 from callconsent.lifecycle._feed import DayFeed, default_workers
 from callconsent.lifecycle._scan import Problem
-from callconsent.lifecycle._schema import INDEXES, INSERT_REF, SCHEMA, TABLES, apply_entry_rows
+from callconsent.lifecycle._schema import (
+    INDEXES,
+    INSERT_REF,
+    SCHEMA,
+    TABLES,
+    apply_entry_rows,
+    entry_problem,
+)
+from callconsent.lifecycle.errors import IndexUnusable, storage_error
 
 if TYPE_CHECKING:
     from callconsent.config import Config
@@ -81,22 +89,48 @@ class Index:
         self.path = path
         self.recordings_dir = recordings_dir
         self.ledger_path = ledger_path
-        new = not path.exists()
-        self.db = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
-        if new:
-            with contextlib.suppress(OSError):
-                os.chmod(path, FILE_MODE)
         self._mutex = threading.RLock()
         self._bulk = False  # during rebuild: call references are added at the end, in one go
         self._pending_rows = 0  # recording rows written since the last commit
-        self.ref_key_id = callref.key_id(key := callref.load_key(ledger_path))
-        self.db.create_function(
-            "call_ref", 1, lambda u: callref.call_ref(str(u), key), deterministic=True
-        )
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # a cache: rebuildable from the evidence
-        self.db.executescript(SCHEMA)
-        self.db.commit()
+        try:
+            self._key = callref.load_key(ledger_path)
+        except OSError as exc:
+            key_file = callref.key_path(ledger_path)
+            raise storage_error("read the call reference key", key_file, exc) from exc
+        self.ref_key_id = callref.key_id(self._key)
+        self._conn: GuardedConnection | None = None
+        self._unusable: IndexUnusable | None = None  # only `rebuild` can use it then
+        try:
+            self._open()
+        except IndexUnusable as exc:
+            self._unusable = exc
+
+    def _open(self) -> None:
+        self._conn = open_index(self.path, self._key)
+
+    @property
+    def db(self) -> GuardedConnection:
+        """The connection; :class:`IndexUnusable` if the file is not a usable index."""
+        if self._unusable is not None:
+            raise IndexUnusable(str(self._unusable))
+        assert self._conn is not None  # set whenever _unusable is None
+        return self._conn
+
+    def _recreate(self) -> None:
+        """Replace an unusable index file by a new, empty one (it is only a cache: the ledger
+        and the sidecars hold everything it held). A folder in its place is not touched."""
+        if self.path.is_dir() and not self.path.is_symlink():
+            raise IndexUnusable(
+                f"{self.path}: a folder, not the index; move it away, then run "
+                "`callconsent index rebuild`"
+            )
+        for stale in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                stale.unlink(missing_ok=True)
+            except OSError as exc:
+                raise storage_error("remove the unusable index", stale, exc) from exc
+        self._open()
+        self._unusable = None
 
     @classmethod
     def open(cls, config: Config) -> Index:
@@ -108,7 +142,8 @@ class Index:
         )
 
     def close(self) -> None:
-        self.db.close()
+        if self._conn is not None:
+            self._conn.close()
 
     def __enter__(self) -> Index:
         return self
@@ -119,9 +154,11 @@ class Index:
     @contextlib.contextmanager
     def locked(self, *, shared: bool = False) -> Iterator[None]:
         """Cross-process lock: exclusive for rebuild and destructive jobs, shared for readers."""
-        fd = os.open(
-            self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
-        )
+        lock = self.path.with_suffix(".lock")
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        except OSError as exc:
+            raise storage_error("open the index lock", lock, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
@@ -143,8 +180,10 @@ class Index:
         primary keys, and commits do not fsync (the index is rebuildable; an interrupted
         rebuild leaves a consistent partial index that the next update completes). The file
         stays in place: other processes may have it open, and swapping a WAL database under
-        them is not safe."""
+        them is not safe. An unusable index file (garbage, unreadable) is replaced first."""
         with self._mutex:
+            if self._unusable is not None:
+                self._recreate()
             self.db.commit()
             for name in INDEXES:
                 self.db.execute(f"DROP INDEX IF EXISTS {name}")
@@ -266,8 +305,10 @@ class Index:
             self.db.execute("DELETE FROM problems WHERE source='ledger'")
         batch: list[tuple[dict[str, Any], int, int, int]] = []
         for line in _scan.read_ledger(self.ledger_path, offset, line_no):
-            if line.entry is None:
-                problem(Problem(self.ledger_path, line.line_no, line.error or ""), "ledger", "")
+            bad = line.error if line.entry is None else entry_problem(line.entry)
+            if line.entry is None or bad is not None:
+                detail = bad if line.entry is None else f"malformed ledger line: {bad}"
+                problem(Problem(self.ledger_path, line.line_no, detail or ""), "ledger", "")
             else:
                 batch.append((line.entry, line.line_no, line.offset, line.length))
             offset, line_no = line.offset + line.length + 1, line.line_no

@@ -24,12 +24,15 @@ from callconsent.evidence.paths import iter_symlinked_folders
 from callconsent.lifecycle import query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._delete import Outcome, delete_recording
+from callconsent.lifecycle.errors import DiskFull
 from callconsent.lifecycle.hold import holds_outside_ledger, is_overdue
 from callconsent.lifecycle.presence import require_recordings
 
 SOURCE = "purge"
 REASON = "retention"
-AUDIT_CHUNK = 1000
+#: Recordings per audit batch: each batch's ids are on the audit log (``purge_batch``) before
+#: the first of them is deleted, and its outcome (``purge``) before the next batch starts.
+AUDIT_CHUNK = 100
 
 
 @dataclass(slots=True)
@@ -74,6 +77,27 @@ class PurgeReport:
         return "\n".join(lines)
 
 
+def _one(
+    ctx: Context, rec: query.Recording, hold: query.Hold | None, report: PurgeReport, *,
+    dry_run: bool,
+) -> Outcome:  # fmt: skip
+    """Purge one expired recording (or report it held), counted in ``report``."""
+    if hold is not None:
+        outcome = Outcome(rec.uniqueid, rec.file, "held", hold.reason)
+        overdue = is_overdue(hold, ctx.now.date())
+        report.held.append({**hold.as_dict(), "file": rec.file, "overdue": overdue})
+    elif dry_run:  # from the index alone: a real run re-reads each sidecar first
+        outcome = Outcome(rec.uniqueid, rec.file, "would_delete", REASON)
+    else:
+        outcome = delete_recording(
+            ctx, rec.uniqueid, rec.file, reason=REASON, source=SOURCE, expired_only=True
+        )
+    report.counts[outcome.action] = report.counts.get(outcome.action, 0) + 1
+    if outcome.action == "skipped":
+        report.skipped.append(outcome)
+    return outcome
+
+
 def purge(
     ctx: Context, *, dry_run: bool, on_item: Callable[[Outcome], None] | None = None
 ) -> PurgeReport:
@@ -93,9 +117,12 @@ def purge(
             deleted.clear()
 
     with ctx.index.locked():
-        ctx.index.update()
+        try:
+            ctx.index.update()
+        except DiskFull as exc:  # purge frees space: go on from what the index knows
+            report.problems.append(f"{exc}; index not updated, purging what it already knows")
         require_recordings(ctx.index, ctx.recordings_dir)
-        report.problems = [str(p) for p in ctx.index.problems()]
+        report.problems += [str(p) for p in ctx.index.problems()]
         report.problems += [
             f"{ctx.recordings_dir / relative}: a symlink to {target}: its recordings are not "
             "purged (symlinks are never followed); move the folder back into the recordings folder"
@@ -105,31 +132,22 @@ def purge(
         elsewhere = holds_outside_ledger(ctx, holds)
         report.problems += [f"{u}: {h.reason}" for u, h in elsewhere.items()]
         holds = {**elsewhere, **holds}
-        today = ctx.now.date()
         leftovers = query.interrupted_deletions(ctx.index)
-        for rec in itertools.chain(leftovers, query.expired(ctx.index, now)):
-            hold = holds.get(rec.uniqueid)
-            if hold is not None:
-                outcome = Outcome(rec.uniqueid, rec.file, "held", hold.reason)
-                report.held.append(
-                    {**hold.as_dict(), "file": rec.file, "overdue": is_overdue(hold, today)}
-                )
-            elif dry_run:  # from the index alone: a real run re-reads each sidecar first
-                outcome = Outcome(rec.uniqueid, rec.file, "would_delete", REASON)
-            else:
-                outcome = delete_recording(
-                    ctx, rec.uniqueid, rec.file, reason=REASON, source=SOURCE, expired_only=True
-                )
-            report.counts[outcome.action] = report.counts.get(outcome.action, 0) + 1
-            if outcome.action == "skipped":
-                report.skipped.append(outcome)
-            if outcome.action in ("deleted", "completed"):
-                deleted.append(rec.uniqueid)
-                if len(deleted) >= AUDIT_CHUNK:
-                    flush()
-            if on_item is not None:
-                on_item(outcome)
-        flush()
+        due = itertools.chain(leftovers, query.expired(ctx.index, now))
+        while batch := list(itertools.islice(due, AUDIT_CHUNK)):
+            starting = [r.uniqueid for r in batch if r.uniqueid not in holds]
+            if starting and not dry_run:  # on the audit log before any of them is touched
+                ctx.audit.write(
+                    "purge_batch", actor=ctx.actor, at=ctx.now, reason=REASON, ids=starting,
+                    run=run_id, status="starting",
+                )  # fmt: skip
+            for rec in batch:
+                outcome = _one(ctx, rec, holds.get(rec.uniqueid), report, dry_run=dry_run)
+                if outcome.action in ("deleted", "completed"):
+                    deleted.append(rec.uniqueid)
+                if on_item is not None:
+                    on_item(outcome)
+            flush()  # the batch's outcome, before the next batch starts
     if dry_run:
         ctx.audit.write(
             "purge_dry_run",

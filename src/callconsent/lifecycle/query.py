@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from callconsent.lifecycle.errors import LifecycleError
 from callconsent.lifecycle.index import Index
 
 
@@ -41,6 +43,35 @@ class Selector:
             "to": self.date_to,
             "agent": self.agent,
         }
+
+
+def bound(text: str | None, *, end: bool) -> str | None:
+    """``--from``/``--to`` as a UTC stamp: a date (``YYYY-MM-DD``) means that whole day, so a
+    ``--to`` date is the start of the next day (exclusive); an ISO time must carry a zone.
+    ``--to 9999-12-31`` is the end of time, not an overflow. :class:`LifecycleError` for
+    anything else, naming the option."""
+    if text is None:
+        return None
+    option = "--to" if end else "--from"
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+            if end:
+                if moment.date() == date.max:
+                    return "9999-12-31T23:59:59.999Z"
+                moment += timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                raise ValueError("an ISO time needs a zone, e.g. 2026-04-06T03:00:00Z")
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise LifecycleError(f"{option} {text!r}: not a date or ISO time ({exc})") from exc
+    m = moment  # four-digit year always (strftime's %Y drops leading zeros): stamps sort as text
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+        f"{m.microsecond // 1000:03d}Z"
+    )
 
 
 @dataclass(frozen=True, slots=True)

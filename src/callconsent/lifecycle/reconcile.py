@@ -25,6 +25,8 @@ waiting for the agent (``agent_purposes``     while it waited): refused, ``agent
                                               nothing else left: tombstone; then as above
 malformed sidecar / unreadable WAV            report with the path, skip, never delete
 stale ``.<name>.tmp`` from an atomic write    remove (an uncommitted draft; the sidecar is intact)
+ledger's last line without its newline        moved aside to ``<ledger>.torn-<offset>`` first
+                                              (:mod:`callconsent.evidence.ledger_repair`)
 ============================================  ==================================================
 
 Files of calls that may still be in progress are left alone: a file counts as settled only when
@@ -50,6 +52,7 @@ from callconsent.evidence import sidecar, wav
 from callconsent.evidence.entries import deleted_entry, recording_final_entry
 from callconsent.evidence.fsio import TEMP_NAME_RE, MalformedDocument, utc_stamp
 from callconsent.evidence.ledger import Ledger, LedgerEntryInvalid
+from callconsent.evidence.ledger_repair import find_torn_tail, repair_torn_tail
 from callconsent.evidence.paths import FoundRecording, RecordingPaths, iter_recordings
 
 if TYPE_CHECKING:
@@ -320,6 +323,9 @@ def reconcile(
 ) -> ReconcileReport:
     """Repair what a crash left behind under ``recordings_dir``; see the module docstring."""
     run = _Run(ledger, now, dry_run, stale_after, is_active)
+    torn = find_torn_tail(ledger.path) if dry_run else repair_torn_tail(ledger.path)
+    if torn is not None:  # first: the next append would chain to it for good
+        run.fixed(ledger.path, "ledger_torn_line", str(torn))
     for found in iter_recordings(recordings_dir, on_other=run.other_file):
         run.recording(found)
     return run.report

@@ -42,10 +42,11 @@ from callconsent.evidence.fsio import MalformedDocument, utc_stamp
 from callconsent.evidence.ledger import LedgerEntryInvalid
 from callconsent.evidence.paths import UnsafeIdentifier
 from callconsent.evidence.purposes import without_consent_purposes
-from callconsent.lifecycle import query
+from callconsent.lifecycle import _trust, query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._delete import MISSING, delete_recording
 from callconsent.lifecycle._schema import WITHDRAWN
+from callconsent.lifecycle.errors import LifecycleError
 from callconsent.lifecycle.hold import holds_outside_ledger
 from callconsent.lifecycle.presence import ledger_says_deleted, require_recordings
 from callconsent.lifecycle.query import Recording
@@ -58,7 +59,7 @@ DELETED = ("deleted", "would_delete", "completed")
 KEPT = ("documentation_kept", "would_keep_documentation")
 
 
-class WithdrawError(ValueError):
+class WithdrawError(LifecycleError):
     """A withdrawal request that cannot be carried out (no scope, unknown call or reference)."""
 
 
@@ -221,7 +222,9 @@ def withdraw(ctx: Context, scope: Scope, *, reason: str, dry_run: bool = False) 
     with ctx.index.locked():
         ctx.index.update()
         require_recordings(ctx.index, ctx.recordings_dir)
-        report.call_ids = _calls(ctx, scope, report)
+        found, bad = _trust.split_ids(_calls(ctx, scope, report))
+        report.call_ids, contested = _trust.of_subject(ctx, found, scope.number)
+        report.items += [Item("", "", "skipped", detail=p) for p in bad + contested]
         holds = query.holds(ctx.index)
         holds = {**holds_outside_ledger(ctx, holds), **holds}
         for rec in query.recordings(ctx.index, report.call_ids):
@@ -249,6 +252,8 @@ def _withdraw_one(
     u, file = rec.uniqueid, rec.file
     try:
         paths = ctx.paths(file)
+        if (problem := _trust.pointer_problem(u, paths)) is not None:
+            return Item(u, file, "skipped", detail=problem)
         doc: dict[str, Any] | None = sidecar.load(paths)
     except UnsafeIdentifier as exc:
         return Item(u, file, "skipped", detail=f"unsafe path: {exc}")
@@ -256,6 +261,8 @@ def _withdraw_one(
         doc = None
     except MalformedDocument as exc:
         return Item(u, file, "skipped", detail=f"malformed sidecar {exc.path}: {exc.detail}")
+    if (problem := _trust.audio_problem(ctx, u, paths, doc, require_hash=False)) is not None:
+        return Item(u, file, "skipped", detail=problem)
     if doc is None:
         if not paths.audio.exists():
             if ledger_says_deleted(ctx.index, u):
@@ -316,7 +323,7 @@ def _log(
     delete_after: str | None,
     via: str,
 ) -> None:
-    entry = ctx.ledger.append(
+    entry = ctx.append(
         {
             "type": WITHDRAWN,
             "at": utc_stamp(ctx.now),
