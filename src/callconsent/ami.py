@@ -73,7 +73,14 @@ UntrustedHandler = Callable[[Untrusted], None]
 _GREETING: Final = "Asterisk Call Manager/"
 #: Events answering an action (matched to it by ``ActionID``) that the app sends.
 _ANSWER_EVENTS: Final = frozenset(
-    {"dbgetresponse", "dbgetcomplete", "dbgettreeresponse", "dbgettreecomplete"}
+    {
+        "dbgetresponse",
+        "dbgetcomplete",
+        "dbgettreeresponse",
+        "dbgettreecomplete",
+        "coreshowchannel",  # CoreShowChannels' list (restart recovery, R1/R2)
+        "coreshowchannelscomplete",
+    }
 )
 
 
@@ -88,6 +95,10 @@ class _GuardedProtocol(AMIProtocol):  # type: ignore[misc]
         self._reader = ami_wire.Reader()
         self._pending = b""  # bytes: a character split across two reads stays whole
         self._greeted = False
+        #: ActionIDs of actions in flight when an untrusted message arrived: a list answer (e.g.
+        #: CoreShowChannels, whose items carry caller text) may have lost an item to it, so the
+        #: action fails instead of answering with a list that hides a call (fail closed)
+        self.tainted: set[str] = set()
 
     def data_received(self, data: bytes) -> None:
         self._pending += data
@@ -113,6 +124,8 @@ class _GuardedProtocol(AMIProtocol):  # type: ignore[misc]
         elif message.is_response:  # an answer with a repeated header: its action times out
             log.warning("ami_answer_untrusted", problems=list(message.problems))
         else:
+            if not message.trusted and self.responses:
+                self.tainted.update(str(k) for k in self.responses)
             try:
                 self._sink(message)
             except Exception:  # nothing may break the reader: later events still count
@@ -318,6 +331,11 @@ class Ami:
             raise AmiError(action, f"transport: {exc}") from None
         replies = reply if isinstance(reply, list) else [reply]
         first = replies[0] if replies else None
+        tainted: set[str] = getattr(manager.protocol, "tainted", set())
+        action_id = str(first.get("ActionID", "")) if first is not None else ""
+        if action_id and action_id in tainted:
+            tainted.discard(action_id)
+            raise AmiError(action, "an untrusted message arrived while its answer was read")
         if first is None or str(first.get("Response", "")).lower() not in ("success", "follows"):
             message = str(first.get("Message", "")) if first is not None else "no response"
             raise AmiError(action, message or "failed")

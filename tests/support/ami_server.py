@@ -15,6 +15,9 @@ class FakeAmiServer:
     _server: asyncio.Server | None = None
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
     logged_in: asyncio.Event = field(default_factory=asyncio.Event)
+    #: CoreShowChannels' items, each the raw header lines of one CoreShowChannel event (a test
+    #: may put caller text with line breaks in them, as Asterisk does)
+    channels: list[list[str]] = field(default_factory=list)
 
     @property
     def port(self) -> int:
@@ -84,6 +87,26 @@ class FakeAmiServer:
                     f"ActionID: {aid}",
                     "EventList: Complete",
                     "ListItems: 1",
+                )
+            )
+        if name == "coreshowchannels":
+            items = b"".join(
+                _msg("Event: CoreShowChannel", f"ActionID: {aid}", *lines)
+                for lines in self.channels
+            )
+            return (
+                _msg(
+                    "Response: Success",
+                    f"ActionID: {aid}",
+                    "EventList: start",
+                    "Message: Channels will follow",
+                )
+                + items
+                + _msg(
+                    "Event: CoreShowChannelsComplete",
+                    f"ActionID: {aid}",
+                    "EventList: Complete",
+                    f"ListItems: {len(self.channels)}",
                 )
             )
         return _msg("Response: Success", f"ActionID: {aid}", "Message: done")

@@ -119,6 +119,39 @@ async def test_an_action_answer_still_resolves_and_a_forged_answer_does_not(
     assert [u.problems for u in seen.untrusted] == [("response_in_event",)]
 
 
+def _channel(uniqueid: str, number: str) -> list[str]:
+    return [
+        f"Channel: PJSIP/lab-{uniqueid}",
+        f"Uniqueid: {uniqueid}",
+        f"Linkedid: {uniqueid}",
+        f"CallerIDNum: {number}",
+        "BridgeId: ",
+    ]
+
+
+async def test_the_channels_in_progress_are_listed_for_the_restart_recovery(
+    server: FakeAmiServer,
+) -> None:
+    server.channels = [_channel("1700000000.1", "+4520007101"), _channel("1700000000.2", "1")]
+    ami = await _connected(server, Seen())
+    listed = await ami.core_show_channels()
+    await ami.close()
+    assert [c["Uniqueid"] for c in listed] == ["1700000000.1", "1700000000.2"]
+
+
+async def test_a_channel_list_with_forged_caller_text_fails_rather_than_hide_a_call(
+    server: FakeAmiServer,
+) -> None:
+    """A caller's line breaks in one item must not drop that item from the list silently: the
+    recovery would then not watch the call again. The listing fails (the caller stops all)."""
+    forged = "+4520007101\r\nUniqueid: 1700000000.9"
+    server.channels = [_channel("1700000000.1", forged), _channel("1700000000.2", "1")]
+    ami = await _connected(server, Seen())
+    with pytest.raises(AmiError, match="untrusted"):
+        await ami.core_show_channels()
+    await ami.close()
+
+
 class FakeStore:
     def __init__(self, live: set[str]) -> None:
         self.live = live
