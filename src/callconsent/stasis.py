@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,6 +51,7 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
+from callconsent.timing import call_timing
 from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
 
@@ -60,6 +62,8 @@ log = structlog.get_logger("callconsent.stasis")
 _HANGUP_EVENTS = frozenset({"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"})
 _CONTINUE_ATTEMPTS = 3
 _NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+#: Set by MixMonitor on the channel when it starts (an ARI ChannelVarset while subscribed).
+_MIXMONITOR_VAR = "MIXMONITOR_FILENAME"
 
 
 @dataclass
@@ -71,6 +75,8 @@ class _Call:
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     recording_path: str | None = None
     recording_closed: bool = False
+    #: epoch seconds of the call's milestones, for the one ``call_timing`` line (bench/live.py)
+    marks: dict[str, float] = field(default_factory=dict)
 
 
 class StasisApp:
@@ -132,7 +138,10 @@ class StasisApp:
             return
         translated = self._translate(kind, event)
         if translated is not None:
+            _mark(call, translated)
             await self._feed(call, translated)
+        elif kind == "ChannelVarset" and event.get("variable") == _MIXMONITOR_VAR:
+            call.marks.setdefault("recording", self._at(event).timestamp())
         if kind == "ChannelDestroyed":
             await self._channel_gone(channel_id, call)
         elif kind == "StasisEnd" and call.machine.finished and call.recording_path is None:
@@ -189,6 +198,7 @@ class StasisApp:
         info = CallInfo(**{**info.as_dict(), "route": decision.route})
         call = _Call(info, ConsentMachine(decision, call_key=channel_id), bound)
         self._calls[channel_id] = call
+        call.marks["start"] = self._at(event).timestamp()
         bound.info("call_entered", language=decision.language)
         await self._feed(call, CallEntered(self._at(event)))
 
@@ -263,7 +273,10 @@ class StasisApp:
     def _forget(self, channel_id: str, call: _Call) -> None:
         for handle in call.timers.values():
             handle.cancel()
-        self._calls.pop(channel_id, None)
+        if self._calls.pop(channel_id, None) is not None:
+            timing = call_timing(call.marks)
+            if timing:
+                call.log.info("call_timing", **timing)
 
     # -- the machine ----------------------------------------------------------------------
     async def _feed(self, call: _Call, first: Event) -> None:
@@ -326,6 +339,7 @@ class StasisApp:
                     call.recording_path = path
                     return RecordingPrepared(self._clock())
                 case SetResult(status, reason, recording):
+                    call.marks.setdefault("decided", time.time())
                     path = call.recording_path if recording and call.recording_path else ""
                     extra = self._agent_vars(call, path)
                     await self._set_result(channel_id, status, reason, path, call.log, extra)
@@ -334,6 +348,7 @@ class StasisApp:
                         call.recording_path = None
                 case ContinueDialplan():
                     await self._continue(channel_id, call.log)
+                    call.marks.setdefault("continued", time.time())
                 case WriteLedger(outcome):
                     await self._store.write_call(outcome, call.info)
         except AriNotFound:
@@ -388,3 +403,11 @@ class StasisApp:
                 bound.error("continue_failed", attempt=attempt, error=str(exc))
                 await asyncio.sleep(0.2 * attempt)
         bound.critical("call_stranded_in_stasis")
+
+
+def _mark(call: _Call, event: Event) -> None:
+    """Note the milestones of ``call_timing`` that ARI events carry."""
+    if isinstance(event, PlaybackStarted):
+        call.marks.setdefault("notice", event.at.timestamp())
+    elif isinstance(event, DigitReceived) and not call.machine.finished:
+        call.marks["digit"] = event.at.timestamp()  # the last one before the decision

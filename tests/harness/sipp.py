@@ -52,6 +52,7 @@ __all__ = [
     "background_call",
     "run_call",
     "run_calls",
+    "scenario_xml",
     "sip_display_name",
     "sip_user_part",
     "sipp_available",
@@ -324,7 +325,10 @@ Content-Length: 0
 """
 
 
-def _scenario(pcap: Path, answer_timeout: float, hangup_after: float) -> str:
+def scenario_xml(pcap: Path, answer_timeout: float, hangup_after: float) -> str:
+    """The caller's scenario: INVITE, ACK, ``pcap`` from the answer, BYE after ``hangup_after``
+    seconds (or answer Asterisk's BYE). Its caller ID comes from the ``-key`` values
+    ``cc_from_display`` and ``cc_from_user``; one scenario serves many calls (bench/live.py)."""
     return _SCENARIO.format(
         from_=_FROM,
         to=_TO,
@@ -369,7 +373,7 @@ def run_call(
     info = write_pcap(pcap, call.timeline, audio=call.audio)
     hangup_after = info.duration if call.hangup_after is None else call.hangup_after
     scenario = work / "caller.xml"
-    scenario.write_text(_scenario(pcap, call.answer_timeout, hangup_after), encoding="utf-8")
+    scenario.write_text(scenario_xml(pcap, call.answer_timeout, hangup_after), encoding="utf-8")
     sip_port, media_port = _allocate_ports()
     log_file, err_file, msg_file = work / "log.txt", work / "errors.txt", work / "messages.txt"
     # A generous cap so a stuck call cannot hang the test run.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.harness` without a conftest
-from tests.harness.sipp import Call, _scenario, sip_display_name, sip_user_part
+from tests.harness.sipp import Call, scenario_xml, sip_display_name, sip_user_part
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_long_values_are_kept() -> None:
 
 def test_scenario_is_well_formed_xml(tmp_path: Path) -> None:
     pcap = tmp_path / 'we"ird<&>.pcap'
-    root = ET.fromstring(_scenario(pcap, 30.0, 5.0).encode())  # noqa: S314  (our own XML)
+    root = ET.fromstring(scenario_xml(pcap, 30.0, 5.0).encode())  # noqa: S314  (our own XML)
     assert root.tag == "scenario"
     plays = [e.get("play_pcap_audio") for e in root.iter("exec")]
     assert plays == [str(pcap)]
