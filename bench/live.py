@@ -151,10 +151,13 @@ def callconsent(*args: str) -> subprocess.CompletedProcess[str]:
 class App:
     """``callconsent serve`` on config/demo.yaml, its log in ``log_path``."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, profile_dir: Path | None = None) -> None:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.offset = 0
+        self.profile_dir = profile_dir  # py-spy's collapsed stacks, one file per run
+        self.profiler: subprocess.Popen[bytes] | None = None
+        self.runs = 0
 
     def start(self) -> int:
         self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -178,6 +181,7 @@ class App:
                 raise SystemExit(f"bench: callconsent serve exited:\n{self.new_log()[-3000:]}")
             text = self.new_log()
             if '"ari_connected"' in text and '"agent_sync"' in text:
+                self._profile(self.proc.pid)
                 return self.proc.pid
             time.sleep(0.1)
         raise SystemExit("bench: callconsent serve did not connect to ARI and AMI within 20 s")
@@ -187,7 +191,23 @@ class App:
             f.seek(self.offset)
             return f.read().decode("utf-8", "replace")
 
+    def _profile(self, pid: int) -> None:
+        self.runs += 1
+        if self.profile_dir is None:
+            return
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        out = self.profile_dir / f"app-{self.runs}.txt"
+        self.profiler = subprocess.Popen(
+            [py_spy, "record", "-p", str(pid), "-r", "200", "--format", "raw", "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
     def stop(self) -> None:
+        if self.profiler is not None:
+            self.profiler.send_signal(signal.SIGINT)
+            self.profiler.wait(timeout=30)
+            self.profiler = None
         if self.proc is not None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -557,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--soak-seconds", type=int, default=600)
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--name", default="bench-live", help="lab-isolated NAME")
+    p.add_argument("--profile", type=Path, help="py-spy profiles of the app (folder)")
     return p
 
 
@@ -617,7 +638,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="callconsent-bench-"))
     try:
         lab, caller = prepare(work, args.talk)
-        app = App(work / "app.log")
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        app = App(work / "app.log", args.profile)
         result: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         result["cpus"] = os.cpu_count()
         if args.soak:
