@@ -62,8 +62,9 @@ log = structlog.get_logger("callconsent.stasis")
 _HANGUP_EVENTS = frozenset({"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"})
 _CONTINUE_ATTEMPTS = 3
 _NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-#: Set by MixMonitor on the channel when it starts (an ARI ChannelVarset while subscribed).
-_MIXMONITOR_VAR = "MIXMONITOR_FILENAME"
+#: ARI events no flow uses that come by the dozen per call once the app subscribed to a channel
+#: (one per dialplan step and per variable set, the app's own included): filtered in Asterisk.
+UNUSED_EVENTS = ("ChannelDialplan", "ChannelVarset")
 
 
 @dataclass
@@ -109,7 +110,12 @@ class StasisApp:
 
     # -- EventSink ------------------------------------------------------------------------
     async def on_connected(self) -> None:
-        """After a (re)connect: events may have been lost, so no flow in progress is trusted."""
+        """After a (re)connect: events may have been lost, so no flow in progress is trusted.
+        First, Asterisk is told not to send the app the chatty events no flow uses."""
+        try:
+            await self._ari.filter_events(UNUSED_EVENTS)
+        except AriError as exc:  # costs CPU on both sides, changes nothing else
+            log.warning("event_filter_failed", error=str(exc))
         try:
             in_stasis = set(await self._ari.application_channel_ids())
         except AriError as exc:
@@ -140,8 +146,6 @@ class StasisApp:
         if translated is not None:
             _mark(call, translated)
             await self._feed(call, translated)
-        elif kind == "ChannelVarset" and event.get("variable") == _MIXMONITOR_VAR:
-            call.marks.setdefault("recording", self._at(event).timestamp())
         if kind == "ChannelDestroyed":
             await self._channel_gone(channel_id, call)
         elif kind == "StasisEnd" and call.machine.finished and call.recording_path is None:
