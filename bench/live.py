@@ -58,6 +58,7 @@ from bench.live_lab import (  # noqa: E402
     Caller,
     Run,
     app_latencies,
+    app_problems,
     asterisk_pid,
     callconsent,
     cpu_seconds,
@@ -107,6 +108,7 @@ def one_run(
         run.app_cpu_ms_per_call = round((cpu_seconds(app_pid) - app0) * 1000 / per_call, 2)
         run.app_peak_rss_mib = round(peak_rss_mib(app_pid), 1)
         run.latency_ms = app_latencies(app.new_log())
+        run.app_problems = app_problems(app.new_log())
         app.stop()
     run.loadavg_end = loadavg()
     for path in judge(run, lab, mark, tag, caller, app_pid is not None):
@@ -173,6 +175,8 @@ def markdown(runs: list[Run]) -> str:
             f"| {_lat(r, 'notice_ms')} | {_lat(r, 'record_ms')} | {_lat(r, 'continue_ms')} "
             f"| {r.loadavg_start} -> {r.loadavg_end} |"
         )
+        if r.app_problems:
+            rows.append(f"|  | app warnings/errors: {r.app_problems} |" + " |" * 10)
     return head + "\n".join(rows) + "\n"
 
 

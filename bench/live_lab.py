@@ -52,6 +52,7 @@ class Run:
     recording_mean_s: float | None = None
     recording_min_s: float | None = None
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    app_problems: dict[str, int] = field(default_factory=dict)  # warning/error log events
     loadavg_start: str = ""
     loadavg_end: str = ""
 
@@ -399,3 +400,17 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
         if isinstance(digit, int | float) and isinstance(running, int | float):
             found["record_ms"].append(round((running - digit) * 1000, 1))
     return {key: percentiles(values) for key, values in found.items()}
+
+
+def app_problems(log_text: str) -> dict[str, int]:
+    """How often the app logged each warning or error event."""
+    found: dict[str, int] = {}
+    for line in log_text.splitlines():
+        if '"level": "warning"' not in line and '"level": "error"' not in line:
+            continue
+        try:
+            event = str(json.loads(line).get("event"))
+        except ValueError:
+            continue
+        found[event] = found.get(event, 0) + 1
+    return found
