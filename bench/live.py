@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                     run = one_run(flow, rate, conc, rate * args.seconds, lab, caller, work, app)
                     step_runs.append(run)
                     runs.append(run)
-                    print(markdown([run]).splitlines()[-1], flush=True)
+                    print("\n".join(markdown([run]).splitlines()[2:]), flush=True)
                 i += 1
                 last = i == len(steps)
                 clean = all(r.clean for r in step_runs)
