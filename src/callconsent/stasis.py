@@ -294,8 +294,8 @@ class StasisApp:
                 except IllegalEvent as exc:
                     call.log.error("illegal_event", error=str(exc))
                     continue
-                if call.machine.state is not before:
-                    call.log.info(
+                if call.machine.state is not before:  # debug: ~6 per call, a JSON line each
+                    call.log.debug(
                         "consent_state",
                         event_type=type(event).__name__,
                         from_state=before.value,
