@@ -236,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--name", default="bench-live", help="lab-isolated NAME")
     p.add_argument("--profile", type=Path, help="py-spy profiles of the app (folder)")
+    p.add_argument(
+        "--app-src",
+        type=Path,
+        help="run the app from this src/ folder (e.g. an export of another commit: before/after)",
+    )
     return p
 
 
@@ -298,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         lab, caller = prepare(work, args.talk)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-        app = App(work / "app.log", args.profile)
+        app = App(work / "app.log", args.profile, args.app_src)
         result: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         result["cpus"] = os.cpu_count()
         if args.soak:

@@ -114,8 +114,11 @@ def callconsent(*args: str) -> subprocess.CompletedProcess[str]:
 class App:
     """``callconsent serve`` on config/demo.yaml, its log in ``log_path``."""
 
-    def __init__(self, log_path: Path, profile_dir: Path | None = None) -> None:
+    def __init__(
+        self, log_path: Path, profile_dir: Path | None = None, app_src: Path | None = None
+    ) -> None:
         self.log_path = log_path
+        self.app_src = app_src  # another version's src/ folder to run (before/after figures)
         self.proc: subprocess.Popen[bytes] | None = None
         self.offset = 0
         self.profile_dir = profile_dir  # py-spy's collapsed stacks, one file per run
@@ -134,7 +137,7 @@ class App:
                     "--config",
                     str(DEMO_CONFIG),
                 ],
-                env={**os.environ, **LAB_ENV},
+                env=self._env(),
                 stdout=log,
                 stderr=log,
             )
@@ -148,6 +151,12 @@ class App:
                 return self.proc.pid
             time.sleep(0.1)
         raise SystemExit("bench: callconsent serve did not connect to ARI and AMI within 20 s")
+
+    def _env(self) -> dict[str, str]:
+        env = {**os.environ, **LAB_ENV}
+        if self.app_src is not None:
+            env["PYTHONPATH"] = str(self.app_src)
+        return env
 
     def new_log(self) -> str:
         with self.log_path.open("rb") as f:
