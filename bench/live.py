@@ -129,10 +129,18 @@ def soak(lab: AsteriskLab, caller: Caller, work: Path, app: App, seconds: int) -
     cmd, _bound = sipp_command(caller, ROUTE, rate, concurrent, calls, work, tag)
     proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples: list[tuple[int, int]] = []
+    done, offset = 0, mark
     while proc.poll() is None:
         time.sleep(10)
-        done = sum(
-            1 for ln in lab.lab_lines(mark) if ln.kind == "LABEND" and ln.callid.startswith(tag)
+        with lab.log_path.open("rb") as log:  # only what is new: the log grows ~12 KB a call
+            log.seek(offset)
+            chunk = log.read()
+        end = chunk.rfind(b"\n") + 1
+        offset += end
+        done += sum(  # the NOTICE line, not the VERBOSE "Executing ... Log(...)" before it
+            1
+            for line in chunk[:end].split(b"\n")
+            if b"] NOTICE[" in line and b" LABEND " in line and f"callid={tag}-".encode() in line
         )
         samples.append((done, rss_kib(pid)))
     app.stop()
