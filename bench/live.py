@@ -30,7 +30,8 @@ wrong outcome; ``--json FILE`` writes every figure. ``--climb`` goes on after th
 steps of +10 calls/s, +100 concurrent until a run has a wrong outcome or a failed call (at most
 ``--max-rate``). ``--soak``: app only, ``--soak-seconds`` at 10 calls/s; the app's RSS is sampled
 every 10 s and the slope per 1,000 calls reported. ``--profile DIR``: py-spy (``pip install
-py-spy``; not a dependency) records the app's collapsed stacks, one file per run.
+py-spy``; not a dependency) records the app's collapsed stacks (threads holding the GIL: Python's own CPU), one file
+per run.
 ``--app-src DIR``: run the app from another ``src/`` folder (``git archive <commit> src``), for
 before/after figures on the same lab.
 """

@@ -170,7 +170,19 @@ class App:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         out = self.profile_dir / f"app-{self.runs}.txt"
         self.profiler = subprocess.Popen(
-            [py_spy, "record", "-p", str(pid), "-r", "200", "--format", "raw", "-o", str(out)],
+            [
+                py_spy,
+                "record",
+                "-p",
+                str(pid),
+                "-r",
+                "200",
+                "--gil",
+                "--format",
+                "raw",
+                "-o",
+                str(out),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
