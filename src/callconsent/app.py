@@ -323,6 +323,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         if ami is not None:
             await ami.close()
         await ari.stop()
+        await store.aclose()  # last: the ledger lines still queued are written
         stopped.cancel()
         if runner.done() and not runner.cancelled() and runner.exception() is not None:
             raise runner.exception()  # type: ignore[misc]

@@ -37,6 +37,7 @@ from callconsent.consent import (
     ConsentMachine,
     ConsentTimedOut,
     ContinueDialplan,
+    DigitReceived,
     Event,
     IllegalEvent,
     PlaybackFailed,
@@ -52,6 +53,7 @@ from callconsent.consent import (
 )
 from callconsent.evidence.documents import CallInfo
 from callconsent.ports import AriOps, Objections, Planner, Skip, Store
+from callconsent.timing import call_timing
 from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
 
@@ -62,6 +64,9 @@ log = structlog.get_logger("callconsent.stasis")
 _CONTINUE_ATTEMPTS = 3
 _NOT_WATCHED = "ami_unavailable"
 _NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+#: ARI events no flow uses that come by the dozen per call once the app subscribed to a channel
+#: (one per dialplan step and per variable set, the app's own included): filtered in Asterisk.
+UNUSED_EVENTS = ("ChannelDialplan", "ChannelVarset")
 
 
 @dataclass
@@ -76,6 +81,8 @@ class _Call:
     entered: float = field(default_factory=time.monotonic)  # for the notice-start latency
     prompt_started: bool = False
     stranded: bool = False  # finished, but ARI refused the continue: still in Stasis
+    #: epoch seconds of the call's milestones, for the one ``call_timing`` line (bench/live.py)
+    marks: dict[str, float] = field(default_factory=dict)
 
 
 class StasisApp:
@@ -118,7 +125,12 @@ class StasisApp:
 
     # -- EventSink ------------------------------------------------------------------------
     async def on_connected(self) -> None:
-        """After a (re)connect: events may have been lost, so no flow in progress is trusted."""
+        """After a (re)connect: events may have been lost, so no flow in progress is trusted.
+        First, Asterisk is told not to send the app the chatty events no flow uses."""
+        try:
+            await self._ari.filter_events(UNUSED_EVENTS)
+        except AriError as exc:  # costs CPU on both sides, changes nothing else
+            log.warning("event_filter_failed", error=str(exc))
         try:
             in_stasis = set(await self._ari.application_channel_ids())
         except AriError as exc:
@@ -183,6 +195,7 @@ class StasisApp:
             call.prompt_started = True
             metrics.NOTICE_START.observe(time.monotonic() - call.entered)
         if translated is not None:
+            _mark(call, translated)
             await self._feed(call, translated)
         if kind == "ChannelDestroyed":
             await self._channel_gone(channel_id, call)
@@ -216,6 +229,7 @@ class StasisApp:
         info = dataclasses.replace(info, route=decision.route)
         call = _Call(info, ConsentMachine(decision, call_key=channel_id), bound)
         self._calls[channel_id] = call
+        call.marks["start"] = event_time(event, self._clock).timestamp()
         bound.info("call_entered", language=decision.language)
         await self._feed(call, CallEntered(event_time(event, self._clock)))
 
@@ -298,7 +312,10 @@ class StasisApp:
     def _forget(self, channel_id: str, call: _Call) -> None:
         for handle in call.timers.values():
             handle.cancel()
-        self._calls.pop(channel_id, None)
+        if self._calls.pop(channel_id, None) is not None:
+            timing = call_timing(call.marks)
+            if timing:
+                call.log.info("call_timing", **timing)
 
     # -- the machine ----------------------------------------------------------------------
     async def _feed(self, call: _Call, first: Event) -> None:
@@ -312,8 +329,8 @@ class StasisApp:
                 except IllegalEvent as exc:
                     call.log.error("illegal_event", error=str(exc))
                     continue
-                if call.machine.state is not before:
-                    call.log.info(
+                if call.machine.state is not before:  # debug: ~6 per call, a JSON line each
+                    call.log.debug(
                         "consent_state",
                         event_type=type(event).__name__,
                         from_state=before.value,
@@ -364,6 +381,7 @@ class StasisApp:
                     call.recording_path = path
                     return RecordingPrepared(self._clock())
                 case SetResult(status, reason, recording):
+                    call.marks.setdefault("decided", time.time())
                     path = call.recording_path if recording and call.recording_path else ""
                     extra = self._agent_vars(call, path) + confirmation_variables(
                         call.machine.plan, call.machine.outcome
@@ -374,6 +392,7 @@ class StasisApp:
                         call.recording_path = None
                 case ContinueDialplan():
                     call.stranded = not await self._continue(channel_id, call.log)
+                    call.marks.setdefault("continued", time.time())
                 case WriteLedger(outcome):
                     await self._store.write_call(outcome, call.info)
         except AriNotFound:
@@ -443,3 +462,11 @@ class StasisApp:
                     await asyncio.sleep(0.2 * attempt)
         bound.critical("call_stranded_in_stasis", attempts=_CONTINUE_ATTEMPTS, error=error)
         return False
+
+
+def _mark(call: _Call, event: Event) -> None:
+    """Note the milestones of ``call_timing`` that ARI events carry."""
+    if isinstance(event, PlaybackStarted):
+        call.marks.setdefault("notice", event.at.timestamp())
+    elif isinstance(event, DigitReceived) and not call.machine.finished:
+        call.marks["digit"] = event.at.timestamp()  # the last one before the decision

@@ -53,6 +53,7 @@ __all__ = [
     "background_call",
     "run_call",
     "run_calls",
+    "scenario_xml",
     "sip_display_name",
     "sip_user_part",
     "sipp_available",
@@ -362,13 +363,18 @@ Duration=160
 """
 
 
-def _scenario(
+def scenario_xml(
     pcap: Path,
     answer_timeout: float,
     hangup_after: float,
     info: Sequence[tuple[float, str]] = (),
     hold: tuple[float, float] | None = None,
 ) -> str:
+    """The caller's scenario: INVITE, ACK, ``pcap`` from the answer, SIP INFO digits (``info``:
+    (seconds after the answer, digit)) or a hold (``hold``: (at, for) seconds), BYE after
+    ``hangup_after`` seconds (or answer Asterisk's BYE). Its caller ID comes from the ``-key``
+    values ``cc_from_display`` and ``cc_from_user``; one scenario serves many calls
+    (bench/live.py)."""
     if info and hold:
         raise ValueError("a lab call sends SIP INFO digits or holds, not both")
     blocks, sent = [], 0.0
@@ -428,7 +434,7 @@ def run_call(
     hangup_after = info.duration if call.hangup_after is None else call.hangup_after
     scenario = work / "caller.xml"
     scenario.write_text(
-        _scenario(pcap, call.answer_timeout, hangup_after, call.info_digits, call.hold),
+        scenario_xml(pcap, call.answer_timeout, hangup_after, call.info_digits, call.hold),
         encoding="utf-8",
     )
     sip_port, media_port = _allocate_ports()

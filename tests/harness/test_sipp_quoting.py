@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.harness` without a conftest
-from tests.harness.sipp import Call, _scenario, sip_display_name, sip_user_part
+from tests.harness.sipp import Call, scenario_xml, sip_display_name, sip_user_part
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_long_values_are_kept() -> None:
 
 def test_scenario_is_well_formed_xml(tmp_path: Path) -> None:
     pcap = tmp_path / 'we"ird<&>.pcap'
-    root = ET.fromstring(_scenario(pcap, 30.0, 5.0).encode())  # noqa: S314  (our own XML)
+    root = ET.fromstring(scenario_xml(pcap, 30.0, 5.0).encode())  # noqa: S314  (our own XML)
     assert root.tag == "scenario"
     plays = [e.get("play_pcap_audio") for e in root.iter("exec")]
     assert plays == [str(pcap)]
@@ -69,7 +69,7 @@ def test_call_validates_route_and_call_id() -> None:
 
 def test_scenario_with_sip_info_digits_is_well_formed_and_sends_them(tmp_path: Path) -> None:
     pcap = tmp_path / "x.pcap"
-    xml = _scenario(pcap, 30.0, 10.0, [(4.0, "1"), (2.0, "5")])
+    xml = scenario_xml(pcap, 30.0, 10.0, [(4.0, "1"), (2.0, "5")])
     root = ET.fromstring(xml.encode())  # noqa: S314  (our own XML)
     assert root.tag == "scenario"
     assert xml.count("INFO sip:") == 2

@@ -205,6 +205,8 @@ class FakeAriServer:
                 return _json(200, info)
             if seg[2:] == ("subscription",) and method in ("POST", "DELETE"):
                 return _json(200, info)
+            if seg[2:] == ("eventFilter",) and method == "PUT":
+                return _json(200, info)
         if seg[:1] == ("playbacks",) and len(seg) == 2 and method == "DELETE":
             if seg[1] not in self.playbacks:
                 return _json(404, {"message": "Playback not found"})

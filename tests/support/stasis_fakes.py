@@ -13,7 +13,7 @@ import copy
 import itertools
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -113,6 +113,9 @@ class FakeAri:
 
     async def subscribe(self, event_source: str) -> None:
         self._record("subscribe", event_source)
+
+    async def filter_events(self, disallowed: Sequence[str]) -> None:
+        self._record("filter_events", tuple(disallowed))
 
     async def application_channel_ids(self) -> list[str]:
         self._record("application_channel_ids")

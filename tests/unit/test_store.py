@@ -14,6 +14,7 @@ import pytest
 
 from callconsent.agents.evidence import AgentEvidence
 from callconsent.consent import CallOutcome, NoticeEvidence, Prompt, PurposeOutcome
+from callconsent.evidence import paths, sidecar
 from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.ledger import verify_chain
 from callconsent.evidence.paths import UnsafeIdentifier
@@ -145,6 +146,25 @@ async def test_recording_ended_finalises_the_sidecar_and_logs_it(
     assert doc["recording"]["ended_at"] == "2026-11-25T00:02:59.999Z"
     assert [e["type"] for e in ledger(tmp_path)] == ["call", "agent_decision", "recording_final"]
     assert ledger(tmp_path)[2]["source"] == "app"
+
+
+async def test_a_sidecar_another_process_rewrote_during_the_call_is_read_again(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    """The store remembers what it wrote, but never finalises over another writer's change."""
+    audio = Path(await store.prepare_recording(given(), call(), T0))
+    await store.agent_decided(call().uniqueid, AGENT, given=True)
+    where = paths.recording_paths(tmp_path / "recordings", call().uniqueid, T0)
+    changed = sidecar.load(where)
+    changed["tags"] = [*changed["tags"], "case:elsewhere-1"]
+    sidecar.write(where, changed)  # as the lifecycle CLI writes: atomically, a new file
+    write_audio(audio, pcm_wav(4000))
+
+    await store.recording_ended(call(), T0 + timedelta(minutes=3))
+
+    doc = sidecar_of(audio)
+    assert doc["state"] == "final"
+    assert "case:elsewhere-1" in doc["tags"]
 
 
 async def test_header_only_recording_is_deleted_and_tombstoned(

@@ -99,16 +99,30 @@ class AriRest:
             self._own_session = None
 
     async def _request(
-        self, method: str, segments: Sequence[str], params: Sequence[tuple[str, str]] = ()
+        self,
+        method: str,
+        segments: Sequence[str],
+        params: Sequence[tuple[str, str]] = (),
+        body: Any = None,
     ) -> Any:
-        """Send one request; the decoded JSON answer, or ``None`` for an empty one."""
+        """Send one request (``body``: a JSON body); the decoded JSON answer, or ``None``."""
         path = encode_path(*segments)
         query = encode_query(params)
         url = URL(f"{self._base}{path}?{query}" if query else f"{self._base}{path}", encoded=True)
         timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        headers = self.__headers
+        data = None
+        if body is not None:
+            headers = {**headers, "Content-Type": "application/json"}
+            data = json.dumps(body).encode()
         try:
             async with self._session().request(
-                method, url, headers=self.__headers, timeout=timeout, raise_for_status=False
+                method,
+                url,
+                headers=headers,
+                data=data,
+                timeout=timeout,
+                raise_for_status=False,
             ) as response:
                 status = response.status
                 body = await response.read()
@@ -215,6 +229,11 @@ class AriRest:
     async def unsubscribe(self, event_source: str) -> None:
         params = [("eventSource", event_source)]
         await self._request("DELETE", ("applications", self.app, "subscription"), params)
+
+    async def filter_events(self, disallowed: Sequence[str]) -> None:
+        """Have Asterisk send the app no event of the ``disallowed`` types (all the others)."""
+        body = {"disallowed": [{"type": kind} for kind in disallowed]}
+        await self._request("PUT", ("applications", self.app, "eventFilter"), body=body)
 
     async def application_channel_ids(self) -> list[str]:
         """Ids of the channels currently in (or subscribed by) the app: ``channel_ids``."""

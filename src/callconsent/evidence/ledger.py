@@ -26,13 +26,15 @@ it; ``seq`` continues from the last readable entry.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import hashlib
 import itertools
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -56,6 +58,8 @@ from callconsent.evidence.fsio import FILE_MODE, dumps, schema_errors, schema_va
 GENESIS: Final = "0" * 64
 SCHEMA_NAME: Final = "ledger-entry.schema.json"
 _CHUNK: Final = 64 * 1024
+#: The group-commit writer thread ends after this long with nothing to write.
+_IDLE_SECONDS: Final = 1.0
 _HEX: Final = frozenset("0123456789abcdef")
 #: How far behind the head an anchor may be and still be moved on (an anchor write failed).
 _BEHIND_MAX: Final = 10_000
@@ -123,8 +127,16 @@ class Ledger:
     def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Add ``seq`` and ``prev_sha256`` to ``record`` (which holds ``type``, ``at`` and the
         rest), validate, append durably, and return the entry as written."""
-        if "seq" in record or "prev_sha256" in record:
-            raise ValueError("seq and prev_sha256 are set by the ledger, not by the caller")
+        return self.append_many([record])[0]
+
+    def append_many(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Append ``records`` in order, chained, with one write and one fsync (group commit:
+        :class:`GroupCommit`). All or none are validated; none is durable before the fsync."""
+        for record in records:
+            if "seq" in record or "prev_sha256" in record:
+                raise ValueError("seq and prev_sha256 are set by the ledger, not by the caller")
+        if not records:
+            return []
         with self._lock:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, self._mode)
             try:
@@ -137,39 +149,55 @@ class Ledger:
                     seq, prev, torn = self._head[1], self._head[2], False
                 else:
                     seq, prev, torn = _read_head(fd, st.st_size)
-                entry = {"seq": seq + 1, **record, "prev_sha256": prev}
-                if self._validate:
-                    errors = schema_errors(schema_validator(SCHEMA_NAME), entry)
-                    if errors:
-                        raise LedgerEntryInvalid(errors)
-                line = dumps(entry).encode("ascii")
-                data = (b"\n" if torn else b"") + line + b"\n"
+                previous = (seq, prev)
+                entries: list[dict[str, Any]] = []
+                lines: list[bytes] = []
+                for record in records:
+                    seq += 1
+                    entry = {"seq": seq, **record, "prev_sha256": prev}
+                    if self._validate:
+                        errors = schema_errors(schema_validator(SCHEMA_NAME), entry)
+                        if errors:
+                            raise LedgerEntryInvalid(errors)
+                    line = dumps(entry).encode("ascii")
+                    prev = line_sha256(line)
+                    entries.append(entry)
+                    lines.append(line)
+                data = (b"\n" if torn else b"") + b"\n".join(lines) + b"\n"
                 try:
                     _write_all(fd, data)
                     os.fsync(fd)
                 except OSError:  # disk full, I/O error: leave no torn line behind
                     _cut_back(fd, st.st_size)
                     raise
-                sha, size = line_sha256(line), st.st_size + len(data)
-                self._head = ((st.st_dev, st.st_ino, size), seq + 1, sha)
-                self._anchor(fd, entry, (seq, prev), sha, size)
+                size = st.st_size + len(data)
+                self._head = ((st.st_dev, st.st_ino, size), seq, prev)
+                self._anchor(fd, entries, previous, prev, size)
             finally:
                 os.close(fd)  # releases the flock
-        return entry
+        return entries
 
     def _anchor(
-        self, fd: int, entry: dict[str, Any], previous: tuple[int, str], sha: str, size: int
+        self,
+        fd: int,
+        entries: Sequence[dict[str, Any]],
+        previous: tuple[int, str],
+        sha: str,
+        size: int,
     ) -> None:
-        """Copy the new head to the anchor (and the holds, when this entry changes them), unless
-        the anchor shows the ledger was cut or edited before this append: then it is left as it
-        is, for verify to report. A failure is logged, never raised: the entry is durable."""
+        """Copy the new head (the batch's last entry) to the anchor, and the holds when the
+        batch changes them, unless the anchor shows the ledger was cut or edited before this
+        append: then it is left as it is, for verify to report. A failure is logged, never
+        raised: the entries are durable."""
         anchor = self.anchor_path
+        last = entries[-1]
+        holds_changed = [e for e in entries if e["type"] in (HOLD_SET, HOLD_RELEASED)]
         try:
             old = read_head(anchor)
             if old is None:  # a new ledger, or an existing one anchored for the first time
-                if previous[0] or entry["type"] in (HOLD_SET, HOLD_RELEASED):
+                if previous[0] or holds_changed:
                     holds = _holds_in(self.path) | _readable_holds(anchor)
-                    write_holds(anchor, holds, seq=entry["seq"])
+                    write_holds(anchor, holds, seq=last["seq"])
             elif not _extends(fd, old, previous):
                 log.error(
                     "ledger_anchor_mismatch",
@@ -180,11 +208,131 @@ class Ledger:
                     "The anchor is kept as it is; run callconsent verify",
                 )
                 return
-            elif entry["type"] in (HOLD_SET, HOLD_RELEASED):
-                write_holds(anchor, holds_after(read_holds(anchor), entry), seq=entry["seq"])
-            write_head(anchor, Head(entry["seq"], sha, size))
+            elif holds_changed:
+                holds = read_holds(anchor)
+                for entry in holds_changed:
+                    holds = holds_after(holds, entry)
+                write_holds(anchor, holds, seq=last["seq"])
+            write_head(anchor, Head(last["seq"], sha, size))
         except (OSError, AnchorUnreadable) as exc:
             log.error("ledger_anchor_failed", anchor=str(anchor), error=str(exc))
+
+
+class GroupCommit:
+    """Ledger appends from many calls at once share one write and one fsync.
+
+    One writer thread takes every record queued while the previous batch was being written and
+    fsynced, appends them with :meth:`Ledger.append_many`, and only then acknowledges each: a
+    line is never reported written before it is durable. Under load a batch holds the lines that
+    arrived during one fsync (a few ms); alone, a line waits for nothing but its own fsync.
+    From asyncio, :meth:`append_async` awaits without a worker-thread hop; from a thread,
+    :meth:`append` blocks. A batch that fails (a record the schema refuses, disk full) is
+    retried record by record, so each caller gets its own result; any other failure (disk
+    full) is every caller's in the batch, and nothing of it is acknowledged.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._cond = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Append ``record`` durably (blocks until its batch is fsynced); the entry written."""
+        done = threading.Event()
+        pending = _Pending(record, lambda: done.set())
+        self._put(pending)
+        done.wait()
+        return pending.result()
+
+    async def append_async(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`append` for a coroutine: resolved from the writer thread, after the fsync."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, future)
+
+        pending = _Pending(record, wake)
+        self._put(pending)
+        await future
+        return pending.result()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer thread (appending after this fails)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _put(self, pending: _Pending) -> None:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the ledger writer is closed")
+            self._queue.append(pending)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="ledger-group-commit", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue and not self._closed:
+                    self._cond.wait(_IDLE_SECONDS)
+                if not self._queue:  # closed, or idle a while: the next append starts another
+                    self._thread = None
+                    return
+                batch, self._queue = self._queue, []
+            self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        try:
+            entries = self.ledger.append_many([p.record for p in batch])
+        except ValueError as exc:  # refused before anything was written
+            if len(batch) == 1:
+                batch[0].finish(None, exc)
+                return
+            for pending in batch:  # find the one refused; the others still get written
+                self._write([pending])
+            return
+        except Exception as exc:  # noqa: BLE001  # disk trouble: every waiter hears of it
+            for pending in batch:
+                pending.finish(None, exc)
+            return
+        for pending, entry in zip(batch, entries, strict=True):
+            pending.finish(entry, None)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Pending:
+    __slots__ = ("_entry", "_error", "_wake", "record")
+
+    def __init__(self, record: Mapping[str, Any], wake: Callable[[], None]) -> None:
+        self.record = record
+        self._wake = wake
+        self._entry: dict[str, Any] | None = None
+        self._error: Exception | None = None
+
+    def finish(self, entry: dict[str, Any] | None, error: Exception | None) -> None:
+        self._entry, self._error = entry, error
+        self._wake()
+
+    def result(self) -> dict[str, Any]:
+        if self._error is not None:
+            raise self._error
+        assert self._entry is not None
+        return self._entry
 
 
 def _readable_holds(anchor: Path) -> frozenset[str]:

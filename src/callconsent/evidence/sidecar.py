@@ -9,8 +9,11 @@ Life of a sidecar (``state``):
 ``tombstone``  written by :func:`tombstone`, which also deletes the audio: ids, file name, hash,
                reason and time only, no personal data.
 
-Every write is validated against ``schemas/sidecar.schema.json`` first and is atomic
-(:func:`callconsent.evidence.fsio.atomic_write_json`). ``prepare_*`` functions compute a document without
+Every write is atomic (:func:`callconsent.evidence.fsio.atomic_write_json`) and validated
+against ``schemas/sidecar.schema.json`` first, unless the caller passes ``schema_check=False``:
+the live app does for documents its own builders made and it wrote itself (the unit tests check
+each builder's output against the schema and ``verify --deep`` checks every file); full
+validation cost more CPU than the rest of a call's evidence work together (bench/hotpath.py). ``prepare_*`` functions compute a document without
 writing it, so a caller can log it to the ledger first (at-least-once) and then :func:`write` it.
 """
 
@@ -101,7 +104,7 @@ def validate(doc: Mapping[str, Any]) -> None:
         raise SidecarInvalid(errors)
 
 
-def load(paths_or_file: RecordingPaths | Path) -> dict[str, Any]:
+def load(paths_or_file: RecordingPaths | Path, *, schema_check: bool = True) -> dict[str, Any]:
     """Read and validate a sidecar (a path, or the :class:`RecordingPaths` holding it).
 
     ``FileNotFoundError`` passes through; unreadable JSON, a schema violation or (given
@@ -111,7 +114,8 @@ def load(paths_or_file: RecordingPaths | Path) -> dict[str, Any]:
     path = paths_or_file.sidecar if isinstance(paths_or_file, RecordingPaths) else paths_or_file
     doc = read_json(path)
     try:
-        validate(doc)
+        if schema_check:
+            validate(doc)
     except SidecarInvalid as exc:
         raise MalformedDocument(path, str(exc)) from exc
     if isinstance(paths_or_file, RecordingPaths):
@@ -163,7 +167,13 @@ def recording_document(
     }
 
 
-def write(paths: RecordingPaths, doc: Mapping[str, Any], *, overwrite: bool = True) -> None:
+def write(
+    paths: RecordingPaths,
+    doc: Mapping[str, Any],
+    *,
+    overwrite: bool = True,
+    schema_check: bool = True,
+) -> None:
     """Validate and atomically write ``doc`` as the sidecar of ``paths`` (with
     ``overwrite=False``: only if there is none yet, else ``FileExistsError``).
 
@@ -171,7 +181,8 @@ def write(paths: RecordingPaths, doc: Mapping[str, Any], *, overwrite: bool = Tr
     tombstone beside leftover audio (``reconcile`` completes the deletion), never audio whose
     sidecar has already gone.
     """
-    validate(doc)
+    if schema_check:
+        validate(doc)
     _check_belongs(paths, doc)
     atomic_write_json(paths.sidecar, doc, overwrite=overwrite)
     if doc["state"] == State.TOMBSTONE:
@@ -180,7 +191,7 @@ def write(paths: RecordingPaths, doc: Mapping[str, Any], *, overwrite: bool = Tr
         fsync_dir(paths.directory)
 
 
-def create(paths: RecordingPaths, doc: Mapping[str, Any]) -> None:
+def create(paths: RecordingPaths, doc: Mapping[str, Any], *, schema_check: bool = True) -> None:
     """Write the ``recording``-state sidecar when the recording starts.
 
     The date folder must exist (:func:`callconsent.evidence.paths.ensure_directory`). Raises
@@ -189,18 +200,25 @@ def create(paths: RecordingPaths, doc: Mapping[str, Any]) -> None:
     """
     if doc.get("state") != State.RECORDING:
         raise SidecarStateError(f"create writes state 'recording', not {doc.get('state')!r}")
-    write(paths, doc, overwrite=False)
+    write(paths, doc, overwrite=False, schema_check=schema_check)
 
 
-def prepare_final(paths: RecordingPaths, *, ended_at: datetime) -> dict[str, Any]:
+def prepare_final(
+    paths: RecordingPaths,
+    *,
+    ended_at: datetime,
+    doc: Mapping[str, Any] | None = None,
+    schema_check: bool = True,
+) -> dict[str, Any]:
     """The ``final`` document for a closed recording, computed but not written.
 
     Reads the WAV header and hashes the whole file in chunks. An already final sidecar is
     returned unchanged. Raises ``FileNotFoundError`` (no sidecar or no audio), :class:`wav.RecordingNotClosed`
     (header not finalised: await :func:`wav.wait_closed`, or repair after a crash),
     :class:`wav.WavError`, :class:`SidecarStateError` (tombstone) or ``MalformedDocument``.
+    ``doc``: the sidecar as the caller knows it is on disk (spares reading it again).
     """
-    doc = load(paths)
+    doc = dict(doc) if doc is not None else load(paths, schema_check=schema_check)
     if doc["state"] == State.FINAL:
         return doc
     if doc["state"] == State.TOMBSTONE:
@@ -221,26 +239,38 @@ def prepare_final(paths: RecordingPaths, *, ended_at: datetime) -> dict[str, Any
         has_audio=not info.header_only,
     )
     final["updated_at"] = utc_stamp(ended_at)
-    validate(final)
+    if schema_check:
+        validate(final)
     return final
 
 
-def finalise(paths: RecordingPaths, *, ended_at: datetime) -> dict[str, Any]:
+def finalise(
+    paths: RecordingPaths,
+    *,
+    ended_at: datetime,
+    doc: Mapping[str, Any] | None = None,
+    schema_check: bool = True,
+) -> dict[str, Any]:
     """Finalise the sidecar (see :func:`prepare_final`) and return the written document.
 
     ``has_audio`` False means a header-only file: the caller decides (normally
     ``tombstone(paths, reason="no_audio", at=...)``). Blocking file I/O; from asyncio use
     :func:`finalise_when_closed`.
     """
-    doc = prepare_final(paths, ended_at=ended_at)
-    write(paths, doc)
+    final = prepare_final(paths, ended_at=ended_at, doc=doc, schema_check=schema_check)
+    write(paths, final, schema_check=schema_check)
     if paths.audio.exists():  # MixMonitor wrote it with Asterisk's umask: 0640 at most (R32)
         tighten_mode(paths.audio)
-    return doc
+    return final
 
 
 async def finalise_when_closed(
-    paths: RecordingPaths, *, ended_at: datetime, interval: float = 0.05
+    paths: RecordingPaths,
+    *,
+    ended_at: datetime,
+    interval: float = 0.05,
+    doc: Mapping[str, Any] | None = None,
+    schema_check: bool = True,
 ) -> dict[str, Any]:
     """For the app after the channel hung up: wait for MixMonitor to close the file, then
     finalise in a worker thread (hashing a long recording must not stall the event loop).
@@ -249,10 +279,14 @@ async def finalise_when_closed(
     sidecar stays ``recording`` and ``reconcile`` picks it up later.
     """
     await wav.wait_closed(paths.audio, interval=interval)
-    return await asyncio.to_thread(finalise, paths, ended_at=ended_at)
+    return await asyncio.to_thread(
+        finalise, paths, ended_at=ended_at, doc=doc, schema_check=schema_check
+    )
 
 
-def prepare_tombstone(paths: RecordingPaths, *, reason: str, at: datetime) -> dict[str, Any]:
+def prepare_tombstone(
+    paths: RecordingPaths, *, reason: str, at: datetime, schema_check: bool = True
+) -> dict[str, Any]:
     """The tombstone replacing the sidecar of ``paths``, computed but not written.
 
     Keeps the recording's sha256 (from the final sidecar, else hashed from the audio if present,
@@ -261,7 +295,7 @@ def prepare_tombstone(paths: RecordingPaths, *, reason: str, at: datetime) -> di
     are the caller's business: check them before calling this.
     """
     try:
-        doc: dict[str, Any] | None = load(paths)
+        doc: dict[str, Any] | None = load(paths, schema_check=schema_check)
     except FileNotFoundError:
         doc = None
     if doc is not None and doc["state"] == State.TOMBSTONE:
@@ -281,7 +315,8 @@ def prepare_tombstone(paths: RecordingPaths, *, reason: str, at: datetime) -> di
         "reason": reason,
         "updated_at": stamp,
     }
-    validate(tomb)
+    if schema_check:
+        validate(tomb)
     return tomb
 
 

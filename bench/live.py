@@ -1,0 +1,355 @@
+"""Benchmark of the live path at call-centre load (not part of the test run).
+
+    bench/live.py [--steps 10/100,20/200,30/300] [--seconds 30] [--climb] [--json FILE]
+    bench/live.py --soak [--soak-seconds 600]
+
+Run as root from the repository. It re-runs itself inside ``scripts/lab-isolated`` (its own
+network namespace, Asterisk chroot overlay and lab folder: it never disturbs another lab), brings
+the sandbox up there and drives two flows with sipp, one sipp process per run
+(``-r RATE -l CONCURRENT -m CALLS``), every caller the same: waits until one second after the
+consent question of route ``support`` (config/demo.yaml) has ended, presses 1, talks (sipp's
+speech sample) for ``--talk`` seconds and hangs up.
+
+* ``peer``: the same consent flow as a few lines of dialplan (extension ``peer`` of the lab
+  dialplan, tests/harness/asterisk/extensions-lab.conf: the same notice and question audio,
+  Read with a 5 s timeout and one retry, MixMonitor(...,b) after a 1, the same Local/echo
+  destination), with no app running;
+* ``app``: the hook and ``callconsent serve`` (started fresh for each run).
+
+Per run: calls placed and completed (sipp), outcomes right (every caller reaches the destination
+with status ``given`` and a recording that holds audio at least half as long as what the
+caller said after the 1; for the app also a final sidecar), recording length, Asterisk CPU ms per
+call and the app's CPU ms per call (``/proc/<pid>/stat`` user+system, from sipp's start until
+every call has ended and its evidence is final), the app's peak RSS (VmHWM), and the app's own
+latencies from its ``call_timing`` log lines (p50/p99/max): StasisStart -> notice playback
+started, the 1 -> MixMonitor running, decision -> channel continued. The load average is
+recorded at the start and end of each run: on a shared machine the figures are noisy.
+
+Output: a Markdown table on stdout, the ratios app/peer, the highest load each flow holds with no
+wrong outcome; ``--json FILE`` writes every figure. ``--climb`` goes on after the listed steps in
+steps of +10 calls/s, +100 concurrent until a run has a wrong outcome or a failed call (at most
+``--max-rate``). ``--soak``: app only, ``--soak-seconds`` at 10 calls/s; the app's RSS is sampled
+every 10 s and the slope per 1,000 calls reported. ``--profile DIR``: py-spy (``pip install
+py-spy``; not a dependency) records the app's collapsed stacks (threads holding the GIL: Python's own CPU), one file
+per run.
+``--app-src DIR``: run the app from another ``src/`` folder (``git archive <commit> src``), for
+before/after figures on the same lab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
+
+from bench.live_lab import (  # noqa: E402
+    ROUTE,
+    App,
+    Caller,
+    Run,
+    app_latencies,
+    app_problems,
+    asterisk_pid,
+    callconsent,
+    cpu_seconds,
+    judge,
+    loadavg,
+    make_caller,
+    peak_rss_mib,
+    rss_kib,
+    run_sipp,
+    sipp_command,
+    wait_settled,
+)
+from tests.e2e.lab_app import DEMO_CONFIG, LAB_ECHO_AGENT, LAB_ENV  # noqa: E402
+from tests.harness.asterisk import AsteriskLab  # noqa: E402
+
+INSIDE_ENV = "CALLCONSENT_BENCH_ISOLATED"
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+def one_run(
+    flow: str,
+    rate: int,
+    concurrent: int,
+    calls: int,
+    lab: AsteriskLab,
+    caller: Caller,
+    work: Path,
+    app: App,
+) -> Run:
+    run = Run(flow, rate, concurrent, calls, loadavg_start=loadavg())
+    tag = f"b{uuid.uuid4().hex[:8]}"
+    app_pid = app.start() if flow == "app" else None
+    ast = asterisk_pid()
+    mark = lab.log_offset()
+    ast0 = cpu_seconds(ast)
+    app0 = cpu_seconds(app_pid) if app_pid else 0.0
+    counters, run.seconds = run_sipp(
+        caller, "peer" if flow == "peer" else ROUTE, rate, concurrent, calls, work, tag
+    )
+    run.placed, run.completed, run.failed = counters["created"], counters["ok"], counters["failed"]
+    wait_settled(lab, mark, tag, run.placed, app_pid is not None)
+    per_call = max(1, run.placed)
+    run.asterisk_cpu_ms_per_call = round((cpu_seconds(ast) - ast0) * 1000 / per_call, 1)
+    if app_pid:
+        run.app_cpu_ms_per_call = round((cpu_seconds(app_pid) - app0) * 1000 / per_call, 2)
+        run.app_peak_rss_mib = round(peak_rss_mib(app_pid), 1)
+        run.latency_ms = app_latencies(app.new_log())
+        run.app_problems = app_problems(app.new_log())
+        app.stop()
+    run.loadavg_end = loadavg()
+    for path in judge(run, lab, mark, tag, caller, app_pid is not None):
+        path.unlink(missing_ok=True)
+    return run
+
+
+def soak(lab: AsteriskLab, caller: Caller, work: Path, app: App, seconds: int) -> dict[str, Any]:
+    """The app alone at 10 calls/s for ``seconds``: RSS sampled every 10 s against calls done."""
+    rate, concurrent = 10, 300
+    calls = rate * seconds
+    tag = f"s{uuid.uuid4().hex[:8]}"
+    pid = app.start()
+    mark = lab.log_offset()
+    cmd, _bound = sipp_command(caller, ROUTE, rate, concurrent, calls, work, tag)
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples: list[tuple[int, int]] = []
+    done, offset = 0, mark
+    while proc.poll() is None:
+        time.sleep(10)
+        with lab.log_path.open("rb") as log:  # only what is new: the log grows ~12 KB a call
+            log.seek(offset)
+            chunk = log.read()
+        end = chunk.rfind(b"\n") + 1
+        offset += end
+        done += sum(  # the NOTICE line, not the VERBOSE "Executing ... Log(...)" before it
+            1
+            for line in chunk[:end].split(b"\n")
+            if b"] NOTICE[" in line and b" LABEND " in line and f"callid={tag}-".encode() in line
+        )
+        samples.append((done, rss_kib(pid)))
+    app.stop()
+    xs = [float(d) for d, _ in samples if d > 0]
+    ys = [float(r) for d, r in samples if d > 0]
+    slope = statistics.linear_regression(xs, ys).slope * 1000 if len(xs) >= 3 else None
+    return {
+        "seconds": seconds,
+        "calls_done": samples[-1][0] if samples else 0,
+        "rss_kib_first": ys[0] if ys else None,
+        "rss_kib_last": ys[-1] if ys else None,
+        "rss_slope_kib_per_1000_calls": None if slope is None else round(slope, 1),
+        "samples": samples,
+        "loadavg_end": loadavg(),
+    }
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def _lat(run: Run, key: str) -> str:
+    got = run.latency_ms.get(key) or {}
+    if not got:
+        return "-"
+    return f"{got['p50']:.0f}/{got['p99']:.0f}/{got['max']:.0f}"
+
+
+def markdown(runs: list[Run]) -> str:
+    head = (
+        "| flow | calls/s / concurrent | placed / completed / failed | right | recording mean (min) s "
+        "| Asterisk CPU ms/call | app CPU ms/call | app peak RSS MiB | notice p50/p99/max ms "
+        "| 1 -> MixMonitor p50/p99/max ms | decision -> continued p50/p99/max ms | load avg |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for r in runs:
+        rec = f"{r.recording_mean_s} ({r.recording_min_s})" if r.recording_mean_s else "-"
+        rows.append(
+            f"| {r.flow} | {r.rate} / {r.concurrent} | {r.placed} / {r.completed} / {r.failed} "
+            f"| {r.right}/{r.placed} | {rec} | {r.asterisk_cpu_ms_per_call} "
+            f"| {r.app_cpu_ms_per_call if r.app_cpu_ms_per_call is not None else '-'} "
+            f"| {r.app_peak_rss_mib if r.app_peak_rss_mib is not None else '-'} "
+            f"| {_lat(r, 'notice_ms')} | {_lat(r, 'record_ms')} | {_lat(r, 'continue_ms')} "
+            f"| {r.loadavg_start} -> {r.loadavg_end} |"
+        )
+        if r.app_problems:
+            rows.append(f"|  | app warnings/errors: {r.app_problems} |" + " |" * 10)
+    return head + "\n".join(rows) + "\n"
+
+
+def summary(runs: list[Run]) -> dict[str, Any]:
+    out: dict[str, Any] = {"ratios": []}
+    by_step: dict[tuple[int, int], dict[str, Run]] = {}
+    for r in runs:
+        by_step.setdefault((r.rate, r.concurrent), {})[r.flow] = r
+    for (rate, conc), flows in sorted(by_step.items()):
+        peer, app = flows.get("peer"), flows.get("app")
+        if peer and app and peer.asterisk_cpu_ms_per_call:
+            total = app.asterisk_cpu_ms_per_call + (app.app_cpu_ms_per_call or 0.0)
+            out["ratios"].append(
+                {
+                    "step": f"{rate}/{conc}",
+                    "asterisk_app_over_peer": round(
+                        app.asterisk_cpu_ms_per_call / peer.asterisk_cpu_ms_per_call, 2
+                    ),
+                    "total_cpu_app_over_peer": round(total / peer.asterisk_cpu_ms_per_call, 2),
+                    "recording_mean_diff_s": (
+                        round(app.recording_mean_s - peer.recording_mean_s, 2)
+                        if app.recording_mean_s and peer.recording_mean_s
+                        else None
+                    ),
+                }
+            )
+    for flow in ("peer", "app"):
+        clean = [r for r in runs if r.flow == flow and r.clean]
+        best = max(clean, key=lambda r: (r.rate, r.concurrent), default=None)
+        out[f"highest_clean_{flow}"] = f"{best.rate}/{best.concurrent}" if best else None
+    return out
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def parse_steps(text: str) -> list[tuple[int, int]]:
+    steps = []
+    for part in text.split(","):
+        rate, _, conc = part.strip().partition("/")
+        if not (rate.isdigit() and conc.isdigit() and int(rate) > 0 and int(conc) > 0):
+            raise argparse.ArgumentTypeError(f"a step is RATE/CONCURRENT, e.g. 10/100: {part!r}")
+        steps.append((int(rate), int(conc)))
+    return steps
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=parse_steps, default=parse_steps("10/100,20/200,30/300"))
+    p.add_argument("--seconds", type=int, default=30, help="calls per run = rate x this")
+    p.add_argument("--flows", default="peer,app", help="peer,app (default both)")
+    p.add_argument("--climb", action="store_true", help="go on +10/+100 until a run fails")
+    p.add_argument("--max-rate", type=int, default=60, help="--climb stops here")
+    p.add_argument("--talk", type=float, default=7.0, help="seconds the caller talks after the 1")
+    p.add_argument("--soak", action="store_true", help="10 calls/s for --soak-seconds, app only")
+    p.add_argument("--soak-seconds", type=int, default=600)
+    p.add_argument("--json", type=Path, help="write every figure here")
+    p.add_argument("--name", default="bench-live", help="lab-isolated NAME")
+    p.add_argument("--profile", type=Path, help="py-spy profiles of the app (folder)")
+    p.add_argument(
+        "--app-src",
+        type=Path,
+        help="run the app from this src/ folder (e.g. an export of another commit: before/after)",
+    )
+    return p
+
+
+def isolate(args: list[str], name: str) -> int:
+    """Re-run this script inside scripts/lab-isolated NAME."""
+    cmd = [
+        str(REPO / "scripts" / "lab-isolated"),
+        name,
+        "--",
+        "env",
+        f"{INSIDE_ENV}=1",
+        sys.executable,
+        str(Path(__file__).resolve()),
+        *args,
+    ]
+    return subprocess.run(cmd, check=False).returncode
+
+
+def prepare(work: Path, talk: float) -> tuple[AsteriskLab, Caller]:
+    subprocess.run(
+        [str(REPO / "scripts" / "asterisk-sandbox"), "up"], check=True, capture_output=True
+    )
+    lab = AsteriskLab.from_sandbox()
+    for args in (
+        ("prompts", "--config", str(DEMO_CONFIG)),
+        ("agent", "set", LAB_ECHO_AGENT, "--consent", "given", "--actor", "lab:bench"),
+    ):
+        extra = () if args[0] == "prompts" else ("--config", str(DEMO_CONFIG))
+        done = callconsent(*args, *extra)
+        if done.returncode != 0:
+            raise SystemExit(f"bench: callconsent {args[0]} failed:\n{done.stderr}")
+    from callconsent.config import build_plan, load_config  # after the sys.path lines
+    from tests.e2e.lab_app import route_timing
+
+    config = load_config(DEMO_CONFIG, env={**os.environ, **LAB_ENV})
+    plan = build_plan(config, ROUTE, sampled=lambda _rate: True)
+    asked = next(p.consent for p in plan.purposes if p.consent is not None)
+    media = {
+        "LABPEER_NOTICE": [n.media for n in plan.notices],
+        "LABPEER_QUESTION": [asked.question.media],
+        "LABPEER_RETRY": [asked.retry.media],
+    }
+    for name, files in media.items():
+        value = "&".join(m.removeprefix("sound:") for m in files)
+        lab.cli(f"dialplan set global {name} {value}")
+    timing = route_timing(config, ROUTE)
+    return lab, make_caller(work, timing.question_end, talk)
+
+
+def main(argv: list[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(raw)
+    if os.geteuid() != 0:
+        print("bench: run as root (sipp's raw sockets, the isolated lab)", file=sys.stderr)
+        return 2
+    if os.environ.get(INSIDE_ENV) != "1":
+        return isolate(raw, args.name)
+    work = Path(tempfile.mkdtemp(prefix="callconsent-bench-"))
+    try:
+        lab, caller = prepare(work, args.talk)
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        app = App(work / "app.log", args.profile, args.app_src)
+        result: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        result["cpus"] = os.cpu_count()
+        if args.soak:
+            result["soak"] = soak(lab, caller, work, app, args.soak_seconds)
+            print(json.dumps(result["soak"], indent=2))
+        else:
+            flows = [f for f in ("peer", "app") if f in args.flows.split(",")]
+            steps = list(args.steps)
+            runs: list[Run] = []
+            i = 0
+            while i < len(steps):
+                rate, conc = steps[i]
+                step_runs = []
+                for flow in flows:
+                    run = one_run(flow, rate, conc, rate * args.seconds, lab, caller, work, app)
+                    step_runs.append(run)
+                    runs.append(run)
+                    print("\n".join(markdown([run]).splitlines()[2:]), flush=True)
+                i += 1
+                last = i == len(steps)
+                clean = all(r.clean for r in step_runs)
+                if last and args.climb and clean and rate + 10 <= args.max_rate:
+                    steps.append((rate + 10, conc + 100))
+            result["runs"] = [asdict(r) | {"clean": r.clean} for r in runs]
+            result["summary"] = summary(runs)
+            print()
+            print(markdown(runs))
+            print(json.dumps(result["summary"], indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The per-call latencies the live app logs once per call (``call_timing``; bench/live.py
+reads them): pure arithmetic on the epoch-second milestones the ARI adapter noted. The time of
+the decisive keypress (``digit_at``) is logged too: the benchmark measures the keypress ->
+MixMonitor running from it (to the AMI MixMonitor's answer, ``agent_recording_started``, when the
+recording starts at the bridge; to ``continued_at`` when the hook starts it next)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+#: ``call_timing`` fields: (name, from milestone, to milestone), in milliseconds.
+TIMINGS: Final = (
+    ("notice_ms", "start", "notice"),  # StasisStart -> the first prompt started (Asterisk's clock)
+    ("continue_ms", "decided", "continued"),  # the decision -> the channel continued (ours)
+)
+
+
+#: Milestones logged as they are (epoch seconds).
+MOMENTS: Final = (("digit_at", "digit"), ("continued_at", "continued"))
+
+
+def call_timing(marks: Mapping[str, float]) -> dict[str, float]:
+    """The latencies (ms) between the milestones a call reached, and the moments of
+    :data:`MOMENTS`; what it did not reach is left out."""
+    out = {
+        name: round((marks[end] - marks[begin]) * 1000, 1)
+        for name, begin, end in TIMINGS
+        if begin in marks and end in marks
+    }
+    out.update({name: round(marks[mark], 3) for name, mark in MOMENTS if mark in marks})
+    return out

@@ -1,0 +1,95 @@
+"""What keeps the live path cheap and measurable: the ARI event filter, the per-call timing line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from callconsent.ari import AriClient
+from callconsent.stasis import UNUSED_EVENTS
+from callconsent.timing import call_timing
+from tests.support import FakeAriServer
+from tests.support.stasis_fakes import Harness, ari_error, channel_event
+
+CID = "1764000000.42"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeAriServer]:
+    async with FakeAriServer(password="pw") as fake:
+        yield fake
+
+
+async def test_filter_events_puts_the_disallowed_types_as_a_json_body(
+    server: FakeAriServer,
+) -> None:
+    ari = AriClient(server.base_url, "asterisk", "pw", "callconsent", request_timeout=1.0)
+    try:
+        await ari.filter_events(["ChannelDialplan", "ChannelVarset"])
+    finally:
+        await ari.close()
+
+    (call,) = server.calls_to("PUT", "applications", "callconsent", "eventFilter")
+    assert json.loads(call.body) == {
+        "disallowed": [{"type": "ChannelDialplan"}, {"type": "ChannelVarset"}]
+    }
+
+
+def test_the_filtered_events_are_none_the_flows_use() -> None:
+    used = {"StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"}
+    used |= {"ChannelDtmfReceived", "PlaybackStarted", "PlaybackFinished"}
+    assert set(UNUSED_EVENTS) == {"ChannelDialplan", "ChannelVarset"}
+    assert not used & set(UNUSED_EVENTS)
+
+
+async def test_every_connect_filters_the_chatty_events_before_reconciling(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path)
+
+    await h.app.on_connected()
+
+    assert h.ari.calls[0] == ("filter_events", UNUSED_EVENTS)
+    assert h.ari.calls[1] == ("application_channel_ids",)
+
+
+async def test_a_failed_event_filter_still_reconciles(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.ari.fail["filter_events"] = ari_error("PUT", "/applications/callconsent/eventFilter")
+    h.ari.in_stasis = ["1764000002.1"]
+
+    with capture_logs() as logs:
+        await h.app.on_connected()
+
+    assert any(e["event"] == "event_filter_failed" for e in logs)
+    assert h.ari.continues("1764000002.1") == 1
+
+
+async def test_a_finished_call_logs_one_timing_line(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    with capture_logs() as logs:
+        await h.answer_question(CID, "1")
+        await h.send(CID, channel_event("StasisEnd", CID))
+        await h.send(CID, channel_event("ChannelDestroyed", CID))
+
+    (timing,) = [e for e in logs if e["event"] == "call_timing"]
+    assert timing["channel_id"] == CID
+    assert timing["notice_ms"] >= 0
+    assert timing["continue_ms"] >= 0
+    assert timing["continued_at"] >= timing["digit_at"]
+
+
+def test_call_timing_leaves_out_what_the_call_never_reached() -> None:
+    marks = {"start": 100.0, "notice": 100.012, "digit": 105.5}
+
+    assert call_timing(marks) == {"notice_ms": 12.0, "digit_at": 105.5}
+
+
+def test_call_timing_measures_the_decision_to_the_continue() -> None:
+    marks = {"decided": 200.0, "continued": 200.0031}
+
+    assert call_timing(marks) == {"continue_ms": 3.1, "continued_at": 200.003}
