@@ -273,7 +273,9 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             prompts_dir=str(config.prompts_dir),
             call_refs=refs,
             config_sha256=live.sha256,
-        )  # the same planner (reloaded on SIGHUP) and the same store as the Stasis app
+            objections=side.objections if side is not None else None,
+            can_record=watched(config, ami),
+        )  # the same planner (reloaded on SIGHUP), store and gates as the Stasis app
         agi_server = await start_agi(config, agi)
         endpoints = service.Endpoints(
             config.metrics,

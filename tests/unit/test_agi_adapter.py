@@ -21,7 +21,13 @@ from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.ledger import iter_entries
 from callconsent.store import EvidenceStore
 from tests.support.agi_fakes import FakeLine, request
-from tests.support.stasis_fakes import ShortTimeouts, eventually, load_demo, write_prompts
+from tests.support.stasis_fakes import (
+    ShortTimeouts,
+    eventually,
+    load_demo,
+    pcm_wav,
+    write_prompts,
+)
 
 
 class Flow:
@@ -234,3 +240,37 @@ def test_recorded_calls_never_reported_ended_are_forgotten_after_a_day(flow: Flo
     calls.remember(CallInfo("1.2", "1.2", "PJSIP/x-2", "support", None, None, None), now=10.0)
     calls.remember(CallInfo("1.3", "1.3", "PJSIP/x-3", "support", None, None, None), now=86_405.0)
     assert len(calls) == 2, "only the call older than a day is gone"
+
+
+async def test_no_recording_starts_while_the_app_cannot_watch_it(flow: Flow) -> None:
+    """AMI away (the party watch is blind): the caller's yes is not recorded, as in Stasis."""
+    flow.flow = AgiFlow(
+        ShortTimeouts(ConfigPlanner(flow.config, rng=lambda: 0.0), 1.0),
+        flow.store,
+        can_record=lambda: False,
+    )
+    line = await flow.call(FakeLine(script=["", "1"]))
+    assert _result(line) == ("error", "ami_unavailable", "")
+    entry = flow.call_entry()
+    assert (entry["status"], entry["reason"], entry["recording"]) == (
+        "error",
+        "ami_unavailable",
+        None,
+    )
+    assert not list(flow.config.storage.recordings_dir.rglob("*.wav"))
+
+
+async def test_the_caller_hears_the_confirmation_after_the_answer_as_in_stasis(
+    flow: Flow, tmp_path: Path
+) -> None:
+    for prompt in (
+        names.CONSENT_GIVEN_PROMPT,
+        names.CONSENT_GIVEN_PLAIN_PROMPT,
+        names.CONSENT_REFUSED_PROMPT,
+    ):
+        (tmp_path / "prompts" / "da" / f"{prompt}.wav").write_bytes(pcm_wav(16) + b"confirm")
+    line = await flow.call(
+        FakeLine(script=["", "1"], request=request("callconsent?route=confirmed"))
+    )
+    assert _result(line)[:2] == ("given", "digit")
+    assert line.variables[names.VAR_CONFIRM_PROMPT].endswith(names.CONSENT_GIVEN_PROMPT)

@@ -37,6 +37,7 @@ from callconsent.agi.rules import (
 )
 from callconsent.agi.wire import AgiHungUp, AgiProtocolError, AgiReply, AgiRequest
 from callconsent.clock import Clock, utc_now
+from callconsent.confirmation import confirmation_variables
 from callconsent.consent import (
     Action,
     AdapterFailed,
@@ -63,11 +64,14 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
-from callconsent.ports import Planner, Skip, Store
+from callconsent.ports import Objections, Planner, Skip, Store
 from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
 
-__all__ = ["ADAPTER", "AgiFlow", "AgiLine"]
+__all__ = ["ADAPTER", "NOT_WATCHED", "AgiFlow", "AgiLine"]
+
+#: The reason when no recording may start because the app cannot watch it (R36), as in stasis.
+NOT_WATCHED: Final = "ami_unavailable"
 
 log = structlog.get_logger("callconsent.agi")
 
@@ -113,9 +117,13 @@ class AgiFlow:
         prompts_dir: str = "",
         call_refs: Readout | None = None,
         config_sha256: Callable[[], str] | None = None,  # the config in force (reloads)
+        objections: Objections | None = None,  # R30: the caller's and agent's codes enabled
+        can_record: Callable[[], bool] = lambda: True,  # R36: the app can watch a recording
     ) -> None:
         self._planner = planner
         self._config_sha256 = config_sha256 or (lambda: "")
+        self._objections = objections
+        self._can_record = can_record
         self._store = store
         self._clock = clock
         self._whisper_dir = whisper_dir
@@ -269,13 +277,18 @@ class AgiFlow:
                 case StopPlayback() | CancelTimer():
                     return []  # a prompt or a wait has ended when its reply came
                 case PrepareRecording(outcome):
+                    if not self._can_record():  # e.g. AMI away: transfers would go unseen
+                        call.log.error("recording_not_watched", reason=NOT_WATCHED)
+                        return [AdapterFailed(NOT_WATCHED, self._clock())]
                     path = await self._store.prepare_recording(outcome, call.info, self._clock())
                     call.recording_path = path
                     self._recorded.remember(call.info)
                     return [RecordingPrepared(self._clock())]
                 case SetResult(status, reason, recording):
                     path = call.recording_path if recording and call.recording_path else ""
-                    extra = self._agent_vars(call, path)
+                    extra = self._agent_vars(call, path) + confirmation_variables(
+                        call.machine.plan, call.machine.outcome
+                    )  # texts 6, 7, as the Stasis flow
                     await self._set_result(line, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                     if not path:
@@ -345,6 +358,8 @@ class AgiFlow:
         out = bridge_variables(recorded, call.info.uniqueid, self._whisper_dir)
         if not (recorded and outcome):
             return out
+        if self._objections:  # before the withdrawal's last variable, as the Stasis flow
+            out += self._objections.variables(outcome.route, recorded)
         return out + withdraw_variables(outcome, self._prompts_dir, call.info.uniqueid, self._refs)
 
     async def _set_result(
