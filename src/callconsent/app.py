@@ -20,6 +20,7 @@ from callconsent.ari import AriClient
 from callconsent.config import Config, build_plan, route_for
 from callconsent.consent import CallPlan
 from callconsent.evidence import callref
+from callconsent.notice_archive import NoticeArchiver, plan_versions
 from callconsent.parties.adapter import PartyWatch
 from callconsent.parties.tracker import Classifier
 from callconsent.sensitive.adapter import SensitiveFlagHandler
@@ -35,9 +36,15 @@ log = structlog.get_logger("callconsent.app")
 class ConfigPlanner:
     """Chooses the route for a call and builds its consent plan from the config."""
 
-    def __init__(self, config: Config, rng: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        config: Config,
+        rng: Callable[[], float] = random.random,
+        archiver: NoticeArchiver | None = None,
+    ) -> None:
         self._config = config
         self._rng = rng
+        self._archiver = archiver  # serve's: every notice version played is archived (R20)
 
     def plan(self, route_arg: str | None, dialled: str | None) -> CallPlan | Skip:
         route = route_for(self._config, route_arg, dialled)
@@ -45,7 +52,10 @@ class ConfigPlanner:
             if self._disabled_route_for(route_arg, dialled):  # R10: nothing is recorded
                 return Skip(names.Status.NOT_REQUIRED, "route_disabled")
             return Skip(names.Status.ERROR, "unknown_route")
-        return build_plan(self._config, route.name, sampled=lambda rate: self._rng() < rate)
+        plan = build_plan(self._config, route.name, sampled=lambda rate: self._rng() < rate)
+        if self._archiver is not None:
+            self._archiver.ensure(plan_versions(plan))
+        return plan
 
     def _disabled_route_for(self, route_arg: str | None, dialled: str | None) -> bool:
         """The call names a route that exists but is disabled: by the hook's argument, or
@@ -162,18 +172,21 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             session=session,
         )
         store = build_store(config)
+        archiver = NoticeArchiver(config)
+        archiver.archive_all()  # the versions serve plays are in the archive (R20)
+        planner = ConfigPlanner(config, archiver=archiver)
         whisper_dir = config.prompts_dir / config.agent_consent.whisper_language
         refs = build_readout(config)
         app = StasisApp(
             ari,
-            ConfigPlanner(config),
+            planner,
             store,
             whisper_dir=str(whisper_dir),
             prompts_dir=str(config.prompts_dir),
             call_refs=refs,
         )
         agi = AgiFlow(
-            ConfigPlanner(config),
+            planner,
             store,
             whisper_dir=str(whisper_dir),
             prompts_dir=str(config.prompts_dir),

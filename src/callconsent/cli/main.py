@@ -15,8 +15,14 @@ from pathlib import Path
 
 from callconsent import __version__
 from callconsent.cli import agent
-from callconsent.cli._common import EXIT_OK, EXIT_PROBLEMS, add_config_option, load_or_exit
-from callconsent.config import check_config_main
+from callconsent.cli._common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    add_config_option,
+    load_or_exit,
+)
+from callconsent.config import Config, check_config_main
 from callconsent.lifecycle import commands as lifecycle_commands
 
 
@@ -29,18 +35,33 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_or_exit(args.config)
     for warning in [*config.warnings, *withdraw_feature_warnings(config, args.features_conf)]:
         print(f"warning: {warning}", file=sys.stderr)
+    if _archive_errors(config):  # a notice edited under its old version (R20)
+        return EXIT_USAGE
     asyncio.run(app.serve(config))
     return EXIT_OK
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from callconsent.notice_archive import archive_conflicts
     from callconsent.withdrawal.features_check import withdraw_feature_warnings
 
-    code = check_config_main(args.file)
+    code = check_config_main(args.file, archive_conflicts)  # notice versions (R20)
     if code == EXIT_OK:  # the in-call withdrawal code in features.conf (R16)
         for warning in withdraw_feature_warnings(load_or_exit(args.file), args.features_conf):
             print(f"warning: {warning}")
     return code
+
+
+def _archive_errors(config: Config) -> bool:
+    """Print every notice that changed purpose, basis or retention under an archived version."""
+    from callconsent.notice_archive import archive_conflicts
+
+    errors = archive_conflicts(config)
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    if errors:
+        print(f"FAILED: {config.path} ({len(errors)} error(s))", file=sys.stderr)
+    return bool(errors)
 
 
 def _prompts(args: argparse.Namespace) -> int:

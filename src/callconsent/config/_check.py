@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ._errors import ConfigError
 from ._load import load_config
+from ._model import Config
 
 
-def check_config_main(path: Path) -> int:
-    """Print ``OK: <file>`` and the warnings (exit code 0), or every error (exit code 2)."""
+def check_config_main(path: Path, more_checks: Callable[[Config], list[str]] | None = None) -> int:
+    """Print ``OK: <file>`` and the warnings (exit code 0), or every error (exit code 2).
+    ``more_checks`` are the checks that need more than the file (e.g. the notice archive)."""
     try:
         config = load_config(path)
+        errors = more_checks(config) if more_checks is not None else []
+        if errors:
+            raise ConfigError(errors, tuple(config.warnings))
     except ConfigError as exc:
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)
