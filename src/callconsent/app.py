@@ -13,6 +13,7 @@ import structlog
 from callconsent import names
 from callconsent.agents import registry as agents
 from callconsent.agents.bridge import BridgeHandler
+from callconsent.agents.own_consent_adapter import OwnConsentHandler, revoke_runner
 from callconsent.agi.adapter import AgiFlow
 from callconsent.agi.server import AgiServer
 from callconsent.ami import Ami, AmiError
@@ -130,6 +131,12 @@ def build_ami(config: Config, store: EvidenceStore) -> Ami | None:
         ami, lifecycle_runner(config.storage.recordings_dir, config.storage.ledger_path)
     )  # the withdrawal route on the IVR (R17a, b)
     ami.on_user_event(names.WITHDRAW_REQUEST_USER_EVENT, requests.on_request_event)
+    own = OwnConsentHandler(  # the agent's own consent from their phone (R15, issue 16)
+        ami,
+        registry,
+        revoke_runner(config.storage.recordings_dir, config.storage.ledger_path),
+    )
+    ami.on_user_event(names.AGENT_SELF_USER_EVENT, own.on_event)
     flags = SensitiveFlagHandler(ami, store)
     ami.on_user_event(names.SENSITIVE_USER_EVENT, flags.on_flag_event)
     if config.parties is None:  # R1: check-config warns about this

@@ -177,3 +177,21 @@ AGI_ENDED_SCRIPT: Final = "callconsent-ended"
 VAR_AGI_SERVER: Final = "CALLCONSENT_AGI_SERVER"
 #: agi://host:port, set by the hook for its hangup handler
 VAR_AGI_URL: Final = "CALLCONSENT_AGI_URL"
+
+# -- the agent's own standing consent, from their own phone (R15, issue 16) ------------------
+#: Feature codes on the agents' phones' context, e.g.
+#:     exten => *5,1,Gosub(callconsent-agent-self,s,1(given,<prompts_dir>/<lang>))
+#:     exten => *4,1,Gosub(callconsent-agent-self,s,1(refused,<prompts_dir>/<lang>))
+#: raise the UserEvent (``Consent: given|refused``); the agent is the PJSIP endpoint of the
+#: event's own ``Channel`` header (AMI's, never a dialplan value). The app answers on that
+#: channel with ``VAR_AGENT_SELF_RESULT`` (given | refused | refused_pending | failed), which
+#: the context waits for (<= 5 s) and confirms with one of ``AGENT_SELF_PROMPTS``.
+AGENT_SELF_CONTEXT: Final = "callconsent-agent-self"
+AGENT_SELF_USER_EVENT: Final = "CallconsentAgentSelf"
+VAR_AGENT_SELF_RESULT: Final = "CALLCONSENT_AGENT_SELF_RESULT"
+AGENT_SELF_PROMPTS: Final = {
+    "given": "callconsent-agent-self-given",
+    "refused": "callconsent-agent-self-refused",
+    "refused_pending": "callconsent-agent-self-refused-pending",
+    "failed": "callconsent-agent-self-failed",
+}

@@ -51,6 +51,7 @@ def test_hook_context_is_the_one_admins_gosub_into() -> None:
         names.WITHDRAW_AGENT_CONTEXT,
         names.WITHDRAW_ROUTE_CONTEXT,
         names.WITHDRAW_REQUEST_MARK_CONTEXT,
+        names.AGENT_SELF_CONTEXT,
     ]
     assert re.search(rf"^exten => {re.escape(names.HOOK_EXTEN)},1,", hook_code(), re.MULTILINE)
 
@@ -104,3 +105,10 @@ def test_hook_records_only_after_the_status_is_checked() -> None:
 def test_shipped_configs_name_the_same_ari_app(config: str) -> None:
     data = yaml.safe_load((REPO / "config" / config).read_text(encoding="utf-8"))
     assert data["asterisk"]["ari"]["app"] == names.APP_NAME
+
+
+def test_agent_self_names_and_prompts_are_the_dialplan_s() -> None:
+    code = hook_code()
+    assert f"UserEvent({names.AGENT_SELF_USER_EVENT},Consent: " in code
+    for prompt in names.AGENT_SELF_PROMPTS.values():
+        assert f"Playback(${{LOCAL(dir)}}/{prompt})" in code, prompt

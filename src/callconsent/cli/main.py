@@ -65,6 +65,7 @@ def _archive_errors(config: Config) -> bool:
 
 
 def _prompts(args: argparse.Namespace) -> int:
+    from callconsent.agents.own_consent_adapter import prompt_sources as agent_self_prompts
     from callconsent.prompts import PromptBuildError, archive_notices, build_prompts, build_sources
     from callconsent.whisper import build_whispers
     from callconsent.withdrawal.route import prompt_sources as route_prompts
@@ -76,6 +77,12 @@ def _prompts(args: argparse.Namespace) -> int:
         built += build_sources(
             config.prompts_dir, route_prompts(), force=args.force, wpm=config.tts_words_per_minute
         )  # R17
+        built += build_sources(
+            config.prompts_dir,
+            agent_self_prompts(),
+            force=args.force,
+            wpm=config.tts_words_per_minute,
+        )  # the agent's own consent (R15)
         archive_notices(config)
     except PromptBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
