@@ -20,6 +20,7 @@ from callconsent.ami import Ami, AmiError
 from callconsent.ari import AriClient
 from callconsent.config import Config, build_plan, route_for
 from callconsent.consent import CallPlan
+from callconsent.encryption import at_rest_for
 from callconsent.evidence import callref
 from callconsent.notice_archive import NoticeArchiver, plan_versions
 from callconsent.parties.adapter import PartyWatch
@@ -74,6 +75,7 @@ def build_store(config: Config) -> EvidenceStore:
         recordings_dir=config.storage.recordings_dir,
         ledger_path=config.storage.ledger_path,
         config_sha256=config.sha256,
+        at_rest=at_rest_for(config),  # recordings encrypted when they end (R33)
     )
 
 

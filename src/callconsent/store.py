@@ -21,6 +21,7 @@ from callconsent.agents.rules import AgentOutcome, RecordingStart
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
 from callconsent.evidence import documents, entries, ledger, paths, sidecar
+from callconsent.evidence.at_rest import AtRest
 from callconsent.evidence.documents import CallInfo
 from callconsent.parties import stops
 from callconsent.sensitive import rules as sensitive
@@ -54,7 +55,9 @@ class EvidenceStore:
         ledger_path: Path,
         config_sha256: str,
         clock: Clock = utc_now,
+        at_rest: AtRest | None = None,
     ) -> None:
+        self._at_rest = at_rest  # None: recordings stay in clear (no `encryption` in the config)
         self._recordings_dir = recordings_dir
         self._ledger = ledger.Ledger(ledger_path)
         self._config_sha256 = config_sha256
@@ -341,6 +344,8 @@ class EvidenceStore:
         )
         if not final["recording"]["has_audio"]:
             await self._discard(where, ended, "no_audio")
+        elif self._at_rest is not None:
+            await self._encrypt(where)
         log.info(
             "recording_final",
             call_id=call.uniqueid,
@@ -348,6 +353,17 @@ class EvidenceStore:
             bytes=final["recording"]["bytes"],
             has_audio=final["recording"]["has_audio"],
         )
+
+    async def _encrypt(self, where: paths.RecordingPaths) -> None:
+        """Encrypt the final recording in place (R33); on failure it stays in clear for
+        ``callconsent reconcile`` to finish (logged)."""
+        assert self._at_rest is not None
+        try:
+            await asyncio.to_thread(self._at_rest.encrypt, where)
+        except (OSError, ValueError) as exc:  # ValueError: malformed sidecar, key store
+            log.error(
+                "recording_not_encrypted", file=where.relative, error=f"{type(exc).__name__}: {exc}"
+            )
 
     async def _discard(self, where: paths.RecordingPaths, at: datetime, reason: str) -> None:
         await asyncio.to_thread(self._tombstone, where, at, reason)

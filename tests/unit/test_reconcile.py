@@ -300,7 +300,9 @@ def test_reconcile_command_prints_the_report_and_exits_1_when_something_is_left(
     start(root, "1.1")  # sidecar without recording: reported
     config = cast(
         "Config",
-        SimpleNamespace(storage=SimpleNamespace(recordings_dir=root, ledger_path=ledger.path)),
+        SimpleNamespace(
+            storage=SimpleNamespace(recordings_dir=root, ledger_path=ledger.path), encryption=None
+        ),
     )
     assert reconcile_main(config, dry_run=True, as_json=True, stale_after=timedelta(0)) == 1
     out = json.loads(capsys.readouterr().out)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from callconsent import __version__
-from callconsent.cli import agent
+from callconsent.cli import agent, keys
 from callconsent.cli._common import (
     EXIT_OK,
     EXIT_PROBLEMS,
@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_reconcile)
 
     agent.register(sub)
+    keys.register(sub)  # decrypt, rewrap (R33)
     lifecycle_commands.register(sub, add_config_option, load_or_exit)
     return parser
 

@@ -19,17 +19,22 @@ are listed. Nothing is ever sent anywhere: the archive is written to ``out_dir``
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import tempfile
 import uuid
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from callconsent.encryption import at_rest_for
 from callconsent.evidence import sidecar
+from callconsent.evidence.at_rest import plain_chunks
+from callconsent.evidence.crypto import DecryptionError
 from callconsent.evidence.fsio import MalformedDocument, dumps, fsync_dir, utc_stamp
 from callconsent.evidence.paths import UnsafeIdentifier
 from callconsent.lifecycle import _scan, query
@@ -108,10 +113,11 @@ class _Archive:
             {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "uniqueid": uniqueid}
         )
 
-    def add_file(self, name: str, path: Path, uniqueid: str) -> None:
+    def add_chunks(self, name: str, chunks: Iterator[bytes], uniqueid: str) -> None:
+        """A member streamed from ``chunks`` (the WAV, decrypted if it is encrypted at rest)."""
         digest = hashlib.sha256()
-        with path.open("rb") as src, self.zf.open(name, "w") as dst:
-            while block := src.read(1 << 20):
+        with self.zf.open(name, "w") as dst:
+            for block in chunks:
                 digest.update(block)
                 dst.write(block)
         self.files.append({"name": name, "sha256": digest.hexdigest(), "uniqueid": uniqueid})
@@ -176,6 +182,7 @@ def _fill(
     ctx: Context, config: Config, out: _Archive, result: ExportResult, include_held: bool
 ) -> None:
     holds = query.holds(ctx.index)
+    at_rest = at_rest_for(config)  # decrypts recordings encrypted at rest (R33)
     purposes: dict[str, tuple[str, int]] = {}
     for rec in query.recordings(ctx.index, result.call_ids):
         try:
@@ -197,7 +204,15 @@ def _fill(
             result.restricted.append(rec.uniqueid)
         out.add_bytes(f"sidecars/{rec.uniqueid}.json", paths.sidecar.read_bytes(), rec.uniqueid)
         if doc["state"] == sidecar.State.FINAL and doc["recording"]["has_audio"]:
-            out.add_file(f"audio/{rec.uniqueid}.wav", paths.audio, rec.uniqueid)
+            try:
+                chunks = plain_chunks(at_rest, paths, doc)
+                first = next(chunks, b"")  # opens the key before the member exists
+                out.add_chunks(
+                    f"audio/{rec.uniqueid}.wav", itertools.chain([first], chunks), rec.uniqueid
+                )
+            except (DecryptionError, FileNotFoundError) as exc:  # key destroyed, not configured
+                result.problems.append(f"{rec.file}: audio not exported: {exc}")
+                continue
             result.audio_files += 1
     lines: list[bytes] = []
     for seq, offset, length in query.entry_positions(ctx.index, result.call_ids):
