@@ -59,15 +59,23 @@ def route_timing(config: Config, route: str, language: str | None = None) -> Rou
 class LabApp:
     """Starts and stops ``callconsent serve`` (a real process, SIGTERM to stop)."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, config_path: Path = DEMO_CONFIG) -> None:
         self.log_path = log_path
+        self.config_path = config_path  # a variant of demo.yaml (e.g. with encryption)
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
         subprocess.run(
-            [sys.executable, "-m", "callconsent.cli.main", "prompts", "--config", str(DEMO_CONFIG)],
+            [
+                sys.executable,
+                "-m",
+                "callconsent.cli.main",
+                "prompts",
+                "--config",
+                str(self.config_path),
+            ],
             env={**os.environ, **LAB_ENV},
             check=True,
             capture_output=True,
@@ -85,7 +93,7 @@ class LabApp:
                 "--actor",
                 "lab:e2e",
                 "--config",
-                str(DEMO_CONFIG),
+                str(self.config_path),
             ],
             env={**os.environ, **LAB_ENV},
             check=False,
@@ -94,7 +102,14 @@ class LabApp:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "callconsent.cli.main", "serve", "--config", str(DEMO_CONFIG)],
+            [
+                sys.executable,
+                "-m",
+                "callconsent.cli.main",
+                "serve",
+                "--config",
+                str(self.config_path),
+            ],
             env={**os.environ, **LAB_ENV},
             stdout=log,
             stderr=log,
