@@ -27,6 +27,10 @@ leaves the change to the re-run, which writes the entry again (at worst it repea
 lost). ``dry_run`` writes nothing but the audit line. Ledger entries carry call ids only, never
 the caller number; the audit log says who asked for what and why.
 
+``Scope(agent=...)``: the agent revoked their own consent to training (R15; by phone or
+``callconsent agent revoke``): every recording tagged ``agent:<id>`` loses its consent purposes
+the same way, since training needs the agent's consent as well as the caller's.
+
 A call reference (:mod:`callconsent.evidence.callref`) that matches several calls is reported with their
 times and nothing is done: the operator asks the requester which call it was, then uses
 ``--call-id``.
