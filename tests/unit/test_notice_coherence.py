@@ -198,3 +198,31 @@ def test_the_planner_archives_a_notice_version_first_played_while_serving(
     assert meta["notice"] == "lab_training_v1" and meta["retention_days"] == 30
     assert meta["sha256"] in plan_versions(plan)
     assert (archive / f"{meta['sha256']}.wav").read_bytes() == studio.read_bytes()
+
+
+# -- the rights a notice names -------------------------------------------------------------
+
+
+def test_unconditional_erasure_under_legitimate_interest_is_a_warning(
+    tmp_path: Path, data: dict[str, Any]
+) -> None:
+    da = data["notices"]["lab_docs_v1"]["languages"]["da"]
+    da["transcript"] = da["transcript"].replace(da["rights"], "Du har ret til indsigt og sletning")
+    da["rights"] = "Du har ret til indsigt og sletning"
+    config = load_config(write(tmp_path, data), env=ENV)
+    assert any(
+        w.endswith(
+            "notices.lab_docs_v1.languages.da.rights: promises erasure without a "
+            "condition, but under 6(1)(f) the right to erasure applies only in some cases "
+            "(Art 17(1)(c), 17(3)); say e.g. 'og, i visse tilfælde, til sletning' / "
+            "'and, in some cases, erasure'"
+        )
+        for w in config.warnings
+    )
+
+
+def test_the_shipped_notices_promise_no_unconditional_erasure() -> None:
+    config = load_config(REPO / "config" / "callconsent.yaml", env=ENV)
+    assert not any("promises erasure" in w for w in config.warnings)
+    text = config.notices["documentation_v1"].languages["da"].rights
+    assert "i visse tilfælde" in text
