@@ -14,6 +14,7 @@ import structlog
 from callconsent import names, service
 from callconsent.agents import registry as agents
 from callconsent.agents.bridge import BridgeHandler
+from callconsent.agents.own_consent_adapter import OwnConsentHandler, revoke_runner
 from callconsent.agi.adapter import AgiFlow
 from callconsent.agi.server import AgiServer
 from callconsent.ami import Ami, AmiError
@@ -26,7 +27,9 @@ from callconsent.config import (
     route_for,
 )
 from callconsent.consent import CallPlan
+from callconsent.encryption import at_rest_for
 from callconsent.evidence import callref
+from callconsent.notice_archive import NoticeArchiver, plan_versions
 from callconsent.objection.adapter import ObjectionHandler, route_settings
 from callconsent.parties.adapter import PartyWatch
 from callconsent.parties.recover import recover as recover_calls
@@ -52,9 +55,15 @@ ARI_RECONNECT_MAX_SECONDS = 1.0
 class ConfigPlanner:
     """Chooses the route for a call and builds its consent plan from the config."""
 
-    def __init__(self, config: Config, rng: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        config: Config,
+        rng: Callable[[], float] = random.random,
+        archiver: NoticeArchiver | None = None,
+    ) -> None:
         self._config = config
         self._rng = rng
+        self._archiver = archiver  # serve's: every notice version played is archived (R20)
 
     def plan(self, route_arg: str | None, dialled: str | None) -> CallPlan | Skip:
         route = route_for(self._config, route_arg, dialled)
@@ -62,7 +71,10 @@ class ConfigPlanner:
             if self._disabled_route_for(route_arg, dialled):  # R10: nothing is recorded
                 return Skip(names.Status.NOT_REQUIRED, "route_disabled")
             return Skip(names.Status.ERROR, "unknown_route")
-        return build_plan(self._config, route.name, sampled=lambda rate: self._rng() < rate)
+        plan = build_plan(self._config, route.name, sampled=lambda rate: self._rng() < rate)
+        if self._archiver is not None:
+            self._archiver.ensure(plan_versions(plan))
+        return plan
 
     def _disabled_route_for(self, route_arg: str | None, dialled: str | None) -> bool:
         """The call names a route that exists but is disabled: by the hook's argument, or
@@ -81,6 +93,7 @@ def build_store(config: Config) -> EvidenceStore:
         ledger_path=config.storage.ledger_path,
         config_sha256=config.sha256,
         anchor_path=config.storage.anchor_path,
+        at_rest=at_rest_for(config),  # recordings encrypted when they end (R33)
     )
 
 
@@ -171,6 +184,16 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
         requests.on_request_event,
         keys=names.WITHDRAW_REQUEST_EVENT_KEYS,
     )
+    own = OwnConsentHandler(  # the agent's own consent from their phone (R15, issue 16)
+        ami,
+        registry,
+        revoke_runner(
+            config.storage.recordings_dir,
+            config.storage.ledger_path,
+            anchor_path=config.storage.anchor_path,
+        ),
+    )
+    ami.on_user_event(names.AGENT_SELF_USER_EVENT, own.on_event, keys=names.AGENT_SELF_EVENT_KEYS)
     flags = SensitiveFlagHandler(ami, store)
     ami.on_user_event(
         names.SENSITIVE_USER_EVENT, flags.on_flag_event, keys=names.SENSITIVE_EVENT_KEYS
@@ -237,7 +260,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    live = LiveConfig(config, ConfigPlanner)
+    live = LiveConfig(config, lambda c: ConfigPlanner(c, archiver=NoticeArchiver(c)))
     notifier = Notifier()
     ari_config = config.asterisk.ari
     async with aiohttp.ClientSession() as session:
@@ -251,6 +274,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             backoff_max=ARI_RECONNECT_MAX_SECONDS,
         )
         store = build_store(config)
+        NoticeArchiver(config).archive_all()  # the versions serve plays are archived (R20)
         whisper_dir = config.prompts_dir / config.agent_consent.whisper_language
         refs = build_readout(config)
         side = build_ami(config, store)  # created inside the running loop, as panoramisk needs

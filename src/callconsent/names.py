@@ -231,3 +231,24 @@ CONSENT_GIVEN_PLAIN_PROMPT: Final = "callconsent-consent-given-plain"
 CONSENT_REFUSED_PROMPT: Final = "callconsent-consent-refused"
 #: The keys the objection codes' UserEvent carries (read by these keys only, issue 11).
 OBJECTION_EVENT_KEYS: Final = ("Caller", "Agent", "Via")
+
+# -- the agent's own standing consent, from their own phone (R15, issue 16) ------------------
+#: Feature codes on the agents' phones' context, e.g.
+#:     exten => *5,1,Gosub(callconsent-agent-self,s,1(given,<prompts_dir>/<lang>))
+#:     exten => *4,1,Gosub(callconsent-agent-self,s,1(refused,<prompts_dir>/<lang>))
+#: raise the UserEvent (``Consent: given|refused``); the agent is the PJSIP endpoint of the
+#: event's own ``Channel`` header (AMI's, never a dialplan value). The app answers on that
+#: channel with ``VAR_AGENT_SELF_RESULT`` (given | refused | refused_pending | failed), which
+#: the context waits for (<= 5 s) and confirms with one of ``AGENT_SELF_PROMPTS``.
+AGENT_SELF_CONTEXT: Final = "callconsent-agent-self"
+AGENT_SELF_USER_EVENT: Final = "CallconsentAgentSelf"
+VAR_AGENT_SELF_RESULT: Final = "CALLCONSENT_AGENT_SELF_RESULT"
+AGENT_SELF_PROMPTS: Final = {
+    "given": "callconsent-agent-self-given",
+    "refused": "callconsent-agent-self-refused",
+    "refused_pending": "callconsent-agent-self-refused-pending",
+    "failed": "callconsent-agent-self-failed",
+}
+#: The keys the agent's own-consent UserEvent carries (read by these keys only, issue 11);
+#: ``Channel`` is Asterisk's own header of the agent's channel.
+AGENT_SELF_EVENT_KEYS: Final = ("Consent", "Channel")

@@ -27,6 +27,7 @@ from callconsent.agents.rules import AgentOutcome, RecordingStart
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
 from callconsent.evidence import documents, entries, ledger, paths, sidecar, wav
+from callconsent.evidence.at_rest import AtRest
 from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.known import KnownSidecars
 from callconsent.evidence.paths import find_recording
@@ -63,7 +64,9 @@ class EvidenceStore:
         config_sha256: str,
         clock: Clock = utc_now,
         anchor_path: Path | None = None,
+        at_rest: AtRest | None = None,
     ) -> None:
+        self._at_rest = at_rest  # None: recordings stay in clear (no `encryption` in the config)
         self._recordings_dir = recordings_dir
         self._ledger = ledger.GroupCommit(
             ledger.Ledger(ledger_path, validate=False, anchor_path=anchor_path)
@@ -396,6 +399,8 @@ class EvidenceStore:
         )
         if not final["recording"]["has_audio"]:
             await self._discard(where, ended, "no_audio")
+        elif self._at_rest is not None:
+            await self._encrypt(where)
         log.info(
             "recording_final",
             call_id=call.uniqueid,
@@ -407,6 +412,17 @@ class EvidenceStore:
     async def aclose(self) -> None:
         """Write the ledger lines still queued and stop the ledger's writer thread."""
         await asyncio.to_thread(self._ledger.close)
+
+    async def _encrypt(self, where: paths.RecordingPaths) -> None:
+        """Encrypt the final recording in place (R33); on failure it stays in clear for
+        ``callconsent reconcile`` to finish (logged)."""
+        assert self._at_rest is not None
+        try:
+            await asyncio.to_thread(self._at_rest.encrypt, where)
+        except (OSError, ValueError) as exc:  # ValueError: malformed sidecar, key store
+            log.error(
+                "recording_not_encrypted", file=where.relative, error=f"{type(exc).__name__}: {exc}"
+            )
 
     async def _discard(self, where: paths.RecordingPaths, at: datetime, reason: str) -> None:
         await asyncio.to_thread(self._tombstone, where, at, reason)

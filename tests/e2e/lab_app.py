@@ -61,7 +61,7 @@ class LabApp:
 
     def __init__(self, log_path: Path, config_path: Path = DEMO_CONFIG) -> None:
         self.log_path = log_path
-        self.config_path = config_path
+        self.config_path = config_path  # a variant of demo.yaml (e.g. with encryption)
         self._proc: subprocess.Popen[bytes] | None = None
 
     def signal(self, signum: int) -> None:

@@ -130,9 +130,11 @@ class Call:
     call_id: str = field(default_factory=_new_call_id)
     #: (seconds from the answer, seconds held): the caller holds the call (tests/harness/sip_hold)
     hold: tuple[float, float] | None = None
+    #: The address the call comes from (127.0.0.2: agent1's own phone, pjsip.conf).
+    local_ip: str = LOCAL_IP
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.to):
+        if not re.fullmatch(r"[A-Za-z0-9_.+*-]+", self.to):
             raise ValueError(f"route/extension must be a plain SIP user part, got {self.to!r}")
         if not re.fullmatch(r"[A-Za-z0-9._@+-]+", self.call_id):
             raise ValueError(f"call_id must be plain token characters, got {self.call_id!r}")
@@ -453,11 +455,11 @@ def run_call(
         "-l",
         "1",
         "-i",
-        LOCAL_IP,
+        call.local_ip,
         "-p",
         str(sip_port),
         "-mi",
-        LOCAL_IP,
+        call.local_ip,
         "-mp",
         str(media_port),
         "-key",

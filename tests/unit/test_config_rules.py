@@ -87,10 +87,31 @@ def test_public_authority_cannot_use_legitimate_interest(
     )
 
 
-def test_public_authority_routes_default_to_special_categories_likely(
+def test_special_categories_is_a_required_choice_per_route(
+    tmp_path: Path, data: dict[str, Any]
+) -> None:
+    del data["routes"]["docs"]["special_categories"]
+    errors = errors_of(tmp_path, data)
+    assert errors == [
+        "routes.docs.special_categories: missing: choose likely or unlikely for this route: "
+        "may callers mention health or other special categories of data (Art 9)? There is no "
+        "default (R22)"
+    ]
+
+
+def test_special_categories_has_no_default_for_a_public_authority_either(
     tmp_path: Path, data: dict[str, Any]
 ) -> None:
     data["organisation"]["controller_type"] = "public_authority"
+    del data["routes"]["docs"]["special_categories"]
+    errors = errors_of(tmp_path, data)
+    assert has(errors, "routes.docs.special_categories", "missing: choose likely (the usual")
+
+
+def test_special_categories_likely_needs_an_art9_basis(
+    tmp_path: Path, data: dict[str, Any]
+) -> None:
+    data["routes"]["docs"]["special_categories"] = "likely"
     errors = errors_of(tmp_path, data)
     assert has(
         errors, "routes.docs.purposes.documentation.art9_basis", "Art 9(2) basis is required"

@@ -55,6 +55,7 @@ def test_hook_context_is_the_one_admins_gosub_into() -> None:
         names.CDR_CONTEXT,
         names.OBJECTION_CONTEXT,
         names.OBJECTION_AGENT_CONTEXT,
+        names.AGENT_SELF_CONTEXT,
     ]
     assert re.search(rf"^exten => {re.escape(names.HOOK_EXTEN)},1,", hook_code(), re.MULTILINE)
 
@@ -132,3 +133,10 @@ def test_the_hook_writes_the_outcome_into_the_cdr_on_both_ways_out() -> None:
     returns = [line for line in hook.splitlines() if "Return()" in line]
     gosubs = [line for line in hook.splitlines() if f"Gosub({names.CDR_CONTEXT},s,1)" in line]
     assert len(returns) == 2 and len(gosubs) == 2, "every way out of the hook writes the CDR"
+
+
+def test_agent_self_names_and_prompts_are_the_dialplan_s() -> None:
+    code = hook_code()
+    assert f"UserEvent({names.AGENT_SELF_USER_EVENT},Consent: " in code
+    for prompt in names.AGENT_SELF_PROMPTS.values():
+        assert f"Playback(${{LOCAL(dir)}}/{prompt})" in code, prompt

@@ -326,6 +326,7 @@ def test_reconcile_command_prints_the_report_and_exits_1_when_something_is_left(
         SimpleNamespace(
             path=root / "callconsent.yaml",
             storage=SimpleNamespace(recordings_dir=root, ledger_path=ledger.path, anchor_path=None),
+            encryption=None,
         ),
     )
     assert run(config, "reconcile", "--dry-run", "--json", "--stale-after-minutes", "0") == 1

@@ -228,6 +228,7 @@ def verify_cmd(args: argparse.Namespace, config: Config) -> int:
 
 
 def reconcile_cmd(args: argparse.Namespace, config: Config) -> int:
+    from callconsent.encryption import at_rest_for
     from callconsent.evidence.ledger import Ledger
     from callconsent.lifecycle.reconcile import reconcile
 
@@ -237,6 +238,7 @@ def reconcile_cmd(args: argparse.Namespace, config: Config) -> int:
         now=utc_now(),
         dry_run=args.dry_run,
         stale_after=timedelta(minutes=args.stale_after_minutes),
+        at_rest=at_rest_for(config),  # a recording the app did not encrypt before it stopped
     )
     emit(args, report.as_dict(), report.summary())
     return OK if report.clean else PROBLEMS

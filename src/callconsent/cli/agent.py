@@ -5,7 +5,10 @@
     callconsent agent list [--json]
     callconsent agent sync            # re-mirror the whole registry into AstDB
 
-A change is written to the registry and the ledger first, then mirrored into AstDB over AMI. If
+A change is written to the registry and the ledger first, then mirrored into AstDB over AMI. A
+revocation (``revoke``, or ``set --consent refused``) also removes training from the agent's
+earlier recordings (training-only ones become tombstones; mixed ones keep documentation), as
+the agent's own code on their phone does (``[callconsent-agent-self]``). If
 the mirror fails the change still stands (the app refuses training whenever the AstDB flag and the
 registry disagree), the command says so and exits 1; ``agent sync`` or the app's next AMI login
 mirrors it.
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -83,7 +87,33 @@ def _set(args: argparse.Namespace, consent: str) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, AgentRegistryError) else EXIT_PROBLEMS
     print(f"{record.agent_id}: {record.consent} at {record.as_dict()['changed_at']}")
-    return _mirror_one(config, record)
+    code = _mirror_one(config, record)
+    if record.consent == "refused":  # training ends in the agent's earlier recordings too
+        code = max(code, _withdraw_training(config, record.agent_id, args.actor))
+    return code
+
+
+def _withdraw_training(config: Config, agent_id: str, actor: str) -> int:
+    """Remove training from ``agent_id``'s earlier recordings (training-only: tombstones)."""
+    from callconsent.agents.own_consent_adapter import REASON
+    from callconsent.lifecycle import Context
+    from callconsent.lifecycle.withdraw import Scope, withdraw
+
+    storage = config.storage
+    try:
+        with Context.create(
+            storage.recordings_dir, storage.ledger_path, now=utc_now(), actor=actor
+        ) as ctx:
+            report = withdraw(ctx, Scope(agent=agent_id), reason=REASON)
+    except (OSError, sqlite3.Error, ValueError) as exc:
+        print(
+            f"error: consent revoked, but the agent's earlier training recordings were not "
+            f"removed ({type(exc).__name__}: {exc}); run this command again",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
+    print(report.summary())
+    return EXIT_OK if report.complete else EXIT_PROBLEMS
 
 
 def _list(args: argparse.Namespace) -> int:

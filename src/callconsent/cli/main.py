@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from callconsent import __version__
-from callconsent.cli import agent, lifecycle
+from callconsent.cli import agent, keys, lifecycle
 from callconsent.cli._common import (
     EXIT_OK,
     EXIT_PROBLEMS,
@@ -58,6 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
     refused = _recordings_folder_refused(config.storage.recordings_dir)
     if refused:
         print(f"error: {refused}", file=sys.stderr)
+        return EXIT_USAGE
+    if _archive_errors(config):  # a notice edited under its old version (R20)
         return EXIT_USAGE
     asyncio.run(app.serve(config))
     return EXIT_OK
@@ -114,6 +116,8 @@ def _check_config(args: argparse.Namespace) -> int:
             print(f"warning: {line}", file=sys.stderr)
         print(f"FAILED: {path} ({len(missing)} error(s))", file=sys.stderr)
         return EXIT_USAGE
+    if _archive_errors(config):  # notice versions (R20)
+        return EXIT_USAGE
     print(f"OK: {path}")
     for line in config.warnings:
         print(f"warning: {line}")
@@ -145,7 +149,20 @@ def _bypass_warnings(args: argparse.Namespace) -> list[str]:
     return recording_bypass_warnings(args.features_conf, args.queues_conf)
 
 
+def _archive_errors(config: Config) -> bool:
+    """Print every notice that changed purpose, basis or retention under an archived version."""
+    from callconsent.notice_archive import archive_conflicts
+
+    errors = archive_conflicts(config)
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    if errors:
+        print(f"FAILED: {config.path} ({len(errors)} error(s))", file=sys.stderr)
+    return bool(errors)
+
+
 def _prompts(args: argparse.Namespace) -> int:
+    from callconsent.agents.own_consent_adapter import prompt_sources as agent_self_prompts
     from callconsent.prompts import PromptBuildError, archive_notices, build_prompts, build_sources
     from callconsent.whisper import build_whispers
     from callconsent.withdrawal.route import prompt_sources as route_prompts
@@ -157,6 +174,12 @@ def _prompts(args: argparse.Namespace) -> int:
         built += build_sources(
             config.prompts_dir, route_prompts(), force=args.force, wpm=config.tts_words_per_minute
         )  # R17
+        built += build_sources(
+            config.prompts_dir,
+            agent_self_prompts(),
+            force=args.force,
+            wpm=config.tts_words_per_minute,
+        )  # the agent's own consent (R15)
         archive_notices(config)
     except PromptBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -213,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_prompts)
 
     agent.register(sub)
+    keys.register(sub)  # decrypt, rewrap (R33)
     lifecycle.register(sub)
     return parser
 

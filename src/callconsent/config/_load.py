@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 from callconsent.names import APP_NAME
 
 from ._agi import read_agi
+from ._encryption import read_encryption
 from ._errors import ConfigError, Problems
 from ._load_routes import read_route
 from ._model import (
@@ -133,6 +135,9 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     agent_node.done()
     parties = _parties(top.child("parties"))
     agi = read_agi(top.child("agi"))
+    enc_node = top.child("encryption")  # absent: recordings are stored in clear
+    enc_env = os.environ if env is None else env
+    encryption = read_encryption(enc_node, enc_env) if top.has("encryption") else None
     notices = _named(top.child("notices", required=True), _notice)
     controller_type = organisation.controller_type or "private"
     routes = _named(top.child("routes"), lambda n, r, p: read_route(n, r, p, controller_type))
@@ -152,6 +157,7 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         tts_words_per_minute=tts_wpm,
         agi=agi,
         metrics=metrics,
+        encryption=encryption,
     )
     validate(config, problems)
     _warn_agent_bridge(config, problems)

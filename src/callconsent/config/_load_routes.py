@@ -52,8 +52,7 @@ def read_route(name: str, raw: object, problems: Problems, controller_type: str)
         problems.error(node.at("language_menu"), "missing: language: menu needs a language_menu")
     if language != "menu" and menu is not None:
         problems.error(node.at("language_menu"), "only used with language: menu")
-    default_special = "likely" if controller_type == "public_authority" else "unlikely"
-    special = node.choice("special_categories", SPECIAL_CATEGORIES, default_special)
+    special = _special_categories(node, controller_type)
     emergency = node.boolean("emergency_service", False)
     justification = node.opt_string("justification_ref")
     call_reference = node.choice("call_reference", CALL_REFERENCE, "off") or "off"
@@ -79,12 +78,32 @@ def read_route(name: str, raw: object, problems: Problems, controller_type: str)
         dids,
         language,
         menu,
-        cast(SpecialCategories, special or default_special),
+        # '' only after an error (the config is refused): no follow-up errors about Art 9
+        cast(SpecialCategories, special or "unlikely"),
         emergency,
         justification,
         MappingProxyType(purposes),
         call_reference=cast(CallReference, call_reference),
     )
+
+
+def _special_categories(node: Node, controller_type: str) -> str:
+    """The route's explicit choice (R22): no default, since guessing ``unlikely`` would skip the
+    Art 9 rules on a queue where callers do speak of their health. '' after an error."""
+    if not node.has("special_categories"):
+        hint = (
+            "likely (the usual choice for a public authority)"
+            if (controller_type == "public_authority")
+            else "likely or unlikely"
+        )
+        node.problems.error(
+            node.at("special_categories"),
+            f"missing: choose {hint} for this route: may callers mention health or other "
+            "special categories of data (Art 9)? There is no default (R22)",
+        )
+        node.opt_string("special_categories")
+        return ""
+    return node.choice("special_categories", SPECIAL_CATEGORIES, "")
 
 
 def _menu(node: Node) -> LanguageMenu:

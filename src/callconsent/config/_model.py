@@ -211,6 +211,17 @@ class AgiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EncryptionConfig:
+    """Recordings encrypted at rest (R33): the key-encryption keys, by id (hex in a Secret)."""
+
+    key_id: str  # the current key: wraps every new recording's data key
+    keys: Mapping[str, Secret]  # key id -> 64 hex chars; the current one and previous ones
+
+    def key_bytes(self) -> dict[str, bytes]:
+        return {kid: bytes.fromhex(secret.reveal()) for kid, secret in self.keys.items()}
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     sha256: str
@@ -226,6 +237,7 @@ class Config:
     #: espeak-ng's speaking rate for generated prompts (words per minute; studio audio: unused)
     tts_words_per_minute: int = 165
     agi: AgiConfig = field(default_factory=AgiConfig)  # the FastAGI hook's server
+    encryption: EncryptionConfig | None = None  # None: recordings are stored in clear
     metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
 
 

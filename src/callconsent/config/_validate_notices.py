@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from ._errors import Problems
 from ._model import CONSENT_BASIS, FALLBACK_LANGUAGE, Config, Notice, NoticeText
+from ._retention_text import check_retention_text
+from ._rights_text import check_rights_text
 
 OBJECTABLE_BASES: Final = ("6(1)(e)", "6(1)(f)")
 
@@ -74,6 +76,8 @@ def _check_notice_text(
     if text.controller and org and not _contains(text.controller, org):
         p.error(f"{path}.controller", f"must name the controller {org!r} (Art 13(1)(a))")
     _check_info_url(text, path, p)
+    check_retention_text(notice, text, path, p)  # the spoken retention is retention_days
+    check_rights_text(notice, text, path, p)  # no unconditional erasure under 6(1)(c)/(e)/(f)
     if consent:
         if not text.withdrawal:
             p.error(

@@ -16,6 +16,7 @@ from typing import Any
 from callconsent.evidence import sidecar
 from callconsent.evidence.entries import deleted_entry
 from callconsent.evidence.fsio import MalformedDocument, parse_stamp
+from callconsent.evidence.keystore import destroy_key, keys_dir
 from callconsent.evidence.ledger import LedgerEntryInvalid
 from callconsent.evidence.paths import RecordingPaths, UnsafeIdentifier
 from callconsent.lifecycle import _trust
@@ -51,6 +52,37 @@ class Outcome:
 
 
 def delete_recording(
+    ctx: Context,
+    call_id: str,
+    file: str,
+    *,
+    reason: str,
+    source: str,
+    expired_only: bool,
+    dry_run: bool = False,
+    verify: bool = False,
+) -> Outcome:
+    """:func:`_delete_recording`, then the recording's data key destroyed (crypto-shredding,
+    R33) whenever the audio is gone: an encrypted copy anywhere can no longer be read."""
+    outcome = _delete_recording(
+        ctx,
+        call_id,
+        file,
+        reason=reason,
+        source=source,
+        expired_only=expired_only,
+        dry_run=dry_run,
+        verify=verify,
+    )
+    if outcome.action in ("deleted", "completed", "already_deleted"):
+        try:
+            destroy_key(keys_dir(ctx.ledger_path), call_id)
+        except (OSError, UnsafeIdentifier) as exc:
+            return Outcome(call_id, file, "skipped", f"data key not destroyed: {exc}")
+    return outcome
+
+
+def _delete_recording(
     ctx: Context,
     call_id: str,
     file: str,

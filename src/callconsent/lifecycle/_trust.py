@@ -185,6 +185,11 @@ def audio_problem(
             f"{paths.relative}: the sidecar's sha256 and the ledger's recording_final differ "
             "(skipped, nothing exported or deleted)"
         )
+    encrypted = (doc or {}).get("recording", {}).get("encryption")
+    if isinstance(encrypted, Mapping) and isinstance(encrypted.get("sha256"), str):
+        # encrypted at rest (R33): the file on disk is the ciphertext the sidecar names; the
+        # WAV's own sha256 (``expected``) is checked again when it is decrypted
+        expected = {encrypted["sha256"]}
     try:
         digest = hash_audio(paths)
     except OSError as exc:

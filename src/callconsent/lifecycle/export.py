@@ -19,19 +19,24 @@ are listed. Nothing is ever sent anywhere: the archive is written to ``out_dir``
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import tempfile
 import uuid
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from callconsent.encryption import at_rest_for
 from callconsent.evidence import sidecar
+from callconsent.evidence.at_rest import plain_chunks
+from callconsent.evidence.crypto import DecryptionError
 from callconsent.evidence.fsio import MalformedDocument, dumps, fsync_dir, utc_stamp
-from callconsent.evidence.paths import RecordingPaths, UnsafeIdentifier
+from callconsent.evidence.paths import UnsafeIdentifier
 from callconsent.lifecycle import _scan, _trust, query
 from callconsent.lifecycle._context import Context
 from callconsent.lifecycle._schema import EXPORT
@@ -110,16 +115,19 @@ class _Archive:
             {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "uniqueid": uniqueid}
         )
 
-    def add_audio(self, name: str, paths: RecordingPaths, uniqueid: str, expected: str) -> None:
-        """Copy the audio (never through a symlink); it must still hash to ``expected``."""
+    def add_chunks(
+        self, name: str, chunks: Iterator[bytes], uniqueid: str, *, expected: str, relative: str
+    ) -> None:
+        """A member streamed from ``chunks`` (the WAV, decrypted if it is encrypted at rest); the
+        WAV must still hash to ``expected`` (the evidence's sha256)."""
         digest = hashlib.sha256()
-        with _trust.open_audio(paths) as src, self.zf.open(name, "w") as dst:
-            while block := src.read(1 << 20):
+        with self.zf.open(name, "w") as dst:
+            for block in chunks:
                 digest.update(block)
                 dst.write(block)
         if digest.hexdigest() != expected:
             raise ExportError(
-                f"{paths.relative} changed while it was exported; no archive written, retry"
+                f"{relative} changed while it was exported; no archive written, retry"
             )
         self.files.append({"name": name, "sha256": digest.hexdigest(), "uniqueid": uniqueid})
 
@@ -190,6 +198,7 @@ def _fill(
     ctx: Context, config: Config, out: _Archive, result: ExportResult, include_held: bool
 ) -> None:
     holds = query.holds(ctx.index)
+    at_rest = at_rest_for(config)  # decrypts recordings encrypted at rest (R33)
     purposes: dict[str, tuple[str, int]] = {}
     for rec in query.recordings(ctx.index, result.call_ids):
         try:
@@ -219,8 +228,19 @@ def _fill(
             if problem is not None:
                 result.problems.append(problem)
                 continue
-            name = f"audio/{rec.uniqueid}.wav"
-            out.add_audio(name, paths, rec.uniqueid, doc["recording"]["sha256"])
+            try:
+                chunks = plain_chunks(at_rest, paths, doc)
+                first = next(chunks, b"")  # opens the key before the member exists
+                out.add_chunks(
+                    f"audio/{rec.uniqueid}.wav",
+                    itertools.chain([first], chunks),
+                    rec.uniqueid,
+                    expected=doc["recording"]["sha256"],
+                    relative=str(paths.relative),
+                )
+            except (DecryptionError, FileNotFoundError) as exc:  # key destroyed, not configured
+                result.problems.append(f"{rec.file}: audio not exported: {exc}")
+                continue
             result.audio_files += 1
     lines: list[bytes] = []
     for seq, offset, length in query.entry_positions(ctx.index, result.call_ids):

@@ -4,7 +4,8 @@ Runs daily (``deploy/systemd/callconsent-purge.timer``). For each expired record
 index (after an incremental :meth:`Index.update`): a held one is skipped and reported with its
 hold; otherwise a ``deleted`` ledger entry (reason ``retention``) is written, then the tombstone
 replaces the sidecar and the audio is removed (see :mod:`._delete`). ``dry_run`` changes nothing.
-Re-running after an interruption is safe. Then the separate :func:`~.anonymise.anonymise` step
+Re-running after an interruption is safe. Before whole files, each purpose of a file kept for
+several purposes ends at its own deadline (:mod:`.purpose_expiry`). Then the separate :func:`~.anonymise.anonymise` step
 handles consent evidence past retention + the claims period.
 
 What it does not delete: audio without a sidecar (``reconcile`` reports it; its retention is
@@ -27,6 +28,7 @@ from callconsent.lifecycle._delete import Outcome, delete_recording
 from callconsent.lifecycle.errors import DiskFull
 from callconsent.lifecycle.hold import holds_outside_ledger, is_overdue
 from callconsent.lifecycle.presence import require_recordings
+from callconsent.lifecycle.purpose_expiry import ENDED, expire_purposes
 
 SOURCE = "purge"
 REASON = "retention"
@@ -108,6 +110,7 @@ def purge(
     report = PurgeReport(dry_run=dry_run, now=now)
     run_id = uuid.uuid4().hex
     deleted: list[str] = []
+    ended: list[str] = []  # calls whose recording lost a purpose past its own retention
 
     def flush() -> None:
         if deleted:
@@ -132,6 +135,18 @@ def purge(
         elsewhere = holds_outside_ledger(ctx, holds)
         report.problems += [f"{u}: {h.reason}" for u, h in elsewhere.items()]
         holds = {**elsewhere, **holds}
+        for outcome in expire_purposes(ctx, set(holds), dry_run=dry_run):  # each its own date
+            report.counts[outcome.action] = report.counts.get(outcome.action, 0) + 1
+            if outcome.action == "skipped":
+                report.skipped.append(outcome)
+            elif outcome.action == ENDED:
+                ended.append(outcome.call_id)
+            if on_item is not None:
+                on_item(outcome)
+        if ended:
+            ctx.audit.write(
+                "purge_purposes", actor=ctx.actor, at=ctx.now, reason=REASON, ids=ended, run=run_id
+            )
         leftovers = query.interrupted_deletions(ctx.index)
         due = itertools.chain(leftovers, query.expired(ctx.index, now))
         while batch := list(itertools.islice(due, AUDIT_CHUNK)):

@@ -19,6 +19,8 @@ sidecar ``recording`` without audio           the app stopped before MixMonitor 
                                               read-only folder): tombstone ``no_audio``, as the
                                               app does at hangup
 sidecar ``final`` without audio               report (the audio was lost after the call)
+sidecar ``final``, audio in clear, config     encrypt it (R33): the app stopped between the
+with ``encryption``                           recording's end and its encryption
 sidecar ``recording`` with a purpose still     the agent's decision never came (the app crashed
 waiting for the agent (``agent_purposes``     while it waited): refused, ``agent_unknown``, as
 ``pending``)                                  the app does at hangup (``agent_decision`` entry);
@@ -49,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from callconsent.agents.evidence import AgentEvidence, decision_entry, pending_purposes, resolve
 from callconsent.evidence import sidecar, wav
+from callconsent.evidence.at_rest import AtRest, file_is_encrypted
 from callconsent.evidence.entries import deleted_entry, recording_final_entry
 from callconsent.evidence.fsio import TEMP_NAME_RE, MalformedDocument, utc_stamp
 from callconsent.evidence.ledger import Ledger, LedgerEntryInvalid
@@ -119,7 +122,9 @@ class _Run:
         dry_run: bool,
         stale_after: timedelta,
         is_active: Callable[[str], bool] | None,
+        at_rest: AtRest | None = None,
     ) -> None:
+        self.at_rest = at_rest  # encrypts final recordings left in clear (R33)
         self.ledger = ledger
         self.now = now
         self.dry_run = dry_run
@@ -186,8 +191,27 @@ class _Run:
             )
         elif doc["state"] == sidecar.State.RECORDING:
             self._finalise(paths)
+            self._encrypt(paths)
         elif not doc["recording"]["has_audio"]:
             self._tombstone(paths, None, "tombstoned_no_audio")
+        else:
+            self._encrypt(paths)
+
+    def _encrypt(self, paths: RecordingPaths) -> None:
+        """A final recording still in clear while encryption is configured: a crash (or an
+        error) came between its end and its encryption (R33)."""
+        if self.at_rest is None or not paths.audio.exists() or file_is_encrypted(paths.audio):
+            return
+        if self.dry_run:
+            self.fixed(paths.audio, "encrypted", "would encrypt (in clear after its end)")
+            return
+        try:
+            done = self.at_rest.encrypt(paths)
+        except (OSError, ValueError) as exc:
+            self.reported(paths.audio, "encrypt_failed", f"{type(exc).__name__}: {exc}")
+            return
+        if done is not None:
+            self.fixed(paths.audio, "encrypted", "was in clear after its end")
 
     def _resolve_pending(self, paths: RecordingPaths, doc: dict[str, Any]) -> dict[str, Any] | None:
         """Purposes still waiting for the answering agent's decision, which can no longer come:
@@ -320,9 +344,10 @@ def reconcile(
     dry_run: bool,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     is_active: Callable[[str], bool] | None = None,
+    at_rest: AtRest | None = None,
 ) -> ReconcileReport:
     """Repair what a crash left behind under ``recordings_dir``; see the module docstring."""
-    run = _Run(ledger, now, dry_run, stale_after, is_active)
+    run = _Run(ledger, now, dry_run, stale_after, is_active, at_rest)
     torn = find_torn_tail(ledger.path) if dry_run else repair_torn_tail(ledger.path)
     if torn is not None:  # first: the next append would chain to it for good
         run.fixed(ledger.path, "ledger_torn_line", str(torn))

@@ -29,13 +29,33 @@ _DESCRIPTION: Final = {
 TECHNICAL_MEASURES: Final = (
     "recordings only on configured routes, after the notice; consent purposes only on an "
     "active key press (R4, R10, R11)",
-    "files 0640 / folders 2770, no access for others; start-up refuses world-readable paths (R32)",
+    "files written 0640 and date folders 2770 by the app (no access for others); a password "
+    "file open to group or others is refused when the config is loaded (R32)",
     "sha256 of every recording in its sidecar; hash-chained append-only ledger; `verify` (R34)",
-    "automatic daily deletion after the retention period, tombstones without personal data, "
+    "automatic deletion after the retention period (the purge): the audio is deleted and its "
+    "sidecar replaced by a tombstone holding only the call id, file name, hash, time and "
+    "reason; in a recording kept for several purposes each purpose ends at its own retention; "
     "legal hold with review dates (R25, R26)",
+    "the ledger keeps each call's caller number and name until retention + the claims period; "
+    "the purge then marks them anonymised (dropped from the index, lookups and exports), but "
+    "the raw ledger file still holds them (R21)",
     "audit log of every list, export, erase, hold and purge action with who, when and why (R35)",
 )
 NOT_CONFIGURED: Final = None
+
+
+def technical_measures(config: Config) -> list[str]:
+    """:data:`TECHNICAL_MEASURES`, plus encryption at rest when the config turns it on."""
+    measures = list(TECHNICAL_MEASURES)
+    if config.encryption is not None:
+        measures.append(
+            "recordings encrypted at rest when they end: AES-256-GCM under a key per recording, "
+            f"wrapped by key-encryption key {config.encryption.key_id!r}; deletion destroys the "
+            "recording's key (R33)"
+        )
+    else:
+        measures.append("recordings are stored unencrypted (no `encryption` in the config; R33)")
+    return measures
 
 
 def build_ropa(ctx: Context, config: Config, *, claims_days: int) -> dict[str, Any]:
@@ -102,10 +122,10 @@ def build_ropa(ctx: Context, config: Config, *, claims_days: int) -> dict[str, A
             "erasure_time_limits": {
                 "recordings_days": sorted(p["retention_days"]),
                 "consent_evidence": f"retention + {claims_days} days claims period "
-                "(then anonymised by the purge)",
+                "(then marked anonymised by the purge; the raw ledger file keeps the values)",
             },
             "security_measures": {
-                "technical": list(TECHNICAL_MEASURES),
+                "technical": technical_measures(config),
                 "organisational": NOT_CONFIGURED,
             },
         }

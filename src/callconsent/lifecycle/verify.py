@@ -303,8 +303,10 @@ def _check_recording(
     if not found.has_audio:
         problem(paths.audio, "audio_missing", "final sidecar but no recording")
         return
-    expected_bytes = doc["recording"]["bytes"]
-    expected_sha = doc["recording"]["sha256"]
+    # an encrypted file (R33) is checked against the encrypted file's own size and sha256
+    on_disk = doc["recording"].get("encryption") or doc["recording"]
+    expected_bytes = on_disk["bytes"]
+    expected_sha = on_disk["sha256"]
     try:
         actual_bytes = paths.audio.stat().st_size
         if actual_bytes != expected_bytes:

@@ -27,6 +27,10 @@ leaves the change to the re-run, which writes the entry again (at worst it repea
 lost). ``dry_run`` writes nothing but the audit line. Ledger entries carry call ids only, never
 the caller number; the audit log says who asked for what and why.
 
+``Scope(agent=...)``: the agent revoked their own consent to training (R15; by phone or
+``callconsent agent revoke``): every recording tagged ``agent:<id>`` loses its consent purposes
+the same way, since training needs the agent's consent as well as the caller's.
+
 A call reference (:mod:`callconsent.evidence.callref`) that matches several calls is reported with their
 times and nothing is done: the operator asks the requester which call it was, then uses
 ``--call-id``.
@@ -70,17 +74,22 @@ class Scope:
     number: str | None = None
     call_ref: str | None = None
     call_id: str | None = None
+    #: The agent who revoked their own training consent (R15): training ends in every
+    #: recording tagged with them, since training needs the agent's consent as well.
+    agent: str | None = None
 
     @property
     def via(self) -> str:
-        given = [k for k in ("number", "call_ref", "call_id") if getattr(self, k) is not None]
+        keys = ("number", "call_ref", "call_id", "agent")
+        given = [k for k in keys if getattr(self, k) is not None]
         if len(given) != 1:
             raise WithdrawError("withdraw needs exactly one of --number, --call-ref, --call-id")
         return given[0]
 
     def describe(self) -> dict[str, Any]:
         """For logs and reports: never the caller number itself."""
-        return {"by": self.via, "call_ref": self.call_ref, "call_id": self.call_id}
+        out = {"by": self.via, "call_ref": self.call_ref, "call_id": self.call_id}
+        return out if self.agent is None else {**out, "agent": self.agent}
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +204,8 @@ class WithdrawReport:
 def _calls(ctx: Context, scope: Scope, report: WithdrawReport) -> list[str]:
     if scope.number is not None:
         return query.find_calls(ctx.index, query.Selector(number=scope.number))
+    if scope.agent is not None:
+        return query.find_calls(ctx.index, query.Selector(agent=scope.agent))
     if scope.call_id is not None:
         found = query.find_calls(ctx.index, query.Selector(call_id=scope.call_id))
         if not found:
