@@ -16,9 +16,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.lab_app import LabApp, lab_config, route_timing, wait_ledger  # noqa: E402
+from tests.e2e.lab_app import LabApp, route_timing, wait_ledger  # noqa: E402
 from tests.harness.asterisk import AsteriskLab  # noqa: E402
 from tests.harness.sipp import Call, Digit, Pause, run_calls  # noqa: E402
+from tests.support.lab import lab_config  # noqa: E402
 
 
 def main() -> int:
