@@ -82,7 +82,9 @@ def config() -> Config:
 @pytest.fixture(scope="session")
 def lab_app(asterisk: AsteriskLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabApp]:
     """``callconsent serve`` on config/demo.yaml, connected to the lab Asterisk."""
-    app = LabApp(tmp_path_factory.mktemp("app") / "serve.log")
+    # debug: the fault tests time their kills on the machine's consent_state lines, which the
+    # live path logs at debug level only
+    app = LabApp(tmp_path_factory.mktemp("app") / "serve.log", log_level="debug")
     app.start()
     yield app
     app.stop()

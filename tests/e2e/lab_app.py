@@ -59,7 +59,10 @@ def route_timing(config: Config, route: str, language: str | None = None) -> Rou
 class LabApp:
     """Starts and stops ``callconsent serve`` (a real process, SIGTERM to stop)."""
 
-    def __init__(self, log_path: Path, config_path: Path = DEMO_CONFIG) -> None:
+    def __init__(
+        self, log_path: Path, config_path: Path = DEMO_CONFIG, *, log_level: str = "info"
+    ) -> None:
+        self.log_level = log_level
         self.log_path = log_path
         self.config_path = config_path  # a variant of demo.yaml (e.g. with encryption)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -114,6 +117,8 @@ class LabApp:
                 "serve",
                 "--config",
                 str(self.config_path),
+                "--log-level",
+                self.log_level,
             ],
             env={**os.environ, **LAB_ENV},
             stdout=log,

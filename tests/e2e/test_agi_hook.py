@@ -321,8 +321,10 @@ def test_sigterm_mid_notice_continues_the_agi_call_unrecorded_with_a_shutdown_en
     finally:
         lab_app.start()
     dest = asterisk.wait_labdest(result.call_id, since=mark)
-    # the session closed under a playing notice: the hook's "unavailable" path, unrecorded
-    assert (dest.status, dest.reason, dest.recording) == ("unavailable", "app_unavailable", "")
+    # the session closed under a playing notice: the hook's "unavailable" path, unrecorded; the
+    # app had the call but set no result (no_result, where a server that never answered is
+    # app_unavailable)
+    assert (dest.status, dest.reason, dest.recording) == ("unavailable", "no_result", "")
     entry = wait_ledger(config, dest.uniqueid)
     assert (entry["status"], entry["reason"], entry["recording"]) == ("error", "shutdown", None)
     assert entry["call"]["adapter"] == "agi"
