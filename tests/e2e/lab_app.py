@@ -56,6 +56,31 @@ def route_timing(config: Config, route: str, language: str | None = None) -> Rou
     return RouteTiming(notices, notices + question, retry, timeout)
 
 
+def agent_cli(*args: str, config_path: Path = DEMO_CONFIG) -> subprocess.CompletedProcess[str]:
+    """``callconsent agent ARGS --config CONFIG`` in a subprocess (text output, never raises)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "callconsent.cli.main",
+            "agent",
+            *args,
+            "--config",
+            str(config_path),
+        ],
+        env={**os.environ, **LAB_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def set_agent_consent(agent: str, consent: str = "given", *, actor: str = "e2e:test") -> None:
+    """Record ``agent``'s standing consent in the lab registry (the CLI, as HR would)."""
+    proc = agent_cli("set", agent, "--consent", consent, "--actor", actor)
+    assert proc.returncode == 0, proc.stderr
+
+
 class LabApp:
     """Starts and stops ``callconsent serve`` (a real process, SIGTERM to stop)."""
 
@@ -88,25 +113,16 @@ class LabApp:
             check=True,
             capture_output=True,
         )
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "callconsent.cli.main",
-                "agent",
-                "set",
-                LAB_ECHO_AGENT,
-                "--consent",
-                "given",
-                "--actor",
-                "lab:e2e",
-                "--config",
-                str(self.config_path),
-            ],
-            env={**os.environ, **LAB_ENV},
-            check=False,
-            capture_output=True,
-        )  # the lab destination's echo agent consents (R15); serve mirrors it
+        # the lab destination's echo agent consents (R15); serve mirrors it
+        agent_cli(
+            "set",
+            LAB_ECHO_AGENT,
+            "--consent",
+            "given",
+            "--actor",
+            "lab:e2e",
+            config_path=self.config_path,
+        )
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self._proc = subprocess.Popen(

@@ -10,10 +10,7 @@ the call meant for agent2 a few seconds after the one that keeps agent1 busy.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,9 +24,8 @@ from callconsent.evidence import sidecar
 from callconsent.evidence.fsio import parse_stamp
 from callconsent.evidence.wav import inspect
 from tests.e2e.lab_app import (
-    DEMO_CONFIG,
-    LAB_ENV,
     LabApp,
+    agent_cli,
     ledger_entries,
     route_timing,
     wait_ledger,
@@ -47,24 +43,6 @@ class Placed:
     end: LabLine
     agent: str  # the agent who answered (from the gosub's log line), "" if none
     whisper: str
-
-
-def _agent_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "callconsent.cli.main",
-            "agent",
-            *args,
-            "--config",
-            str(DEMO_CONFIG),
-        ],
-        env={**os.environ, **LAB_ENV},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def _gosub_line(asterisk: AsteriskLab, caller: str, since: int) -> tuple[str, str]:
@@ -99,7 +77,7 @@ def _place(asterisk: AsteriskLab, calls: dict[str, tuple[float, Call]]) -> dict[
 @pytest.fixture(scope="module")
 def placed(asterisk: AsteriskLab, lab_app: LabApp, config: Config) -> dict[str, Placed]:
     for agent, consent in (("agent1", "given"), ("agent2", "refused")):
-        proc = _agent_cli("set", agent, "--consent", consent, "--actor", "e2e:test")
+        proc = agent_cli("set", agent, "--consent", consent, "--actor", "e2e:test")
         assert proc.returncode == 0, proc.stderr
     support, mixed = route_timing(config, "support"), route_timing(config, "mixed-queue")
     talk = 10.0
@@ -174,7 +152,7 @@ def test_agent_set_mirrors_the_flag_into_astdb(
 
 
 def test_agent_list_shows_the_registry(placed: dict[str, Placed]) -> None:
-    proc = _agent_cli("list", "--json")
+    proc = agent_cli("list", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = {r["agent_id"]: r for r in json.loads(proc.stdout)}
     assert rows["agent1"]["consent"] == "given" and rows["agent2"]["consent"] == "refused"

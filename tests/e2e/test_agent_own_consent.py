@@ -10,9 +10,6 @@ confirmation. ``*5`` gives it again.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,9 +18,8 @@ import pytest
 
 from callconsent.config import Config
 from tests.e2e.lab_app import (
-    DEMO_CONFIG,
-    LAB_ENV,
     LabApp,
+    agent_cli,
     ledger_entries,
     route_timing,
     wait_ledger,
@@ -33,24 +29,6 @@ from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Digit, Pause, run_calls
 
 AGENT1_PHONE = "127.0.0.2"  # pjsip.conf agent1-identify
-
-
-def _agent_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "callconsent.cli.main",
-            "agent",
-            *args,
-            "--config",
-            str(DEMO_CONFIG),
-        ],
-        env={**os.environ, **LAB_ENV},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def _sidecar(config: Config, relative: str, *, until: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -80,7 +58,7 @@ def _feature_code(asterisk: AsteriskLab, code: str) -> str:
 @pytest.fixture(scope="module")
 def recorded(asterisk: AsteriskLab, lab_app: LabApp, config: Config) -> str:
     """The relative path of agent1's training-only recording, made before the revocation."""
-    proc = _agent_cli("set", "agent1", "--consent", "given", "--actor", "e2e:test")
+    proc = agent_cli("set", "agent1", "--consent", "given", "--actor", "e2e:test")
     assert proc.returncode == 0, proc.stderr
     support = route_timing(config, "support")
     mark = asterisk.log_offset()
@@ -110,7 +88,7 @@ def test_agent_revoke_code_turns_earlier_training_recordings_into_tombstones(
     doc = _sidecar(config, recorded, until="tombstone")
     assert doc["state"] == "tombstone" and doc["reason"] == "withdrawn"
     assert not (config.storage.recordings_dir / recorded).exists()
-    rows = {r["agent_id"]: r for r in json.loads(_agent_cli("list", "--json").stdout)}
+    rows = {r["agent_id"]: r for r in json.loads(agent_cli("list", "--json").stdout)}
     assert rows["agent1"]["consent"] == "refused"
     assert rows["agent1"]["changed_by"] == "phone:agent1"
     assert "Value: 0" in asterisk.cli("database get callconsent agent/agent1")
@@ -123,7 +101,7 @@ def test_agent_give_code_registers_consent_again(
     asterisk: AsteriskLab, config: Config, recorded: str
 ) -> None:
     assert _feature_code(asterisk, "*5") == "given"
-    rows = {r["agent_id"]: r for r in json.loads(_agent_cli("list", "--json").stdout)}
+    rows = {r["agent_id"]: r for r in json.loads(agent_cli("list", "--json").stdout)}
     assert rows["agent1"]["consent"] == "given"
     assert "Value: 1" in asterisk.cli("database get callconsent agent/agent1")
 

@@ -36,6 +36,7 @@ from tests.e2e.lab_app import (
     LabApp,
     ledger_entries,
     route_timing,
+    set_agent_consent,
     wait_ledger,
 )
 from tests.e2e.lab_app import (
@@ -80,27 +81,7 @@ AGENT_KEYS_TWICE = [
 
 @pytest.fixture(scope="module", autouse=True)
 def agent1_consents(lab_app: LabApp) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "callconsent.cli.main",
-            "agent",
-            "set",
-            "agent1",
-            "--consent",
-            "given",
-            "--actor",
-            "e2e:test",
-            "--config",
-            str(DEMO_CONFIG),
-        ],
-        env={**os.environ, **LAB_ENV},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    set_agent_consent("agent1", actor="e2e:test")
 
 
 def _call(

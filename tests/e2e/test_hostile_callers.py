@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,11 +25,10 @@ import pytest
 
 from callconsent.config import Config
 from tests.e2e.lab_app import (
-    DEMO_CONFIG,
-    LAB_ENV,
     LabApp,
     call_entries_for,
     route_timing,
+    set_agent_consent,
     wait_ledger,
 )
 from tests.e2e.lab_app import log_time as _at
@@ -61,27 +58,7 @@ RING = 2.0
 
 @pytest.fixture(scope="module", autouse=True)
 def _agent1_consents(lab_app: LabApp) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "callconsent.cli.main",
-            "agent",
-            "set",
-            "agent1",
-            "--consent",
-            "given",
-            "--actor",
-            "e2e:hostile",
-            "--config",
-            str(DEMO_CONFIG),
-        ],
-        env={**os.environ, **LAB_ENV},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    set_agent_consent("agent1", actor="e2e:hostile")
 
 
 def _line(asterisk: AsteriskLab, pattern: str, since: int, timeout: float = 10.0) -> str:

@@ -11,10 +11,7 @@ app, which takes training out of the recording.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -23,12 +20,11 @@ import pytest
 from callconsent.config import Config
 from callconsent.evidence import sidecar
 from callconsent.evidence.fsio import parse_stamp
-from tests.e2e.lab_app import LabApp, route_timing, wait_ledger
+from tests.e2e.lab_app import LabApp, route_timing, set_agent_consent, wait_ledger
 from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.agent import agent_phones
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call
-from tests.support.lab import DEMO_CONFIG, LAB_ENV
 
 FLAG_AFTER = 5.0  # seconds after the agent answered (whisper ~1.5 s, then bridged)
 TALK = 16.0  # seconds the caller stays after saying yes (covers the flag and some talk after)
@@ -37,27 +33,7 @@ AGENT_KEYS = [Pause(FLAG_AFTER), Digit("*"), Pause(0.4), Digit("7")]
 
 @pytest.fixture(scope="module", autouse=True)
 def agent1_consents(lab_app: LabApp) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "callconsent.cli.main",
-            "agent",
-            "set",
-            "agent1",
-            "--consent",
-            "given",
-            "--actor",
-            "e2e:test",
-            "--config",
-            str(DEMO_CONFIG),
-        ],
-        env={**os.environ, **LAB_ENV},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    set_agent_consent("agent1", actor="e2e:test")
 
 
 def _call(

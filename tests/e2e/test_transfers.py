@@ -11,24 +11,20 @@ Asterisk's own log.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from callconsent.config import Config
-from tests.e2e.lab_app import LabApp, route_timing, wait_ledger
+from tests.e2e.lab_app import LabApp, route_timing, set_agent_consent, wait_ledger
 from tests.e2e.lab_app import log_time as _at
 from tests.e2e.lab_app import wait_sidecar as _sidecar
 from tests.harness.agent import EXTERNAL, agent_phones
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.rtp_pcap import Step
 from tests.harness.sipp import Call, Digit, Pause, run_call
-from tests.support.lab import DEMO_CONFIG, LAB_ENV
 
 TALK_BEFORE = 5.0  # seconds agent1 talks before the transfer
 CALLER_TALKS = 17.0  # seconds the caller stays on after saying yes (the transfer is at ~11 s)
@@ -62,27 +58,7 @@ def _line(asterisk: AsteriskLab, pattern: str, since: int, timeout: float = 10.0
 @pytest.fixture(scope="module", autouse=True)
 def _agents(lab_app: LabApp) -> None:
     for agent, consent in (("agent1", "given"), ("agent2", "refused")):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "callconsent.cli.main",
-                "agent",
-                "set",
-                agent,
-                "--consent",
-                consent,
-                "--actor",
-                "e2e:transfers",
-                "--config",
-                str(DEMO_CONFIG),
-            ],
-            env={**os.environ, **LAB_ENV},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
+        set_agent_consent(agent, consent, actor="e2e:transfers")
 
 
 def _transferred_call(
