@@ -50,8 +50,9 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _log_lines(path: Path, since: int, until: int) -> list[tuple[str, bool]]:
-    """The log's lines between two offsets: (event name, or the start of a line that is not
-    JSON; whether it is about one call)."""
+    """The log's lines between two offsets at the level serve runs with by default (info and
+    above; the lab's app also logs debug lines): (event name, or the start of a line that is
+    not JSON; whether it is about one call)."""
     with path.open("rb") as f:
         f.seek(since)
         data = f.read(until - since).decode("utf-8", "replace")
@@ -61,6 +62,8 @@ def _log_lines(path: Path, since: int, until: int) -> list[tuple[str, bool]]:
             event = json.loads(line)
         except ValueError:
             out.append((line[:60], False))
+            continue
+        if event.get("level") == "debug":
             continue
         out.append((str(event.get("event")), "channel_id" in event or "call_id" in event))
     return out
