@@ -7,6 +7,7 @@ import random
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypedDict
 
 import aiohttp
 import structlog
@@ -247,6 +248,17 @@ def watched(config: Config, ami: Ami | None) -> Callable[[], bool]:
     return lambda: ami.connected
 
 
+class _FlowOptions(TypedDict):
+    """What both call-flow adapters (ARI and FastAGI) are given alike."""
+
+    whisper_dir: str
+    prompts_dir: str
+    call_refs: Readout | None
+    config_sha256: Callable[[], str]
+    objections: ObjectionHandler | None
+    can_record: Callable[[], bool]
+
+
 async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Run the Stasis app until SIGTERM/SIGINT (or ``stop``); then continue every call in the
     consent flow to the dialplan, unrecorded, and disconnect. SIGHUP reloads the config for new
@@ -279,27 +291,18 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         refs = build_readout(config)
         side = build_ami(config, store)  # created inside the running loop, as panoramisk needs
         ami = side.ami if side is not None else None
-        app = StasisApp(
-            ari,
-            live,
-            store,
-            whisper_dir=str(whisper_dir),
-            prompts_dir=str(config.prompts_dir),
-            call_refs=refs,
-            config_sha256=live.sha256,
-            objections=side.objections if side is not None else None,
-            can_record=watched(config, ami),
-        )
-        agi = AgiFlow(
-            live,
-            store,
-            whisper_dir=str(whisper_dir),
-            prompts_dir=str(config.prompts_dir),
-            call_refs=refs,
-            config_sha256=live.sha256,
-            objections=side.objections if side is not None else None,
-            can_record=watched(config, ami),
-        )  # the same planner (reloaded on SIGHUP), store and gates as the Stasis app
+        # both call-flow adapters (ARI, FastAGI) get the same planner (reloaded on SIGHUP), the
+        # same store, the same prompts and the same gates
+        flow_options: _FlowOptions = {
+            "whisper_dir": str(whisper_dir),
+            "prompts_dir": str(config.prompts_dir),
+            "call_refs": refs,
+            "config_sha256": live.sha256,
+            "objections": side.objections if side is not None else None,
+            "can_record": watched(config, ami),
+        }
+        app = StasisApp(ari, live, store, **flow_options)
+        agi = AgiFlow(live, store, **flow_options)
         agi_server = await start_agi(config, agi)
         endpoints = service.Endpoints(
             config.metrics,
