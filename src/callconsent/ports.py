@@ -12,6 +12,10 @@ from typing import Any, Protocol
 from callconsent.consent import CallOutcome, CallPlan
 from callconsent.evidence.documents import CallInfo
 
+#: The reason when no recording may start because the app cannot watch who takes part in the
+#: call (AMI away, R36): the same for the ARI and the FastAGI flow.
+NOT_WATCHED = "ami_unavailable"
+
 
 class AriOps(Protocol):
     """The part of :class:`callconsent.ari.AriClient` this adapter uses."""

@@ -52,7 +52,7 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
-from callconsent.ports import AriOps, Objections, Planner, Skip, Store
+from callconsent.ports import NOT_WATCHED, AriOps, Objections, Planner, Skip, Store
 from callconsent.timing import call_timing
 from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
@@ -62,7 +62,6 @@ __all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
 log = structlog.get_logger("callconsent.stasis")
 
 _CONTINUE_ATTEMPTS = 3
-_NOT_WATCHED = "ami_unavailable"
 _NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 #: ARI events no flow uses that come by the dozen per call once the app subscribed to a channel
 #: (one per dialplan step and per variable set, the app's own included): filtered in Asterisk.
@@ -373,8 +372,8 @@ class StasisApp:
                         handle.cancel()
                 case PrepareRecording(outcome):
                     if not self._can_record():  # e.g. AMI away: transfers would go unseen
-                        call.log.error("recording_not_watched", reason=_NOT_WATCHED)
-                        return AdapterFailed(_NOT_WATCHED, self._clock())
+                        call.log.error("recording_not_watched", reason=NOT_WATCHED)
+                        return AdapterFailed(NOT_WATCHED, self._clock())
                     path = await self._store.prepare_recording(outcome, call.info, self._clock())
                     # hear of the channel's end after it leaves Stasis, to finalise the sidecar
                     await self._ari.subscribe(f"channel:{channel_id}")

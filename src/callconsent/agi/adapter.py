@@ -64,14 +64,11 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
-from callconsent.ports import Objections, Planner, Skip, Store
+from callconsent.ports import NOT_WATCHED, Objections, Planner, Skip, Store
 from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
 
-__all__ = ["ADAPTER", "NOT_WATCHED", "AgiFlow", "AgiLine"]
-
-#: The reason when no recording may start because the app cannot watch it (R36), as in stasis.
-NOT_WATCHED: Final = "ami_unavailable"
+__all__ = ["ADAPTER", "AgiFlow", "AgiLine"]
 
 log = structlog.get_logger("callconsent.agi")
 
