@@ -33,10 +33,7 @@ from callconsent.config import Config, load_config
 from callconsent.consent import CallPlan
 from callconsent.stasis import Planner, Skip, StasisApp
 from callconsent.store import EvidenceStore
-
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "config" / "demo.yaml"
-ENV = {"CALLCONSENT_ARI_PASSWORD": "callconsent-lab"}
+from tests.support.lab import DEMO_CONFIG, LAB_ENV
 
 #: Every audio base name the demo config refers to, per language.
 PROMPT_AUDIO = (
@@ -302,7 +299,7 @@ def write_prompts(prompts_dir: Path, languages: tuple[str, ...] = ("da", "en")) 
 
 def load_demo(tmp_path: Path, change: Callable[[dict[str, Any]], None] | None = None) -> Config:
     """``config/demo.yaml`` with every path under ``tmp_path``."""
-    data: dict[str, Any] = copy.deepcopy(yaml.safe_load(DEMO.read_text(encoding="utf-8")))
+    data: dict[str, Any] = copy.deepcopy(yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8")))
     data["storage"] = {
         "recordings_dir": str(tmp_path / "recordings"),
         "ledger_path": str(tmp_path / "state" / "ledger.jsonl"),
@@ -314,7 +311,7 @@ def load_demo(tmp_path: Path, change: Callable[[dict[str, Any]], None] | None = 
         change(data)
     path = tmp_path / "callconsent.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return load_config(path, env=ENV)
+    return load_config(path, env=LAB_ENV)
 
 
 class ShortTimeouts:

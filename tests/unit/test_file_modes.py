@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from callconsent.evidence import fsio
-from tests.support.stasis_fakes import ENV, load_demo
+from tests.support.lab import LAB_ENV
+from tests.support.stasis_fakes import load_demo
 
 
 @pytest.mark.parametrize(
@@ -57,7 +58,7 @@ def test_folder_exposure_names_what_others_may_do(mode: int, words: str | None) 
 def _serve(config_path: Path, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "callconsent.cli.main", "serve", "--config", str(config_path)],
-        env={**os.environ, **ENV},
+        env={**os.environ, **LAB_ENV},
         capture_output=True,
         text=True,
         timeout=timeout,
