@@ -26,7 +26,16 @@ from callconsent.agents.evidence import AgentEvidence
 from callconsent.agents.rules import AgentOutcome, RecordingStart
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
-from callconsent.evidence import documents, entries, ledger, paths, sidecar, wav
+from callconsent.evidence import (
+    caller_keys,
+    callers,
+    documents,
+    entries,
+    ledger,
+    paths,
+    sidecar,
+    wav,
+)
 from callconsent.evidence.at_rest import AtRest
 from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.known import KnownSidecars
@@ -68,8 +77,12 @@ class EvidenceStore:
     ) -> None:
         self._at_rest = at_rest  # None: recordings stay in clear (no `encryption` in the config)
         self._recordings_dir = recordings_dir
+        #: callers go into the ledger sealed, each under a key of its own (evidence.callers)
+        self._ledger_path = ledger_path
+        self._subject_key: bytes | None = None  # read (or made) with the first call entry
         self._ledger = ledger.GroupCommit(
-            ledger.Ledger(ledger_path, validate=False, anchor_path=anchor_path)
+            ledger.Ledger(ledger_path, validate=False, anchor_path=anchor_path),
+            caller_keys.CallerKeys.beside(ledger_path),
         )
         self._sidecars = KnownSidecars()  # what this process wrote: no read to change it
         self._config_sha256 = config_sha256
@@ -346,24 +359,37 @@ class EvidenceStore:
 
     async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None:
         where = self._recordings.get(call.uniqueid)
+        caller, key = self._seal(call)
         entry = documents.ledger_entry(
             outcome,
             call,
             relative_file=where.relative if where else None,
             config_sha256=call.config_sha256 or self._config_sha256,
             now=self._clock(),
+            caller=caller,
         )
-        await self._ledger.append_async(entry)
+        await self._ledger.append_async(entry, () if key is None else (key,))
 
     async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None:
+        caller, key = self._seal(call)
         entry = documents.unhandled_call_entry(
             call,
             status=status,
             reason=reason,
             config_sha256=call.config_sha256 or self._config_sha256,
             now=self._clock(),
+            caller=caller,
         )
-        await self._ledger.append_async(entry)
+        await self._ledger.append_async(entry, () if key is None else (key,))
+
+    def _seal(self, call: CallInfo) -> tuple[dict[str, str] | None, callers.KeyRow | None]:
+        """The caller sealed for the ledger, and its key (OSError: as a failed ledger write)."""
+        if self._subject_key is None:
+            try:
+                self._subject_key = caller_keys.subject_key(self._ledger_path)
+            except ValueError as exc:  # a short key file: the entry cannot be written
+                raise OSError(str(exc)) from exc
+        return callers.seal(call.uniqueid, call.caller_number, call.caller_name, self._subject_key)
 
     async def recording_ended(self, call: CallInfo, ended: datetime) -> None:
         """After hangup: finalise the sidecar (sha256, bytes, duration); a file with no audio
@@ -412,6 +438,8 @@ class EvidenceStore:
     async def aclose(self) -> None:
         """Write the ledger lines still queued and stop the ledger's writer thread."""
         await asyncio.to_thread(self._ledger.close)
+        if self._ledger.keys is not None:
+            self._ledger.keys.close()
 
     async def _encrypt(self, where: paths.RecordingPaths) -> None:
         """Encrypt the final recording in place (R33); on failure it stays in clear for

@@ -36,6 +36,7 @@ class EraseReport:
     held: list[dict[str, Any]] = field(default_factory=list)
     anonymised_seqs: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # evidence not acted on, and why
+    keys_destroyed: int = 0  # caller keys: the ledger's numbers and names of the calls forgotten
 
     @property
     def complete(self) -> bool:
@@ -54,6 +55,7 @@ class EraseReport:
             "outcomes": [o.as_dict() for o in self.outcomes],
             "held": self.held,
             "anonymised_ledger_seqs": self.anonymised_seqs,
+            "caller_keys_destroyed": self.keys_destroyed,
             "problems": self.problems,
         }
 
@@ -118,6 +120,8 @@ def erase(
                     verify=True,
                 )
             )
+        if not dry_run:  # the callers' keys: their numbers and names in the ledger unreadable
+            report.keys_destroyed = ctx.index.forget(c for c in call_ids if c not in holds)
         if anonymise_evidence and not dry_run:
             free = [c for c in call_ids if c not in holds and not query.is_anonymised(ctx.index, c)]
             report.anonymised_seqs = anonymise_calls(ctx, free, reason=REASON)
@@ -130,5 +134,6 @@ def erase(
         selector=selector.describe(),
         held=[h["call_id"] for h in report.held],
         deleted=[o.call_id for o in report.outcomes if o.action == "deleted"],
+        caller_keys_destroyed=report.keys_destroyed,
     )
     return report

@@ -281,15 +281,22 @@ def _fill(
 
 
 def _ledger_line(ctx: Context, raw: bytes, purposes: dict[str, tuple[str, int]]) -> bytes:
-    """The line as exported (caller fields nulled once anonymised); collects its purposes."""
+    """The line as exported: a sealed caller decrypted (``erased`` once its key is destroyed),
+    caller fields nulled once anonymised; collects its purposes."""
     entry = json.loads(raw)
     if entry.get("type") != "call":
         return raw
     found = {
         p["purpose"]: (p["lawful_basis"], p["retention_days"]) for p in entry.get("purposes") or ()
     }
-    if query.is_anonymised(ctx.index, entry["call"]["uniqueid"]):
-        entry["call"]["caller_number"] = entry["call"]["caller_name"] = None
+    call = entry["call"]
+    if "caller" in call:
+        number, name = ctx.index.subjects.caller(call).shown()
+        del call["caller"]
+        call["caller_number"], call["caller_name"] = number, name
+        raw = dumps(entry).encode("ascii")
+    if query.is_anonymised(ctx.index, call["uniqueid"]):
+        call["caller_number"] = call["caller_name"] = None
         raw = dumps(entry).encode("ascii")
     for name, basis in found.items():
         purposes.setdefault(name, basis)
