@@ -151,7 +151,6 @@ class Store:
             self.ledger.append(recording_final_entry(final, at=when, source="app"))
         return paths
 
-
     def _ledger_call(self, call: dict[str, Any]) -> dict[str, Any]:
         """The call as the app writes it: the caller sealed, its key stored first."""
         if not self.sealed:
