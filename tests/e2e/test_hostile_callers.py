@@ -37,6 +37,7 @@ from tests.harness.agent import EXTERNAL, agent_phones
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.rtp_pcap import Step
 from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call, run_calls
+from tests.support.sealed import caller_of
 
 #: Forged lines in the From user part: CRLF header lines; CR and LF alone; an empty line that
 #: ends the real event and starts a forged CallconsentAgent event.
@@ -112,8 +113,11 @@ def _queue_call(
 def _evidence_keeps_the_raw_caller_id(config: Config, end: LabLine, number: str) -> None:
     [entry] = call_entries_for(config, end.uniqueid)
     # as Asterisk got it (it keeps the first 79 characters of a number), escaped by JSON
-    assert entry["call"]["caller_number"] == number[:79]
-    assert entry["call"]["caller_name"] == "Mallory\rCaller: 1700000000.9\rBridgeUniqueid: forged"
+    assert caller_of(entry, config.storage.ledger_path).number == number[:79]
+    assert (
+        caller_of(entry, config.storage.ledger_path).name
+        == "Mallory\rCaller: 1700000000.9\rBridgeUniqueid: forged"
+    )
 
 
 def _app_events(lab_app: LabApp, name: str, since: int) -> list[dict[str, Any]]:
@@ -329,7 +333,7 @@ def test_hostile_caller_ids_and_dialled_numbers_in_one_batch(
         assert (end.status, end.reason) == ("given", "digit"), name
         assert Path(end.recording).name == f"{end.uniqueid}.wav", name
         assert Path(end.recording).parent.parent.parent.parent == config.storage.recordings_dir
-        assert entry["call"]["caller_number"] == HOSTILE_NUMBERS[name][1], name
+        assert caller_of(entry, config.storage.ledger_path).number == HOSTILE_NUMBERS[name][1], name
     new = {p for p in lab.rglob("*") if p.is_file()} - before
     allowed = (config.storage.recordings_dir, config.storage.ledger_path.parent)
     assert [p for p in new if not any(a in p.parents for a in allowed)] == []
