@@ -28,7 +28,6 @@ from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
 from callconsent.evidence import (
     caller_keys,
-    callers,
     documents,
     entries,
     ledger,
@@ -78,11 +77,10 @@ class EvidenceStore:
         self._at_rest = at_rest  # None: recordings stay in clear (no `encryption` in the config)
         self._recordings_dir = recordings_dir
         #: callers go into the ledger sealed, each under a key of its own (evidence.callers)
-        self._ledger_path = ledger_path
-        self._subject_key: bytes | None = None  # read (or made) with the first call entry
+        self._callers = caller_keys.Sealer(ledger_path)
         self._ledger = ledger.GroupCommit(
             ledger.Ledger(ledger_path, validate=False, anchor_path=anchor_path),
-            caller_keys.CallerKeys.beside(ledger_path),
+            self._callers.keys,
         )
         self._sidecars = KnownSidecars()  # what this process wrote: no read to change it
         self._config_sha256 = config_sha256
@@ -195,6 +193,8 @@ class EvidenceStore:
             ),
             tombstone_reason=sidecar.TombstoneReason.WITHDRAWN.value,
         )
+        if done.outcome == "deleted":  # the recording is gone at the caller's wish: so is the
+            await asyncio.to_thread(self._callers.forget, uniqueid)  # the ledger's caller too
         log.info(
             "withdrawn_in_call",
             call_id=uniqueid,
@@ -359,7 +359,7 @@ class EvidenceStore:
 
     async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None:
         where = self._recordings.get(call.uniqueid)
-        caller, key = self._seal(call)
+        caller, key = self._callers.seal(call.uniqueid, call.caller_number, call.caller_name)
         entry = documents.ledger_entry(
             outcome,
             call,
@@ -371,7 +371,7 @@ class EvidenceStore:
         await self._ledger.append_async(entry, () if key is None else (key,))
 
     async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None:
-        caller, key = self._seal(call)
+        caller, key = self._callers.seal(call.uniqueid, call.caller_number, call.caller_name)
         entry = documents.unhandled_call_entry(
             call,
             status=status,
@@ -381,15 +381,6 @@ class EvidenceStore:
             caller=caller,
         )
         await self._ledger.append_async(entry, () if key is None else (key,))
-
-    def _seal(self, call: CallInfo) -> tuple[dict[str, str] | None, callers.KeyRow | None]:
-        """The caller sealed for the ledger, and its key (OSError: as a failed ledger write)."""
-        if self._subject_key is None:
-            try:
-                self._subject_key = caller_keys.subject_key(self._ledger_path)
-            except ValueError as exc:  # a short key file: the entry cannot be written
-                raise OSError(str(exc)) from exc
-        return callers.seal(call.uniqueid, call.caller_number, call.caller_name, self._subject_key)
 
     async def recording_ended(self, call: CallInfo, ended: datetime) -> None:
         """After hangup: finalise the sidecar (sha256, bytes, duration); a file with no audio
@@ -438,8 +429,7 @@ class EvidenceStore:
     async def aclose(self) -> None:
         """Write the ledger lines still queued and stop the ledger's writer thread."""
         await asyncio.to_thread(self._ledger.close)
-        if self._ledger.keys is not None:
-            self._ledger.keys.close()
+        self._callers.keys.close()
 
     async def _encrypt(self, where: paths.RecordingPaths) -> None:
         """Encrypt the final recording in place (R33); on failure it stays in clear for

@@ -29,7 +29,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
-from callconsent.evidence.callers import KeyRow
+import structlog
+
+from callconsent.evidence.callers import KeyRow, seal
 from callconsent.evidence.fsio import FILE_MODE, fsync_dir
 
 STORE_NAME: Final = "caller-keys.sqlite3"
@@ -43,6 +45,8 @@ CREATE INDEX IF NOT EXISTS caller_keys_lookup ON caller_keys (lookup);
 CREATE INDEX IF NOT EXISTS caller_keys_uniqueid ON caller_keys (uniqueid);
 """
 _CHUNK: Final = 500
+
+log = structlog.get_logger("callconsent.caller_keys")
 
 
 def store_path(ledger_path: Path) -> Path:
@@ -180,4 +184,34 @@ class CallerKeys:
                 self._conn = None
 
 
-__all__ = ["CallerKeys", "store_path", "subject_key", "subject_key_path"]
+class Sealer:
+    """The live app's side: seals each call's caller (the subject key read, or made, with the
+    first call) and forgets a call's caller when its recording is withdrawn during the call."""
+
+    def __init__(self, ledger_path: Path) -> None:
+        self._ledger_path = ledger_path
+        self._secret: bytes | None = None
+        self.keys = CallerKeys.beside(ledger_path)
+
+    def seal(
+        self, uniqueid: str, number: str | None, name: str | None
+    ) -> tuple[dict[str, str] | None, KeyRow | None]:
+        """``call.caller`` for the ledger and the key row to store with it (:func:`seal`);
+        OSError when the subject key cannot be read or made (as a failed ledger write)."""
+        if self._secret is None:
+            try:
+                self._secret = subject_key(self._ledger_path)
+            except ValueError as exc:  # a short key file
+                raise OSError(str(exc)) from exc
+        return seal(uniqueid, number, name, self._secret)
+
+    def forget(self, uniqueid: str) -> None:
+        """Destroy call ``uniqueid``'s caller key; a failure is logged, never raised (the
+        purge's end-of-evidence step destroys it later)."""
+        try:
+            self.keys.destroy_calls([uniqueid])
+        except (sqlite3.Error, OSError) as exc:
+            log.error("caller_key_not_destroyed", call_id=uniqueid, error=str(exc))
+
+
+__all__ = ["CallerKeys", "Sealer", "store_path", "subject_key", "subject_key_path"]

@@ -280,7 +280,9 @@ def apply_entry_rows(db: Connection, lines: Sequence[Line], *, refs: bool = True
             row = _call_row(entry)
             if row is not None:
                 calls.append(row)
-        elif kind in (HOLD_SET, HOLD_RELEASED, EXPORT, ANONYMISED):
+        elif kind in (HOLD_SET, HOLD_RELEASED, EXPORT, ANONYMISED) or (
+            kind == WITHDRAWN and entry.get("outcome") == "deleted"
+        ):
             flush()
             _apply_rare(db, entry, ids)
     flush()
@@ -326,6 +328,12 @@ def _apply_rare(db: Connection, entry: dict[str, Any], ids: list[str]) -> None:
                 "INSERT INTO export_files VALUES (?,?,NULL,?)",
                 (entry["archive_sha256"], export_id, str(entry.get("archive"))),
             )
+    elif kind == WITHDRAWN:  # the app destroys the caller's key with the recording: look again
+        db.executemany(
+            "UPDATE calls SET subject=subject_of(NULL, caller_kid) "
+            "WHERE uniqueid=? AND caller_kid IS NOT NULL",
+            [(u,) for u in ids],
+        )
     elif kind == ANONYMISED:
         db.executemany(
             "INSERT OR REPLACE INTO anonymised VALUES (?,?,?,?)",
