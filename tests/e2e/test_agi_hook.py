@@ -133,7 +133,18 @@ def matrix(
 
 
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-_PER_CALL = {"uniqueid", "linkedid", "channel", "seq", "prev_sha256", "sha256", "bytes"}
+#: ``kid``/``sealed``: the ledger's caller, sealed under a key of the call's own (compared opened)
+_PER_CALL = {
+    "uniqueid",
+    "linkedid",
+    "channel",
+    "seq",
+    "prev_sha256",
+    "sha256",
+    "bytes",
+    "kid",
+    "sealed",
+}
 
 
 def _normal(value: Any, ids: tuple[str, ...]) -> Any:
@@ -182,6 +193,8 @@ def test_agi_hook_gives_the_same_outcome_and_evidence_as_the_stasis_hook(
     assert agi_entry["call"]["adapter"] == "agi" and "adapter" not in ari_entry["call"]
     ids = (ari.end.uniqueid, agi.end.uniqueid)
     assert _normal(agi_entry, ids) == _normal(ari_entry, ids)
+    opened = [caller_of(e, config.storage.ledger_path) for e in (agi_entry, ari_entry)]
+    assert opened[0] == opened[1] and opened[0].number is not None
     if status == "given":
         assert ari_doc is not None and agi_doc is not None
         assert agi_doc["state"] == "final" and agi_doc["recording"]["has_audio"] is True
