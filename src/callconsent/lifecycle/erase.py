@@ -71,7 +71,7 @@ class EraseReport:
         lines.append(
             f"erase{' (dry run)' if self.dry_run else ''}: {len(self.call_ids)} call(s),"
             f" {done} recording(s) {'to erase' if self.dry_run else 'erased'}, "
-            f"{len(self.held)} kept on hold"
+            f"{len(self.held)} kept on hold, {self.keys_destroyed} caller key(s) destroyed"
         )
         return "\n".join(lines)
 

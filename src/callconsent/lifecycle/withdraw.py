@@ -173,6 +173,7 @@ class WithdrawReport:
             "complete": self.complete,
             "scope": self.scope,
             "call_ids": self.call_ids,
+            "caller_keys_destroyed": self.keys_destroyed,
             "ambiguous": self.ambiguous,
             "deleted": ids(DELETED),
             "kept_for_documentation": ids(KEPT),
