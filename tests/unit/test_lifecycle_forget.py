@@ -167,3 +167,13 @@ def test_an_old_ledger_with_numbers_in_clear_still_verifies_and_is_marked_anonym
     assert verify_chain(store.ledger_path, check_schema=True) == []
     index = b"".join(p.read_bytes() for p in store.ledger_path.parent.glob("index.sqlite3*"))
     assert DIGITS not in index
+
+
+def test_a_rebuilt_index_finds_the_live_calls_by_number_and_not_the_forgotten_ones(
+    store: Store,
+) -> None:
+    with store.context(NOW) as ctx:
+        withdraw(ctx, Scope(number=NUMBER), reason="letter")  # forgets 6000.2
+        ctx.index.rebuild()
+        assert query.find_calls(ctx.index, query.Selector(number=NUMBER)) == ["6000.1", "6000.3"]
+        assert query.find_calls(ctx.index, query.Selector(number=OTHER)) == ["6000.4"]

@@ -144,6 +144,13 @@ class CallerKeys:
             )
         return None if row is None else row[0]
 
+    def lookups(self) -> dict[str, str | None]:
+        """Every stored ``kid`` with its lookup digest (for an index rebuild: one query)."""
+        if not self.path.exists() and self._conn is None:
+            return {}
+        with self._lock:
+            return dict(self._db().execute("SELECT kid, lookup FROM caller_keys").fetchall())
+
     def calls_of(self, lookup: str) -> list[str]:
         """The call ids whose caller key is stored under ``lookup`` (live entries only)."""
         if not self.path.exists() and self._conn is None:

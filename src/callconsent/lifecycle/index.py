@@ -216,8 +216,13 @@ class Index:
             self.db.execute(f"PRAGMA cache_size=-{_REBUILD_CACHE_KIB}")
             self.db.execute("PRAGMA temp_store=MEMORY")
             self._bulk = True
+            gone: set[str] = set()
             try:
-                stats = self.update(progress=progress, on_problem=on_problem)
+                with self.subjects.preloaded(gone):
+                    stats = self.update(progress=progress, on_problem=on_problem)
+                self.db.executemany(  # keys destroyed during the rebuild
+                    "UPDATE calls SET subject=NULL WHERE caller_kid=?", [(k,) for k in gone]
+                )
             finally:
                 self._bulk = False
                 if progress is not None:
