@@ -177,3 +177,13 @@ def test_a_rebuilt_index_finds_the_live_calls_by_number_and_not_the_forgotten_on
         ctx.index.rebuild()
         assert query.find_calls(ctx.index, query.Selector(number=NUMBER)) == ["6000.1", "6000.3"]
         assert query.find_calls(ctx.index, query.Selector(number=OTHER)) == ["6000.4"]
+
+
+def test_a_number_signalled_with_spaces_is_withdrawn_by_the_routes_filtered_number(
+    tmp_path: Path,
+) -> None:
+    store = make_store(tmp_path)
+    store.call("6100.1", "+45 12 34-56 78", purposes=("training",))  # raw, as the caller sent it
+    with store.context(NOW) as ctx:
+        report = withdraw(ctx, Scope(number="+4512345678"), reason="route")  # FILTER(0-9+)
+    assert [(i.call_id, i.action) for i in report.items] == [("6100.1", "deleted")]
