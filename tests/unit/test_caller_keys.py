@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from callconsent.evidence import callers
-from callconsent.evidence.caller_keys import CallerKeys, store_path, subject_key
+from callconsent.evidence.caller_keys import CallerKeys, KeyStoreError, store_path, subject_key
 from callconsent.evidence.ledger import GroupCommit, Ledger, verify_chain
 
 SECRET = b"k" * 32
@@ -130,7 +130,7 @@ def test_a_line_is_never_written_when_its_key_cannot_be_stored(tmp_path: Path) -
     store_path(ledger_path).mkdir()  # the key store cannot be opened
     writer = GroupCommit(Ledger(ledger_path), CallerKeys.beside(ledger_path))
     entry, key = sealed_entry("1764000000.1", NUMBER, "Anna")
-    with pytest.raises(Exception, match="unable to open"):
+    with pytest.raises(KeyStoreError, match="unable to open"):
         writer.append({**entry, **_CALL_REST}, (key,))
     writer.close()
     assert not ledger_path.exists() or ledger_path.read_bytes() == b""

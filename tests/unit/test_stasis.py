@@ -19,6 +19,7 @@ import pytest
 from callconsent import names
 from callconsent.app import ConfigPlanner
 from callconsent.ari import AriError
+from callconsent.evidence.caller_keys import store_path
 from callconsent.evidence.ledger import verify_chain
 from callconsent.stasis import StasisApp
 from tests.support.sealed import caller_of
@@ -864,3 +865,15 @@ async def test_two_consent_purposes_both_given_are_recorded(tmp_path: Path) -> N
     assert sorted(doc["tags"]) == sorted(
         ["purpose:training", "purpose:emergency_quality", "consent:given", "agent:agent1"]
     )
+
+
+async def test_an_unusable_caller_key_store_writes_no_call_line_and_the_call_goes_on(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, clock=fixed_clock)
+    store_path(h.ledger_path).mkdir(parents=True)  # the key store cannot be opened
+
+    await h.answer_question(CID, "1")
+
+    assert h.ari.continues(CID) == 1
+    assert [e for e in h.ledger() if e["type"] == "call"] == []  # never a line without its key

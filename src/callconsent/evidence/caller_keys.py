@@ -25,7 +25,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -86,13 +86,27 @@ def _make_subject_key(path: Path) -> bytes:
     return data
 
 
+class KeyStoreError(OSError):
+    """The key store could not be read or written (an SQLite error: unopenable, full, locked,
+    not a database). An OSError, so the live app's storage-error path (the call goes on,
+    unrecorded) and the lifecycle's storage errors take it as they take a disk error."""
+
+
 class CallerKeys:
-    """The key store at ``path``; one connection, usable from any thread (serialised)."""
+    """The key store at ``path``; one connection, usable from any thread (serialised).
+    Every SQLite error comes out as :class:`KeyStoreError`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise KeyStoreError(f"{self.path}: the caller key store: {exc}") from exc
 
     @classmethod
     def beside(cls, ledger_path: Path) -> CallerKeys:
@@ -118,7 +132,7 @@ class CallerKeys:
         """Store ``rows`` in one durable transaction (a row already there is kept as is)."""
         if not rows:
             return
-        with self._lock:
+        with self._lock, self._guard():
             db = self._db()
             with db:
                 db.executemany(
@@ -130,7 +144,7 @@ class CallerKeys:
         """The key ``kid`` names, or None (destroyed, or never stored)."""
         if not self.path.exists() and self._conn is None:
             return None
-        with self._lock:
+        with self._lock, self._guard():
             row = self._db().execute("SELECT key FROM caller_keys WHERE kid=?", (kid,)).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -138,7 +152,7 @@ class CallerKeys:
         """The lookup digest of the caller ``kid`` names (None: destroyed, or no number)."""
         if not self.path.exists() and self._conn is None:
             return None
-        with self._lock:
+        with self._lock, self._guard():
             row = (
                 self._db().execute("SELECT lookup FROM caller_keys WHERE kid=?", (kid,)).fetchone()
             )
@@ -148,14 +162,14 @@ class CallerKeys:
         """Every stored ``kid`` with its lookup digest (for an index rebuild: one query)."""
         if not self.path.exists() and self._conn is None:
             return {}
-        with self._lock:
+        with self._lock, self._guard():
             return dict(self._db().execute("SELECT kid, lookup FROM caller_keys").fetchall())
 
     def calls_of(self, lookup: str) -> list[str]:
         """The call ids whose caller key is stored under ``lookup`` (live entries only)."""
         if not self.path.exists() and self._conn is None:
             return []
-        with self._lock:
+        with self._lock, self._guard():
             rows = (
                 self._db()
                 .execute("SELECT DISTINCT uniqueid FROM caller_keys WHERE lookup=?", (lookup,))
@@ -168,7 +182,7 @@ class CallerKeys:
         ids = sorted(set(uniqueids))
         if not ids or (not self.path.exists() and self._conn is None):
             return 0
-        with self._lock:
+        with self._lock, self._guard():
             db = self._db()
             gone = 0
             with db:
@@ -217,8 +231,8 @@ class Sealer:
         purge's end-of-evidence step destroys it later)."""
         try:
             self.keys.destroy_calls([uniqueid])
-        except (sqlite3.Error, OSError) as exc:
+        except OSError as exc:  # KeyStoreError included
             log.error("caller_key_not_destroyed", call_id=uniqueid, error=str(exc))
 
 
-__all__ = ["CallerKeys", "Sealer", "store_path", "subject_key", "subject_key_path"]
+__all__ = ["CallerKeys", "KeyStoreError", "Sealer", "store_path", "subject_key", "subject_key_path"]

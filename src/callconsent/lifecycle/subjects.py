@@ -14,7 +14,6 @@ sealed number and name can no longer be read, nor tested against a guessed numbe
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,7 @@ class Subjects:
     def _lookups(self) -> dict[str, str | None]:
         try:
             return self.keys.lookups()
-        except sqlite3.Error as exc:
+        except OSError as exc:
             raise storage_error("read the caller keys", self.keys.path, exc) from exc
 
     def caller(self, call: Mapping[str, Any]) -> callers.Caller:
@@ -74,7 +73,7 @@ class Subjects:
         """Destroy the caller keys of calls ``uniqueids``; the number of keys destroyed."""
         try:
             return self.keys.destroy_calls(uniqueids)
-        except sqlite3.Error as exc:
+        except OSError as exc:  # KeyStoreError: the store is not usable
             raise storage_error("destroy caller keys", self.keys.path, exc) from exc
 
     def close(self) -> None:
