@@ -5,6 +5,7 @@ entries by number keep working; nothing beside the ledger holds the number."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -187,3 +188,21 @@ def test_a_number_signalled_with_spaces_is_withdrawn_by_the_routes_filtered_numb
     with store.context(NOW) as ctx:
         report = withdraw(ctx, Scope(number="+4512345678"), reason="route")  # FILTER(0-9+)
     assert [(i.call_id, i.action) for i in report.items] == [("6100.1", "deleted")]
+
+
+def test_an_index_from_before_subjects_is_emptied_and_read_again(store: Store) -> None:
+    old = store.ledger_path.parent / "index.sqlite3"
+    db = sqlite3.connect(old)
+    db.execute("CREATE TABLE calls (uniqueid TEXT PRIMARY KEY, caller_number TEXT)")
+    db.execute("INSERT INTO calls VALUES ('6000.1', ?)", (NUMBER,))
+    db.commit()
+    db.close()
+    with store.context(NOW) as ctx:
+        ctx.index.update()
+        assert query.find_calls(ctx.index, query.Selector(number=NUMBER)) == [
+            "6000.1",
+            "6000.2",
+            "6000.3",
+        ]
+    index = b"".join(p.read_bytes() for p in store.ledger_path.parent.glob("index.sqlite3*"))
+    assert DIGITS not in index
