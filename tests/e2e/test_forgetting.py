@@ -3,9 +3,11 @@
 ``callconsent serve`` runs on a copy of config/demo.yaml whose evidence lives in a folder of its
 own (a purge past the evidence period must not touch the other tests' calls). sipp callers from
 a distinctive number (and name) give consent on the ``mixed`` route and refuse on ``support``;
-a control caller from another number gives consent. Then ``erase --number`` and a ``purge``
+a control caller from another number gives consent. Then an ``export`` kept in the system's
+export folder, ``erase --number`` and a ``purge``
 with the clock put past the evidence period (``--now``): a byte search of the recordings tree,
-the ledger, its anchor, the caller key store, the index and the audit log finds the number
+the ledger, its anchor, the caller key store, the index, the audit log and the kept exports
+finds the number
 (as signalled, as normalised, or its subscriber digits) and the name nowhere, and ``verify``
 passes. (AstDB and the logs are checked by the tests of private16's change.)
 """
@@ -16,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,6 +130,11 @@ def _needles(number: str, name: str) -> list[bytes]:
     return [number.encode(), number.lstrip("+").encode(), number[3:].encode(), name.encode()]
 
 
+def _unzipped(archive: Path) -> bytes:
+    with zipfile.ZipFile(archive) as zf:
+        return b"".join(zf.read(name) for name in zf.namelist())
+
+
 def _found(private: Config, needles: list[bytes]) -> list[str]:
     """Files of the recordings tree and of the ledger's folder (ledger, anchor, key store,
     index, audit log) holding any of ``needles``."""
@@ -165,6 +173,10 @@ def test_after_erase_and_a_purge_past_the_evidence_period_the_number_is_nowhere(
     forgetting_app: tuple[Path, Config], called: dict[str, Any]
 ) -> None:
     config_path, private = forgetting_app
+    exported = _cli(config_path, "export", "--number", NUMBER, "--reason", "Art 15 e2e")
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    kept = private.storage.ledger_path.parent / "exports"
+    assert [p for p in kept.iterdir() if NUMBER.encode() in _unzipped(p)]  # decrypted there
     erased = _cli(config_path, "erase", "--number", "+45 30 16 16 16", "--reason", "Art 17 e2e")
     assert erased.returncode == 0, erased.stdout + erased.stderr
     assert _found(private, _needles(NUMBER, NAME)) == []

@@ -206,3 +206,24 @@ def test_an_index_from_before_subjects_is_emptied_and_read_again(store: Store) -
         ]
     index = b"".join(p.read_bytes() for p in store.ledger_path.parent.glob("index.sqlite3*"))
     assert DIGITS not in index
+
+
+def test_erase_deletes_the_kept_exports_of_the_calls_and_nothing_elsewhere(
+    store: Store, config: Config, tmp_path: Path
+) -> None:
+    kept = store.ledger_path.parent / "exports"
+    elsewhere = tmp_path / "handed-out"
+    with store.context(NOW) as ctx:
+        mine = export(ctx, config, query.Selector(number=NUMBER), reason="r", out_dir=kept)
+        other = export(ctx, config, query.Selector(number=OTHER), reason="r", out_dir=kept)
+        copy = export(ctx, config, query.Selector(number=NUMBER), reason="r", out_dir=elsewhere)
+    with store.context(NOW) as ctx:
+        report = erase(ctx, query.Selector(number=NUMBER), reason="Art 17")
+    assert report.exports_deleted == [mine.archive.name]
+    assert not mine.archive.exists()
+    assert other.archive.exists() and copy.archive.exists()
+    [line] = [
+        a for a in audit.read(store.ledger_path.parent / "audit.jsonl") if a["action"] == "erase"
+    ]
+    assert line["exports_deleted"] == [mine.archive.name]
+    assert DIGITS not in b"".join(p.read_bytes() for p in kept.iterdir())

@@ -45,6 +45,7 @@ from callconsent.lifecycle._schema import EXPORT
 from callconsent.lifecycle.audit import os_user
 from callconsent.lifecycle.cover import cover_sheet
 from callconsent.lifecycle.errors import LifecycleError
+from callconsent.lifecycle.kept_exports import archive_name
 from callconsent.lifecycle.presence import require_recordings
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ def export(
     if selector.call_id is not None and _trust.id_problem(selector.call_id) is not None:
         raise ExportError(f"--call-id {selector.call_id!r} is not an Asterisk uniqueid")
     export_id = uuid.uuid4().hex
-    archive = out_dir / f"callconsent-export-{export_id}.zip"
+    archive = out_dir / archive_name(export_id)
     with ctx.index.locked(shared=True):
         ctx.index.update()
         require_recordings(ctx.index, ctx.recordings_dir)
