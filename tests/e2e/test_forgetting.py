@@ -4,12 +4,11 @@
 own (a purge past the evidence period must not touch the other tests' calls). sipp callers from
 a distinctive number (and name) give consent on the ``mixed`` route and refuse on ``support``;
 a control caller from another number gives consent. Then an ``export`` kept in the system's
-export folder, ``erase --number`` and a ``purge``
-with the clock put past the evidence period (``--now``): a byte search of the recordings tree,
-the ledger, its anchor, the caller key store, the index, the audit log and the kept exports
-finds the number
-(as signalled, as normalised, or its subscriber digits) and the name nowhere, and ``verify``
-passes. (AstDB and the logs are checked by the tests of private16's change.)
+export folder, ``erase --number`` and a ``purge`` with the clock put past the evidence period
+(``--now``): a byte search of the recordings tree, the ledger, its anchor, the caller key store,
+the index, the audit log and the kept exports finds the number (as signalled, as normalised, or
+its subscriber digits) and the name nowhere, and ``verify`` passes. (AstDB and the logs are
+checked by the tests of private16's change.)
 """
 
 from __future__ import annotations
