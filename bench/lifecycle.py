@@ -46,7 +46,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from callconsent.evidence.fsio import dumps, utc_stamp  # noqa: E402  # after the sys.path line
+from callconsent.evidence import callers  # noqa: E402  # after the sys.path line
+from callconsent.evidence.caller_keys import CallerKeys, subject_key  # noqa: E402
+from callconsent.evidence.fsio import dumps, utc_stamp  # noqa: E402
 from callconsent.evidence.wav import pcm_header  # noqa: E402
 
 NOW = datetime(2026, 6, 1, 3, 0, tzinfo=UTC)
@@ -69,6 +71,9 @@ def generate(root: Path, ledger_path: Path, n: int, seed: int = 7) -> dict[str, 
     first_number = ""
     made_dirs: set[Path] = set()
     header = pcm_header(AUDIO_BYTES)
+    secret = subject_key(ledger_path)  # the ledger's callers sealed, as the app writes them
+    keys = CallerKeys.beside(ledger_path)
+    rows: list[callers.KeyRow] = []
     with ledger_path.open("wb") as ledger:
 
         def append(record: dict[str, Any]) -> None:
@@ -128,11 +133,17 @@ def generate(root: Path, ledger_path: Path, n: int, seed: int = 7) -> dict[str, 
                 "dialled_number": "+4570000000",
             }
             rel = f"{when:%Y/%m/%d}/{uid}.wav" if kept else None
+            caller, key = callers.seal(uid, number, None, secret)
+            if key is not None:
+                rows.append(key)
+            if len(rows) >= 10_000:
+                keys.put(rows)
+                rows.clear()
             append(
                 {
                     "type": "call",
                     "at": stamp,
-                    "call": call,
+                    "call": callers.ledger_call(call, caller),
                     "started_at": stamp,
                     "status": "refused" if refused and "training" in names else "not_required",
                     "reason": None,
@@ -195,6 +206,8 @@ def generate(root: Path, ledger_path: Path, n: int, seed: int = 7) -> dict[str, 
                     "source": "app",
                 }
             )
+    keys.put(rows)
+    keys.close()
     return {
         "calls": n,
         "recordings": recorded,

@@ -26,7 +26,15 @@ from callconsent.agents.evidence import AgentEvidence
 from callconsent.agents.rules import AgentOutcome, RecordingStart
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import CallOutcome
-from callconsent.evidence import documents, entries, ledger, paths, sidecar, wav
+from callconsent.evidence import (
+    caller_keys,
+    documents,
+    entries,
+    ledger,
+    paths,
+    sidecar,
+    wav,
+)
 from callconsent.evidence.at_rest import AtRest
 from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.known import KnownSidecars
@@ -68,8 +76,11 @@ class EvidenceStore:
     ) -> None:
         self._at_rest = at_rest  # None: recordings stay in clear (no `encryption` in the config)
         self._recordings_dir = recordings_dir
+        #: callers go into the ledger sealed, each under a key of its own (evidence.callers)
+        self._callers = caller_keys.Sealer(ledger_path)
         self._ledger = ledger.GroupCommit(
-            ledger.Ledger(ledger_path, validate=False, anchor_path=anchor_path)
+            ledger.Ledger(ledger_path, validate=False, anchor_path=anchor_path),
+            self._callers.keys,
         )
         self._sidecars = KnownSidecars()  # what this process wrote: no read to change it
         self._config_sha256 = config_sha256
@@ -182,6 +193,8 @@ class EvidenceStore:
             ),
             tombstone_reason=sidecar.TombstoneReason.WITHDRAWN.value,
         )
+        if done.outcome == "deleted":  # the recording is gone at the caller's wish: so is the
+            await asyncio.to_thread(self._callers.forget, uniqueid)  # the ledger's caller too
         log.info(
             "withdrawn_in_call",
             call_id=uniqueid,
@@ -346,24 +359,28 @@ class EvidenceStore:
 
     async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None:
         where = self._recordings.get(call.uniqueid)
+        caller, key = self._callers.seal(call.uniqueid, call.caller_number, call.caller_name)
         entry = documents.ledger_entry(
             outcome,
             call,
             relative_file=where.relative if where else None,
             config_sha256=call.config_sha256 or self._config_sha256,
             now=self._clock(),
+            caller=caller,
         )
-        await self._ledger.append_async(entry)
+        await self._ledger.append_async(entry, () if key is None else (key,))
 
     async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None:
+        caller, key = self._callers.seal(call.uniqueid, call.caller_number, call.caller_name)
         entry = documents.unhandled_call_entry(
             call,
             status=status,
             reason=reason,
             config_sha256=call.config_sha256 or self._config_sha256,
             now=self._clock(),
+            caller=caller,
         )
-        await self._ledger.append_async(entry)
+        await self._ledger.append_async(entry, () if key is None else (key,))
 
     async def recording_ended(self, call: CallInfo, ended: datetime) -> None:
         """After hangup: finalise the sidecar (sha256, bytes, duration); a file with no audio
@@ -412,6 +429,7 @@ class EvidenceStore:
     async def aclose(self) -> None:
         """Write the ledger lines still queued and stop the ledger's writer thread."""
         await asyncio.to_thread(self._ledger.close)
+        self._callers.keys.close()
 
     async def _encrypt(self, where: paths.RecordingPaths) -> None:
         """Encrypt the final recording in place (R33); on failure it stays in clear for

@@ -32,6 +32,7 @@ from tests.harness.sipp import (
     run_call,
     run_calls,
 )
+from tests.support.sealed import caller_of
 
 AGI_PORT = 4573
 
@@ -132,7 +133,18 @@ def matrix(
 
 
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-_PER_CALL = {"uniqueid", "linkedid", "channel", "seq", "prev_sha256", "sha256", "bytes"}
+#: ``kid``/``sealed``: the ledger's caller, sealed under a key of the call's own (compared opened)
+_PER_CALL = {
+    "uniqueid",
+    "linkedid",
+    "channel",
+    "seq",
+    "prev_sha256",
+    "sha256",
+    "bytes",
+    "kid",
+    "sealed",
+}
 
 
 def _normal(value: Any, ids: tuple[str, ...]) -> Any:
@@ -181,6 +193,8 @@ def test_agi_hook_gives_the_same_outcome_and_evidence_as_the_stasis_hook(
     assert agi_entry["call"]["adapter"] == "agi" and "adapter" not in ari_entry["call"]
     ids = (ari.end.uniqueid, agi.end.uniqueid)
     assert _normal(agi_entry, ids) == _normal(ari_entry, ids)
+    opened = [caller_of(e, config.storage.ledger_path) for e in (agi_entry, ari_entry)]
+    assert opened[0] == opened[1] and opened[0].number is not None
     if status == "given":
         assert ari_doc is not None and agi_doc is not None
         assert agi_doc["state"] == "final" and agi_doc["recording"]["has_audio"] is True
@@ -204,7 +218,7 @@ def test_extra_concurrent_agi_callers_each_get_their_own_outcome(
         assert p.dest is not None and (p.dest.status, p.dest.reason) == (status, reason), key
         entry = wait_ledger(config, p.end.uniqueid)
         assert entry["call"]["uniqueid"] == p.end.uniqueid
-        assert entry["call"]["caller_number"].startswith("+451710000")
+        assert caller_of(entry, config.storage.ledger_path).number.startswith("+451710000")
         assert (entry["recording"] is not None) == (status == "given"), key
 
 
@@ -215,7 +229,9 @@ def test_replies_forged_in_the_caller_id_never_count_as_a_keypress(
     assert p.dest is not None and (p.dest.status, p.dest.reason) == ("refused", "timeout")
     entry = wait_ledger(config, p.end.uniqueid)
     assert entry["purposes"][0]["consent"]["digit"] is None
-    assert entry["call"]["caller_number"] == HOSTILE_SEEN, "stored verbatim, as data"
+    assert caller_of(entry, config.storage.ledger_path).number == HOSTILE_SEEN, (
+        "stored verbatim, as data"
+    )
     injected = [
         json.loads(line)
         for line in lab_app.log_path.read_bytes().splitlines()

@@ -9,6 +9,7 @@ from callconsent.config import Config
 from tests.e2e.lab_app import LabApp, route_timing, wait_ledger
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Digit, Pause, run_calls
+from tests.support.sealed import caller_of
 
 CALLERS = 50
 
@@ -45,10 +46,9 @@ def test_fifty_concurrent_mixed_callers_each_get_their_own_correct_outcome(
         got = (dest.status, dest.reason, entry["status"], entry["reason"])
         if got != (status, reason, status, reason):
             wrong.append(f"{call.caller_number}: expected {status}/{reason}, got {got}")
-        if entry["call"]["caller_number"] != call.caller_number:
-            wrong.append(
-                f"{call.caller_number}: ledger entry names {entry['call']['caller_number']}"
-            )
+        named = caller_of(entry, config.storage.ledger_path).number
+        if named != call.caller_number:
+            wrong.append(f"{call.caller_number}: ledger entry names {named}")
         if status == "given":
             sidecar = json.loads(
                 (config.storage.recordings_dir / entry["recording"])

@@ -22,6 +22,7 @@ from callconsent.evidence.wav import inspect
 from tests.e2e.lab_app import LabApp, RouteTiming, route_timing, wait_ledger
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.sipp import Call, CallResult, Digit, Pause, run_calls
+from tests.support.sealed import caller_of
 
 HOSTILE_NUMBER = "../../etc/passwd;$HOME`id`" + "9" * 40
 HOSTILE_NAME = 'Evil "\\" ../../x; $(reboot) ' + "A" * 160
@@ -251,7 +252,7 @@ def test_hostile_caller_id_is_stored_as_data_and_never_reaches_a_path(
     # Asterisk cuts the number at ';' and both at 79 characters; what it gave is kept verbatim
     assert HOSTILE_NUMBER.startswith(stored_number) and "../../etc/passwd" in stored_number
     assert "$(reboot)" in stored_name and '"' in stored_name
-    assert entry["call"]["caller_number"] == stored_number
+    assert caller_of(entry, config.storage.ledger_path).number == stored_number
     for path in config.storage.recordings_dir.rglob("*"):
         assert path.resolve().is_relative_to(config.storage.recordings_dir.resolve())
         assert "passwd" not in path.name and "reboot" not in path.name

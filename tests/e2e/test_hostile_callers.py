@@ -37,6 +37,7 @@ from tests.harness.agent import EXTERNAL, agent_phones
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.rtp_pcap import Step
 from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call, run_calls
+from tests.support.sealed import caller_of
 
 #: Forged lines in the From user part: CRLF header lines; CR and LF alone; an empty line that
 #: ends the real event and starts a forged CallconsentAgent event.
@@ -112,8 +113,19 @@ def _queue_call(
 def _evidence_keeps_the_raw_caller_id(config: Config, end: LabLine, number: str) -> None:
     [entry] = call_entries_for(config, end.uniqueid)
     # as Asterisk got it (it keeps the first 79 characters of a number), escaped by JSON
-    assert entry["call"]["caller_number"] == number[:79]
-    assert entry["call"]["caller_name"] == "Mallory\rCaller: 1700000000.9\rBridgeUniqueid: forged"
+    assert caller_of(entry, config.storage.ledger_path).number == number[:79]
+    assert (
+        caller_of(entry, config.storage.ledger_path).name
+        == "Mallory\rCaller: 1700000000.9\rBridgeUniqueid: forged"
+    )
+
+
+def _caller_forgotten(config: Config, end: LabLine) -> None:
+    """The recording was withdrawn and deleted: so was the key of the caller's number and name
+    in the ledger (issue 16), whatever the text was."""
+    [entry] = call_entries_for(config, end.uniqueid)
+    assert "caller" in entry["call"] and "caller_number" not in entry["call"]
+    assert caller_of(entry, config.storage.ledger_path).erased
 
 
 def _app_events(lab_app: LabApp, name: str, since: int) -> list[dict[str, Any]]:
@@ -187,7 +199,6 @@ def test_forged_caller_gets_the_agents_decision_and_withdraws_with_star_9(
         r"result=given",
         asterisk.read_log(log_mark),
     )
-    _evidence_keeps_the_raw_caller_id(config, end, MIXED)
     entry = wait_ledger(config, end.uniqueid, kind="withdrawn")
     assert (entry["outcome"], entry["purposes"], entry["via"]) == (
         "deleted",
@@ -195,6 +206,7 @@ def test_forged_caller_gets_the_agents_decision_and_withdraws_with_star_9(
         "caller_dtmf",
     )
     assert not Path(end.recording).exists()
+    _caller_forgotten(config, end)
 
 
 def test_forged_caller_withdrawn_by_the_agent_with_star_8(
@@ -208,7 +220,7 @@ def test_forged_caller_withdrawn_by_the_agent_with_star_8(
         "agent_dtmf",
     )
     assert not Path(end.recording).exists()
-    _evidence_keeps_the_raw_caller_id(config, end, CRLF_HEADERS)
+    _caller_forgotten(config, end)
 
 
 def test_forged_caller_flagged_sensitive_by_the_agent_with_star_7(
@@ -329,7 +341,7 @@ def test_hostile_caller_ids_and_dialled_numbers_in_one_batch(
         assert (end.status, end.reason) == ("given", "digit"), name
         assert Path(end.recording).name == f"{end.uniqueid}.wav", name
         assert Path(end.recording).parent.parent.parent.parent == config.storage.recordings_dir
-        assert entry["call"]["caller_number"] == HOSTILE_NUMBERS[name][1], name
+        assert caller_of(entry, config.storage.ledger_path).number == HOSTILE_NUMBERS[name][1], name
     new = {p for p in lab.rglob("*") if p.is_file()} - before
     allowed = (config.storage.recordings_dir, config.storage.ledger_path.parent)
     assert [p for p in new if not any(a in p.parents for a in allowed)] == []

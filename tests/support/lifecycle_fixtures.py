@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from callconsent.config import Config, load_config
-from callconsent.evidence import sidecar
+from callconsent.evidence import caller_keys, callers, sidecar
 from callconsent.evidence.entries import recording_final_entry
 from callconsent.evidence.ledger import Ledger
 from callconsent.evidence.paths import RecordingPaths, ensure_directory, recording_paths
@@ -48,6 +48,8 @@ class Store:
     root: Path
     ledger_path: Path
     ledger: Ledger = field(init=False)
+    #: False: ``call`` entries as ledgers before sealing held them (number and name in clear)
+    sealed: bool = True
 
     def __post_init__(self) -> None:
         self.ledger_path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +132,7 @@ class Store:
             {
                 "type": "call",
                 "at": stamp,
-                "call": call,
+                "call": self._ledger_call(call),
                 "started_at": stamp,
                 "status": "refused"
                 if refused
@@ -148,6 +150,19 @@ class Store:
         if paths is not None and not live:
             self.ledger.append(recording_final_entry(final, at=when, source="app"))
         return paths
+
+    def _ledger_call(self, call: dict[str, Any]) -> dict[str, Any]:
+        """The call as the app writes it: the caller sealed, its key stored first."""
+        if not self.sealed:
+            return call
+        secret = caller_keys.subject_key(self.ledger_path)
+        caller, key = callers.seal(
+            call["uniqueid"], call["caller_number"], call["caller_name"], secret
+        )
+        store = caller_keys.CallerKeys.beside(self.ledger_path)
+        store.put([key] if key else [])
+        store.close()
+        return callers.ledger_call(call, caller)
 
 
 def make_store(tmp_path: Path) -> Store:

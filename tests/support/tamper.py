@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from callconsent.evidence import caller_keys, callers
 from callconsent.evidence.fsio import dumps
 from callconsent.evidence.ledger import GENESIS, iter_entries, line_sha256
 
@@ -52,7 +53,16 @@ def forged_call(
     """A chain-valid ``call`` line for ``uniqueid`` (caller ``number``) whose ``recording``
     pointer is ``recording``, shaped like the ledger's first call line."""
     entry = copy.deepcopy(first_entry(ledger_path, "call"))
-    entry["call"].update(uniqueid=uniqueid, linkedid=uniqueid, caller_number=number)
+    entry["call"].update(uniqueid=uniqueid, linkedid=uniqueid)
+    if "caller" in entry["call"]:  # sealed, as the app writes it: the forger has the keys too
+        secret = caller_keys.subject_key(ledger_path)
+        caller, key = callers.seal(str(uniqueid), number, "Forged", secret)
+        keys = caller_keys.CallerKeys.beside(ledger_path)
+        keys.put([key] if key else [])
+        keys.close()
+        entry["call"]["caller"] = caller
+    else:
+        entry["call"]["caller_number"] = number
     entry["recording"] = recording
     if edit is not None:
         edit(entry)

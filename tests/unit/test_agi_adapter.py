@@ -21,6 +21,7 @@ from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.ledger import iter_entries
 from callconsent.store import EvidenceStore
 from tests.support.agi_fakes import FakeLine, request
+from tests.support.sealed import caller_of
 from tests.support.stasis_fakes import (
     ShortTimeouts,
     eventually,
@@ -76,7 +77,8 @@ async def test_pressing_1_after_the_question_records_with_adapter_agi(flow: Flow
     assert list(line.variables)[-1] == names.VAR_STATUS, "STATUS is set last"
     entry = flow.call_entry()
     assert (entry["status"], entry["reason"]) == ("given", "digit")
-    assert entry["call"]["adapter"] == "agi" and entry["call"]["caller_number"] == "+4511112222"
+    caller = caller_of(entry, flow.config.storage.ledger_path)
+    assert entry["call"]["adapter"] == "agi" and caller.number == "+4511112222"
     assert entry["call"]["uniqueid"] == "1796455517.1" and entry["call"]["route"] == "support"
     doc = json.loads(Path(recording).with_suffix(".json").read_text())
     assert doc["call"]["adapter"] == "agi" and doc["state"] == "recording"
@@ -169,8 +171,9 @@ async def test_request_with_an_unsafe_uniqueid_is_refused_without_a_ledger_entry
 async def test_caller_text_is_read_verbatim_never_from_the_header(flow: Flow) -> None:
     hostile = 'Evil "\\" \n200 result=49\n$(reboot)'
     await flow.call(FakeLine(script=["", "2"], caller=("+45 1", hostile, "")))
-    call = flow.call_entry()["call"]
-    assert call["caller_name"] == hostile and call["dialled_number"] is None
+    entry = flow.call_entry()
+    caller = caller_of(entry, flow.config.storage.ledger_path)
+    assert caller.name == hostile and entry["call"]["dialled_number"] is None
 
 
 async def test_sigterm_mid_notice_continues_the_call_and_logs_shutdown(flow: Flow) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from callconsent.consent import CallOutcome, NoticeEvidence, Prompt, PurposeOutcome
-from callconsent.evidence import sidecar
+from callconsent.evidence import callers, sidecar
 from callconsent.evidence.documents import (
     CallInfo,
     delete_after,
@@ -32,6 +33,7 @@ CALL = CallInfo(
     caller_name="Anna \r\n; $(id)",
     dialled_number="4570000000",
 )
+SEALED, KEY = callers.seal(CALL.uniqueid, CALL.caller_number, CALL.caller_name, b"s" * 32)
 
 
 def prompt(prompt_id: str) -> Prompt:
@@ -160,9 +162,14 @@ def test_ledger_entry_matches_the_schema_and_lists_every_purpose() -> None:
         relative_file="2026/11/24/1764000000.42.wav",
         config_sha256="b" * 64,
         now=T0,
+        caller=SEALED,
     )
     full = {"seq": 1, **entry, "prev_sha256": "0" * 64}
     assert schema_problems("ledger-entry.schema.json", full) == []
+    assert "12345678" not in json.dumps(entry) and "Anna" not in json.dumps(entry)
+    assert KEY is not None and callers.open_caller(entry["call"], {KEY.kid: KEY.key}.get) == (
+        callers.Caller("+4512345678", "Anna \r\n; $(id)")
+    )
     assert [p["purpose"] for p in entry["purposes"]] == ["documentation", "training"]
     assert entry["purposes"][1]["consent"]["status"] == "refused"
     assert entry["purposes"][0]["consent"] is None
@@ -172,7 +179,9 @@ def test_ledger_entry_matches_the_schema_and_lists_every_purpose() -> None:
 
 def test_ledger_entry_without_recording_has_no_file() -> None:
     call_outcome = outcome(consent("training", 30, "refused"), status="refused")
-    entry = ledger_entry(call_outcome, CALL, relative_file=None, config_sha256="b" * 64, now=T0)
+    entry = ledger_entry(
+        call_outcome, CALL, relative_file=None, config_sha256="b" * 64, now=T0, caller=None
+    )
     assert entry["recording"] is None and entry["recorded_purposes"] == []
     full = {"seq": 1, **entry, "prev_sha256": "0" * 64}
     assert schema_problems("ledger-entry.schema.json", full) == []
@@ -180,7 +189,7 @@ def test_ledger_entry_without_recording_has_no_file() -> None:
 
 def test_unhandled_call_entry_matches_the_schema() -> None:
     entry = unhandled_call_entry(
-        CALL, status="error", reason="unknown_route", config_sha256="b" * 64, now=T0
+        CALL, status="error", reason="unknown_route", config_sha256="b" * 64, now=T0, caller=SEALED
     )
     full = {"seq": 1, **entry, "prev_sha256": "0" * 64}
     assert schema_problems("ledger-entry.schema.json", full) == []

@@ -38,8 +38,10 @@ def test_ropa_tombstone_claim_matches_the_fields_a_tombstone_keeps(tmp_path: Pat
     assert any("tombstone holding only the call id" in m for m in TECHNICAL_MEASURES)
 
 
-def test_ropa_says_the_ledger_keeps_caller_numbers_after_the_claims_period() -> None:
-    assert any("raw ledger file still holds them" in m for m in TECHNICAL_MEASURES)
+def test_ropa_says_the_ledger_holds_caller_numbers_encrypted_until_their_key_is_destroyed() -> None:
+    [measure] = [m for m in TECHNICAL_MEASURES if "caller number and name" in m]
+    assert "only encrypted" in measure and "destroy the key" in measure
+    assert "before this are only marked anonymised" in measure
 
 
 def test_ropa_names_encryption_at_rest_only_when_the_config_turns_it_on(tmp_path: Path) -> None:

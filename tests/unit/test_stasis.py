@@ -19,8 +19,10 @@ import pytest
 from callconsent import names
 from callconsent.app import ConfigPlanner
 from callconsent.ari import AriError
+from callconsent.evidence.caller_keys import store_path
 from callconsent.evidence.ledger import verify_chain
 from callconsent.stasis import StasisApp
+from tests.support.sealed import caller_of
 from tests.support.stasis_fakes import (
     Harness,
     ari_error,
@@ -531,9 +533,10 @@ async def test_interleaved_calls_keep_their_evidence_apart(tmp_path: Path) -> No
     assert h.ari.result(a)[REC].endswith(f"/{a}.wav")
     (entry_a,) = h.calls_in_ledger(a)
     (entry_b,) = h.calls_in_ledger(b)
-    assert (entry_a["call"]["caller_number"], entry_a["status"]) == ("11111111", "given")
-    assert (entry_b["call"]["caller_number"], entry_b["status"]) == ("22222222", "refused")
-    assert entry_a["call"]["caller_name"] == "Anna" and entry_b["call"]["caller_name"] == "Bo"
+    caller_a, caller_b = caller_of(entry_a, h.ledger_path), caller_of(entry_b, h.ledger_path)
+    assert (caller_a.number, entry_a["status"]) == ("11111111", "given")
+    assert (caller_b.number, entry_b["status"]) == ("22222222", "refused")
+    assert caller_a.name == "Anna" and caller_b.name == "Bo"
     (path,) = h.sidecars()
     doc = read_json(path)
     assert path.stem == a
@@ -579,8 +582,8 @@ async def test_hostile_caller_text_is_stored_verbatim_and_never_names_a_file(
     assert doc["call"]["caller_number"] == HOSTILE_NUMBER
     assert doc["call"]["caller_name"] == HOSTILE_NAME
     (entry,) = h.ledger()
-    assert entry["call"]["caller_number"] == HOSTILE_NUMBER
-    assert entry["call"]["caller_name"] == HOSTILE_NAME
+    caller = caller_of(entry, h.ledger_path)
+    assert (caller.number, caller.name) == (HOSTILE_NUMBER, HOSTILE_NAME)
     assert h.files_outside() == []
     assert [p.name for p in files_under(h.recordings)] == [f"{CID}.json"]
     assert len(h.ledger_path.read_bytes().splitlines()) == 1  # CR/LF escaped, one line
@@ -862,3 +865,15 @@ async def test_two_consent_purposes_both_given_are_recorded(tmp_path: Path) -> N
     assert sorted(doc["tags"]) == sorted(
         ["purpose:training", "purpose:emergency_quality", "consent:given", "agent:agent1"]
     )
+
+
+async def test_an_unusable_caller_key_store_writes_no_call_line_and_the_call_goes_on(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, clock=fixed_clock)
+    store_path(h.ledger_path).mkdir(parents=True)  # the key store cannot be opened
+
+    await h.answer_question(CID, "1")
+
+    assert h.ari.continues(CID) == 1
+    assert [e for e in h.ledger() if e["type"] == "call"] == []  # never a line without its key

@@ -19,6 +19,7 @@ from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.ledger import verify_chain
 from callconsent.evidence.paths import UnsafeIdentifier
 from callconsent.store import EvidenceStore
+from tests.support.sealed import caller_of
 from tests.support.stasis_fakes import files_under, is_file, pcm_wav, schema_problems, write_audio
 
 T0 = datetime(2026, 11, 24, 23, 59, 59, 999000, tzinfo=UTC)
@@ -206,7 +207,8 @@ async def test_unhandled_call_entry_is_written_and_valid(
 
     (entry,) = ledger(tmp_path)
     assert (entry["status"], entry["reason"]) == ("error", "unknown_route")
-    assert entry["call"]["caller_number"] == "../../etc/passwd\r\n"
+    assert caller_of(entry, tmp_path / "ledger.jsonl").number == "../../etc/passwd\r\n"
+    assert b"passwd" not in (tmp_path / "ledger.jsonl").read_bytes()
 
 
 async def test_concurrent_writes_keep_one_unbroken_chain(

@@ -27,6 +27,7 @@ from tests.support.bridge import (
     sidecar_of,
     withdraw_event,
 )
+from tests.support.sealed import caller_of
 from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
 
 PRESSED = T0 + timedelta(minutes=2)
@@ -208,3 +209,31 @@ async def test_a_call_is_found_by_the_date_in_its_uniqueid(
     found = find_recording(recordings, REAL_ID)
     assert found is not None and found.audio == audio
     assert find_recording(recordings, "not-a-number") is None
+
+
+async def test_a_recording_withdrawn_and_deleted_during_the_call_forgets_its_caller(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    audio = Path(await store.prepare_recording(outcome("training"), call(), T0))
+    await store.write_call(outcome("training"), call())
+    await agent_consents(store)
+    write_audio(audio, pcm_wav(800))
+    [entry] = [e for e in ledger(tmp_path) if e["type"] == "call"]
+    assert not caller_of(entry, tmp_path / "ledger.jsonl").erased
+
+    await WithdrawalHandler(TreeAmi(), store).on_withdraw_event(withdraw_event())
+
+    assert gone(audio)
+    assert caller_of(entry, tmp_path / "ledger.jsonl").erased
+
+
+async def test_documentation_kept_after_a_withdrawal_keeps_its_caller(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    await store.prepare_recording(outcome("documentation", "training"), call(), T0)
+    await store.write_call(outcome("documentation", "training"), call())
+    await agent_consents(store)
+    await WithdrawalHandler(TreeAmi(), store).on_withdraw_event(withdraw_event())
+
+    [entry] = [e for e in ledger(tmp_path) if e["type"] == "call"]
+    assert caller_of(entry, tmp_path / "ledger.jsonl").number is not None

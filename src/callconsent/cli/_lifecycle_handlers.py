@@ -13,7 +13,7 @@ from callconsent.cli._common import EXIT_OK as OK
 from callconsent.cli._common import EXIT_PROBLEMS as PROBLEMS
 from callconsent.cli._common import Progress, emit, fail, parse_bound
 from callconsent.clock import utc_now
-from callconsent.lifecycle import Context, Outcome, query
+from callconsent.lifecycle import Context, Outcome, kept_exports, query
 from callconsent.lifecycle.anonymise import anonymise, claims_cutoff
 from callconsent.lifecycle.erase import EraseError, erase
 from callconsent.lifecycle.export import ExportError, export
@@ -146,7 +146,7 @@ def _selector(args: argparse.Namespace) -> query.Selector:
 
 def export_cmd(args: argparse.Namespace, config: Config) -> int:
     with context(args, config) as ctx:
-        out = args.out or ctx.ledger_path.parent / "exports"
+        out = args.out or kept_exports.default_folder(ctx.ledger_path)
         try:
             result = export(
                 ctx,

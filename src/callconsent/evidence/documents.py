@@ -1,19 +1,22 @@
 """Turns a call's outcome into evidence documents: the sidecar and the ledger entry.
 
 Pure functions: no I/O, no clock. Caller-controlled text (caller number and name, dialled number)
-is copied into the documents verbatim as data and is never used for anything else.
+is copied into the documents verbatim as data and is never used for anything else. The sidecar
+(which goes with its recording) holds the caller in clear; the ledger entry only sealed
+(:mod:`callconsent.evidence.callers`).
 The shapes are fixed by ``schemas/sidecar.schema.json`` and ``schemas/ledger-entry.schema.json``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from callconsent import __version__
 from callconsent.consent import CallOutcome, NoticeEvidence, PurposeOutcome
-from callconsent.evidence import sidecar
+from callconsent.evidence import callers, sidecar
 from callconsent.evidence.fsio import utc_stamp
 from callconsent.evidence.paths import RecordingPaths
 
@@ -115,9 +118,11 @@ def tags(outcome: CallOutcome) -> list[str]:
     return out
 
 
-def _common(outcome: CallOutcome, call: CallInfo) -> dict[str, Any]:
+def _common(
+    outcome: CallOutcome, call: CallInfo, caller: Mapping[str, str] | None
+) -> dict[str, Any]:
     return {
-        "call": call.as_dict(),
+        "call": callers.ledger_call(call.as_dict(), caller),
         "started_at": stamp(outcome.entered_at),
         "language": outcome.language,
         "notices": [_notice(n) for n in outcome.notices],
@@ -163,12 +168,14 @@ def ledger_entry(
     relative_file: str | None,
     config_sha256: str,
     now: datetime,
+    caller: Mapping[str, str] | None,
 ) -> dict[str, Any]:
-    """One ``call`` entry for every call that entered the app, refusals included."""
+    """One ``call`` entry for every call that entered the app, refusals included. The caller's
+    number and name go in only sealed (``caller``: :func:`callconsent.evidence.callers.seal`)."""
     return {
         "type": "call",
         "at": stamp(now),
-        **_common(outcome, call),
+        **_common(outcome, call, caller),
         "status": outcome.status,
         "reason": outcome.reason,
         "purposes": [_purpose(p) for p in outcome.purposes],
@@ -180,13 +187,19 @@ def ledger_entry(
 
 
 def unhandled_call_entry(
-    call: CallInfo, *, status: str, reason: str, config_sha256: str, now: datetime
+    call: CallInfo,
+    *,
+    status: str,
+    reason: str,
+    config_sha256: str,
+    now: datetime,
+    caller: Mapping[str, str] | None,
 ) -> dict[str, Any]:
     """A ledger entry for a call the consent flow never ran for (unknown route, restart)."""
     return {
         "type": "call",
         "at": stamp(now),
-        "call": call.as_dict(),
+        "call": callers.ledger_call(call.as_dict(), caller),
         "started_at": None,
         "language": None,
         "notices": [],

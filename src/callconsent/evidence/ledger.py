@@ -37,9 +37,12 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
+
+if TYPE_CHECKING:
+    from callconsent.evidence.caller_keys import CallerKeys
 
 from callconsent.evidence.anchor import (
     HOLD_RELEASED,
@@ -53,6 +56,7 @@ from callconsent.evidence.anchor import (
     write_head,
     write_holds,
 )
+from callconsent.evidence.callers import KeyRow
 from callconsent.evidence.fsio import FILE_MODE, dumps, schema_errors, schema_validator
 
 GENESIS: Final = "0" * 64
@@ -231,22 +235,27 @@ class GroupCommit:
     full) is every caller's in the batch, and nothing of it is acknowledged.
     """
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, keys: CallerKeys | None = None) -> None:
         self.ledger = ledger
+        #: where the batch's caller keys go, in one transaction before its ledger lines
+        self.keys = keys
         self._cond = threading.Condition()
         self._queue: list[_Pending] = []
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """Append ``record`` durably (blocks until its batch is fsynced); the entry written."""
+    def append(self, record: Mapping[str, Any], keys: Sequence[KeyRow] = ()) -> dict[str, Any]:
+        """Append ``record`` durably (blocks until its batch is fsynced); the entry written.
+        ``keys``: the caller keys the record's sealed values need, stored durably first."""
         done = threading.Event()
-        pending = _Pending(record, lambda: done.set())
+        pending = _Pending(record, lambda: done.set(), keys)
         self._put(pending)
         done.wait()
         return pending.result()
 
-    async def append_async(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    async def append_async(
+        self, record: Mapping[str, Any], keys: Sequence[KeyRow] = ()
+    ) -> dict[str, Any]:
         """:meth:`append` for a coroutine: resolved from the writer thread, after the fsync."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
@@ -255,7 +264,7 @@ class GroupCommit:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
                 loop.call_soon_threadsafe(_resolve, future)
 
-        pending = _Pending(record, wake)
+        pending = _Pending(record, wake, keys)
         self._put(pending)
         await future
         return pending.result()
@@ -293,7 +302,12 @@ class GroupCommit:
             self._write(batch)
 
     def _write(self, batch: list[_Pending]) -> None:
+        rows = [row for p in batch for row in p.keys]
         try:
+            if rows:  # one transaction for the batch, durable before any line names a key
+                if self.keys is None:
+                    raise RuntimeError("caller keys given, but this ledger writer has no key store")
+                self.keys.put(rows)
             entries = self.ledger.append_many([p.record for p in batch])
         except ValueError as exc:  # refused before anything was written
             if len(batch) == 1:
@@ -316,10 +330,13 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 class _Pending:
-    __slots__ = ("_entry", "_error", "_wake", "record")
+    __slots__ = ("_entry", "_error", "_wake", "keys", "record")
 
-    def __init__(self, record: Mapping[str, Any], wake: Callable[[], None]) -> None:
+    def __init__(
+        self, record: Mapping[str, Any], wake: Callable[[], None], keys: Sequence[KeyRow] = ()
+    ) -> None:
         self.record = record
+        self.keys = keys
         self._wake = wake
         self._entry: dict[str, Any] | None = None
         self._error: Exception | None = None

@@ -18,7 +18,7 @@ from typing import Any
 
 from callconsent.evidence import callref
 from callconsent.evidence.fsio import FILE_MODE
-from callconsent.lifecycle._schema import SCHEMA
+from callconsent.lifecycle._schema import SCHEMA, TABLES
 from callconsent.lifecycle.errors import (
     DiskFull,
     IndexUnusable,
@@ -112,9 +112,14 @@ class GuardedConnection:
             self.conn.close()
 
 
-def open_index(path: Path, key: bytes | None) -> GuardedConnection:
+def open_index(
+    path: Path, key: bytes | None, subject_of: Callable[[object, object], str | None]
+) -> GuardedConnection:
     """Connect to (or create, mode 0640) the index at ``path`` and make sure of its tables;
-    ``call_ref`` is registered with the call reference ``key``."""
+    ``call_ref`` is registered with the call reference ``key``, ``subject_of`` (a clear number
+    or a sealed caller's key id to the lookup digest, :mod:`.subjects`). An index from before
+    subjects (tables with ``caller_number``) is emptied: the next update re-reads everything.
+    Deleted rows are overwritten (``secure_delete``): an erased subject leaves no free page."""
     new = not path.exists()
     try:
         conn = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
@@ -128,8 +133,14 @@ def open_index(path: Path, key: bytes | None) -> GuardedConnection:
         db.create_function(
             "call_ref", 1, lambda u: callref.call_ref(str(u), key), deterministic=True
         )
+        db.create_function("subject_of", 2, subject_of, deterministic=False)
+        db.execute("PRAGMA secure_delete=ON")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # a cache: rebuildable from the evidence
+        columns = {r[1] for r in db.execute("PRAGMA table_info(calls)").fetchall()}
+        if "caller_number" in columns:  # the layout before subjects: held numbers in clear
+            db.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in TABLES))
+            db.execute("VACUUM")
         db.executescript(SCHEMA)
         db.commit()
     except StorageError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
+from callconsent.evidence import callers
 from callconsent.evidence.anchor import HOLD_RELEASED as HOLD_RELEASED  # the anchor keeps holds
 from callconsent.evidence.anchor import HOLD_SET as HOLD_SET
 from callconsent.evidence.paths import is_asterisk_uniqueid
@@ -16,12 +17,12 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dirs (day TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS recordings (
     uniqueid TEXT PRIMARY KEY, day TEXT NOT NULL, file TEXT NOT NULL, state TEXT NOT NULL,
-    started_at TEXT, delete_after TEXT, caller_number TEXT, caller_name TEXT, linkedid TEXT,
+    started_at TEXT, delete_after TEXT, subject TEXT, linkedid TEXT,
     route TEXT, purposes TEXT, agent TEXT, sha256 TEXT, bytes INTEGER, has_audio INTEGER,
     deleted_reason TEXT);
 CREATE TABLE IF NOT EXISTS calls (
     uniqueid TEXT PRIMARY KEY, linkedid TEXT, seq INTEGER, at TEXT, started_at TEXT,
-    caller_number TEXT, caller_name TEXT, route TEXT, status TEXT, reason TEXT, purposes TEXT,
+    subject TEXT, caller_kid TEXT, route TEXT, status TEXT, reason TEXT, purposes TEXT,
     recording TEXT, retention_days INTEGER NOT NULL, anonymised INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY, type TEXT NOT NULL, at TEXT, line_no INTEGER, offset INTEGER,
@@ -44,14 +45,14 @@ CREATE TABLE IF NOT EXISTS problems (source TEXT NOT NULL, key TEXT NOT NULL, pa
 """
 
 INDEXES: Final = {
-    "recordings_number": "recordings (caller_number)",
+    "recordings_subject": "recordings (subject)",
     "recordings_expiry": "recordings (delete_after, uniqueid)",
     "recordings_sha256": "recordings (sha256)",
     "recordings_day": "recordings (day)",
     "recordings_started": "recordings (started_at)",
     "recordings_agent": "recordings (agent)",
     "recordings_linkedid": "recordings (linkedid)",
-    "calls_number": "calls (caller_number)",
+    "calls_subject": "calls (subject)",
     "calls_at": "calls (at)",
     "calls_linkedid": "calls (linkedid)",
     "entries_type": "entries (type)",
@@ -85,6 +86,14 @@ WITHDRAWN: Final = "withdrawn"
 #: Adds a call's reference for every new call id (``call_ref`` is a SQL function the index
 #: registers, :func:`callconsent.evidence.callref.call_ref` with the index's key).
 INSERT_REF: Final = "INSERT OR IGNORE INTO call_refs VALUES (call_ref(?1), ?1)"
+
+#: A ``calls`` row: ``subject_of(number, kid)`` (a SQL function the index registers) turns an
+#: old entry's clear number, or a sealed caller's key id, into the lookup digest (or null: no
+#: number, or the caller's key destroyed); the number itself is never stored.
+INSERT_CALL: Final = (
+    "INSERT OR REPLACE INTO calls VALUES "
+    "(?1,?2,?3,?4,?5,subject_of(?6,?7),?7,?8,?9,?10,?11,?12,?13,0)"
+)
 
 
 class Connection(Protocol):
@@ -130,6 +139,7 @@ def _id_problem(key: str, value: Any) -> str | None:
 
 _NEEDS_CALL: Final = frozenset({"call", "recording_final", "deleted", HOLD_SET})
 _CALL_TEXT: Final = ("caller_number", "caller_name", "route")
+_SEALED_TEXT: Final = ("kid", "sealed")
 _CALL_FIELDS: Final = ("started_at", "status", "reason", "recording")
 
 
@@ -150,6 +160,11 @@ def entry_problem(entry: dict[str, Any]) -> str | None:
         if problem is None and call.get("linkedid") is not None:
             problem = _id_problem("call.linkedid", call["linkedid"])
         problem = problem or _text_problem(call, _CALL_TEXT, "call.")
+        caller = call.get("caller")
+        if problem is None and caller is not None:
+            if type(caller) is not dict:
+                return f"call.caller is a {type(caller).__name__}, expected an object"
+            problem = _text_problem(caller, _SEALED_TEXT, "call.caller.")
     calls = entry.get("calls")
     if problem is None and calls is not None:
         if type(calls) is not list:
@@ -228,8 +243,8 @@ def _call_row(entry: dict[str, Any]) -> tuple[Any, ...] | None:
         entry["seq"],
         entry.get("at"),
         entry.get("started_at"),
-        call.get("caller_number"),
-        call.get("caller_name"),
+        call.get("caller_number"),  # old ledgers only: in clear
+        callers.kid_of(call),
         call.get("route"),
         entry.get("status"),
         entry.get("reason"),
@@ -250,7 +265,7 @@ def apply_entry_rows(db: Connection, lines: Sequence[Line], *, refs: bool = True
     def flush() -> None:
         db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?)", entries)
         db.executemany("INSERT OR IGNORE INTO entry_calls VALUES (?,?)", links)
-        db.executemany("INSERT OR REPLACE INTO calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)", calls)
+        db.executemany(INSERT_CALL, calls)
         if refs:
             db.executemany(INSERT_REF, [(c[0],) for c in calls])
         for target in (entries, links, calls):
@@ -265,7 +280,9 @@ def apply_entry_rows(db: Connection, lines: Sequence[Line], *, refs: bool = True
             row = _call_row(entry)
             if row is not None:
                 calls.append(row)
-        elif kind in (HOLD_SET, HOLD_RELEASED, EXPORT, ANONYMISED):
+        elif kind in (HOLD_SET, HOLD_RELEASED, EXPORT, ANONYMISED) or (
+            kind == WITHDRAWN and entry.get("outcome") == "deleted"
+        ):
             flush()
             _apply_rare(db, entry, ids)
     flush()
@@ -311,12 +328,18 @@ def _apply_rare(db: Connection, entry: dict[str, Any], ids: list[str]) -> None:
                 "INSERT INTO export_files VALUES (?,?,NULL,?)",
                 (entry["archive_sha256"], export_id, str(entry.get("archive"))),
             )
+    elif kind == WITHDRAWN:  # the app destroys the caller's key with the recording: look again
+        db.executemany(
+            "UPDATE calls SET subject=subject_of(NULL, caller_kid) "
+            "WHERE uniqueid=? AND caller_kid IS NOT NULL",
+            [(u,) for u in ids],
+        )
     elif kind == ANONYMISED:
         db.executemany(
             "INSERT OR REPLACE INTO anonymised VALUES (?,?,?,?)",
             [(u, seq, at, entry.get("reason")) for u in ids],
         )
         db.executemany(
-            "UPDATE calls SET caller_number=NULL, caller_name=NULL, anonymised=1 WHERE uniqueid=?",
+            "UPDATE calls SET subject=NULL, anonymised=1 WHERE uniqueid=?",
             [(u,) for u in ids],
         )

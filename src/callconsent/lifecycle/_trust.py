@@ -93,16 +93,23 @@ def subject_problem(ctx: Context, call_id: str, number: str) -> str | None:
     """Why call ``call_id`` may not be handed out or erased as caller ``number``'s: its sidecar
     or one of its ``call`` ledger entries names another caller (a forged or duplicated line
     claims someone else's call). None when every source agrees."""
+    subjects = ctx.index.subjects
+    digest = subjects.digest(number)
     row = ctx.index.db.execute(
-        "SELECT caller_number, state FROM recordings WHERE uniqueid=?", (call_id,)
+        "SELECT subject, state FROM recordings WHERE uniqueid=?", (call_id,)
     ).fetchone()
-    contested = row is not None and row[1] != "tombstone" and row[0] != number
+    contested = row is not None and row[1] != "tombstone" and row[0] != digest
     anonymised = query.is_anonymised(ctx.index, call_id)
     for entry in _ledger_entries(ctx, call_id):
         call = entry.get("call")
         if entry.get("type") != "call" or not isinstance(call, dict):
             continue
-        if call.get("uniqueid") == call_id and call.get("caller_number") != number:
+        caller = subjects.caller(call)  # a forgotten caller (key destroyed) names nobody
+        if (
+            call.get("uniqueid") == call_id
+            and not caller.erased
+            and subjects.digest(caller.number) != digest
+        ):
             contested = contested or not anonymised
     if contested:
         return (

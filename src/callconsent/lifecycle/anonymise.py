@@ -4,13 +4,18 @@ The ledger is append-only and hash-chained, so a line cannot be edited without b
 chain. What this step does instead, for every call whose evidence has outlived the longest
 retention of its purposes plus ``claims_days`` (and that is not on hold and has no recording
 left): it appends an ``anonymised`` ledger entry listing those call ids and the fields
-(``caller_number``, ``caller_name``) that are from then on treated as removed. The index drops
-those fields at once; lookups by number no longer find the calls and exports omit the fields.
+(``caller_number``, ``caller_name``) that are from then on treated as removed, after destroying
+those calls' caller keys (:meth:`~.index.Index.forget`). The ``call`` entries hold the number
+and name only sealed under those keys (:mod:`callconsent.evidence.callers`), so from then on
+nobody can read them, nor test a guessed number against them; the ledger bytes, the chain and
+``verify`` stay as they were. The index drops the subject at once; lookups by number no longer
+find the calls and exports omit the fields.
 
-What it does **not** do: remove the values from the ledger file itself. True removal needs
-ledger rotation (write a new ledger with the listed fields nulled, re-chained, anchored to the
-old head; then destroy the old file and its backups). That is not built; until it is, the
-values remain readable to anyone with access to the raw ledger file.
+Ledgers written before callers were sealed hold the number and name of their ``call`` entries
+in clear: for those lines the entry remains a mark only (the index and exports drop the fields);
+removing the values from such a file needs ledger rotation (a new ledger with the fields
+nulled, re-chained and anchored to the old head, then the old file and its backups
+destroyed), which is not built.
 """
 
 from __future__ import annotations
@@ -93,7 +98,7 @@ def anonymise(
             "SELECT c.uniqueid, h.uniqueid IS NOT NULL, r.state FROM calls c "
             "LEFT JOIN holds h ON h.uniqueid = c.uniqueid "
             "LEFT JOIN recordings r ON r.uniqueid = c.uniqueid "
-            "WHERE c.anonymised = 0 AND (c.caller_number IS NOT NULL OR c.caller_name IS NOT NULL)"
+            "WHERE c.anonymised = 0 AND (c.subject IS NOT NULL OR c.caller_kid IS NOT NULL)"
             " AND strftime('%Y-%m-%dT%H:%M:%S.000Z', julianday(substr(c.at, 1, 19)) "
             "+ c.retention_days) <= ? ORDER BY c.seq",
             (cutoff,),
@@ -133,6 +138,9 @@ def _write(
         return
     report.calls += len(batch)
     if not report.dry_run:
+        # the keys first: a run cut short here leaves calls forgotten but not yet marked (the
+        # next run marks them), never marked but still readable
+        destroyed = ctx.index.forget(batch)
         entry = ctx.append(
             {
                 "type": ANONYMISED,
@@ -153,6 +161,7 @@ def _write(
             reason=reason,
             ids=batch,
             ledger_seq=entry["seq"],
+            caller_keys_destroyed=destroyed,
         )
     if on_batch is not None:
         on_batch(list(batch))

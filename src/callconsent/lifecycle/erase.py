@@ -5,6 +5,9 @@ ledger entry, except recordings under a legal hold: they are kept and reported w
 reason (Art 17(3)(e)). Re-running is safe. The consent evidence in the ledger is kept by default
 (it documents the lawfulness of what was done, for legal claims; the purge's anonymise step
 handles it later); ``anonymise_evidence`` writes an ``anonymised`` entry for the erased calls now.
+The callers of the calls not on hold are forgotten all the same: their keys are destroyed, so
+the number and name in those ledger entries can no longer be read (:mod:`.subjects`), and the
+subject-access archives the system keeps for those calls are deleted (:mod:`.kept_exports`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from callconsent.lifecycle._delete import Outcome, delete_recording
 from callconsent.lifecycle.anonymise import anonymise_calls
 from callconsent.lifecycle.errors import LifecycleError
 from callconsent.lifecycle.hold import holds_outside_ledger
+from callconsent.lifecycle.kept_exports import drop_kept
 from callconsent.lifecycle.presence import require_recordings
 
 SOURCE = "erase"
@@ -36,6 +40,8 @@ class EraseReport:
     held: list[dict[str, Any]] = field(default_factory=list)
     anonymised_seqs: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # evidence not acted on, and why
+    keys_destroyed: int = 0  # caller keys: the ledger's numbers and names of the calls forgotten
+    exports_deleted: list[str] = field(default_factory=list)  # kept archives holding the calls
 
     @property
     def complete(self) -> bool:
@@ -54,6 +60,8 @@ class EraseReport:
             "outcomes": [o.as_dict() for o in self.outcomes],
             "held": self.held,
             "anonymised_ledger_seqs": self.anonymised_seqs,
+            "caller_keys_destroyed": self.keys_destroyed,
+            "exports_deleted": self.exports_deleted,
             "problems": self.problems,
         }
 
@@ -65,11 +73,12 @@ class EraseReport:
             for h in self.held
         ]
         lines += [f"problem: {p}" for p in self.problems]
+        lines += [f"kept export deleted: {name}" for name in self.exports_deleted]
         done = sum(1 for o in self.outcomes if o.action in ("deleted", "would_delete"))
         lines.append(
             f"erase{' (dry run)' if self.dry_run else ''}: {len(self.call_ids)} call(s),"
             f" {done} recording(s) {'to erase' if self.dry_run else 'erased'}, "
-            f"{len(self.held)} kept on hold"
+            f"{len(self.held)} kept on hold, {self.keys_destroyed} caller key(s) destroyed"
         )
         return "\n".join(lines)
 
@@ -118,6 +127,10 @@ def erase(
                     verify=True,
                 )
             )
+        free = [c for c in call_ids if c not in holds]
+        report.exports_deleted = drop_kept(ctx, free, dry_run=dry_run)
+        if not dry_run:  # the callers' keys: their numbers and names in the ledger unreadable
+            report.keys_destroyed = ctx.index.forget(free)
         if anonymise_evidence and not dry_run:
             free = [c for c in call_ids if c not in holds and not query.is_anonymised(ctx.index, c)]
             report.anonymised_seqs = anonymise_calls(ctx, free, reason=REASON)
@@ -130,5 +143,7 @@ def erase(
         selector=selector.describe(),
         held=[h["call_id"] for h in report.held],
         deleted=[o.call_id for o in report.outcomes if o.action == "deleted"],
+        caller_keys_destroyed=report.keys_destroyed,
+        exports_deleted=report.exports_deleted,
     )
     return report

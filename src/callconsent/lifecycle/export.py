@@ -3,8 +3,10 @@
 Contents: ``audio/<call id>.wav`` for each recording with audio, ``sidecars/<call id>.json``
 (the sidecar as stored, tombstones included), ``ledger-entries.jsonl`` (every ledger line about
 those calls, refusals included, byte for byte, so each line's hash can be checked against the
-chain; only calls whose evidence was anonymised have their caller number/name nulled), the
-bilingual ``cover-sheet.md`` and ``manifest.json``.
+chain; only calls whose evidence was anonymised have their caller number/name nulled),
+``callers.json`` (the caller number and name of each ``call`` line whose caller the ledger holds
+sealed, decrypted on the fly: ``erased`` once its key was destroyed), the bilingual
+``cover-sheet.md`` and ``manifest.json``.
 
 Each export gets an id (uuid4 hex) and is logged before the archive appears: a ledger ``export``
 entry (who, why, when, which call ids, the sha256 of every exported file and of the archive,
@@ -43,6 +45,7 @@ from callconsent.lifecycle._schema import EXPORT
 from callconsent.lifecycle.audit import os_user
 from callconsent.lifecycle.cover import cover_sheet
 from callconsent.lifecycle.errors import LifecycleError
+from callconsent.lifecycle.kept_exports import archive_name
 from callconsent.lifecycle.presence import require_recordings
 
 if TYPE_CHECKING:
@@ -151,7 +154,7 @@ def export(
     if selector.call_id is not None and _trust.id_problem(selector.call_id) is not None:
         raise ExportError(f"--call-id {selector.call_id!r} is not an Asterisk uniqueid")
     export_id = uuid.uuid4().hex
-    archive = out_dir / f"callconsent-export-{export_id}.zip"
+    archive = out_dir / archive_name(export_id)
     with ctx.index.locked(shared=True):
         ctx.index.update()
         require_recordings(ctx.index, ctx.recordings_dir)
@@ -243,19 +246,23 @@ def _fill(
                 continue
             result.audio_files += 1
     lines: list[bytes] = []
+    opened: dict[str, dict[str, str | None]] = {}
     for seq, offset, length in query.entry_positions(ctx.index, result.call_ids):
         if offset is None or length is None:
             result.problems.append(f"ledger entry seq {seq}: position not indexed yet (skipped)")
             continue
         raw = _scan.read_line(ctx.ledger_path, offset, length)
         try:
-            raw = _ledger_line(ctx, raw, purposes)
+            raw = _ledger_line(ctx, raw, purposes, opened)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             result.problems.append(f"ledger entry seq {seq}: unreadable ({exc}; skipped)")
             continue
         lines.append(raw + b"\n")
     result.ledger_entries = len(lines)
     out.add_bytes("ledger-entries.jsonl", b"".join(lines), None)
+    if opened:
+        text = dumps(opened, indent=2) + "\n"
+        out.add_bytes("callers.json", text.encode("ascii"), None)
     created = utc_stamp(ctx.now)
     sheet = cover_sheet(
         config,
@@ -280,16 +287,29 @@ def _fill(
     out.add_bytes("manifest.json", (dumps(manifest, indent=2) + "\n").encode("ascii"), None)
 
 
-def _ledger_line(ctx: Context, raw: bytes, purposes: dict[str, tuple[str, int]]) -> bytes:
-    """The line as exported (caller fields nulled once anonymised); collects its purposes."""
+def _ledger_line(
+    ctx: Context,
+    raw: bytes,
+    purposes: dict[str, tuple[str, int]],
+    opened: dict[str, dict[str, str | None]],
+) -> bytes:
+    """The line as exported (caller fields nulled once anonymised); collects its purposes and
+    a sealed caller, decrypted (``erased`` once its key is destroyed), into ``opened``."""
     entry = json.loads(raw)
     if entry.get("type") != "call":
         return raw
     found = {
         p["purpose"]: (p["lawful_basis"], p["retention_days"]) for p in entry.get("purposes") or ()
     }
-    if query.is_anonymised(ctx.index, entry["call"]["uniqueid"]):
-        entry["call"]["caller_number"] = entry["call"]["caller_name"] = None
+    call = entry["call"]
+    if "caller" in call:
+        number, name = ctx.index.subjects.caller(call).shown()
+        if query.is_anonymised(ctx.index, call["uniqueid"]):
+            number = name = None
+        opened[str(call["uniqueid"])] = {"caller_number": number, "caller_name": name}
+        return raw
+    if query.is_anonymised(ctx.index, call["uniqueid"]):
+        call["caller_number"] = call["caller_name"] = None
         raw = dumps(entry).encode("ascii")
     for name, basis in found.items():
         purposes.setdefault(name, basis)

@@ -13,8 +13,9 @@ else writes to it. The app may keep it current as it goes with :meth:`add_sideca
 :meth:`add_ledger_entry`. Destructive jobs re-read each sidecar with full validation; the index
 only finds candidates. Rebuild and destructive jobs hold an exclusive lock (``index.lock``).
 
-The index holds caller numbers, so it is created 0640 like the evidence files. Anonymised calls
-(:mod:`.anonymise`) lose their caller number and name here.
+The index holds no caller number or name: only each call's *subject*, the keyed lookup digest
+of the normalised number (:mod:`.subjects`), dropped when the caller is forgotten (its key
+destroyed) or anonymised; deleted rows are overwritten (``secure_delete``). Created 0640.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from callconsent.lifecycle._schema import (
     entry_problem,
 )
 from callconsent.lifecycle.errors import IndexUnusable, storage_error
+from callconsent.lifecycle.subjects import Subjects
 
 if TYPE_CHECKING:
     from callconsent.config import Config
@@ -58,6 +60,12 @@ _SETTLE_NS: Final = 2_000_000_000
 _REBUILD_CACHE_KIB: Final = 256 * 1024
 
 Progress = Callable[[str, int], None]  # (what, count so far)
+
+#: A ``recordings`` row (:data:`_scan.RECORDING_COLUMNS`): the sidecar's clear number becomes
+#: its lookup digest on the way in (``subject_of``, :mod:`.subjects`).
+INSERT_RECORDING: Final = (
+    "INSERT OR REPLACE INTO recordings VALUES (?,?,?,?,?,?,subject_of(?,NULL),?,?,?,?,?,?,?,?)"
+)
 
 
 @dataclass(slots=True)
@@ -98,6 +106,7 @@ class Index:
             key_file = callref.key_path(ledger_path)
             raise storage_error("read the call reference key", key_file, exc) from exc
         self.ref_key_id = callref.key_id(self._key)
+        self.subjects = Subjects(ledger_path)
         self._conn: GuardedConnection | None = None
         self._unusable: IndexUnusable | None = None  # only `rebuild` can use it then
         try:
@@ -106,7 +115,7 @@ class Index:
             self._unusable = exc
 
     def _open(self) -> None:
-        self._conn = open_index(self.path, self._key)
+        self._conn = open_index(self.path, self._key, self.subjects.subject_of)
 
     @property
     def db(self) -> GuardedConnection:
@@ -144,6 +153,21 @@ class Index:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+        self.subjects.close()
+
+    def forget(self, uniqueids: Iterable[str]) -> int:
+        """Forget the callers of calls ``uniqueids``: destroy their keys (the ledger's sealed
+        numbers and names become unreadable) and drop their subjects here; the keys destroyed."""
+        ids = sorted(set(uniqueids))
+        with self._mutex:
+            gone = self.subjects.forget(ids)
+            # sealed callers only: an old ledger's clear number is dropped by `anonymised`
+            self.db.executemany(
+                "UPDATE calls SET subject=NULL WHERE uniqueid=? AND caller_kid IS NOT NULL",
+                [(u,) for u in ids],
+            )
+            self.db.commit()
+        return gone
 
     def __enter__(self) -> Index:
         return self
@@ -192,8 +216,13 @@ class Index:
             self.db.execute(f"PRAGMA cache_size=-{_REBUILD_CACHE_KIB}")
             self.db.execute("PRAGMA temp_store=MEMORY")
             self._bulk = True
+            gone: set[str] = set()
             try:
-                stats = self.update(progress=progress, on_problem=on_problem)
+                with self.subjects.preloaded(gone):
+                    stats = self.update(progress=progress, on_problem=on_problem)
+                self.db.executemany(  # keys destroyed during the rebuild
+                    "UPDATE calls SET subject=NULL WHERE caller_kid=?", [(k,) for k in gone]
+                )
             finally:
                 self._bulk = False
                 if progress is not None:
@@ -239,12 +268,11 @@ class Index:
             if progress is not None:
                 progress("sidecars", stats.sidecars)
             self.db.execute(
-                "UPDATE recordings SET caller_number=NULL, caller_name=NULL WHERE uniqueid IN "
-                "(SELECT uniqueid FROM anonymised) AND (caller_number IS NOT NULL OR "
-                "caller_name IS NOT NULL)"
+                "UPDATE recordings SET subject=NULL WHERE uniqueid IN "
+                "(SELECT uniqueid FROM anonymised) AND subject IS NOT NULL"
             )
             self.db.execute(
-                "UPDATE calls SET caller_number=NULL, caller_name=NULL, anonymised=1 WHERE "
+                "UPDATE calls SET subject=NULL, anonymised=1 WHERE "
                 "anonymised=0 AND uniqueid IN (SELECT uniqueid FROM anonymised)"
             )
             self._sync_refs()
@@ -360,8 +388,7 @@ class Index:
         problem: Callable[[Problem, str, str], None],
     ) -> None:
         """Replace the rows of each day folder read."""
-        placeholders = ",".join("?" * len(_scan.RECORDING_COLUMNS))
-        insert = f"INSERT OR REPLACE INTO recordings VALUES ({placeholders})"  # noqa: S608  # placeholders only
+        insert = INSERT_RECORDING
         for found in days:
             day = found.day
             stats.days_scanned += 1
@@ -397,9 +424,8 @@ class Index:
         """Record a sidecar document just written for ``paths`` (for the app; cheap)."""
         day = paths.relative.rsplit("/", 1)[0]
         row = _scan.row(day, paths.uniqueid, doc, paths.audio.exists())
-        placeholders = ",".join("?" * len(row))
         with self._mutex:
-            self.db.execute(f"INSERT OR REPLACE INTO recordings VALUES ({placeholders})", row)  # noqa: S608  # placeholders only
+            self.db.execute(INSERT_RECORDING, row)
             self.db.execute(INSERT_REF, (paths.uniqueid,))
             self.db.commit()
 

@@ -134,9 +134,9 @@ def find_calls(index: Index, sel: Selector) -> list[str]:
     ):
         where: list[str] = []
         args: list[Any] = []
-        if sel.number is not None:
-            where.append("caller_number = ?")
-            args.append(sel.number)
+        if sel.number is not None:  # by its lookup digest: the index holds no number
+            where.append("subject = ?")
+            args.append(index.subjects.digest(sel.number))
         if sel.call_id is not None:
             where.append("(uniqueid = ? OR linkedid = ?)")
             args += [sel.call_id, sel.call_id]

@@ -36,9 +36,13 @@ TECHNICAL_MEASURES: Final = (
     "sidecar replaced by a tombstone holding only the call id, file name, hash, time and "
     "reason; in a recording kept for several purposes each purpose ends at its own retention; "
     "legal hold with review dates (R25, R26)",
-    "the ledger keeps each call's caller number and name until retention + the claims period; "
-    "the purge then marks them anonymised (dropped from the index, lookups and exports), but "
-    "the raw ledger file still holds them (R21)",
+    "the ledger holds each call's caller number and name only encrypted (AES-256-GCM) under a "
+    "key of that call's own, kept in a key store beside the ledger; lookups by number use a "
+    "keyed digest (HMAC-SHA256 with an installation secret), the index holds no number; "
+    "erasure, a withdrawal that deletes the recording and the end of retention + the claims "
+    "period destroy the key (overwritten in the key store), after which the number and name "
+    "can no longer be read while the hash chain still verifies; calls in a ledger written "
+    "before this are only marked anonymised and that file still holds their values (R21, R29)",
     "audit log of every list, export, erase, hold and purge action with who, when and why (R35)",
 )
 NOT_CONFIGURED: Final = None
@@ -122,7 +126,8 @@ def build_ropa(ctx: Context, config: Config, *, claims_days: int) -> dict[str, A
             "erasure_time_limits": {
                 "recordings_days": sorted(p["retention_days"]),
                 "consent_evidence": f"retention + {claims_days} days claims period "
-                "(then marked anonymised by the purge; the raw ledger file keeps the values)",
+                "(then the purge destroys the keys of the callers' numbers and names: "
+                "unreadable from then on)",
             },
             "security_measures": {
                 "technical": technical_measures(config),

@@ -153,6 +153,7 @@ class WithdrawReport:
     call_ids: list[str] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
     ambiguous: list[dict[str, Any]] = field(default_factory=list)  # a call ref with >1 call
+    keys_destroyed: int = 0  # caller keys of the calls whose recordings were deleted
 
     def _of(self, actions: tuple[str, ...]) -> list[Item]:
         return [i for i in self.items if i.action in actions]
@@ -172,6 +173,7 @@ class WithdrawReport:
             "complete": self.complete,
             "scope": self.scope,
             "call_ids": self.call_ids,
+            "caller_keys_destroyed": self.keys_destroyed,
             "ambiguous": self.ambiguous,
             "deleted": ids(DELETED),
             "kept_for_documentation": ids(KEPT),
@@ -242,6 +244,9 @@ def withdraw(ctx: Context, scope: Scope, *, reason: str, dry_run: bool = False) 
             hold = holds.get(rec.uniqueid)
             held = None if hold is None else {**hold.as_dict(), "file": rec.file}
             report.items.append(_withdraw_one(ctx, rec, held, via=via, dry_run=dry_run))
+        if not dry_run:  # a recording deleted at the caller's wish: forget the caller too
+            gone = [i.call_id for i in report.items if i.action in DELETED and i.call_id]
+            report.keys_destroyed = ctx.index.forget(gone)
     ctx.audit.write(
         "withdraw_dry_run" if dry_run else "withdraw",
         actor=ctx.actor,
@@ -253,6 +258,7 @@ def withdraw(ctx: Context, scope: Scope, *, reason: str, dry_run: bool = False) 
         kept_for_documentation=[i.call_id for i in report.items if i.action in KEPT],
         held=[i.call_id for i in report.items if i.action == "held"],
         ambiguous=[a["call_id"] for a in report.ambiguous],
+        caller_keys_destroyed=report.keys_destroyed,
     )
     return report
 
