@@ -95,6 +95,7 @@ def build_store(config: Config) -> EvidenceStore:
         config_sha256=config.sha256,
         anchor_path=config.storage.anchor_path,
         at_rest=at_rest_for(config),  # recordings encrypted when they end (R33)
+        spool_dir=config.storage.spool_dir,  # the clear WAV while it records (with at_rest)
     )
 
 

@@ -55,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
         *_bypass_warnings(args),
     ]:
         print(f"warning: {warning}", file=sys.stderr)
-    refused = _recordings_folder_refused(config.storage.recordings_dir)
+    refused = _recordings_folder_refused(config.storage.recordings_dir) or _spool_refused(config)
     if refused:
         print(f"error: {refused}", file=sys.stderr)
         return EXIT_USAGE
@@ -95,6 +95,16 @@ def _recordings_folder_refused(folder: Path) -> str | None:
     )
 
 
+def _spool_refused(config: Config) -> str | None:
+    """Why the spool of encrypted recordings may not be used (R32, R33), or None."""
+    from callconsent.evidence.spool import spool_problem
+
+    spool = config.storage.spool_dir
+    if spool is None or config.encryption is None:
+        return None
+    return spool_problem(spool)
+
+
 def _check_config(args: argparse.Namespace) -> int:
     """``OK: <file>`` and the warnings (exit 0), or every error (exit 2). A secret that cannot
     be read is a warning: only serve, agent set/sync and withdraw of a live call need it."""
@@ -117,6 +127,11 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"FAILED: {path} ({len(missing)} error(s))", file=sys.stderr)
         return EXIT_USAGE
     if _archive_errors(config):  # notice versions (R20)
+        return EXIT_USAGE
+    spool = _spool_refused(config)
+    if spool:  # serve would refuse to start
+        print(f"error: {path}: {spool}", file=sys.stderr)
+        print(f"FAILED: {path} (1 error(s))", file=sys.stderr)
         return EXIT_USAGE
     print(f"OK: {path}")
     for line in config.warnings:

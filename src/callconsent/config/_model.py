@@ -78,6 +78,9 @@ class StorageConfig:
     notice_archive_dir: Path
     #: the ledger's anchor (head and holds, rewritten on every append); None: <ledger>.anchor
     anchor_path: Path | None = None
+    #: with ``encryption``: where MixMonitor writes the clear WAV while the call records (owned
+    #: by the Asterisk user, nothing for others, outside the recordings tree); None: in the tree
+    spool_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
