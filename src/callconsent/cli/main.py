@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from callconsent import __version__
-from callconsent.cli import agent, keys, lifecycle
+from callconsent.cli import agent, keys, lifecycle, play
 from callconsent.cli._common import (
     EXIT_OK,
     EXIT_PROBLEMS,
@@ -252,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent.register(sub)
     keys.register(sub)  # decrypt, rewrap (R33)
+    play.register(sub)  # listen to one recording (R33, R35)
     lifecycle.register(sub)
     return parser
 
