@@ -150,6 +150,8 @@ def _check_config(args: argparse.Namespace) -> int:
         )
     enabled = [name for name, route in config.routes.items() if route.enabled]
     print(f"routes enabled: {', '.join(enabled) if enabled else 'none (nothing is recorded)'}")
+    named = [n for n in enabled if config.routes[n].store_caller_name]
+    print(f"caller display names stored on: {', '.join(named) if named else 'no route'}")
     print(f"config sha256: {config.sha256}")
     for warning in _feature_warnings(config, args.features_conf):  # R16, R22, R30
         print(f"warning: {warning}")

@@ -200,6 +200,8 @@ class Route:
     #: R17b: read the call reference to a caller who consented: off, withheld (only when the
     #: caller's number is withheld) or always.
     call_reference: CallReference = "off"
+    #: keep the caller's display name (CALLERID(name)) in the evidence; off: never stored
+    store_caller_name: bool = False
 
 
 @dataclass(frozen=True, slots=True)
