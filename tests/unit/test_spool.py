@@ -73,6 +73,14 @@ def test_a_spool_inside_the_evidence_folders_is_refused(tmp_path: Path, inside: 
     assert any("storage.spool_dir:" in e and "overlaps" in e for e in caught.value.errors)
 
 
+def test_a_spool_asterisk_serves_over_http_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            config_file(tmp_path, spool=Path("/var/lib/asterisk/static-http/spool")), env=ENV
+        )
+    assert any("HTTP server serves" in e for e in caught.value.errors)
+
+
 def test_encryption_without_a_spool_warns_that_the_clear_wav_lies_in_the_tree(
     tmp_path: Path,
 ) -> None:

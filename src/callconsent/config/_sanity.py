@@ -48,6 +48,10 @@ SYSTEM_FOLDERS: Final = frozenset(
 )  # fmt: skip
 
 
+#: Asterisk's HTTP static folders (http.conf enablestatic): never a place for clear audio.
+SERVED_TREES: Final = ("/var/lib/asterisk/static-http", "/usr/share/asterisk/static-http")
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a folder"
@@ -139,6 +143,13 @@ def check_spool(node: Node, storage: StorageConfig) -> None:
     if problem is not None:
         node.problems.error(node.at("spool_dir"), f"{problem}: give the spool its own folder")
         return
+    for served in SERVED_TREES:
+        if _inside(spool, Path(served)):
+            node.problems.error(
+                node.at("spool_dir"),
+                f"{spool} is inside {served}, which Asterisk's HTTP server serves: the spool "
+                "holds clear audio",
+            )
     for key, other in (
         ("recordings_dir", storage.recordings_dir),
         ("notice_archive_dir", storage.notice_archive_dir),
