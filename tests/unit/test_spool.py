@@ -327,3 +327,61 @@ def test_reconcile_reports_and_keeps_spooled_audio_without_a_sidecar(
     report = run_reconcile(tmp_path, spool)
     assert [i.kind for i in report.reported] == ["orphan_audio"]
     assert (spool / "7999.1.wav").exists()
+
+
+async def test_a_recording_adopted_after_a_restart_is_found_in_the_spool(tmp_path: Path) -> None:
+    """The restarted app watches a live call again (parties.recover): its audio is in the spool,
+    so a deletion during the call removes the spooled file."""
+    first, _, spool = spooling_store(tmp_path)
+    outcome, info = docs_call()
+    audio = Path(await first.prepare_recording(outcome, info, T0))
+    write_audio(audio, pcm_wav(4000))
+    await first.aclose()
+    keys = KeyStore(keys_dir(tmp_path / "ledger.jsonl"), {"k1": KEK}, "k1")
+    again = EvidenceStore(
+        recordings_dir=tmp_path / "recordings",
+        ledger_path=tmp_path / "ledger.jsonl",
+        config_sha256="d" * 64,
+        clock=lambda: T0,
+        at_rest=AtRest(keys),
+        spool_dir=spool,
+    )
+    tree = evidence_paths.recording_paths(tmp_path / "recordings", UNIQUEID, T0)
+    again.adopt(UNIQUEID, tree)
+    await again.change_in_call(
+        UNIQUEID,
+        T0,
+        change=lambda doc: _Deleted(),
+        entry=lambda done, where: {"type": "test", "call": {"uniqueid": UNIQUEID}},
+        tombstone_reason="withdrawn",
+    )
+    assert await asyncio.to_thread(lambda: list(spool.iterdir())) == []
+    assert json.loads(await asyncio.to_thread(tree.sidecar.read_text))["state"] == "tombstone"
+    await again.aclose()
+
+
+class _Deleted:
+    """What a mid-call rule decides when the recording must go."""
+
+    outcome, doc, writes = "deleted", None, True
+
+
+def test_a_dry_run_of_reconcile_leaves_the_spool_as_it_is(
+    tmp_path: Path, crashed: tuple[Path, evidence_paths.RecordingPaths]
+) -> None:
+    spool, tree = crashed
+    (spool / f"{CRASHED}.wav").write_bytes(pcm_wav(4000))
+    keys = KeyStore(keys_dir(tmp_path / "state" / "ledger.jsonl"), {"k1": KEK}, "k1")
+    report = reconcile(
+        tmp_path / "recordings",
+        Ledger(tmp_path / "state" / "ledger.jsonl"),
+        now=datetime.now(UTC),
+        dry_run=True,
+        stale_after=timedelta(0),
+        at_rest=AtRest(keys),
+        spool_dir=spool,
+    )
+    kinds = [i.kind for i in report.fixed]
+    assert kinds == ["finalised", "encrypted"] and report.clean, report.summary()
+    assert (spool / f"{CRASHED}.wav").exists() and not tree.audio.exists()
+    assert sidecar.load(tree)["state"] == "recording"
