@@ -316,6 +316,10 @@ class Ami:
     async def setvar(self, channel: str, variable: str, value: str) -> None:
         await self._send("Setvar", {"Channel": channel, "Variable": variable, "Value": value})
 
+    async def set_global(self, variable: str, value: str) -> None:
+        """A global dialplan variable (Setvar without a channel)."""
+        await self._send("Setvar", {"Variable": variable, "Value": value})
+
     # -- internals ----------------------------------------------------------------------
     async def _send(self, action: str, headers: Mapping[str, str]) -> Any:
         _check(action, headers)

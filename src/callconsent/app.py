@@ -7,6 +7,7 @@ import random
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypedDict
 
 import aiohttp
@@ -44,7 +45,11 @@ from callconsent.unavailable.adapter import UnavailableCollector
 from callconsent.untrusted import UntrustedEventGuard
 from callconsent.withdrawal.in_call_adapter import WithdrawalHandler
 from callconsent.withdrawal.route import Readout, readout
-from callconsent.withdrawal.route_adapter import WithdrawRequestHandler, lifecycle_runner
+from callconsent.withdrawal.route_adapter import (
+    WithdrawRequestHandler,
+    lifecycle_runner,
+    seal_key,
+)
 
 log = structlog.get_logger("callconsent.app")
 
@@ -95,6 +100,7 @@ def build_store(config: Config) -> EvidenceStore:
         config_sha256=config.sha256,
         anchor_path=config.storage.anchor_path,
         at_rest=at_rest_for(config),  # recordings encrypted when they end (R33)
+        spool_dir=config.storage.spool_dir,  # the clear WAV while it records (with at_rest)
     )
 
 
@@ -179,6 +185,7 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
             config.storage.ledger_path,
             anchor_path=config.storage.anchor_path,
         ),
+        key=partial(seal_key, config.storage.ledger_path),  # the number sealed in AstDB
     )  # the withdrawal route on the IVR (R17a, b)
     ami.on_user_event(
         names.WITHDRAW_REQUEST_USER_EVENT,

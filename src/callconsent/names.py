@@ -163,8 +163,13 @@ WITHDRAW_ROUTE_CONTEXT: Final = "callconsent-withdraw-route"
 WITHDRAW_REQUEST_MARK_CONTEXT: Final = "callconsent-withdraw-request-mark"
 WITHDRAW_REQUEST_USER_EVENT: Final = "CallconsentWithdrawRequest"
 WITHDRAW_REQUEST_EVENT_KEYS: Final = ("Request", "Caller", "By", "Value", "At")
-#: The durable marker: ``DB(callconsent/withdrawreq/<request id>)`` = ``<stamp> <by> <value>``,
-#: deleted by the app once the request is carried out (or refused as malformed).
+#: The durable marker: ``DB(callconsent/withdrawreq/<request id>)`` = ``<stamp> <by> <sealed>``,
+#: deleted by the app once the request is carried out (or refused as malformed). ``<sealed>``
+#: (also the event's ``Value``) is the number or reference sealed with the seal key:
+#: AES_ENCRYPT(key, value), base64; AstDB and the verbose log never see the number.
+#: The seal key (16 characters): a global variable the app sets at every AMI login, kept only
+#: in Asterisk's memory and in the app's state folder (``withdraw-seal.key``).
+VAR_SEAL_KEY: Final = "CALLCONSENT_SEAL_KEY"
 ASTDB_WITHDRAW_REQUEST_PREFIX: Final = "withdrawreq/"
 #: Set by the app on the route's channel: done | pending | bad_ref | unknown_ref | ambiguous.
 #: Empty after the wait (app down or slow): the caller hears "registered".

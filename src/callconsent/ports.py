@@ -42,6 +42,12 @@ class Skip:
     reason: str
 
 
+def kept_caller_name(decision: CallPlan | Skip, name: str | None) -> str | None:
+    """The caller's display name as the evidence may hold it: only on a route that asks for
+    it (``store_caller_name``); otherwise it is dropped before anything is written."""
+    return name if isinstance(decision, CallPlan) and decision.store_caller_name else None
+
+
 class Planner(Protocol):
     def plan(self, route_arg: str | None, dialled: str | None) -> CallPlan | Skip: ...
 

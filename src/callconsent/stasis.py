@@ -52,7 +52,15 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
-from callconsent.ports import NOT_WATCHED, AriOps, Objections, Planner, Skip, Store
+from callconsent.ports import (
+    NOT_WATCHED,
+    AriOps,
+    Objections,
+    Planner,
+    Skip,
+    Store,
+    kept_caller_name,
+)
 from callconsent.timing import call_timing
 from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
@@ -218,7 +226,11 @@ class StasisApp:
         args = event.get("args") or []
         decision = self._planner.plan(str(args[0]) if args else None, info.dialled_number)
         # no await since plan(): the plan and this hash come from the same config (SIGHUP)
-        info = dataclasses.replace(info, config_sha256=self._config_sha256())
+        info = dataclasses.replace(
+            info,
+            config_sha256=self._config_sha256(),
+            caller_name=kept_caller_name(decision, info.caller_name),  # only if the route asks
+        )
         if isinstance(decision, Skip):
             bound.info("call_skipped", status=decision.status, reason=decision.reason)
             await self._set_result(channel_id, decision.status, decision.reason, "", bound)
@@ -286,7 +298,8 @@ class StasisApp:
         if isinstance(arg1, str):
             route = _NOT_ROUTE_CHARS.sub("", arg1)  # as the hook's FILTER() passes it
             event["args"] = [route] if route else []
-        return await self._call_info(channel_id, event)
+        info = await self._call_info(channel_id, event)
+        return dataclasses.replace(info, caller_name=None)  # no route asked to keep it
 
     async def _write_unhandled(self, info: CallInfo, status: str, reason: str, bound: Any) -> None:
         """The ledger entry of a call the flow never ran for; evidence trouble is logged, never

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -73,8 +74,11 @@ class EvidenceStore:
         clock: Clock = utc_now,
         anchor_path: Path | None = None,
         at_rest: AtRest | None = None,
+        spool_dir: Path | None = None,
     ) -> None:
         self._at_rest = at_rest  # None: recordings stay in clear (no `encryption` in the config)
+        #: with encryption: MixMonitor writes the clear WAV here, the tree gets it encrypted
+        self._spool = spool_dir if at_rest is not None else None
         self._recordings_dir = recordings_dir
         #: callers go into the ledger sealed, each under a key of its own (evidence.callers)
         self._callers = caller_keys.Sealer(ledger_path)
@@ -95,6 +99,8 @@ class EvidenceStore:
     ) -> str:
         """Create the date folder and the ``recording`` sidecar; return the audio path."""
         where = paths.recording_paths(self._recordings_dir, call.uniqueid, started)
+        if self._spool is not None:  # the sidecar names the tree's file; the audio is spooled
+            where = paths.spooled(where, self._spool)
         doc = documents.sidecar_document(
             outcome,
             call,
@@ -247,7 +253,14 @@ class EvidenceStore:
 
     def adopt(self, uniqueid: str, where: paths.RecordingPaths) -> None:
         """A recording found live after a restart: this process watches it from now on."""
-        self._recordings.setdefault(uniqueid, where)
+        self._recordings.setdefault(uniqueid, self._live(where))
+
+    def _live(self, where: paths.RecordingPaths) -> paths.RecordingPaths:
+        """A recording found in the tree, with its audio in the spool while it is there."""
+        if self._spool is None:
+            return where
+        spooled = paths.spooled(where, self._spool)
+        return spooled if spooled.audio.exists() else where
 
     async def consent_live(self, uniqueid: str) -> bool:
         """Call ``uniqueid``'s running recording still holds a consent purpose (training)."""
@@ -335,7 +348,8 @@ class EvidenceStore:
             self._agent_waits.pop(uniqueid, None)
             where = self._recordings.get(uniqueid)
             if where is None:
-                where = await asyncio.to_thread(find_recording, self._recordings_dir, uniqueid)
+                found = await asyncio.to_thread(find_recording, self._recordings_dir, uniqueid)
+                where = None if found is None else await asyncio.to_thread(self._live, found)
 
             def apply() -> _Change:
                 try:
@@ -395,9 +409,12 @@ class EvidenceStore:
         if where is None:
             return
 
-        def finalise() -> dict[str, Any]:
+        def finalise() -> dict[str, Any] | None:
             doc = self._sidecars.read(call.uniqueid, where)
             self._sidecars.forget(call.uniqueid)  # the call's last write from this process
+            if doc["state"] == sidecar.State.TOMBSTONE:  # deleted during the call (CLI)
+                where.audio.unlink(missing_ok=True)  # e.g. the spooled WAV it could not see
+                return None
             return sidecar.finalise(where, ended_at=ended, doc=doc, schema_check=False)
 
         try:
@@ -410,6 +427,8 @@ class EvidenceStore:
                 await self._discard(where, ended, "no_audio")
                 return
             log.warning("recording_not_closed", call_id=call.uniqueid, file=where.relative)
+            return
+        if final is None:
             return
         await self._ledger.append_async(
             entries.recording_final_entry(final, at=ended, source="app")
@@ -435,8 +454,10 @@ class EvidenceStore:
         """Encrypt the final recording in place (R33); on failure it stays in clear for
         ``callconsent reconcile`` to finish (logged)."""
         assert self._at_rest is not None
+        tree = paths.in_tree(where)
+        source = None if tree == where else where.audio  # spooled: encrypt into the tree
         try:
-            await asyncio.to_thread(self._at_rest.encrypt, where)
+            await asyncio.to_thread(partial(self._at_rest.encrypt, tree, source=source))
         except (OSError, ValueError) as exc:  # ValueError: malformed sidecar, key store
             log.error(
                 "recording_not_encrypted", file=where.relative, error=f"{type(exc).__name__}: {exc}"

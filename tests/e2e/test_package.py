@@ -90,7 +90,7 @@ def test_the_package_installs_user_folders_and_conffile_and_starts_nothing(deb: 
         set -e
         echo "version=$(callconsent --version)"
         echo "user=$(id -nu callconsent):$(id -ng callconsent)"
-        for d in /var/lib/callconsent /var/lib/callconsent/recordings /var/lib/callconsent/state /var/lib/callconsent/prompts; do
+        for d in /var/lib/callconsent /var/lib/callconsent/recordings /var/lib/callconsent/state /var/lib/callconsent/prompts /var/lib/callconsent/spool; do
             echo "dir=$(stat -c '%a %U:%G' $d) $d"
         done
         echo "etc=$(stat -c '%a %U:%G' /etc/callconsent/callconsent.yaml)"
@@ -109,6 +109,9 @@ def test_the_package_installs_user_folders_and_conffile_and_starts_nothing(deb: 
     assert "dir=750 callconsent:callconsent /var/lib/callconsent" in dirs
     assert "dir=2770 callconsent:callconsent /var/lib/callconsent/recordings" in dirs
     assert "dir=750 callconsent:callconsent /var/lib/callconsent/state" in dirs
+    assert (
+        "dir=2770 callconsent:callconsent /var/lib/callconsent/spool" in dirs
+    )  # nothing for others
     assert lines["etc"] == "640 root:callconsent"
     assert lines["conffiles"].strip() == "/etc/callconsent/callconsent.yaml"
     assert lines["enabled"] == "0", "no service is enabled before it is configured"

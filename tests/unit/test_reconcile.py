@@ -325,7 +325,9 @@ def test_reconcile_command_prints_the_report_and_exits_1_when_something_is_left(
         "Config",
         SimpleNamespace(
             path=root / "callconsent.yaml",
-            storage=SimpleNamespace(recordings_dir=root, ledger_path=ledger.path, anchor_path=None),
+            storage=SimpleNamespace(
+                recordings_dir=root, ledger_path=ledger.path, anchor_path=None, spool_dir=None
+            ),
             encryption=None,
         ),
     )

@@ -17,11 +17,12 @@ from callconsent.evidence.ledger import iter_entries, verify_chain
 from callconsent.lifecycle import audit
 from callconsent.lifecycle.hold import set_hold
 from callconsent.lifecycle.withdraw import WithdrawReport
-from callconsent.withdrawal.route import Request
+from callconsent.withdrawal.route import Request, seal
 from callconsent.withdrawal.route_adapter import (
     SOURCE_RECOVERED,
     WithdrawRequestHandler,
     lifecycle_runner,
+    seal_key,
 )
 from tests.support.lifecycle_fixtures import NUMBER, T0, Store, make_store
 
@@ -29,6 +30,7 @@ NOW = T0 + timedelta(days=10)
 CHANNEL = "1767960000.42"
 #: Two uniqueids whose call references collide (as in test_lifecycle_withdraw).
 COLLIDING = ("1767607200.13922", "1767607200.15250")
+SEAL = "Sea1KeyForTests0"
 
 
 class RouteAmi:
@@ -54,6 +56,9 @@ class RouteAmi:
     async def setvar(self, channel: str, variable: str, value: str) -> None:
         await self._do("Setvar", channel, variable, value)
 
+    async def set_global(self, variable: str, value: str) -> None:
+        await self._do("SetGlobal", variable, value)
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
@@ -67,7 +72,7 @@ def store(tmp_path: Path) -> Store:
 
 def handler(store: Store, ami: RouteAmi) -> WithdrawRequestHandler:
     return WithdrawRequestHandler(
-        ami, lifecycle_runner(store.root, store.ledger_path), clock=lambda: NOW
+        ami, lifecycle_runner(store.root, store.ledger_path), key=lambda: SEAL, clock=lambda: NOW
     )
 
 
@@ -80,7 +85,7 @@ def event(by: str = "number", value: str = NUMBER, try_: int = 0, **extra: str) 
         "Request": f"{CHANNEL}-{try_}",
         "Caller": CHANNEL,
         "By": by,
-        "Value": value,
+        "Value": seal(SEAL, value),  # as the route's AES_ENCRYPT gives it
         "At": "2026-01-15T10:00:00.000Z",
         **extra,
     }
@@ -204,7 +209,7 @@ async def test_storage_failure_keeps_the_marker_for_the_next_login(store: Store)
         raise OSError(28, "No space left on device")
 
     ami = RouteAmi()
-    await WithdrawRequestHandler(ami, broken).on_request_event(event())
+    await WithdrawRequestHandler(ami, broken, key=lambda: SEAL).on_request_event(event())
     assert ami.calls == [answered("pending")]  # no DBDel: recovered at the next login
 
 
@@ -222,10 +227,10 @@ async def test_requests_marked_while_the_app_was_away_are_carried_out_at_login(
     prefix = f"/{names.ASTDB_FAMILY}/{names.ASTDB_WITHDRAW_REQUEST_PREFIX}"
     ami = RouteAmi(
         tree=[
-            (f"{prefix}{CHANNEL}-0", f"2026-01-15T10:00:00.000Z number {NUMBER}"),
+            (f"{prefix}{CHANNEL}-0", f"2026-01-15T10:00:00.000Z number {seal(SEAL, NUMBER)}"),
             (
                 f"{prefix}1767960001.9-1",
-                f"2026-01-15T10:05:00.000Z call_ref {callref.call_ref('5000.7')}",
+                f"2026-01-15T10:05:00.000Z call_ref {seal(SEAL, callref.call_ref('5000.7'))}",
             ),
         ]
     )
@@ -236,6 +241,7 @@ async def test_requests_marked_while_the_app_was_away_are_carried_out_at_login(
         "tombstone"
     ] * 3
     assert ami.calls == [
+        ("SetGlobal", names.VAR_SEAL_KEY, SEAL),  # before the markers: the route can seal
         ("DBGetTree", names.ASTDB_FAMILY, "withdrawreq"),
         marker(),
         ("DBDel", names.ASTDB_FAMILY, "withdrawreq/1767960001.9-1"),
@@ -251,7 +257,7 @@ async def test_malformed_marker_is_deleted_and_never_carried_out(store: Store) -
     key = f"/{names.ASTDB_FAMILY}/{names.ASTDB_WITHDRAW_REQUEST_PREFIX}{CHANNEL}-0"
     ami = RouteAmi(tree=[(key, "2026-01-15T10:00:00.000Z number 45 12")])
     assert await handler(store, ami).recover() == 0
-    assert ami.calls[1:] == [marker()]
+    assert ami.calls[2:] == [marker()]
     assert entries(store, "withdrawn") == []
 
 
@@ -281,7 +287,47 @@ async def test_malformed_marker_is_deleted_and_never_carried_out(store: Store) -
 async def test_malformed_request_event_changes_nothing(
     store: Store, headers: dict[str, str]
 ) -> None:
+    sealed = {k: seal(SEAL, v) if k == "Value" else v for k, v in headers.items()}
     ami = RouteAmi()
-    await handler(store, ami).on_request_event({**event(), **headers})
+    await handler(store, ami).on_request_event({**event(), **sealed})
     assert ami.calls == []
     assert entries(store, "withdrawn") == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [NUMBER, seal("AnotherKey000000", NUMBER), "not base64!", seal(SEAL, NUMBER)[:-4]],
+    ids=["in-clear", "other-key", "garbage", "cut"],
+)
+async def test_a_value_not_sealed_with_the_apps_key_is_refused(store: Store, value: str) -> None:
+    ami = RouteAmi()
+    await handler(store, ami).on_request_event({**event(), "Value": value})
+    assert ami.calls == [] and entries(store, "withdrawn") == []
+
+
+async def test_without_its_seal_key_the_app_carries_out_no_request(
+    store: Store, tmp_path: Path
+) -> None:
+    def no_key() -> str:
+        raise OSError(13, "Permission denied")
+
+    ami = RouteAmi()
+    h = WithdrawRequestHandler(ami, lifecycle_runner(store.root, store.ledger_path), key=no_key)
+    with structlog.testing.capture_logs() as logs:
+        await h.on_request_event(event())
+    assert ami.calls == [] and entries(store, "withdrawn") == []
+    assert [e["event"] for e in logs] == [
+        "withdraw_seal_key_unavailable",
+        "withdraw_request_invalid",
+    ]
+
+
+def test_the_seal_key_is_made_once_private_and_kept(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    first = seal_key(ledger)
+    path = tmp_path / "withdraw-seal.key"
+    assert oct(path.stat().st_mode & 0o777) == "0o600" and len(first) == 16
+    assert seal_key(ledger) == first
+    path.write_text("short\n")
+    with pytest.raises(ValueError, match="not a seal key"):
+        seal_key(ledger)

@@ -19,7 +19,14 @@ from callconsent.lifecycle.withdraw import Item, WithdrawReport
 from callconsent.stasis import StasisApp
 from callconsent.withdrawal import in_call
 from callconsent.withdrawal import route as withdraw_route
-from callconsent.withdrawal.route import Readout, Request, from_event, from_marker
+from callconsent.withdrawal.route import (
+    Readout,
+    Request,
+    from_event,
+    from_marker,
+    seal,
+    unseal,
+)
 from callconsent.withdrawal.route_adapter import scope_of
 from tests.support.bridge import outcome
 from tests.support.hook import hook_code
@@ -27,6 +34,7 @@ from tests.support.stasis_fakes import Harness, load_demo
 
 UID = "1767960000.42"
 KEY = b"k" * 32
+SEAL = "Sea1KeyForTests0"
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -39,12 +47,15 @@ def test_event_and_marker_give_the_same_request() -> None:
             "CALLER": UID,
             "By": "number",
             "Channel": "PJSIP/lab-caller-0000000d",  # Asterisk's own header
-            "Value": "+4512345678",
+            "Value": seal(SEAL, "+4512345678"),
             "At": "2026-01-15T10:00:00.000Z",
-        }
+        },
+        SEAL,
     )
     mk = from_marker(
-        f"/callconsent/withdrawreq/{UID}-0", "2026-01-15T10:00:00.000Z number +4512345678"
+        f"/callconsent/withdrawreq/{UID}-0",
+        f"2026-01-15T10:00:00.000Z number {seal(SEAL, '+4512345678')}",
+        SEAL,
     )
     assert ev == Request(
         f"{UID}-0", "number", "+4512345678", parse_stamp("2026-01-15T10:00:00.000Z"), UID
@@ -57,7 +68,9 @@ def test_event_and_marker_give_the_same_request() -> None:
 
 
 def test_request_with_a_malformed_time_is_kept_without_one() -> None:
-    req = from_marker(f"/callconsent/withdrawreq/{UID}-1", f"yesterday call_ref {'1' * 9}")
+    req = from_marker(
+        f"/callconsent/withdrawreq/{UID}-1", f"yesterday call_ref {seal(SEAL, '1' * 9)}", SEAL
+    )
     assert req is not None and req.at is None and scope_of(req).call_ref == "1" * 9
 
 
@@ -68,10 +81,34 @@ def test_request_with_a_malformed_time_is_kept_without_one() -> None:
         "2026-01-15T10:00:00.000Z number",
         "a number +4512345678 extra",
         "2026-01-15T10:00:00.000Z call_id 5000.2",
+        "2026-01-15T10:00:00.000Z number +4512345678",  # in clear: never written by the route
+        f"2026-01-15T10:00:00.000Z number {seal(SEAL, '45 12')}",
+        f"2026-01-15T10:00:00.000Z call_ref {seal(SEAL, '12345678')}",
     ],
 )
 def test_marker_that_is_not_a_request_is_refused(value: str) -> None:
-    assert from_marker(f"/callconsent/withdrawreq/{UID}-0", value) is None
+    assert from_marker(f"/callconsent/withdrawreq/{UID}-0", value, SEAL) is None
+
+
+@pytest.mark.parametrize("value", ["+4512345678", "4512", "+" + "9" * 32, "123456789"])
+def test_a_sealed_value_opens_only_with_its_key(value: str) -> None:
+    sealed = seal(SEAL, value)
+    assert value not in sealed and unseal(SEAL, sealed) == value
+    assert unseal("Other0Key0000000", sealed) != value
+    assert unseal("", sealed) is None and unseal(SEAL, "%%%") is None
+
+
+def test_the_shipped_route_seals_the_value_as_this_module_opens_it() -> None:
+    """The dialplan writes only the sealed value to the marker and the event."""
+    code = hook_code()
+    assert "AES_ENCRYPT(${FILTER(A-Za-z0-9,${CALLCONSENT_SEAL_KEY})},${LOCAL(value)})" in code
+    for line in code.splitlines():
+        if (
+            "withdrawreq" in line
+            or "CallconsentWithdrawRequest," in line
+            or "WITHDRAW_REQUEST=" in line
+        ):
+            assert "LOCAL(value)" not in line and "LOCAL(number)" not in line, line
 
 
 def test_request_scope_and_audit_reason_never_hold_the_number() -> None:

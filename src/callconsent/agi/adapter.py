@@ -64,7 +64,7 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
-from callconsent.ports import NOT_WATCHED, Objections, Planner, Skip, Store
+from callconsent.ports import NOT_WATCHED, Objections, Planner, Skip, Store, kept_caller_name
 from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
 
@@ -177,7 +177,11 @@ class AgiFlow:
         bound = bound.bind(call_id=info.uniqueid, route=info.route)
         decision = self._planner.plan(checked.route, info.dialled_number)
         # no await since plan(): the plan and this hash come from the same config (SIGHUP)
-        info = replace(info, config_sha256=self._config_sha256())
+        info = replace(
+            info,
+            config_sha256=self._config_sha256(),
+            caller_name=kept_caller_name(decision, info.caller_name),  # only if the route asks
+        )
         if isinstance(decision, Skip):
             bound.info("call_skipped", status=decision.status, reason=decision.reason)
             await self._set_result(line, decision.status, decision.reason, "", bound)

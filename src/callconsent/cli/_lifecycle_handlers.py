@@ -239,6 +239,7 @@ def reconcile_cmd(args: argparse.Namespace, config: Config) -> int:
         dry_run=args.dry_run,
         stale_after=timedelta(minutes=args.stale_after_minutes),
         at_rest=at_rest_for(config),  # a recording the app did not encrypt before it stopped
+        spool_dir=config.storage.spool_dir,  # what MixMonitor left in the spool
     )
     emit(args, report.as_dict(), report.summary())
     return OK if report.clean else PROBLEMS

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from callconsent import __version__
-from callconsent.cli import agent, keys, lifecycle
+from callconsent.cli import agent, keys, lifecycle, play
 from callconsent.cli._common import (
     EXIT_OK,
     EXIT_PROBLEMS,
@@ -55,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
         *_bypass_warnings(args),
     ]:
         print(f"warning: {warning}", file=sys.stderr)
-    refused = _recordings_folder_refused(config.storage.recordings_dir)
+    refused = _recordings_folder_refused(config.storage.recordings_dir) or _spool_refused(config)
     if refused:
         print(f"error: {refused}", file=sys.stderr)
         return EXIT_USAGE
@@ -95,6 +95,16 @@ def _recordings_folder_refused(folder: Path) -> str | None:
     )
 
 
+def _spool_refused(config: Config) -> str | None:
+    """Why the spool of encrypted recordings may not be used (R32, R33), or None."""
+    from callconsent.evidence.spool import spool_problem
+
+    spool = config.storage.spool_dir
+    if spool is None or config.encryption is None:
+        return None
+    return spool_problem(spool)
+
+
 def _check_config(args: argparse.Namespace) -> int:
     """``OK: <file>`` and the warnings (exit 0), or every error (exit 2). A secret that cannot
     be read is a warning: only serve, agent set/sync and withdraw of a live call need it."""
@@ -118,6 +128,11 @@ def _check_config(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if _archive_errors(config):  # notice versions (R20)
         return EXIT_USAGE
+    spool = _spool_refused(config)
+    if spool:  # serve would refuse to start
+        print(f"error: {path}: {spool}", file=sys.stderr)
+        print(f"FAILED: {path} (1 error(s))", file=sys.stderr)
+        return EXIT_USAGE
     print(f"OK: {path}")
     for line in config.warnings:
         print(f"warning: {line}")
@@ -135,6 +150,8 @@ def _check_config(args: argparse.Namespace) -> int:
         )
     enabled = [name for name, route in config.routes.items() if route.enabled]
     print(f"routes enabled: {', '.join(enabled) if enabled else 'none (nothing is recorded)'}")
+    named = [n for n in enabled if config.routes[n].store_caller_name]
+    print(f"caller display names stored on: {', '.join(named) if named else 'no route'}")
     print(f"config sha256: {config.sha256}")
     for warning in _feature_warnings(config, args.features_conf):  # R16, R22, R30
         print(f"warning: {warning}")
@@ -237,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent.register(sub)
     keys.register(sub)  # decrypt, rewrap (R33)
+    play.register(sub)  # listen to one recording (R33, R35)
     lifecycle.register(sub)
     return parser
 

@@ -44,8 +44,10 @@ from ._read import Node, read_audio_name, read_prompt
 from ._sanity import (
     MAX_CONFIG_BYTES,
     check_retention,
+    check_spool,
     check_storage,
     read_regular_file,
+    warn_spool,
 )
 from ._validate import validate
 
@@ -160,6 +162,7 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         encryption=encryption,
     )
     validate(config, problems)
+    warn_spool(config.storage, encryption is not None, problems)
     _warn_agent_bridge(config, problems)
     _warn_parties(config, problems)
     if problems.errors:
@@ -314,8 +317,10 @@ def _storage(node: Node) -> StorageConfig:
         ledger_path=_abs_path(node, "ledger_path"),
         notice_archive_dir=_abs_path(node, "notice_archive_dir"),
         anchor_path=_abs_path(node, "anchor_path") if node.has("anchor_path") else None,
+        spool_dir=_abs_path(node, "spool_dir") if node.has("spool_dir") else None,
     )
     check_storage(node, storage.recordings_dir, storage.ledger_path, storage.notice_archive_dir)
+    check_spool(node, storage)
     node.done()
     return storage
 

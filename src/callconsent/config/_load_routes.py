@@ -56,6 +56,7 @@ def read_route(name: str, raw: object, problems: Problems, controller_type: str)
     emergency = node.boolean("emergency_service", False)
     justification = node.opt_string("justification_ref")
     call_reference = node.choice("call_reference", CALL_REFERENCE, "off") or "off"
+    store_caller_name = node.boolean("store_caller_name", False)  # data minimisation
     purposes: dict[str, RoutePurpose] = {}
     purposes_node = node.child("purposes")
     for purpose, praw in purposes_node.entries():
@@ -84,6 +85,7 @@ def read_route(name: str, raw: object, problems: Problems, controller_type: str)
         justification,
         MappingProxyType(purposes),
         call_reference=cast(CallReference, call_reference),
+        store_caller_name=store_caller_name,
     )
 
 

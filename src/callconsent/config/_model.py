@@ -78,6 +78,9 @@ class StorageConfig:
     notice_archive_dir: Path
     #: the ledger's anchor (head and holds, rewritten on every append); None: <ledger>.anchor
     anchor_path: Path | None = None
+    #: with ``encryption``: where MixMonitor writes the clear WAV while the call records (owned
+    #: by the Asterisk user, nothing for others, outside the recordings tree); None: in the tree
+    spool_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +200,8 @@ class Route:
     #: R17b: read the call reference to a caller who consented: off, withheld (only when the
     #: caller's number is withheld) or always.
     call_reference: CallReference = "off"
+    #: keep the caller's display name (CALLERID(name)) in the evidence; off: never stored
+    store_caller_name: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,7 +123,13 @@ def _build(
                 objection=_objection(purpose),
             )
         )
-    return CallPlan(route.name, lang, tuple(plan_notices), tuple(plan_purposes))
+    return CallPlan(
+        route.name,
+        lang,
+        tuple(plan_notices),
+        tuple(plan_purposes),
+        store_caller_name=route.store_caller_name,
+    )
 
 
 def _objection(purpose: RoutePurpose) -> Objection | None:

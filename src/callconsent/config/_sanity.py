@@ -10,6 +10,10 @@ it is kept, and what a secret file may be. Each problem names the file and the k
   top-level folders in :data:`SYSTEM_FOLDERS` themselves), and never inside each other:
   the ledger and the notice archive stay out of the recordings folder, whose files purge and
   erase delete.
+* The spool (``storage.spool_dir``, where MixMonitor writes the clear WAV while an encrypted
+  recording is made) is neither inside nor around the recordings folder, the notice archive or
+  the ledger's folder: the clear audio must never lie where the tree's readers, backups or the
+  ledger's owner look. Its modes are checked on disk by ``check-config`` and ``serve``.
 * Retention is at most :data:`MAX_RETENTION_DAYS` (10 years): more is a typo, and would
   overflow the date arithmetic.
 """
@@ -21,6 +25,8 @@ import stat
 from pathlib import Path
 from typing import Final
 
+from ._errors import Problems
+from ._model import StorageConfig
 from ._read import Node
 
 MAX_CONFIG_BYTES: Final = 1 << 20
@@ -40,6 +46,10 @@ SYSTEM_FOLDERS: Final = frozenset(
         "/tmp", "/var/tmp",  # noqa: S108  # names compared against, never written to
     }
 )  # fmt: skip
+
+
+#: Asterisk's HTTP static folders (http.conf enablestatic): never a place for clear audio.
+SERVED_TREES: Final = ("/var/lib/asterisk/static-http", "/usr/share/asterisk/static-http")
 
 
 def _kind(mode: int) -> str:
@@ -121,6 +131,52 @@ def check_storage(node: Node, recordings: Path, ledger: Path, archive: Path) -> 
         node.problems.error(
             node.at("notice_archive_dir"),
             f"{archive} is inside recordings_dir {recordings}: keep the archive apart",
+        )
+
+
+def check_spool(node: Node, storage: StorageConfig) -> None:
+    """``storage.spool_dir`` apart from every other storage path (see the module docstring)."""
+    spool = storage.spool_dir
+    if spool is None or not spool.is_absolute() or node.problems.failed(node.at("spool_dir")):
+        return
+    problem = _system_problem(spool)
+    if problem is not None:
+        node.problems.error(node.at("spool_dir"), f"{problem}: give the spool its own folder")
+        return
+    for served in SERVED_TREES:
+        if _inside(spool, Path(served)):
+            node.problems.error(
+                node.at("spool_dir"),
+                f"{spool} is inside {served}, which Asterisk's HTTP server serves: the spool "
+                "holds clear audio",
+            )
+    for key, other in (
+        ("recordings_dir", storage.recordings_dir),
+        ("notice_archive_dir", storage.notice_archive_dir),
+        ("ledger_path", storage.ledger_path.parent),
+    ):
+        if _inside(spool, other) or _inside(other, spool):
+            node.problems.error(
+                node.at("spool_dir"),
+                f"{spool} overlaps {key} ({other}): the spool holds clear audio while calls "
+                "record; give it its own folder outside the evidence",
+            )
+
+
+def warn_spool(storage: StorageConfig, encrypted: bool, problems: Problems) -> None:
+    """A spool without encryption is unused; encryption without a spool leaves the clear WAV
+    in the recordings tree while the call records."""
+    if storage.spool_dir is not None and not encrypted:
+        problems.warn(
+            "storage.spool_dir",
+            "is used only with an `encryption` section: recordings are written to the "
+            "recordings folder in clear",
+        )
+    elif storage.spool_dir is None and encrypted:
+        problems.warn(
+            "storage.spool_dir",
+            "not set: while a call records, its clear WAV lies in the recordings folder until "
+            "it is encrypted at the end; set a private spool folder (README, Production: encryption at rest)",
         )
 
 

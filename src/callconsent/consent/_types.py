@@ -93,6 +93,7 @@ class CallPlan:
     notices: tuple[Prompt, ...]  # played first, in order; digits during them are ignored
     purposes: tuple[PurposePlan, ...]
     menu: LanguageMenu | None = None  # asked before the notices
+    store_caller_name: bool = False  # the route keeps the caller's display name (else dropped)
 
 
 @dataclass(frozen=True, slots=True)

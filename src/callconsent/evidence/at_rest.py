@@ -67,13 +67,23 @@ class AtRest:
     def __init__(self, keys: KeyStore) -> None:
         self.keys = keys
 
-    def encrypt(self, paths: RecordingPaths) -> dict[str, Any] | None:
-        """Encrypt the final recording of ``paths`` in place; the new sidecar, or None when
-        there is nothing to do (already encrypted, no audio, not final)."""
+    def encrypt(
+        self, paths: RecordingPaths, *, source: Path | None = None
+    ) -> dict[str, Any] | None:
+        """Encrypt the final recording of ``paths`` in place, or from ``source`` (the clear WAV
+        in the private spool) into ``paths.audio``, deleting ``source`` once the encrypted file
+        is in place; the new sidecar, or None when there is nothing to do (already encrypted,
+        no audio, not final). A leftover ``source`` beside an encrypted file (a crash after the
+        replace) is deleted."""
         doc = sidecar.load(paths)
         if doc["state"] != sidecar.State.FINAL or not doc["recording"]["has_audio"]:
             return None
-        if not paths.audio.exists() or file_is_encrypted(paths.audio):
+        clear = paths.audio if source is None else source
+        if source is not None and paths.audio.exists() and file_is_encrypted(paths.audio):
+            if encryption_of(doc) is not None:  # done before a crash: only the spool is left
+                source.unlink(missing_ok=True)
+            return None
+        if not clear.exists() or file_is_encrypted(clear):
             return None
         try:
             key = self.keys.create(paths.uniqueid)
@@ -84,7 +94,7 @@ class AtRest:
         )
         tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as raw, paths.audio.open("rb") as src:
+            with os.fdopen(fd, "wb") as raw, clear.open("rb") as src:
                 os.fchmod(raw.fileno(), FILE_MODE)
                 out = _Hashing(raw)
                 encrypt_stream(src, out, key)
@@ -102,6 +112,9 @@ class AtRest:
             fsync_dir(paths.directory)
         finally:  # gone after the replace; left over only when something failed
             tmp.unlink(missing_ok=True)
+        if source is not None:
+            source.unlink(missing_ok=True)
+            fsync_dir(source.parent)
         return new
 
     def plain_chunks(self, paths: RecordingPaths, doc: dict[str, Any]) -> Iterator[bytes]:

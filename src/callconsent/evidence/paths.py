@@ -96,6 +96,29 @@ def recording_paths(recordings_dir: Path, uniqueid: str, when: datetime) -> Reco
     )
 
 
+def spooled(where: RecordingPaths, spool_dir: Path) -> RecordingPaths:
+    """``where`` with the audio in the private spool (``<spool_dir>/<uniqueid>.wav``): what
+    MixMonitor writes while an encrypted recording is made; the sidecar stays in the tree."""
+    return RecordingPaths(
+        audio=spool_dir.absolute() / where.audio.name,
+        sidecar=where.sidecar,
+        relative=where.relative,
+        directory=where.directory,
+    )
+
+
+def in_tree(where: RecordingPaths) -> RecordingPaths:
+    """``where`` with the audio back in the recordings tree (the inverse of :func:`spooled`)."""
+    audio = where.directory / where.audio.name
+    return (
+        where
+        if audio == where.audio
+        else RecordingPaths(
+            audio=audio, sidecar=where.sidecar, relative=where.relative, directory=where.directory
+        )
+    )
+
+
 def paths_from_relative(recordings_dir: Path, relative: str) -> RecordingPaths:
     """Rebuild :class:`RecordingPaths` from a stored ``"YYYY/MM/DD/<uniqueid>.wav"``."""
     m = _RELATIVE_RE.fullmatch(relative)

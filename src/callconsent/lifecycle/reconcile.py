@@ -27,6 +27,12 @@ waiting for the agent (``agent_purposes``     while it waited): refused, ``agent
                                               nothing else left: tombstone; then as above
 malformed sidecar / unreadable WAV            report with the path, skip, never delete
 stale ``.<name>.tmp`` from an atomic write    remove (an uncommitted draft; the sidecar is intact)
+WAV in the spool (``storage.spool_dir``),     the recording's audio while it was made: every
+none in the tree                              row above applies to it (finalise, encrypt into the
+                                              tree and delete the spooled file, or tombstone)
+WAV in the spool beside an encrypted file     delete the spooled copy (a crash after the
+or a tombstone                                encryption, or a deletion during the call)
+WAV in the spool without any sidecar          **report**, never delete (as in the tree)
 ledger's last line without its newline        moved aside to ``<ledger>.torn-<offset>`` first
                                               (:mod:`callconsent.evidence.ledger_repair`)
 ============================================  ==================================================
@@ -44,10 +50,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from callconsent.agents.evidence import AgentEvidence, decision_entry, pending_purposes, resolve
 from callconsent.evidence import sidecar, wav
@@ -56,62 +61,22 @@ from callconsent.evidence.entries import deleted_entry, recording_final_entry
 from callconsent.evidence.fsio import TEMP_NAME_RE, MalformedDocument, utc_stamp
 from callconsent.evidence.ledger import Ledger, LedgerEntryInvalid
 from callconsent.evidence.ledger_repair import find_torn_tail, repair_torn_tail
-from callconsent.evidence.paths import FoundRecording, RecordingPaths, iter_recordings
+from callconsent.evidence.paths import (
+    UNIQUEID_RE,
+    FoundRecording,
+    RecordingPaths,
+    find_recording,
+    in_tree,
+    iter_recordings,
+    spooled,
+)
+from callconsent.lifecycle._reconcile_report import ReconcileItem, ReconcileReport
 
-if TYPE_CHECKING:
-    pass
+__all__ = ["ReconcileItem", "ReconcileReport", "reconcile"]
 
 SOURCE = "reconcile"
 AGENT_UNKNOWN = "agent_unknown"  # the agent's decision never came (as the app at hangup)
 DEFAULT_STALE_AFTER = timedelta(hours=6)
-
-
-@dataclass(frozen=True, slots=True)
-class ReconcileItem:
-    path: Path
-    kind: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.kind}: {self.detail}"
-
-
-@dataclass(slots=True)
-class ReconcileReport:
-    dry_run: bool
-    fixed: list[ReconcileItem] = field(default_factory=list)  # done, or would be in a dry run
-    reported: list[ReconcileItem] = field(default_factory=list)  # left for a person
-    in_progress: int = 0  # skipped: may still be written
-    checked: int = 0
-
-    @property
-    def clean(self) -> bool:
-        return not self.reported
-
-    def as_dict(self) -> dict[str, Any]:
-        """For ``--json`` output."""
-
-        def items(found: list[ReconcileItem]) -> list[dict[str, str]]:
-            return [{"path": str(i.path), "kind": i.kind, "detail": i.detail} for i in found]
-
-        return {
-            "dry_run": self.dry_run,
-            "clean": self.clean,
-            "checked": self.checked,
-            "in_progress": self.in_progress,
-            "fixed": items(self.fixed),
-            "reported": items(self.reported),
-        }
-
-    def summary(self) -> str:
-        """One line per fix and per report, then a count line."""
-        done = "would fix" if self.dry_run else "fixed"
-        lines = [f"{done}: {i}" for i in self.fixed] + [f"report: {i}" for i in self.reported]
-        lines.append(
-            f"reconcile: {self.checked} checked, {len(self.fixed)} {done}, "
-            f"{len(self.reported)} to look at, {self.in_progress} possibly in progress (skipped)"
-        )
-        return "\n".join(lines)
 
 
 class _Run:
@@ -131,6 +96,7 @@ class _Run:
         self.cutoff = now - stale_after
         self.is_active = is_active
         self.report = ReconcileReport(dry_run=dry_run)
+        self.spool_seen: set[str] = set()  # spooled WAVs the tree's pass took care of
 
     def fixed(self, path: Path, kind: str, detail: str) -> None:
         self.report.fixed.append(ReconcileItem(path, kind, detail))
@@ -145,8 +111,13 @@ class _Run:
 
     # -- per recording ---------------------------------------------------------------
 
-    def recording(self, found: FoundRecording) -> None:
+    def recording(self, found: FoundRecording, spool: Path | None = None) -> None:
         self.report.checked += 1
+        if spool is not None and not found.has_audio:  # the WAV never left the spool
+            live = spooled(found.paths, spool)
+            if live.audio.exists():
+                self.spool_seen.add(live.uniqueid)
+                found = FoundRecording(live, has_audio=True, has_sidecar=found.has_sidecar)
         paths = found.paths
         try:
             if not self.settled(paths):
@@ -205,8 +176,9 @@ class _Run:
         if self.dry_run:
             self.fixed(paths.audio, "encrypted", "would encrypt (in clear after its end)")
             return
+        tree = in_tree(paths)
         try:
-            done = self.at_rest.encrypt(paths)
+            done = self.at_rest.encrypt(tree, source=None if tree == paths else paths.audio)
         except (OSError, ValueError) as exc:
             self.reported(paths.audio, "encrypt_failed", f"{type(exc).__name__}: {exc}")
             return
@@ -325,6 +297,36 @@ class _Run:
             f"recording without a sidecar ({info.duration_seconds} s of audio); kept",
         )
 
+    def spool_leftover(self, recordings_dir: Path, audio: Path) -> None:
+        """A WAV still in the spool after the tree was done: its call's sidecar decides."""
+        uniqueid = audio.stem
+        if uniqueid in self.spool_seen:
+            return
+        if self.is_active is not None and self.is_active(uniqueid):
+            self.report.in_progress += 1
+            return
+        if _mtime(audio) > self.cutoff:
+            self.report.in_progress += 1
+            return
+        where = find_recording(recordings_dir, uniqueid)
+        try:
+            doc = sidecar.load(where) if where is not None else None
+        except MalformedDocument as exc:
+            self.reported(audio, "malformed_sidecar", f"{exc.detail} (spooled audio kept)")
+            return
+        if where is None or doc is None:
+            self.reported(audio, "orphan_audio", "spooled recording without a sidecar; kept")
+            return
+        done = doc["state"] == sidecar.State.TOMBSTONE or (
+            where.audio.exists() and file_is_encrypted(where.audio)
+        )
+        if not done:
+            self.reported(audio, "spooled_audio", f"sidecar in state {doc['state']}; kept")
+            return
+        if not self.dry_run:
+            audio.unlink(missing_ok=True)
+        self.fixed(audio, "spool_removed", f"clear copy of a recording now {doc['state']}")
+
     def other_file(self, path: Path) -> None:
         if not TEMP_NAME_RE.fullmatch(path.name):
             return
@@ -345,15 +347,34 @@ def reconcile(
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     is_active: Callable[[str], bool] | None = None,
     at_rest: AtRest | None = None,
+    spool_dir: Path | None = None,
 ) -> ReconcileReport:
-    """Repair what a crash left behind under ``recordings_dir``; see the module docstring."""
+    """Repair what a crash left behind under ``recordings_dir`` (and the spool, where
+    MixMonitor writes encrypted recordings while they are made); see the module docstring."""
     run = _Run(ledger, now, dry_run, stale_after, is_active, at_rest)
     torn = find_torn_tail(ledger.path) if dry_run else repair_torn_tail(ledger.path)
     if torn is not None:  # first: the next append would chain to it for good
         run.fixed(ledger.path, "ledger_torn_line", str(torn))
     for found in iter_recordings(recordings_dir, on_other=run.other_file):
-        run.recording(found)
+        run.recording(found, spool_dir)
+    for audio in _spooled_files(spool_dir):
+        run.spool_leftover(recordings_dir, audio)
     return run.report
+
+
+def _spooled_files(spool_dir: Path | None) -> list[Path]:
+    """The ``<uniqueid>.wav`` files in the spool (others are not ours), in name order."""
+    if spool_dir is None or not spool_dir.is_dir():
+        return []
+    return [
+        path
+        for path in sorted(spool_dir.iterdir())
+        if path.suffix == ".wav"
+        and UNIQUEID_RE.fullmatch(path.stem)
+        and ".." not in path.stem
+        and path.is_file()
+        and not path.is_symlink()
+    ]
 
 
 def _mtime(path: Path) -> datetime:

@@ -8,8 +8,13 @@ AstDB and raises::
     UserEvent(CallconsentWithdrawRequest, Request: <id>, Caller: <uniqueid>,
               By: number|call_ref, Value: <digits>, At: <UTC stamp>)
 
-The marker is ``callconsent/withdrawreq/<id>`` = ``<UTC stamp> <by> <value>``; ``<id>`` is the
-route channel's uniqueid, ``-`` and the attempt. This module says what such a request is
+The marker is ``callconsent/withdrawreq/<id>`` = ``<UTC stamp> <by> <sealed>``; ``<id>`` is the
+route channel's uniqueid, ``-`` and the attempt. ``<sealed>`` (the event's ``Value`` too) is the
+number or reference sealed in the dialplan (``AES_ENCRYPT(<seal key>, value)``: AES-128 over
+NUL-padded 16-byte blocks, base64 without its ``=`` padding, which Originate's ``v()`` would
+cut) with the key the app gives Asterisk at every AMI login
+(:func:`unseal` opens it): AstDB, whose deleted rows linger in the sqlite file's free pages,
+and Asterisk's log lines of the route never hold the number in clear. This module says what such a request is
 (:func:`from_event`, :func:`from_marker`: anything malformed is refused, nothing caller-typed
 goes further unchecked), which answer the caller hears (:func:`answer`) and what a caller who
 consented is told at the end of the consent question (:class:`Readout`: the call reference read
@@ -18,12 +23,16 @@ out, R17b). The fixed prompts of both are made like the other prompts (:func:`pr
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal, Protocol
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from callconsent import names
 from callconsent.config import Config, PromptText
@@ -62,8 +71,46 @@ class Request:
         return f"caller on the withdrawal route ({source}, request {self.request_id}{at})"
 
 
-def _checked(request_id: str, by: str, value: str, at: str, channel: str) -> Request | None:
+#: The seal key: 16 characters (Asterisk's AES_ENCRYPT takes the key as a 16-character string).
+SEAL_KEY_RE: Final = re.compile(r"[A-Za-z0-9]{16}")
+_SEALED_RE: Final = re.compile(r"[A-Za-z0-9+/]{22,88}")
+
+
+def unseal(seal_key: str, sealed: str) -> str | None:
+    """The value AES_ENCRYPT(``seal_key``, value) sealed, or None (not sealed with this key,
+    or not what the route seals: checked again by the caller)."""
+    if not SEAL_KEY_RE.fullmatch(seal_key) or not _SEALED_RE.fullmatch(sealed):
+        return None
+    try:
+        raw = base64.b64decode(sealed + "=" * (-len(sealed) % 4), validate=True)
+    except binascii.Error:
+        return None
+    if not raw or len(raw) % 16:
+        return None
+    decryptor = Cipher(algorithms.AES(seal_key.encode("ascii")), modes.ECB()).decryptor()  # noqa: S305  # Asterisk's AES_ENCRYPT is ECB; one or two blocks of digits
+    plain = (decryptor.update(raw) + decryptor.finalize()).rstrip(b"\0")
+    try:
+        return plain.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def seal(seal_key: str, value: str) -> str:
+    """What the route's AES_ENCRYPT(``seal_key``, ``value``) gives (for tests and tools)."""
+    data = value.encode("ascii")
+    data += b"\0" * (-len(data) % 16)
+    encryptor = Cipher(algorithms.AES(seal_key.encode("ascii")), modes.ECB()).encryptor()  # noqa: S305  # as Asterisk's AES_ENCRYPT
+    sealed = base64.b64encode(encryptor.update(data) + encryptor.finalize()).decode("ascii")
+    return sealed.rstrip("=")  # as the route's FILTER(A-Za-z0-9+/) leaves it
+
+
+def _checked(
+    request_id: str, by: str, sealed: str, at: str, channel: str, seal_key: str
+) -> Request | None:
     if not REQUEST_RE.fullmatch(request_id) or ".." in request_id or by not in BY_VALUES:
+        return None
+    value = unseal(seal_key, sealed)
+    if value is None:
         return None
     if not (NUMBER_RE if by == "number" else REF_RE).fullmatch(value):
         return None
@@ -76,7 +123,7 @@ def _checked(request_id: str, by: str, value: str, at: str, channel: str) -> Req
     return Request(request_id, "number" if by == "number" else "call_ref", value, when, channel)
 
 
-def from_event(headers: Mapping[str, str]) -> Request | None:
+def from_event(headers: Mapping[str, str], seal_key: str) -> Request | None:
     """The request in a ``CallconsentWithdrawRequest`` UserEvent (headers in any case)."""
     h = {k.lower(): v.strip() for k, v in headers.items()}
     return _checked(
@@ -85,15 +132,17 @@ def from_event(headers: Mapping[str, str]) -> Request | None:
         h.get("value", ""),
         h.get("at", ""),
         h.get("caller", ""),
+        seal_key,
     )
 
 
-def from_marker(key: str, value: str) -> Request | None:
-    """The request in an AstDB marker (``/callconsent/withdrawreq/<id>``, ``<at> <by> <value>``)."""
+def from_marker(key: str, value: str, seal_key: str) -> Request | None:
+    """The request in an AstDB marker (``/callconsent/withdrawreq/<id>``,
+    ``<at> <by> <sealed>``)."""
     parts = value.split()
     if len(parts) != 3:
         return None
-    return _checked(key.rsplit("/", 1)[-1], parts[1], parts[2], parts[0], "")
+    return _checked(key.rsplit("/", 1)[-1], parts[1], parts[2], parts[0], "", seal_key)
 
 
 class Report(Protocol):

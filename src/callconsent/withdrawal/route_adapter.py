@@ -15,12 +15,21 @@ The app down (or failing) when the caller asked: the marker stays, and at the ne
 cannot be carried out now (storage error) keeps its marker for the next login; a malformed one
 (no such call reference, a failed check digit) is logged and its marker deleted. The log has
 ids and counts, never the caller number.
+
+The seal key (:func:`seal_key`, ``<ledger dir>/withdraw-seal.key``, 0600, made once) is given
+to Asterisk at every AMI login as the global ``CALLCONSENT_SEAL_KEY`` before the markers are
+read: the route seals the number with it, so neither AstDB nor a log line holds it in clear.
+Asterisk keeps the key in memory only: after an Asterisk restart the route stores nothing until
+the app has logged in again (the caller hears "nothing has been changed").
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import sqlite3
+import string
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -59,10 +68,31 @@ SOURCE_EVENT: Final = "route"
 SOURCE_RECOVERED: Final = "recovered at AMI login"
 
 
+SEAL_KEY_NAME: Final = "withdraw-seal.key"
+
+
+def seal_key(ledger_path: Path) -> str:
+    """The withdrawal route's seal key beside the ledger, made (0600) the first time."""
+    path = ledger_path.parent / SEAL_KEY_NAME
+    try:
+        key = path.read_text("ascii").strip()
+    except FileNotFoundError:
+        key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(key + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    if not rules.SEAL_KEY_RE.fullmatch(key):
+        raise ValueError(f"{path}: not a seal key (16 letters and digits)")
+    return key
+
+
 class RequestAmi(Protocol):
     async def db_del(self, family: str, key: str) -> None: ...
     async def db_tree(self, family: str, key: str) -> list[tuple[str, str]]: ...
     async def setvar(self, channel: str, variable: str, value: str) -> None: ...
+    async def set_global(self, variable: str, value: str) -> None: ...
 
 
 #: Runs one request's withdrawal (blocking): the report, or raises WithdrawError/OSError/...
@@ -84,24 +114,40 @@ def lifecycle_runner(
 
 
 class WithdrawRequestHandler:
-    def __init__(self, ami: RequestAmi, run: Runner, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        ami: RequestAmi,
+        run: Runner,
+        *,
+        key: Callable[[], str],
+        clock: Clock = utc_now,
+    ) -> None:
         self._ami = ami
         self._run = run
         self._clock = clock
+        self._load_key = key
+        self._key = ""  # none yet: every request is refused (and the route stores none)
 
     async def on_request_event(self, headers: dict[str, str]) -> None:
         """One ``CallconsentWithdrawRequest`` UserEvent (AMI headers, any case)."""
-        request = rules.from_event(headers)
+        request = rules.from_event(headers, await self._seal_key())
         if request is None:
             log.warning("withdraw_request_invalid", request_id=_safe(headers))
             return
         await self.handle(request, SOURCE_EVENT)
 
     async def recover(self) -> int:
-        """Carry out every request still marked in AstDB (after a login); the number done."""
+        """Give Asterisk the seal key, then carry out every request still marked in AstDB
+        (after a login); the number done."""
+        key = await self._seal_key()
+        if key:
+            try:
+                await self._ami.set_global(names.VAR_SEAL_KEY, key)
+            except AmiError as exc:  # the route stores no request until the next login
+                log.error("withdraw_seal_key_not_set", error=str(exc))
 
         async def finish(key: str, value: str) -> bool:
-            request = rules.from_marker(key, value)
+            request = rules.from_marker(key, value, self._key)  # "" (no key): refused
             if request is None:
                 log.warning("withdraw_request_marker_invalid")
                 await self._forget(key.rsplit("/", 1)[-1])
@@ -111,6 +157,15 @@ class WithdrawRequestHandler:
         return await markers.recover(
             self._ami, names.ASTDB_WITHDRAW_REQUEST_PREFIX, finish, what="withdraw_requests"
         )
+
+    async def _seal_key(self) -> str:
+        """The seal key, read (or made) once; "" when it cannot be (logged)."""
+        if not self._key:
+            try:
+                self._key = await asyncio.to_thread(self._load_key)
+            except (OSError, ValueError) as exc:
+                log.error("withdraw_seal_key_unavailable", error=f"{type(exc).__name__}: {exc}")
+        return self._key
 
     async def handle(self, request: rules.Request, source: str) -> bool:
         """Carry out ``request``, delete its marker unless it must be retried, answer the caller
