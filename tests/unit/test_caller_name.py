@@ -15,6 +15,7 @@ from callconsent.config import ConfigError, load_config
 from callconsent.evidence.ledger import iter_entries
 from callconsent.store import EvidenceStore
 from tests.support.agi_fakes import FakeLine, request
+from tests.support.sealed import caller_of
 from tests.support.stasis_fakes import (
     Harness,
     ShortTimeouts,
@@ -59,8 +60,9 @@ async def test_a_stasis_call_on_a_route_that_does_not_ask_stores_no_name(tmp_pat
     write_audio(Path(h.ari.result(CID)["CALLCONSENT_RECORDING"]), pcm_wav(800))
     await h.hangup(CID)
     (entry,) = [e for e in h.ledger() if e["type"] == "call"]
-    assert entry["call"]["caller_name"] is None
-    assert entry["call"]["caller_number"] == "+4512121212"  # the number stays (R19, R27)
+    caller = caller_of(entry, h.ledger_path)
+    assert caller.name is None
+    assert caller.number == "+4512121212"  # the number stays (R19, R27)
     assert NAME.encode() not in evidence_bytes(h.recordings, h.ledger_path)
 
 
@@ -71,7 +73,7 @@ async def test_a_stasis_call_on_a_route_that_asks_keeps_the_name(tmp_path: Path)
     await h.play_through(CID)
     await h.digit(CID, "2")
     (entry,) = [e for e in h.ledger() if e["type"] == "call"]
-    assert entry["call"]["caller_name"] == NAME
+    assert caller_of(entry, h.ledger_path).name == NAME
 
 
 async def test_a_call_for_an_unknown_route_stores_no_name(tmp_path: Path) -> None:
@@ -79,7 +81,7 @@ async def test_a_call_for_an_unknown_route_stores_no_name(tmp_path: Path) -> Non
     await h.start(CID, route="nosuchroute", number="+4512121212", name=NAME)
     (entry,) = [e for e in h.ledger() if e["type"] == "call"]
     assert entry["reason"] == "unknown_route"
-    assert entry["call"]["caller_name"] is None
+    assert caller_of(entry, h.ledger_path).name is None
 
 
 def agi_flow(tmp_path: Path) -> tuple[Any, Path, Path]:
@@ -109,7 +111,7 @@ async def test_a_fastagi_call_on_a_route_that_does_not_ask_stores_no_name(
     await flow(line)
     entries = [e.entry for e in iter_entries(ledger) if e.entry is not None]
     (entry,) = [e for e in entries if e["type"] == "call"]
-    assert entry["call"]["caller_name"] is kept
+    assert caller_of(entry, ledger).name is kept
     assert NAME.encode() not in evidence_bytes(recordings, ledger)
 
 
@@ -118,7 +120,7 @@ async def test_a_fastagi_call_on_a_route_that_asks_keeps_the_name(tmp_path: Path
     await flow(FakeLine(script=["", "2"], caller=("+4513", NAME, "")))  # support: refuses
     entries = [e.entry for e in iter_entries(ledger) if e.entry is not None]
     (entry,) = [e for e in entries if e["type"] == "call"]
-    assert entry["call"]["caller_name"] == NAME
+    assert caller_of(entry, ledger).name == NAME
 
 
 def test_check_config_lists_the_routes_that_keep_names(
