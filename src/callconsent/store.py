@@ -4,7 +4,7 @@ Blocking file work (fsync, hashing) runs in worker threads so no call's flow wai
 disk I/O. Paths come from Asterisk's uniqueid only (:mod:`callconsent.evidence.paths`).
 
 Cost per call (bench/hotpath.py, bench/live.py): ledger lines go through one writer thread that
-group-commits the lines arriving during one fsync (:class:`callconsent.evidence.ledger.GroupCommit`;
+group-commits the lines arriving during one fsync (:class:`callconsent.evidence.group_commit.GroupCommit`;
 each is acknowledged only once durable), awaited without a worker-thread hop. The store writes
 only documents its own builders made, unvalidated, and does not read back a sidecar it wrote
 while the file is still that one (:class:`callconsent.evidence.known.KnownSidecars`).
@@ -31,6 +31,7 @@ from callconsent.evidence import (
     caller_keys,
     documents,
     entries,
+    group_commit,
     ledger,
     paths,
     sidecar,
@@ -82,7 +83,7 @@ class EvidenceStore:
         self._recordings_dir = recordings_dir
         #: callers go into the ledger sealed, each under a key of its own (evidence.callers)
         self._callers = caller_keys.Sealer(ledger_path)
-        self._ledger = ledger.GroupCommit(
+        self._ledger = group_commit.GroupCommit(
             ledger.Ledger(ledger_path, validate=False, anchor_path=anchor_path),
             self._callers.keys,
         )

@@ -11,7 +11,8 @@ import pytest
 
 from callconsent.evidence import callers
 from callconsent.evidence.caller_keys import CallerKeys, KeyStoreError, store_path, subject_key
-from callconsent.evidence.ledger import GroupCommit, Ledger, verify_chain
+from callconsent.evidence.group_commit import GroupCommit
+from callconsent.evidence.ledger import Ledger, verify_chain
 
 SECRET = b"k" * 32
 NUMBER = "+4522334455"

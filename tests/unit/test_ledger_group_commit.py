@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from callconsent.evidence.ledger import GroupCommit, Ledger, LedgerEntryInvalid, verify_chain
+from callconsent.evidence.group_commit import GroupCommit
+from callconsent.evidence.ledger import Ledger, LedgerEntryInvalid, verify_chain
 
 
 def note(n: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ of the normalised number and the 32-byte ``key``. Destroying a row is forgetting
   (which still hold the key) are written back and the WAL is cut to nothing.
 
 Writes are durable before they return (``synchronous=FULL``): the live app writes a batch's
-rows in one transaction before the batch's ledger lines (:class:`~.ledger.GroupCommit`), so a
+rows in one transaction before the batch's ledger lines (:class:`~.group_commit.GroupCommit`), so a
 ledger line never names a key that was not stored.
 
 ``<ledger dir>/subject.key``: 32 random bytes (0640), made on first use, the installation's
