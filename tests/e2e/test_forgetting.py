@@ -7,8 +7,9 @@ a control caller from another number gives consent. Then an ``export`` kept in t
 export folder, ``erase --number`` and a ``purge`` with the clock put past the evidence period
 (``--now``): a byte search of the recordings tree, the ledger, its anchor, the caller key store,
 the index, the audit log and the kept exports finds the number (as signalled, as normalised, or
-its subscriber digits) and the name nowhere, and ``verify`` passes. (AstDB and the logs are
-checked by the tests of private16's change.)
+its subscriber digits) and the name nowhere, and ``verify`` passes; nor do AstDB, Asterisk's log
+files (the levels the shipped logger.conf writes) and the app's debug log hold the number or the
+name. (test_private_data.py checks AstDB and the logs around the withdrawal route.)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import yaml
 
 from callconsent.config import Config, load_config
 from tests.e2e.lab_app import DEMO_CONFIG, LAB_ENV, LabApp, route_timing, wait_ledger
+from tests.e2e.personal_data import astdb_files, asterisk_logs, found
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Digit, Pause, run_calls
 from tests.support.sealed import caller_of
@@ -88,7 +90,7 @@ def forgetting_app(
     config_path = root / "callconsent.yaml"
     config_path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
     lab_app.stop()
-    app = LabApp(root / "serve.log", config_path)
+    app = LabApp(root / "serve.log", config_path, log_level="debug")
     try:
         app.start()
         yield config_path, load_config(config_path, env={**os.environ, **LAB_ENV})
@@ -191,3 +193,17 @@ def test_after_erase_and_a_purge_past_the_evidence_period_the_number_is_nowhere(
     assert _found(private, _needles(NUMBER, NAME) + _needles(OTHER, OTHER_NAME)) == []
     verified = _cli(config_path, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_after_erase_and_purge_astdb_and_both_logs_hold_neither_number_nor_name(
+    asterisk: AsteriskLab, forgetting_app: tuple[Path, Config], called: dict[str, Any]
+) -> None:
+    config_path, _ = forgetting_app
+    app_log = config_path.parent / "serve.log"
+    assert b'"recording_final"' in app_log.read_bytes()  # the app did log these calls
+    full, others = asterisk_logs(asterisk)
+    for number, name in ((NUMBER, NAME), (OTHER, OTHER_NAME)):
+        assert found(number, astdb_files(asterisk)) == []
+        assert found(number, full, shipped_levels_only=True) == []
+        assert found(number, [*others, app_log]) == []
+        assert name.encode() not in app_log.read_bytes()

@@ -24,13 +24,12 @@ import yaml
 
 from callconsent.config import Config
 from tests.e2e.lab_app import DEMO_CONFIG, LabApp, route_timing, wait_ledger, wait_sidecar
+from tests.e2e.personal_data import astdb_files, asterisk_logs, found
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Digit, Pause, run_call
 
 KEK_ENV = "CALLCONSENT_E2E_KEK"
 KEK = bytes(range(140, 172)).hex()
-#: Lines the shipped logger.conf writes to its files (notice,warning,error,dtmf).
-SHIPPED_LEVELS = re.compile(rb"^\[[^\]]*\] (NOTICE|WARNING|ERROR|DTMF)\[")
 
 
 @pytest.fixture(scope="module")
@@ -59,40 +58,6 @@ def app(
         private.stop()
         os.environ.pop(KEK_ENV, None)
         lab_app.start()
-
-
-def _forms(number: str) -> list[bytes]:
-    """The number as it could be written: international, without +, national (8 digits)."""
-    return [number.encode(), number[1:].encode(), number[-8:].encode()]
-
-
-def _found(number: str, files: list[Path], *, shipped_levels_only: bool = False) -> list[str]:
-    hits = []
-    for path in files:
-        data = path.read_bytes()
-        if shipped_levels_only:
-            data = b"\n".join(line for line in data.splitlines() if SHIPPED_LEVELS.match(line))
-        hits += [f"{path}: {form.decode()}" for form in _forms(number) if form in data]
-    return hits
-
-
-def _astdb(asterisk: AsteriskLab) -> list[Path]:
-    base = asterisk.root / "var/lib/asterisk/astdb.sqlite3"
-    files = [p for p in (base, Path(f"{base}-wal"), Path(f"{base}-journal")) if p.exists()]
-    assert base in files
-    return files
-
-
-def _asterisk_logs(asterisk: AsteriskLab) -> tuple[list[Path], list[Path]]:
-    """(the lab's "full" log, every other log file but the CDR's)."""
-    logs = asterisk.root / "var/log/asterisk"
-    full = logs / "full"
-    others = [
-        p
-        for p in logs.rglob("*")
-        if p.is_file() and p != full and "cdr" not in p.relative_to(logs).parts[0]
-    ]
-    return [full], others
 
 
 def _marker_pending(asterisk: AsteriskLab) -> str:
@@ -148,7 +113,7 @@ def calls(asterisk: AsteriskLab, app: LabApp, config: Config, number: str) -> di
         request = f"{m.group(1)}-0"
         pending = _marker_pending(asterisk)
         assert request in pending, pending
-        pending_hits = _found(number, _astdb(asterisk))
+        pending_hits = found(number, astdb_files(asterisk))
     finally:
         app.start()
     withdrawn = wait_ledger(config, ends["given"].uniqueid, kind="withdrawn")
@@ -176,15 +141,15 @@ def test_the_app_carried_out_the_waiting_withdrawal(calls: dict[str, Any]) -> No
 def test_afterwards_astdb_holds_no_number(
     asterisk: AsteriskLab, calls: dict[str, Any], number: str
 ) -> None:
-    assert _found(number, _astdb(asterisk)) == []
+    assert found(number, astdb_files(asterisk)) == []
 
 
 def test_asterisks_log_files_hold_no_number(
     asterisk: AsteriskLab, calls: dict[str, Any], number: str
 ) -> None:
-    full, others = _asterisk_logs(asterisk)
-    assert _found(number, full, shipped_levels_only=True) == []
-    assert _found(number, others) == []
+    full, others = asterisk_logs(asterisk)
+    assert found(number, full, shipped_levels_only=True) == []
+    assert found(number, others) == []
 
 
 def test_the_search_finds_the_number_where_it_is_kept_the_verbose_trace(
@@ -192,13 +157,13 @@ def test_the_search_finds_the_number_where_it_is_kept_the_verbose_trace(
 ) -> None:
     """The search is not blind: the lab's verbose dialplan trace (which the shipped
     logger.conf keeps out of files) prints the caller's number."""
-    full, _ = _asterisk_logs(asterisk)
-    assert _found(number, full) != []
+    full, _ = asterisk_logs(asterisk)
+    assert found(number, full) != []
 
 
 def test_the_apps_log_holds_no_number(app: LabApp, calls: dict[str, Any], number: str) -> None:
     assert b'"withdraw_request_done"' in app.log_path.read_bytes()
-    assert _found(number, [app.log_path]) == []
+    assert found(number, [app.log_path]) == []
 
 
 def test_the_spool_is_empty_and_holds_no_number(
@@ -206,4 +171,4 @@ def test_the_spool_is_empty_and_holds_no_number(
 ) -> None:
     spool = config.storage.recordings_dir.parent / "spool"
     files = [p for p in spool.rglob("*") if p.is_file()]
-    assert files == [] and _found(number, files) == []
+    assert files == [] and found(number, files) == []
