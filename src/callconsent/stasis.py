@@ -236,19 +236,24 @@ class StasisApp:
         channel = event.get("channel") or {}
         caller = channel.get("caller") or {}
         args = event.get("args") or []
+        shown = channel.get("channelvars")  # ari.conf ``channelvars``: no request needed
+        shown = shown if isinstance(shown, dict) else {}
 
         async def var(name: str) -> str | None:
+            value = shown.get(name)
+            if isinstance(value, str):
+                return value
             try:
                 return await self._ari.get_variable(channel_id, name)
             except AriError:
                 return None
 
-        linkedid, dnid, raw_num, raw_name = await asyncio.gather(
-            var("CHANNEL(linkedid)"),
-            var("CALLERID(dnid)"),
-            var(names.VAR_CALLERID_RAW_NUM),  # as sent: the hook normalised CALLERID (issue 11)
-            var(names.VAR_CALLERID_RAW_NAME),
-        )
+        # the caller ID as sent: the hook normalised CALLERID (issue 11)
+        wanted = names.STASIS_START_VARS  # linkedid, dnid, raw number, raw name
+        if all(isinstance(shown.get(name), str) for name in wanted):
+            linkedid, dnid, raw_num, raw_name = (shown[name] for name in wanted)
+        else:
+            linkedid, dnid, raw_num, raw_name = await asyncio.gather(*map(var, wanted))
         return CallInfo(
             uniqueid=channel_id,
             linkedid=linkedid or str(channel.get("linkedid") or channel_id),
@@ -424,14 +429,17 @@ class StasisApp:
         bound: Any,
         extra: list[tuple[str, str]] | None = None,
     ) -> None:
-        """Set the result variables; STATUS last, so a partial failure leaves the hook's
-        "unavailable" path (no recording) in force. ``extra`` first (the agent bridge's)."""
+        """Set the result variables in one ARI request (``ARRAY()``: all or none), STATUS
+        last, so a failure leaves the hook's "unavailable" path (no recording) in force.
+        ``extra`` first (the agent bridge's)."""
+        pairs = [
+            *(extra or ()),
+            (names.VAR_RECORDING, recording),
+            (names.VAR_REASON, reason),
+            (names.VAR_STATUS, status),
+        ]
         try:
-            for name, value in extra or ():
-                await self._ari.set_variable(channel_id, name, value)
-            await self._ari.set_variable(channel_id, names.VAR_RECORDING, recording)
-            await self._ari.set_variable(channel_id, names.VAR_REASON, reason)
-            await self._ari.set_variable(channel_id, names.VAR_STATUS, status)
+            await self._ari.set_variables(channel_id, pairs)
         except AriNotFound:
             return
         except AriError as exc:
