@@ -83,8 +83,11 @@ def utc_stamp(dt: datetime) -> str:
     """``2026-11-24T12:00:00.123Z``: UTC, milliseconds (truncated), ``Z``. Naive times are refused."""
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"naive datetime {dt!r}: evidence times must carry a time zone")
-    u = dt.astimezone(UTC)
-    return u.strftime("%Y-%m-%dT%H:%M:%S.") + f"{u.microsecond // 1000:03d}Z"
+    u = dt.astimezone(UTC)  # formatted by hand: strftime costs ~4x more (hot path, per call)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
+        f"{u.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_stamp(s: str) -> datetime:
