@@ -23,7 +23,7 @@ import structlog
 from callconsent import metrics, names
 from callconsent._stasis_events import event_time, translate
 from callconsent.agents.rules import bridge_variables
-from callconsent.ari import AriError, AriNotFound
+from callconsent.ari import APPLICATION_REPLACED, AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
 from callconsent.confirmation import confirmation_variables
 from callconsent.consent import (
@@ -63,9 +63,22 @@ log = structlog.get_logger("callconsent.stasis")
 
 _CONTINUE_ATTEMPTS = 3
 _NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-#: ARI events no flow uses that come by the dozen per call once the app subscribed to a channel
-#: (one per dialplan step and per variable set, the app's own included): filtered in Asterisk.
-UNUSED_EVENTS = ("ChannelDialplan", "ChannelVarset")
+#: Every ARI event type the app reads (:func:`callconsent._stasis_events.translate`,
+#: :meth:`StasisApp.on_channel_event`, the client's ``ApplicationReplaced``). Asterisk is told
+#: to send the app these only: once the app subscribed to a recorded channel, the others come
+#: by the dozen per call (a ChannelVarset per variable set, a ChannelDialplan per dialplan step,
+#: Dial, ChannelStateChange, ChannelConnectedLine, ...), each costing both processes CPU.
+#: A handler for another type must add it here.
+USED_EVENTS = (
+    "StasisStart",
+    "StasisEnd",
+    "PlaybackStarted",
+    "PlaybackFinished",
+    "ChannelDtmfReceived",
+    "ChannelHangupRequest",
+    "ChannelDestroyed",
+    APPLICATION_REPLACED,
+)
 
 
 @dataclass
@@ -125,9 +138,9 @@ class StasisApp:
     # -- EventSink ------------------------------------------------------------------------
     async def on_connected(self) -> None:
         """After a (re)connect: events may have been lost, so no flow in progress is trusted.
-        First, Asterisk is told not to send the app the chatty events no flow uses."""
+        First, Asterisk is told to send the app only the events it reads."""
         try:
-            await self._ari.filter_events(UNUSED_EVENTS)
+            await self._ari.filter_events(allowed=USED_EVENTS)
         except AriError as exc:  # costs CPU on both sides, changes nothing else
             log.warning("event_filter_failed", error=str(exc))
         try:

@@ -65,7 +65,7 @@ async def _in_stasis(asterisk: AsteriskLab, call: Call) -> tuple[dict[str, Any],
 
 
 async def test_one_array_write_sets_every_value_as_sent(asterisk: AsteriskLab) -> None:
-    start, read = await _in_stasis(asterisk, Call(to="harness", timeline=[Pause(2.0)]))
+    _, read = await _in_stasis(asterisk, Call(to="harness", timeline=[Pause(2.0)]))
     assert read == {name: value for name, value in VALUES.items()}
 
 

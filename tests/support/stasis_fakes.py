@@ -121,8 +121,10 @@ class FakeAri:
     async def subscribe(self, event_source: str) -> None:
         self._record("subscribe", event_source)
 
-    async def filter_events(self, disallowed: Sequence[str]) -> None:
-        self._record("filter_events", tuple(disallowed))
+    async def filter_events(
+        self, disallowed: Sequence[str] = (), *, allowed: Sequence[str] = ()
+    ) -> None:
+        self._record("filter_events", tuple(disallowed), tuple(allowed))
 
     async def application_channel_ids(self) -> list[str]:
         self._record("application_channel_ids")

@@ -262,9 +262,16 @@ class AriRest:
         params = [("eventSource", event_source)]
         await self._request("DELETE", ("applications", self.app, "subscription"), params)
 
-    async def filter_events(self, disallowed: Sequence[str]) -> None:
-        """Have Asterisk send the app no event of the ``disallowed`` types (all the others)."""
-        body = {"disallowed": [{"type": kind} for kind in disallowed]}
+    async def filter_events(
+        self, disallowed: Sequence[str] = (), *, allowed: Sequence[str] = ()
+    ) -> None:
+        """Have Asterisk send the app only events of the ``allowed`` types (none given: of
+        every type) and none of the ``disallowed`` ones."""
+        body: dict[str, list[dict[str, str]]] = {}
+        if allowed:
+            body["allowed"] = [{"type": kind} for kind in allowed]
+        if disallowed:
+            body["disallowed"] = [{"type": kind} for kind in disallowed]
         await self._request("PUT", ("applications", self.app, "eventFilter"), body=body)
 
     async def application_channel_ids(self) -> list[str]:
