@@ -69,6 +69,7 @@ from bench.live_lab import (  # noqa: E402
     asterisk_pid,
     callconsent,
     cpu_seconds,
+    cpu_split,
     judge,
     loadavg,
     make_caller,
@@ -107,14 +108,16 @@ def one_run(
     ast = asterisk_pid()
     mark = lab.log_offset()
     ast0 = cpu_seconds(ast)
-    app0 = cpu_seconds(app_pid) if app_pid else 0.0
+    app0 = cpu_split(app_pid) if app_pid else (0.0, 0.0)
     counters, run.seconds = run_sipp(caller, TARGETS[flow], rate, concurrent, calls, work, tag)
     run.placed, run.completed, run.failed = counters["created"], counters["ok"], counters["failed"]
     wait_settled(lab, mark, tag, run.placed, app_pid is not None)
     per_call = max(1, run.placed)
     run.asterisk_cpu_ms_per_call = round((cpu_seconds(ast) - ast0) * 1000 / per_call, 1)
     if app_pid:
-        run.app_cpu_ms_per_call = round((cpu_seconds(app_pid) - app0) * 1000 / per_call, 2)
+        user, system = cpu_split(app_pid)
+        run.app_cpu_ms_per_call = round((user + system - sum(app0)) * 1000 / per_call, 2)
+        run.app_sys_ms_per_call = round((system - app0[1]) * 1000 / per_call, 2)
         run.app_peak_rss_mib = round(peak_rss_mib(app_pid), 1)
         run.latency_ms = app_latencies(app.new_log())
         run.app_problems = app_problems(app.new_log())
@@ -182,10 +185,16 @@ def _lat(run: Run, key: str) -> str:
     return f"{got['p50']:.0f}/{got['p99']:.0f}/{got['max']:.0f}"
 
 
+def _app_cpu(run: Run) -> str:
+    if run.app_cpu_ms_per_call is None:
+        return "-"
+    return f"{run.app_cpu_ms_per_call} ({run.app_sys_ms_per_call})"
+
+
 def markdown(runs: list[Run]) -> str:
     head = (
         "| flow | calls/s / concurrent | placed / completed / failed | right | recording mean (min) s "
-        "| Asterisk CPU ms/call | app CPU ms/call | app peak RSS MiB | notice p50/p99/max ms "
+        "| Asterisk CPU ms/call | app CPU (kernel) ms/call | app peak RSS MiB | notice p50/p99/max ms "
         "| 1 -> MixMonitor p50/p99/max ms | decision -> continued p50/p99/max ms | load avg |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
@@ -195,7 +204,7 @@ def markdown(runs: list[Run]) -> str:
         rows.append(
             f"| {r.flow} | {r.rate} / {r.concurrent} | {r.placed} / {r.completed} / {r.failed} "
             f"| {r.right}/{r.placed} | {rec} | {r.asterisk_cpu_ms_per_call} "
-            f"| {r.app_cpu_ms_per_call if r.app_cpu_ms_per_call is not None else '-'} "
+            f"| {_app_cpu(r)} "
             f"| {r.app_peak_rss_mib if r.app_peak_rss_mib is not None else '-'} "
             f"| {_lat(r, 'notice_ms')} | {_lat(r, 'record_ms')} | {_lat(r, 'continue_ms')} "
             f"| {r.loadavg_start} -> {r.loadavg_end} |"

@@ -48,6 +48,7 @@ class Run:
     seconds: float = 0.0  # sipp's wall time
     asterisk_cpu_ms_per_call: float = 0.0
     app_cpu_ms_per_call: float | None = None
+    app_sys_ms_per_call: float | None = None  # the kernel's part of it (fsync, sockets)
     app_peak_rss_mib: float | None = None
     recording_mean_s: float | None = None
     recording_min_s: float | None = None
@@ -66,8 +67,13 @@ class Run:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process (all its threads), in seconds."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU of a process (all its threads), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
 def peak_rss_mib(pid: int) -> float:
