@@ -275,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="bench-live", help="lab-isolated NAME")
     p.add_argument("--profile", type=Path, help="py-spy profiles of the app (folder)")
     p.add_argument(
+        "--app-nice", type=int, default=0, help="the app's niceness (systemd Nice=); default 0"
+    )
+    p.add_argument(
         "--app-src",
         type=Path,
         help="run the app from this src/ folder (e.g. an export of another commit: before/after)",
@@ -341,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         lab, caller = prepare(work, args.talk)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-        app = App(work / "app.log", args.profile, args.app_src)
+        app = App(work / "app.log", args.profile, args.app_src, args.app_nice)
         result: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         result["cpus"] = os.cpu_count()
         if args.soak:

@@ -121,9 +121,14 @@ class App:
     """``callconsent serve`` on config/demo.yaml, its log in ``log_path``."""
 
     def __init__(
-        self, log_path: Path, profile_dir: Path | None = None, app_src: Path | None = None
+        self,
+        log_path: Path,
+        profile_dir: Path | None = None,
+        app_src: Path | None = None,
+        nice: int = 0,
     ) -> None:
         self.log_path = log_path
+        self.nice = nice  # the app's scheduling niceness (systemd Nice=), Asterisk runs at 0
         self.app_src = app_src  # another version's src/ folder to run (before/after figures)
         self.proc: subprocess.Popen[bytes] | None = None
         self.offset = 0
@@ -153,6 +158,9 @@ class App:
                 raise SystemExit(f"bench: callconsent serve exited:\n{self.new_log()[-3000:]}")
             text = self.new_log()
             if '"ari_connected"' in text and '"agent_sync"' in text:
+                if self.nice:  # every thread of the process (the ledger writer, workers)
+                    for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+                        os.setpriority(os.PRIO_PROCESS, int(task.name), self.nice)
                 self._profile(self.proc.pid)
                 return self.proc.pid
             time.sleep(0.1)
