@@ -36,7 +36,8 @@ every 10 s and the slope per 1,000 calls reported. ``--profile DIR``: py-spy (``
 py-spy``; not a dependency) records the app's collapsed stacks (threads holding the GIL: Python's own CPU), one file
 per run.
 ``--app-src DIR``: run the app from another ``src/`` folder (``git archive <commit> src``), for
-before/after figures on the same lab.
+before/after figures on the same lab. ``--app-nice N``: run the app at niceness N (as a systemd
+``Nice=`` would; Asterisk runs at 0).
 """
 
 from __future__ import annotations
