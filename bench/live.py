@@ -14,7 +14,10 @@ speech sample) for ``--talk`` seconds and hangs up.
   dialplan, tests/harness/asterisk/extensions-lab.conf: the same notice and question audio,
   Read with a 5 s timeout and one retry, MixMonitor(...,b) after a 1, the same Local/echo
   destination), with no app running;
-* ``app``: the hook and ``callconsent serve`` (started fresh for each run).
+* ``app``: the hook and ``callconsent serve`` (started fresh for each run);
+* ``agi``: the FastAGI hook (``callconsent-agi``, lab extension ``agi-support``) and the same
+  ``callconsent serve``: the same flow over FastAGI instead of ARI (it logs no ``call_timing``
+  line, so it has no latency columns).
 
 Per run: calls placed and completed (sipp), outcomes right (every caller reaches the destination
 with status ``given`` and a recording that holds audio at least half as long as what the
@@ -33,7 +36,8 @@ every 10 s and the slope per 1,000 calls reported. ``--profile DIR``: py-spy (``
 py-spy``; not a dependency) records the app's collapsed stacks (threads holding the GIL: Python's own CPU), one file
 per run.
 ``--app-src DIR``: run the app from another ``src/`` folder (``git archive <commit> src``), for
-before/after figures on the same lab.
+before/after figures on the same lab. ``--app-nice N``: run the app at niceness N (as a systemd
+``Nice=`` would; Asterisk runs at 0).
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ from bench.live_lab import (  # noqa: E402
     asterisk_pid,
     callconsent,
     cpu_seconds,
+    cpu_split,
     judge,
     loadavg,
     make_caller,
@@ -79,6 +84,10 @@ from tests.e2e.lab_app import DEMO_CONFIG, LAB_ECHO_AGENT, LAB_ENV  # noqa: E402
 from tests.harness.asterisk import AsteriskLab  # noqa: E402
 
 INSIDE_ENV = "CALLCONSENT_BENCH_ISOLATED"
+#: Each flow's sipp target (lab dialplan extension) and the flows the app serves.
+TARGETS = {"peer": "peer", "app": ROUTE, "agi": f"agi-{ROUTE}"}
+APP_FLOWS = ("app", "agi")
+FLOWS = tuple(TARGETS)
 
 
 # --- runs --------------------------------------------------------------------------------------
@@ -96,20 +105,20 @@ def one_run(
 ) -> Run:
     run = Run(flow, rate, concurrent, calls, loadavg_start=loadavg())
     tag = f"b{uuid.uuid4().hex[:8]}"
-    app_pid = app.start() if flow == "app" else None
+    app_pid = app.start() if flow in APP_FLOWS else None
     ast = asterisk_pid()
     mark = lab.log_offset()
     ast0 = cpu_seconds(ast)
-    app0 = cpu_seconds(app_pid) if app_pid else 0.0
-    counters, run.seconds = run_sipp(
-        caller, "peer" if flow == "peer" else ROUTE, rate, concurrent, calls, work, tag
-    )
+    app0 = cpu_split(app_pid) if app_pid else (0.0, 0.0)
+    counters, run.seconds = run_sipp(caller, TARGETS[flow], rate, concurrent, calls, work, tag)
     run.placed, run.completed, run.failed = counters["created"], counters["ok"], counters["failed"]
     wait_settled(lab, mark, tag, run.placed, app_pid is not None)
     per_call = max(1, run.placed)
     run.asterisk_cpu_ms_per_call = round((cpu_seconds(ast) - ast0) * 1000 / per_call, 1)
     if app_pid:
-        run.app_cpu_ms_per_call = round((cpu_seconds(app_pid) - app0) * 1000 / per_call, 2)
+        user, system = cpu_split(app_pid)
+        run.app_cpu_ms_per_call = round((user + system - sum(app0)) * 1000 / per_call, 2)
+        run.app_sys_ms_per_call = round((system - app0[1]) * 1000 / per_call, 2)
         run.app_peak_rss_mib = round(peak_rss_mib(app_pid), 1)
         run.latency_ms = app_latencies(app.new_log())
         run.app_problems = app_problems(app.new_log())
@@ -147,16 +156,24 @@ def soak(lab: AsteriskLab, caller: Caller, work: Path, app: App, seconds: int) -
     app.stop()
     xs = [float(d) for d, _ in samples if d > 0]
     ys = [float(r) for d, r in samples if d > 0]
-    slope = statistics.linear_regression(xs, ys).slope * 1000 if len(xs) >= 3 else None
+    half = len(xs) // 2  # the first half includes the warm-up (caches, pools, the allocator)
     return {
         "seconds": seconds,
         "calls_done": samples[-1][0] if samples else 0,
         "rss_kib_first": ys[0] if ys else None,
         "rss_kib_last": ys[-1] if ys else None,
-        "rss_slope_kib_per_1000_calls": None if slope is None else round(slope, 1),
+        "rss_slope_kib_per_1000_calls": _slope(xs, ys),
+        "rss_slope_second_half_kib_per_1000_calls": _slope(xs[half:], ys[half:]),
         "samples": samples,
         "loadavg_end": loadavg(),
     }
+
+
+def _slope(xs: list[float], ys: list[float]) -> float | None:
+    """KiB per 1,000 calls: the least-squares slope of RSS against calls done."""
+    if len(xs) < 3 or len(set(xs)) < 2:
+        return None
+    return round(statistics.linear_regression(xs, ys).slope * 1000, 1)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -169,10 +186,16 @@ def _lat(run: Run, key: str) -> str:
     return f"{got['p50']:.0f}/{got['p99']:.0f}/{got['max']:.0f}"
 
 
+def _app_cpu(run: Run) -> str:
+    if run.app_cpu_ms_per_call is None:
+        return "-"
+    return f"{run.app_cpu_ms_per_call} ({run.app_sys_ms_per_call})"
+
+
 def markdown(runs: list[Run]) -> str:
     head = (
         "| flow | calls/s / concurrent | placed / completed / failed | right | recording mean (min) s "
-        "| Asterisk CPU ms/call | app CPU ms/call | app peak RSS MiB | notice p50/p99/max ms "
+        "| Asterisk CPU ms/call | app CPU (kernel) ms/call | app peak RSS MiB | notice p50/p99/max ms "
         "| 1 -> MixMonitor p50/p99/max ms | decision -> continued p50/p99/max ms | load avg |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
@@ -182,7 +205,7 @@ def markdown(runs: list[Run]) -> str:
         rows.append(
             f"| {r.flow} | {r.rate} / {r.concurrent} | {r.placed} / {r.completed} / {r.failed} "
             f"| {r.right}/{r.placed} | {rec} | {r.asterisk_cpu_ms_per_call} "
-            f"| {r.app_cpu_ms_per_call if r.app_cpu_ms_per_call is not None else '-'} "
+            f"| {_app_cpu(r)} "
             f"| {r.app_peak_rss_mib if r.app_peak_rss_mib is not None else '-'} "
             f"| {_lat(r, 'notice_ms')} | {_lat(r, 'record_ms')} | {_lat(r, 'continue_ms')} "
             f"| {r.loadavg_start} -> {r.loadavg_end} |"
@@ -198,12 +221,16 @@ def summary(runs: list[Run]) -> dict[str, Any]:
     for r in runs:
         by_step.setdefault((r.rate, r.concurrent), {})[r.flow] = r
     for (rate, conc), flows in sorted(by_step.items()):
-        peer, app = flows.get("peer"), flows.get("app")
-        if peer and app and peer.asterisk_cpu_ms_per_call:
+        peer = flows.get("peer")
+        for name in APP_FLOWS:
+            app = flows.get(name)
+            if not (peer and app and peer.asterisk_cpu_ms_per_call):
+                continue
             total = app.asterisk_cpu_ms_per_call + (app.app_cpu_ms_per_call or 0.0)
             out["ratios"].append(
                 {
                     "step": f"{rate}/{conc}",
+                    "flow": name,
                     "asterisk_app_over_peer": round(
                         app.asterisk_cpu_ms_per_call / peer.asterisk_cpu_ms_per_call, 2
                     ),
@@ -215,7 +242,7 @@ def summary(runs: list[Run]) -> dict[str, Any]:
                     ),
                 }
             )
-    for flow in ("peer", "app"):
+    for flow in FLOWS:
         clean = [r for r in runs if r.flow == flow and r.clean]
         best = max(clean, key=lambda r: (r.rate, r.concurrent), default=None)
         out[f"highest_clean_{flow}"] = f"{best.rate}/{best.concurrent}" if best else None
@@ -239,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=parse_steps, default=parse_steps("10/100,20/200,30/300"))
     p.add_argument("--seconds", type=int, default=30, help="calls per run = rate x this")
-    p.add_argument("--flows", default="peer,app", help="peer,app (default both)")
+    p.add_argument("--flows", default="peer,app,agi", help="peer,app,agi (default all three)")
     p.add_argument("--climb", action="store_true", help="go on +10/+100 until a run fails")
     p.add_argument("--max-rate", type=int, default=60, help="--climb stops here")
     p.add_argument("--talk", type=float, default=7.0, help="seconds the caller talks after the 1")
@@ -248,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--name", default="bench-live", help="lab-isolated NAME")
     p.add_argument("--profile", type=Path, help="py-spy profiles of the app (folder)")
+    p.add_argument(
+        "--app-nice", type=int, default=0, help="the app's niceness (systemd Nice=); default 0"
+    )
     p.add_argument(
         "--app-src",
         type=Path,
@@ -315,14 +345,20 @@ def main(argv: list[str] | None = None) -> int:
         lab, caller = prepare(work, args.talk)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-        app = App(work / "app.log", args.profile, args.app_src)
+        app = App(work / "app.log", args.profile, args.app_src, args.app_nice)
         result: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         result["cpus"] = os.cpu_count()
         if args.soak:
-            result["soak"] = soak(lab, caller, work, app, args.soak_seconds)
-            print(json.dumps(result["soak"], indent=2))
+            result["soak"] = got = soak(lab, caller, work, app, args.soak_seconds)
+            print(json.dumps({k: v for k, v in got.items() if k != "samples"}, indent=2))
+            print(
+                f"soak: {got['calls_done']} calls in {got['seconds']} s; app RSS "
+                f"{got['rss_kib_first']} -> {got['rss_kib_last']} KiB; slope "
+                f"{got['rss_slope_kib_per_1000_calls']} KiB per 1,000 calls "
+                f"({got['rss_slope_second_half_kib_per_1000_calls']} over the second half)"
+            )
         else:
-            flows = [f for f in ("peer", "app") if f in args.flows.split(",")]
+            flows = [f for f in FLOWS if f in args.flows.split(",")]
             steps = list(args.steps)
             runs: list[Run] = []
             i = 0

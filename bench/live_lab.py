@@ -48,6 +48,7 @@ class Run:
     seconds: float = 0.0  # sipp's wall time
     asterisk_cpu_ms_per_call: float = 0.0
     app_cpu_ms_per_call: float | None = None
+    app_sys_ms_per_call: float | None = None  # the kernel's part of it (fsync, sockets)
     app_peak_rss_mib: float | None = None
     recording_mean_s: float | None = None
     recording_min_s: float | None = None
@@ -66,8 +67,13 @@ class Run:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process (all its threads), in seconds."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU of a process (all its threads), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -115,9 +121,14 @@ class App:
     """``callconsent serve`` on config/demo.yaml, its log in ``log_path``."""
 
     def __init__(
-        self, log_path: Path, profile_dir: Path | None = None, app_src: Path | None = None
+        self,
+        log_path: Path,
+        profile_dir: Path | None = None,
+        app_src: Path | None = None,
+        nice: int = 0,
     ) -> None:
         self.log_path = log_path
+        self.nice = nice  # the app's scheduling niceness (systemd Nice=), Asterisk runs at 0
         self.app_src = app_src  # another version's src/ folder to run (before/after figures)
         self.proc: subprocess.Popen[bytes] | None = None
         self.offset = 0
@@ -147,6 +158,9 @@ class App:
                 raise SystemExit(f"bench: callconsent serve exited:\n{self.new_log()[-3000:]}")
             text = self.new_log()
             if '"ari_connected"' in text and '"agent_sync"' in text:
+                if self.nice:  # every thread of the process (the ledger writer, workers)
+                    for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+                        os.setpriority(os.PRIO_PROCESS, int(task.name), self.nice)
                 self._profile(self.proc.pid)
                 return self.proc.pid
             time.sleep(0.1)

@@ -18,6 +18,15 @@ APP_NAME: Final = "callconsent"
 #: event about the call. The app reads them over ARI (JSON) as the evidence's caller number/name.
 VAR_CALLERID_RAW_NUM: Final = "CALLCONSENT_CALLERID_RAW_NUM"
 VAR_CALLERID_RAW_NAME: Final = "CALLCONSENT_CALLERID_RAW_NAME"
+#: What the ARI app reads of a call entering Stasis: the linkedid, the dialled number and the
+#: caller ID as sent. Listed in ari.conf ``channelvars``, they come in the StasisStart event
+#: (no request per call); otherwise the app asks ARI for each.
+STASIS_START_VARS: Final = (
+    "CHANNEL(linkedid)",
+    "CALLERID(dnid)",
+    VAR_CALLERID_RAW_NUM,
+    VAR_CALLERID_RAW_NAME,
+)
 
 #: The context admins Gosub into: ``Gosub(callconsent,s,1(<route>))``.
 HOOK_CONTEXT: Final = "callconsent"

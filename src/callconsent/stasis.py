@@ -23,7 +23,7 @@ import structlog
 from callconsent import metrics, names
 from callconsent._stasis_events import event_time, translate
 from callconsent.agents.rules import bridge_variables
-from callconsent.ari import AriError, AriNotFound
+from callconsent.ari import APPLICATION_REPLACED, AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
 from callconsent.confirmation import confirmation_variables
 from callconsent.consent import (
@@ -71,9 +71,22 @@ log = structlog.get_logger("callconsent.stasis")
 
 _CONTINUE_ATTEMPTS = 3
 _NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-#: ARI events no flow uses that come by the dozen per call once the app subscribed to a channel
-#: (one per dialplan step and per variable set, the app's own included): filtered in Asterisk.
-UNUSED_EVENTS = ("ChannelDialplan", "ChannelVarset")
+#: Every ARI event type the app reads (:func:`callconsent._stasis_events.translate`,
+#: :meth:`StasisApp.on_channel_event`, the client's ``ApplicationReplaced``). Asterisk is told
+#: to send the app these only: once the app subscribed to a recorded channel, the others come
+#: by the dozen per call (a ChannelVarset per variable set, a ChannelDialplan per dialplan step,
+#: Dial, ChannelStateChange, ChannelConnectedLine, ...), each costing both processes CPU.
+#: A handler for another type must add it here.
+USED_EVENTS = (
+    "StasisStart",
+    "StasisEnd",
+    "PlaybackStarted",
+    "PlaybackFinished",
+    "ChannelDtmfReceived",
+    "ChannelHangupRequest",
+    "ChannelDestroyed",
+    APPLICATION_REPLACED,
+)
 
 
 @dataclass
@@ -133,9 +146,9 @@ class StasisApp:
     # -- EventSink ------------------------------------------------------------------------
     async def on_connected(self) -> None:
         """After a (re)connect: events may have been lost, so no flow in progress is trusted.
-        First, Asterisk is told not to send the app the chatty events no flow uses."""
+        First, Asterisk is told to send the app only the events it reads."""
         try:
-            await self._ari.filter_events(UNUSED_EVENTS)
+            await self._ari.filter_events(allowed=USED_EVENTS)
         except AriError as exc:  # costs CPU on both sides, changes nothing else
             log.warning("event_filter_failed", error=str(exc))
         try:
@@ -248,19 +261,24 @@ class StasisApp:
         channel = event.get("channel") or {}
         caller = channel.get("caller") or {}
         args = event.get("args") or []
+        shown = channel.get("channelvars")  # ari.conf ``channelvars``: no request needed
+        shown = shown if isinstance(shown, dict) else {}
 
         async def var(name: str) -> str | None:
+            value = shown.get(name)
+            if isinstance(value, str):
+                return value
             try:
                 return await self._ari.get_variable(channel_id, name)
             except AriError:
                 return None
 
-        linkedid, dnid, raw_num, raw_name = await asyncio.gather(
-            var("CHANNEL(linkedid)"),
-            var("CALLERID(dnid)"),
-            var(names.VAR_CALLERID_RAW_NUM),  # as sent: the hook normalised CALLERID (issue 11)
-            var(names.VAR_CALLERID_RAW_NAME),
-        )
+        # the caller ID as sent: the hook normalised CALLERID (issue 11)
+        wanted = names.STASIS_START_VARS  # linkedid, dnid, raw number, raw name
+        if all(isinstance(shown.get(name), str) for name in wanted):
+            linkedid, dnid, raw_num, raw_name = (shown[name] for name in wanted)
+        else:
+            linkedid, dnid, raw_num, raw_name = await asyncio.gather(*map(var, wanted))
         return CallInfo(
             uniqueid=channel_id,
             linkedid=linkedid or str(channel.get("linkedid") or channel_id),
@@ -437,14 +455,17 @@ class StasisApp:
         bound: Any,
         extra: list[tuple[str, str]] | None = None,
     ) -> None:
-        """Set the result variables; STATUS last, so a partial failure leaves the hook's
-        "unavailable" path (no recording) in force. ``extra`` first (the agent bridge's)."""
+        """Set the result variables in one ARI request (``ARRAY()``: all or none), STATUS
+        last, so a failure leaves the hook's "unavailable" path (no recording) in force.
+        ``extra`` first (the agent bridge's)."""
+        pairs = [
+            *(extra or ()),
+            (names.VAR_RECORDING, recording),
+            (names.VAR_REASON, reason),
+            (names.VAR_STATUS, status),
+        ]
         try:
-            for name, value in extra or ():
-                await self._ari.set_variable(channel_id, name, value)
-            await self._ari.set_variable(channel_id, names.VAR_RECORDING, recording)
-            await self._ari.set_variable(channel_id, names.VAR_REASON, reason)
-            await self._ari.set_variable(channel_id, names.VAR_STATUS, status)
+            await self._ari.set_variables(channel_id, pairs)
         except AriNotFound:
             return
         except AriError as exc:

@@ -95,6 +95,13 @@ class FakeAri:
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
         self._record("set_variable", channel_id, name, value, channel_id=channel_id)
 
+    async def set_variables(self, channel_id: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """One request: it fails whole (``fail["set_variables"]``), else each pair is listed
+        as a ``set_variable`` (what :meth:`variables` reads)."""
+        self._record("set_variables", channel_id, tuple(pairs), channel_id=channel_id)
+        for name, value in pairs:
+            self.calls.append(("set_variable", channel_id, name, value))
+
     async def get_variable(self, channel_id: str, name: str) -> str:
         self._record("get_variable", channel_id, name, channel_id=channel_id)
         if (channel_id, name) in self.channel_vars:
@@ -111,8 +118,10 @@ class FakeAri:
     async def subscribe(self, event_source: str) -> None:
         self._record("subscribe", event_source)
 
-    async def filter_events(self, disallowed: Sequence[str]) -> None:
-        self._record("filter_events", tuple(disallowed))
+    async def filter_events(
+        self, disallowed: Sequence[str] = (), *, allowed: Sequence[str] = ()
+    ) -> None:
+        self._record("filter_events", tuple(disallowed), tuple(allowed))
 
     async def application_channel_ids(self) -> list[str]:
         self._record("application_channel_ids")
@@ -163,13 +172,15 @@ def stasis_start(
     *,
     number: str | None = "4512345678",
     name: str | None = "Alice",
+    channelvars: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """``channelvars``: what ari.conf ``channelvars`` shows in the channel (None: not set)."""
     caller: dict[str, Any] = {}
     if number is not None:
         caller["number"] = number
     if name is not None:
         caller["name"] = name
-    return {
+    event = {
         "type": "StasisStart",
         "timestamp": _timestamp(),
         "application": names.APP_NAME,
@@ -184,6 +195,9 @@ def stasis_start(
             "language": "da",
         },
     }
+    if channelvars is not None:
+        event["channel"]["channelvars"] = dict(channelvars)
+    return event
 
 
 def playback_event(

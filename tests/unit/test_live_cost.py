@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from callconsent._stasis_events import translate
 from callconsent.ari import AriClient
-from callconsent.stasis import UNUSED_EVENTS
+from callconsent.clock import utc_now
+from callconsent.stasis import USED_EVENTS
 from callconsent.timing import call_timing
 from tests.support import FakeAriServer
 from tests.support.stasis_fakes import Harness, ari_error, channel_event
@@ -24,36 +26,57 @@ async def server() -> AsyncIterator[FakeAriServer]:
         yield fake
 
 
-async def test_filter_events_puts_the_disallowed_types_as_a_json_body(
+async def test_filter_events_puts_the_allowed_and_disallowed_types_as_a_json_body(
     server: FakeAriServer,
 ) -> None:
     ari = AriClient(server.base_url, "asterisk", "pw", "callconsent", request_timeout=1.0)
     try:
-        await ari.filter_events(["ChannelDialplan", "ChannelVarset"])
+        await ari.filter_events(["ChannelVarset"], allowed=["StasisStart", "StasisEnd"])
+        await ari.filter_events(allowed=["StasisStart"])
     finally:
         await ari.close()
 
-    (call,) = server.calls_to("PUT", "applications", "callconsent", "eventFilter")
-    assert json.loads(call.body) == {
-        "disallowed": [{"type": "ChannelDialplan"}, {"type": "ChannelVarset"}]
+    both, allowed_only = server.calls_to("PUT", "applications", "callconsent", "eventFilter")
+    assert json.loads(both.body) == {
+        "allowed": [{"type": "StasisStart"}, {"type": "StasisEnd"}],
+        "disallowed": [{"type": "ChannelVarset"}],
     }
+    assert json.loads(allowed_only.body) == {"allowed": [{"type": "StasisStart"}]}
 
 
-def test_the_filtered_events_are_none_the_flows_use() -> None:
-    used = {"StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"}
-    used |= {"ChannelDtmfReceived", "PlaybackStarted", "PlaybackFinished"}
-    assert set(UNUSED_EVENTS) == {"ChannelDialplan", "ChannelVarset"}
-    assert not used & set(UNUSED_EVENTS)
+def test_every_event_the_consent_machine_hears_is_let_through() -> None:
+    kinds = [
+        "StasisStart",
+        "StasisEnd",
+        "ChannelDestroyed",
+        "ChannelHangupRequest",
+        "ChannelDtmfReceived",
+        "PlaybackStarted",
+        "PlaybackFinished",
+        "ChannelVarset",
+        "ChannelDialplan",
+        "ChannelStateChange",
+        "Dial",
+        "ChannelConnectedLine",
+        "ChannelUserevent",
+        "ChannelHold",
+    ]
+    event = {"timestamp": "2026-12-05T10:00:00.000+0000", "playback": {"id": "p"}, "digit": "1"}
+    heard = {kind for kind in kinds if translate(kind, event, utc_now) is not None}
+    assert heard >= {"StasisEnd", "ChannelDtmfReceived", "PlaybackStarted"}
+    assert heard <= set(USED_EVENTS)
+    assert "ApplicationReplaced" in USED_EVENTS  # the client reconnects on it
+    assert "StasisStart" in USED_EVENTS and "ChannelVarset" not in USED_EVENTS
 
 
-async def test_every_connect_filters_the_chatty_events_before_reconciling(
+async def test_every_connect_asks_for_the_used_events_only_before_reconciling(
     tmp_path: Path,
 ) -> None:
     h = Harness(tmp_path)
 
     await h.app.on_connected()
 
-    assert h.ari.calls[0] == ("filter_events", UNUSED_EVENTS)
+    assert h.ari.calls[0] == ("filter_events", (), USED_EVENTS)
     assert h.ari.calls[1] == ("application_channel_ids",)
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callconsent.evidence import sidecar
 from callconsent.evidence.fsio import (
@@ -335,6 +337,19 @@ def test_utc_stamp_has_milliseconds_and_z_and_round_trips() -> None:
             parse_stamp(bad)
     with pytest.raises(ValueError, match="naive"):
         utc_stamp(datetime(2026, 11, 24))
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1000, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))]),
+    )
+)
+def test_utc_stamp_is_the_strftime_form_and_parses_back(dt: datetime) -> None:
+    u = dt.astimezone(UTC)
+    assert utc_stamp(dt) == u.strftime("%Y-%m-%dT%H:%M:%S.") + f"{u.microsecond // 1000:03d}Z"
+    assert parse_stamp(utc_stamp(dt)) == u.replace(microsecond=u.microsecond // 1000 * 1000)
 
 
 def test_read_json_reports_malformed_files_with_their_path(tmp_path: Path) -> None:

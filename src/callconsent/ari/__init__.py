@@ -13,6 +13,14 @@ from __future__ import annotations
 
 from ._client import AriClient
 from ._errors import AriError, AriNotFound
-from ._events import AriEvent, EventSink, channel_id_of
+from ._events import APPLICATION_REPLACED, AriEvent, EventSink, channel_id_of
 
-__all__ = ["AriClient", "AriError", "AriEvent", "AriNotFound", "EventSink", "channel_id_of"]
+__all__ = [
+    "APPLICATION_REPLACED",
+    "AriClient",
+    "AriError",
+    "AriEvent",
+    "AriNotFound",
+    "EventSink",
+    "channel_id_of",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +16,13 @@ from ._errors import AriError, AriNotFound
 
 #: Longest part of an error answer kept in ``AriError.detail``.
 _DETAIL_MAX = 300
+#: Names :meth:`AriRest.set_variables` sets in one request (``ARRAY(...)`` splits on commas).
+_PLAIN_NAME = re.compile(r"_{0,2}[A-Za-z][A-Za-z0-9_]*")
+#: Characters Asterisk's argument splitter (``ARRAY``'s value) gives a meaning: each is sent
+#: behind a backslash, which the splitter removes, so the value arrives as it was.
+_ARG_SPECIAL = re.compile(r'([\\",()\[\]])')
+#: ``ARRAY`` sets at most this many variables.
+ARRAY_MAX = 99
 
 
 def encode_path(*segments: str) -> str:
@@ -25,6 +33,22 @@ def encode_path(*segments: str) -> str:
 def encode_query(params: Sequence[tuple[str, str]]) -> str:
     """A query string with every name and value percent-encoded (no ``+`` for spaces)."""
     return "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in params)
+
+
+def array_assignment(pairs: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """The ``(name, value)`` of one ``ARRAY(...)`` write that sets every pair, in order.
+
+    Asterisk splits the value on commas and honours quotes, brackets, parentheses and
+    backslashes; each of these is escaped here, so every value arrives byte for byte. Names
+    must be plain dialplan variable names (``__`` for inheritance allowed)."""
+    if not 0 < len(pairs) <= ARRAY_MAX:
+        raise ValueError(f"ARRAY sets 1 to {ARRAY_MAX} variables, not {len(pairs)}")
+    for name, _ in pairs:
+        if not _PLAIN_NAME.fullmatch(name):
+            raise ValueError(f"not a plain variable name: {name!r}")
+    names = ",".join(name for name, _ in pairs)
+    values = ",".join(_ARG_SPECIAL.sub(r"\\\1", value) for _, value in pairs)
+    return f"ARRAY({names})", values
 
 
 def describe(exc: BaseException) -> str:
@@ -184,6 +208,14 @@ class AriRest:
         params = [("variable", name), ("value", value)]
         await self._request("POST", ("channels", channel_id, "variable"), params)
 
+    async def set_variables(self, channel_id: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Set several variables in one request (one ``ARRAY()`` write), in order; all or
+        none of them are set."""
+        if len(pairs) == 1:
+            await self.set_variable(channel_id, *pairs[0])
+            return
+        await self.set_variable(channel_id, *array_assignment(pairs))
+
     async def get_variable(self, channel_id: str, name: str) -> str:
         """The variable's value. A variable that is not set raises :class:`AriNotFound`."""
         segments = ("channels", channel_id, "variable")
@@ -230,9 +262,16 @@ class AriRest:
         params = [("eventSource", event_source)]
         await self._request("DELETE", ("applications", self.app, "subscription"), params)
 
-    async def filter_events(self, disallowed: Sequence[str]) -> None:
-        """Have Asterisk send the app no event of the ``disallowed`` types (all the others)."""
-        body = {"disallowed": [{"type": kind} for kind in disallowed]}
+    async def filter_events(
+        self, disallowed: Sequence[str] = (), *, allowed: Sequence[str] = ()
+    ) -> None:
+        """Have Asterisk send the app only events of the ``allowed`` types (none given: of
+        every type) and none of the ``disallowed`` ones."""
+        body: dict[str, list[dict[str, str]]] = {}
+        if allowed:
+            body["allowed"] = [{"type": kind} for kind in allowed]
+        if disallowed:
+            body["disallowed"] = [{"type": kind} for kind in disallowed]
         await self._request("PUT", ("applications", self.app, "eventFilter"), body=body)
 
     async def application_channel_ids(self) -> list[str]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from callconsent import __version__
 from callconsent.cli import agent, keys, lifecycle, play
@@ -61,8 +62,19 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if _archive_errors(config):  # a notice edited under its old version (R20)
         return EXIT_USAGE
-    asyncio.run(app.serve(config))
+    _run_live(app.serve(config))
     return EXIT_OK
+
+
+def _run_live(main: Coroutine[Any, Any, None]) -> None:
+    """Run the live app on uvloop's event loop: about a fifth less CPU per call than asyncio's
+    own loop (bench/live.py, README "Performance"); asyncio's where uvloop is not installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency; kept for platforms without a wheel
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def _feature_warnings(config: Config, features_conf: Path) -> list[str]:
