@@ -16,6 +16,7 @@ from callconsent.ari import AriClient
 from callconsent.ari._rest import ARRAY_MAX, array_assignment
 from tests.support import FakeAriServer
 from tests.support.ari_server import DEFAULT_PASSWORD
+from tests.support.sealed import caller_of
 from tests.support.stasis_fakes import Harness, stasis_start
 
 CID = "1764000020.1"
@@ -145,7 +146,8 @@ async def test_channelvars_in_stasis_start_spare_the_variable_requests(tmp_path:
     assert h.ari.of("get_variable") == []
     (entry,) = h.ledger()
     call = entry["call"]
-    assert (call["caller_number"], call["caller_name"]) == ("+45 as sent, 1", 'Name "as sent"')
+    caller = caller_of(entry, h.ledger_path)  # support keeps display names in the lab config
+    assert (caller.number, caller.name) == ("+45 as sent, 1", 'Name "as sent"')
     assert call["dialled_number"] == "4570000000"
     (sidecar,) = h.sidecars()
     assert json.loads(sidecar.read_text())["call"]["linkedid"] == "1764000019.9"
@@ -163,4 +165,4 @@ async def test_channelvars_without_the_raw_caller_id_fall_back_to_ari(tmp_path: 
     asked = {c[2] for c in h.ari.of("get_variable")}
     assert asked == {names.VAR_CALLERID_RAW_NUM, names.VAR_CALLERID_RAW_NAME}
     (entry,) = h.ledger()
-    assert entry["call"]["caller_number"] == "+4599"
+    assert caller_of(entry, h.ledger_path).number == "+4599"
