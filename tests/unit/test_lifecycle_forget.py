@@ -227,3 +227,38 @@ def test_erase_deletes_the_kept_exports_of_the_calls_and_nothing_elsewhere(
     ]
     assert line["exports_deleted"] == [mine.archive.name]
     assert DIGITS not in b"".join(p.read_bytes() for p in kept.iterdir())
+
+
+def test_a_withdrawal_that_deletes_a_recording_deletes_the_kept_exports_of_that_call(
+    store: Store, config: Config
+) -> None:
+    kept = store.ledger_path.parent / "exports"
+    with store.context(NOW) as ctx:
+        training = export(ctx, config, query.Selector(call_id="6000.2"), reason="r", out_dir=kept)
+        documentation = export(
+            ctx, config, query.Selector(call_id="6000.1"), reason="r", out_dir=kept
+        )
+    with store.context(NOW) as ctx:
+        report = withdraw(ctx, Scope(number=NUMBER), reason="letter")  # deletes 6000.2 only
+    assert report.exports_deleted == [training.archive.name]
+    assert not training.archive.exists()
+    assert documentation.archive.exists()  # its recording is kept for documentation
+    [line] = [
+        a for a in audit.read(store.ledger_path.parent / "audit.jsonl") if a["action"] == "withdraw"
+    ]
+    assert line["exports_deleted"] == [training.archive.name]
+
+
+def test_the_end_of_the_evidence_period_deletes_the_kept_exports_of_the_calls_it_forgets(
+    store: Store, config: Config
+) -> None:
+    kept = store.ledger_path.parent / "exports"
+    with store.context(NOW) as ctx:
+        refusal = export(ctx, config, query.Selector(call_id="6000.3"), reason="r", out_dir=kept)
+    with store.context(T0 + timedelta(days=91)) as ctx:
+        purge(ctx, dry_run=False)  # the recordings go at the end of their retention
+    with store.context(T0 + timedelta(days=90 + 366)) as ctx:
+        report = anonymise(ctx, claims_days=365)
+    assert refusal.archive.name in report.exports_deleted
+    assert not refusal.archive.exists()
+    assert DIGITS not in b"".join(p.read_bytes() for p in kept.iterdir())

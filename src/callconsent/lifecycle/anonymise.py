@@ -29,6 +29,7 @@ from callconsent.evidence.fsio import utc_stamp
 from callconsent.lifecycle._context import MIN_YEAR, Context
 from callconsent.lifecycle._schema import ANONYMISED
 from callconsent.lifecycle.errors import LifecycleError
+from callconsent.lifecycle.kept_exports import drop_kept
 
 SOURCE: Final = "purge"
 FIELDS: Final = ("caller_number", "caller_name")
@@ -47,6 +48,7 @@ class AnonymiseReport:
     entries: list[int] = field(default_factory=list)  # ledger seqs written
     kept_held: int = 0
     kept_recording: int = 0
+    exports_deleted: list[str] = field(default_factory=list)  # kept archives of those calls
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class AnonymiseReport:
             "ledger_seqs": self.entries,
             "kept_held": self.kept_held,
             "kept_recording": self.kept_recording,
+            "exports_deleted": self.exports_deleted,
         }
 
     def summary(self) -> str:
@@ -64,6 +67,11 @@ class AnonymiseReport:
             f"evidence: {verb} {self.calls} call(s) past retention + {self.claims_days} "
             f"claims days; kept {self.kept_held} held, {self.kept_recording} with a "
             "recording still present"
+            + (
+                f"; {len(self.exports_deleted)} kept export(s) deleted"
+                if self.exports_deleted
+                else ""
+            )
         )
 
 
@@ -141,6 +149,8 @@ def _write(
         # the keys first: a run cut short here leaves calls forgotten but not yet marked (the
         # next run marks them), never marked but still readable
         destroyed = ctx.index.forget(batch)
+        exports = drop_kept(ctx, batch)  # the archives handed out hold them in clear
+        report.exports_deleted += exports
         entry = ctx.append(
             {
                 "type": ANONYMISED,
@@ -162,6 +172,7 @@ def _write(
             ids=batch,
             ledger_seq=entry["seq"],
             caller_keys_destroyed=destroyed,
+            exports_deleted=exports,
         )
     if on_batch is not None:
         on_batch(list(batch))

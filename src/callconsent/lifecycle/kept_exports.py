@@ -2,7 +2,8 @@
 
 An archive holds what was handed out: audio, sidecars and the callers' numbers and names in
 clear. When a subject's calls are erased, :func:`drop_kept` deletes every archive in that folder
-which holds any of those calls (the index's ``export_files`` rows) and is still the file the
+which holds any of those calls (the index's ``export_files`` rows, or the calls its ``export``
+entry names: a refusal has no audio but its caller is in the archive) and is still the file the
 ledger's ``export`` entry logged (same sha256): nothing else, and nothing elsewhere (an archive
 written to another ``--out`` is the operator's to delete).
 """
@@ -20,7 +21,7 @@ from callconsent.lifecycle.errors import storage_error
 
 FOLDER: Final = "exports"
 _EXPORT_ID: Final = re.compile(r"[0-9a-f]{32}")
-_CHUNK: Final = 500
+_CHUNK: Final = 400  # twice that many parameters per query, under SQLite's oldest limit (999)
 
 
 def default_folder(ledger_path: Path) -> Path:
@@ -38,10 +39,12 @@ def drop_kept(ctx: Context, call_ids: list[str], *, dry_run: bool = False) -> li
     exports: set[str] = set()
     for i in range(0, len(ids), _CHUNK):
         part = ids[i : i + _CHUNK]
-        rows = ctx.index.db.execute(
-            "SELECT DISTINCT export_id FROM export_files WHERE uniqueid IN "  # noqa: S608
-            f"({','.join('?' * len(part))})",
-            part,
+        marks = ",".join("?" * len(part))
+        rows = ctx.index.db.execute(  # by the audio it holds, or by the calls its entry names
+            f"SELECT export_id FROM export_files WHERE uniqueid IN ({marks}) "  # noqa: S608
+            "UNION SELECT e.export_id FROM exports e JOIN entry_calls c ON c.seq = e.seq "
+            f"WHERE c.uniqueid IN ({marks})",
+            part + part,
         ).fetchall()
         exports.update(str(r[0]) for r in rows)
     gone: list[str] = []

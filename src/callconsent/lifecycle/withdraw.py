@@ -52,6 +52,7 @@ from callconsent.lifecycle._delete import MISSING, delete_recording
 from callconsent.lifecycle._schema import WITHDRAWN
 from callconsent.lifecycle.errors import LifecycleError
 from callconsent.lifecycle.hold import holds_outside_ledger
+from callconsent.lifecycle.kept_exports import drop_kept
 from callconsent.lifecycle.presence import ledger_says_deleted, require_recordings
 from callconsent.lifecycle.query import Recording
 
@@ -154,6 +155,7 @@ class WithdrawReport:
     items: list[Item] = field(default_factory=list)
     ambiguous: list[dict[str, Any]] = field(default_factory=list)  # a call ref with >1 call
     keys_destroyed: int = 0  # caller keys of the calls whose recordings were deleted
+    exports_deleted: list[str] = field(default_factory=list)  # kept archives of those calls
 
     def _of(self, actions: tuple[str, ...]) -> list[Item]:
         return [i for i in self.items if i.action in actions]
@@ -174,6 +176,7 @@ class WithdrawReport:
             "scope": self.scope,
             "call_ids": self.call_ids,
             "caller_keys_destroyed": self.keys_destroyed,
+            "exports_deleted": self.exports_deleted,
             "ambiguous": self.ambiguous,
             "deleted": ids(DELETED),
             "kept_for_documentation": ids(KEPT),
@@ -192,6 +195,7 @@ class WithdrawReport:
             lines += [f"  {a['call_id']} started {a['started_at']}" for a in self.ambiguous]
             return "\n".join(lines)
         lines = [str(i) for i in self.items]
+        lines += [f"kept export deleted: {name}" for name in self.exports_deleted]
         lines.append(
             f"withdraw{' (dry run)' if self.dry_run else ''} by {self.scope['by']}: "
             f"{len(self.call_ids)} call(s); {len(self._of(DELETED))} recording(s) "
@@ -247,6 +251,7 @@ def withdraw(ctx: Context, scope: Scope, *, reason: str, dry_run: bool = False) 
         if not dry_run:  # a recording deleted at the caller's wish: forget the caller too
             gone = [i.call_id for i in report.items if i.action in DELETED and i.call_id]
             report.keys_destroyed = ctx.index.forget(gone)
+            report.exports_deleted = drop_kept(ctx, gone)  # archives holding them in clear
     ctx.audit.write(
         "withdraw_dry_run" if dry_run else "withdraw",
         actor=ctx.actor,
@@ -259,6 +264,7 @@ def withdraw(ctx: Context, scope: Scope, *, reason: str, dry_run: bool = False) 
         held=[i.call_id for i in report.items if i.action == "held"],
         ambiguous=[a["call_id"] for a in report.ambiguous],
         caller_keys_destroyed=report.keys_destroyed,
+        exports_deleted=report.exports_deleted,
     )
     return report
 
