@@ -13,10 +13,11 @@ header injection) and the values the app sends are its own (ids, paths it built,
 Caller text inside the events Asterisk sends can forge header lines and whole events (see
 :mod:`callconsent.ami_wire`). The stream is therefore read by :mod:`callconsent.ami_wire`, not by
 panoramisk's parser (which keeps a repeated header as a list, and one spelled in another case
-silently replaces the first): an untrusted message (a repeated header, an event cut in two, an
-event posing as a response) reaches no handler. It is logged (``ami_event_untrusted``, values
-escaped) and handed to the ``on_untrusted`` guard with the ids it names, so the calls it may
-concern stop recording (fail closed). A UserEvent handler sees only the keys the dialplan sets
+silently replaces the first; the protocol that reads it: :mod:`callconsent._ami_protocol`): an
+untrusted message (a repeated header, an event cut in two, an event posing as a response)
+reaches no handler. It is logged (``ami_event_untrusted``, values escaped) and handed to the
+``on_untrusted`` guard with the ids it names, so the calls it may concern stop recording (fail
+closed). A UserEvent handler sees only the keys the dialplan sets
 (plus the channel's ``Uniqueid``); an action's answer is matched only when it is trusted.
 
 panoramisk re-sends actions still unanswered when the connection drops once it is back. A late
@@ -35,10 +36,9 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import structlog
 from panoramisk import Manager
-from panoramisk.ami_protocol import AMIProtocol
-from panoramisk.message import Message
 
 from callconsent import ami_wire, metrics
+from callconsent._ami_protocol import GuardedProtocol
 from callconsent.config import SecretUnavailable
 
 if TYPE_CHECKING:
@@ -70,66 +70,6 @@ class Untrusted:
 
 
 UntrustedHandler = Callable[[Untrusted], None]
-_GREETING: Final = "Asterisk Call Manager/"
-#: Events answering an action (matched to it by ``ActionID``) that the app sends.
-_ANSWER_EVENTS: Final = frozenset(
-    {
-        "dbgetresponse",
-        "dbgetcomplete",
-        "dbgettreeresponse",
-        "dbgettreecomplete",
-        "coreshowchannel",  # CoreShowChannels' list (restart recovery, R1/R2)
-        "coreshowchannelscomplete",
-    }
-)
-
-
-class _GuardedProtocol(AMIProtocol):  # type: ignore[misc]
-    """panoramisk's protocol, reading the stream with :mod:`callconsent.ami_wire`: a trusted
-    answer to an action goes to panoramisk (which resolves the action), every other message to
-    ``sink`` (trusted or not), never to panoramisk's event dispatch."""
-
-    def __init__(self, sink: Callable[[ami_wire.AmiMessage], None]) -> None:
-        super().__init__()
-        self._sink = sink
-        self._reader = ami_wire.Reader()
-        self._pending = b""  # bytes: a character split across two reads stays whole
-        self._greeted = False
-        #: ActionIDs of actions in flight when an untrusted message arrived: a list answer (e.g.
-        #: CoreShowChannels, whose items carry caller text) may have lost an item to it, so the
-        #: action fails instead of answering with a list that hides a call (fail closed)
-        self.tainted: set[str] = set()
-
-    def data_received(self, data: bytes) -> None:
-        self._pending += data
-        if not self._greeted and self._pending.startswith(_GREETING.encode()):
-            if b"\r\n" not in self._pending:
-                return
-            line, _, self._pending = self._pending.partition(b"\r\n")
-            self.version = line.decode("ascii", "replace")[len(_GREETING) :].strip()
-        self._greeted = True
-        *parts, self._pending = self._pending.split(b"\r\n\r\n")
-        for raw in parts:
-            text = raw.decode("utf-8", "replace")
-            if text.strip(ami_wire.EOL):
-                self._one(text)
-
-    def _one(self, text: str) -> None:
-        message = self._reader.read(text)
-        answer = message.is_response or (
-            message.event.lower() in _ANSWER_EVENTS and message.get("ActionID") in self.responses
-        )
-        if message.trusted and (answer or message.event.lower() == "shutdown"):
-            self.handle_message(Message.from_line(text.strip(ami_wire.EOL)))
-        elif message.is_response:  # an answer with a repeated header: its action times out
-            log.warning("ami_answer_untrusted", problems=list(message.problems))
-        else:
-            if not message.trusted and self.responses:
-                self.tainted.update(str(k) for k in self.responses)
-            try:
-                self._sink(message)
-            except Exception:  # nothing may break the reader: later events still count
-                log.exception("ami_message_failed")
 
 
 class AmiError(Exception):
@@ -201,7 +141,7 @@ class Ami:
                 on_login=self._logged_in_cb,
                 on_disconnect=self._disconnected_cb,
                 reconnect_timeout=RECONNECT_SECONDS,
-                protocol_factory=lambda: _GuardedProtocol(self._on_message),
+                protocol_factory=lambda: GuardedProtocol(self._on_message),
             )
             connecting = self._manager.connect()
             if wait is not None:

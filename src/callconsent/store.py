@@ -8,19 +8,22 @@ group-commits the lines arriving during one fsync (:class:`callconsent.evidence.
 each is acknowledged only once durable), awaited without a worker-thread hop. The store writes
 only documents its own builders made, unvalidated, and does not read back a sidecar it wrote
 while the file is still that one (:class:`callconsent.evidence.known.KnownSidecars`).
+
+The mid-call changes (withdrawal, sensitive flag, party stop, hold pause) live in
+:mod:`callconsent._store_midcall`; :class:`EvidenceStore` has them as its own methods.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any
 
 import structlog
 
+from callconsent._store_midcall import MidCallChanges
 from callconsent.agents import evidence as agent_evidence
 from callconsent.agents import rules as agent_rules
 from callconsent.agents.evidence import AgentEvidence
@@ -40,24 +43,6 @@ from callconsent.evidence import (
 from callconsent.evidence.at_rest import AtRest
 from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.known import KnownSidecars
-from callconsent.evidence.paths import find_recording
-from callconsent.parties import hold, stops
-from callconsent.sensitive import rules as sensitive
-from callconsent.withdrawal import in_call
-
-
-class _SidecarChange(Protocol):
-    """What a pure mid-call rule (withdrawal, sensitive flag) decided for one sidecar."""
-
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def doc(self) -> dict[str, Any] | None: ...
-    @property
-    def writes(self) -> bool: ...
-
-
-_Change = TypeVar("_Change", bound=_SidecarChange)
 
 log = structlog.get_logger("callconsent.store")
 
@@ -65,7 +50,11 @@ log = structlog.get_logger("callconsent.store")
 FINALISE_TIMEOUT_SECONDS = 15.0
 
 
-class EvidenceStore:
+class EvidenceStore(MidCallChanges):
+    """Sidecars and ledger entries of the calls in progress: a recording's start, the agent's
+    decision, its end (finalise, encrypt, tombstone); the mid-call changes come from
+    :class:`callconsent._store_midcall.MidCallChanges`. One lock per call."""
+
     def __init__(
         self,
         *,
@@ -179,71 +168,6 @@ class EvidenceStore:
         if where is not None:
             await asyncio.to_thread(self._tombstone, where, at, reason)
 
-    async def withdraw_in_call(
-        self, uniqueid: str, at: datetime, *, via: str, source: str = in_call.SOURCE
-    ) -> in_call.Withdrawal:
-        """The caller withdrew consent during the call (R16): every consent purpose ends, a
-        purpose still waiting for the agent never starts; the recording is deleted (tombstone
-        ``withdrawn``) or kept for what was recorded without consent. Ledger ``withdrawn`` first.
-        A call this process does not know (it restarted) is found by its uniqueid."""
-        done = await self.change_in_call(
-            uniqueid,
-            at,
-            change=lambda doc: in_call.withdraw(doc, at=at),
-            entry=lambda done, where: in_call.withdrawn_entry(
-                uniqueid=uniqueid,
-                at=at,
-                withdrawal=done,
-                recording=where.relative,
-                via=via,
-                source=source,
-            ),
-            tombstone_reason=sidecar.TombstoneReason.WITHDRAWN.value,
-        )
-        if done.outcome == "deleted":  # the recording is gone at the caller's wish: so is the
-            await asyncio.to_thread(self._callers.forget, uniqueid)  # the ledger's caller too
-        log.info(
-            "withdrawn_in_call",
-            call_id=uniqueid,
-            outcome=done.outcome,
-            via=via,
-            withdrawn=list(done.withdrawn),
-            kept=list(done.kept),
-        )
-        return done
-
-    async def flag_sensitive(
-        self, uniqueid: str, at: datetime, *, agent_id: str | None
-    ) -> sensitive.Flagging:
-        """The agent flagged the call as containing health/CPR data (R22): consent purposes
-        leave the recording (the training pool), a purpose still waiting for the agent never
-        starts; the rest is kept ``sensitive``/``restricted``, or the recording is deleted
-        (tombstone ``sensitive``) when only consent purposes were recorded. Ledger
-        ``flagged_sensitive`` first. Idempotent. A call this process does not know is found by
-        its uniqueid."""
-        done = await self.change_in_call(
-            uniqueid,
-            at,
-            change=lambda doc: sensitive.flag(doc, at=at),
-            entry=lambda done, where: sensitive.flagged_entry(
-                uniqueid=uniqueid,
-                agent_id=agent_id,
-                at=at,
-                flagging=done,
-                recording=where.relative,
-            ),
-            tombstone_reason=sensitive.REASON,
-        )
-        log.info(
-            "flagged_sensitive",
-            call_id=uniqueid,
-            agent=agent_id,
-            outcome=done.outcome,
-            removed=list(done.removed),
-            kept=list(done.kept),
-        )
-        return done
-
     def live_recordings(self) -> list[str]:
         """The uniqueids of the calls this process records now (or waits for an agent for)."""
         return list(self._recordings)
@@ -272,105 +196,6 @@ class EvidenceStore:
         if doc["state"] != sidecar.State.RECORDING or doc["recording"].get("stop_reason"):
             return False
         return any(p["consent"] is not None for p in doc["purposes"])
-
-    async def stop_in_call(
-        self,
-        uniqueid: str,
-        at: datetime,
-        *,
-        scope: stops.Scope,
-        reason: str,
-        party: Literal["internal", "external"],
-        agent_id: str | None = None,
-    ) -> stops.Stop:
-        """A party change stops the recording or ends its consent purposes (R1; rules:
-        :func:`callconsent.parties.stops.stop`). Ledger ``recording_stopped`` first, then the sidecar.
-        The caller of this stops MixMonitor when ``stops_recording``."""
-        done = await self.change_in_call(
-            uniqueid,
-            at,
-            change=lambda doc: stops.stop(
-                doc, at=at, scope=scope, reason=reason, agent_id=agent_id
-            ),
-            entry=lambda done, where: stops.stopped_entry(
-                uniqueid=uniqueid,
-                at=at,
-                done=done,
-                reason=reason,
-                party=party,
-                agent_id=agent_id,
-                recording=where.relative,
-            ),
-            tombstone_reason=reason,  # never used: a stop does not delete
-        )
-        log.info(
-            "recording_stopped",
-            call_id=uniqueid,
-            outcome=done.outcome,
-            reason=reason,
-            party=party,
-            agent=agent_id,
-            stopped=list(done.stopped),
-            kept=list(done.kept),
-        )
-        return done
-
-    async def record_pause(
-        self, uniqueid: str, at: datetime, pause: hold.Pause | None
-    ) -> hold.PauseChange:
-        """List a pause (R2; None: the open one ended) in a live recording's sidecar."""
-        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
-            where = self._recordings.get(uniqueid)
-            if where is None:  # ended (recording_ended holds the lock) or not ours
-                return hold.NOTHING
-
-            def apply() -> hold.PauseChange:
-                doc = sidecar.load(where)
-                done = hold.started(doc, at=at, pause=pause) if pause else hold.ended(doc, at=at)
-                if done.doc is not None:
-                    sidecar.write(where, done.doc)
-                return done
-
-            return await asyncio.to_thread(apply)
-
-    async def change_in_call(
-        self,
-        uniqueid: str,
-        at: datetime,
-        *,
-        change: Callable[[dict[str, Any] | None], _Change],
-        entry: Callable[[_Change, paths.RecordingPaths], dict[str, Any]],
-        tombstone_reason: str,
-    ) -> _Change:
-        """A mid-call change to a call's recording: the pure ``change`` decides from the
-        sidecar; its ledger ``entry`` is written first, then the recording is deleted (tombstone)
-        or its new sidecar written. Serialised per call."""
-        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
-            self._agent_waits.pop(uniqueid, None)
-            where = self._recordings.get(uniqueid)
-            if where is None:
-                found = await asyncio.to_thread(find_recording, self._recordings_dir, uniqueid)
-                where = None if found is None else await asyncio.to_thread(self._live, found)
-
-            def apply() -> _Change:
-                try:
-                    doc = self._sidecars.read(uniqueid, where) if where else None
-                except FileNotFoundError:
-                    doc = None
-                done = change(doc)
-                if not done.writes or where is None:
-                    return done
-                self._ledger.append(entry(done, where))
-                if done.outcome == "deleted":
-                    self._tombstone(where, at, tombstone_reason)
-                elif done.doc is not None:
-                    self._sidecars.write(uniqueid, where, done.doc)
-                return done
-
-            done = await asyncio.to_thread(apply)
-            if done.outcome == "deleted":
-                self._recordings.pop(uniqueid, None)
-            return done
 
     async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None:
         where = self._recordings.get(call.uniqueid)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from callconsent import names
 from callconsent.agents.bridge import BridgeHandler
-from callconsent.store import EvidenceStore, find_recording
+from callconsent.evidence.paths import find_recording
+from callconsent.store import EvidenceStore
 from callconsent.withdrawal import in_call
 from callconsent.withdrawal.in_call_adapter import SOURCE_RECOVERED, WithdrawalHandler
 from tests.support.ami_fakes import FakeAmi, TreeAmi

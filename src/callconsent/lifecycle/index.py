@@ -5,7 +5,8 @@ number, call id/uniqueid/linkedid, date range, agent, state, ``delete_after``, s
 exports). The sidecars and the ledger stay the source of truth: :meth:`Index.rebuild` recreates
 the index from them, and :meth:`Index.update` catches up incrementally:
 
-* ledger: lines past the last indexed byte offset (a replaced or shortened ledger is re-read);
+* ledger: lines past the last indexed byte offset (a replaced or shortened ledger is re-read;
+  :mod:`._ledger_feed`);
 * sidecars: only day folders whose mtime changed (every sidecar write renames into its folder).
 
 Every lifecycle command calls :meth:`update` first, so the index is current even if nothing
@@ -25,7 +26,6 @@ import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -35,6 +35,15 @@ from callconsent.evidence.paths import RecordingPaths
 from callconsent.lifecycle import _scan
 from callconsent.lifecycle._db import GuardedConnection, open_index
 from callconsent.lifecycle._feed import DayFeed, default_workers
+from callconsent.lifecycle._ledger_feed import (
+    BATCH,
+    BULK_COMMIT,
+    IndexStats,
+    Progress,
+    read_meta,
+    update_ledger,
+    write_meta,
+)
 from callconsent.lifecycle._scan import Problem
 from callconsent.lifecycle._schema import (
     INDEXES,
@@ -42,7 +51,6 @@ from callconsent.lifecycle._schema import (
     SCHEMA,
     TABLES,
     apply_entry_rows,
-    entry_problem,
 )
 from callconsent.lifecycle.errors import IndexUnusable, storage_error
 from callconsent.lifecycle.subjects import Subjects
@@ -51,39 +59,16 @@ if TYPE_CHECKING:
     from callconsent.config import Config
 
 INDEX_NAME: Final = "index.sqlite3"
-BATCH: Final = 5000
-#: Rows per commit during a rebuild: a B-tree page changed many times is written once per commit.
-BULK_COMMIT: Final = 100_000
 #: A day folder changed this recently is scanned again next time (coarse mtime clocks).
 _SETTLE_NS: Final = 2_000_000_000
 #: Page cache during a rebuild (KiB): the primary-key B-trees of a million calls stay in memory.
 _REBUILD_CACHE_KIB: Final = 256 * 1024
-
-Progress = Callable[[str, int], None]  # (what, count so far)
 
 #: A ``recordings`` row (:data:`_scan.RECORDING_COLUMNS`): the sidecar's clear number becomes
 #: its lookup digest on the way in (``subject_of``, :mod:`.subjects`).
 INSERT_RECORDING: Final = (
     "INSERT OR REPLACE INTO recordings VALUES (?,?,?,?,?,?,subject_of(?,NULL),?,?,?,?,?,?,?,?)"
 )
-
-
-@dataclass(slots=True)
-class IndexStats:
-    sidecars: int = 0
-    ledger_lines: int = 0
-    days_scanned: int = 0
-    days_unchanged: int = 0
-    problems: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "sidecars": self.sidecars,
-            "ledger_lines": self.ledger_lines,
-            "days_scanned": self.days_scanned,
-            "days_unchanged": self.days_unchanged,
-            "problems": self.problems,
-        }
 
 
 def index_path(ledger_path: Path) -> Path:
@@ -256,10 +241,13 @@ class Index:
             days, gone = self._plan_sidecars(stats)
             workers = default_workers() if self._bulk and len(days) > 1 else 0
             with DayFeed(days, workers=workers) as feed:  # read by workers on a rebuild ...
-                self._update_ledger(
+                update_ledger(
+                    self.db,
+                    self.ledger_path,
                     stats,
                     progress,
                     problem,
+                    bulk=self._bulk,
                     between=lambda: self._apply_days(feed.ready(), stats, progress, problem),
                 )  # ... while this ingests the ledger
                 self._apply_days(feed.rest(), stats, progress, problem)
@@ -282,92 +270,14 @@ class Index:
     def _sync_refs(self) -> None:
         """Recompute every call reference if they were made with another key (or none yet:
         a rebuild, or an index from before references)."""
-        if self._meta("callref_key") == self.ref_key_id:
+        if read_meta(self.db, "callref_key") == self.ref_key_id:
             return
         self.db.execute("DELETE FROM call_refs")
         self.db.execute(
             "INSERT OR IGNORE INTO call_refs SELECT call_ref(uniqueid) AS ref, uniqueid FROM "
             "(SELECT uniqueid FROM calls UNION SELECT uniqueid FROM recordings) ORDER BY ref"
         )
-        self._set_meta(callref_key=self.ref_key_id)
-
-    def _meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def _set_meta(self, **values: object) -> None:
-        self.db.executemany(
-            "INSERT OR REPLACE INTO meta VALUES (?,?)", [(k, str(v)) for k, v in values.items()]
-        )
-
-    def _update_ledger(
-        self,
-        stats: IndexStats,
-        progress: Progress | None,
-        problem: Callable[[Problem, str, str], None],
-        between: Callable[[], None] | None = None,
-    ) -> None:
-        """Ingest ledger lines past the last indexed one; ``between`` runs after each batch."""
-        try:
-            st = self.ledger_path.stat()
-        except FileNotFoundError:
-            return
-        identity = f"{st.st_dev}:{st.st_ino}"
-        offset = int(self._meta("ledger_offset") or 0)
-        line_no = int(self._meta("ledger_line_no") or 0)
-        first = self._first_line()
-        if (
-            self._meta("ledger_identity") not in (None, identity)
-            or st.st_size < offset
-            or self._meta("ledger_first_line") not in (None, first)
-        ):
-            # the ledger was replaced (rotation, restore): re-read it from the start
-            self.db.executescript(
-                "DELETE FROM entries; DELETE FROM entry_calls; DELETE FROM "
-                "calls; DELETE FROM holds; DELETE FROM exports; DELETE FROM "
-                "export_files; DELETE FROM anonymised; DELETE FROM "
-                "meta WHERE key='callref_key';"
-            )
-            offset, line_no = 0, 0
-        if offset == 0:
-            self.db.execute("DELETE FROM problems WHERE source='ledger'")
-        batch: list[tuple[dict[str, Any], int, int, int]] = []
-        for line in _scan.read_ledger(self.ledger_path, offset, line_no):
-            bad = line.error if line.entry is None else entry_problem(line.entry)
-            if line.entry is None or bad is not None:
-                detail = bad if line.entry is None else f"malformed ledger line: {bad}"
-                problem(Problem(self.ledger_path, line.line_no, detail or ""), "ledger", "")
-            else:
-                batch.append((line.entry, line.line_no, line.offset, line.length))
-            offset, line_no = line.offset + line.length + 1, line.line_no
-            stats.ledger_lines += 1
-            if len(batch) >= BATCH:
-                apply_entry_rows(self.db, batch, refs=not self._bulk)
-                batch.clear()
-                self._set_meta(ledger_offset=offset, ledger_line_no=line_no)
-                if not self._bulk or stats.ledger_lines % BULK_COMMIT < BATCH:
-                    self.db.commit()
-                if progress is not None:
-                    progress("ledger lines", stats.ledger_lines)
-                if between is not None:
-                    between()
-        apply_entry_rows(self.db, batch, refs=not self._bulk)
-        self._set_meta(
-            ledger_offset=offset,
-            ledger_line_no=line_no,
-            ledger_identity=identity,
-            ledger_first_line=self._first_line(),
-        )
-        self.db.commit()
-        if progress is not None:
-            progress("ledger lines", stats.ledger_lines)
-
-    def _first_line(self) -> str:
-        try:
-            with self.ledger_path.open("rb") as f:
-                return f.readline(4096).hex()[:128]
-        except FileNotFoundError:
-            return ""
+        write_meta(self.db, callref_key=self.ref_key_id)
 
     def _plan_sidecars(self, stats: IndexStats) -> tuple[list[_scan.Day], set[str]]:
         """The day folders to read (new or changed since indexed), and those now gone."""
