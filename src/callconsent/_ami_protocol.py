@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from panoramisk.ami_protocol import AMIProtocol
@@ -44,6 +45,42 @@ class GuardedProtocol(AMIProtocol):  # type: ignore[misc]
         #: CoreShowChannels, whose items carry caller text) may have lost an item to it, so the
         #: action fails instead of answering with a list that hides a call (fail closed)
         self.tainted: set[str] = set()
+        self._factory: Any = None
+        #: the loss of a connection that ended before panoramisk attached its manager
+        self._lost_early: tuple[Exception | None] | None = None
+
+    # panoramisk's manager attaches itself (``protocol.factory = manager``) in a callback of the
+    # connect task. On uvloop a connection the peer resets at once is reported lost *before*
+    # that callback: panoramisk's ``connection_lost`` then fails on ``factory is None`` and the
+    # manager never hears of it, so it never reconnects (seen with an AMI that refuses logins
+    # for a while). The loss is kept and handed to the manager as soon as it attaches.
+    @property
+    def factory(self) -> Any:
+        return self._factory
+
+    @factory.setter
+    def factory(self, manager: Any) -> None:
+        self._factory = manager
+        if manager is not None and self._lost_early is not None:
+            (exc,) = self._lost_early
+            self._lost_early = None
+            asyncio.get_running_loop().call_soon(manager.connection_lost, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._factory is None:
+            self.closed = True
+            self._lost_early = (exc,)
+            return
+        super().connection_lost(exc)
+
+    def send(self, data: Any, as_list: bool = False) -> Any:
+        """panoramisk's send, except on a connection already gone: there its failed write
+        would be logged with the whole action, the Login's ``Secret`` included. The action's
+        future then never resolves; the manager reconnects and logs in anew."""
+        transport = getattr(self, "transport", None)
+        if self.closed or transport is None or transport.is_closing():
+            return asyncio.get_running_loop().create_future()
+        return super().send(data, as_list)
 
     def data_received(self, data: bytes) -> None:
         self._pending += data
