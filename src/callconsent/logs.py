@@ -8,6 +8,7 @@ same processors and renderer, so every line on stderr has one format: a JSON obj
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
@@ -23,6 +24,22 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stderr
         super().emit(record)
+
+
+#: ``Secret: x`` / ``'Secret': 'x'`` in a library's line (panoramisk logs whole AMI actions, a
+#: Login's password included, when a write fails or a connection closes with actions pending).
+_SECRET = re.compile(r"""(secret['"]?\s*[:=]\s*['"]?)[^'",\s}]+""", re.IGNORECASE)
+
+
+class _RedactSecrets(logging.Filter):
+    """Masks secrets in the standard library's records (the libraries' lines) before they are
+    formatted; the app's own lines never carry them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "ecret" in text or "ECRET" in text:
+            record.msg, record.args = _SECRET.sub(r"\1***", text), ()
+        return True
 
 
 def configure(level: str = "info", *, json: bool = True) -> None:
@@ -47,6 +64,7 @@ def configure(level: str = "info", *, json: bool = True) -> None:
     )
     handler = _StderrHandler()
     handler.set_name(_HANDLER_NAME)
+    handler.addFilter(_RedactSecrets())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[

@@ -67,3 +67,22 @@ def test_configuring_twice_installs_one_handler_not_two(capsys: pytest.CaptureFi
     logs.configure("info", json=True)
     logging.getLogger("aiohttp.server").warning("once")
     assert len(_lines(capsys.readouterr().err)) == 1
+
+
+def test_a_librarys_line_with_an_ami_login_shows_no_secret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("info", json=True)
+    login = {"Action": "Login", "Username": "callconsent", "Secret": "s3cret-x", "Events": "call"}
+    logging.getLogger("panoramisk.ami_protocol").info(
+        'Adding action "login" to awaiting list: %s', login
+    )
+    logging.getLogger("panoramisk.manager").error(
+        "Fail to send %r", "Action: Login\r\nSecret: s3cret-y"
+    )
+    err = capsys.readouterr().err
+    assert "s3cret" not in err
+    lines = _lines(err)
+    assert "'Secret': '***'" in str(lines[0]["event"])
+    assert "'Username': 'callconsent'" in str(lines[0]["event"])  # the rest stays readable
+    assert "Secret: ***" in str(lines[1]["event"])
