@@ -40,7 +40,9 @@ _ID_HEADER: Final = re.compile(r"(?:uniqueid|linkedid|caller)$")
 #: The one event Asterisk sends with a ``Response`` header and caller ID fields without a
 #: channel snapshot (so without ``Linkedid``): the answer to an asynchronous AMI Originate.
 _ORIGINATE: Final = frozenset({"originateresponse"})
-_NAME: Final = re.compile(r"[A-Za-z0-9_().-]+")
+#: ``Name: value``: the name (spaces around it ignored) is all ``_NAME`` characters, the value
+#: loses one leading space; the name ends at the line's first colon (``_NAME`` has none).
+_LINE: Final = re.compile(r"\s*([A-Za-z0-9_().-]+)\s*: ?(.*)", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +103,20 @@ def read(text: str) -> AmiMessage:
     values: dict[str, list[str]] = {}
     spelled: dict[str, str] = {}
     stray = 0
+    match = _LINE.match
     for line in text.strip(EOL).split(EOL):
-        name, sep, value = line.partition(":")
-        if not sep or not _NAME.fullmatch(name.strip()):
+        found = match(line)
+        if found is None:
             if line.strip():
                 stray += 1
             continue
-        key = name.strip().lower()
-        spelled.setdefault(key, name.strip())
-        values.setdefault(key, []).append(value[1:] if value[:1] == " " else value)
+        name, value = found.groups()
+        key = name.lower()
+        if key in values:
+            values[key].append(value)
+        else:
+            spelled[key] = name
+            values[key] = [value]
     fields = {k: v[0] for k, v in values.items() if len(v) == 1}
     duplicated = {k: tuple(v) for k, v in values.items() if len(v) > 1}
     originate = fields.get("event", "").lower() in _ORIGINATE

@@ -154,6 +154,31 @@ def test_a_line_without_a_colon_is_skipped_and_counted() -> None:
     assert message.trusted and message.stray_lines == 1
 
 
+@pytest.mark.parametrize(
+    ("line", "header", "value"),
+    [
+        ("Channel: PJSIP/a-1", "channel", "PJSIP/a-1"),
+        ("Channel:PJSIP/a-1", "channel", "PJSIP/a-1"),
+        ("Channel:  two spaces", "channel", " two spaces"),
+        (" Channel \t: x", "channel", "x"),
+        ("Cause-txt: Normal: Clearing", "cause-txt", "Normal: Clearing"),
+        ("Variable(CHANNEL(x)): y", "variable(channel(x))", "y"),
+        ("Channel: ", "channel", ""),
+    ],
+)
+def test_a_header_line_gives_its_name_without_case_and_its_value_less_one_space(
+    line: str, header: str, value: str
+) -> None:
+    message = ami_wire.read(f"Event: Hangup\r\n{line}\r\nUniqueid: 1.2")
+    assert message.fields[header] == value and message.stray_lines == 0
+
+
+@pytest.mark.parametrize("line", ["Chan nel: x", "Chännel: x", ": x", "Channel x", "Ch;an: x"])
+def test_a_line_whose_name_is_not_a_header_name_is_stray(line: str) -> None:
+    message = ami_wire.read(f"Event: Hangup\r\n{line}\r\nUniqueid: 1.2")
+    assert message.stray_lines == 1 and set(message.fields) == {"event", "uniqueid"}
+
+
 def test_shown_escapes_control_characters_and_shortens() -> None:
     assert ami_wire.shown("a\r\nb") == "a\\r\\nb"
     assert len(ami_wire.shown("x" * 500)) == 80

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from callconsent.config import Config, build_plan, load_config, route_for
+from callconsent.config import Config, _audio, build_plan, load_config, route_for
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo.yaml"
@@ -81,6 +83,42 @@ def test_prompt_version_is_the_sha256_of_the_audio_on_disk(tmp_path: Path) -> No
     notice = build_plan(config, "docs", sampled=never).notices[0]
     assert notice.version == hashlib.sha256(b"RIFF fake audio").hexdigest()
     assert notice.media == f"sound:{tmp_path}/prompts/da/lab-docs-v1"
+
+
+def test_prompt_version_follows_an_audio_file_replaced_or_rewritten_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Versions are kept between calls, but a changed file is hashed again: replaced by a
+    rename, or rewritten in place with its old size and modification time (the ctime moves)."""
+    monkeypatch.setattr(_audio, "_SETTLED_NS", -1)  # files written just now count as settled
+    config = load(tmp_path)
+    wav = tmp_path / "prompts" / "da" / "lab-docs-v1.wav"
+    wav.parent.mkdir(parents=True)
+    wav.write_bytes(b"RIFF first take")
+    assert build_plan(config, "docs", sampled=never).notices[0].version == sha(b"RIFF first take")
+    new = wav.with_name("new.wav")
+    new.write_bytes(b"RIFF second take")
+    new.replace(wav)
+    assert build_plan(config, "docs", sampled=never).notices[0].version == sha(b"RIFF second take")
+    before = wav.stat()
+    time.sleep(0.02)  # past the file system's clock tick
+    wav.write_bytes(b"RIFF third  take")  # same size
+    os.utime(wav, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert build_plan(config, "docs", sampled=never).notices[0].version == sha(b"RIFF third  take")
+
+
+def test_prompt_version_prefers_the_first_audio_format_and_skips_a_folder(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    base = tmp_path / "prompts" / "da" / "lab-docs-v1"
+    base.parent.mkdir(parents=True)
+    base.with_suffix(".wav").mkdir()  # not a file: not the audio
+    base.with_suffix(".gsm").write_bytes(b"gsm audio")
+    base.with_suffix(".sln").write_bytes(b"sln audio")
+    assert build_plan(config, "docs", sampled=never).notices[0].version == sha(b"sln audio")
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def test_documentation_route_plan_needs_no_consent(tmp_path: Path) -> None:

@@ -6,6 +6,10 @@ base name carries no extension. We look for the formats in ``AUDIO_EXTENSIONS`` 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import stat
+import time
 from pathlib import Path
 
 from callconsent.evidence import fsio
@@ -34,12 +38,43 @@ def sha256_file(path: Path) -> str:
     return fsio.sha256_file(path)[1]
 
 
+#: path -> (the file's identity when hashed, its sha256): a prompt is hashed again only when
+#: the file changed (another inode, size, mtime or ctime: a rename over it, a rewrite, a
+#: ``touch``), not at every call (bench/live.py: a few hundred KB read and hashed per call).
+_SETTLED_NS = 2_000_000_000
+_VERSIONS: dict[Path, tuple[tuple[int, ...], str]] = {}
+
+
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def audio_version(prompts_dir: Path, language: str, audio: str) -> str:
-    """sha256 of the prompt's preferred audio file, or "" when there is none (R4)."""
-    files = audio_files(prompts_dir, language, audio)
-    if not files:
-        return ""
-    try:
-        return sha256_file(files[0])
-    except OSError:
-        return ""
+    """sha256 of the prompt's preferred audio file, or "" when there is none (R4).
+
+    Read at each call, so the evidence names the file now on disk: the file's identity is
+    checked at each call and its content hashed again whenever that changed."""
+    base = audio_base(prompts_dir, language, audio)
+    for ext in AUDIO_EXTENSIONS:
+        path = base.with_name(base.name + ext)
+        try:
+            st = path.stat()
+        except (OSError, ValueError):
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        known = _VERSIONS.get(path)
+        if known is not None and known[0] == _identity(st):
+            return known[1]
+        try:
+            with path.open("rb") as f:  # the identity of what is hashed, not of a later file
+                st = os.fstat(f.fileno())
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError:
+            return ""
+        # file times tick coarsely (a few ms): a file changed just now could change again
+        # unseen under the same identity, so it is hashed again until it has been still a while
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS:
+            _VERSIONS[path] = (_identity(st), digest)
+        return digest
+    return ""
