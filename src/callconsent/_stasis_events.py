@@ -6,6 +6,7 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
+from callconsent.ari import APPLICATION_REPLACED
 from callconsent.clock import Clock
 from callconsent.consent import (
     CallerHungUp,
@@ -14,6 +15,23 @@ from callconsent.consent import (
     PlaybackFailed,
     PlaybackFinished,
     PlaybackStarted,
+)
+
+#: Every ARI event type the app reads (:func:`callconsent._stasis_events.translate`,
+#: :meth:`StasisApp.on_channel_event`, the client's ``ApplicationReplaced``). Asterisk is told
+#: to send the app these only: once the app subscribed to a recorded channel, the others come
+#: by the dozen per call (a ChannelVarset per variable set, a ChannelDialplan per dialplan step,
+#: Dial, ChannelStateChange, ChannelConnectedLine, ...), each costing both processes CPU.
+#: A handler for another type must add it here.
+USED_EVENTS = (
+    "StasisStart",
+    "StasisEnd",
+    "PlaybackStarted",
+    "PlaybackFinished",
+    "ChannelDtmfReceived",
+    "ChannelHangupRequest",
+    "ChannelDestroyed",
+    APPLICATION_REPLACED,
 )
 
 _HANGUP_EVENTS = frozenset({"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"})

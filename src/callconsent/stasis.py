@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,9 +20,11 @@ from typing import Any
 import structlog
 
 from callconsent import metrics, names
-from callconsent._stasis_events import event_time, translate
+from callconsent._stasis_channel import call_info, stranger_info
+from callconsent._stasis_events import USED_EVENTS, event_time, translate
+from callconsent._stasis_exit import continue_call, set_result
 from callconsent.agents.rules import bridge_variables
-from callconsent.ari import APPLICATION_REPLACED, AriError, AriNotFound
+from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
 from callconsent.confirmation import confirmation_variables
 from callconsent.consent import (
@@ -68,25 +69,6 @@ from callconsent.withdrawal.route import Readout
 __all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
 
 log = structlog.get_logger("callconsent.stasis")
-
-_CONTINUE_ATTEMPTS = 3
-_NOT_ROUTE_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-#: Every ARI event type the app reads (:func:`callconsent._stasis_events.translate`,
-#: :meth:`StasisApp.on_channel_event`, the client's ``ApplicationReplaced``). Asterisk is told
-#: to send the app these only: once the app subscribed to a recorded channel, the others come
-#: by the dozen per call (a ChannelVarset per variable set, a ChannelDialplan per dialplan step,
-#: Dial, ChannelStateChange, ChannelConnectedLine, ...), each costing both processes CPU.
-#: A handler for another type must add it here.
-USED_EVENTS = (
-    "StasisStart",
-    "StasisEnd",
-    "PlaybackStarted",
-    "PlaybackFinished",
-    "ChannelDtmfReceived",
-    "ChannelHangupRequest",
-    "ChannelDestroyed",
-    APPLICATION_REPLACED,
-)
 
 
 @dataclass
@@ -161,7 +143,7 @@ class StasisApp:
             if call.machine.finished:
                 if channel_id in in_stasis:
                     if call.stranded:  # let go while ARI was away: it is still waiting
-                        call.stranded = not await self._continue(channel_id, call.log)
+                        call.stranded = not await continue_call(self._ari, channel_id, call.log)
                 elif call.recording_path is not None:
                     recorded.append((channel_id, call))
                 else:  # it left Stasis in the gap: nothing more to hear of it
@@ -234,7 +216,7 @@ class StasisApp:
     async def _start(self, channel_id: str, event: dict[str, Any]) -> None:
         if channel_id in self._calls:
             return
-        info = await self._call_info(channel_id, event)
+        info = await call_info(self._ari, channel_id, event)
         bound = log.bind(channel_id=channel_id, call_id=info.uniqueid, route=info.route)
         args = event.get("args") or []
         decision = self._planner.plan(str(args[0]) if args else None, info.dialled_number)
@@ -246,8 +228,8 @@ class StasisApp:
         )
         if isinstance(decision, Skip):
             bound.info("call_skipped", status=decision.status, reason=decision.reason)
-            await self._set_result(channel_id, decision.status, decision.reason, "", bound)
-            await self._continue(channel_id, bound)
+            await set_result(self._ari, channel_id, decision.status, decision.reason, "", bound)
+            await continue_call(self._ari, channel_id, bound)
             await self._write_unhandled(info, decision.status, decision.reason, bound)
             return
         info = dataclasses.replace(info, route=decision.route)
@@ -257,67 +239,18 @@ class StasisApp:
         bound.info("call_entered", language=decision.language)
         await self._feed(call, CallEntered(event_time(event, self._clock)))
 
-    async def _call_info(self, channel_id: str, event: dict[str, Any]) -> CallInfo:
-        channel = event.get("channel") or {}
-        caller = channel.get("caller") or {}
-        args = event.get("args") or []
-        shown = channel.get("channelvars")  # ari.conf ``channelvars``: no request needed
-        shown = shown if isinstance(shown, dict) else {}
-
-        async def var(name: str) -> str | None:
-            value = shown.get(name)
-            if isinstance(value, str):
-                return value
-            try:
-                return await self._ari.get_variable(channel_id, name)
-            except AriError:
-                return None
-
-        # the caller ID as sent: the hook normalised CALLERID (issue 11)
-        wanted = names.STASIS_START_VARS  # linkedid, dnid, raw number, raw name
-        if all(isinstance(shown.get(name), str) for name in wanted):
-            linkedid, dnid, raw_num, raw_name = (shown[name] for name in wanted)
-        else:
-            linkedid, dnid, raw_num, raw_name = await asyncio.gather(*map(var, wanted))
-        return CallInfo(
-            uniqueid=channel_id,
-            linkedid=linkedid or str(channel.get("linkedid") or channel_id),
-            channel=str(channel.get("name", "")),
-            route=str(args[0]) if args else "",
-            caller_number=raw_num or caller.get("number"),
-            caller_name=raw_name or caller.get("name"),
-            dialled_number=dnid,
-        )
-
     async def _continue_stranger(self, channel_id: str) -> None:
         """A channel in Stasis we know nothing of (the app restarted): let it go, unrecorded."""
         bound = log.bind(channel_id=channel_id)
         bound.warning("call_reconciled", status=names.Status.ERROR, reason="app_restarted")
-        info = await self._stranger_info(channel_id)  # before it leaves Stasis and the Gosub
+        info = await stranger_info(self._ari, channel_id)  # before it leaves Stasis and the Gosub
         # a prompt still playing holds every later command on the channel: stop it first
         for playback_id in ConsentMachine.playback_ids(channel_id):
             with contextlib.suppress(AriError):
                 await self._ari.stop_playback(playback_id)
-        await self._set_result(channel_id, names.Status.ERROR, "app_restarted", "", bound)
-        await self._continue(channel_id, bound)
+        await set_result(self._ari, channel_id, names.Status.ERROR, "app_restarted", "", bound)
+        await continue_call(self._ari, channel_id, bound)
         await self._write_unhandled(info, names.Status.ERROR, "app_restarted", bound)
-
-    async def _stranger_info(self, channel_id: str) -> CallInfo:
-        """No StasisStart to read: the channel name and the hook's route argument (``ARG1`` of
-        its Gosub frame) come from channel variables, as the ledger entry needs both."""
-        name, arg1 = await asyncio.gather(
-            self._ari.get_variable(channel_id, "CHANNEL(name)"),
-            self._ari.get_variable(channel_id, "ARG1"),
-            return_exceptions=True,
-        )
-        event: dict[str, Any] = {"channel": {}, "args": []}
-        if isinstance(name, str) and name:
-            event["channel"]["name"] = name
-        if isinstance(arg1, str):
-            route = _NOT_ROUTE_CHARS.sub("", arg1)  # as the hook's FILTER() passes it
-            event["args"] = [route] if route else []
-        info = await self._call_info(channel_id, event)
-        return dataclasses.replace(info, caller_name=None)  # no route asked to keep it
 
     async def _write_unhandled(self, info: CallInfo, status: str, reason: str, bound: Any) -> None:
         """The ledger entry of a call the flow never ran for; evidence trouble is logged, never
@@ -416,12 +349,12 @@ class StasisApp:
                     extra = self._agent_vars(call, path) + confirmation_variables(
                         call.machine.plan, call.machine.outcome
                     )  # texts 6, 7
-                    await self._set_result(channel_id, status, reason, path, call.log, extra)
+                    await set_result(self._ari, channel_id, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                     if not path:
                         call.recording_path = None
                 case ContinueDialplan():
-                    call.stranded = not await self._continue(channel_id, call.log)
+                    call.stranded = not await continue_call(self._ari, channel_id, call.log)
                     call.marks.setdefault("continued", time.time())
                 case WriteLedger(outcome):
                     await self._store.write_call(outcome, call.info)
@@ -445,56 +378,6 @@ class StasisApp:
         if self._objections:  # before the withdrawal's last variable
             out += self._objections.variables(outcome.route, recorded)
         return out + withdraw_variables(outcome, self._prompts_dir, call.info.uniqueid, self._refs)
-
-    async def _set_result(
-        self,
-        channel_id: str,
-        status: str,
-        reason: str,
-        recording: str,
-        bound: Any,
-        extra: list[tuple[str, str]] | None = None,
-    ) -> None:
-        """Set the result variables in one ARI request (``ARRAY()``: all or none), STATUS
-        last, so a failure leaves the hook's "unavailable" path (no recording) in force.
-        ``extra`` first (the agent bridge's)."""
-        pairs = [
-            *(extra or ()),
-            (names.VAR_RECORDING, recording),
-            (names.VAR_REASON, reason),
-            (names.VAR_STATUS, status),
-        ]
-        try:
-            await self._ari.set_variables(channel_id, pairs)
-        except AriNotFound:
-            return
-        except AriError as exc:
-            bound.error("set_result_failed", error=str(exc))
-            metrics.CALLS.inc(
-                status=names.Status.UNAVAILABLE, reason="app_unavailable"
-            )  # the hook's
-            return
-        metrics.CALLS.inc(status=str(status), reason=str(reason))
-        if recording and dict(extra or ()).get(names.VAR_RECORD_AT) != names.RECORD_AT_BRIDGE:
-            metrics.RECORDINGS_STARTED.inc()  # MixMonitor in the hook
-
-    async def _continue(self, channel_id: str, bound: Any) -> bool:
-        """Let the channel go on in the dialplan; False when ARI refused every attempt (then
-        :meth:`on_connected` tries again once ARI is back). One log line per call, not per
-        attempt: while Asterisk is away every call in the flow fails here at once."""
-        error = ""
-        for attempt in range(1, _CONTINUE_ATTEMPTS + 1):
-            try:
-                await self._ari.continue_in_dialplan(channel_id)
-                return True
-            except AriNotFound:
-                return True
-            except AriError as exc:
-                error = str(exc)
-                if attempt < _CONTINUE_ATTEMPTS:
-                    await asyncio.sleep(0.2 * attempt)
-        bound.critical("call_stranded_in_stasis", attempts=_CONTINUE_ATTEMPTS, error=error)
-        return False
 
 
 def _mark(call: _Call, event: Event) -> None:

@@ -1,0 +1,63 @@
+"""How a call leaves the ARI adapter (:mod:`callconsent.stasis`): the result variables the hook
+reads, then the channel let go on in the dialplan."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from callconsent import metrics, names
+from callconsent.ari import AriError, AriNotFound
+from callconsent.ports import AriOps
+
+_CONTINUE_ATTEMPTS = 3
+
+
+async def set_result(
+    ari: AriOps,
+    channel_id: str,
+    status: str,
+    reason: str,
+    recording: str,
+    bound: Any,
+    extra: list[tuple[str, str]] | None = None,
+) -> None:
+    """Set the result variables in one ARI request (``ARRAY()``: all or none), STATUS
+    last, so a failure leaves the hook's "unavailable" path (no recording) in force.
+    ``extra`` first (the agent bridge's)."""
+    pairs = [
+        *(extra or ()),
+        (names.VAR_RECORDING, recording),
+        (names.VAR_REASON, reason),
+        (names.VAR_STATUS, status),
+    ]
+    try:
+        await ari.set_variables(channel_id, pairs)
+    except AriNotFound:
+        return
+    except AriError as exc:
+        bound.error("set_result_failed", error=str(exc))
+        metrics.CALLS.inc(status=names.Status.UNAVAILABLE, reason="app_unavailable")  # the hook's
+        return
+    metrics.CALLS.inc(status=str(status), reason=str(reason))
+    if recording and dict(extra or ()).get(names.VAR_RECORD_AT) != names.RECORD_AT_BRIDGE:
+        metrics.RECORDINGS_STARTED.inc()  # MixMonitor in the hook
+
+
+async def continue_call(ari: AriOps, channel_id: str, bound: Any) -> bool:
+    """Let the channel go on in the dialplan; False when ARI refused every attempt (then
+    :meth:`StasisApp.on_connected <callconsent.stasis.StasisApp.on_connected>` tries again once ARI is back). One log line per call, not per
+    attempt: while Asterisk is away every call in the flow fails here at once."""
+    error = ""
+    for attempt in range(1, _CONTINUE_ATTEMPTS + 1):
+        try:
+            await ari.continue_in_dialplan(channel_id)
+            return True
+        except AriNotFound:
+            return True
+        except AriError as exc:
+            error = str(exc)
+            if attempt < _CONTINUE_ATTEMPTS:
+                await asyncio.sleep(0.2 * attempt)
+    bound.critical("call_stranded_in_stasis", attempts=_CONTINUE_ATTEMPTS, error=error)
+    return False
