@@ -81,13 +81,25 @@ def test_request_with_a_malformed_time_is_kept_without_one() -> None:
         "2026-01-15T10:00:00.000Z number",
         "a number +4512345678 extra",
         "2026-01-15T10:00:00.000Z call_id 5000.2",
-        "2026-01-15T10:00:00.000Z number +4512345678",  # in clear: never written by the route
+        "2026-01-15T10:00:00.000Z call_ref 12345678",  # in clear (earlier route), not 9 digits
         f"2026-01-15T10:00:00.000Z number {seal(SEAL, '45 12')}",
         f"2026-01-15T10:00:00.000Z call_ref {seal(SEAL, '12345678')}",
     ],
 )
 def test_marker_that_is_not_a_request_is_refused(value: str) -> None:
     assert from_marker(f"/callconsent/withdrawreq/{UID}-0", value, SEAL) is None
+
+
+def test_a_marker_the_route_wrote_in_clear_before_an_upgrade_is_still_carried_out() -> None:
+    req = from_marker(
+        f"/callconsent/withdrawreq/{UID}-0", "2026-01-15T10:00:00.000Z number +4512345678", SEAL
+    )
+    assert req is not None and (req.by, req.value) == ("number", "+4512345678")
+
+
+def test_an_event_with_the_value_in_clear_is_refused() -> None:
+    headers = {"Request": f"{UID}-0", "Caller": UID, "By": "number", "Value": "+4512345678"}
+    assert from_event({**headers, "At": "2026-01-15T10:00:00.000Z"}, SEAL) is None
 
 
 @pytest.mark.parametrize("value", ["+4512345678", "4512", "+" + "9" * 32, "123456789"])

@@ -105,11 +105,20 @@ def seal(seal_key: str, value: str) -> str:
 
 
 def _checked(
-    request_id: str, by: str, sealed: str, at: str, channel: str, seal_key: str
+    request_id: str,
+    by: str,
+    sealed: str,
+    at: str,
+    channel: str,
+    seal_key: str,
+    *,
+    clear_ok: bool = False,
 ) -> Request | None:
     if not REQUEST_RE.fullmatch(request_id) or ".." in request_id or by not in BY_VALUES:
         return None
     value = unseal(seal_key, sealed)
+    if value is None and clear_ok:  # a marker the route wrote before it sealed (an upgrade)
+        value = sealed
     if value is None:
         return None
     if not (NUMBER_RE if by == "number" else REF_RE).fullmatch(value):
@@ -138,11 +147,15 @@ def from_event(headers: Mapping[str, str], seal_key: str) -> Request | None:
 
 def from_marker(key: str, value: str, seal_key: str) -> Request | None:
     """The request in an AstDB marker (``/callconsent/withdrawreq/<id>``,
-    ``<at> <by> <sealed>``)."""
+    ``<at> <by> <sealed>``). A marker written by the route of an earlier version holds the
+    digits in clear: it is still carried out (and deleted), so no request waiting across an
+    upgrade is lost; the route writes none any more."""
     parts = value.split()
     if len(parts) != 3:
         return None
-    return _checked(key.rsplit("/", 1)[-1], parts[1], parts[2], parts[0], "", seal_key)
+    return _checked(
+        key.rsplit("/", 1)[-1], parts[1], parts[2], parts[0], "", seal_key, clear_ok=True
+    )
 
 
 class Report(Protocol):
