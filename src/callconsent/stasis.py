@@ -23,10 +23,8 @@ from callconsent import metrics, names
 from callconsent._stasis_channel import call_info, stranger_info
 from callconsent._stasis_events import USED_EVENTS, event_time, translate
 from callconsent._stasis_exit import continue_call, set_result
-from callconsent.agents.rules import bridge_variables
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
-from callconsent.confirmation import confirmation_variables
 from callconsent.consent import (
     Action,
     AdapterFailed,
@@ -53,6 +51,7 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
+from callconsent.hook_result import extra_variables
 from callconsent.ports import (
     NOT_WATCHED,
     AriOps,
@@ -63,7 +62,6 @@ from callconsent.ports import (
     kept_caller_name,
 )
 from callconsent.timing import call_timing
-from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
 
 __all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
@@ -346,9 +344,16 @@ class StasisApp:
                 case SetResult(status, reason, recording):
                     call.marks.setdefault("decided", time.time())
                     path = call.recording_path if recording and call.recording_path else ""
-                    extra = self._agent_vars(call, path) + confirmation_variables(
-                        call.machine.plan, call.machine.outcome
-                    )  # texts 6, 7
+                    extra = extra_variables(
+                        call.machine.plan,
+                        call.machine.outcome,
+                        path,
+                        call.info.uniqueid,
+                        whisper_dir=self._whisper_dir,
+                        prompts_dir=self._prompts_dir,
+                        refs=self._refs,
+                        objections=self._objections,
+                    )
                     await set_result(self._ari, channel_id, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                     if not path:
@@ -368,16 +373,6 @@ class StasisApp:
             call.log.error("storage_error", action=type(action).__name__, error=str(exc))
             return AdapterFailed("storage_error", self._clock())
         return None
-
-    def _agent_vars(self, call: _Call, path: str) -> list[tuple[str, str]]:
-        outcome = call.machine.outcome
-        recorded = outcome.recorded_purposes if path and outcome else ()
-        out = bridge_variables(recorded, call.info.uniqueid, self._whisper_dir)
-        if not (recorded and outcome):
-            return out
-        if self._objections:  # before the withdrawal's last variable
-            out += self._objections.variables(outcome.route, recorded)
-        return out + withdraw_variables(outcome, self._prompts_dir, call.info.uniqueid, self._refs)
 
 
 def _mark(call: _Call, event: Event) -> None:

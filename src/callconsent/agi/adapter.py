@@ -20,7 +20,6 @@ from typing import Any, Final, Protocol
 import structlog
 
 from callconsent import names
-from callconsent.agents.rules import bridge_variables
 from callconsent.agi.ended import RecordedCalls
 from callconsent.agi.rules import (
     CALL_INFO_EXPRESSION,
@@ -37,7 +36,6 @@ from callconsent.agi.rules import (
 )
 from callconsent.agi.wire import AgiHungUp, AgiProtocolError, AgiReply, AgiRequest
 from callconsent.clock import Clock, utc_now
-from callconsent.confirmation import confirmation_variables
 from callconsent.consent import (
     Action,
     AdapterFailed,
@@ -64,8 +62,8 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
+from callconsent.hook_result import extra_variables
 from callconsent.ports import NOT_WATCHED, Objections, Planner, Skip, Store, kept_caller_name
-from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
 
 __all__ = ["ADAPTER", "AgiFlow", "AgiLine"]
@@ -287,9 +285,16 @@ class AgiFlow:
                     return [RecordingPrepared(self._clock())]
                 case SetResult(status, reason, recording):
                     path = call.recording_path if recording and call.recording_path else ""
-                    extra = self._agent_vars(call, path) + confirmation_variables(
-                        call.machine.plan, call.machine.outcome
-                    )  # texts 6, 7, as the Stasis flow
+                    extra = extra_variables(
+                        call.machine.plan,
+                        call.machine.outcome,
+                        path,
+                        call.info.uniqueid,
+                        whisper_dir=self._whisper_dir,
+                        prompts_dir=self._prompts_dir,
+                        refs=self._refs,
+                        objections=self._objections,
+                    )
                     await self._set_result(line, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                     if not path:
@@ -352,16 +357,6 @@ class AgiFlow:
                 return [ShutdownRequested(self._clock())]
             return [CallerHungUp(self._clock())]
         return [failed]
-
-    def _agent_vars(self, call: _Call, path: str) -> list[tuple[str, str]]:
-        outcome = call.machine.outcome
-        recorded = outcome.recorded_purposes if path and outcome else ()
-        out = bridge_variables(recorded, call.info.uniqueid, self._whisper_dir)
-        if not (recorded and outcome):
-            return out
-        if self._objections:  # before the withdrawal's last variable, as the Stasis flow
-            out += self._objections.variables(outcome.route, recorded)
-        return out + withdraw_variables(outcome, self._prompts_dir, call.info.uniqueid, self._refs)
 
     async def _set_result(
         self,
