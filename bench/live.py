@@ -338,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("bench: run as root (sipp's raw sockets, the isolated lab)", file=sys.stderr)
         return 2
+    if (
+        args.profile
+        and not Path(shutil.which("py-spy") or Path(sys.executable).parent / "py-spy").exists()
+    ):
+        print("--profile needs py-spy: .venv/bin/pip install py-spy", file=sys.stderr)
+        return 2
     if os.environ.get(INSIDE_ENV) != "1":
         return isolate(raw, args.name)
     work = Path(tempfile.mkdtemp(prefix="callconsent-bench-"))
