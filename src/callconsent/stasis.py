@@ -39,6 +39,7 @@ from callconsent.consent import (
     DigitReceived,
     Event,
     IllegalEvent,
+    LedgerWritten,
     PlaybackFailed,
     PlaybackStarted,
     PlayPrompt,
@@ -337,9 +338,9 @@ class StasisApp:
                         call.log.error("recording_not_watched", reason=NOT_WATCHED)
                         return AdapterFailed(NOT_WATCHED, self._clock())
                     path = await self._store.prepare_recording(outcome, call.info, self._clock())
+                    call.recording_path = path
                     # hear of the channel's end after it leaves Stasis, to finalise the sidecar
                     await self._ari.subscribe(f"channel:{channel_id}")
-                    call.recording_path = path
                     return RecordingPrepared(self._clock())
                 case SetResult(status, reason, recording):
                     call.marks.setdefault("decided", time.time())
@@ -356,13 +357,20 @@ class StasisApp:
                     )
                     await set_result(self._ari, channel_id, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
-                    if not path:
-                        call.recording_path = None
                 case ContinueDialplan():
                     call.stranded = not await continue_call(self._ari, channel_id, call.log)
                     call.marks.setdefault("continued", time.time())
-                case WriteLedger(outcome):
-                    await self._store.write_call(outcome, call.info)
+                case WriteLedger(outcome, final):
+                    call.marks.setdefault("decided", time.time())  # a recorded call's line first
+                    try:
+                        await self._store.write_call(outcome, call.info, final=final)
+                    finally:  # a recording prepared for a call that goes on unrecorded
+                        if final and call.recording_path is not None:
+                            call.recording_path = None
+                            await self._store.discard_recording(
+                                channel_id, self._clock(), outcome.reason
+                            )
+                    return LedgerWritten(self._clock())
         except AriNotFound:
             call.log.info("channel_gone", action=type(action).__name__)
             return None  # the caller hung up; the hangup event follows

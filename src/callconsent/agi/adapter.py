@@ -49,6 +49,7 @@ from callconsent.consent import (
     DigitReceived,
     Event,
     IllegalEvent,
+    LedgerWritten,
     PlaybackFailed,
     PlaybackStarted,
     PlayPrompt,
@@ -297,12 +298,17 @@ class AgiFlow:
                     )
                     await self._set_result(line, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
-                    if not path:
-                        call.recording_path = None
                 case ContinueDialplan():
                     line.close()  # AGI() returns; the hook reads the result
-                case WriteLedger(outcome):
-                    await self._store.write_call(outcome, call.info)
+                case WriteLedger(outcome, final):
+                    try:
+                        await self._store.write_call(outcome, call.info, final=final)
+                    finally:  # a recording prepared for a call that goes on unrecorded
+                        if final and call.recording_path is not None:
+                            call.recording_path = None
+                            uniqueid, at = call.info.uniqueid, self._clock()
+                            await self._store.discard_recording(uniqueid, at, outcome.reason)
+                    return [LedgerWritten(self._clock())]
         except AgiHungUp:
             if self._stopping:
                 return [ShutdownRequested(self._clock())]
