@@ -36,7 +36,6 @@ from callconsent.consent import (
     ConsentMachine,
     ConsentTimedOut,
     ContinueDialplan,
-    DigitReceived,
     Event,
     IllegalEvent,
     LedgerWritten,
@@ -62,7 +61,7 @@ from callconsent.ports import (
     Store,
     kept_caller_name,
 )
-from callconsent.timing import call_timing
+from callconsent.timing import log_timing, mark
 from callconsent.withdrawal.route import Readout
 
 __all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
@@ -196,7 +195,7 @@ class StasisApp:
             call.prompt_started = True
             metrics.NOTICE_START.observe(time.monotonic() - call.entered)
         if translated is not None:
-            _mark(call, translated)
+            mark(call.marks, translated, finished=call.machine.finished)
             await self._feed(call, translated)
         if kind == "ChannelDestroyed":
             await self._channel_gone(channel_id, call)
@@ -275,9 +274,7 @@ class StasisApp:
         for handle in call.timers.values():
             handle.cancel()
         if self._calls.pop(channel_id, None) is not None:
-            timing = call_timing(call.marks)
-            if timing:
-                call.log.info("call_timing", **timing)
+            log_timing(call.log, call.marks)
 
     # -- the machine ----------------------------------------------------------------------
     async def _feed(self, call: _Call, first: Event) -> None:
@@ -381,11 +378,3 @@ class StasisApp:
             call.log.error("storage_error", action=type(action).__name__, error=str(exc))
             return AdapterFailed("storage_error", self._clock())
         return None
-
-
-def _mark(call: _Call, event: Event) -> None:
-    """Note the milestones of ``call_timing`` that ARI events carry."""
-    if isinstance(event, PlaybackStarted):
-        call.marks.setdefault("notice", event.at.timestamp())
-    elif isinstance(event, DigitReceived) and not call.machine.finished:
-        call.marks["digit"] = event.at.timestamp()  # the last one before the decision

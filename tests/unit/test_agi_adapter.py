@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from callconsent import names
 from callconsent.agi.adapter import AgiFlow
@@ -311,3 +312,23 @@ async def test_a_call_line_the_ledger_refuses_twice_is_written_before_the_next_c
     await flow.call(other)
     calls = [(e["call"]["uniqueid"], e["reason"]) for e in flow.entries() if e["type"] == "call"]
     assert calls == [("1796455517.1", "storage_error"), ("1796455517.2", "digit")]
+
+
+async def test_a_finished_agi_call_logs_one_timing_line_as_the_stasis_flow_does(
+    flow: Flow,
+) -> None:
+    with capture_logs() as logs:
+        await flow.call(FakeLine(script=["", "1"]))
+    (timing,) = [e for e in logs if e["event"] == "call_timing"]
+    assert timing["channel_id"] == "1796455517.1"  # bench/live.py keys the calls on it
+    assert {"notice_ms", "continue_ms", "digit_at", "continued_at"} <= set(timing)
+    assert timing["notice_ms"] >= 0 and timing["continue_ms"] >= 0
+    assert timing["continued_at"] >= timing["digit_at"]
+
+
+async def test_an_agi_caller_gone_in_the_notice_logs_no_continue_time(flow: Flow) -> None:
+    with capture_logs() as logs:
+        await flow.call(FakeLine(script=["hangup"]))
+    (timing,) = [e for e in logs if e["event"] == "call_timing"]
+    assert "notice_ms" in timing
+    assert not {"continue_ms", "continued_at", "digit_at"} & set(timing)
