@@ -10,7 +10,9 @@ ledger line, written before the result says "record", is refused, so:
 - once the ledger is writable again, the next call's line brings the held one with it: the call
   has its ledger line, saying why it was not recorded;
 - the sidecar the app had prepared becomes a tombstone after ``reconcile`` (its own tombstone
-  needed a ledger line too).
+  needed a ledger line too);
+- the caller key stored for the refused line is gone with it: the key store holds the call's
+  one key, the one its written line names.
 
 The same through the Stasis hook (``support``) and the FastAGI hook (``agi-support``).
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,11 +30,14 @@ from pathlib import Path
 import pytest
 
 from callconsent.config import Config
+from callconsent.evidence.caller_keys import store_path
 from callconsent.evidence.ledger import verify_chain
 from tests.e2e.faults import Expect, Placed, app_events, check_call, reconcile
 from tests.e2e.lab_app import LabApp, call_entries_for, route_timing, wait_ledger
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Digit, Pause, background_call, run_call
+
+KIDS_OF = "SELECT kid FROM caller_keys WHERE uniqueid = ?"
 
 
 def _run(*cmd: str) -> None:
@@ -103,6 +109,10 @@ def test_a_call_whose_ledger_line_is_refused_goes_on_unrecorded_and_gets_its_lin
     later = wait_ledger(config, dest2.uniqueid)
     assert later["seq"] > entry["seq"]
     assert verify_chain(ledger) == []
+    # the refused line's caller key went with it: one key, the one the written line names
+    with contextlib.closing(sqlite3.connect(store_path(ledger))) as db:
+        kids = [r[0] for r in db.execute(KIDS_OF, (dest.uniqueid,))]
+    assert kids == [entry["call"]["caller"]["kid"]]
 
     # the prepared sidecar: a tombstone after reconcile, no audio anywhere
     proc = reconcile(config)
