@@ -16,7 +16,8 @@ from callconsent.consent import DigitReceived, Event, PlaybackStarted
 #: ``call_timing`` fields: (name, from milestone, to milestone), in milliseconds.
 TIMINGS: Final = (
     ("notice_ms", "start", "notice"),  # the call entered -> the first prompt started
-    ("continue_ms", "decided", "continued"),  # the decision -> the channel continued (ours)
+    # the decision -> the channel continued (ours; a recorded call's ledger line is written first)
+    ("continue_ms", "decided", "continued"),
 )
 
 
