@@ -7,7 +7,9 @@ bridge) through the real :class:`callconsent.store.EvidenceStore` on a real fold
 (``--dir``, default a temporary folder under /var/tmp: a real disk, fsync included), at most
 ``--concurrent`` at a time: recording sidecar, ledger ``call`` entry, the agent's decision, a
 closed 8 s WAV, finalisation and ``recording_final``. Prints the process CPU (all threads) and
-wall time per call, and the fsyncs per call (counted by wrapping ``os.fsync``).
+wall time per call, and the fsyncs per call (counted by wrapping ``os.fsync``); then the
+p50/p99/max wall time of the two awaits a recorded call makes between its decision and its
+continue: the sidecar created, and the ``call`` line durable (group-committed).
 """
 
 from __future__ import annotations
@@ -56,12 +58,19 @@ def outcome(at: datetime) -> CallOutcome:
     )
 
 
+#: wall ms of the awaits between the decision and the continue: (sidecar created, call line)
+WAITS: list[tuple[float, float]] = []
+
+
 async def one_call(store: EvidenceStore, n: int, at: datetime) -> None:
     uniqueid = f"{int(at.timestamp())}.{n}"
     info = CallInfo(uniqueid, uniqueid, f"PJSIP/lab-{n:08x}", "support", "+4533000000", "B", None)
     done = outcome(at)
+    t0 = time.perf_counter()
     audio = Path(await store.prepare_recording(done, info, at))
+    t1 = time.perf_counter()
     await store.write_call(done, info)
+    WAITS.append(((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000))
     agent = AgentEvidence("echo", "given", at, at)
     await store.agent_decided(uniqueid, agent, given=True)
     audio.write_bytes(WAV)  # noqa: ASYNC240  # MixMonitor's closed file (the app does not time it)
@@ -111,6 +120,7 @@ def main() -> int:
         shutil.rmtree(folder)
         fsyncs[0] = 0
         cpu0, wall0 = time.process_time(), time.perf_counter()
+        WAITS.clear()
         asyncio.run(run(folder, args.calls, args.concurrent))
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         problems = verify_chain(folder / "ledger.jsonl")
@@ -120,6 +130,12 @@ def main() -> int:
             f"ms/call, fsyncs {fsyncs[0] / args.calls:.1f}/call, ledger chain "
             f"{'ok' if not problems else problems[:3]}"
         )
+        for i, what in enumerate(("sidecar created", "call line durable")):
+            ms = sorted(w[i] for w in WAITS)
+            print(
+                f"  await {what}: p50 {ms[len(ms) // 2]:.2f} ms, "
+                f"p99 {ms[min(len(ms) - 1, int(len(ms) * 0.99))]:.2f} ms, max {ms[-1]:.2f} ms"
+            )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0

@@ -16,8 +16,8 @@ speech sample) for ``--talk`` seconds and hangs up.
   destination), with no app running;
 * ``app``: the hook and ``callconsent serve`` (started fresh for each run);
 * ``agi``: the FastAGI hook (``callconsent-agi``, lab extension ``agi-support``) and the same
-  ``callconsent serve``: the same flow over FastAGI instead of ARI (it logs no ``call_timing``
-  line, so it has no latency columns).
+  ``callconsent serve``: the same flow over FastAGI instead of ARI (its ``call_timing`` starts
+  at the AGI request and takes the notice as started when STREAM FILE is sent).
 
 Per run: calls placed and completed (sipp), outcomes right (every caller reaches the destination
 with status ``given`` and a recording that holds audio at least half as long as what the

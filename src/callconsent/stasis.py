@@ -36,9 +36,9 @@ from callconsent.consent import (
     ConsentMachine,
     ConsentTimedOut,
     ContinueDialplan,
-    DigitReceived,
     Event,
     IllegalEvent,
+    LedgerWritten,
     PlaybackFailed,
     PlaybackStarted,
     PlayPrompt,
@@ -61,7 +61,7 @@ from callconsent.ports import (
     Store,
     kept_caller_name,
 )
-from callconsent.timing import call_timing
+from callconsent.timing import log_timing, mark
 from callconsent.withdrawal.route import Readout
 
 __all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
@@ -195,7 +195,7 @@ class StasisApp:
             call.prompt_started = True
             metrics.NOTICE_START.observe(time.monotonic() - call.entered)
         if translated is not None:
-            _mark(call, translated)
+            mark(call.marks, translated, finished=call.machine.finished)
             await self._feed(call, translated)
         if kind == "ChannelDestroyed":
             await self._channel_gone(channel_id, call)
@@ -274,9 +274,7 @@ class StasisApp:
         for handle in call.timers.values():
             handle.cancel()
         if self._calls.pop(channel_id, None) is not None:
-            timing = call_timing(call.marks)
-            if timing:
-                call.log.info("call_timing", **timing)
+            log_timing(call.log, call.marks)
 
     # -- the machine ----------------------------------------------------------------------
     async def _feed(self, call: _Call, first: Event) -> None:
@@ -337,9 +335,9 @@ class StasisApp:
                         call.log.error("recording_not_watched", reason=NOT_WATCHED)
                         return AdapterFailed(NOT_WATCHED, self._clock())
                     path = await self._store.prepare_recording(outcome, call.info, self._clock())
+                    call.recording_path = path
                     # hear of the channel's end after it leaves Stasis, to finalise the sidecar
                     await self._ari.subscribe(f"channel:{channel_id}")
-                    call.recording_path = path
                     return RecordingPrepared(self._clock())
                 case SetResult(status, reason, recording):
                     call.marks.setdefault("decided", time.time())
@@ -356,13 +354,20 @@ class StasisApp:
                     )
                     await set_result(self._ari, channel_id, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
-                    if not path:
-                        call.recording_path = None
                 case ContinueDialplan():
                     call.stranded = not await continue_call(self._ari, channel_id, call.log)
                     call.marks.setdefault("continued", time.time())
-                case WriteLedger(outcome):
-                    await self._store.write_call(outcome, call.info)
+                case WriteLedger(outcome, final):
+                    call.marks.setdefault("decided", time.time())  # a recorded call's line first
+                    try:
+                        await self._store.write_call(outcome, call.info, final=final)
+                    finally:  # a recording prepared for a call that goes on unrecorded
+                        if final and call.recording_path is not None:
+                            call.recording_path = None
+                            await self._store.discard_recording(
+                                channel_id, self._clock(), outcome.reason
+                            )
+                    return LedgerWritten(self._clock())
         except AriNotFound:
             call.log.info("channel_gone", action=type(action).__name__)
             return None  # the caller hung up; the hangup event follows
@@ -373,11 +378,3 @@ class StasisApp:
             call.log.error("storage_error", action=type(action).__name__, error=str(exc))
             return AdapterFailed("storage_error", self._clock())
         return None
-
-
-def _mark(call: _Call, event: Event) -> None:
-    """Note the milestones of ``call_timing`` that ARI events carry."""
-    if isinstance(event, PlaybackStarted):
-        call.marks.setdefault("notice", event.at.timestamp())
-    elif isinstance(event, DigitReceived) and not call.machine.finished:
-        call.marks["digit"] = event.at.timestamp()  # the last one before the decision

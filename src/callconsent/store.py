@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from callconsent._store_held import HeldLines
 from callconsent._store_midcall import MidCallChanges
 from callconsent.agents import evidence as agent_evidence
 from callconsent.agents import rules as agent_rules
@@ -41,6 +42,7 @@ from callconsent.evidence import (
     wav,
 )
 from callconsent.evidence.at_rest import AtRest
+from callconsent.evidence.callers import KeyRow
 from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.known import KnownSidecars
 
@@ -76,6 +78,7 @@ class EvidenceStore(MidCallChanges):
             ledger.Ledger(ledger_path, validate=False, anchor_path=anchor_path),
             self._callers.keys,
         )
+        self._held = HeldLines()  # final call lines the ledger refused, written with the next
         self._sidecars = KnownSidecars()  # what this process wrote: no read to change it
         self._config_sha256 = config_sha256
         self._clock = clock
@@ -197,7 +200,10 @@ class EvidenceStore(MidCallChanges):
             return False
         return any(p["consent"] is not None for p in doc["purposes"])
 
-    async def write_call(self, outcome: CallOutcome, call: CallInfo) -> None:
+    async def write_call(self, outcome: CallOutcome, call: CallInfo, *, final: bool = True) -> None:
+        """The call's ``call`` line. ``final`` False: the line written before the call is
+        recorded; refused, it is simply not there (the call goes on unrecorded and its final
+        line follows). A refused final line is held and written before the next one."""
         where = self._recordings.get(call.uniqueid)
         caller, key = self._callers.seal(call.uniqueid, call.caller_number, call.caller_name)
         entry = documents.ledger_entry(
@@ -208,7 +214,11 @@ class EvidenceStore(MidCallChanges):
             now=self._clock(),
             caller=caller,
         )
-        await self._ledger.append_async(entry, () if key is None else (key,))
+        keys = () if key is None else (key,)
+        if not final:
+            await self._ledger.append_async(entry, keys)
+            return
+        await self._append_final(entry, keys)
 
     async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None:
         caller, key = self._callers.seal(call.uniqueid, call.caller_number, call.caller_name)
@@ -220,7 +230,33 @@ class EvidenceStore(MidCallChanges):
             now=self._clock(),
             caller=caller,
         )
-        await self._ledger.append_async(entry, () if key is None else (key,))
+        await self._append_final(entry, () if key is None else (key,))
+
+    async def _append_final(self, entry: dict[str, Any], keys: tuple[KeyRow, ...]) -> None:
+        """Append a call's final line after the lines held earlier; refused (disk full, the
+        ledger unwritable), it is held too, and the error raised for the caller to log."""
+        await self._held.flush(self._ledger)
+        try:
+            await self._ledger.append_async(entry, keys)
+        except OSError:
+            self._held.hold(entry, keys)
+            raise
+
+    async def discard_recording(self, uniqueid: str, at: datetime, reason: str) -> None:
+        """A prepared recording the call will not have (its ledger line was refused): the
+        sidecar becomes a tombstone with ``reason``. If that cannot be written either, the
+        sidecar stays ``recording`` with no audio for ``callconsent reconcile`` (logged)."""
+        self._agent_waits.pop(uniqueid, None)
+        where = self._recordings.pop(uniqueid, None)
+        if where is None:
+            return
+        try:
+            await asyncio.to_thread(self._tombstone, where, at, reason)
+        except (OSError, ValueError) as exc:
+            self._sidecars.forget(uniqueid)
+            log.error("recording_not_discarded", call_id=uniqueid, error=str(exc))
+            return
+        log.info("recording_discarded", call_id=uniqueid, file=where.relative, reason=reason)
 
     async def recording_ended(self, call: CallInfo, ended: datetime) -> None:
         """After hangup: finalise the sidecar (sha256, bytes, duration); a file with no audio
@@ -272,7 +308,8 @@ class EvidenceStore(MidCallChanges):
         )
 
     async def aclose(self) -> None:
-        """Write the ledger lines still queued and stop the ledger's writer thread."""
+        """Write the ledger lines still queued (and held) and stop the ledger's writer thread."""
+        await self._held.flush(self._ledger)
         await asyncio.to_thread(self._ledger.close)
         self._callers.keys.close()
 

@@ -1,18 +1,23 @@
 """The per-call latencies the live app logs once per call (``call_timing``; bench/live.py
-reads them): pure arithmetic on the epoch-second milestones the ARI adapter noted. The time of
+reads them): pure arithmetic on the epoch-second milestones an adapter noted (Stasis: the
+StasisStart's time, ARI's PlaybackStarted; FastAGI: the session's request, the STREAM FILE
+sent). The time of
 the decisive keypress (``digit_at``) is logged too: the benchmark measures the keypress ->
 MixMonitor running from it (to the AMI MixMonitor's answer, ``agent_recording_started``, when the
 recording starts at the bridge; to ``continued_at`` when the hook starts it next)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Final
+
+from callconsent.consent import DigitReceived, Event, PlaybackStarted
 
 #: ``call_timing`` fields: (name, from milestone, to milestone), in milliseconds.
 TIMINGS: Final = (
-    ("notice_ms", "start", "notice"),  # StasisStart -> the first prompt started (Asterisk's clock)
-    ("continue_ms", "decided", "continued"),  # the decision -> the channel continued (ours)
+    ("notice_ms", "start", "notice"),  # the call entered -> the first prompt started
+    # the decision -> the channel continued (ours; a recorded call's ledger line is written first)
+    ("continue_ms", "decided", "continued"),
 )
 
 
@@ -30,3 +35,19 @@ def call_timing(marks: Mapping[str, float]) -> dict[str, float]:
     }
     out.update({name: round(marks[mark], 3) for name, mark in MOMENTS if mark in marks})
     return out
+
+
+def mark(marks: MutableMapping[str, float], event: Event, *, finished: bool) -> None:
+    """Note the milestones events carry: the first prompt started, and the last digit before
+    the decision (``finished``: the machine has decided)."""
+    if isinstance(event, PlaybackStarted):
+        marks.setdefault("notice", event.at.timestamp())
+    elif isinstance(event, DigitReceived) and not finished:
+        marks["digit"] = event.at.timestamp()
+
+
+def log_timing(bound: Any, marks: Mapping[str, float]) -> None:
+    """The call's one ``call_timing`` line (on the call's bound logger), if it reached any."""
+    timing = call_timing(marks)
+    if timing:
+        bound.info("call_timing", **timing)

@@ -11,6 +11,8 @@ hangup and returns what happened and every property it broke:
 * ``recorded_without_notice``: a purpose without consent is recorded although a notice was not
   played to its end, or the caller objected (and the objection is not overridden);
 * ``recording_without_prepare``: the result says "recording" before the recording was prepared;
+* ``recording_before_ledger``: the result says "recording" before the call's ledger line (the
+  one written before recording) was durable;
 * ``twice``: the result set, or the call continued, more than once;
 * ``continued_after_hangup``: a call whose caller hung up is continued to the dialplan;
 * ``stuck``: a live state with neither a prompt playing nor a timer running (nothing would ever
@@ -39,6 +41,7 @@ from callconsent.consent import (
     Event,
     IllegalEvent,
     LanguageMenu,
+    LedgerWritten,
     Objection,
     PlaybackFailed,
     PlaybackFinished,
@@ -52,12 +55,14 @@ from callconsent.consent import (
     ShutdownRequested,
     StartTimer,
     State,
+    WriteLedger,
 )
 
 #: Event kinds, weighted by repetition: prompts and digits often, the call-ending ones rarely.
 KINDS: Final = (
     *("start",) * 3, *("finish",) * 3, *("digit",) * 4, *("timeout",) * 2, *("prepared",) * 2,
-    "fail", "stale_finish", "stale_timeout", "hangup", "adapter_failed", "shutdown",
+    *("logged",) * 2, "fail", "stale_finish", "stale_timeout", "hangup", "adapter_failed",
+    "shutdown",
 )  # fmt: skip
 DIGITS: Final = tuple("0123456789*#")
 _LIVE: Final = frozenset(
@@ -164,6 +169,8 @@ def _event(w: Walk, kind: str, digit: str) -> Event:
             return CallerHungUp(now)
         case "prepared":
             return RecordingPrepared(now)
+        case "logged":
+            return LedgerWritten(now)
         case "adapter_failed":
             return AdapterFailed("ari_error", now)
         case _:
@@ -204,6 +211,13 @@ def check_recording(w: Walk) -> None:
         prepared_at = _index_of(w.fed, RecordingPrepared)
         if prepared_at is None or w.actions.index(results[-1]) < prepare:
             w.violations.append("recording_without_prepare")
+        line = next(
+            (i for i, a in enumerate(w.actions) if isinstance(a, WriteLedger) and not a.final),
+            None,
+        )
+        logged_at = _index_of(w.fed, LedgerWritten)
+        if line is None or logged_at is None or w.actions.index(results[-1]) < line:
+            w.violations.append("recording_before_ledger")
     plan = w.machine.plan  # as the call went on: a language menu may have switched it
     by_name = {p.purpose: p for p in plan.purposes}
     for purpose in w.recorded:

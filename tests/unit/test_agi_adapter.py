@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from callconsent import names
 from callconsent.agi.adapter import AgiFlow
@@ -21,6 +22,7 @@ from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.ledger import iter_entries
 from callconsent.store import EvidenceStore
 from tests.support.agi_fakes import FakeLine, request
+from tests.support.ledger_faults import RefusingLedger
 from tests.support.sealed import caller_of
 from tests.support.stasis_fakes import (
     ShortTimeouts,
@@ -277,3 +279,56 @@ async def test_the_caller_hears_the_confirmation_after_the_answer_as_in_stasis(
     )
     assert _result(line)[:2] == ("given", "digit")
     assert line.variables[names.VAR_CONFIRM_PROMPT].endswith(names.CONSENT_GIVEN_PROMPT)
+
+
+async def test_a_refused_call_line_continues_unrecorded_and_tombstones_the_sidecar(
+    flow: Flow,
+) -> None:
+    refusing = RefusingLedger(flow.store, times=1)  # the line before recording: disk full
+    line = await flow.call(FakeLine(script=["", "1"]))
+    assert [r["status"] for r in refusing.refused] == ["given"]
+    assert _result(line) == ("error", "storage_error", "")
+    assert line.closed
+    entry = flow.call_entry()
+    assert (entry["status"], entry["reason"], entry["recorded_purposes"]) == (
+        "error",
+        "storage_error",
+        [],
+    )
+    (sidecar,) = flow.config.storage.recordings_dir.rglob("*.json")
+    doc = json.loads(sidecar.read_text())
+    assert (doc["state"], doc["reason"]) == ("tombstone", "storage_error")
+    assert [e["type"] for e in flow.entries()] == ["call", "deleted"]
+
+
+async def test_a_call_line_the_ledger_refuses_twice_is_written_before_the_next_call(
+    flow: Flow,
+) -> None:
+    RefusingLedger(flow.store, times=2)  # the line before recording, then the final line
+    line = await flow.call(FakeLine(script=["", "1"]))
+    assert _result(line) == ("error", "storage_error", "")
+    assert [e["type"] for e in flow.entries()] == ["deleted"]  # the call line is held
+    other = FakeLine(request=request(uniqueid="1796455517.2"), script=["", "2"])
+    await flow.call(other)
+    calls = [(e["call"]["uniqueid"], e["reason"]) for e in flow.entries() if e["type"] == "call"]
+    assert calls == [("1796455517.1", "storage_error"), ("1796455517.2", "digit")]
+
+
+async def test_a_finished_agi_call_logs_one_timing_line_as_the_stasis_flow_does(
+    flow: Flow,
+) -> None:
+    with capture_logs() as logs:
+        await flow.call(FakeLine(script=["", "1"]))
+    (timing,) = [e for e in logs if e["event"] == "call_timing"]
+    assert timing["channel_id"] == "1796455517.1"  # bench/live.py keys the calls on it
+    assert {"notice_ms", "continue_ms", "digit_at", "continued_at"} <= set(timing)
+    assert timing["notice_ms"] >= 0 and timing["continue_ms"] >= 0
+    assert timing["continued_at"] >= timing["digit_at"]
+
+
+async def test_an_agi_caller_gone_in_the_notice_logs_no_continue_time(flow: Flow) -> None:
+    with capture_logs() as logs:
+        await flow.call(FakeLine(script=["hangup"]))
+    (timing,) = [e for e in logs if e["event"] == "call_timing"]
+    assert "notice_ms" in timing
+    assert not {"continue_ms", "continued_at", "digit_at"} & set(timing)

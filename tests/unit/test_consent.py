@@ -27,6 +27,7 @@ from callconsent.consent import (
     Event,
     IllegalEvent,
     LanguageMenu,
+    LedgerWritten,
     Objection,
     PlaybackFailed,
     PlaybackFinished,
@@ -132,17 +133,27 @@ class Driver:
         self.feed(ConsentTimedOut(self.timer().timer_id, at()))
         return self
 
-    def prepared(self) -> Driver:
+    def prepared(self, *, logged: bool = True) -> Driver:
+        """The recording prepared and (``logged``) its ledger line written, as a working
+        adapter answers."""
         self.feed(RecordingPrepared(at()))
+        if logged:
+            self.feed(LedgerWritten(at()))
         return self
 
     def result(self) -> SetResult:
         return next(a for a in self.actions if isinstance(a, SetResult))
 
     def ledger(self) -> WriteLedger:
+        """The call's one line: the final one, or the one written before it was recorded (a
+        final line follows that one only when the ledger refused it)."""
         entries = [a for a in self.actions if isinstance(a, WriteLedger)]
-        assert len(entries) == 1, "exactly one ledger entry per call"
-        return entries[0]
+        final = [a for a in entries if a.final]
+        assert len(final) <= 1 and len(entries) - len(final) <= 1, entries
+        assert entries, "exactly one ledger entry per call"
+        if final and len(entries) == 2:  # the line before recording was refused
+            assert entries[0].final is False and entries[1] is final[0], entries
+        return final[0] if final else entries[0]
 
     def recorded(self) -> tuple[str, ...] | None:
         """The purposes the machine asked to record, or None when it asked for no recording."""
@@ -178,7 +189,52 @@ def test_digit_after_question_gives_consent_and_records() -> None:
     assert training_outcome.question_started_at is not None
     assert training_outcome.digit_at is not None
     assert training_outcome.digit_at > training_outcome.question_ended_at  # type: ignore[operator]
-    assert d.actions[-2:] == [ContinueDialplan(), d.ledger()]
+    # the line first, durable before the result says "record"
+    assert d.actions[-3:] == [d.ledger(), SetResult("given", "digit", True), ContinueDialplan()]
+    assert d.ledger().final is False
+
+
+def test_a_recorded_call_waits_for_its_ledger_line_before_the_result_says_record() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("1").prepared(logged=False)
+    assert d.machine.state is State.LOGGING
+    assert not any(isinstance(a, SetResult | ContinueDialplan) for a in d.actions)
+    line = d.ledger()
+    assert (line.final, line.outcome.status, line.outcome.recorded_purposes) == (
+        False,
+        "given",
+        ("training",),
+    )
+    assert d.feed(LedgerWritten(at())) == [SetResult("given", "digit", True), ContinueDialplan()]
+    assert d.machine.state is State.CONTINUED
+
+
+def test_a_refused_ledger_line_continues_the_call_unrecorded_with_a_final_line_saying_why() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("1").prepared(logged=False)
+    out = d.feed(AdapterFailed("storage_error", at()))
+    assert out[:2] == [SetResult("error", "storage_error", False), ContinueDialplan()]
+    (final,) = out[2:]
+    assert isinstance(final, WriteLedger) and final.final
+    assert (final.outcome.status, final.outcome.reason) == ("error", "storage_error")
+    assert final.outcome.recorded_purposes == ()
+    assert final.outcome.purposes[0].status == "given"  # the caller said yes; not recorded
+    assert d.machine.state is State.CONTINUED
+    assert not any(isinstance(a, SetResult) and a.recording for a in d.actions)
+
+
+def test_a_caller_gone_while_the_line_is_written_is_neither_continued_nor_written_twice() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("1").prepared(logged=False)
+    assert d.feed(CallerHungUp(at())) == []
+    assert d.machine.state is State.ENDED
+    assert d.feed(LedgerWritten(at())) == []  # the answer to the line in flight: nothing more
+    assert not any(isinstance(a, SetResult | ContinueDialplan) for a in d.actions)
+    assert d.ledger().final is False
+
+
+def test_shutdown_while_the_line_is_written_waits_for_the_write_to_decide() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("1").prepared(logged=False)
+    assert d.feed(ShutdownRequested(at())) == []
+    assert d.machine.state is State.LOGGING
+    assert d.feed(LedgerWritten(at()))[0] == SetResult("given", "digit", True)
 
 
 def test_refuse_digit_is_refusal_without_recording() -> None:
@@ -398,6 +454,9 @@ def _machine_in(state: State) -> Driver:
         State.RETRY: lambda d: d.enter().play_through().play_through().digit("5"),
         State.AWAITING_DIGIT: lambda d: d.enter().play_through().play_through(),
         State.PREPARING: lambda d: d.enter().play_through().play_through().digit("1"),
+        State.LOGGING: lambda d: (
+            d.enter().play_through().play_through().digit("1").prepared(logged=False)
+        ),
         State.CONTINUED: lambda d: d.enter().play_through().play_through().digit("2"),
         State.ENDED: lambda d: d.enter().feed(CallerHungUp(at())) and d,
     }
@@ -419,6 +478,7 @@ def _events_for(d: Driver) -> list[Event]:
         ConsentTimedOut(tid, at()),
         CallerHungUp(at()),
         RecordingPrepared(at()),
+        LedgerWritten(at()),
         AdapterFailed("ari_error", at()),
         ShutdownRequested(at()),
     ]
@@ -496,6 +556,17 @@ LEGAL = {
         "AdapterFailed",
         "ShutdownRequested",
     },
+    State.LOGGING: {
+        "PlaybackStarted",
+        "PlaybackFinished",
+        "PlaybackFailed",
+        "DigitReceived",
+        "ConsentTimedOut",
+        "CallerHungUp",
+        "LedgerWritten",
+        "AdapterFailed",
+        "ShutdownRequested",
+    },
     State.CONTINUED: {
         "PlaybackStarted",
         "PlaybackFinished",
@@ -503,6 +574,7 @@ LEGAL = {
         "DigitReceived",
         "ConsentTimedOut",
         "CallerHungUp",
+        "LedgerWritten",
         "AdapterFailed",
         "ShutdownRequested",
     },
@@ -513,6 +585,7 @@ LEGAL = {
         "DigitReceived",
         "ConsentTimedOut",
         "CallerHungUp",
+        "LedgerWritten",
         "AdapterFailed",
         "ShutdownRequested",
     },
@@ -542,8 +615,11 @@ def test_every_event_ending_the_flow_writes_exactly_one_ledger_entry(state: Stat
         if type(event).__name__ not in LEGAL[state]:
             continue
         d.feed(event)
-        entries = sum(isinstance(a, WriteLedger) for a in d.actions)
-        assert entries == (1 if d.machine.finished else 0)
+        if d.machine.finished:
+            d.ledger()  # one line is the call's (a refused line before recording: its final)
+        else:  # only a call to be recorded has its line written before it is continued
+            lines = [a.final for a in d.actions if isinstance(a, WriteLedger)]
+            assert lines == ([False] if d.machine.state is State.LOGGING else [])
 
 
 # -- properties -------------------------------------------------------------------------------
@@ -559,6 +635,7 @@ _KINDS = st.sampled_from(
         "stale_timeout",
         "hangup",
         "prepared",
+        "logged",
         "adapter_failed",
     ]
 )
@@ -578,6 +655,7 @@ def _concrete(d: Driver, kind: str, digit: str) -> Event:
         "stale_timeout": lambda: ConsentTimedOut("stale", at()),
         "hangup": lambda: CallerHungUp(at()),
         "prepared": lambda: RecordingPrepared(at()),
+        "logged": lambda: LedgerWritten(at()),
         "adapter_failed": lambda: AdapterFailed("ari_error", at()),
     }[kind]()
 
@@ -622,6 +700,7 @@ def test_no_event_sequence_records_a_consent_purpose_without_an_active_accept_di
     if results and results[0].recording:
         assert prepared is not None
         assert any(isinstance(e, RecordingPrepared) for e in fed)
+        assert any(isinstance(e, LedgerWritten) for e in fed)  # the line durable first
     if d.machine.state is State.ENDED:
         assert not results  # a caller who hung up is never continued
     if d.machine.finished:

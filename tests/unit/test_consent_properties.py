@@ -10,7 +10,7 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callconsent.consent import CallPlan, PrepareRecording
+from callconsent.consent import CallPlan, PrepareRecording, SetResult
 from tests.support import consent_walk
 from tests.support.consent_walk import DIGITS, KINDS, PLANS, walk
 
@@ -43,3 +43,12 @@ def test_a_yes_after_the_question_started_is_recorded_and_keeps_every_property()
         [("start", ""), ("finish", ""), ("start", ""), ("digit", "1"), ("prepared", "")],
     )
     assert w.violations == [] and w.recorded == ("documentation", "training")
+
+
+def test_the_walk_reports_a_recording_started_before_its_ledger_line_was_durable() -> None:
+    steps = [("start", ""), ("finish", ""), ("start", ""), ("digit", "1"), ("prepared", "")]
+    w = walk(PLANS[1], steps)  # the line is never answered: the caller hangs up meanwhile
+    assert w.violations == [] and w.result is None
+    w.actions.append(SetResult("given", "digit", recording=True))
+    consent_walk.check_recording(w)
+    assert "recording_before_ledger" in w.violations

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from callconsent.evidence.caller_keys import CallerKeys
+from callconsent.evidence.callers import KeyRow
 from callconsent.evidence.group_commit import GroupCommit
 from callconsent.evidence.ledger import Ledger, LedgerEntryInvalid, verify_chain
 
@@ -150,3 +152,43 @@ def test_closed_writer_refuses_new_lines(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         group.append(note(1))
     assert [e["n"] for e in written(tmp_path / "ledger.jsonl")] == [0]
+
+
+def _key_row(n: int) -> KeyRow:
+    return KeyRow(f"{n:032x}", f"1764000000.{n}", None, bytes([n + 1]) * 32)
+
+
+def test_a_batch_the_ledger_refuses_leaves_no_key_rows_behind(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    path.mkdir()  # the ledger cannot be opened for writing: the append fails after the keys
+    keys = CallerKeys.beside(path)
+    group = GroupCommit(Ledger(path), keys)
+    with pytest.raises(OSError, match="directory"):
+        group.append(note(1), (_key_row(1),))
+    group.close()
+    assert keys.key(_key_row(1).kid) is None
+    assert keys.lookups() == {}
+    keys.close()
+
+
+async def test_a_refused_record_takes_its_key_rows_with_it_and_the_others_keep_theirs(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.jsonl"
+    keys = CallerKeys.beside(path)
+    group = GroupCommit(Ledger(path), keys)
+    rows = [_key_row(n) for n in range(3)]
+    with ledger_locked(path):
+        first = asyncio.create_task(group.append_async(note(0)))
+        await settle()
+        batch = [  # one batch: the refused record is found by writing them one by one
+            asyncio.create_task(group.append_async(note(1), (rows[0],))),
+            asyncio.create_task(group.append_async(REFUSED, (rows[1],))),
+            asyncio.create_task(group.append_async(note(2), (rows[2],))),
+        ]
+        await settle()
+    results = await asyncio.wait_for(asyncio.gather(first, *batch, return_exceptions=True), 5)
+    group.close()
+    assert isinstance(results[2], LedgerEntryInvalid)
+    assert [keys.key(row.kid) == row.key for row in rows] == [True, False, True]
+    keys.close()

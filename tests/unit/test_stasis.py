@@ -22,6 +22,7 @@ from callconsent.ari import AriError
 from callconsent.evidence.caller_keys import store_path
 from callconsent.evidence.ledger import verify_chain
 from callconsent.stasis import StasisApp
+from tests.support.ledger_faults import RefusingLedger
 from tests.support.sealed import caller_of
 from tests.support.stasis_fakes import (
     Harness,
@@ -879,3 +880,63 @@ async def test_an_unusable_caller_key_store_writes_no_call_line_and_the_call_goe
 
     assert h.ari.continues(CID) == 1
     assert [e for e in h.ledger() if e["type"] == "call"] == []  # never a line without its key
+
+
+# -- the call's ledger line refused (issue 14: no recording without its line) --------------
+
+
+async def test_a_refused_call_line_continues_the_call_unrecorded_and_tombstones_the_sidecar(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, clock=fixed_clock)
+    refusing = RefusingLedger(h.store, times=1)  # the line before recording: disk full
+
+    await h.answer_question(CID, "1")
+
+    assert [r["status"] for r in refusing.refused] == ["given"]
+    assert h.ari.result(CID)[STATUS] == "error" and h.ari.result(CID)[REC] == ""
+    assert h.ari.result(CID)[REASON] == "storage_error"
+    assert h.ari.continues(CID) == 1
+    (line,) = h.calls_in_ledger(CID)
+    assert (line["status"], line["reason"], line["recorded_purposes"]) == (
+        "error",
+        "storage_error",
+        [],
+    )
+    (sidecar_path,) = h.sidecars()
+    doc = read_json(sidecar_path)
+    assert (doc["state"], doc["reason"]) == ("tombstone", "storage_error")
+    assert [e["type"] for e in h.ledger()] == ["call", "deleted"]
+    assert not sidecar_path.with_suffix(".wav").exists()
+    assert h.store.live_recordings() == []
+    assert_ledger_sound(h)
+
+
+async def test_a_call_line_refused_while_the_ledger_is_unwritable_is_written_once_it_is_again(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, clock=fixed_clock)
+    await h.answer_question("1764000000.1", "2")
+    kept = h.ledger_path.with_name("ledger.kept")
+    h.ledger_path.rename(kept)
+    h.ledger_path.mkdir()  # the ledger cannot be opened for writing: every append fails
+
+    await h.answer_question(CID, "1")
+
+    assert (h.ari.result(CID)[STATUS], h.ari.result(CID)[REC]) == ("error", "")
+    assert h.ari.continues(CID) == 1
+    (sidecar_path,) = h.sidecars()  # no tombstone without its ledger line: reconcile's work
+    assert read_json(sidecar_path)["state"] == "recording"
+    assert not sidecar_path.with_suffix(".wav").exists()
+    h.ledger_path.rmdir()
+    kept.rename(h.ledger_path)
+
+    await h.answer_question("1764000000.3", "2")
+
+    calls = [(e["call"]["uniqueid"], e["status"], e["reason"]) for e in h.ledger()]
+    assert calls == [
+        ("1764000000.1", "refused", "digit"),
+        (CID, "error", "storage_error"),  # held, written before the next line
+        ("1764000000.3", "refused", "digit"),
+    ]
+    assert_ledger_sound(h)

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
+from callconsent._store_held import HeldLines
 from callconsent.agents.evidence import AgentEvidence
 from callconsent.consent import CallOutcome, NoticeEvidence, Prompt, PurposeOutcome
 from callconsent.evidence import paths, sidecar
 from callconsent.evidence.documents import CallInfo
-from callconsent.evidence.ledger import verify_chain
+from callconsent.evidence.group_commit import GroupCommit
+from callconsent.evidence.ledger import Ledger, verify_chain
 from callconsent.evidence.paths import UnsafeIdentifier
 from callconsent.store import EvidenceStore
 from tests.support.sealed import caller_of
@@ -222,3 +224,27 @@ async def test_concurrent_writes_keep_one_unbroken_chain(
     assert [e["seq"] for e in entries] == list(range(1, 21))
     assert sorted(e["call"]["uniqueid"] for e in entries) == sorted(ids)
     assert all(e["recording"].endswith(f"/{e['call']['uniqueid']}.wav") for e in entries)
+
+
+def _note(n: int) -> dict[str, Any]:
+    return {"type": "note", "at": "2026-11-24T12:00:00.123Z", "call": {"uniqueid": f"c.{n}"}}
+
+
+async def test_held_lines_are_written_in_order_and_the_oldest_dropped_beyond_the_limit(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.jsonl"
+    writer = GroupCommit(Ledger(path, validate=False))
+    held = HeldLines(limit=2)
+    for n in range(3):
+        held.hold(_note(n), ())
+    path.mkdir()  # still refused: nothing is lost, nothing written
+    await held.flush(writer)
+    assert len(held) == 2
+    path.rmdir()
+    await held.flush(writer)
+    writer.close()
+    assert len(held) == 0
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [e["call"]["uniqueid"] for e in lines] == ["c.1", "c.2"]  # c.0: over the limit
+    assert verify_chain(path) == []

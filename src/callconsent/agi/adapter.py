@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
 import structlog
@@ -49,6 +49,7 @@ from callconsent.consent import (
     DigitReceived,
     Event,
     IllegalEvent,
+    LedgerWritten,
     PlaybackFailed,
     PlaybackStarted,
     PlayPrompt,
@@ -64,6 +65,7 @@ from callconsent.consent import (
 from callconsent.evidence.documents import CallInfo
 from callconsent.hook_result import extra_variables
 from callconsent.ports import NOT_WATCHED, Objections, Planner, Skip, Store, kept_caller_name
+from callconsent.timing import log_timing, mark
 from callconsent.withdrawal.route import Readout
 
 __all__ = ["ADAPTER", "AgiFlow", "AgiLine"]
@@ -96,6 +98,7 @@ class _Call:
     machine: ConsentMachine
     log: Any
     recording_path: str | None = None
+    marks: dict[str, float] = field(default_factory=dict)  # call_timing's, epoch seconds
 
 
 class AgiFlow:
@@ -166,6 +169,7 @@ class AgiFlow:
 
     # -- the flow ---------------------------------------------------------------------------
     async def _flow(self, line: AgiLine) -> None:
+        started = self._clock().timestamp()  # the request read: the call entered
         checked = check_request(line.request)
         bound = log.bind(channel_id=line.request.uniqueid, adapter=ADAPTER)
         if isinstance(checked, BadRequest):
@@ -188,8 +192,10 @@ class AgiFlow:
             return
         info = replace(info, route=decision.route)
         call = _Call(line, info, ConsentMachine(decision, call_key=info.uniqueid), bound)
+        call.marks["start"] = started
         bound.info("call_entered", language=decision.language)
         await self._run(call, CallEntered(self._clock()))
+        log_timing(call.log, call.marks)
 
     async def _refuse(self, line: AgiLine, bad: BadRequest, bound: Any) -> None:
         bound.warning("agi_bad_request", reason=bad.reason, detail=bad.detail)
@@ -235,6 +241,7 @@ class AgiFlow:
         while pending:
             event = pending.popleft()
             before = call.machine.state
+            mark(call.marks, event, finished=call.machine.finished)
             try:
                 actions = call.machine.handle(event)
             except IllegalEvent as exc:
@@ -284,6 +291,7 @@ class AgiFlow:
                     self._recorded.remember(call.info)
                     return [RecordingPrepared(self._clock())]
                 case SetResult(status, reason, recording):
+                    call.marks.setdefault("decided", self._clock().timestamp())
                     path = call.recording_path if recording and call.recording_path else ""
                     extra = extra_variables(
                         call.machine.plan,
@@ -297,12 +305,19 @@ class AgiFlow:
                     )
                     await self._set_result(line, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
-                    if not path:
-                        call.recording_path = None
                 case ContinueDialplan():
                     line.close()  # AGI() returns; the hook reads the result
-                case WriteLedger(outcome):
-                    await self._store.write_call(outcome, call.info)
+                    call.marks.setdefault("continued", self._clock().timestamp())
+                case WriteLedger(outcome, final):
+                    call.marks.setdefault("decided", self._clock().timestamp())  # recorded: first
+                    try:
+                        await self._store.write_call(outcome, call.info, final=final)
+                    finally:  # a recording prepared for a call that goes on unrecorded
+                        if final and call.recording_path is not None:
+                            call.recording_path = None
+                            uniqueid, at = call.info.uniqueid, self._clock()
+                            await self._store.discard_recording(uniqueid, at, outcome.reason)
+                    return [LedgerWritten(self._clock())]
         except AgiHungUp:
             if self._stopping:
                 return [ShutdownRequested(self._clock())]

@@ -18,6 +18,7 @@ from callconsent.consent._types import (
     ConsentTimedOut,
     DigitReceived,
     Event,
+    LedgerWritten,
     PlaybackFailed,
     PlaybackFinished,
     PlaybackStarted,
@@ -36,6 +37,7 @@ class State(enum.Enum):
     RETRY = "retry"  # playing the invalid-key prompt; a digit counts
     AWAITING_DIGIT = "awaiting_digit"  # prompt finished, timer running
     PREPARING = "preparing"  # the adapter prepares the recording (paths, sidecar)
+    LOGGING = "logging"  # the call's ledger line is written; nothing records before it is durable
     CONTINUED = "continued"  # the result is set and the call continued to the dialplan
     ENDED = "ended"  # the caller hung up before a decision; nothing is recorded
 
@@ -60,6 +62,12 @@ def _build() -> dict[tuple[State, type[Event]], str]:
         (State.ANSWERING, Answered): "_on_answered",
         (State.ANSWERING, DigitReceived): "_on_digit",
         (State.PREPARING, RecordingPrepared): "_on_prepared",
+        # the write in flight decides: durable, the call is recorded; refused, it is not
+        (State.LOGGING, LedgerWritten): "_on_logged",
+        (State.LOGGING, AdapterFailed): "_on_failure",
+        (State.LOGGING, CallerHungUp): "_on_hangup_logging",
+        (State.LOGGING, ShutdownRequested): "_ignore",
+        (State.LOGGING, DigitReceived): "_ignore",
     }
     for state in _PROMPTING:
         rows[(state, PlaybackStarted)] = "_on_playback_started"
@@ -73,6 +81,7 @@ def _build() -> dict[tuple[State, type[Event]], str]:
         State.MENU_WAIT,
         State.AWAITING_DIGIT,
         State.PREPARING,
+        State.LOGGING,
         State.CONTINUED,
         State.ENDED,
     ):
@@ -85,9 +94,18 @@ def _build() -> dict[tuple[State, type[Event]], str]:
         rows[(state, ShutdownRequested)] = "_on_failure"
     # after the call went back to the dialplan, the app may still hear of it; nothing changes
     for state in (State.CONTINUED, State.ENDED):
-        for late in (DigitReceived, CallerHungUp, AdapterFailed, ShutdownRequested):
+        for late in (DigitReceived, CallerHungUp, AdapterFailed, ShutdownRequested, LedgerWritten):
             rows[(state, late)] = "_ignore"
     return rows
+
+
+class IllegalEvent(Exception):
+    """An event that cannot happen in the current state. The machine is left unchanged."""
+
+    def __init__(self, state: State, event: Event) -> None:
+        super().__init__(f"{type(event).__name__} is not legal in state {state.value}")
+        self.state = state
+        self.event = event
 
 
 #: (state, event type) -> the name of the ConsentMachine method that handles it.

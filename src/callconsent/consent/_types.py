@@ -25,6 +25,7 @@ __all__ = [
     "DigitReceived",
     "Event",
     "LanguageMenu",
+    "LedgerWritten",
     "NoticeEvidence",
     "Objection",
     "PlayPrompt",
@@ -160,6 +161,13 @@ class RecordingPrepared:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerWritten:
+    """The call's ledger line is durable (the answer to :class:`WriteLedger`)."""
+
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AdapterFailed:
     reason: str  # a short token, e.g. "ari_error", "storage_error"
     at: datetime
@@ -181,6 +189,7 @@ Event = (
     | ConsentTimedOut
     | CallerHungUp
     | RecordingPrepared
+    | LedgerWritten
     | AdapterFailed
     | ShutdownRequested
 )
@@ -298,7 +307,13 @@ class ContinueDialplan:
 
 @dataclass(frozen=True, slots=True)
 class WriteLedger:
+    """Write the call's ``call`` line; answer LedgerWritten, or AdapterFailed when refused.
+
+    ``final`` False: the line of a call to be recorded, written before the result says
+    "record"; if it is refused, the call goes on unrecorded and a final line follows."""
+
     outcome: CallOutcome
+    final: bool = True
 
 
 Action = (

@@ -15,6 +15,7 @@ The rules (Datatilsynet; GDPR Art 4(11), 7, Recital 32):
   error are refusal;
 - each consent purpose has its own question: a yes to one is not a yes to another;
 - a purpose that needs no consent is recorded only when every notice was played in full;
+- a call is recorded only once its ledger line is durable: a refused line means no recording;
 - whatever the outcome, the call is continued to the dialplan (never hung up by us).
 """
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
-from callconsent.consent._table import TRANSITIONS, State
+from callconsent.consent._table import TRANSITIONS, IllegalEvent, State
 from callconsent.consent._types import (
     Action,
     AdapterFailed,
@@ -41,6 +42,7 @@ from callconsent.consent._types import (
     ContinueDialplan,
     DigitReceived,
     Event,
+    LedgerWritten,
     NoticeEvidence,
     PlaybackFailed,
     PlaybackFinished,
@@ -59,15 +61,6 @@ from callconsent.consent._types import (
 )
 
 __all__ = ["ConsentMachine", "IllegalEvent"]
-
-
-class IllegalEvent(Exception):
-    """An event that cannot happen in the current state. The machine is left unchanged."""
-
-    def __init__(self, state: State, event: Event) -> None:
-        super().__init__(f"{type(event).__name__} is not legal in state {state.value}")
-        self.state = state
-        self.event = event
 
 
 _CONSENT_STATUSES: Final = frozenset({"given", "refused"})
@@ -253,8 +246,11 @@ class ConsentMachine:
     def _finish(self, *, recording: bool) -> list[Action]:
         status, reason = self._status()
         outcome = self._make_outcome(status, reason, recording=recording)
+        if recording:  # its ledger line first: nothing is recorded before that is durable
+            self.state = State.LOGGING
+            return [WriteLedger(outcome, final=False)]
         self.state = State.CONTINUED
-        return [SetResult(status, reason, recording), ContinueDialplan(), WriteLedger(outcome)]
+        return [SetResult(status, reason, False), ContinueDialplan(), WriteLedger(outcome)]
 
     def _status(self) -> tuple[str, str]:
         if self._failure is not None:
@@ -393,6 +389,15 @@ class ConsentMachine:
 
     def _on_prepared(self, _event: RecordingPrepared) -> list[Action]:
         return self._finish(recording=True)
+
+    def _on_logged(self, _event: LedgerWritten) -> list[Action]:
+        assert self.outcome is not None  # _finish made it
+        self.state = State.CONTINUED
+        return [SetResult(self.outcome.status, self.outcome.reason, True), ContinueDialplan()]
+
+    def _on_hangup_logging(self, _event: CallerHungUp) -> list[Action]:
+        self.state = State.ENDED  # the line in flight is the call's; nothing is continued
+        return []
 
     def _ignore(self, _event: Event) -> list[Action]:
         return []

@@ -197,6 +197,27 @@ class CallerKeys:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return gone
 
+    def discard(self, kids: Iterable[str]) -> int:
+        """Delete the rows ``kids`` names (stored for ledger lines that were then refused: no
+        line names them); the number deleted. Wiped as :meth:`destroy_calls` wipes."""
+        ids = sorted(set(kids))
+        if not ids or (not self.path.exists() and self._conn is None):
+            return 0
+        with self._lock, self._guard():
+            db = self._db()
+            gone = 0
+            with db:
+                for i in range(0, len(ids), _CHUNK):
+                    part = ids[i : i + _CHUNK]
+                    marks = ",".join("?" * len(part))
+                    gone += db.execute(
+                        f"DELETE FROM caller_keys WHERE kid IN ({marks})",  # noqa: S608
+                        part,
+                    ).rowcount
+            if gone:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:

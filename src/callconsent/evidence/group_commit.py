@@ -12,11 +12,15 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+import structlog
+
 from callconsent.evidence.callers import KeyRow
 from callconsent.evidence.ledger import Ledger
 
 if TYPE_CHECKING:
     from callconsent.evidence.caller_keys import CallerKeys
+
+log = structlog.get_logger("callconsent.ledger")
 
 #: The group-commit writer thread ends after this long with nothing to write.
 _IDLE_SECONDS: Final = 1.0
@@ -103,13 +107,17 @@ class GroupCommit:
 
     def _write(self, batch: list[_Pending]) -> None:
         rows = [row for p in batch for row in p.keys]
+        stored = False
         try:
             if rows:  # one transaction for the batch, durable before any line names a key
                 if self.keys is None:
                     raise RuntimeError("caller keys given, but this ledger writer has no key store")
                 self.keys.put(rows)
+                stored = True
             entries = self.ledger.append_many([p.record for p in batch])
         except ValueError as exc:  # refused before anything was written
+            if stored:
+                self._discard(rows)
             if len(batch) == 1:
                 batch[0].finish(None, exc)
                 return
@@ -117,11 +125,24 @@ class GroupCommit:
                 self._write([pending])
             return
         except Exception as exc:  # noqa: BLE001  # disk trouble: every waiter hears of it
+            if stored:
+                self._discard(rows)
             for pending in batch:
                 pending.finish(None, exc)
             return
         for pending, entry in zip(batch, entries, strict=True):
             pending.finish(entry, None)
+
+    def _discard(self, rows: Sequence[KeyRow]) -> None:
+        """The batch's key rows, stored for lines the ledger then refused (it cuts a failed
+        append back: no line names them): deleted. Each key is fresh (one per sealed line), so
+        no line written before names one either. If the key store refuses too, they stay,
+        logged: keys without a line, readable by no ledger entry."""
+        assert self.keys is not None  # only rows that were stored
+        try:
+            self.keys.discard(row.kid for row in rows)
+        except OSError as exc:  # KeyStoreError included
+            log.error("caller_keys_not_discarded", count=len(rows), error=str(exc))
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
