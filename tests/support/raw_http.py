@@ -8,6 +8,7 @@ nothing at all (a stall). It counts connections, requests and the most connectio
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -71,7 +72,10 @@ class _Conn(asyncio.Protocol):
 
 
 class RawHttpServer:
-    def __init__(self, script: Callable[[int], Answer] | None = None) -> None:
+    def __init__(
+        self, script: Callable[[int], Answer] | None = None, *, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self._tls = tls
         #: What to do with request number ``n`` (0-based, counted over all connections).
         self.script: Callable[[int], Answer] = script or (lambda n: Answer())
         self.requests: list[bytes] = []
@@ -84,7 +88,7 @@ class RawHttpServer:
 
     async def __aenter__(self) -> RawHttpServer:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Conn(self), "127.0.0.1", 0)
+        self._server = await loop.create_server(lambda: _Conn(self), "127.0.0.1", 0, ssl=self._tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

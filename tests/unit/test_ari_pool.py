@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -16,6 +18,7 @@ from callconsent.ari._http import build_request
 from callconsent.ari._pool import HttpPool, HttpTransportError
 from tests.support import FakeAriServer
 from tests.support.raw_http import CLOSE, NO_CONTENT, OK, STALL, Answer, RawHttpServer
+from tests.support.tls import self_signed_cert
 
 PASSWORD = "s3cr3t-Pa55"
 GET = build_request("GET", "/ari/asterisk/info", "127.0.0.1")
@@ -220,3 +223,32 @@ def test_the_pool_works_on_uvloop_as_serve_runs_it() -> None:
 
     done, connections = uvloop.run(run())
     assert done == 20 and 1 <= connections <= 8
+
+
+def _server_tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    cert, key = self_signed_cert(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, cert
+
+
+async def test_https_goes_through_tls_with_keep_alive(tmp_path: Path) -> None:
+    server_tls, cert = _server_tls(tmp_path)
+    async with RawHttpServer(tls=server_tls) as server:
+        trusting = ssl.create_default_context(cafile=str(cert))
+        pool = HttpPool("127.0.0.1", server.port, ssl=trusting)
+        assert (await pool.request(GET)).body == b"{}"
+        assert (await pool.request(GET)).body == b"{}"
+        await pool.close()
+    assert server.connections == 1 and len(server.requests) == 2
+
+
+async def test_https_refuses_a_certificate_it_cannot_verify(tmp_path: Path) -> None:
+    server_tls, _ = _server_tls(tmp_path)
+    async with RawHttpServer(tls=server_tls) as server:
+        ari = AriClient(f"https://127.0.0.1:{server.port}", "asterisk", PASSWORD, "app")
+        with pytest.raises(AriError, match="CERTIFICATE_VERIFY_FAILED") as caught:
+            await ari.asterisk_info()
+        await ari.close()
+    assert caught.value.status is None and PASSWORD not in str(caught.value)
+    assert server.requests == []
