@@ -33,7 +33,7 @@ class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection: sends one request, collects one answer at a time."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, generation: int) -> None:
-        self._loop = loop
+        self.loop = loop
         self.generation = generation
         self._transport: asyncio.Transport | None = None
         self._parser: ResponseParser | None = None
@@ -86,7 +86,7 @@ class _Connection(asyncio.Protocol):
         if transport is None or self.closed or transport.is_closing():
             raise HttpTransportError("connection closed before the request was sent")
         self._parser = ResponseParser()
-        waiter: asyncio.Future[Response] = self._loop.create_future()
+        waiter: asyncio.Future[Response] = self.loop.create_future()
         self._waiter = waiter
         transport.write(request)
         try:
@@ -204,7 +204,7 @@ class HttpPool:
 
     def _release(self, connection: _Connection, healthy: bool) -> None:
         if healthy and not connection.closed and connection.generation == self._generation:
-            connection.idle_since = asyncio.get_running_loop().time()
+            connection.idle_since = connection.loop.time()
             self._pass_on(connection)
         else:
             connection.close()
