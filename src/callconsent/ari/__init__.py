@@ -4,7 +4,7 @@
 Public API::
 
     AriClient(base_url, username, password, app, *, session=None, backoff_initial=0.5,
-              backoff_max=30.0, request_timeout=5.0, max_connections=8)
+              backoff_max=30.0, request_timeout=5.0, max_connections=32)
     AriError(status, method, path, detail) / AriNotFound(AriError)
     EventSink (Protocol): on_connected(), on_channel_event(channel_id, event)
     AriEvent = dict[str, Any]

@@ -21,8 +21,10 @@ from ._http import HttpProtocolError, Response, ResponseParser
 
 #: Seconds a connection may sit idle before it is retired (Asterisk's keep-alive is 15 s).
 DEFAULT_IDLE_LIMIT: Final = 5.0
-#: Open connections at most (Asterisk's ``sessionlimit``, 100 by default, counts each one).
-DEFAULT_MAX_CONNECTIONS: Final = 8
+#: Open connections at most. Asterisk's ``sessionlimit`` (100 by default) counts each one and
+#: the events websocket; a request Asterisk holds (a channel busy) holds its connection, so
+#: enough are allowed that a few slow calls never queue the others' requests behind them.
+DEFAULT_MAX_CONNECTIONS: Final = 32
 
 
 class HttpTransportError(Exception):
