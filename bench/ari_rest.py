@@ -1,7 +1,7 @@
 """Micro-benchmark of the ARI REST client's CPU per request (not a test).
 
     .venv/bin/python bench/ari_rest.py [--requests 6000] [--concurrent 10] [--rounds 3]
-                                       [--app-src DIR]
+                                       [--app-src DIR] [--ari URL --user U --password P]
 
 A server process that answers as Asterisk's HTTP server does (HTTP/1.1 keep-alive,
 ``Content-Length`` bodies: 204 for POST/DELETE, 201 + a Playback for play, 200 + JSON for GET)
@@ -11,6 +11,8 @@ mix of one recorded call (answer, play, set_variables, subscribe, continue, unsu
 client's process CPU time (user + system, all threads) is divided by the requests sent; the
 server's CPU is not counted. With ``--app-src DIR`` (a ``src/`` folder, e.g. from
 ``git archive main src``) each round runs that tree's client too, alternating, for an A/B.
+``--ari URL``: against a real Asterisk instead (``GET /ari/asterisk/info``, a 439-byte JSON
+answer, six per "call").
 """
 
 from __future__ import annotations
@@ -92,16 +94,22 @@ async def _serve(port: int) -> None:
         await server.serve_forever()
 
 
-async def _client(port: int, requests: int, concurrent: int) -> dict[str, float]:
+async def _client(
+    url: str, user: str, password: str, requests: int, concurrent: int, real: bool
+) -> dict[str, float]:
     from callconsent.ari import AriClient
 
-    ari = AriClient(f"http://127.0.0.1:{port}", "asterisk", "secret", "callconsent")
+    ari = AriClient(url, user, password, "callconsent")
     calls = requests // 6
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(calls):
         queue.put_nowait(i)
 
     async def one_call(i: int) -> None:
+        if real:  # a real Asterisk has no such channel: a read-only request that answers 200
+            for _ in range(6):
+                await ari.asterisk_info()
+            return
         cid = f"1764000000.{i}"
         await ari.answer(cid)
         await ari.play(cid, "sound:/var/lib/callconsent/prompts/da/lab", f"pb-{cid}", lang="da")
@@ -137,12 +145,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run_client(src: Path, port: int, args: argparse.Namespace) -> dict[str, float]:
+def _run_client(src: Path, url: str, args: argparse.Namespace) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    command = [sys.executable, __file__, "--client", str(port)]
+    command = [sys.executable, __file__, "--client", url, "--user", args.user]
+    command += ["--password", args.password, *(["--real"] if args.ari else [])]
     command += ["--requests", str(args.requests), "--concurrent", str(args.concurrent)]
-    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
-    return dict(json.loads(out))
+    done = subprocess.run(command, env=env, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"client from {src} failed:\n{done.stderr[-2000:]}")
+    return dict(json.loads(done.stdout))
 
 
 def main() -> None:
@@ -151,7 +162,15 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--app-src", type=Path, help="a src/ folder to compare against")
-    parser.add_argument("--client", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--ari",
+        help="a real Asterisk's ARI URL (e.g. in scripts/lab-isolated): no server is started, "
+        "and the requests are read-only ones that answer 200 (asterisk/info, the application)",
+    )
+    parser.add_argument("--user", default="asterisk")
+    parser.add_argument("--password", default="secret")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--real", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -160,23 +179,32 @@ def main() -> None:
     if args.client:
         import uvloop
 
-        result = uvloop.run(_client(args.client, args.requests, args.concurrent))
+        result = uvloop.run(
+            _client(
+                args.client, args.user, args.password, args.requests, args.concurrent, args.real
+            )
+        )
         print(json.dumps(result))
         return
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
-    try:
+    server = None
+    url = args.ari
+    if url is None:
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
         time.sleep(0.5)
+    try:
         trees = {"branch": REPO / "src"}
         if args.app_src is not None:
             trees = {"base": args.app_src.resolve(), **trees}
         results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
         for _ in range(args.rounds):
             for name, src in trees.items():
-                results[name].append(_run_client(src, port, args))
+                results[name].append(_run_client(src, url, args))
     finally:
-        server.terminate()
-        server.wait()
+        if server is not None:
+            server.terminate()
+            server.wait()
     print(f"{args.requests} requests, {args.concurrent} at a time, {args.rounds} rounds")
     print("| tree | CPU µs/request (median) | user | sys | each round |")
     print("|---|---|---|---|---|")
