@@ -1,9 +1,10 @@
-"""Thin, robust ARI client over aiohttp: REST helpers, events websocket, per-channel dispatch.
+"""Thin, robust ARI client: REST helpers over our own keep-alive HTTP/1.1 pool (``_http``,
+``_pool``), the events websocket over aiohttp, per-channel dispatch.
 
 Public API::
 
     AriClient(base_url, username, password, app, *, session=None, backoff_initial=0.5,
-              backoff_max=30.0, request_timeout=5.0)
+              backoff_max=30.0, request_timeout=5.0, max_connections=32)
     AriError(status, method, path, detail) / AriNotFound(AriError)
     EventSink (Protocol): on_connected(), on_channel_event(channel_id, event)
     AriEvent = dict[str, Any]

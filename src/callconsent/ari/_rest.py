@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
+import ssl
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
-from yarl import URL
 
 from ._errors import AriError, AriNotFound
+from ._http import build_request
+from ._pool import DEFAULT_MAX_CONNECTIONS, HttpPool, HttpTransportError
 
 #: Longest part of an error answer kept in ``AriError.detail``.
 _DETAIL_MAX = 300
@@ -79,6 +82,7 @@ class AriRest:
         *,
         session: aiohttp.ClientSession | None = None,
         request_timeout: float = 5.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         base = base_url.rstrip("/")
         base = base.removesuffix("/ari")
@@ -86,15 +90,32 @@ class AriRest:
             raise ValueError(f"ARI base_url must start with http:// or https://: {base_url!r}")
         if request_timeout <= 0:
             raise ValueError("request_timeout must be > 0")
+        parts = urlsplit(base)
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("ARI base_url must not carry credentials (pass username, password)")
+        if parts.query or parts.fragment or not parts.hostname:
+            raise ValueError(f"ARI base_url must be scheme://host[:port][/prefix]: {base_url!r}")
+        https = parts.scheme == "https"
         self._base = base
+        self._prefix = parts.path  # Asterisk's http.conf ``prefix``, if any ("" otherwise)
+        self._host_header = parts.netloc
         self._username = username
         self.app = app
         token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
         # Only the header is kept, never the password itself.
         self.__headers = {"Authorization": f"Basic {token}"}
+        self.__request_headers: tuple[tuple[str, str], ...] = (("Authorization", f"Basic {token}"),)
         self._given_session = session
         self._own_session: aiohttp.ClientSession | None = None
         self._request_timeout = request_timeout
+        # REST goes through our own keep-alive pool (the events websocket stays on aiohttp);
+        # https through asyncio's TLS transport, the certificate checked as aiohttp does.
+        self._pool = HttpPool(
+            parts.hostname,
+            parts.port or (443 if https else 80),
+            ssl=ssl.create_default_context() if https else None,
+            max_connections=max_connections,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -117,7 +138,9 @@ class AriRest:
         return self._own_session
 
     async def close(self) -> None:
-        """Close the HTTP session the client created (a session passed in is left open)."""
+        """Close the REST connections and the HTTP session the client created (a session
+        passed in is left open)."""
+        await self._pool.close()
         if self._own_session is not None:
             await self._own_session.close()
             self._own_session = None
@@ -132,30 +155,21 @@ class AriRest:
         """Send one request (``body``: a JSON body); the decoded JSON answer, or ``None``."""
         path = encode_path(*segments)
         query = encode_query(params)
-        url = URL(f"{self._base}{path}?{query}" if query else f"{self._base}{path}", encoded=True)
-        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
-        headers = self.__headers
-        data = None
+        target = f"{self._prefix}{path}?{query}" if query else f"{self._prefix}{path}"
+        headers: tuple[tuple[str, str], ...] = self.__request_headers
         if body is not None:
-            headers = {**headers, "Content-Type": "application/json"}
-            data = json.dumps(body).encode()
+            headers = (*headers, ("Content-Type", "application/json"))
+        data = None if body is None else json.dumps(body).encode()
+        request = build_request(method, target, self._host_header, headers, data)
         try:
-            async with self._session().request(
-                method,
-                url,
-                headers=headers,
-                data=data,
-                timeout=timeout,
-                raise_for_status=False,
-            ) as response:
-                status = response.status
-                body = await response.read()
+            async with asyncio.timeout(self._request_timeout):
+                response = await self._pool.request(request)
         except TimeoutError:
             detail = f"no answer within {self._request_timeout:g} s"
             raise AriError(None, method, path, detail) from None
-        except aiohttp.ClientError as exc:
-            # ``from None``: aiohttp's exceptions can carry the request headers (credentials).
+        except (HttpTransportError, OSError) as exc:
             raise AriError(None, method, path, describe(exc)) from None
+        status, body = response.status, response.body
         if status == 404:
             raise AriNotFound(status, method, path, _detail(body))
         if not 200 <= status < 300:
