@@ -13,7 +13,15 @@ bench/live.py's lab and callers (route ``support``, every caller presses 1 and t
 * ``count``: as ``app``, plus a tap session (user ``benchtap``, every event, no filter, added to
   the private lab's manager.conf) that counts every event Asterisk formats, and the app run with
   bench/ami_counting/sitecustomize.py: every message its AMI reader gets and every action it
-  sends. Its Asterisk CPU includes the tap and is not comparable.
+  sends. Its Asterisk CPU includes the tap and is not comparable;
+* ``count-peer``: the tap on the peer flow (what the same call formats without the app);
+* ``loop-none``, ``loop-ami``, ``loop-ami-disabled``, ``loop-ari``, ``loop-ari-filtered``: no
+  calls; a Local channel runs ``--loops`` iterations of a two-step dialplan loop with one Set
+  (Asterisk's CPU per iteration) with no AMI session, with the app's AMI session, with that
+  session and ``--disabledevents``, with an ARI app subscribed to the channel, and with that
+  app's event filter set to the events callconsent reads;
+* ``rest``: ``--loops`` ARI requests (a channel variable read) over one connection: Asterisk's
+  CPU per REST request.
 
 ``--disabledevents LIST`` writes ``disabledevents = LIST`` into the private lab's manager.conf
 (Asterisk 21+: those events are never formatted, for any AMI user) before the runs.
@@ -150,7 +158,7 @@ async def _ari_loop(*, filtered: bool) -> int:
     to a channel that runs the loop; returns the events it received."""
     import aiohttp  # the app's own dependency
 
-    from callconsent._stasis_events import USED_EVENTS
+    from callconsent.stasis import USED_EVENTS
 
     base, app = "http://127.0.0.1:8088/ari", "benchari"
     auth = aiohttp.BasicAuth("callconsent", "callconsent-lab")
@@ -185,6 +193,45 @@ async def _ari_loop(*, filtered: bool) -> int:
                 break
         await ws.close()
     return received
+
+
+async def _rest_requests(requests: int) -> None:
+    """``requests`` ARI requests as the app makes them (one HTTP connection kept open): a
+    channel variable read on a waiting channel."""
+    import aiohttp
+
+    base = "http://127.0.0.1:8088/ari"
+    auth = aiohttp.BasicAuth("callconsent", "callconsent-lab")
+    async with aiohttp.ClientSession(auth=auth) as http:
+        params = {"endpoint": "Local/s@benchanswer", "context": "benchnull", "extension": "s"}
+        async with http.post(f"{base}/channels", params=params) as r:
+            channel = (await r.json())["id"]
+        for _ in range(requests):
+            async with http.get(
+                f"{base}/channels/{channel}/variable", params={"variable": "CHANNEL(state)"}
+            ) as r:
+                await r.read()
+        async with http.delete(f"{base}/channels/{channel}") as r:
+            await r.read()
+
+
+def rest_run(args: argparse.Namespace, lab: Any) -> dict[str, Any]:
+    """Asterisk's CPU per ARI REST request (``--loops`` requests)."""
+    conf = CHROOT_ETC / "extensions.conf"
+    if "[benchloop]" not in conf.read_text():
+        conf.write_text(conf.read_text() + LOOP_CONTEXT)
+        lab.cli("dialplan reload")
+    ast = asterisk_pid()
+    ast0 = cpu_seconds(ast)
+    started = time.monotonic()
+    asyncio.run(_rest_requests(args.loops))
+    cpu = cpu_seconds(ast) - ast0
+    return {
+        "kind": "rest",
+        "requests": args.loops,
+        "seconds": round(time.monotonic() - started, 2),
+        "asterisk_cpu_us_per_request": round(cpu * 1e6 / args.loops, 1),
+    }
 
 
 def loop_run(kind: str, args: argparse.Namespace, lab: Any) -> dict[str, Any]:
@@ -252,7 +299,7 @@ def one(kind: str, args: argparse.Namespace, lab: Any, caller: Any, work: Path) 
         app = CountingApp(work / f"{tag}-app.log", None, args.app_src, counts=counts_file)
     tap = idle = None
     app_pid = app.start() if app else None
-    if kind == "count":
+    if kind in ("count", "count-peer"):
         tap = Tap(TAP_USER, TAP_SECRET, "on")
     if kind == "peer-ami":
         idle = Tap("callconsent", "callconsent-lab", "call,user")
@@ -272,7 +319,7 @@ def one(kind: str, args: argparse.Namespace, lab: Any, caller: Any, work: Path) 
         )
     ast0 = cpu_seconds(ast)
     app0 = sum(cpu_split(app_pid)) if app_pid else 0.0
-    target = "peer" if kind.startswith("peer") else ROUTE
+    target = "peer" if kind in ("peer", "peer-ami", "count-peer") else ROUTE
     counters, seconds = run_sipp(caller, target, args.rate, args.concurrent, args.calls, work, tag)
     placed = max(1, counters["created"])
     wait_settled(lab, mark, tag, counters["created"], app_pid is not None)
@@ -339,7 +386,9 @@ def main() -> int:
     results = []
     for _ in range(args.repeat):
         for kind in args.runs.split(","):
-            if kind.startswith("loop"):
+            if kind == "rest":
+                got = rest_run(args, lab)
+            elif kind.startswith("loop"):
                 got = loop_run(kind, args, lab)
                 configure_manager(lab, args.disabledevents)
             else:

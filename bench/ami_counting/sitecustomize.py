@@ -18,14 +18,14 @@ from typing import Any
 _OUT = os.environ.get("CALLCONSENT_BENCH_AMI_COUNTS")
 
 if _OUT:
-    from callconsent import _ami_protocol, ami
+    from callconsent import ami
 
     received: Counter[str] = Counter()
     actions: Counter[str] = Counter()
     read_bytes = [0]
 
-    original_data = _ami_protocol.GuardedProtocol.data_received
-    original_one = _ami_protocol.GuardedProtocol._one
+    original_data = ami.GuardedProtocol.data_received
+    original_one = ami.GuardedProtocol._one
     original_send = ami.Ami._send
 
     def data_received(self: Any, data: bytes) -> None:
@@ -49,8 +49,8 @@ if _OUT:
         actions[action] += 1
         return await original_send(self, action, headers)
 
-    _ami_protocol.GuardedProtocol.data_received = data_received  # type: ignore[method-assign]
-    _ami_protocol.GuardedProtocol._one = one  # type: ignore[method-assign]
+    ami.GuardedProtocol.data_received = data_received  # type: ignore[method-assign]
+    ami.GuardedProtocol._one = one  # type: ignore[method-assign]
     ami.Ami._send = send  # type: ignore[method-assign]
 
     def _dump() -> None:
