@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from callconsent import names
-from tests.support.hook import HOOK, hook_code, hook_lines
+from tests.support.hook import HOOK, cleared_before, hook_code, hook_lines, mset_entries
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,11 +98,53 @@ def test_hook_enters_the_stasis_app_by_its_name() -> None:
     assert app == names.APP_NAME
 
 
-def test_hook_clears_each_result_variable_and_records_to_the_path() -> None:
-    code = hook_code()
-    for var in (names.VAR_STATUS, names.VAR_REASON, names.VAR_RECORDING):
-        assert f"Set({var}=)" in code  # cleared before Stasis: stale values never count
-    assert f"MixMonitor(${{{names.VAR_RECORDING}}},bi({names.VAR_MIXMONITOR_ID}))" in code
+#: What the app sets on the way out (and the hooks clear before asking it: stale values never
+#: count); ``__``: inherited by the agent's channel.
+_CLEARED_BY_BOTH_HOOKS = {
+    names.VAR_STATUS,
+    names.VAR_REASON,
+    names.VAR_RECORDING,
+    names.VAR_RECORD_AT,
+    names.VAR_CALLREF,
+    names.VAR_WITHDRAWABLE,
+    names.VAR_WITHDRAW_KEEPS,
+    names.VAR_WITHDRAW_PROMPT,
+    names.VAR_WITHDRAWN,
+    *(f"__{v}" for v in (names.VAR_CALLER, names.VAR_PURPOSES, names.VAR_AGENT_PURPOSES)),
+    f"__{names.VAR_WHISPER_DIR}",
+}
+
+
+def test_hook_clears_each_result_variable_before_stasis_and_records_to_the_path() -> None:
+    cleared = cleared_before(names.HOOK_CONTEXT, "Stasis(")
+    extra = {names.VAR_CONFIRM_PROMPT, f"__{names.VAR_OBJECTABLE}"}
+    assert cleared >= _CLEARED_BY_BOTH_HOOKS | extra
+    assert f"MixMonitor(${{{names.VAR_RECORDING}}},bi({names.VAR_MIXMONITOR_ID}))" in hook_code()
+
+
+def test_agi_hook_clears_each_result_variable_before_the_agi() -> None:
+    assert cleared_before(names.AGI_CONTEXT, "AGI(") >= _CLEARED_BY_BOTH_HOOKS
+
+
+def test_the_agent_gosub_clears_its_result_before_the_user_event() -> None:
+    assert names.VAR_AGENT_RESULT in cleared_before(names.AGENT_CONTEXT, "UserEvent(")
+
+
+def test_every_mset_holds_only_constants_and_filtered_values() -> None:
+    """MSet splits at "," after substitution: a value that could hold a comma (caller text)
+    would set variables of the caller's choosing."""
+    filtered = re.compile(r"\$\{FILTER\(([^,]*),\$\{[A-Z_]+\}\)\}")
+    msets = [line for line in hook_lines() if "MSet(" in line]
+    assert msets
+    for line in msets:
+        for name, value in mset_entries(line):
+            assert re.fullmatch(r"(?:__)?[A-Z_]+|LOCAL\([a-z]+\)", name), line
+            spec = filtered.fullmatch(value)
+            assert (
+                re.fullmatch(r"[A-Za-z0-9_]*", value)
+                or value == "${LOCAL(agent)}"
+                or (spec is not None and "," not in spec.group(1) and "=" not in spec.group(1))
+            ), (line, value)
 
 
 def test_hook_uses_the_unavailable_status_value() -> None:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,11 @@ from callconsent.evidence.fsio import atomic_write_json, parse_stamp, read_json,
 
 ACTOR_RE: Final = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 SCHEMA_VERSION: Final = 1
+
+#: A registry file whose last change (mtime or ctime) is younger than this is parsed again at
+#: every lookup: within the file system's time stamp granularity a second change could leave the
+#: same size and time stamps (the "racy git" case); an older one is parsed once per change.
+SETTLED_NS: Final = 2_000_000_000
 
 Consent = Literal["given", "refused"]
 CONSENTS: Final[tuple[Consent, ...]] = ("given", "refused")
@@ -80,9 +86,19 @@ class AgentConsent:
 class AgentRegistry:
     """Reads and changes the registry file; ``ledger_path``: where changes are logged."""
 
-    def __init__(self, path: Path, ledger_path: Path, *, anchor_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        ledger_path: Path,
+        *,
+        anchor_path: Path | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.path = path
         self._ledger = ledger.Ledger(ledger_path, anchor_path=anchor_path)
+        self._clock_ns = clock_ns
+        #: the file's identity (device, inode, size, mtime, ctime) and what it held then
+        self._parsed: tuple[tuple[int, ...], dict[str, AgentConsent]] | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> AgentRegistry:
@@ -98,7 +114,26 @@ class AgentRegistry:
         return _parse(self.path, doc)
 
     def get(self, agent_id: str) -> AgentConsent | None:
-        return self.load().get(check_agent_id(agent_id))
+        """One agent's standing consent as the file holds it now (the file is parsed again
+        whenever it changed: a lookup per call costs a stat, not a parse of every agent)."""
+        return self.current().get(check_agent_id(agent_id))
+
+    def current(self) -> Mapping[str, AgentConsent]:
+        """Every agent, as :meth:`load`, reusing the last parse while the file is the same one
+        (same device, inode, size, mtime and ctime; :func:`atomic_write_json` gives every
+        change a new inode) and has been settled for ``SETTLED_NS``."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return {}
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        parsed = self._parsed
+        if parsed is not None and parsed[0] == key:
+            return parsed[1]
+        agents = self.load()  # read after the stat: never older than the key
+        if self._clock_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= SETTLED_NS:
+            self._parsed = (key, agents)
+        return agents
 
     def set(
         self, agent_id: str, consent: str, *, actor: str, now: datetime, source: str = "cli"
