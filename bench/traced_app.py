@@ -1,0 +1,81 @@
+"""``callconsent`` under ``tracemalloc``, for memory soaks (bench only, never shipped).
+
+    python bench/traced_app.py DIR [callconsent arguments...]
+
+Runs ``callconsent.cli.main`` with the given arguments exactly as ``python -m`` would, with
+``tracemalloc`` started first (``CALLCONSENT_BENCH_TRACE_FRAMES`` frames a trace, default 6) and a
+daemon thread that answers snapshot requests: whoever wants one creates ``DIR/<label>.req``; the
+thread runs a full garbage collection, writes the tracemalloc snapshot to ``DIR/<label>.snap``,
+the live objects counted by type to ``DIR/<label>.types.json`` and the process's RSS, then
+removes the request. ``bench/memdiff.py`` compares two labels. The app itself is not changed:
+this file is the only place that knows about tracing.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import json
+import os
+import runpy
+import sys
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+POLL_SECONDS = 0.5
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def snapshot(folder: Path, label: str) -> None:
+    """Collect, then write the snapshot, the object counts by type and the figures of ``label``."""
+    before = _rss_kib()
+    gc.collect()
+    types = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+    snap = tracemalloc.take_snapshot()
+    snap.dump(str(folder / f"{label}.snap"))
+    traced, peak = tracemalloc.get_traced_memory()
+    figures = {
+        "label": label,
+        "at": time.time(),
+        "rss_kib_before_gc": before,
+        "rss_kib": _rss_kib(),
+        "traced_kib": traced // 1024,
+        "traced_peak_kib": peak // 1024,
+        "gc_objects": sum(types.values()),
+        "threads": threading.active_count(),
+        "types": dict(types.most_common()),
+    }
+    (folder / f"{label}.types.json").write_text(json.dumps(figures, indent=1) + "\n")
+
+
+def _watch(folder: Path) -> None:
+    while True:
+        for req in sorted(folder.glob("*.req")):
+            label = req.name.removesuffix(".req")
+            try:
+                snapshot(folder, label)
+            except Exception as exc:  # noqa: BLE001 - a bench helper: report, keep watching
+                (folder / f"{label}.error").write_text(f"{type(exc).__name__}: {exc}\n")
+            req.unlink(missing_ok=True)
+        time.sleep(POLL_SECONDS)
+
+
+def main() -> None:
+    folder = Path(sys.argv[1])
+    folder.mkdir(parents=True, exist_ok=True)
+    tracemalloc.start(int(os.environ.get("CALLCONSENT_BENCH_TRACE_FRAMES", "6")))
+    threading.Thread(target=_watch, args=(folder,), name="bench-tracemalloc", daemon=True).start()
+    sys.argv = ["callconsent", *sys.argv[2:]]
+    runpy.run_module("callconsent.cli.main", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
