@@ -57,7 +57,7 @@ def soak(
             _ask_snapshot(trace, f"c{next_snap}")
             next_snap += snapshot_every
     if trace is not None:
-        time.sleep(15)  # every call's evidence final, the per-call state gone
+        time.sleep(40)  # every call's evidence final, the per-call state gone
         _ask_snapshot(trace, "end")
     app.stop()
     xs = [float(d) for d, _ in samples if d > 0]

@@ -31,6 +31,14 @@ def main() -> None:
     for name, diff in sorted(grown.items(), key=lambda kv: -abs(kv[1]))[: args.top]:
         if diff:
             print(f"  {diff:+8}  {name}  (now {fb['types'].get(name, 0)})")
+    print("\ncontainers of 20+ items (owner.attribute: items before -> after):")
+    before = {(c["owner"], c["attr"]): c["len"] for c in fa.get("containers", [])}
+    for c in fb.get("containers", []):
+        key = (c["owner"], c["attr"])
+        print(
+            f"  {c['owner']}.{c['attr']} ({c['type']}): {before.get(key, '-')} -> {c['len']}"
+            f"  e.g. {', '.join(c['sample'])[:120]}"
+        )
     sa = tracemalloc.Snapshot.load(str(args.folder / f"{args.a}.snap"))
     sb = tracemalloc.Snapshot.load(str(args.folder / f"{args.b}.snap"))
     skip = (

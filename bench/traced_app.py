@@ -52,8 +52,44 @@ def snapshot(folder: Path, label: str) -> None:
         "gc_objects": sum(types.values()),
         "threads": threading.active_count(),
         "types": dict(types.most_common()),
+        "containers": big_containers(),
     }
     (folder / f"{label}.types.json").write_text(json.dumps(figures, indent=1) + "\n")
+
+
+def big_containers(least: int = 20) -> list[dict[str, object]]:
+    """Every dict, list, set or deque of at least ``least`` items that is an attribute of an
+    object (or a module global): who owns it, under which name, how many items, a few keys."""
+    kinds = (dict, list, set, frozenset, collections.deque)
+    found: list[dict[str, object]] = []
+    for obj in gc.get_objects():
+        if not isinstance(obj, kinds) or len(obj) < least or obj is found:
+            continue
+        for owner in gc.get_referrers(obj):
+            if owner is found or isinstance(owner, list):
+                continue
+            attrs = getattr(owner, "__dict__", None) if not isinstance(owner, dict) else owner
+            slots = [(n, getattr(owner, n, None)) for n in getattr(type(owner), "__slots__", ())]
+            pairs = list(attrs.items()) if isinstance(attrs, dict) else []
+            name = next((str(k) for k, v in [*pairs, *slots] if v is obj), None)
+            if name is None:
+                continue
+            where = (
+                owner.get("__name__", "?") if isinstance(owner, dict) else type(owner).__qualname__
+            )
+            sample = list(obj)[:3]
+            found.append(
+                {
+                    "owner": where,
+                    "attr": name,
+                    "type": type(obj).__qualname__,
+                    "len": len(obj),
+                    "sample": [repr(x)[:80] for x in sample],
+                }
+            )
+            break
+    found.sort(key=lambda c: -int(str(c["len"])))
+    return found
 
 
 def _watch(folder: Path) -> None:
