@@ -50,6 +50,7 @@ from callconsent.consent import (
     StopPlayback,
     WriteLedger,
 )
+from callconsent.evidence import sidecar
 from callconsent.evidence.documents import CallInfo
 from callconsent.hook_result import extra_variables
 from callconsent.ports import (
@@ -278,6 +279,15 @@ class StasisApp:
             if timing:
                 call.log.info("call_timing", **timing)
 
+    async def _abandon(self, call: _Call) -> None:
+        """The prepared recording of ``call`` never starts: tombstone it (logged on failure)."""
+        try:
+            await self._store.recording_abandoned(
+                call.info.uniqueid, self._clock(), sidecar.TombstoneReason.NOT_STARTED
+            )
+        except (OSError, ValueError) as exc:
+            call.log.error("storage_error", action="recording_abandoned", error=str(exc))
+
     # -- the machine ----------------------------------------------------------------------
     async def _feed(self, call: _Call, first: Event) -> None:
         async with call.lock:
@@ -337,8 +347,11 @@ class StasisApp:
                         call.log.error("recording_not_watched", reason=NOT_WATCHED)
                         return AdapterFailed(NOT_WATCHED, self._clock())
                     path = await self._store.prepare_recording(outcome, call.info, self._clock())
-                    # hear of the channel's end after it leaves Stasis, to finalise the sidecar
-                    await self._ari.subscribe(f"channel:{channel_id}")
+                    try:  # hear of the channel's end after it leaves Stasis, to finalise it
+                        await self._ari.subscribe(f"channel:{channel_id}")
+                    except AriError:  # no recording will start: no end of it will come either
+                        await self._abandon(call)
+                        raise
                     call.recording_path = path
                     return RecordingPrepared(self._clock())
                 case SetResult(status, reason, recording):

@@ -43,6 +43,7 @@ from callconsent.evidence import (
 from callconsent.evidence.at_rest import AtRest
 from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.known import KnownSidecars
+from callconsent.keyed_locks import KeyedLocks
 
 log = structlog.get_logger("callconsent.store")
 
@@ -82,7 +83,7 @@ class EvidenceStore(MidCallChanges):
         self._recordings: dict[str, paths.RecordingPaths] = {}
         #: calls whose recording waits for the answering agent's consent (R15)
         self._agent_waits: dict[str, RecordingStart] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()  # per call, while a change to its recording runs or waits
 
     async def prepare_recording(
         self, outcome: CallOutcome, call: CallInfo, started: datetime
@@ -122,7 +123,7 @@ class EvidenceStore(MidCallChanges):
         ``agent_decision``). Returns the outcome and the audio path (for a recording the caller
         must start now), or None when the call waits for no agent (unknown, or decided already).
         A recording left with no purpose becomes a tombstone."""
-        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
+        async with self._locks.hold(uniqueid):
             start = self._agent_waits.pop(uniqueid, None)
             where = self._recordings.get(uniqueid)
             if start is None or where is None:
@@ -161,6 +162,16 @@ class EvidenceStore(MidCallChanges):
                 kept=list(outcome.kept),
             )
             return outcome, str(where.audio)
+
+    async def recording_abandoned(self, uniqueid: str, at: datetime, reason: str) -> None:
+        """A prepared recording that will never start (the channel was gone, or ARI failed,
+        before the result reached the dialplan): its sidecar becomes a tombstone now (ledger
+        ``deleted``) and the call is forgotten, as no end of it will be reported."""
+        async with self._locks.hold(uniqueid):
+            self._agent_waits.pop(uniqueid, None)
+            where = self._recordings.pop(uniqueid, None)
+            if where is not None:
+                await self._discard(where, at, reason)
 
     async def agent_recording_failed(self, uniqueid: str, at: datetime, reason: str) -> None:
         """The recording the agent's consent allowed could not be started: tombstone it."""
@@ -229,8 +240,7 @@ class EvidenceStore(MidCallChanges):
         if self.waiting_for_agent(call.uniqueid):  # no decision ever came: never consent
             unknown = AgentEvidence(None, "unknown", None, ended)
             await self.agent_decided(call.uniqueid, unknown, given=False, reason="agent_unknown")
-        lock = self._locks.pop(call.uniqueid, None) or asyncio.Lock()
-        async with lock:  # a mid-call change in flight finishes first; later ones find nothing
+        async with self._locks.hold(call.uniqueid):  # a change in flight first; later: nothing
             where = self._recordings.pop(call.uniqueid, None)
         if where is None:
             return
