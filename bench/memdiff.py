@@ -24,8 +24,11 @@ def main() -> None:
     args = p.parse_args()
     fa = json.loads((args.folder / f"{args.a}.types.json").read_text())
     fb = json.loads((args.folder / f"{args.b}.types.json").read_text())
-    for key in ("rss_kib_before_gc", "rss_kib", "traced_kib", "gc_objects", "threads"):
-        print(f"{key:>18}: {fa[key]:>9} -> {fb[key]:>9}  ({fb[key] - fa[key]:+})")
+    keys = ("rss_kib_before_gc", "rss_kib", "traced_kib", "gc_objects", "threads")
+    native = ("malloc_in_use_kib", "malloc_free_held_kib", "malloc_heap_kib", "sqlite_kib")
+    for key in (*keys, *native):
+        if key in fa and key in fb:
+            print(f"{key:>20}: {fa[key]:>9} -> {fb[key]:>9}  ({fb[key] - fa[key]:+})")
     grown = {t: fb["types"].get(t, 0) - fa["types"].get(t, 0) for t in {*fa["types"], *fb["types"]}}
     print("\nobject types (count change):")
     for name, diff in sorted(grown.items(), key=lambda kv: -abs(kv[1]))[: args.top]:
@@ -39,6 +42,8 @@ def main() -> None:
             f"  {c['owner']}.{c['attr']} ({c['type']}): {before.get(key, '-')} -> {c['len']}"
             f"  e.g. {', '.join(c['sample'])[:120]}"
         )
+    if not (args.folder / f"{args.a}.snap").exists():
+        return  # taken without tracemalloc
     sa = tracemalloc.Snapshot.load(str(args.folder / f"{args.a}.snap"))
     sb = tracemalloc.Snapshot.load(str(args.folder / f"{args.b}.snap"))
     skip = (

@@ -3,17 +3,20 @@
     python bench/traced_app.py DIR [callconsent arguments...]
 
 Runs ``callconsent.cli.main`` with the given arguments exactly as ``python -m`` would, with
-``tracemalloc`` started first (``CALLCONSENT_BENCH_TRACE_FRAMES`` frames a trace, default 6) and a
-daemon thread that answers snapshot requests: whoever wants one creates ``DIR/<label>.req``; the
-thread runs a full garbage collection, writes the tracemalloc snapshot to ``DIR/<label>.snap``,
-the live objects counted by type to ``DIR/<label>.types.json`` and the process's RSS, then
-removes the request. ``bench/memdiff.py`` compares two labels. The app itself is not changed:
+``tracemalloc`` started first (``CALLCONSENT_BENCH_TRACE_FRAMES`` frames a trace, default 6; 0:
+no tracemalloc, only the figures below, at no cost between snapshots) and a daemon thread that
+answers snapshot requests: whoever wants one creates ``DIR/<label>.req``; the thread runs a full
+garbage collection, writes the tracemalloc snapshot to ``DIR/<label>.snap``, the live objects
+counted by type, the large containers and the memory figures (RSS, glibc malloc's ``mallinfo2``
+over all arenas, SQLite's own allocations) to ``DIR/<label>.types.json``, then removes the
+request. ``bench/memdiff.py`` compares two labels. The app itself is not changed:
 this file is the only place that knows about tracing.
 """
 
 from __future__ import annotations
 
 import collections
+import ctypes
 import gc
 import json
 import os
@@ -34,14 +37,56 @@ def _rss_kib() -> int:
     return 0
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",  # bytes glibc took with brk/sbrk (all arenas' heaps)
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",  # bytes in mmap'd blocks (large allocations)
+            "usmblks",
+            "fsmblks",
+            "uordblks",  # bytes in use
+            "fordblks",  # bytes free, held by the allocator
+            "keepcost",
+        )
+    ]
+
+
+def native_figures() -> dict[str, int]:
+    """glibc malloc's totals over every arena and SQLite's own heap, in KiB (0 if unknown)."""
+    out = {}
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+        out["malloc_in_use_kib"] = (info.uordblks + info.hblkhd) // 1024
+        out["malloc_free_held_kib"] = info.fordblks // 1024
+        out["malloc_heap_kib"] = info.arena // 1024
+    except (OSError, AttributeError):
+        pass
+    try:
+        import _sqlite3
+
+        lib = ctypes.CDLL(_sqlite3.__file__)  # its libsqlite3's symbols
+        lib.sqlite3_memory_used.restype = ctypes.c_int64
+        out["sqlite_kib"] = lib.sqlite3_memory_used() // 1024
+    except (OSError, AttributeError, ImportError):
+        pass
+    return out
+
+
 def snapshot(folder: Path, label: str) -> None:
     """Collect, then write the snapshot, the object counts by type and the figures of ``label``."""
     before = _rss_kib()
     gc.collect()
     types = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
-    snap = tracemalloc.take_snapshot()
-    snap.dump(str(folder / f"{label}.snap"))
-    traced, peak = tracemalloc.get_traced_memory()
+    traced = peak = 0
+    if tracemalloc.is_tracing():
+        tracemalloc.take_snapshot().dump(str(folder / f"{label}.snap"))
+        traced, peak = tracemalloc.get_traced_memory()
     figures = {
         "label": label,
         "at": time.time(),
@@ -51,6 +96,7 @@ def snapshot(folder: Path, label: str) -> None:
         "traced_peak_kib": peak // 1024,
         "gc_objects": sum(types.values()),
         "threads": threading.active_count(),
+        **native_figures(),
         "types": dict(types.most_common()),
         "containers": big_containers(),
     }
@@ -107,7 +153,9 @@ def _watch(folder: Path) -> None:
 def main() -> None:
     folder = Path(sys.argv[1])
     folder.mkdir(parents=True, exist_ok=True)
-    tracemalloc.start(int(os.environ.get("CALLCONSENT_BENCH_TRACE_FRAMES", "6")))
+    frames = int(os.environ.get("CALLCONSENT_BENCH_TRACE_FRAMES", "6"))
+    if frames > 0:
+        tracemalloc.start(frames)
     threading.Thread(target=_watch, args=(folder,), name="bench-tracemalloc", daemon=True).start()
     sys.argv = ["callconsent", *sys.argv[2:]]
     runpy.run_module("callconsent.cli.main", run_name="__main__", alter_sys=True)
