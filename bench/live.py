@@ -35,6 +35,10 @@ steps of +10 calls/s, +100 concurrent until a run has a wrong outcome or a faile
 every 10 s and the slope per 1,000 calls reported. ``--profile DIR``: py-spy (``pip install
 py-spy``; not a dependency) records the app's collapsed stacks (threads holding the GIL: Python's own CPU), one file
 per run.
+``--trace-dir DIR`` (with ``--soak``): run the app through ``bench/traced_app.py`` (tracemalloc,
+``CALLCONSENT_BENCH_TRACE_FRAMES`` frames, 0 for none) and take a snapshot at the start, every
+``--snapshot-every`` calls and 40 s after the last call: objects by type, the large containers
+and who holds them, glibc malloc and SQLite totals; ``bench/memdiff.py DIR c0 end`` compares two.
 ``--app-src DIR``: run the app from another ``src/`` folder (``git archive <commit> src``), for
 before/after figures on the same lab. ``--app-nice N``: run the app at niceness N (as a systemd
 ``Nice=`` would; Asterisk runs at 0).
