@@ -291,3 +291,15 @@ async def test_a_subscribed_channel_keeps_its_lane_when_its_first_event_is_not_s
     dispatcher.dispatch(channel_event("ChannelDestroyed", "c1"))
     await eventually(lambda: not dispatcher.active_channels)
     assert kept_state(dispatcher) == {}
+
+
+async def test_a_subscribed_channel_outside_stasis_loses_its_lane_when_released() -> None:
+    sink = RecordingSink()
+    dispatcher = Dispatcher()
+    dispatcher.start(sink)
+    dispatcher.hold("c1")  # subscribed after a reconnect: it left Stasis before
+    dispatcher.dispatch(channel_event("ChannelUserevent", "c1", eventname="withdraw"))
+    await sink.wait_for(lambda: len(sink.events("c1")) == 1)
+    dispatcher.release("c1")  # unsubscribed: no ChannelDestroyed will come
+    await eventually(lambda: not dispatcher.active_channels)
+    assert kept_state(dispatcher) == {}

@@ -60,6 +60,7 @@ class Dispatcher:
         lane = self._lanes.get(cid)
         if lane is None:  # a channel's lane stays open only from StasisStart or a subscription
             lane = self._open(cid, closing=cid is not None and not self._stays(cid, kind))
+            lane.stasis_ended = cid is not None and kind != STASIS_START  # not in Stasis now
         lane.queue.put_nowait(event)
         if cid is None:
             return
