@@ -22,3 +22,14 @@ def kept_state(obj: Any) -> dict[str, int]:
         for name, value in attrs.items()
         if isinstance(value, _CONTAINERS) and len(value) > 0
     }
+
+
+def sqlite_heap_bytes() -> int:
+    """The bytes SQLite has allocated in this process now (``sqlite3_memory_used``): every
+    connection's page cache, statements and schema."""
+    import _sqlite3
+    import ctypes
+
+    lib = ctypes.CDLL(_sqlite3.__file__)  # dlsym searches its libsqlite3 too
+    lib.sqlite3_memory_used.restype = ctypes.c_int64
+    return int(lib.sqlite3_memory_used())
