@@ -26,6 +26,8 @@ def main() -> None:
     fb = json.loads((args.folder / f"{args.b}.types.json").read_text())
     keys = ("rss_kib_before_gc", "rss_kib", "traced_kib", "gc_objects", "threads")
     native = ("malloc_in_use_kib", "malloc_free_held_kib", "malloc_heap_kib", "sqlite_kib")
+    native += ("pymalloc_arenas", "pymalloc_arenas_highwater", "pymalloc_used_kib")
+    native += ("pymalloc_free_kib",)
     for key in (*keys, *native):
         if key in fa and key in fb:
             print(f"{key:>20}: {fa[key]:>9} -> {fb[key]:>9}  ({fb[key] - fa[key]:+})")

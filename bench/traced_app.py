@@ -78,6 +78,36 @@ def native_figures() -> dict[str, int]:
     return out
 
 
+def pymalloc_figures(folder: Path) -> dict[str, int]:
+    """Python's own allocator (pymalloc): its arenas now and at most, the bytes in live blocks,
+    in KiB. ``sys._debugmallocstats`` writes to the C stderr: fd 2 goes to a file meanwhile
+    (it runs holding the GIL, so no log line of the app lands there)."""
+    out_path = folder / ".mallocstats"
+    with out_path.open("w") as out:
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    names = {
+        "# arenas allocated current": "pymalloc_arenas",
+        "# arenas highwater mark": "pymalloc_arenas_highwater",
+        "# bytes in allocated blocks": "pymalloc_used_kib",
+        "# bytes in available blocks": "pymalloc_free_kib",
+    }
+    found: dict[str, int] = {}
+    for line in out_path.read_text().splitlines():
+        name, _, value = line.partition("=")
+        key = names.get(name.strip())
+        if key is not None:
+            number = int(value.strip().replace(",", ""))
+            found[key] = number // 1024 if key.endswith("_kib") else number
+    out_path.unlink()
+    return found
+
+
 def snapshot(folder: Path, label: str) -> None:
     """Collect, then write the snapshot, the object counts by type and the figures of ``label``."""
     before = _rss_kib()
@@ -97,6 +127,7 @@ def snapshot(folder: Path, label: str) -> None:
         "gc_objects": sum(types.values()),
         "threads": threading.active_count(),
         **native_figures(),
+        **pymalloc_figures(folder),
         "types": dict(types.most_common()),
         "containers": big_containers(),
     }
