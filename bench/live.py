@@ -35,6 +35,10 @@ steps of +10 calls/s, +100 concurrent until a run has a wrong outcome or a faile
 every 10 s and the slope per 1,000 calls reported. ``--profile DIR``: py-spy (``pip install
 py-spy``; not a dependency) records the app's collapsed stacks (threads holding the GIL: Python's own CPU), one file
 per run.
+``--trace-dir DIR`` (with ``--soak``): run the app through ``bench/traced_app.py`` (tracemalloc,
+``CALLCONSENT_BENCH_TRACE_FRAMES`` frames, 0 for none) and take a snapshot at the start, every
+``--snapshot-every`` calls and 40 s after the last call: objects by type, the large containers
+and who holds them, glibc malloc and SQLite totals; ``bench/memdiff.py DIR c0 end`` compares two.
 ``--app-src DIR``: run the app from another ``src/`` folder (``git archive <commit> src``), for
 before/after figures on the same lab. ``--app-nice N``: run the app at niceness N (as a systemd
 ``Nice=`` would; Asterisk runs at 0).
@@ -46,7 +50,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,11 +78,10 @@ from bench.live_lab import (  # noqa: E402
     loadavg,
     make_caller,
     peak_rss_mib,
-    rss_kib,
     run_sipp,
-    sipp_command,
     wait_settled,
 )
+from bench.live_soak import soak  # noqa: E402
 from tests.e2e.lab_app import DEMO_CONFIG, LAB_ECHO_AGENT, LAB_ENV  # noqa: E402
 from tests.harness.asterisk import AsteriskLab  # noqa: E402
 
@@ -127,53 +129,6 @@ def one_run(
     for path in judge(run, lab, mark, tag, caller, app_pid is not None):
         path.unlink(missing_ok=True)
     return run
-
-
-def soak(lab: AsteriskLab, caller: Caller, work: Path, app: App, seconds: int) -> dict[str, Any]:
-    """The app alone at 10 calls/s for ``seconds``: RSS sampled every 10 s against calls done."""
-    rate, concurrent = 10, 300
-    calls = rate * seconds
-    tag = f"s{uuid.uuid4().hex[:8]}"
-    pid = app.start()
-    mark = lab.log_offset()
-    cmd, _bound = sipp_command(caller, ROUTE, rate, concurrent, calls, work, tag)
-    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    samples: list[tuple[int, int]] = []
-    done, offset = 0, mark
-    while proc.poll() is None:
-        time.sleep(10)
-        with lab.log_path.open("rb") as log:  # only what is new: the log grows ~12 KB a call
-            log.seek(offset)
-            chunk = log.read()
-        end = chunk.rfind(b"\n") + 1
-        offset += end
-        done += sum(  # the NOTICE line, not the VERBOSE "Executing ... Log(...)" before it
-            1
-            for line in chunk[:end].split(b"\n")
-            if b"] NOTICE[" in line and b" LABEND " in line and f"callid={tag}-".encode() in line
-        )
-        samples.append((done, rss_kib(pid)))
-    app.stop()
-    xs = [float(d) for d, _ in samples if d > 0]
-    ys = [float(r) for d, r in samples if d > 0]
-    half = len(xs) // 2  # the first half includes the warm-up (caches, pools, the allocator)
-    return {
-        "seconds": seconds,
-        "calls_done": samples[-1][0] if samples else 0,
-        "rss_kib_first": ys[0] if ys else None,
-        "rss_kib_last": ys[-1] if ys else None,
-        "rss_slope_kib_per_1000_calls": _slope(xs, ys),
-        "rss_slope_second_half_kib_per_1000_calls": _slope(xs[half:], ys[half:]),
-        "samples": samples,
-        "loadavg_end": loadavg(),
-    }
-
-
-def _slope(xs: list[float], ys: list[float]) -> float | None:
-    """KiB per 1,000 calls: the least-squares slope of RSS against calls done."""
-    if len(xs) < 3 or len(set(xs)) < 2:
-        return None
-    return round(statistics.linear_regression(xs, ys).slope * 1000, 1)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -272,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--talk", type=float, default=7.0, help="seconds the caller talks after the 1")
     p.add_argument("--soak", action="store_true", help="10 calls/s for --soak-seconds, app only")
     p.add_argument("--soak-seconds", type=int, default=600)
+    p.add_argument(
+        "--trace-dir",
+        type=Path,
+        help="run the app under tracemalloc (bench/traced_app.py); snapshots here (bench/memdiff.py)",
+    )
+    p.add_argument("--snapshot-every", type=int, default=1000, help="with --trace-dir: calls")
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--name", default="bench-live", help="lab-isolated NAME")
     p.add_argument("--profile", type=Path, help="py-spy profiles of the app (folder)")
@@ -351,11 +312,13 @@ def main(argv: list[str] | None = None) -> int:
         lab, caller = prepare(work, args.talk)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-        app = App(work / "app.log", args.profile, args.app_src, args.app_nice)
+        app = App(work / "app.log", args.profile, args.app_src, args.app_nice, args.trace_dir)
         result: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         result["cpus"] = os.cpu_count()
         if args.soak:
-            result["soak"] = got = soak(lab, caller, work, app, args.soak_seconds)
+            result["soak"] = got = soak(
+                lab, caller, work, app, args.soak_seconds, args.snapshot_every
+            )
             print(json.dumps({k: v for k, v in got.items() if k != "samples"}, indent=2))
             print(
                 f"soak: {got['calls_done']} calls in {got['seconds']} s; app RSS "

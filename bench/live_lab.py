@@ -126,8 +126,10 @@ class App:
         profile_dir: Path | None = None,
         app_src: Path | None = None,
         nice: int = 0,
+        trace_dir: Path | None = None,
     ) -> None:
         self.log_path = log_path
+        self.trace_dir = trace_dir  # run under tracemalloc (bench/traced_app.py), snapshots here
         self.nice = nice  # the app's scheduling niceness (systemd Nice=), Asterisk runs at 0
         self.app_src = app_src  # another version's src/ folder to run (before/after figures)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -140,14 +142,7 @@ class App:
         self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "callconsent.cli.main",
-                    "serve",
-                    "--config",
-                    str(DEMO_CONFIG),
-                ],
+                [*self._python(), "serve", "--config", str(DEMO_CONFIG)],
                 env=self._env(),
                 stdout=log,
                 stderr=log,
@@ -165,6 +160,11 @@ class App:
                 return self.proc.pid
             time.sleep(0.1)
         raise SystemExit("bench: callconsent serve did not connect to ARI and AMI within 20 s")
+
+    def _python(self) -> list[str]:
+        if self.trace_dir is None:
+            return [sys.executable, "-m", "callconsent.cli.main"]
+        return [sys.executable, str(REPO / "bench" / "traced_app.py"), str(self.trace_dir)]
 
     def _env(self) -> dict[str, str]:
         env = {**os.environ, **LAB_ENV}

@@ -21,6 +21,7 @@ from callconsent.agents.rules import RecordingStart
 from callconsent.evidence import caller_keys, group_commit, paths, sidecar
 from callconsent.evidence.known import KnownSidecars
 from callconsent.evidence.paths import find_recording
+from callconsent.keyed_locks import KeyedLocks
 from callconsent.parties import hold, stops
 from callconsent.sensitive import rules as sensitive
 from callconsent.withdrawal import in_call
@@ -51,7 +52,7 @@ class MidCallChanges:
     _sidecars: KnownSidecars
     _recordings: dict[str, paths.RecordingPaths]
     _agent_waits: dict[str, RecordingStart]
-    _locks: dict[str, asyncio.Lock]
+    _locks: KeyedLocks
 
     if TYPE_CHECKING:  # the store's own: a recording's audio in the spool, its tombstone
 
@@ -169,7 +170,7 @@ class MidCallChanges:
         self, uniqueid: str, at: datetime, pause: hold.Pause | None
     ) -> hold.PauseChange:
         """List a pause (R2; None: the open one ended) in a live recording's sidecar."""
-        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
+        async with self._locks.hold(uniqueid):
             where = self._recordings.get(uniqueid)
             if where is None:  # ended (recording_ended holds the lock) or not ours
                 return hold.NOTHING
@@ -195,7 +196,7 @@ class MidCallChanges:
         """A mid-call change to a call's recording: the pure ``change`` decides from the
         sidecar; its ledger ``entry`` is written first, then the recording is deleted (tombstone)
         or its new sidecar written. Serialised per call."""
-        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
+        async with self._locks.hold(uniqueid):
             self._agent_waits.pop(uniqueid, None)
             where = self._recordings.get(uniqueid)
             if where is None:

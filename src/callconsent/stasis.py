@@ -50,6 +50,7 @@ from callconsent.consent import (
     StopPlayback,
     WriteLedger,
 )
+from callconsent.evidence import sidecar
 from callconsent.evidence.documents import CallInfo
 from callconsent.hook_result import extra_variables
 from callconsent.ports import (
@@ -276,6 +277,11 @@ class StasisApp:
         if self._calls.pop(channel_id, None) is not None:
             log_timing(call.log, call.marks)
 
+    async def _abandon(self, call: _Call) -> None:
+        """The prepared recording of ``call`` never starts: tombstone it (logged on failure)."""
+        reason = sidecar.TombstoneReason.NOT_STARTED
+        await self._store.discard_recording(call.info.uniqueid, self._clock(), reason)
+
     # -- the machine ----------------------------------------------------------------------
     async def _feed(self, call: _Call, first: Event) -> None:
         async with call.lock:
@@ -335,9 +341,12 @@ class StasisApp:
                         call.log.error("recording_not_watched", reason=NOT_WATCHED)
                         return AdapterFailed(NOT_WATCHED, self._clock())
                     path = await self._store.prepare_recording(outcome, call.info, self._clock())
+                    try:  # hear of the channel's end after it leaves Stasis, to finalise it
+                        await self._ari.subscribe(f"channel:{channel_id}")
+                    except AriError:  # no recording will start: no end of it will come either
+                        await self._abandon(call)
+                        raise
                     call.recording_path = path
-                    # hear of the channel's end after it leaves Stasis, to finalise the sidecar
-                    await self._ari.subscribe(f"channel:{channel_id}")
                     return RecordingPrepared(self._clock())
                 case SetResult(status, reason, recording):
                     call.marks.setdefault("decided", time.time())

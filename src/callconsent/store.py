@@ -45,6 +45,7 @@ from callconsent.evidence.at_rest import AtRest
 from callconsent.evidence.callers import KeyRow
 from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.known import KnownSidecars
+from callconsent.keyed_locks import KeyedLocks
 
 log = structlog.get_logger("callconsent.store")
 
@@ -85,7 +86,7 @@ class EvidenceStore(MidCallChanges):
         self._recordings: dict[str, paths.RecordingPaths] = {}
         #: calls whose recording waits for the answering agent's consent (R15)
         self._agent_waits: dict[str, RecordingStart] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()  # per call, while a change to its recording runs or waits
 
     async def prepare_recording(
         self, outcome: CallOutcome, call: CallInfo, started: datetime
@@ -125,7 +126,7 @@ class EvidenceStore(MidCallChanges):
         ``agent_decision``). Returns the outcome and the audio path (for a recording the caller
         must start now), or None when the call waits for no agent (unknown, or decided already).
         A recording left with no purpose becomes a tombstone."""
-        async with self._locks.setdefault(uniqueid, asyncio.Lock()):
+        async with self._locks.hold(uniqueid):
             start = self._agent_waits.pop(uniqueid, None)
             where = self._recordings.get(uniqueid)
             if start is None or where is None:
@@ -245,17 +246,20 @@ class EvidenceStore(MidCallChanges):
     async def discard_recording(self, uniqueid: str, at: datetime, reason: str) -> None:
         """A prepared recording the call will not have (its ledger line was refused): the
         sidecar becomes a tombstone with ``reason``. If that cannot be written either, the
-        sidecar stays ``recording`` with no audio for ``callconsent reconcile`` (logged)."""
-        self._agent_waits.pop(uniqueid, None)
-        where = self._recordings.pop(uniqueid, None)
-        if where is None:
-            return
-        try:
-            await asyncio.to_thread(self._tombstone, where, at, reason)
-        except (OSError, ValueError) as exc:
-            self._sidecars.forget(uniqueid)
-            log.error("recording_not_discarded", call_id=uniqueid, error=str(exc))
-            return
+        sidecar stays ``recording`` with no audio for ``callconsent reconcile`` (logged).
+        Also for a recording that never starts (the channel's subscription failed): no end of
+        it will be reported, so the call is forgotten here."""
+        async with self._locks.hold(uniqueid):
+            self._agent_waits.pop(uniqueid, None)
+            where = self._recordings.pop(uniqueid, None)
+            if where is None:
+                return
+            try:
+                await asyncio.to_thread(self._tombstone, where, at, reason)
+            except (OSError, ValueError) as exc:
+                self._sidecars.forget(uniqueid)
+                log.error("recording_not_discarded", call_id=uniqueid, error=str(exc))
+                return
         log.info("recording_discarded", call_id=uniqueid, file=where.relative, reason=reason)
 
     async def recording_ended(self, call: CallInfo, ended: datetime) -> None:
@@ -265,8 +269,7 @@ class EvidenceStore(MidCallChanges):
         if self.waiting_for_agent(call.uniqueid):  # no decision ever came: never consent
             unknown = AgentEvidence(None, "unknown", None, ended)
             await self.agent_decided(call.uniqueid, unknown, given=False, reason="agent_unknown")
-        lock = self._locks.pop(call.uniqueid, None) or asyncio.Lock()
-        async with lock:  # a mid-call change in flight finishes first; later ones find nothing
+        async with self._locks.hold(call.uniqueid):  # a change in flight first; later: nothing
             where = self._recordings.pop(call.uniqueid, None)
         if where is None:
             return

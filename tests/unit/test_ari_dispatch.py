@@ -12,6 +12,7 @@ import pytest
 import structlog
 
 from callconsent.ari import AriClient, channel_id_of
+from callconsent.ari._dispatch import Dispatcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.support` without a conftest
 from tests.support import (
@@ -21,6 +22,7 @@ from tests.support import (
     eventually,
     playback_event,
 )
+from tests.support.memory import kept_state
 
 
 @pytest.fixture
@@ -240,3 +242,64 @@ async def test_queues_of_channels_gone_during_a_disconnect_are_closed_on_reconne
     await server.drop_websockets()
     await sink.wait_for(lambda: sink.connected == 2)
     await eventually(lambda: client.active_channels == {"still-here", "subscribed-alive"})
+
+
+# -- the dispatcher alone: what it keeps of channels long gone ------------------------------
+
+CALLS = 5000  # more channels than any fixed-size memory of ended channels would hold
+
+
+async def _many_calls(dispatcher: Dispatcher, calls: int) -> None:
+    for n in range(calls):
+        dispatcher.dispatch(channel_event("StasisStart", f"call-{n}"))
+        dispatcher.dispatch(channel_event("StasisEnd", f"call-{n}"))
+    await eventually(lambda: not dispatcher.active_channels, within=10)
+
+
+async def test_nothing_is_kept_of_thousands_of_channels_once_their_lanes_are_gone() -> None:
+    dispatcher = Dispatcher()
+    dispatcher.start(RecordingSink())
+    await _many_calls(dispatcher, CALLS)
+    assert kept_state(dispatcher) == {}
+
+
+async def test_a_late_event_thousands_of_channels_after_the_teardown_opens_no_lasting_lane() -> (
+    None
+):
+    sink = RecordingSink()
+    dispatcher = Dispatcher()
+    dispatcher.start(sink)
+    await _many_calls(dispatcher, CALLS)
+    dispatcher.dispatch(channel_event("ChannelVarset", "call-0", variable="X", value="1"))
+    await sink.wait_for(
+        lambda: sink.types("call-0") == ["StasisStart", "StasisEnd", "ChannelVarset"]
+    )
+    await eventually(lambda: not dispatcher.active_channels)
+
+
+async def test_a_subscribed_channel_keeps_its_lane_when_its_first_event_is_not_stasis_start() -> (
+    None
+):
+    sink = RecordingSink()
+    dispatcher = Dispatcher()
+    dispatcher.start(sink)
+    dispatcher.hold("c1")  # subscribed after a reconnect: no StasisStart will come
+    dispatcher.dispatch(channel_event("ChannelUserevent", "c1", eventname="withdraw"))
+    await sink.wait_for(lambda: len(sink.events("c1")) == 1)
+    await asyncio.sleep(0.01)
+    assert dispatcher.active_channels == {"c1"}
+    dispatcher.dispatch(channel_event("ChannelDestroyed", "c1"))
+    await eventually(lambda: not dispatcher.active_channels)
+    assert kept_state(dispatcher) == {}
+
+
+async def test_a_subscribed_channel_outside_stasis_loses_its_lane_when_released() -> None:
+    sink = RecordingSink()
+    dispatcher = Dispatcher()
+    dispatcher.start(sink)
+    dispatcher.hold("c1")  # subscribed after a reconnect: it left Stasis before
+    dispatcher.dispatch(channel_event("ChannelUserevent", "c1", eventname="withdraw"))
+    await sink.wait_for(lambda: len(sink.events("c1")) == 1)
+    dispatcher.release("c1")  # unsubscribed: no ChannelDestroyed will come
+    await eventually(lambda: not dispatcher.active_channels)
+    assert kept_state(dispatcher) == {}

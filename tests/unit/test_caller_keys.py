@@ -13,6 +13,7 @@ from callconsent.evidence import callers
 from callconsent.evidence.caller_keys import CallerKeys, KeyStoreError, store_path, subject_key
 from callconsent.evidence.group_commit import GroupCommit
 from callconsent.evidence.ledger import Ledger, verify_chain
+from tests.support.memory import sqlite_heap_bytes
 
 SECRET = b"k" * 32
 NUMBER = "+4522334455"
@@ -156,3 +157,15 @@ _CALL_REST = {
     "software": {"name": "callconsent", "version": "0.1.0"},
     "config_sha256": "ab" * 32,
 }
+
+
+def test_the_key_store_memory_stays_bounded_however_many_keys_it_takes(tmp_path: Path) -> None:
+    keys = CallerKeys(tmp_path / "caller-keys.sqlite3")
+    rows = [callers.seal(f"1796474519.{n}", NUMBER, "A Caller", SECRET)[1] for n in range(8000)]
+    keys.put([r for r in rows[:10] if r is not None])  # the connection, schema and statements
+    before = sqlite_heap_bytes()
+    for i in range(10, len(rows), 100):  # ~2.4 MB of rows and indexes: past a 2 MiB cache
+        keys.put([r for r in rows[i : i + 100] if r is not None])
+    grown = sqlite_heap_bytes() - before
+    keys.close()
+    assert grown < 700 * 1024, f"SQLite's heap grew by {grown // 1024} KiB"

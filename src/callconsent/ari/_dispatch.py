@@ -3,23 +3,28 @@
 A slow handler on one channel never delays another channel, and events that arrive while a
 handler awaits wait in that channel's queue (unbounded: none is dropped). A channel's queue and
 task are torn down once drained after ``StasisEnd`` (unless the app subscribed to the channel,
-which keeps events flowing after Stasis) or ``ChannelDestroyed``, so memory stays flat.
+which keeps events flowing after Stasis) or ``ChannelDestroyed``. Only ``StasisStart`` (or a
+subscription) opens a lane that stays: any other event for a channel with no lane (a late one,
+after the teardown) opens one that closes again once drained. Nothing is kept of a channel
+after its lane is gone, so memory stays flat however many calls come and go.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 
 import structlog
 
-from ._events import CHANNEL_DESTROYED, STASIS_END, AriEvent, EventSink, channel_id_of
+from ._events import (
+    CHANNEL_DESTROYED,
+    STASIS_END,
+    STASIS_START,
+    AriEvent,
+    EventSink,
+    channel_id_of,
+)
 
 log = structlog.get_logger(__name__)
-
-#: How many torn-down channel ids to remember, so a stray late event for one opens a lane that
-#: closes again once drained instead of lingering.
-_ENDED_MEMORY = 4096
 
 
 class _Lane:
@@ -40,7 +45,6 @@ class Dispatcher:
         self._sink: EventSink | None = None
         self._lanes: dict[str | None, _Lane] = {}
         self._held: set[str] = set()
-        self._ended: OrderedDict[str, None] = OrderedDict()
 
     @property
     def active_channels(self) -> frozenset[str]:
@@ -52,13 +56,14 @@ class Dispatcher:
     def dispatch(self, event: AriEvent) -> None:
         """Queue one event on its channel's lane (synchronous: order is arrival order)."""
         cid = channel_id_of(event)
+        kind = event.get("type")
         lane = self._lanes.get(cid)
-        if lane is None:
-            lane = self._open(cid)
+        if lane is None:  # a channel's lane stays open only from StasisStart or a subscription
+            lane = self._open(cid, closing=cid is not None and not self._stays(cid, kind))
+            lane.stasis_ended = cid is not None and kind != STASIS_START  # not in Stasis now
         lane.queue.put_nowait(event)
         if cid is None:
             return
-        kind = event.get("type")
         if kind == CHANNEL_DESTROYED:
             self._held.discard(cid)
             lane.closing = True
@@ -70,7 +75,6 @@ class Dispatcher:
     def hold(self, channel_id: str) -> None:
         """Keep the channel's lane after StasisEnd (the app subscribed to the channel)."""
         self._held.add(channel_id)
-        self._ended.pop(channel_id, None)
         lane = self._lanes.get(channel_id)
         if lane is not None and lane.closing and lane.stasis_ended:
             lane.closing = False
@@ -101,8 +105,12 @@ class Dispatcher:
             await asyncio.wait(tasks)
         self._lanes.clear()
 
-    def _open(self, cid: str | None) -> _Lane:
-        lane = _Lane(closing=cid is not None and cid in self._ended)
+    def _stays(self, cid: str, kind: object) -> bool:
+        """A lane opened now for ``cid`` by an event of type ``kind`` stays open when drained."""
+        return kind == STASIS_START or cid in self._held
+
+    def _open(self, cid: str | None, *, closing: bool) -> _Lane:
+        lane = _Lane(closing=closing)
         self._lanes[cid] = lane
         lane.task = asyncio.create_task(self._consume(cid, lane), name=f"ari-lane-{cid}")
         return lane
@@ -130,7 +138,3 @@ class Dispatcher:
         finally:
             if self._lanes.get(cid) is lane:
                 del self._lanes[cid]
-            if cid is not None and lane.closing:
-                self._ended[cid] = None
-                while len(self._ended) > _ENDED_MEMORY:
-                    self._ended.popitem(last=False)

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 #: Everything else is passed through to the sink untouched.
 AriEvent = dict[str, Any]
 
+#: The event that puts a channel in Stasis: its lane stays open until one of the two below.
+STASIS_START = "StasisStart"
 #: Events after which Asterisk sends nothing more for a channel in Stasis.
 STASIS_END = "StasisEnd"
 CHANNEL_DESTROYED = "ChannelDestroyed"

@@ -80,6 +80,7 @@ class TombstoneReason(enum.StrEnum):
     WITHDRAWN = "withdrawn"
     ERASED = "erased"
     NO_AUDIO = "no_audio"
+    NOT_STARTED = "not_started"  # prepared, but the call was gone or failed before recording
     SENSITIVE = "sensitive"  # flagged by the agent (R22), only consent purposes recorded
 
 
