@@ -1,0 +1,156 @@
+"""One thread for the live store's sidecar work, fed by a queue, woken once per batch.
+
+The evidence store (:mod:`callconsent.store`) used to run every sidecar write in
+``asyncio.to_thread``: a hop to the default executor and back per write, about seven a recorded
+call, each waking the event loop on its own. :class:`FileWorker` has one thread take every job
+queued while it worked on the previous batch, run them in the order they came (so one call's work
+stays in order), fsync each directory the batch's renames went into once, and only then hand the
+results back: one wake-up of the event loop per batch, whatever its size.
+
+A job is a plain function taking a :class:`DirSyncs`: it writes its files with their own fsync
+and leaves the directory fsync of a rename to the batch (:meth:`DirSyncs.later`). No job's result
+is handed back before every directory it named is fsynced; a directory whose fsync fails fails
+each job that named it (nothing of it is acknowledged). A job that needs a rename durable before
+its next step (a tombstone before the audio is deleted) syncs the directory itself, at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, Generic, TypeVar
+
+from callconsent.evidence.fsio import fsync_dir
+
+#: The worker thread ends after this long with nothing to do (the next job starts another).
+_IDLE_SECONDS: Final = 1.0
+
+T = TypeVar("T")
+
+
+class DirSyncs:
+    """The directories one batch's renames went into, fsynced once each when the batch ends."""
+
+    def __init__(self, sync: Callable[[Path], None]) -> None:
+        self._fsync_dir = sync
+        self._dirs: dict[Path, list[_Job[Any]]] = {}
+        self._job: _Job[Any] | None = None
+
+    def later(self, directory: Path) -> None:
+        """Make a rename or unlink done in ``directory`` durable before the job's result is
+        handed back (with the batch's one fsync of that directory)."""
+        assert self._job is not None
+        self._dirs.setdefault(directory, []).append(self._job)
+
+    def _sync(self) -> None:
+        for directory, jobs in self._dirs.items():
+            try:
+                self._fsync_dir(directory)
+            except OSError as exc:  # not durable: no job that needed it is acknowledged
+                for job in jobs:
+                    job.fail(exc)
+        self._dirs.clear()
+
+
+class FileWorker:
+    """Runs file jobs from asyncio in one thread (see the module). :meth:`close` stops it."""
+
+    def __init__(
+        self, name: str = "evidence-files", *, sync_dir: Callable[[Path], None] = fsync_dir
+    ) -> None:
+        self._name = name
+        self._sync_dir = sync_dir  # what makes a batch's renames durable, once per directory
+        self._cond = threading.Condition()
+        self._queue: list[_Job[Any]] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    async def run(self, work: Callable[[DirSyncs], T]) -> T:
+        """Run ``work`` in the worker thread after the jobs queued before it; its result (or
+        exception) once the directories it named are fsynced."""
+        loop = asyncio.get_running_loop()
+        job: _Job[T] = _Job(work, loop, loop.create_future())
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the evidence file worker is closed")
+            self._queue.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        await job.future
+        return job.result()
+
+    def close(self) -> None:
+        """Finish the queued jobs, then stop the thread (running a job after this fails)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue and not self._closed:
+                    self._cond.wait(_IDLE_SECONDS)
+                if not self._queue:  # closed, or idle a while: the next job starts another
+                    self._thread = None
+                    return
+                batch, self._queue = self._queue, []
+            self._batch(batch)
+
+    def _batch(self, batch: list[_Job[Any]]) -> None:
+        syncs = DirSyncs(self._sync_dir)
+        for job in batch:
+            syncs._job = job
+            job.execute(syncs)
+        syncs._job = None
+        syncs._sync()
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
+        for job in batch:
+            by_loop.setdefault(job.loop, []).append(job)
+        for loop, jobs in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(_settle, jobs)
+
+
+def _settle(jobs: list[_Job[Any]]) -> None:
+    for job in jobs:
+        if not job.future.done():  # the awaiting task may have been cancelled meanwhile
+            job.future.set_result(None)
+
+
+class _Job(Generic[T]):
+    __slots__ = ("_error", "_value", "future", "loop", "work")
+
+    def __init__(
+        self,
+        work: Callable[[DirSyncs], T],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[None],
+    ) -> None:
+        self.work = work
+        self.loop = loop
+        self.future = future
+        self._value: T | None = None
+        self._error: Exception | None = None
+
+    def execute(self, syncs: DirSyncs) -> None:
+        try:
+            self._value = self.work(syncs)
+        except Exception as exc:  # noqa: BLE001  # handed to the awaiting coroutine, as to_thread does
+            self._error = exc
+
+    def fail(self, exc: Exception) -> None:
+        if self._error is None:
+            self._error = exc
+
+    def result(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]  # set by execute when no error
