@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,9 +40,20 @@ async def test_jobs_run_in_the_order_they_were_queued_and_return_their_results()
     assert results == [n * 10 for n in range(20)]
 
 
-async def test_jobs_queued_while_one_runs_share_one_fsync_per_directory() -> None:
+async def test_jobs_queued_while_one_runs_share_one_fsync_per_directory_and_one_wake_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     syncs = Syncs()
     worker = FileWorker(sync_dir=syncs)
+    loop = asyncio.get_running_loop()
+    wakes: list[object] = []
+    real = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any) -> Any:
+        wakes.append(callback)
+        return real(callback, *args)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
     release = threading.Event()
     first = asyncio.ensure_future(worker.run(lambda _: release.wait(5)))
     await asyncio.sleep(0.05)  # the worker is inside the first job
@@ -57,6 +69,7 @@ async def test_jobs_queued_while_one_runs_share_one_fsync_per_directory() -> Non
     await waiting
     worker.close()
     assert sorted(syncs.dirs) == [Path("a"), Path("b")]
+    assert len(wakes) == 2  # the first job's batch, then the ten queued behind it
 
 
 async def test_a_result_is_handed_back_only_after_its_directory_is_fsynced() -> None:

@@ -221,6 +221,7 @@ def prepare_final(
     ended_at: datetime,
     doc: Mapping[str, Any] | None = None,
     schema_check: bool = True,
+    closed: wav.WavInfo | None = None,
 ) -> dict[str, Any]:
     """The ``final`` document for a closed recording, computed but not written.
 
@@ -228,14 +229,16 @@ def prepare_final(
     returned unchanged. Raises ``FileNotFoundError`` (no sidecar or no audio), :class:`wav.RecordingNotClosed`
     (header not finalised: await :func:`wav.wait_closed`, or repair after a crash),
     :class:`wav.WavError`, :class:`SidecarStateError` (tombstone) or ``MalformedDocument``.
-    ``doc``: the sidecar as the caller knows it is on disk (spares reading it again).
+    ``doc``: the sidecar as the caller knows it is on disk (spares reading it again);
+    ``closed``: the finalised header :func:`wav.wait_closed` read (spares reading it again; the
+    hash still checks the file has that size).
     """
     doc = dict(doc) if doc is not None else load(paths, schema_check=schema_check)
     if doc["state"] == State.FINAL:
         return doc
     if doc["state"] == State.TOMBSTONE:
         raise SidecarStateError(f"{paths.sidecar}: a tombstone cannot be finalised")
-    info = wav.inspect(paths.audio)
+    info = closed if closed is not None and closed.finalised else wav.inspect(paths.audio)
     if not info.finalised:
         raise wav.RecordingNotClosed(paths.audio, info, "WAV header sizes are not finalised")
     size, digest = sha256_file(paths.audio)
