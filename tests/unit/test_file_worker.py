@@ -27,7 +27,7 @@ class Syncs:
 
 
 async def test_jobs_run_in_the_order_they_were_queued_and_return_their_results() -> None:
-    worker = FileWorker(sync_dir=Syncs())
+    worker = FileWorker(sync_dir=Syncs(), max_threads=1)
     done: list[int] = []
 
     def job(n: int) -> int:
@@ -44,7 +44,7 @@ async def test_jobs_queued_while_one_runs_share_one_fsync_per_directory_and_one_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     syncs = Syncs()
-    worker = FileWorker(sync_dir=syncs)
+    worker = FileWorker(sync_dir=syncs, max_threads=1)
     loop = asyncio.get_running_loop()
     wakes: list[object] = []
     real = loop.call_soon_threadsafe
@@ -121,8 +121,39 @@ async def test_running_a_job_after_close_is_refused() -> None:
 
 
 async def test_all_jobs_of_a_batch_run_in_one_thread_not_the_event_loops() -> None:
-    worker = FileWorker(sync_dir=Syncs())
+    worker = FileWorker(sync_dir=Syncs(), max_threads=1)
     threads = await asyncio.gather(*(worker.run(lambda _: threading.get_ident()) for _ in range(5)))
     worker.close()
     assert threading.get_ident() not in threads
     assert len(set(threads)) == 1
+
+
+async def test_jobs_waiting_behind_a_slow_batch_go_to_another_thread() -> None:
+    worker = FileWorker(sync_dir=Syncs(), max_threads=2)
+    release = threading.Event()
+    slow = asyncio.ensure_future(worker.run(lambda _: release.wait(5)))
+    await asyncio.sleep(0.05)  # the first thread is inside the slow job (a stuck fsync)
+
+    behind = await asyncio.wait_for(worker.run(lambda _: "done"), 2)
+
+    assert behind == "done"
+    assert not slow.done()
+    release.set()
+    await slow
+    worker.close()
+
+
+async def test_no_more_threads_than_max_threads_even_when_every_one_is_stuck() -> None:
+    worker = FileWorker(sync_dir=Syncs(), max_threads=2)
+    release = threading.Event()
+    stuck = []
+    for _ in range(2):  # one after the other: each thread takes one and is stuck in it
+        stuck.append(asyncio.ensure_future(worker.run(lambda _: release.wait(5))))
+        await asyncio.sleep(0.05)
+    third = asyncio.ensure_future(worker.run(lambda _: threading.get_ident()))
+    await asyncio.sleep(0.1)
+
+    assert not third.done()  # waits for one of the two threads
+    release.set()
+    await asyncio.gather(*stuck, third)
+    worker.close()

@@ -1,11 +1,18 @@
-"""One thread for the live store's sidecar work, fed by a queue, woken once per batch.
+"""The live store's sidecar work, fed by a queue to a thread that takes it in batches.
 
 The evidence store (:mod:`callconsent.store`) used to run every sidecar write in
 ``asyncio.to_thread``: a hop to the default executor and back per write, about seven a recorded
-call, each waking the event loop on its own. :class:`FileWorker` has one thread take every job
-queued while it worked on the previous batch, run them in the order they came (so one call's work
-stays in order), fsync each directory the batch's renames went into once, and only then hand the
-results back: one wake-up of the event loop per batch, whatever its size.
+call, each waking the event loop on its own. :class:`FileWorker` has a thread take every job
+queued while it worked on the previous batch, run them in the order they came, fsync each
+directory the batch's renames went into once, and only then hand the results back: one wake-up
+of the event loop per batch, whatever its size. One call's jobs are queued one after the other
+(each awaited before the next), so they run in order.
+
+Normally one thread does it all. When jobs have waited behind a batch that has been running
+for ``SPAWN_AFTER_SECONDS`` (a busy disk: an fsync can take tens of ms), another thread takes
+them, up to ``max_threads``: fsyncs that overlap share the file system's journal commits, where
+one thread alone would make each wait for its own, and the queue (and with it the time from the
+caller's 1 to MixMonitor) would grow without bound.
 
 A job is a plain function taking a :class:`DirSyncs`: it writes its files with their own fsync
 and leaves the directory fsync of a rename to the batch (:meth:`DirSyncs.later`). No job's result
@@ -19,14 +26,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 
 from callconsent.evidence.fsio import fsync_dir
 
-#: The worker thread ends after this long with nothing to do (the next job starts another).
+#: A worker thread ends after this long with nothing to do (the next job starts another).
 _IDLE_SECONDS: Final = 1.0
+#: At most this many threads, more than one only while the disk is slow (see the module).
+MAX_THREADS: Final = 6
+#: Jobs waiting behind a batch running this long go to another thread (a normal batch of a few
+#: sidecars, with an fsync each, takes a few ms).
+SPAWN_AFTER_SECONDS: Final = 0.005
 
 T = TypeVar("T")
 
@@ -56,16 +69,25 @@ class DirSyncs:
 
 
 class FileWorker:
-    """Runs file jobs from asyncio in one thread (see the module). :meth:`close` stops it."""
+    """Runs file jobs from asyncio in batches, off the event loop (see the module).
+    :meth:`close` stops it."""
 
     def __init__(
-        self, name: str = "evidence-files", *, sync_dir: Callable[[Path], None] = fsync_dir
+        self,
+        name: str = "evidence-files",
+        *,
+        sync_dir: Callable[[Path], None] = fsync_dir,
+        max_threads: int = MAX_THREADS,
     ) -> None:
         self._name = name
         self._sync_dir = sync_dir  # what makes a batch's renames durable, once per directory
+        self._max_threads = max_threads
         self._cond = threading.Condition()
         self._queue: list[_Job[Any]] = []
-        self._thread: threading.Thread | None = None
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0  # threads waiting for work
+        self._busy_since: dict[threading.Thread, float] = {}  # when each busy batch began
+        self._check_armed = False  # a later look at whether waiting jobs need another thread
         self._closed = False
 
     async def run(self, work: Callable[[DirSyncs], T]) -> T:
@@ -77,31 +99,59 @@ class FileWorker:
             if self._closed:
                 raise RuntimeError("the evidence file worker is closed")
             self._queue.append(job)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
+            self._grow(loop)
             self._cond.notify()
         await job.future
         return job.result()
 
+    def _grow(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start a thread for the waiting jobs if none is free and every busy one has been in
+        its batch ``SPAWN_AFTER_SECONDS``; else look again then. Holds ``_cond``."""
+        if self._idle or len(self._threads) >= self._max_threads or not self._queue:
+            return
+        if self._threads and len(self._busy_since) < len(self._threads):
+            return  # a thread between two batches: it takes the jobs itself
+        oldest = min(self._busy_since.values(), default=None)
+        waited = 0.0 if oldest is None else time.monotonic() - oldest
+        if oldest is None or waited >= SPAWN_AFTER_SECONDS:
+            thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            self._threads.add(thread)
+            thread.start()
+        elif not self._check_armed:
+            self._check_armed = True
+            loop.call_later(SPAWN_AFTER_SECONDS - waited, self._look_again, loop)
+
+    def _look_again(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._cond:
+            self._check_armed = False
+            if not self._closed:
+                self._grow(loop)
+
     def close(self) -> None:
-        """Finish the queued jobs, then stop the thread (running a job after this fails)."""
+        """Finish the queued jobs, then stop the threads (running a job after this fails)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            thread = self._thread
-        if thread is not None:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join()
 
     def _loop(self) -> None:
+        me = threading.current_thread()
         while True:
             with self._cond:
-                if not self._queue and not self._closed:
-                    self._cond.wait(_IDLE_SECONDS)
+                self._busy_since.pop(me, None)
+                while not self._queue and not self._closed:
+                    self._idle += 1
+                    woken = self._cond.wait(_IDLE_SECONDS)
+                    self._idle -= 1
+                    if not woken:  # idle a while
+                        break
                 if not self._queue:  # closed, or idle a while: the next job starts another
-                    self._thread = None
+                    self._threads.discard(me)
                     return
                 batch, self._queue = self._queue, []
+                self._busy_since[me] = time.monotonic()
             self._batch(batch)
 
     def _batch(self, batch: list[_Job[Any]]) -> None:
