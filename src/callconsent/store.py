@@ -1,8 +1,8 @@
 """Evidence storage for the live app: sidecars beside recordings, entries in the ledger.
 
-Blocking file work (fsync, hashing) runs off the event loop: the sidecars in one thread of their
-own, fed by a queue and waking the loop once per batch, with one directory fsync per batch
-(:class:`callconsent.evidence.file_worker.FileWorker`); the hash of a long recording and its
+Blocking file work (fsync, hashing) runs off the event loop: the sidecars in a thread of their
+own (more only while the disk is slow), fed by a queue and waking the loop once per batch, with
+one directory fsync per batch (:class:`callconsent.evidence.file_worker.FileWorker`); the hash of a long recording and its
 encryption in worker threads, so they hold up no other call's sidecar. Paths come from
 Asterisk's uniqueid only (:mod:`callconsent.evidence.paths`).
 
@@ -99,8 +99,8 @@ class EvidenceStore(MidCallChanges):
             self._callers.keys,
         )
         self._sidecars = KnownSidecars()  # what this process wrote: no read to change it
-        self._files = FileWorker()  # the sidecars' file work, in order, off the event loop
-        self._folders: set[Path] = set()  # date folders made or found (sidecar thread only)
+        self._files = FileWorker()  # the sidecars' file work, in batches, off the event loop
+        self._folders: set[Path] = set()  # date folders made or found (by the sidecar jobs)
         self._config_sha256 = config_sha256
         self._clock = clock
         self._recordings: dict[str, paths.RecordingPaths] = {}
