@@ -40,11 +40,11 @@ async def test_jobs_run_in_the_order_they_were_queued_and_return_their_results()
     assert results == [n * 10 for n in range(20)]
 
 
-async def test_jobs_queued_while_one_runs_share_one_fsync_per_directory_and_one_wake_up(
+async def test_jobs_queued_while_one_runs_go_with_it_one_fsync_per_directory_one_wake_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     syncs = Syncs()
-    worker = FileWorker(sync_dir=syncs, max_threads=1)
+    worker = FileWorker(sync_dir=syncs, max_threads=1, round_seconds=30)
     loop = asyncio.get_running_loop()
     wakes: list[object] = []
     real = loop.call_soon_threadsafe
@@ -69,7 +69,7 @@ async def test_jobs_queued_while_one_runs_share_one_fsync_per_directory_and_one_
     await waiting
     worker.close()
     assert sorted(syncs.dirs) == [Path("a"), Path("b")]
-    assert len(wakes) == 2  # the first job's batch, then the ten queued behind it
+    assert len(wakes) == 1  # the ten queued behind the first, with it
 
 
 async def test_a_result_is_handed_back_only_after_its_directory_is_fsynced() -> None:

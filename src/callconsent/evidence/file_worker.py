@@ -2,15 +2,15 @@
 
 The evidence store (:mod:`callconsent.store`) used to run every sidecar write in
 ``asyncio.to_thread``: a hop to the default executor and back per write, about seven a recorded
-call, each waking the event loop on its own. :class:`FileWorker` has a thread take every job
-queued while it worked on the previous batch, run them in the order they came, fsync each
-directory the batch's renames went into once, and only then hand the results back: one wake-up
-of the event loop per batch, whatever its size. One call's jobs are queued one after the other
-(each awaited before the next), so they run in order.
+call, each waking the event loop on its own. :class:`FileWorker` has a thread run the queued
+jobs one after the other, in the order they came, until the queue is empty (or a few ms have
+passed), then fsync each directory those jobs' renames went into once, and only then hand their
+results back: one wake-up of the event loop per batch, whatever its size. One call's jobs are
+queued one after the other (each awaited before the next), so they run in order.
 
-Normally one thread does it all. When jobs have waited behind a batch that has been running
-for ``SPAWN_AFTER_SECONDS`` (a busy disk: an fsync can take tens of ms), another thread takes
-them, up to ``max_threads``: fsyncs that overlap share the file system's journal commits, where
+Normally one thread does it all. Jobs stay in the queue until a thread takes them, one at a
+time: when they have waited behind a batch that has been running for ``SPAWN_AFTER_SECONDS`` (a
+busy disk: an fsync can take tens of ms), another thread takes them, up to ``max_threads``: fsyncs that overlap share the file system's journal commits, where
 one thread alone would make each wait for its own, and the queue (and with it the time from the
 caller's 1 to MixMonitor) would grow without bound.
 
@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
@@ -78,12 +79,14 @@ class FileWorker:
         *,
         sync_dir: Callable[[Path], None] = fsync_dir,
         max_threads: int = MAX_THREADS,
+        round_seconds: float = SPAWN_AFTER_SECONDS,
     ) -> None:
         self._name = name
         self._sync_dir = sync_dir  # what makes a batch's renames durable, once per directory
         self._max_threads = max_threads
+        self._round_seconds = round_seconds  # a thread acknowledges its jobs at least this often
         self._cond = threading.Condition()
-        self._queue: list[_Job[Any]] = []
+        self._queue: deque[_Job[Any]] = deque()
         self._threads: set[threading.Thread] = set()
         self._idle = 0  # threads waiting for work
         self._busy_since: dict[threading.Thread, float] = {}  # when each busy batch began
@@ -150,15 +153,25 @@ class FileWorker:
                 if not self._queue:  # closed, or idle a while: the next job starts another
                     self._threads.discard(me)
                     return
-                batch, self._queue = self._queue, []
-                self._busy_since[me] = time.monotonic()
-            self._batch(batch)
+                self._busy_since[me] = started = time.monotonic()
+            self._batch(started)
 
-    def _batch(self, batch: list[_Job[Any]]) -> None:
+    def _batch(self, started: float) -> None:
+        """Take jobs from the queue one at a time (those left can go to another thread while
+        this one is slow) until it is empty or ``round_seconds`` have passed; then fsync the
+        directories they named and hand back all their results with one wake-up per loop."""
         syncs = DirSyncs(self._sync_dir)
-        for job in batch:
+        batch: list[_Job[Any]] = []
+        while True:
+            with self._cond:
+                if not self._queue:
+                    break
+                job = self._queue.popleft()
             syncs._job = job
             job.execute(syncs)
+            batch.append(job)
+            if time.monotonic() - started >= self._round_seconds:
+                break
         syncs._job = None
         syncs._sync()
         by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
