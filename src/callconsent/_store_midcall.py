@@ -19,6 +19,7 @@ import structlog
 
 from callconsent.agents.rules import RecordingStart
 from callconsent.evidence import caller_keys, group_commit, paths, sidecar
+from callconsent.evidence.file_worker import DirSyncs, FileWorker
 from callconsent.evidence.known import KnownSidecars
 from callconsent.evidence.paths import find_recording
 from callconsent.keyed_locks import KeyedLocks
@@ -50,6 +51,7 @@ class MidCallChanges:
     _callers: caller_keys.Sealer
     _ledger: group_commit.GroupCommit
     _sidecars: KnownSidecars
+    _files: FileWorker
     _recordings: dict[str, paths.RecordingPaths]
     _agent_waits: dict[str, RecordingStart]
     _locks: KeyedLocks
@@ -175,14 +177,14 @@ class MidCallChanges:
             if where is None:  # ended (recording_ended holds the lock) or not ours
                 return hold.NOTHING
 
-            def apply() -> hold.PauseChange:
+            def apply(syncs: DirSyncs) -> hold.PauseChange:
                 doc = sidecar.load(where)
                 done = hold.started(doc, at=at, pause=pause) if pause else hold.ended(doc, at=at)
                 if done.doc is not None:
-                    sidecar.write(where, done.doc)
+                    sidecar.write(where, done.doc, dir_sync=syncs.later)
                 return done
 
-            return await asyncio.to_thread(apply)
+            return await self._files.run(apply)
 
     async def change_in_call(
         self,
@@ -203,7 +205,7 @@ class MidCallChanges:
                 found = await asyncio.to_thread(find_recording, self._recordings_dir, uniqueid)
                 where = None if found is None else await asyncio.to_thread(self._live, found)
 
-            def apply() -> _Change:
+            def apply(syncs: DirSyncs) -> _Change:
                 try:
                     doc = self._sidecars.read(uniqueid, where) if where else None
                 except FileNotFoundError:
@@ -215,10 +217,10 @@ class MidCallChanges:
                 if done.outcome == "deleted":
                     self._tombstone(where, at, tombstone_reason)
                 elif done.doc is not None:
-                    self._sidecars.write(uniqueid, where, done.doc)
+                    self._sidecars.write(uniqueid, where, done.doc, dir_sync=syncs.later)
                 return done
 
-            done = await asyncio.to_thread(apply)
+            done = await self._files.run(apply)
             if done.outcome == "deleted":
                 self._recordings.pop(uniqueid, None)
             return done

@@ -112,6 +112,31 @@ async def test_lines_queued_during_a_write_go_out_together_in_order_of_arrival(
     assert verify_chain(path) == []
 
 
+async def test_a_batch_of_lines_wakes_the_event_loop_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ledger.jsonl"
+    group = GroupCommit(Ledger(path))
+    loop = asyncio.get_running_loop()
+    wakes: list[object] = []
+    real = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any) -> Any:
+        wakes.append(callback)
+        return real(callback, *args)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    with ledger_locked(path):
+        first = asyncio.create_task(group.append_async(note(0)))
+        await settle()  # the writer holds note 0 and waits for the lock
+        rest = [asyncio.create_task(group.append_async(note(n))) for n in range(1, 11)]
+        await settle()
+    await asyncio.wait_for(asyncio.gather(first, *rest), 5)
+    group.close()
+    assert len(written(path)) == 11
+    assert len(wakes) == 2  # note 0's batch, then the ten queued behind it
+
+
 async def test_a_refused_record_fails_only_its_own_caller(tmp_path: Path) -> None:
     path = tmp_path / "ledger.jsonl"
     group = GroupCommit(Ledger(path))

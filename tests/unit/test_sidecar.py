@@ -368,3 +368,38 @@ def test_atomic_write_applies_file_mode_despite_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o600
     assert read_json(tmp_path / "x.json") == {"a": 1}
+
+
+@pytest.mark.parametrize("overwrite", [True, False])
+def test_atomic_write_returns_the_written_files_status_and_leaves_no_temporary_file(
+    tmp_path: Path, overwrite: bool
+) -> None:
+    target = tmp_path / "x.json"
+    if overwrite:
+        target.write_text("{}")
+    synced: list[Path] = []
+
+    got = atomic_write_json(target, {"a": 1}, overwrite=overwrite, dir_sync=synced.append)
+
+    now = target.stat()
+    assert (got.st_ino, got.st_size, got.st_mtime_ns) == (now.st_ino, now.st_size, now.st_mtime_ns)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    assert synced == [tmp_path]
+
+
+def test_a_tombstone_syncs_its_rename_itself_and_leaves_only_the_unlink_to_dir_sync(
+    tmp_path: Path,
+) -> None:
+    where = recording_paths(tmp_path, "1764000000.42", datetime(2026, 11, 24, tzinfo=UTC))
+    ensure_directory(where)
+    where.audio.write_bytes(b"RIFF")
+    later: list[Path] = []
+
+    sidecar.write(
+        where,
+        sidecar.prepare_tombstone(where, reason="withdrawn", at=datetime(2026, 11, 24, tzinfo=UTC)),
+        dir_sync=later.append,
+    )
+
+    assert not where.audio.exists()
+    assert later == [where.directory]  # only the unlink's fsync was left to the caller

@@ -100,6 +100,20 @@ async def test_prepare_recording_creates_the_date_folder_and_a_recording_sidecar
     assert not is_file(audio)
 
 
+async def test_a_date_folder_removed_after_one_call_is_made_again_for_the_next(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    first = Path(await store.prepare_recording(given(), call("1764000000.1"), T0))
+    first.with_suffix(".json").unlink()
+    first.parent.rmdir()  # e.g. an empty day folder tidied away by hand
+
+    second = Path(await store.prepare_recording(given(), call("1764000000.2"), T0))
+
+    assert second.parent == first.parent
+    assert stat.S_IMODE(second.parent.stat().st_mode) == 0o2770
+    assert sidecar_of(second)["state"] == "recording"
+
+
 async def test_prepare_recording_twice_for_one_call_refuses_to_overwrite(
     store: EvidenceStore,
 ) -> None:

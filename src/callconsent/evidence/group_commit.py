@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -33,8 +33,8 @@ class GroupCommit:
     fsynced, appends them with :meth:`Ledger.append_many`, and only then acknowledges each: a
     line is never reported written before it is durable. Under load a batch holds the lines that
     arrived during one fsync (a few ms); alone, a line waits for nothing but its own fsync.
-    From asyncio, :meth:`append_async` awaits without a worker-thread hop; from a thread,
-    :meth:`append` blocks. A batch that fails (a record the schema refuses, disk full) is
+    From asyncio, :meth:`append_async` awaits without a worker-thread hop, and a batch wakes
+    each event loop once, whatever its size; from a thread, :meth:`append` blocks. A batch that fails (a record the schema refuses, disk full) is
     retried record by record, so each caller gets its own result; any other failure (disk
     full) is every caller's in the batch, and nothing of it is acknowledged.
     """
@@ -52,7 +52,7 @@ class GroupCommit:
         """Append ``record`` durably (blocks until its batch is fsynced); the entry written.
         ``keys``: the caller keys the record's sealed values need, stored durably first."""
         done = threading.Event()
-        pending = _Pending(record, lambda: done.set(), keys)
+        pending = _Pending(record, keys, done)
         self._put(pending)
         done.wait()
         return pending.result()
@@ -63,12 +63,7 @@ class GroupCommit:
         """:meth:`append` for a coroutine: resolved from the writer thread, after the fsync."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, future)
-
-        pending = _Pending(record, wake, keys)
+        pending = _Pending(record, keys, (loop, future))
         self._put(pending)
         await future
         return pending.result()
@@ -104,6 +99,7 @@ class GroupCommit:
                     return
                 batch, self._queue = self._queue, []
             self._write(batch)
+            _wake(batch)
 
     def _write(self, batch: list[_Pending]) -> None:
         rows = [row for p in batch for row in p.keys]
@@ -145,26 +141,43 @@ class GroupCommit:
             log.error("caller_keys_not_discarded", count=len(rows), error=str(exc))
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _wake(batch: list[_Pending]) -> None:
+    """Tell a batch's waiters their results: a thread each, an event loop once for all its own."""
+    futures: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for pending in batch:
+        if isinstance(pending.waiter, threading.Event):
+            pending.waiter.set()
+        else:
+            loop, future = pending.waiter
+            futures.setdefault(loop, []).append(future)
+    for loop, waiting in futures.items():
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, waiting)
+
+
+def _resolve(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():  # the awaiting task may have been cancelled meanwhile
+            future.set_result(None)
 
 
 class _Pending:
-    __slots__ = ("_entry", "_error", "_wake", "keys", "record")
+    __slots__ = ("_entry", "_error", "keys", "record", "waiter")
 
     def __init__(
-        self, record: Mapping[str, Any], wake: Callable[[], None], keys: Sequence[KeyRow] = ()
+        self,
+        record: Mapping[str, Any],
+        keys: Sequence[KeyRow],
+        waiter: threading.Event | tuple[asyncio.AbstractEventLoop, asyncio.Future[None]],
     ) -> None:
         self.record = record
         self.keys = keys
-        self._wake = wake
+        self.waiter = waiter  # told by :func:`_wake` once the whole batch is written
         self._entry: dict[str, Any] | None = None
         self._error: Exception | None = None
 
     def finish(self, entry: dict[str, Any] | None, error: Exception | None) -> None:
         self._entry, self._error = entry, error
-        self._wake()
 
     def result(self) -> dict[str, Any]:
         if self._error is not None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from callconsent.evidence import sidecar
@@ -26,15 +28,20 @@ class KnownSidecars:
         self._docs: dict[str, tuple[dict[str, Any], tuple[int, int, int]]] = {}
 
     def write(
-        self, key: str, where: RecordingPaths, doc: dict[str, Any], *, create: bool = False
+        self,
+        key: str,
+        where: RecordingPaths,
+        doc: dict[str, Any],
+        *,
+        create: bool = False,
+        dir_sync: Callable[[Path], None] | None = None,
     ) -> None:
         """Write ``doc`` atomically as the sidecar of ``where`` (``create``: only if there is
-        none yet) and remember it under ``key``."""
+        none yet) and remember it under ``key``. ``dir_sync``: see :func:`sidecar.write`."""
         if create:
-            sidecar.create(where, doc, schema_check=False)
+            st = sidecar.create(where, doc, schema_check=False, dir_sync=dir_sync)
         else:
-            sidecar.write(where, doc, schema_check=False)
-        st = os.stat(where.sidecar)
+            st = sidecar.write(where, doc, schema_check=False, dir_sync=dir_sync)
         self._docs[key] = (doc, (st.st_ino, st.st_mtime_ns, st.st_size))
 
     def read(self, key: str, where: RecordingPaths) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Final
 
+from callconsent.evidence.fsio import fsync_dir
+
 UNIQUEID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: Asterisk's own uniqueid format, ``[<systemname>-]<epoch seconds>.<sequence>`` (e.g.
 #: ``1733390000.42``, ``pbx1-1733390000.42``). Ids read back from evidence (ledger, index) must
@@ -133,7 +135,9 @@ def paths_from_relative(recordings_dir: Path, relative: str) -> RecordingPaths:
 
 
 def ensure_directory(paths: RecordingPaths, mode: int = DATE_DIR_MODE) -> None:
-    """Create the date folder (and missing year/month folders) with ``mode``, umask aside."""
+    """Create the date folder (and missing year/month folders) with ``mode``, umask aside.
+    Each folder made is durable before this returns (its parent fsynced): a sidecar fsynced in
+    it cannot vanish with a folder a power loss forgot."""
     missing: list[Path] = []
     d = paths.directory
     while not d.exists():
@@ -145,6 +149,7 @@ def ensure_directory(paths: RecordingPaths, mode: int = DATE_DIR_MODE) -> None:
         except FileExistsError:  # another process made it first: keep its mode
             continue
         os.chmod(folder, mode)  # mkdir's mode is masked by the umask
+        fsync_dir(folder.parent)
 
 
 # -- scanning the tree (verify, reconcile) -----------------------------------------------

@@ -23,7 +23,8 @@ import asyncio
 import contextlib
 import copy
 import enum
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -174,25 +175,36 @@ def write(
     *,
     overwrite: bool = True,
     schema_check: bool = True,
-) -> None:
+    dir_sync: Callable[[Path], None] | None = None,
+) -> os.stat_result:
     """Validate and atomically write ``doc`` as the sidecar of ``paths`` (with
-    ``overwrite=False``: only if there is none yet, else ``FileExistsError``).
+    ``overwrite=False``: only if there is none yet, else ``FileExistsError``); returns the new
+    file's status. ``dir_sync``: how the directory is fsynced (default: at once; see
+    :func:`~callconsent.evidence.fsio.atomic_write_json`).
 
     A tombstone is written first and the audio deleted after it, so a crash in between leaves a
     tombstone beside leftover audio (``reconcile`` completes the deletion), never audio whose
-    sidecar has already gone.
+    sidecar has already gone: its rename is made durable at once, before the unlink.
     """
     if schema_check:
         validate(doc)
     _check_belongs(paths, doc)
-    atomic_write_json(paths.sidecar, doc, overwrite=overwrite)
-    if doc["state"] == State.TOMBSTONE:
-        with contextlib.suppress(FileNotFoundError):
-            paths.audio.unlink()
-        fsync_dir(paths.directory)
+    if doc["state"] != State.TOMBSTONE:
+        return atomic_write_json(paths.sidecar, doc, overwrite=overwrite, dir_sync=dir_sync)
+    written = atomic_write_json(paths.sidecar, doc, overwrite=overwrite)
+    with contextlib.suppress(FileNotFoundError):
+        paths.audio.unlink()
+    (dir_sync or fsync_dir)(paths.directory)
+    return written
 
 
-def create(paths: RecordingPaths, doc: Mapping[str, Any], *, schema_check: bool = True) -> None:
+def create(
+    paths: RecordingPaths,
+    doc: Mapping[str, Any],
+    *,
+    schema_check: bool = True,
+    dir_sync: Callable[[Path], None] | None = None,
+) -> os.stat_result:
     """Write the ``recording``-state sidecar when the recording starts.
 
     The date folder must exist (:func:`callconsent.evidence.paths.ensure_directory`). Raises
@@ -201,7 +213,7 @@ def create(paths: RecordingPaths, doc: Mapping[str, Any], *, schema_check: bool 
     """
     if doc.get("state") != State.RECORDING:
         raise SidecarStateError(f"create writes state 'recording', not {doc.get('state')!r}")
-    write(paths, doc, overwrite=False, schema_check=schema_check)
+    return write(paths, doc, overwrite=False, schema_check=schema_check, dir_sync=dir_sync)
 
 
 def prepare_final(
@@ -210,6 +222,7 @@ def prepare_final(
     ended_at: datetime,
     doc: Mapping[str, Any] | None = None,
     schema_check: bool = True,
+    closed: wav.WavInfo | None = None,
 ) -> dict[str, Any]:
     """The ``final`` document for a closed recording, computed but not written.
 
@@ -217,14 +230,16 @@ def prepare_final(
     returned unchanged. Raises ``FileNotFoundError`` (no sidecar or no audio), :class:`wav.RecordingNotClosed`
     (header not finalised: await :func:`wav.wait_closed`, or repair after a crash),
     :class:`wav.WavError`, :class:`SidecarStateError` (tombstone) or ``MalformedDocument``.
-    ``doc``: the sidecar as the caller knows it is on disk (spares reading it again).
+    ``doc``: the sidecar as the caller knows it is on disk (spares reading it again);
+    ``closed``: the finalised header :func:`wav.wait_closed` read (spares reading it again; the
+    hash still checks the file has that size).
     """
     doc = dict(doc) if doc is not None else load(paths, schema_check=schema_check)
     if doc["state"] == State.FINAL:
         return doc
     if doc["state"] == State.TOMBSTONE:
         raise SidecarStateError(f"{paths.sidecar}: a tombstone cannot be finalised")
-    info = wav.inspect(paths.audio)
+    info = closed if closed is not None and closed.finalised else wav.inspect(paths.audio)
     if not info.finalised:
         raise wav.RecordingNotClosed(paths.audio, info, "WAV header sizes are not finalised")
     size, digest = sha256_file(paths.audio)
@@ -251,6 +266,7 @@ def finalise(
     ended_at: datetime,
     doc: Mapping[str, Any] | None = None,
     schema_check: bool = True,
+    dir_sync: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Finalise the sidecar (see :func:`prepare_final`) and return the written document.
 
@@ -259,7 +275,7 @@ def finalise(
     :func:`finalise_when_closed`.
     """
     final = prepare_final(paths, ended_at=ended_at, doc=doc, schema_check=schema_check)
-    write(paths, final, schema_check=schema_check)
+    write(paths, final, schema_check=schema_check, dir_sync=dir_sync)
     if paths.audio.exists():  # MixMonitor wrote it with Asterisk's umask: 0640 at most (R32)
         tighten_mode(paths.audio)
     return final
