@@ -31,7 +31,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import structlog
 
@@ -186,28 +186,17 @@ class CallerKeys:
 
     def destroy_calls(self, uniqueids: Iterable[str]) -> int:
         """Destroy every caller key of the calls ``uniqueids``; the number destroyed."""
-        ids = sorted(set(uniqueids))
-        if not ids or (not self.path.exists() and self._conn is None):
-            return 0
-        with self._lock, self._guard():
-            db = self._db()
-            gone = 0
-            with db:
-                for i in range(0, len(ids), _CHUNK):
-                    part = ids[i : i + _CHUNK]
-                    marks = ",".join("?" * len(part))
-                    gone += db.execute(
-                        f"DELETE FROM caller_keys WHERE uniqueid IN ({marks})",  # noqa: S608
-                        part,
-                    ).rowcount
-            if gone:
-                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return gone
+        return self._delete("uniqueid", uniqueids)
 
     def discard(self, kids: Iterable[str]) -> int:
         """Delete the rows ``kids`` names (stored for ledger lines that were then refused: no
         line names them); the number deleted. Wiped as :meth:`destroy_calls` wipes."""
-        ids = sorted(set(kids))
+        return self._delete("kid", kids)
+
+    def _delete(self, column: Literal["uniqueid", "kid"], values: Iterable[str]) -> int:
+        """Delete the rows whose ``column`` is one of ``values`` (secure_delete overwrites
+        them; the WAL is truncated so no copy stays there); the number deleted."""
+        ids = sorted(set(values))
         if not ids or (not self.path.exists() and self._conn is None):
             return 0
         with self._lock, self._guard():
@@ -218,7 +207,7 @@ class CallerKeys:
                     part = ids[i : i + _CHUNK]
                     marks = ",".join("?" * len(part))
                     gone += db.execute(
-                        f"DELETE FROM caller_keys WHERE kid IN ({marks})",  # noqa: S608
+                        f"DELETE FROM caller_keys WHERE {column} IN ({marks})",  # noqa: S608
                         part,
                     ).rowcount
             if gone:
