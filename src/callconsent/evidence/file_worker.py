@@ -10,9 +10,10 @@ queued one after the other (each awaited before the next), so they run in order.
 
 Normally one thread does it all. Jobs stay in the queue until a thread takes them, one at a
 time: when they have waited behind a batch that has been running for ``SPAWN_AFTER_SECONDS`` (a
-busy disk: an fsync can take tens of ms), another thread takes them, up to ``max_threads``: fsyncs that overlap share the file system's journal commits, where
-one thread alone would make each wait for its own, and the queue (and with it the time from the
-caller's 1 to MixMonitor) would grow without bound.
+busy disk: an fsync can take tens of ms), another thread takes them, up to ``max_threads``:
+fsyncs that overlap share the file system's journal commits, where one thread alone would make
+each wait for its own, and the queue (and with it the time from the caller's 1 to MixMonitor)
+would grow without bound.
 
 A job is a plain function taking a :class:`DirSyncs`: it writes its files with their own fsync
 and leaves the directory fsync of a rename to the batch (:meth:`DirSyncs.later`). No job's result
