@@ -411,7 +411,12 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
     the 1 (``digit_at``) -> MixMonitor running, which is the AMI MixMonitor's answer
     (``agent_recording_started``) when the recording starts at the bridge, else the continue
     (the hook runs MixMonitor next)."""
-    found: dict[str, list[float]] = {"notice_ms": [], "record_ms": [], "continue_ms": []}
+    found: dict[str, list[float]] = {
+        "notice_ms": [],
+        "record_ms": [],
+        "continue_ms": [],
+        "decide_ms": [],
+    }
     timings: dict[str, dict[str, Any]] = {}
     started: dict[str, float] = {}
     for line in log_text.splitlines():
@@ -426,7 +431,7 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
             started[str(entry.get("call_id"))] = stamp.timestamp()
             continue
         timings[str(entry.get("channel_id"))] = entry
-        for key in ("notice_ms", "continue_ms"):
+        for key in ("notice_ms", "continue_ms", "decide_ms"):
             if isinstance(entry.get(key), int | float):
                 found[key].append(float(entry[key]))
     for call_id, entry in timings.items():

@@ -116,3 +116,10 @@ def test_call_timing_measures_the_decision_to_the_continue() -> None:
     marks = {"decided": 200.0, "continued": 200.0031}
 
     assert call_timing(marks) == {"continue_ms": 3.1, "continued_at": 200.003}
+
+
+def test_call_timing_splits_the_keypress_to_decision_time_from_the_continue() -> None:
+    marks = {"digit": 100.0, "decided": 100.25, "continued": 100.26}
+    timing = call_timing(marks)
+    assert timing["decide_ms"] == 250.0
+    assert timing["continue_ms"] == 10.0
