@@ -368,14 +368,11 @@ class StasisApp:
                     call.marks.setdefault("continued", time.time())
                 case WriteLedger(outcome, final):
                     call.marks.setdefault("decided", time.time())  # a recorded call's line first
-                    try:
+                    try:  # a final line: unrecorded (the store discards what was prepared)
                         await self._store.write_call(outcome, call.info, final=final)
-                    finally:  # a recording prepared for a call that goes on unrecorded
-                        if final and call.recording_path is not None:
+                    finally:
+                        if final:
                             call.recording_path = None
-                            await self._store.discard_recording(
-                                channel_id, self._clock(), outcome.reason
-                            )
                     return LedgerWritten(self._clock())
         except AriNotFound:
             call.log.info("channel_gone", action=type(action).__name__)

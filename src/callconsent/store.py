@@ -242,7 +242,9 @@ class EvidenceStore(MidCallChanges):
     async def write_call(self, outcome: CallOutcome, call: CallInfo, *, final: bool = True) -> None:
         """The call's ``call`` line. ``final`` False: the line written before the call is
         recorded; refused, it is simply not there (the call goes on unrecorded and its final
-        line follows). A refused final line is held and written before the next one."""
+        line follows). A refused final line is held and written before the next one. A final
+        line saying the call is not recorded discards a recording prepared for it (the line
+        before was refused, or the caller hung up meanwhile): a tombstone, written or not."""
         where = self._recordings.get(call.uniqueid)
         caller, key = self._callers.seal(call.uniqueid, call.caller_number, call.caller_name)
         entry = documents.ledger_entry(
@@ -257,7 +259,11 @@ class EvidenceStore(MidCallChanges):
         if not final:
             await self._ledger.append_async(entry, keys)
             return
-        await self._append_final(entry, keys)
+        try:
+            await self._append_final(entry, keys)
+        finally:
+            if not outcome.recorded_purposes and call.uniqueid in self._recordings:
+                await self.discard_recording(call.uniqueid, self._clock(), outcome.reason)
 
     async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None:
         caller, key = self._callers.seal(call.uniqueid, call.caller_number, call.caller_name)

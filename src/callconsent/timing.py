@@ -16,7 +16,8 @@ from callconsent.consent import DigitReceived, Event, PlaybackStarted
 #: ``call_timing`` fields: (name, from milestone, to milestone), in milliseconds.
 TIMINGS: Final = (
     ("notice_ms", "start", "notice"),  # the call entered -> the first prompt started
-    # the decisive keypress -> the decision (a recording: its sidecar and ledger line durable)
+    # the decisive keypress -> the decision (a recording: its sidecar made, the channel
+    # subscribed; its ledger line is written next, inside continue_ms)
     ("decide_ms", "digit", "decided"),
     # the decision -> the channel continued (ours; a recorded call's ledger line is written first)
     ("continue_ms", "decided", "continued"),

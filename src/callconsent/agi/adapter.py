@@ -310,13 +310,11 @@ class AgiFlow:
                     call.marks.setdefault("continued", self._clock().timestamp())
                 case WriteLedger(outcome, final):
                     call.marks.setdefault("decided", self._clock().timestamp())  # recorded: first
-                    try:
+                    try:  # a final line: unrecorded (the store discards what was prepared)
                         await self._store.write_call(outcome, call.info, final=final)
-                    finally:  # a recording prepared for a call that goes on unrecorded
-                        if final and call.recording_path is not None:
+                    finally:
+                        if final:
                             call.recording_path = None
-                            uniqueid, at = call.info.uniqueid, self._clock()
-                            await self._store.discard_recording(uniqueid, at, outcome.reason)
                     return [LedgerWritten(self._clock())]
         except AgiHungUp:
             if self._stopping:
