@@ -63,6 +63,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
+from bench.cpu_groups import DEFAULT_WEIGHT, CpuGroups  # noqa: E402
 from bench.live_lab import (  # noqa: E402
     ROUTE,
     App,
@@ -240,11 +241,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--app-nice", type=int, default=0, help="the app's niceness (systemd Nice=); default 0"
     )
     p.add_argument(
+        "--no-cgroups",
+        action="store_true",
+        help="no CPU groups: every thread competes alone (not how systemd runs the services)",
+    )
+    p.add_argument(
+        "--app-weight",
+        type=int,
+        default=unit_cpu_weight(),
+        help="the app's CPU group weight (Asterisk's and the callers' are 100); default: "
+        "CPUWeight= of deploy/systemd/callconsent.service",
+    )
+    p.add_argument(
         "--app-src",
         type=Path,
         help="run the app from this src/ folder (e.g. an export of another commit: before/after)",
     )
     return p
+
+
+def unit_cpu_weight() -> int:
+    """``CPUWeight=`` of the shipped unit (systemd's default 100 if it sets none)."""
+    unit = REPO / "deploy" / "systemd" / "callconsent.service"
+    for line in unit.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "CPUWeight" and value.strip().isdigit():
+            return int(value.strip())
+    return DEFAULT_WEIGHT
 
 
 def isolate(args: list[str], name: str) -> int:
@@ -308,13 +331,25 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get(INSIDE_ENV) != "1":
         return isolate(raw, args.name)
     work = Path(tempfile.mkdtemp(prefix="callconsent-bench-"))
+    groups: CpuGroups | None = None
     try:
+        if not args.no_cgroups:  # as systemd runs the two services: a CPU group each
+            weights = {"asterisk": DEFAULT_WEIGHT, "app": args.app_weight}
+            groups = CpuGroups.open({**weights, "callers": DEFAULT_WEIGHT})
+            groups.place("callers", os.getpid())  # sipp, started from here, with it
         lab, caller = prepare(work, args.talk)
+        if groups is not None:
+            groups.place("asterisk", asterisk_pid())
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
         app = App(work / "app.log", args.profile, args.app_src, args.app_nice, args.trace_dir)
+        if groups is not None:
+            app.placed = lambda pid: groups.place("app", pid)
         result: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         result["cpus"] = os.cpu_count()
+        result["cpu_groups"] = groups.describe() if groups is not None else None
+        if groups is not None:
+            print(f"CPU groups ({groups.describe()['cgroup']}), weights: {groups.weights}")
         if args.soak:
             result["soak"] = got = soak(
                 lab, caller, work, app, args.soak_seconds, args.snapshot_every
@@ -352,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
     finally:
+        if groups is not None:
+            groups.close()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -137,6 +138,7 @@ class App:
         self.profile_dir = profile_dir  # py-spy's collapsed stacks, one file per run
         self.profiler: subprocess.Popen[bytes] | None = None
         self.runs = 0
+        self.placed: Callable[[int], None] | None = None  # e.g. into its CPU group, once up
 
     def start(self) -> int:
         self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -156,6 +158,8 @@ class App:
                 if self.nice:  # every thread of the process (the ledger writer, workers)
                     for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
                         os.setpriority(os.PRIO_PROCESS, int(task.name), self.nice)
+                if self.placed is not None:
+                    self.placed(self.proc.pid)
                 self._profile(self.proc.pid)
                 return self.proc.pid
             time.sleep(0.1)

@@ -35,6 +35,12 @@ def test_a_bad_config_stops_the_restart_loop_with_exit_status_2() -> None:
     assert "ExecStartPre" not in service, "a failing pre-start would restart in a loop"
 
 
+def test_the_app_unit_asks_for_a_cpu_group_of_its_own_under_load() -> None:
+    # a CPU weight makes systemd turn the cpu controller on: the app is then not shared thread by
+    # thread against Asterisk's channel threads on a saturated machine (bench/live.py mirrors it)
+    assert 1 <= int(unit("callconsent.service")["Service"]["CPUWeight"]) <= 10000
+
+
 def test_the_purge_service_has_no_install_section_and_only_its_timer_is_enabled() -> None:
     assert not unit("callconsent-purge.service").has_section("Install")
     assert unit("callconsent-purge.timer")["Install"]["WantedBy"] == "timers.target"
