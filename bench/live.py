@@ -50,6 +50,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -105,17 +106,29 @@ def one_run(
     caller: Caller,
     work: Path,
     app: App,
+    perf_dir: Path | None = None,
 ) -> Run:
     run = Run(flow, rate, concurrent, calls, loadavg_start=loadavg())
     tag = f"b{uuid.uuid4().hex[:8]}"
     app_pid = app.start() if flow in APP_FLOWS else None
     ast = asterisk_pid()
     mark = lab.log_offset()
+    perf = None
+    if perf_dir is not None:  # Asterisk's own profile: where its extra CPU per call goes
+        out = perf_dir / f"asterisk-{flow}-{rate}-{concurrent}-{tag}.data"
+        perf = subprocess.Popen(
+            ["perf", "record", "-q", "-F", "99", "-g", "-p", str(ast), "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     ast0 = cpu_seconds(ast)
     app0 = cpu_split(app_pid) if app_pid else (0.0, 0.0)
     counters, run.seconds = run_sipp(caller, TARGETS[flow], rate, concurrent, calls, work, tag)
     run.placed, run.completed, run.failed = counters["created"], counters["ok"], counters["failed"]
     wait_settled(lab, mark, tag, run.placed, app_pid is not None)
+    if perf is not None:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(timeout=120)
     per_call = max(1, run.placed)
     run.asterisk_cpu_ms_per_call = round((cpu_seconds(ast) - ast0) * 1000 / per_call, 1)
     if app_pid:
@@ -238,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="bench-live", help="lab-isolated NAME")
     p.add_argument("--profile", type=Path, help="py-spy profiles of the app (folder)")
     p.add_argument(
+        "--perf",
+        type=Path,
+        help="perf record -g of Asterisk, one file per run (folder); it slows Asterisk: no latency figures then",
+    )
+    p.add_argument(
         "--app-nice", type=int, default=0, help="the app's niceness (systemd Nice=); default 0"
     )
     p.add_argument(
@@ -340,8 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         lab, caller = prepare(work, args.talk)
         if groups is not None:
             groups.place("asterisk", asterisk_pid())
-        if args.profile:
-            args.profile.mkdir(parents=True, exist_ok=True)
+        for folder in (args.profile, args.perf):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
         app = App(work / "app.log", args.profile, args.app_src, args.app_nice, args.trace_dir)
         if groups is not None:
             app.placed = lambda pid: groups.place("app", pid)
@@ -370,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
                 rate, conc = steps[i]
                 step_runs = []
                 for flow in flows:
-                    run = one_run(flow, rate, conc, rate * args.seconds, lab, caller, work, app)
+                    run = one_run(
+                        flow, rate, conc, rate * args.seconds, lab, caller, work, app, args.perf
+                    )
                     step_runs.append(run)
                     runs.append(run)
                     print("\n".join(markdown([run]).splitlines()[2:]), flush=True)
