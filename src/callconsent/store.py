@@ -336,13 +336,9 @@ class EvidenceStore(MidCallChanges):
                 where, ended_at=ended, doc=final, schema_check=False, dir_sync=syncs.later
             )
 
-        try:
+        try:  # only the wait: a finalise handed to the worker always runs to its ledger line
             async with asyncio.timeout(FINALISE_TIMEOUT_SECONDS):
                 closed = await wav.wait_closed(where.audio)
-                if closed.bytes > HASH_IN_WORKER_BYTES:
-                    final = await self._files.run(partial(write, await asyncio.to_thread(prepare)))
-                else:
-                    final = await self._files.run(lambda syncs: write(prepare(), syncs))
         except TimeoutError:
             self._sidecars.forget(call.uniqueid)
             if not where.audio.exists():
@@ -350,6 +346,10 @@ class EvidenceStore(MidCallChanges):
                 return
             log.warning("recording_not_closed", call_id=call.uniqueid, file=where.relative)
             return
+        if closed.bytes > HASH_IN_WORKER_BYTES:
+            final = await self._files.run(partial(write, await asyncio.to_thread(prepare)))
+        else:
+            final = await self._files.run(lambda syncs: write(prepare(), syncs))
         if final is None:
             return
         await self._ledger.append_async(

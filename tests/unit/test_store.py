@@ -6,12 +6,14 @@ import asyncio
 import hashlib
 import json
 import stat
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from callconsent import store as store_module
 from callconsent._store_held import HeldLines
 from callconsent.agents.evidence import AgentEvidence
 from callconsent.consent import CallOutcome, NoticeEvidence, Prompt, PurposeOutcome
@@ -163,6 +165,30 @@ async def test_recording_ended_finalises_the_sidecar_and_logs_it(
     assert doc["recording"]["ended_at"] == "2026-11-25T00:02:59.999Z"
     assert [e["type"] for e in ledger(tmp_path)] == ["call", "agent_decision", "recording_final"]
     assert ledger(tmp_path)[2]["source"] == "app"
+
+
+async def test_a_finalise_slower_than_the_close_wait_still_writes_its_ledger_line(
+    tmp_path: Path, store: EvidenceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The time limit is for MixMonitor to close the file; once the worker finalises the
+    sidecar, the ``recording_final`` line follows, however long the worker took."""
+    monkeypatch.setattr(store_module, "FINALISE_TIMEOUT_SECONDS", 0.2)
+    prepare_final = sidecar.prepare_final
+
+    def slow_prepare_final(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        time.sleep(0.5)  # a busy disk, in the worker thread
+        return prepare_final(*args, **kwargs)
+
+    monkeypatch.setattr(sidecar, "prepare_final", slow_prepare_final)
+    audio = Path(await store.prepare_recording(given(), call(), T0))
+    await store.write_call(given(), call())
+    await store.agent_decided(call().uniqueid, AGENT, given=True)
+    write_audio(audio, pcm_wav(4000))
+
+    await store.recording_ended(call(), T0 + timedelta(minutes=3))
+
+    assert sidecar_of(audio)["state"] == "final"
+    assert [e["type"] for e in ledger(tmp_path)] == ["call", "agent_decision", "recording_final"]
 
 
 async def test_a_sidecar_another_process_rewrote_during_the_call_is_read_again(
