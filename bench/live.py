@@ -161,6 +161,12 @@ def _app_cpu(run: Run) -> str:
     return f"{run.app_cpu_ms_per_call} ({run.app_sys_ms_per_call})"
 
 
+def split(run: Run) -> str:
+    """Where the 1 -> MixMonitor time goes (p50/p99 ms each)."""
+    parts = (("decide", "decide_ms"), ("continue", "continue_ms"), ("bridge", "bridge_ms"))
+    return ", ".join(f"{name} {_lat(run, key)}" for name, key in parts)
+
+
 def markdown(runs: list[Run]) -> str:
     head = (
         "| flow | calls/s / concurrent | placed / completed / failed | right | recording mean (min) s "
@@ -395,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
                     step_runs.append(run)
                     runs.append(run)
                     print("\n".join(markdown([run]).splitlines()[2:]), flush=True)
+                    if run.latency_ms:
+                        print(f"  1 -> MixMonitor, split: {split(run)}", flush=True)
                 i += 1
                 last = i == len(steps)
                 clean = all(r.clean for r in step_runs)

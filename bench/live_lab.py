@@ -414,12 +414,15 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
     started, Asterisk's clock), ``continue_ms`` (decision -> channel continued) and ``record_ms``:
     the 1 (``digit_at``) -> MixMonitor running, which is the AMI MixMonitor's answer
     (``agent_recording_started``) when the recording starts at the bridge, else the continue
-    (the hook runs MixMonitor next)."""
+    (the hook runs MixMonitor next). ``record_ms`` splits into ``decide_ms`` (the 1 -> the
+    decision), ``continue_ms`` and ``bridge_ms`` (continued -> MixMonitor running at the agent
+    bridge: the destination's dial, the agent gosub, the agent decision)."""
     found: dict[str, list[float]] = {
         "notice_ms": [],
         "record_ms": [],
         "continue_ms": [],
         "decide_ms": [],
+        "bridge_ms": [],
     }
     timings: dict[str, dict[str, Any]] = {}
     started: dict[str, float] = {}
@@ -443,6 +446,9 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
         running = started.get(call_id, entry.get("continued_at"))
         if isinstance(digit, int | float) and isinstance(running, int | float):
             found["record_ms"].append(round((running - digit) * 1000, 1))
+        continued = entry.get("continued_at")
+        if call_id in started and isinstance(continued, int | float):
+            found["bridge_ms"].append(round((started[call_id] - continued) * 1000, 1))
     return {key: percentiles(values) for key, values in found.items()}
 
 
