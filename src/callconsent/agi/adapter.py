@@ -63,7 +63,7 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
-from callconsent.hook_result import extra_variables
+from callconsent.hook_result import extra_variables, replacing
 from callconsent.ports import NOT_WATCHED, Objections, Planner, Skip, Store, kept_caller_name
 from callconsent.timing import log_timing, mark
 from callconsent.withdrawal.route import Readout
@@ -98,6 +98,7 @@ class _Call:
     machine: ConsentMachine
     log: Any
     recording_path: str | None = None
+    result_extra: list[str] | None = None  # the extra variables' names of the result set last
     marks: dict[str, float] = field(default_factory=dict)  # call_timing's, epoch seconds
 
 
@@ -254,8 +255,15 @@ class AgiFlow:
                     from_state=before.value,
                     to_state=call.machine.state.value,
                 )
+            line: asyncio.Task[list[Event]] | None = None
             for action in actions:  # the machine puts a prompt or a wait last
+                if isinstance(action, WriteLedger) and not action.final:
+                    # durable before the session closes, written while the result is set
+                    line = asyncio.create_task(self._do(call, action))
+                    continue
                 pending.extend(await self._do(call, action))
+            if line is not None:
+                pending.extend(await line)
 
     async def _do(self, call: _Call, action: Action) -> list[Event]:
         line = call.line
@@ -303,6 +311,8 @@ class AgiFlow:
                         refs=self._refs,
                         objections=self._objections,
                     )
+                    earlier, call.result_extra = call.result_extra, [n for n, _ in extra]
+                    extra = replacing(earlier, extra)  # a result "record" set before is undone
                     await self._set_result(line, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                 case ContinueDialplan():
