@@ -15,9 +15,8 @@ The rules (Datatilsynet; GDPR Art 4(11), 7, Recital 32):
   error are refusal;
 - each consent purpose has its own question: a yes to one is not a yes to another;
 - a purpose that needs no consent is recorded only when every notice was played in full;
-- a call is recorded only once its ledger line is durable: the result saying "record" may be
-  set while the line is written, but the call is continued only after it is durable; a refused
-  line means no recording, and the result is set again, unrecorded, before the call continues;
+- a call is continued to be recorded only once its ledger line is durable (its result may be
+  set meanwhile): a refused line means no recording, the result set again unrecorded first;
 - whatever the outcome, the call is continued to the dialplan (never hung up by us).
 """
 
@@ -248,8 +247,7 @@ class ConsentMachine:
     def _finish(self, *, recording: bool) -> list[Action]:
         status, reason = self._status()
         outcome = self._make_outcome(status, reason, recording=recording)
-        if recording:  # nothing is recorded before its ledger line is durable: the result
-            # may be set while the line is written, the call continues only once it is durable
+        if recording:  # the result is set while the line is written; continued once durable
             self.state = State.LOGGING
             return [WriteLedger(outcome, final=False), SetResult(status, reason, True)]
         self.state = State.CONTINUED
