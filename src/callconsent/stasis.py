@@ -69,6 +69,9 @@ __all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
 
 log = structlog.get_logger("callconsent.stasis")
 
+#: Actions Asterisk carries out in order on the channel: they wait for a prompt's stop in flight.
+_CHANNEL_COMMANDS = (Answer, PlayPrompt, SetResult, ContinueDialplan)
+
 
 @dataclass
 class _Call:
@@ -80,6 +83,7 @@ class _Call:
     recording_path: str | None = None
     recording_closed: bool = False
     result_extra: list[str] | None = None  # the extra variables' names of the result set last
+    stopping: asyncio.Task[None] | None = None  # a prompt's stop in flight (the disk need not wait)
     entered: float = field(default_factory=time.monotonic)  # for the notice-start latency
     prompt_started: bool = False
     stranded: bool = False  # finished, but ARI refused the continue: still in Stasis
@@ -309,6 +313,10 @@ class StasisApp:
                 if line is not None and (follow := await line) is not None:
                     pending.append(follow)
 
+    async def _stop(self, playback_id: str) -> None:
+        with contextlib.suppress(AriError):  # it may have finished already
+            await self._ari.stop_playback(playback_id)
+
     def _timer_fired(self, call: _Call, timer_id: str) -> None:
         call.timers.pop(timer_id, None)
         task = asyncio.create_task(self._feed(call, ConsentTimedOut(timer_id, self._clock())))
@@ -317,6 +325,9 @@ class StasisApp:
 
     async def _do(self, call: _Call, action: Action) -> Event | None:
         channel_id = call.info.uniqueid
+        if call.stopping is not None and isinstance(action, _CHANNEL_COMMANDS):
+            stopping, call.stopping = call.stopping, None  # a prompt playing holds them back
+            await stopping
         try:
             match action:
                 case Answer():
@@ -327,9 +338,8 @@ class StasisApp:
                         call.log.error("prompt_missing", prompt=prompt.prompt_id)
                         return PlaybackFailed(playback_id, self._clock())
                     await self._ari.play(channel_id, prompt.media, playback_id, prompt.language)
-                case StopPlayback(playback_id):
-                    with contextlib.suppress(AriError):  # it may have finished already
-                        await self._ari.stop_playback(playback_id)
+                case StopPlayback(playback_id):  # awaited by the next channel command
+                    call.stopping = asyncio.create_task(self._stop(playback_id))
                 case StartTimer(timer_id, seconds):
                     loop = asyncio.get_running_loop()
                     call.timers[timer_id] = loop.call_later(

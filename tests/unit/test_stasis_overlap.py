@@ -235,3 +235,45 @@ async def test_a_slow_line_and_a_slow_result_overlap_rather_than_add_up(tmp_path
 
     assert h.ari.continues(CID) == 1
     assert took < 0.55, took
+
+
+# -- the question's stop, not waited for by the disk ----------------------------------------
+
+
+async def test_a_yes_during_the_question_prepares_while_it_stops_and_continues_after_it(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path)
+    order: list[str] = []
+    real_stop, real_prepare = h.ari.stop_playback, h.store.prepare_recording
+    real_set, real_continue = h.ari.set_variables, h.ari.continue_in_dialplan
+
+    async def slow_stop(playback_id: str) -> None:
+        order.append("stop sent")
+        await asyncio.sleep(0.2)  # Asterisk answers late under load
+        await real_stop(playback_id)
+        order.append("stopped")
+
+    async def prepare(outcome: CallOutcome, call: CallInfo, started: datetime) -> str:
+        order.append("sidecar")
+        return await real_prepare(outcome, call, started)
+
+    async def set_variables(channel_id: str, pairs: Any) -> None:
+        order.append("result")
+        await real_set(channel_id, pairs)
+
+    async def continue_in_dialplan(channel_id: str) -> None:
+        order.append("continue")
+        await real_continue(channel_id)
+
+    h.ari.stop_playback = slow_stop  # type: ignore[method-assign]
+    h.store.prepare_recording = prepare  # type: ignore[method-assign]
+    h.ari.set_variables = set_variables  # type: ignore[method-assign]
+    h.ari.continue_in_dialplan = continue_in_dialplan  # type: ignore[method-assign]
+    await h.start(CID)
+    await h.play_through(CID)  # the notice
+    await h.play_started(CID)  # the question is playing
+    await h.digit(CID, "1")
+
+    assert order == ["stop sent", "sidecar", "stopped", "result", "continue"]
+    assert h.ari.result(CID)[STATUS] == "given"
