@@ -213,7 +213,7 @@ def check_recording(w: Walk) -> None:
     if w.machine.state is State.ENDED and continued:
         w.violations.append("continued_after_hangup")
     if any(r.recording for r in results):
-        said = next(i for i, a in enumerate(w.actions) if isinstance(a, SetResult))
+        said = next(i for i, a in enumerate(w.actions) if isinstance(a, SetResult) and a.recording)
         prepare = _index_of(w.actions, PrepareRecording)
         prepared_at = _index_of(w.fed, RecordingPrepared)
         if prepare is None or prepared_at is None or said < prepare:
