@@ -4,6 +4,7 @@ the same for the Stasis and the FastAGI flow."""
 
 from __future__ import annotations
 
+from callconsent import names
 from callconsent.agents.rules import bridge_variables
 from callconsent.confirmation import confirmation_variables
 from callconsent.consent import CallOutcome, CallPlan
@@ -32,3 +33,15 @@ def extra_variables(
             out += objections.variables(outcome.route, recorded)
         out += withdraw_variables(outcome, prompts_dir, uniqueid, refs)
     return out + confirmation_variables(plan, outcome)  # texts 6, 7
+
+
+def replacing(earlier: list[str] | None, extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``extra`` for a result that replaces one set before on the same call (``earlier``: the
+    names of that one's extra variables; None: no result was set before). The recording path is
+    cleared first (the hook records only when it is set: a failure part-way over AGI records
+    nothing), then every variable the earlier result set that this one does not, then ``extra``."""
+    if earlier is None:
+        return extra
+    kept = {name for name, _ in extra}
+    cleared = [(name, "") for name in dict.fromkeys(earlier) if name not in kept]
+    return [(names.VAR_RECORDING, ""), *cleared, *extra]

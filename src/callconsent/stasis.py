@@ -23,6 +23,7 @@ from callconsent import metrics, names
 from callconsent._stasis_channel import call_info, stranger_info
 from callconsent._stasis_events import USED_EVENTS, event_time, translate
 from callconsent._stasis_exit import continue_call, set_result
+from callconsent._stasis_prepare import prepare_recording
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import (
@@ -50,9 +51,8 @@ from callconsent.consent import (
     StopPlayback,
     WriteLedger,
 )
-from callconsent.evidence import sidecar
 from callconsent.evidence.documents import CallInfo
-from callconsent.hook_result import extra_variables
+from callconsent.hook_result import extra_variables, replacing
 from callconsent.ports import (
     NOT_WATCHED,
     AriOps,
@@ -69,6 +69,9 @@ __all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
 
 log = structlog.get_logger("callconsent.stasis")
 
+#: Actions Asterisk carries out in order on the channel: they wait for a prompt's stop in flight.
+_CHANNEL_COMMANDS = (Answer, PlayPrompt, SetResult, ContinueDialplan)
+
 
 @dataclass
 class _Call:
@@ -79,6 +82,8 @@ class _Call:
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     recording_path: str | None = None
     recording_closed: bool = False
+    result_extra: list[str] | None = None  # the extra variables' names of the result set last
+    stopping: asyncio.Task[None] | None = None  # a prompt's stop in flight (the disk need not wait)
     entered: float = field(default_factory=time.monotonic)  # for the notice-start latency
     prompt_started: bool = False
     stranded: bool = False  # finished, but ARI refused the continue: still in Stasis
@@ -277,11 +282,6 @@ class StasisApp:
         if self._calls.pop(channel_id, None) is not None:
             log_timing(call.log, call.marks)
 
-    async def _abandon(self, call: _Call) -> None:
-        """The prepared recording of ``call`` never starts: tombstone it (logged on failure)."""
-        reason = sidecar.TombstoneReason.NOT_STARTED
-        await self._store.discard_recording(call.info.uniqueid, self._clock(), reason)
-
     # -- the machine ----------------------------------------------------------------------
     async def _feed(self, call: _Call, first: Event) -> None:
         async with call.lock:
@@ -301,10 +301,21 @@ class StasisApp:
                         from_state=before.value,
                         to_state=call.machine.state.value,
                     )
+                line: asyncio.Task[Event | None] | None = None
                 for action in actions:
+                    if isinstance(action, WriteLedger) and not action.final:
+                        # durable before the call continues, written while the result is set
+                        line = asyncio.create_task(self._do(call, action))
+                        continue
                     follow = await self._do(call, action)
                     if follow is not None:
                         pending.append(follow)
+                if line is not None and (follow := await line) is not None:
+                    pending.append(follow)
+
+    async def _stop(self, playback_id: str) -> None:
+        with contextlib.suppress(AriError):  # it may have finished already
+            await self._ari.stop_playback(playback_id)
 
     def _timer_fired(self, call: _Call, timer_id: str) -> None:
         call.timers.pop(timer_id, None)
@@ -314,6 +325,9 @@ class StasisApp:
 
     async def _do(self, call: _Call, action: Action) -> Event | None:
         channel_id = call.info.uniqueid
+        if call.stopping is not None and isinstance(action, _CHANNEL_COMMANDS):
+            stopping, call.stopping = call.stopping, None  # a prompt playing holds them back
+            await stopping
         try:
             match action:
                 case Answer():
@@ -324,9 +338,8 @@ class StasisApp:
                         call.log.error("prompt_missing", prompt=prompt.prompt_id)
                         return PlaybackFailed(playback_id, self._clock())
                     await self._ari.play(channel_id, prompt.media, playback_id, prompt.language)
-                case StopPlayback(playback_id):
-                    with contextlib.suppress(AriError):  # it may have finished already
-                        await self._ari.stop_playback(playback_id)
+                case StopPlayback(playback_id):  # awaited by the next channel command
+                    call.stopping = asyncio.create_task(self._stop(playback_id))
                 case StartTimer(timer_id, seconds):
                     loop = asyncio.get_running_loop()
                     call.timers[timer_id] = loop.call_later(
@@ -340,12 +353,10 @@ class StasisApp:
                     if not self._can_record():  # e.g. AMI away: transfers would go unseen
                         call.log.error("recording_not_watched", reason=NOT_WATCHED)
                         return AdapterFailed(NOT_WATCHED, self._clock())
-                    path = await self._store.prepare_recording(outcome, call.info, self._clock())
-                    try:  # hear of the channel's end after it leaves Stasis, to finalise it
-                        await self._ari.subscribe(f"channel:{channel_id}")
-                    except AriError:  # no recording will start: no end of it will come either
-                        await self._abandon(call)
-                        raise
+                    # the sidecar durable and the channel subscribed (to hear of its end), at once
+                    path = await prepare_recording(
+                        self._ari, self._store, outcome, call.info, self._clock
+                    )
                     call.recording_path = path
                     return RecordingPrepared(self._clock())
                 case SetResult(status, reason, recording):
@@ -361,6 +372,8 @@ class StasisApp:
                         refs=self._refs,
                         objections=self._objections,
                     )
+                    earlier, call.result_extra = call.result_extra, [n for n, _ in extra]
+                    extra = replacing(earlier, extra)  # a result "record" set before is undone
                     await set_result(self._ari, channel_id, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                 case ContinueDialplan():

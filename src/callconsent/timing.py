@@ -19,7 +19,8 @@ TIMINGS: Final = (
     # the decisive keypress -> the decision (a recording: its sidecar made, the channel
     # subscribed; its ledger line is written next, inside continue_ms)
     ("decide_ms", "digit", "decided"),
-    # the decision -> the channel continued (ours; a recorded call's ledger line is written first)
+    # the decision -> the channel continued (ours; a recorded call's ledger line durable first,
+    # written while its result is set)
     ("continue_ms", "decided", "continued"),
 )
 

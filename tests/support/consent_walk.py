@@ -11,9 +11,11 @@ hangup and returns what happened and every property it broke:
 * ``recorded_without_notice``: a purpose without consent is recorded although a notice was not
   played to its end, or the caller objected (and the objection is not overridden);
 * ``recording_without_prepare``: the result says "recording" before the recording was prepared;
-* ``recording_before_ledger``: the result says "recording" before the call's ledger line (the
-  one written before recording) was durable;
-* ``twice``: the result set, or the call continued, more than once;
+* ``recording_before_ledger``: the call is continued with a result saying "recording" before the
+  call's ledger line (the one written before recording) was durable (the result may be set while
+  the line is written);
+* ``twice``: the call continued more than once, or the result set more than once other than a
+  "recording" replaced by an unrecorded one;
 * ``continued_after_hangup``: a call whose caller hung up is continued to the dialplan;
 * ``stuck``: a live state with neither a prompt playing nor a timer running (nothing would ever
   move it on);
@@ -117,6 +119,7 @@ class Walk:
     actions: list[Action] = field(default_factory=list)
     fed: list[Event] = field(default_factory=list)
     states: list[State] = field(default_factory=list)  # the state each fed event arrived in
+    logged_when_continued: bool = False  # a LedgerWritten was fed before the continue came
     violations: list[str] = field(default_factory=list)
     _tick: int = 0
 
@@ -133,6 +136,8 @@ class Walk:
         self.fed.append(event)
         self.states.append(before)
         self.actions.extend(out)
+        if any(isinstance(a, ContinueDialplan) for a in out):
+            self.logged_when_continued = any(isinstance(e, LedgerWritten) for e in self.fed)
         return True
 
     @property
@@ -201,22 +206,26 @@ def _check_live(w: Walk) -> None:
 
 def check_recording(w: Walk) -> None:
     results = [a for a in w.actions if isinstance(a, SetResult)]
-    continued = [a for a in w.actions if isinstance(a, ContinueDialplan)]
-    if len(results) > 1 or len(continued) > 1:
+    continued = [i for i, a in enumerate(w.actions) if isinstance(a, ContinueDialplan)]
+    replaced = len(results) == 2 and results[0].recording and not results[1].recording
+    if len(results) > 2 or (len(results) == 2 and not replaced) or len(continued) > 1:
         w.violations.append("twice")
     if w.machine.state is State.ENDED and continued:
         w.violations.append("continued_after_hangup")
-    if results and results[-1].recording:
-        prepare = next(i for i, a in enumerate(w.actions) if isinstance(a, PrepareRecording))
+    if any(r.recording for r in results):
+        said = next(i for i, a in enumerate(w.actions) if isinstance(a, SetResult) and a.recording)
+        prepare = _index_of(w.actions, PrepareRecording)
         prepared_at = _index_of(w.fed, RecordingPrepared)
-        if prepared_at is None or w.actions.index(results[-1]) < prepare:
+        if prepare is None or prepared_at is None or said < prepare:
             w.violations.append("recording_without_prepare")
-        line = next(
-            (i for i, a in enumerate(w.actions) if isinstance(a, WriteLedger) and not a.final),
-            None,
+    in_force = (
+        [a for a in w.actions[: continued[0]] if isinstance(a, SetResult)] if continued else []
+    )
+    if in_force and in_force[-1].recording:
+        line = _index_of(
+            [a for a in w.actions if isinstance(a, WriteLedger) and not a.final], WriteLedger
         )
-        logged_at = _index_of(w.fed, LedgerWritten)
-        if line is None or logged_at is None or w.actions.index(results[-1]) < line:
+        if line is None or not w.logged_when_continued:
             w.violations.append("recording_before_ledger")
     plan = w.machine.plan  # as the call went on: a language menu may have switched it
     by_name = {p.purpose: p for p in plan.purposes}
@@ -229,8 +238,8 @@ def check_recording(w: Walk) -> None:
             w.violations.append(f"recorded_without_digit:{purpose}")
 
 
-def _index_of(events: list[Event], kind: type) -> int | None:
-    return next((i for i, e in enumerate(events) if isinstance(e, kind)), None)
+def _index_of(items: list[Event] | list[Action], kind: type) -> int | None:
+    return next((i for i, e in enumerate(items) if isinstance(e, kind)), None)
 
 
 def _notices_played(w: Walk, plan: CallPlan) -> bool:

@@ -4,6 +4,7 @@ and the store. The store's own code runs as it is; only the writer's answer is r
 
 from __future__ import annotations
 
+import asyncio
 import errno
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,4 +30,23 @@ class RefusingLedger:
             self.left -= 1
             self.refused.append(record)
             raise OSError(errno.ENOSPC, "No space left on device (test)")
+        return await self._real(record, keys)
+
+
+class GatedLedger:
+    """Holds every append of ``store``'s ledger writer until :attr:`gate` is set (a slow
+    fsync); :attr:`waiting` counts the appends that reached it."""
+
+    def __init__(self, store: EvidenceStore) -> None:
+        self.gate = asyncio.Event()
+        self.waiting = 0
+        writer = store._ledger  # white-box, as RefusingLedger
+        self._real = writer.append_async
+        writer.append_async = self._append  # type: ignore[method-assign]
+
+    async def _append(
+        self, record: Mapping[str, Any], keys: Sequence[KeyRow] = ()
+    ) -> dict[str, Any]:
+        self.waiting += 1
+        await self.gate.wait()
         return await self._real(record, keys)

@@ -118,6 +118,9 @@ class FakeAri:
     async def subscribe(self, event_source: str) -> None:
         self._record("subscribe", event_source)
 
+    async def unsubscribe(self, event_source: str) -> None:
+        self._record("unsubscribe", event_source)
+
     async def filter_events(
         self, disallowed: Sequence[str] = (), *, allowed: Sequence[str] = ()
     ) -> None:

@@ -22,7 +22,7 @@ from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.ledger import iter_entries
 from callconsent.store import EvidenceStore
 from tests.support.agi_fakes import FakeLine, request
-from tests.support.ledger_faults import RefusingLedger
+from tests.support.ledger_faults import GatedLedger, RefusingLedger
 from tests.support.sealed import caller_of
 from tests.support.stasis_fakes import (
     ShortTimeouts,
@@ -332,3 +332,38 @@ async def test_an_agi_caller_gone_in_the_notice_logs_no_continue_time(flow: Flow
     (timing,) = [e for e in logs if e["event"] == "call_timing"]
     assert "notice_ms" in timing
     assert not {"continue_ms", "continued_at", "digit_at"} & set(timing)
+
+
+# -- the ledger line and the result, at once (issue 14) ----------------------------------------
+
+
+async def test_agi_sets_the_result_while_the_line_is_written_and_closes_only_once_durable(
+    flow: Flow,
+) -> None:
+    gated = GatedLedger(flow.store)
+    line = FakeLine(script=["", "1"])
+    call = asyncio.create_task(flow.call(line))
+    await eventually(lambda: gated.waiting == 1 and names.VAR_STATUS in line.variables)
+    assert _result(line)[:2] == ("given", "digit") and _result(line)[2]
+    await asyncio.sleep(0.05)
+    assert not line.closed  # the hook would start MixMonitor: not before the line is durable
+    gated.gate.set()
+    await call
+    assert line.closed
+    assert flow.call_entry()["status"] == "given"
+
+
+async def test_agi_replaces_a_result_saying_record_clearing_the_path_first(flow: Flow) -> None:
+    RefusingLedger(flow.store, times=1)
+    line = await flow.call(FakeLine(script=["", "1"]))
+    sets = line.commands("SET VARIABLE")
+    statuses = [i for i, (name, _value) in enumerate(sets) if name == names.VAR_STATUS]
+    assert [sets[i][1] for i in statuses] == ["given", "error"]
+    replaced = sets[statuses[0] + 1 :]
+    # a failure part-way through the second result must not leave the first one's path in force
+    assert replaced[0] == (names.VAR_RECORDING, "")
+    assert line.variables[names.VAR_RECORD_AT] == ""
+    assert line.variables["__" + names.VAR_AGENT_PURPOSES] == ""
+    assert line.variables[names.VAR_WITHDRAWABLE] == ""
+    assert _result(line) == ("error", "storage_error", "")
+    assert line.closed

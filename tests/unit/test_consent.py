@@ -189,27 +189,30 @@ def test_digit_after_question_gives_consent_and_records() -> None:
     assert training_outcome.question_started_at is not None
     assert training_outcome.digit_at is not None
     assert training_outcome.digit_at > training_outcome.question_ended_at  # type: ignore[operator]
-    # the line first, durable before the result says "record"
+    # the line and the result "record" together; the call continues once the line is durable
     assert d.actions[-3:] == [d.ledger(), SetResult("given", "digit", True), ContinueDialplan()]
     assert d.ledger().final is False
 
 
-def test_a_recorded_call_waits_for_its_ledger_line_before_the_result_says_record() -> None:
-    d = Driver(plan()).enter().play_through().play_through().digit("1").prepared(logged=False)
+def test_a_recorded_call_sets_its_result_with_its_ledger_line_and_continues_once_durable() -> None:
+    d = Driver(plan()).enter().play_through().play_through().digit("1")
+    out = d.feed(RecordingPrepared(at()))
     assert d.machine.state is State.LOGGING
-    assert not any(isinstance(a, SetResult | ContinueDialplan) for a in d.actions)
     line = d.ledger()
+    assert out == [line, SetResult("given", "digit", True)]  # the line first: it is awaited
     assert (line.final, line.outcome.status, line.outcome.recorded_purposes) == (
         False,
         "given",
         ("training",),
     )
-    assert d.feed(LedgerWritten(at())) == [SetResult("given", "digit", True), ContinueDialplan()]
+    assert not any(isinstance(a, ContinueDialplan) for a in d.actions)
+    assert d.feed(LedgerWritten(at())) == [ContinueDialplan()]
     assert d.machine.state is State.CONTINUED
 
 
-def test_a_refused_ledger_line_continues_the_call_unrecorded_with_a_final_line_saying_why() -> None:
+def test_a_refused_ledger_line_sets_the_result_again_unrecorded_before_the_call_continues() -> None:
     d = Driver(plan()).enter().play_through().play_through().digit("1").prepared(logged=False)
+    assert d.actions[-1] == SetResult("given", "digit", True)  # set while the line was written
     out = d.feed(AdapterFailed("storage_error", at()))
     assert out[:2] == [SetResult("error", "storage_error", False), ContinueDialplan()]
     (final,) = out[2:]
@@ -218,7 +221,9 @@ def test_a_refused_ledger_line_continues_the_call_unrecorded_with_a_final_line_s
     assert final.outcome.recorded_purposes == ()
     assert final.outcome.purposes[0].status == "given"  # the caller said yes; not recorded
     assert d.machine.state is State.CONTINUED
-    assert not any(isinstance(a, SetResult) and a.recording for a in d.actions)
+    continued = d.actions.index(ContinueDialplan())
+    last_result = [a for a in d.actions[:continued] if isinstance(a, SetResult)][-1]
+    assert last_result == SetResult("error", "storage_error", False)
 
 
 def test_a_caller_gone_while_the_line_is_written_is_neither_continued_nor_written_twice() -> None:
@@ -226,7 +231,7 @@ def test_a_caller_gone_while_the_line_is_written_is_neither_continued_nor_writte
     assert d.feed(CallerHungUp(at())) == []
     assert d.machine.state is State.ENDED
     assert d.feed(LedgerWritten(at())) == []  # the answer to the line in flight: nothing more
-    assert not any(isinstance(a, SetResult | ContinueDialplan) for a in d.actions)
+    assert not any(isinstance(a, ContinueDialplan) for a in d.actions)
     assert d.ledger().final is False
 
 
@@ -234,7 +239,7 @@ def test_shutdown_while_the_line_is_written_waits_for_the_write_to_decide() -> N
     d = Driver(plan()).enter().play_through().play_through().digit("1").prepared(logged=False)
     assert d.feed(ShutdownRequested(at())) == []
     assert d.machine.state is State.LOGGING
-    assert d.feed(LedgerWritten(at()))[0] == SetResult("given", "digit", True)
+    assert d.feed(LedgerWritten(at())) == [ContinueDialplan()]
 
 
 def test_refuse_digit_is_refusal_without_recording() -> None:
@@ -670,16 +675,19 @@ def test_no_event_sequence_records_a_consent_purpose_without_an_active_accept_di
 ) -> None:
     d = Driver(plan(*purposes)).enter()
     accepted_while_asked: set[str] = set()
+    logged_when_continued = False
     fed: list[Event] = []
     for kind, digit in steps:
         event = _concrete(d, kind, digit)
         state = d.machine.state
         asking = d.machine._asking
         try:
-            d.feed(event)
+            out = d.feed(event)
         except IllegalEvent:
             continue
         fed.append(event)
+        if ContinueDialplan() in out:
+            logged_when_continued = any(isinstance(e, LedgerWritten) for e in fed)
         if (
             isinstance(event, DigitReceived)
             and asking is not None
@@ -691,18 +699,22 @@ def test_no_event_sequence_records_a_consent_purpose_without_an_active_accept_di
                 accepted_while_asked.add(purposes[asking.index].purpose)
     prepared = d.prepare()
     results = [a for a in d.actions if isinstance(a, SetResult)]
-    assert len(results) <= 1
-    assert sum(isinstance(a, ContinueDialplan) for a in d.actions) <= 1
+    continues = [i for i, a in enumerate(d.actions) if isinstance(a, ContinueDialplan)]
+    assert len(results) <= 2  # "record", then (the line refused) the unrecorded one
+    assert len(continues) <= 1
     if prepared is not None:
         for purpose in prepared.purposes:
             if purpose != "documentation":
                 assert purpose in accepted_while_asked
-    if results and results[0].recording:
+    if any(r.recording for r in results):
         assert prepared is not None
         assert any(isinstance(e, RecordingPrepared) for e in fed)
-        assert any(isinstance(e, LedgerWritten) for e in fed)  # the line durable first
+    if continues:  # the result in force when the call continued
+        in_force = [a for a in d.actions[: continues[0]] if isinstance(a, SetResult)][-1]
+        if in_force.recording:
+            assert logged_when_continued  # the line durable first
     if d.machine.state is State.ENDED:
-        assert not results  # a caller who hung up is never continued
+        assert not continues  # a caller who hung up is never continued
     if d.machine.finished:
         outcome = d.ledger().outcome
         for purpose_outcome in outcome.purposes:

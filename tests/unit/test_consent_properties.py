@@ -10,7 +10,7 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callconsent.consent import CallPlan, PrepareRecording, SetResult
+from callconsent.consent import CallPlan, ContinueDialplan, PrepareRecording, SetResult
 from tests.support import consent_walk
 from tests.support.consent_walk import DIGITS, KINDS, PLANS, walk
 
@@ -45,10 +45,19 @@ def test_a_yes_after_the_question_started_is_recorded_and_keeps_every_property()
     assert w.violations == [] and w.recorded == ("documentation", "training")
 
 
-def test_the_walk_reports_a_recording_started_before_its_ledger_line_was_durable() -> None:
+def test_the_walk_reports_a_call_continued_recorded_before_its_ledger_line_was_durable() -> None:
     steps = [("start", ""), ("finish", ""), ("start", ""), ("digit", "1"), ("prepared", "")]
     w = walk(PLANS[1], steps)  # the line is never answered: the caller hangs up meanwhile
-    assert w.violations == [] and w.result is None
-    w.actions.append(SetResult("given", "digit", recording=True))
+    assert w.violations == [] and w.result == SetResult("given", "digit", recording=True)
+    w.actions.append(ContinueDialplan())
     consent_walk.check_recording(w)
     assert "recording_before_ledger" in w.violations
+
+
+def test_the_walk_reports_a_result_set_twice_unless_a_recording_is_undone() -> None:
+    steps = [("start", ""), ("finish", ""), ("start", ""), ("digit", "2")]
+    w = walk(PLANS[0], steps)
+    assert w.violations == [] and w.result == SetResult("refused", "digit", recording=False)
+    w.actions.append(SetResult("refused", "digit", recording=False))
+    consent_walk.check_recording(w)
+    assert "twice" in w.violations

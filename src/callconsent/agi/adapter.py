@@ -21,6 +21,7 @@ import structlog
 
 from callconsent import names
 from callconsent.agi.ended import RecordedCalls
+from callconsent.agi.result import set_result
 from callconsent.agi.rules import (
     CALL_INFO_EXPRESSION,
     ENDED_SCRIPT,
@@ -63,7 +64,7 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
-from callconsent.hook_result import extra_variables
+from callconsent.hook_result import extra_variables, replacing
 from callconsent.ports import NOT_WATCHED, Objections, Planner, Skip, Store, kept_caller_name
 from callconsent.timing import log_timing, mark
 from callconsent.withdrawal.route import Readout
@@ -98,6 +99,7 @@ class _Call:
     machine: ConsentMachine
     log: Any
     recording_path: str | None = None
+    result_extra: list[str] | None = None  # the extra variables' names of the result set last
     marks: dict[str, float] = field(default_factory=dict)  # call_timing's, epoch seconds
 
 
@@ -186,7 +188,7 @@ class AgiFlow:
         )
         if isinstance(decision, Skip):
             bound.info("call_skipped", status=decision.status, reason=decision.reason)
-            await self._set_result(line, decision.status, decision.reason, "", bound)
+            await set_result(line, decision.status, decision.reason, "", bound)
             line.close()
             await self._write_unhandled(info, decision.status, decision.reason, bound)
             return
@@ -200,7 +202,7 @@ class AgiFlow:
     async def _refuse(self, line: AgiLine, bad: BadRequest, bound: Any) -> None:
         bound.warning("agi_bad_request", reason=bad.reason, detail=bad.detail)
         status = names.Status.ERROR
-        await self._set_result(line, status, bad.reason, "", bound)
+        await set_result(line, status, bad.reason, "", bound)
         line.close()
         if bad.uniqueid_ok:
             uniqueid = line.request.uniqueid
@@ -254,8 +256,15 @@ class AgiFlow:
                     from_state=before.value,
                     to_state=call.machine.state.value,
                 )
+            line: asyncio.Task[list[Event]] | None = None
             for action in actions:  # the machine puts a prompt or a wait last
+                if isinstance(action, WriteLedger) and not action.final:
+                    # durable before the session closes, written while the result is set
+                    line = asyncio.create_task(self._do(call, action))
+                    continue
                 pending.extend(await self._do(call, action))
+            if line is not None:
+                pending.extend(await line)
 
     async def _do(self, call: _Call, action: Action) -> list[Event]:
         line = call.line
@@ -303,7 +312,9 @@ class AgiFlow:
                         refs=self._refs,
                         objections=self._objections,
                     )
-                    await self._set_result(line, status, reason, path, call.log, extra)
+                    earlier, call.result_extra = call.result_extra, [n for n, _ in extra]
+                    extra = replacing(earlier, extra)  # a result "record" set before is undone
+                    await set_result(line, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                 case ContinueDialplan():
                     line.close()  # AGI() returns; the hook reads the result
@@ -370,28 +381,6 @@ class AgiFlow:
                 return [ShutdownRequested(self._clock())]
             return [CallerHungUp(self._clock())]
         return [failed]
-
-    async def _set_result(
-        self,
-        line: AgiLine,
-        status: str,
-        reason: str,
-        recording: str,
-        bound: Any,
-        extra: list[tuple[str, str]] | None = None,
-    ) -> None:
-        """The same variables as the Stasis adapter sets; STATUS last, so a partial failure
-        leaves the hook's "unavailable" path (no recording) in force."""
-        try:
-            for name, value in extra or ():
-                await line.send("SET VARIABLE", name, value, within=_COMMAND_TIMEOUT)
-            await line.send("SET VARIABLE", names.VAR_RECORDING, recording)
-            await line.send("SET VARIABLE", names.VAR_REASON, reason)
-            await line.send("SET VARIABLE", names.VAR_STATUS, status)
-        except AgiHungUp:
-            return
-        except (TimeoutError, AgiProtocolError, ValueError) as exc:
-            bound.error("set_result_failed", error=str(exc) or "timeout")
 
     async def _write_unhandled(self, info: CallInfo, status: str, reason: str, bound: Any) -> None:
         try:

@@ -37,7 +37,7 @@ class State(enum.Enum):
     RETRY = "retry"  # playing the invalid-key prompt; a digit counts
     AWAITING_DIGIT = "awaiting_digit"  # prompt finished, timer running
     PREPARING = "preparing"  # the adapter prepares the recording (paths, sidecar)
-    LOGGING = "logging"  # the call's ledger line is written; nothing records before it is durable
+    LOGGING = "logging"  # the ledger line and the result "record" are written; no continue yet
     CONTINUED = "continued"  # the result is set and the call continued to the dialplan
     ENDED = "ended"  # the caller hung up before a decision; nothing is recorded
 
@@ -62,7 +62,8 @@ def _build() -> dict[tuple[State, type[Event]], str]:
         (State.ANSWERING, Answered): "_on_answered",
         (State.ANSWERING, DigitReceived): "_on_digit",
         (State.PREPARING, RecordingPrepared): "_on_prepared",
-        # the write in flight decides: durable, the call is recorded; refused, it is not
+        # the write in flight decides: durable, the call is continued and recorded; refused, the
+        # result is set again, unrecorded, and the call continues without a recording
         (State.LOGGING, LedgerWritten): "_on_logged",
         (State.LOGGING, AdapterFailed): "_on_failure",
         (State.LOGGING, CallerHungUp): "_on_hangup_logging",

@@ -293,7 +293,9 @@ class PrepareRecording:
 
 @dataclass(frozen=True, slots=True)
 class SetResult:
-    """Set CALLCONSENT_STATUS/REASON, and CALLCONSENT_RECORDING when ``recording``."""
+    """Set CALLCONSENT_STATUS/REASON, and CALLCONSENT_RECORDING when ``recording``. A second
+    one on the same call (the ledger refused the line after a result saying "record") replaces
+    the first: every variable the first set and this one does not is cleared."""
 
     status: str
     reason: str
@@ -309,8 +311,12 @@ class ContinueDialplan:
 class WriteLedger:
     """Write the call's ``call`` line; answer LedgerWritten, or AdapterFailed when refused.
 
-    ``final`` False: the line of a call to be recorded, written before the result says
-    "record"; if it is refused, the call goes on unrecorded and a final line follows."""
+    ``final`` False: the line of a call to be recorded, written before the call continues.
+    The :class:`SetResult` saying "record" that follows it in the same list may be carried out
+    while the line is in flight (the adapter awaits the line's answer before the next event):
+    the variables are read only once the call continues, which waits for ``LedgerWritten``. If
+    the line is refused, the call goes on unrecorded (the result set again, unrecorded, first)
+    and a final line follows."""
 
     outcome: CallOutcome
     final: bool = True

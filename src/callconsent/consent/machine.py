@@ -15,7 +15,8 @@ The rules (Datatilsynet; GDPR Art 4(11), 7, Recital 32):
   error are refusal;
 - each consent purpose has its own question: a yes to one is not a yes to another;
 - a purpose that needs no consent is recorded only when every notice was played in full;
-- a call is recorded only once its ledger line is durable: a refused line means no recording;
+- a call is continued to be recorded only once its ledger line is durable (its result may be
+  set meanwhile): a refused line means no recording, the result set again unrecorded first;
 - whatever the outcome, the call is continued to the dialplan (never hung up by us).
 """
 
@@ -246,9 +247,9 @@ class ConsentMachine:
     def _finish(self, *, recording: bool) -> list[Action]:
         status, reason = self._status()
         outcome = self._make_outcome(status, reason, recording=recording)
-        if recording:  # its ledger line first: nothing is recorded before that is durable
+        if recording:  # the result is set while the line is written; continued once durable
             self.state = State.LOGGING
-            return [WriteLedger(outcome, final=False)]
+            return [WriteLedger(outcome, final=False), SetResult(status, reason, True)]
         self.state = State.CONTINUED
         return [SetResult(status, reason, False), ContinueDialplan(), WriteLedger(outcome)]
 
@@ -391,9 +392,8 @@ class ConsentMachine:
         return self._finish(recording=True)
 
     def _on_logged(self, _event: LedgerWritten) -> list[Action]:
-        assert self.outcome is not None  # _finish made it
-        self.state = State.CONTINUED
-        return [SetResult(self.outcome.status, self.outcome.reason, True), ContinueDialplan()]
+        self.state = State.CONTINUED  # the result saying "record" was set with the line
+        return [ContinueDialplan()]
 
     def _on_hangup_logging(self, _event: CallerHungUp) -> list[Action]:
         self.state = State.ENDED  # the line in flight is the call's; nothing is continued
