@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--snapshot-every", type=int, default=1000, help="with --trace-dir: calls")
     p.add_argument("--json", type=Path, help="write every figure here")
+    p.add_argument("--keep-log", type=Path, help="copy the app's log (every run) here at the end")
     p.add_argument("--name", default="bench-live", help="lab-isolated NAME")
     p.add_argument("--profile", type=Path, help="py-spy profiles of the app (folder)")
     p.add_argument(
@@ -416,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
     finally:
+        if args.keep_log is not None and (work / "app.log").exists():
+            shutil.copyfile(work / "app.log", args.keep_log)
         if groups is not None:
             groups.close()
         shutil.rmtree(work, ignore_errors=True)
