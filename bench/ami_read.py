@@ -95,9 +95,11 @@ def measure(calls: int) -> float:
 
 
 def client_protocol(client: object) -> object:
-    from callconsent._ami_protocol import GuardedProtocol
+    """The protocol the app's AMI connection reads with (what ``Ami.connect`` gives panoramisk
+    as its ``protocol_factory``)."""
+    from callconsent import ami
 
-    protocol = GuardedProtocol(client._on_message)  # type: ignore[attr-defined]
+    protocol = ami.GuardedProtocol(client._on_message)  # type: ignore[attr-defined]
     protocol.responses = {}
     protocol.data_received(b"Asterisk Call Manager/11.0.0\r\n")
     return protocol
