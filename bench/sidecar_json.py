@@ -1,4 +1,4 @@
-"""Micro-benchmark: encoding one recorded call's sidecars as JSON (not a test).
+"""Micro-benchmark: encoding and copying one recorded call's sidecars (not a test).
 
     .venv/bin/python bench/sidecar_json.py [--calls 3000] [--rounds 3]
 
@@ -6,13 +6,17 @@ Captures the three sidecar documents the evidence store writes for one call of
 ``bench/hotpath.py`` (created, the agent's decision, final) and encodes them ``--calls`` times
 with ``fsio.dumps(doc, indent=2)`` (what every sidecar write does) and with ``json.dumps`` and
 the same options (json's pure-Python indented encoder, what it did before); checks both give
-the same bytes and prints the CPU µs per call, best of ``--rounds``.
+the same bytes and prints the CPU µs per call, best of ``--rounds``. Also copies each
+of the first two documents twice (the four copies of a call's store work: the remembered
+sidecar read and the agent's decision applied, the remembered sidecar read and made final) with
+``copy.deepcopy`` (before) and ``fsio.copy_document``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import json
 import shutil
 import sys
@@ -63,19 +67,26 @@ def main() -> int:
     args = p.parse_args()
     docs = call_sidecars()
     assert all(_fsio(d) == _json(d) for d in docs), "fsio.dumps differs from json.dumps"
-    encoders: dict[str, Callable[[Any], str]] = {"json.dumps": _json, "fsio.dumps": _fsio}
+    twice = [d for d in docs[:2] for _ in range(2)]
+    encoders: dict[str, tuple[Callable[[Any], object], list[dict[str, Any]]]] = {
+        "json.dumps": (_json, docs),
+        "fsio.dumps": (_fsio, docs),
+        "copy.deepcopy (4 copies)": (copy.deepcopy, twice),
+        "fsio.copy_document (4 copies)": (fsio.copy_document, twice),
+    }
     best: dict[str, float] = {}
     for _ in range(args.rounds):
-        for name, encode in encoders.items():
+        for name, (encode, inputs) in encoders.items():
             started = time.process_time()
             for _ in range(args.calls):
-                for doc in docs:
+                for doc in inputs:
                     encode(doc)
             us = (time.process_time() - started) / args.calls * 1e6
             best[name] = min(best.get(name, us), us)
     sizes = ", ".join(str(len(_fsio(d))) for d in docs)
+    print(f"one call's sidecars: {len(docs)} of {sizes} bytes")
     for name, us in best.items():
-        print(f"{name}: {us:.0f} us CPU per call ({len(docs)} sidecars of {sizes} bytes)")
+        print(f"{name}: {us:.0f} us CPU per call")
     return 0
 
 

@@ -1,5 +1,5 @@
-"""The evidence JSON encoding (callconsent.evidence.fsio.dumps): the indented form written to
-every sidecar is json.dumps's, byte for byte, whatever the document holds."""
+"""Evidence JSON (callconsent.evidence.fsio): the indented form written to every sidecar is
+json.dumps's, byte for byte, whatever the document holds; a copied document is a deep copy."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callconsent.evidence.fsio import dumps
+from callconsent.evidence.fsio import copy_document, dumps
 
 
 def _json(obj: Any, indent: int) -> str:
@@ -82,3 +82,29 @@ def test_a_document_that_holds_itself_is_refused() -> None:
     doc["self"] = [doc]
     with pytest.raises(ValueError, match="Circular"):
         dumps(doc, indent=2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_DOCS)
+def test_a_copied_document_equals_the_original_and_shares_no_container_with_it(doc: Any) -> None:
+    copied = copy_document(doc)
+    assert copied == doc
+    assert _json(copied, 2) == _json(doc, 2)
+    originals = {id(c) for c in _containers(doc)}
+    assert not any(id(c) in originals for c in _containers(copied) if not isinstance(c, tuple))
+
+
+def test_changing_a_copied_document_leaves_the_original_as_it_was() -> None:
+    doc = {"purposes": [{"purpose": "training", "consent": {"status": "pending"}}], "n": 1}
+    copied = copy_document(doc)
+    copied["purposes"][0]["consent"]["status"] = "given"
+    copied["purposes"].append({"purpose": "quality"})
+    assert doc == {"purposes": [{"purpose": "training", "consent": {"status": "pending"}}], "n": 1}
+
+
+def _containers(doc: Any) -> list[Any]:
+    if isinstance(doc, dict):
+        return [doc, *(c for v in doc.values() for c in _containers(v))]
+    if isinstance(doc, (list, tuple)):
+        return [doc, *(c for v in doc for c in _containers(v))]
+    return []

@@ -12,6 +12,7 @@ lone surrogates; escaped, it round-trips exactly and can never break a line or a
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from functools import cache
 from importlib import resources
 from json.encoder import encode_basestring_ascii as _quote_ascii  # json's C escaper
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # ships no types
 from referencing import Registry, Resource
@@ -63,6 +64,7 @@ def folder_exposure(mode: int) -> str | None:
 
 
 _INFINITY: Final = float("inf")
+_T = TypeVar("_T")
 _STAMP_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 #: Temporary files :func:`atomic_write_json` leaves behind only if the process dies mid-write
@@ -114,6 +116,27 @@ def dumps(obj: Any, *, indent: int | None = None) -> str:
             pass  # json.dumps says what is wrong (NaN, a cycle, a key or value it cannot encode)
     separators = (",", ": ") if indent is not None else (",", ":")
     return json.dumps(obj, ensure_ascii=True, allow_nan=False, indent=indent, separators=separators)
+
+
+def copy_document(doc: _T) -> _T:
+    """A deep copy of a JSON document (dicts, lists and immutable leaves), as ``copy.deepcopy``
+    makes it at a third of the cost; any other container is left to ``copy.deepcopy``. Unlike
+    it, a sub-document that appears twice is copied twice (as reading the file back gives)."""
+    return cast(_T, _copied(doc))
+
+
+def _copied(doc: Any) -> Any:
+    kind = type(doc)
+    if kind is dict:
+        return {key: _copied(value) for key, value in doc.items()}
+    if kind is list:
+        return [_copied(value) for value in doc]
+    if kind in _IMMUTABLE:
+        return doc
+    return copy.deepcopy(doc)
+
+
+_IMMUTABLE: Final = frozenset({str, int, float, bool, type(None)})
 
 
 class _NotPlain(Exception):
