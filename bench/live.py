@@ -34,7 +34,8 @@ steps of +10 calls/s, +100 concurrent until a run has a wrong outcome or a faile
 ``--max-rate``). ``--soak``: app only, ``--soak-seconds`` at 10 calls/s; the app's RSS is sampled
 every 10 s and the slope per 1,000 calls reported. ``--profile DIR``: py-spy (``pip install
 py-spy``; not a dependency) records the app's collapsed stacks (threads holding the GIL: Python's own CPU), one file
-per run.
+per run. ``--strace DIR``: the app's system calls by kind (``strace -f -c``; it slows the app
+down, so read counts, not times), one file per run.
 ``--trace-dir DIR`` (with ``--soak``): run the app through ``bench/traced_app.py`` (tracemalloc,
 ``CALLCONSENT_BENCH_TRACE_FRAMES`` frames, 0 for none) and take a snapshot at the start, every
 ``--snapshot-every`` calls and 40 s after the last call: objects by type, the large containers
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-log", type=Path, help="copy the app's log (every run) here at the end")
     p.add_argument("--name", default="bench-live", help="lab-isolated NAME")
     p.add_argument("--profile", type=Path, help="py-spy profiles of the app (folder)")
+    p.add_argument("--strace", type=Path, help="strace -f -c of the app, one file per run (folder)")
     p.add_argument(
         "--perf",
         type=Path,
@@ -365,10 +367,12 @@ def main(argv: list[str] | None = None) -> int:
         lab, caller = prepare(work, args.talk)
         if groups is not None:
             groups.place("asterisk", asterisk_pid())
-        for folder in (args.profile, args.perf):
+        for folder in (args.profile, args.perf, args.strace):
             if folder is not None:
                 folder.mkdir(parents=True, exist_ok=True)
-        app = App(work / "app.log", args.profile, args.app_src, args.app_nice, args.trace_dir)
+        app = App(
+            work / "app.log", args.profile, args.app_src, args.app_nice, args.trace_dir, args.strace
+        )
         if groups is not None:
             app.placed = lambda pid: groups.place("app", pid)
         result: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

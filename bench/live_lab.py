@@ -128,8 +128,10 @@ class App:
         app_src: Path | None = None,
         nice: int = 0,
         trace_dir: Path | None = None,
+        strace_dir: Path | None = None,
     ) -> None:
         self.log_path = log_path
+        self.strace_dir = strace_dir  # strace -f -c of the app, one file per run
         self.trace_dir = trace_dir  # run under tracemalloc (bench/traced_app.py), snapshots here
         self.nice = nice  # the app's scheduling niceness (systemd Nice=), Asterisk runs at 0
         self.app_src = app_src  # another version's src/ folder to run (before/after figures)
@@ -137,6 +139,7 @@ class App:
         self.offset = 0
         self.profile_dir = profile_dir  # py-spy's collapsed stacks, one file per run
         self.profiler: subprocess.Popen[bytes] | None = None
+        self.tracer: subprocess.Popen[bytes] | None = None
         self.runs = 0
         self.placed: Callable[[int], None] | None = None  # e.g. into its CPU group, once up
 
@@ -183,6 +186,10 @@ class App:
 
     def _profile(self, pid: int) -> None:
         self.runs += 1
+        if self.strace_dir is not None:  # the app's system calls by kind, from here to stop()
+            out = self.strace_dir / f"app-{self.runs}.txt"
+            cmd = ["strace", "-f", "-c", "-o", str(out), "-p", str(pid)]
+            self.tracer = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
         if self.profile_dir is None:
             return
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -206,6 +213,10 @@ class App:
         )
 
     def stop(self) -> None:
+        if self.tracer is not None:
+            self.tracer.send_signal(signal.SIGINT)
+            self.tracer.wait(timeout=30)
+            self.tracer = None
         if self.profiler is not None:
             self.profiler.send_signal(signal.SIGINT)
             self.profiler.wait(timeout=30)

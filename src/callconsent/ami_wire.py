@@ -100,34 +100,43 @@ class AmiMessage:
 
 def read(text: str) -> AmiMessage:
     """One message: ``text`` is what lies between two empty lines (``\\r\\n\\r\\n``)."""
-    values: dict[str, list[str]] = {}
+    fields: dict[str, str] = {}
     spelled: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
     stray = 0
     match = _LINE.match
     for line in text.strip(EOL).split(EOL):
-        found = match(line)
-        if found is None:
-            if line.strip():
-                stray += 1
-            continue
-        name, value = found.groups()
+        name, colon, value = line.partition(":")
+        if colon and name.isalnum() and name.isascii():  # the usual line: ``Name: value``
+            if value[:1] == " ":
+                value = value[1:]
+        else:  # anything else as the full pattern reads it (the same result for the above)
+            found = match(line)
+            if found is None:
+                if line.strip():
+                    stray += 1
+                continue
+            name, value = found.groups()
         key = name.lower()
-        if key in values:
-            values[key].append(value)
+        if key in repeated:
+            repeated[key].append(value)
+        elif key in fields:
+            repeated[key] = [fields.pop(key), value]
         else:
             spelled[key] = name
-            values[key] = [value]
-    fields = {k: v[0] for k, v in values.items() if len(v) == 1}
-    duplicated = {k: tuple(v) for k, v in values.items() if len(v) > 1}
+            fields[key] = value
+    duplicated = {k: tuple(v) for k, v in repeated.items()}
     originate = fields.get("event", "").lower() in _ORIGINATE
+    event = "event" in fields or "event" in repeated
+    response = "response" in fields or "response" in repeated
     problems: list[str] = []
     if duplicated:
         problems.append("duplicated")
-    if not ({"event", "response"} & values.keys()):
+    if not (event or response):
         problems.append("headless")
-    elif "event" in values and "response" in values and not originate:
+    elif event and response and not originate:
         problems.append("response_in_event")
-    if _truncated(values.keys()) and not originate:
+    if _truncated(fields.keys() | repeated.keys()) and not originate:
         problems.append("truncated")
     return AmiMessage(fields, duplicated, tuple(problems), stray, spelled)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,3 +101,52 @@ def test_a_deleted_registry_knows_no_agent_any_more(tmp_path: Path) -> None:
     assert reg.get("agent1") is not None
     reg.path.unlink()
     assert reg.get("agent1") is None  # absence is never consent
+
+
+def test_lookup_of_an_unchanged_registry_answers_without_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    reg = _registry(tmp_path, clock)
+    reg.set("agent1", "given", actor="hr:jane", now=T0)
+    _settle(reg, clock)
+    hops: list[object] = []
+    real = asyncio.to_thread
+
+    async def counting(func: Callable[..., object], /, *args: object) -> object:
+        hops.append(func)
+        return await real(func, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    first = asyncio.run(agents.lookup(reg, "agent1"))  # never parsed: read in a thread
+    again = [asyncio.run(agents.lookup(reg, "agent1")) for _ in range(3)]
+    assert first is not None and first.given
+    assert again == [first] * 3
+    assert len(hops) == 1
+
+
+def test_lookup_reads_a_changed_registry_again_in_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    reg = _registry(tmp_path, clock)
+    reg.set("agent1", "given", actor="hr:jane", now=T0)
+    _settle(reg, clock)
+    assert asyncio.run(agents.lookup(reg, "agent1")).given  # type: ignore[union-attr]
+    AgentRegistry(reg.path, tmp_path / "state" / "ledger.jsonl").set(
+        "agent1", "refused", actor="hr:jane", now=T0
+    )
+    assert reg.parsed("agent1") is None
+    got = asyncio.run(agents.lookup(reg, "agent1"))
+    assert got is not None and not got.given
+
+
+def test_lookup_of_a_missing_registry_file_is_no_agent(tmp_path: Path) -> None:
+    clock = Clock()
+    reg = _registry(tmp_path, clock)
+    reg.set("agent1", "given", actor="hr:jane", now=T0)
+    _settle(reg, clock)
+    reg.get("agent1")
+    reg.path.unlink()
+    assert reg.parsed("agent1") == (None,)
+    assert asyncio.run(agents.lookup(reg, "agent1")) is None

@@ -8,6 +8,8 @@ without those lines.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callconsent import ami_wire
 from tests.support import ami_samples as s
@@ -182,3 +184,42 @@ def test_a_line_whose_name_is_not_a_header_name_is_stray(line: str) -> None:
 def test_shown_escapes_control_characters_and_shortens() -> None:
     assert ami_wire.shown("a\r\nb") == "a\\r\\nb"
     assert len(ami_wire.shown("x" * 500)) == 80
+
+
+def _read_line_by_pattern(text: str) -> tuple[dict[str, str], dict[str, tuple[str, ...]], int]:
+    """Every line through the full ``Name: value`` pattern: what ``read``'s quick path for plain
+    names must agree with."""
+    values: dict[str, list[str]] = {}
+    stray = 0
+    for line in text.strip(ami_wire.EOL).split(ami_wire.EOL):
+        found = ami_wire._LINE.match(line)
+        if found is None:
+            stray += bool(line.strip())
+            continue
+        values.setdefault(found.group(1).lower(), []).append(found.group(2))
+    fields = {k: v[0] for k, v in values.items() if len(v) == 1}
+    return fields, {k: tuple(v) for k, v in values.items() if len(v) > 1}, stray
+
+
+_NAMES = ["Event", "Uniqueid", "UNIQUEID", "CallerIDNum", "Linkedid", "Response", "x_(y).z-1"]
+_PIECES = st.sampled_from(
+    [*_NAMES, "Ä", ":", ": ", ":  ", " ", "\t", "\r", "\n", "\r\n", "\x85", "\u2028", "1", ""]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(_PIECES, max_size=6).map("".join), max_size=8).map("\r\n".join))
+def test_read_reads_every_line_as_the_full_pattern_does(text: str) -> None:
+    message = ami_wire.read(text)
+    fields, duplicated, stray = _read_line_by_pattern(text)
+    assert dict(message.fields) == fields
+    assert dict(message.duplicated) == duplicated
+    assert message.stray_lines == stray
+
+
+def test_read_keeps_the_first_spelling_of_a_repeated_header() -> None:
+    message = ami_wire.read("Event: Hangup\r\nUniqueid: 1.1\r\nUNIQUEID: 1.2\r\nuniqueid: 1.3")
+    assert message.duplicated == {"uniqueid": ("1.1", "1.2", "1.3")}
+    assert message.names["uniqueid"] == "Uniqueid"
+    assert "uniqueid" not in message.fields
+    assert message.problems == ("duplicated",)

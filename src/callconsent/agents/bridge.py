@@ -18,7 +18,6 @@ leaves the agent-consent purposes unrecorded; the call itself is never touched.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -27,7 +26,7 @@ import structlog
 
 from callconsent import metrics, names
 from callconsent.agents.evidence import AgentEvidence
-from callconsent.agents.registry import AgentConsent, AgentRegistryError
+from callconsent.agents.registry import AgentConsent, AgentRegistryError, lookup
 from callconsent.agents.rules import AGENT_ID_RE, AgentOutcome
 from callconsent.ami import AmiError, AmiOps
 from callconsent.clock import Clock, utc_now
@@ -138,7 +137,7 @@ class BridgeHandler:
         if not AGENT_ID_RE.fullmatch(agent_id):
             return None
         try:
-            return await asyncio.to_thread(self._registry.get, agent_id)
+            return await lookup(self._registry, agent_id)
         except (AgentRegistryError, OSError) as exc:
             bound.error("agent_registry_unreadable", error=str(exc))
             return None

@@ -16,14 +16,13 @@ recording with no lawful purpose left (``purposes`` empty) is deleted with a tom
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from callconsent.evidence import entries
-from callconsent.evidence.fsio import parse_stamp, utc_stamp
+from callconsent.evidence.fsio import copy_document, parse_stamp, utc_stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +84,7 @@ def hold_for_agent(doc: Mapping[str, Any], pending: Iterable[str]) -> dict[str, 
     """The ``recording`` sidecar with the ``pending`` purposes moved out of ``purposes`` into
     ``agent_purposes`` (status ``pending``); tags and ``delete_after`` from what is left."""
     waiting = set(pending)
-    out = copy.deepcopy(dict(doc))
+    out = copy_document(dict(doc))
     out["agent_purposes"] = [
         {**p, "agent_consent": dict(PENDING)} for p in out["purposes"] if p["purpose"] in waiting
     ]
@@ -101,7 +100,7 @@ def resolve(
     """Apply the agent's decision: ``given`` moves every pending purpose into ``purposes``;
     otherwise they stay in ``agent_purposes`` as ``refused``. Updates tags, ``delete_after``
     and ``updated_at``. A sidecar with nothing pending is returned unchanged."""
-    out = copy.deepcopy(dict(doc))
+    out = copy_document(dict(doc))
     waiting = [
         p for p in out.get("agent_purposes", []) if p["agent_consent"]["status"] == "pending"
     ]

@@ -13,13 +13,13 @@ here (the unit tests check every builder against the schema; ``verify --deep`` c
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from callconsent.evidence import sidecar
+from callconsent.evidence.fsio import copy_document
 from callconsent.evidence.paths import RecordingPaths
 
 
@@ -55,7 +55,7 @@ class KnownSidecars:
                 self._docs.pop(key, None)
                 raise
             if (st.st_ino, st.st_mtime_ns, st.st_size) == known[1]:
-                return copy.deepcopy(known[0])
+                return copy_document(known[0])
             self._docs.pop(key, None)
         return sidecar.load(where)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import enum
 import os
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ from callconsent.evidence import wav
 from callconsent.evidence.fsio import (
     MalformedDocument,
     atomic_write_json,
+    copy_document,
     fsync_dir,
     read_json,
     schema_errors,
@@ -245,7 +245,7 @@ def prepare_final(
     size, digest = sha256_file(paths.audio)
     if size != info.bytes:
         raise wav.RecordingNotClosed(paths.audio, info, "file changed while it was hashed")
-    final = copy.deepcopy(doc)
+    final = copy_document(doc)
     final["state"] = State.FINAL.value
     final["recording"].update(
         ended_at=utc_stamp(ended_at),

@@ -35,7 +35,7 @@ from typing import Any, Final, Literal, Protocol
 
 import structlog
 
-from callconsent.agents.registry import AgentConsent, AgentRegistryError
+from callconsent.agents.registry import AgentConsent, AgentRegistryError, lookup
 from callconsent.ami import AmiError, SyncEventHandler
 from callconsent.clock import Clock, utc_now
 from callconsent.evidence.paths import UNIQUEID_RE
@@ -298,7 +298,7 @@ class PartyWatch:
         if agent_id is None:
             return False
         try:
-            record = await asyncio.to_thread(self._registry.get, agent_id)
+            record = await lookup(self._registry, agent_id)
         except (AgentRegistryError, OSError) as exc:
             bound.error("agent_registry_unreadable", error=str(exc))
             return False
