@@ -53,15 +53,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
 from bench.live import prepare  # noqa: E402
-from bench.live_lab import (  # noqa: E402
-    ROUTE,
-    App,
-    asterisk_pid,
-    cpu_seconds,
-    cpu_split,
-    run_sipp,
-    wait_settled,
-)
+from bench.live_app import App, asterisk_pid, cpu_seconds, cpu_split  # noqa: E402
+from bench.live_lab import ROUTE, run_sipp, wait_settled  # noqa: E402
 
 INSIDE_ENV = "CALLCONSENT_BENCH_ISOLATED"
 CHROOT_ETC = Path("/var/cache/callconsent-sandbox/rootfs/etc/asterisk")

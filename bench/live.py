@@ -66,21 +66,23 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
 from bench.cpu_groups import DEFAULT_WEIGHT, CpuGroups  # noqa: E402
-from bench.live_lab import (  # noqa: E402
-    ROUTE,
+from bench.live_app import (  # noqa: E402
     App,
-    Caller,
-    Run,
-    app_latencies,
-    app_problems,
     asterisk_pid,
     callconsent,
     cpu_seconds,
     cpu_split,
-    judge,
     loadavg,
-    make_caller,
     peak_rss_mib,
+)
+from bench.live_lab import (  # noqa: E402
+    ROUTE,
+    Caller,
+    Run,
+    app_latencies,
+    app_problems,
+    judge,
+    make_caller,
     run_sipp,
     wait_settled,
 )

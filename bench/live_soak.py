@@ -9,7 +9,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.live_lab import ROUTE, App, Caller, loadavg, rss_kib, sipp_command
+from bench.live_app import App, loadavg, rss_kib
+from bench.live_lab import ROUTE, Caller, sipp_command
 from tests.harness.asterisk import AsteriskLab
 
 SAMPLE_SECONDS = 10
