@@ -44,6 +44,15 @@ def _registry(tmp_path: Path, clock: Clock) -> AgentRegistry:
     return AgentRegistry(state / "agents.json", state / "ledger.jsonl", clock_ns=clock)
 
 
+def _agent1_given_settled(tmp_path: Path) -> AgentRegistry:
+    """A registry where agent1 has given consent, its file older than the settle window."""
+    clock = Clock()
+    reg = _registry(tmp_path, clock)
+    reg.set("agent1", "given", actor="hr:jane", now=T0)
+    _settle(reg, clock)
+    return reg
+
+
 def _settle(reg: AgentRegistry, clock: Clock) -> None:
     st = os.stat(reg.path)
     clock.ns = max(st.st_mtime_ns, st.st_ctime_ns) + SETTLED_NS
@@ -52,10 +61,7 @@ def _settle(reg: AgentRegistry, clock: Clock) -> None:
 def test_a_settled_registry_is_parsed_once_for_many_lookups(
     tmp_path: Path, parses: list[Path]
 ) -> None:
-    clock = Clock()
-    reg = _registry(tmp_path, clock)
-    reg.set("agent1", "given", actor="hr:jane", now=T0)
-    _settle(reg, clock)
+    reg = _agent1_given_settled(tmp_path)
     parses.clear()
     for _ in range(5):
         got = reg.get("agent1")
@@ -94,10 +100,7 @@ def test_a_registry_changed_just_now_is_read_again_at_every_lookup(
 
 
 def test_a_deleted_registry_knows_no_agent_any_more(tmp_path: Path) -> None:
-    clock = Clock()
-    reg = _registry(tmp_path, clock)
-    reg.set("agent1", "given", actor="hr:jane", now=T0)
-    _settle(reg, clock)
+    reg = _agent1_given_settled(tmp_path)
     assert reg.get("agent1") is not None
     reg.path.unlink()
     assert reg.get("agent1") is None  # absence is never consent
@@ -106,10 +109,7 @@ def test_a_deleted_registry_knows_no_agent_any_more(tmp_path: Path) -> None:
 def test_lookup_of_an_unchanged_registry_answers_without_a_worker_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = Clock()
-    reg = _registry(tmp_path, clock)
-    reg.set("agent1", "given", actor="hr:jane", now=T0)
-    _settle(reg, clock)
+    reg = _agent1_given_settled(tmp_path)
     hops: list[object] = []
     real = asyncio.to_thread
 
@@ -128,10 +128,7 @@ def test_lookup_of_an_unchanged_registry_answers_without_a_worker_thread(
 def test_lookup_reads_a_changed_registry_again_in_a_worker_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = Clock()
-    reg = _registry(tmp_path, clock)
-    reg.set("agent1", "given", actor="hr:jane", now=T0)
-    _settle(reg, clock)
+    reg = _agent1_given_settled(tmp_path)
     assert asyncio.run(agents.lookup(reg, "agent1")).given  # type: ignore[union-attr]
     AgentRegistry(reg.path, tmp_path / "state" / "ledger.jsonl").set(
         "agent1", "refused", actor="hr:jane", now=T0
@@ -142,10 +139,7 @@ def test_lookup_reads_a_changed_registry_again_in_a_worker_thread(
 
 
 def test_lookup_of_a_missing_registry_file_is_no_agent(tmp_path: Path) -> None:
-    clock = Clock()
-    reg = _registry(tmp_path, clock)
-    reg.set("agent1", "given", actor="hr:jane", now=T0)
-    _settle(reg, clock)
+    reg = _agent1_given_settled(tmp_path)
     reg.get("agent1")
     reg.path.unlink()
     assert reg.parsed("agent1") == (None,)
