@@ -51,8 +51,8 @@ def mutated(draw: st.DrawFn, doc: dict[str, Any], value: st.SearchStrategy[Any])
             continue
         if isinstance(parent, dict) and draw(st.integers(0, 5)) == 0:
             del parent[key]
-        else:
-            parent[key] = draw(value)
+        else:  # a copy: a shared hostile list or dict must never be changed by a later place
+            parent[key] = copy.deepcopy(draw(value))
     return out
 
 
@@ -80,7 +80,7 @@ def reassigned(
             if not isinstance(parent.get(key), dict):
                 parent[key] = {}
             parent = parent[key]
-        parent[place[-1]] = draw(value)
+        parent[place[-1]] = copy.deepcopy(draw(value))  # never the shared hostile object itself
     return out
 
 
