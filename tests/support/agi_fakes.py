@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from callconsent.agi.wire import AgiGone, AgiHungUp, AgiReply, AgiRequest, parse_script
+from callconsent.agi.wire import AgiGone, AgiHungUp, AgiReply, AgiRequest, command, parse_script
 
 #: A header as Asterisk 22 sends it (tests/support/agi_capture.json), for route ``support``.
 HEADER = [
@@ -55,6 +55,24 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+def array_write(name: str, value: str) -> list[tuple[str, str]]:
+    """What one ``SET VARIABLE name value`` sets, as Asterisk does it: ``ARRAY(a,b)`` splits
+    ``value`` on commas, a backslash keeping the next character as it is."""
+    if not (name.startswith("ARRAY(") and name.endswith(")")):
+        return [(name, value)]
+    values, current, chars = [], "", iter(value)
+    for char in chars:
+        if char == "\\":
+            current += next(chars, "")
+        elif char == ",":
+            values.append(current)
+            current = ""
+        else:
+            current += char
+    values.append(current)
+    return list(zip(name[6:-1].split(","), values, strict=True))
+
+
 @dataclass(eq=False)
 class FakeLine:
     """An AGI session on a pretend channel. ``script`` is consumed by each ``STREAM FILE`` and
@@ -72,6 +90,7 @@ class FakeLine:
     stray_lines: int = 0
     sent: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
+    assignments: list[tuple[str, str]] = field(default_factory=list)  # every variable set, in order
     block: asyncio.Event | None = None  # STREAM FILE waits for it (a long prompt)
 
     async def send(self, name: str, *args: str, within: float = 10.0) -> AgiReply:
@@ -79,6 +98,7 @@ class FakeLine:
             raise AgiGone("closed")
         if self.hung_up:
             raise AgiHungUp("511 dead channel")
+        command(name, *args)  # what the real line would refuse to send (line breaks, length)
         self.sent.append((name, args))
         if name in self.fail:
             raise self.fail[name]
@@ -101,7 +121,9 @@ class FakeLine:
                 return AgiReply(200, result=ord(step), endpos=800)
             return AgiReply(200, result=0, endpos=16000 if name == "STREAM FILE" else None)
         if name == "SET VARIABLE":
-            self.variables[args[0]] = args[1]
+            for var, value in array_write(args[0], args[1]):
+                self.assignments.append((var, value))
+                self.variables[var] = value
             return AgiReply(200, result=1)
         if name == "CHANNEL STATUS":
             return AgiReply(200, result=6)

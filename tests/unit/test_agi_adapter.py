@@ -356,7 +356,7 @@ async def test_agi_sets_the_result_while_the_line_is_written_and_closes_only_onc
 async def test_agi_replaces_a_result_saying_record_clearing_the_path_first(flow: Flow) -> None:
     RefusingLedger(flow.store, times=1)
     line = await flow.call(FakeLine(script=["", "1"]))
-    sets = line.commands("SET VARIABLE")
+    sets = line.assignments
     statuses = [i for i, (name, _value) in enumerate(sets) if name == names.VAR_STATUS]
     assert [sets[i][1] for i in statuses] == ["given", "error"]
     replaced = sets[statuses[0] + 1 :]

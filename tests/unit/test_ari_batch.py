@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from callconsent import names
 from callconsent.ari import AriClient
-from callconsent.ari._rest import ARRAY_MAX, array_assignment
+from callconsent.dialplan_args import ARRAY_MAX, array_assignment
 from tests.support import FakeAriServer
 from tests.support.ari_server import DEFAULT_PASSWORD
 from tests.support.sealed import caller_of

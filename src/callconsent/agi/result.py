@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Any, Final, Protocol
 
 from callconsent import names
-from callconsent.agi.wire import AgiHungUp, AgiProtocolError, AgiReply
+from callconsent.agi.wire import AgiHungUp, AgiProtocolError, AgiReply, command
+from callconsent.dialplan_args import array_assignment
 
 _COMMAND_TIMEOUT: Final = 10.0
+#: res_agi reads a command into 2,048 bytes (AGI_BUF_LEN) and takes what follows as the next
+#: command: the result goes as one ARRAY write only well inside that.
+ARRAY_LINE_MAX: Final = 1500
 
 
 class Sender(Protocol):
@@ -25,13 +29,24 @@ async def set_result(
 ) -> None:
     """``extra`` first, STATUS last, so a partial failure of a first result leaves the hook's
     "unavailable" path (no recording) in force; a result replacing one that said "record" starts
-    by clearing the path (:func:`callconsent.hook_result.replacing`)."""
+    by clearing the path (:func:`callconsent.hook_result.replacing`). One ``SET VARIABLE`` of an
+    ``ARRAY(...)`` (:func:`callconsent.dialplan_args.array_assignment`: one round trip, not one
+    per variable) when its line stays well inside res_agi's command buffer, else one each."""
+    pairs = [
+        *(extra or ()),
+        (names.VAR_RECORDING, recording),
+        (names.VAR_REASON, reason),
+        (names.VAR_STATUS, status),
+    ]
     try:
-        for name, value in extra or ():
+        sets = [array_assignment(pairs)]
+        if len(command("SET VARIABLE", *sets[0]).encode()) > ARRAY_LINE_MAX:
+            sets = pairs
+    except ValueError:  # a name ARRAY cannot take, a line break (refused below, per variable)
+        sets = pairs
+    try:
+        for name, value in sets:
             await line.send("SET VARIABLE", name, value, within=_COMMAND_TIMEOUT)
-        await line.send("SET VARIABLE", names.VAR_RECORDING, recording)
-        await line.send("SET VARIABLE", names.VAR_REASON, reason)
-        await line.send("SET VARIABLE", names.VAR_STATUS, status)
     except AgiHungUp:
         return
     except (TimeoutError, AgiProtocolError, ValueError) as exc:

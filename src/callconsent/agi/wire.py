@@ -237,7 +237,16 @@ def _quote(arg: str) -> str:
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+#: res_agi reads a command line into 2,048 bytes (AGI_BUF_LEN) and takes the rest of a longer
+#: one as the next command: a longer line is never sent.
+COMMAND_MAX_BYTES: Final = 2047
+
+
 def command(name: str, *args: str) -> str:
     """One command line (with its newline): ``name`` as is (ours: a constant), each argument
-    quoted as res_agi parses it (backslash escapes inside double quotes)."""
-    return " ".join([name, *(_quote(a) for a in args)]) + "\n"
+    quoted as res_agi parses it (backslash escapes inside double quotes). ValueError for a line
+    res_agi would split."""
+    line = " ".join([name, *(_quote(a) for a in args)]) + "\n"
+    if len(line.encode()) > COMMAND_MAX_BYTES:
+        raise ValueError(f"an AGI command line is at most {COMMAND_MAX_BYTES} bytes")
+    return line

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 import ssl
 from collections.abc import Sequence
 from typing import Any
@@ -13,19 +12,14 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from callconsent.dialplan_args import array_assignment
+
 from ._errors import AriError, AriNotFound
 from ._http import build_request
 from ._pool import DEFAULT_MAX_CONNECTIONS, HttpPool, HttpTransportError
 
 #: Longest part of an error answer kept in ``AriError.detail``.
 _DETAIL_MAX = 300
-#: Names :meth:`AriRest.set_variables` sets in one request (``ARRAY(...)`` splits on commas).
-_PLAIN_NAME = re.compile(r"_{0,2}[A-Za-z][A-Za-z0-9_]*")
-#: Characters Asterisk's argument splitter (``ARRAY``'s value) gives a meaning: each is sent
-#: behind a backslash, which the splitter removes, so the value arrives as it was.
-_ARG_SPECIAL = re.compile(r'([\\",()\[\]])')
-#: ``ARRAY`` sets at most this many variables.
-ARRAY_MAX = 99
 
 
 def encode_path(*segments: str) -> str:
@@ -36,22 +30,6 @@ def encode_path(*segments: str) -> str:
 def encode_query(params: Sequence[tuple[str, str]]) -> str:
     """A query string with every name and value percent-encoded (no ``+`` for spaces)."""
     return "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in params)
-
-
-def array_assignment(pairs: Sequence[tuple[str, str]]) -> tuple[str, str]:
-    """The ``(name, value)`` of one ``ARRAY(...)`` write that sets every pair, in order.
-
-    Asterisk splits the value on commas and honours quotes, brackets, parentheses and
-    backslashes; each of these is escaped here, so every value arrives byte for byte. Names
-    must be plain dialplan variable names (``__`` for inheritance allowed)."""
-    if not 0 < len(pairs) <= ARRAY_MAX:
-        raise ValueError(f"ARRAY sets 1 to {ARRAY_MAX} variables, not {len(pairs)}")
-    for name, _ in pairs:
-        if not _PLAIN_NAME.fullmatch(name):
-            raise ValueError(f"not a plain variable name: {name!r}")
-    names = ",".join(name for name, _ in pairs)
-    values = ",".join(_ARG_SPECIAL.sub(r"\\\1", value) for _, value in pairs)
-    return f"ARRAY({names})", values
 
 
 def describe(exc: BaseException) -> str:
