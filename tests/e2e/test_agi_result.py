@@ -13,7 +13,8 @@ from callconsent.agi.server import AgiServer, AgiSession
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Pause, run_call
 
-AGI_PORT = 4573  # the hook's default FastAGI address (no app runs in this test)
+#: the hook's FastAGI address (host:port; FILTER drops the quotes of the reset value)
+SERVER_GLOBAL = "CALLCONSENT_AGI_SERVER"
 VALUES = [
     ("LAB_PLAIN", "/var/spool/asterisk/recording/2026/12/05/1.2.wav"),
     ("__LAB_INHERITED", "training,documentation"),
@@ -45,12 +46,15 @@ async def test_one_set_variable_sets_every_value_as_sent(asterisk: AsteriskLab) 
             read[name] = reply.data or ""
         session.close()
 
-    server = AgiServer(handler, bind="127.0.0.1", port=AGI_PORT, allow=["127.0.0.1/32"])
+    # a port of its own: the app of another test may still hold the hook's default 4573
+    server = AgiServer(handler, bind="127.0.0.1", port=0, allow=["127.0.0.1/32"])
     await server.start()
+    asterisk.cli(f"dialplan set global {SERVER_GLOBAL} 127.0.0.1:{server.port}")
     try:
         call = Call(to="agi-support", timeline=[Pause(3.0)])
         await asyncio.get_running_loop().run_in_executor(None, run_call, call)
     finally:
+        asterisk.cli(f'dialplan set global {SERVER_GLOBAL} ""')  # back to the default
         await server.close(grace=2.0)
 
     assert sent == ["done"], "no FastAGI session for the call"
