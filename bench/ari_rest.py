@@ -30,6 +30,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.raw_http import take_request  # noqa: E402
 
 _PLAYBACK = json.dumps(
     {
@@ -66,17 +69,9 @@ class _Server(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
         self.buffer += data
-        while b"\r\n\r\n" in self.buffer:
-            head, _, rest = self.buffer.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-            if len(rest) < length:
-                return
-            self.buffer = rest[length:]
-            method, target, _ = head.split(b"\r\n", 1)[0].split(b" ")
+        while (taken := take_request(self.buffer)) is not None:
+            request, self.buffer = taken
+            method, target, _ = request.split(b"\r\n", 1)[0].split(b" ")
             if b"/play/" in target:
                 self.transport.write(_answer(201, "Created", _PLAYBACK))
             elif b"/subscription" in target:

@@ -31,6 +31,22 @@ CLOSE = Answer(b"", close=True)
 STALL = Answer(b"", stall=True)
 
 
+def take_request(buffer: bytes) -> tuple[bytes, bytes] | None:
+    """The first whole request in ``buffer`` (head and ``Content-Length`` body) and what follows
+    it, or None while it is incomplete."""
+    head, found, rest = buffer.partition(b"\r\n\r\n")
+    if not found:
+        return None
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if len(rest) < length:
+        return None
+    return head + b"\r\n\r\n" + rest[:length], rest[length:]
+
+
 class _Conn(asyncio.Protocol):
     def __init__(self, server: RawHttpServer) -> None:
         self.server = server
@@ -50,17 +66,9 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
         self.buffer += data
-        while b"\r\n\r\n" in self.buffer:
-            head, _, rest = self.buffer.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if len(rest) < length:
-                return
-            self.buffer = rest[length:]
-            self.server.requests.append(head + b"\r\n\r\n" + rest[:length])
+        while (taken := take_request(self.buffer)) is not None:
+            request, self.buffer = taken
+            self.server.requests.append(request)
             answer = self.server.script(len(self.server.requests) - 1)
             if answer.stall:
                 continue
