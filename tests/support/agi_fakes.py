@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from callconsent.agi.wire import AgiGone, AgiHungUp, AgiReply, AgiRequest, command, parse_script
+from tests.support.dialplan_split import separate_args
 
 #: A header as Asterisk 22 sends it (tests/support/agi_capture.json), for route ``support``.
 HEADER = [
@@ -56,21 +57,11 @@ def b64(text: str) -> str:
 
 
 def array_write(name: str, value: str) -> list[tuple[str, str]]:
-    """What one ``SET VARIABLE name value`` sets, as Asterisk does it: ``ARRAY(a,b)`` splits
-    ``value`` on commas, a backslash keeping the next character as it is."""
+    """What one ``SET VARIABLE name value`` sets, as Asterisk does it: ``ARRAY(a,b)`` takes
+    ``value`` apart with the dialplan's argument splitter."""
     if not (name.startswith("ARRAY(") and name.endswith(")")):
         return [(name, value)]
-    values, current, chars = [], "", iter(value)
-    for char in chars:
-        if char == "\\":
-            current += next(chars, "")
-        elif char == ",":
-            values.append(current)
-            current = ""
-        else:
-            current += char
-    values.append(current)
-    return list(zip(name[6:-1].split(","), values, strict=True))
+    return list(zip(name[6:-1].split(","), separate_args(value), strict=True))
 
 
 @dataclass(eq=False)
