@@ -170,6 +170,12 @@ def split(run: Run) -> str:
     return ", ".join(f"{name} {_lat(run, key)}" for name, key in parts)
 
 
+def notice_split(run: Run) -> str:
+    """Where the StasisStart -> notice time goes (p50/p99 ms each): to the app's play request
+    (the event's way, the answer's round trip, the app), then Asterisk starting the playback."""
+    return f"app {_lat(run, 'notice_app_ms')}, Asterisk {_lat(run, 'notice_play_ms')}"
+
+
 def markdown(runs: list[Run]) -> str:
     head = (
         "| flow | calls/s / concurrent | placed / completed / failed | right | recording mean (min) s "
@@ -410,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
                     print("\n".join(markdown([run]).splitlines()[2:]), flush=True)
                     if run.latency_ms:
                         print(f"  1 -> MixMonitor, split: {split(run)}", flush=True)
+                        if flow == "app":
+                            print(f"  notice, split: {notice_split(run)}", flush=True)
                 i += 1
                 last = i == len(steps)
                 clean = all(r.clean for r in step_runs)

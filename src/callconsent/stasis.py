@@ -337,6 +337,7 @@ class StasisApp:
                     if not prompt.version:  # the audio file is missing (R4)
                         call.log.error("prompt_missing", prompt=prompt.prompt_id)
                         return PlaybackFailed(playback_id, self._clock())
+                    call.marks.setdefault("play_sent", self._clock().timestamp())
                     await self._ari.play(channel_id, prompt.media, playback_id, prompt.language)
                 case StopPlayback(playback_id):  # awaited by the next channel command
                     call.stopping = asyncio.create_task(self._stop(playback_id))

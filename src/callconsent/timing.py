@@ -16,6 +16,10 @@ from callconsent.consent import DigitReceived, Event, PlaybackStarted
 #: ``call_timing`` fields: (name, from milestone, to milestone), in milliseconds.
 TIMINGS: Final = (
     ("notice_ms", "start", "notice"),  # the call entered -> the first prompt started
+    # ... split at the app's request to play it: the event's way to the app, the answer's round
+    # trip and the app's own work; then Asterisk's part (the request -> playback started)
+    ("notice_app_ms", "start", "play_sent"),
+    ("notice_play_ms", "play_sent", "notice"),
     # the decisive keypress -> the decision (a recording: its sidecar made, the channel
     # subscribed; its ledger line is written next, inside continue_ms)
     ("decide_ms", "digit", "decided"),

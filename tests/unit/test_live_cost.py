@@ -102,6 +102,11 @@ async def test_a_finished_call_logs_one_timing_line(tmp_path: Path) -> None:
     (timing,) = [e for e in logs if e["event"] == "call_timing"]
     assert timing["channel_id"] == CID
     assert timing["notice_ms"] >= 0
+    # split at the play request (ARI's time stamps have whole milliseconds: either part may
+    # read a fraction below 0)
+    assert timing["notice_app_ms"] + timing["notice_play_ms"] == pytest.approx(
+        timing["notice_ms"], abs=0.2
+    )
     assert timing["continue_ms"] >= 0
     assert timing["continued_at"] >= timing["digit_at"]
 
@@ -110,6 +115,13 @@ def test_call_timing_leaves_out_what_the_call_never_reached() -> None:
     marks = {"start": 100.0, "notice": 100.012, "digit": 105.5}
 
     assert call_timing(marks) == {"notice_ms": 12.0, "digit_at": 105.5}
+
+
+def test_call_timing_splits_the_notice_time_at_the_play_request() -> None:
+    marks = {"start": 100.0, "play_sent": 100.004, "notice": 100.012}
+    timing = call_timing(marks)
+    assert timing["notice_ms"] == 12.0
+    assert (timing["notice_app_ms"], timing["notice_play_ms"]) == (4.0, 8.0)
 
 
 def test_call_timing_measures_the_decision_to_the_continue() -> None:
