@@ -87,6 +87,7 @@ class _Call:
     entered: float = field(default_factory=time.monotonic)  # for the notice-start latency
     prompt_started: bool = False
     stranded: bool = False  # finished, but ARI refused the continue: still in Stasis
+    up: bool = False  # answered before Stasis (the hook's Answer()): no answer request needed
     #: epoch seconds of the call's milestones, for the one ``call_timing`` line (bench/live.py)
     marks: dict[str, float] = field(default_factory=dict)
 
@@ -238,6 +239,7 @@ class StasisApp:
             return
         info = dataclasses.replace(info, route=decision.route)
         call = _Call(info, ConsentMachine(decision, call_key=channel_id), bound)
+        call.up = (event.get("channel") or {}).get("state") == "Up"
         self._calls[channel_id] = call
         call.marks["start"] = event_time(event, self._clock).timestamp()
         bound.info("call_entered", language=decision.language)
@@ -331,7 +333,8 @@ class StasisApp:
         try:
             match action:
                 case Answer():
-                    await self._ari.answer(channel_id)
+                    if not call.up:  # the hook answers first; ARI when a dialplan did not
+                        await self._ari.answer(channel_id)
                     return Answered(self._clock())
                 case PlayPrompt(playback_id, prompt):
                     if not prompt.version:  # the audio file is missing (R4)

@@ -176,8 +176,10 @@ def stasis_start(
     number: str | None = "4512345678",
     name: str | None = "Alice",
     channelvars: dict[str, str] | None = None,
+    state: str = "Ring",
 ) -> dict[str, Any]:
-    """``channelvars``: what ari.conf ``channelvars`` shows in the channel (None: not set)."""
+    """``channelvars``: what ari.conf ``channelvars`` shows in the channel (None: not set);
+    ``state``: "Up" when a dialplan answered before Stasis (the shipped hook does)."""
     caller: dict[str, Any] = {}
     if number is not None:
         caller["number"] = number
@@ -191,7 +193,7 @@ def stasis_start(
         "channel": {
             "id": channel_id,
             "name": f"PJSIP/trunk-{next(_TICK):08x}",
-            "state": "Ring",
+            "state": state,
             "caller": caller,
             "connected": {"name": "", "number": ""},
             "dialplan": {"context": names.HOOK_CONTEXT, "exten": names.HOOK_EXTEN, "priority": 5},

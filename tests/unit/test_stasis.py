@@ -35,6 +35,7 @@ from tests.support.stasis_fakes import (
     pcm_wav,
     playback_event,
     schema_problems,
+    stasis_start,
     write_audio,
     write_prompts,
 )
@@ -107,6 +108,21 @@ async def test_digit_1_after_question_sets_recording_reason_then_status_given(
     assert h.ari.of("answer") == [("answer", CID)]
     assert ("subscribe", f"channel:{CID}") in h.ari.calls
     assert not audio.exists()  # MixMonitor writes it, not the app
+
+
+async def test_a_call_the_hook_answered_gets_no_answer_request_and_hears_the_notice_at_once(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, clock=fixed_clock)
+    await h.send(CID, stasis_start(CID, "support", state="Up"))
+
+    assert h.ari.of("answer") == []
+    assert len(h.ari.plays(CID)) == 1  # the notice, straight after StasisStart
+    await h.play_through(CID)
+    await h.play_through(CID)
+    await h.digit(CID, "1")
+    assert h.ari.continues(CID) == 1
+    assert h.ari.result(CID)[STATUS] == "given"
 
 
 async def test_consent_given_writes_a_recording_sidecar_that_matches_the_schema(
