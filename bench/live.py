@@ -166,7 +166,13 @@ def _app_cpu(run: Run) -> str:
 
 def split(run: Run) -> str:
     """Where the 1 -> MixMonitor time goes (p50/p99 ms each)."""
-    parts = (("decide", "decide_ms"), ("continue", "continue_ms"), ("bridge", "bridge_ms"))
+    parts = (
+        ("decide", "decide_ms"),
+        ("continue", "continue_ms"),
+        ("bridge", "bridge_ms"),
+        ("of which agent decision", "agent_decide_ms"),
+        ("AMI MixMonitor", "agent_mixmonitor_ms"),
+    )
     return ", ".join(f"{name} {_lat(run, key)}" for name, key in parts)
 
 

@@ -255,7 +255,9 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
     (``agent_recording_started``) when the recording starts at the bridge, else the continue
     (the hook runs MixMonitor next). ``record_ms`` splits into ``decide_ms`` (the 1 -> the
     decision), ``continue_ms`` and ``bridge_ms`` (continued -> MixMonitor running at the agent
-    bridge: the destination's dial, the agent gosub, the agent decision)."""
+    bridge: the destination's dial, the agent gosub, the agent decision, of which the app's
+    own part is ``agent_decide_ms``, the evidence made durable, and ``agent_mixmonitor_ms``,
+    the AMI MixMonitor's round trip)."""
     found: dict[str, list[float]] = {
         "notice_ms": [],
         "notice_app_ms": [],
@@ -264,6 +266,8 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
         "continue_ms": [],
         "decide_ms": [],
         "bridge_ms": [],
+        "agent_decide_ms": [],
+        "agent_mixmonitor_ms": [],
     }
     timings: dict[str, dict[str, Any]] = {}
     started: dict[str, float] = {}
@@ -275,6 +279,9 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
         except ValueError:
             continue
         if entry.get("event") == "agent_recording_started":
+            for key in ("decide_ms", "mixmonitor_ms"):
+                if isinstance(entry.get(key), int | float):
+                    found[f"agent_{key}"].append(float(entry[key]))
             stamp = datetime.fromisoformat(str(entry.get("timestamp")).replace("Z", "+00:00"))
             started[str(entry.get("call_id"))] = stamp.timestamp()
             continue

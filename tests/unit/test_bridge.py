@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from callconsent import names
 from callconsent.agents.bridge import MIXMONITOR_OPTIONS, BridgeHandler
@@ -52,6 +53,18 @@ async def test_training_only_with_agent_consent_starts_mixmonitor_on_the_caller(
         "agent_consent",
     )
     assert schema_problems("ledger-entry.schema.json", entry) == []
+
+
+async def test_a_started_recording_logs_where_the_agent_legs_time_went(
+    store: EvidenceStore,
+) -> None:
+    await store.prepare_recording(outcome("training"), call(), T0)
+    with capture_logs() as logs:
+        await BridgeHandler(FakeAmi(), store, FakeRegistry(agent1="given")).on_agent_event(event())
+
+    (started,) = [e for e in logs if e["event"] == "agent_recording_started"]
+    assert started["decide_ms"] > 0  # the agent_decision line and the sidecar made durable
+    assert started["mixmonitor_ms"] >= 0
 
 
 @pytest.mark.parametrize(

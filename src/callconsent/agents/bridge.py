@@ -19,6 +19,7 @@ leaves the agent-consent purposes unrecorded; the call itself is never touched.
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime
 from typing import Any, Final, Protocol
 
@@ -84,7 +85,7 @@ class BridgeHandler:
                 return await self._later_agent(caller, agent_id, flag, bound)  # agent (R1)
             bound.info("agent_event_unexpected")  # unknown call (app restarted) or decided
             return False
-        now = self._clock()
+        now, begun = self._clock(), time.monotonic()
         record = await self._lookup(agent_id, bound)
         given = flag == "1" and record is not None and record.given
         if (flag == "1") != (record is not None and record.given):
@@ -104,6 +105,7 @@ class BridgeHandler:
             return False
         outcome, audio = decided
         if outcome.start_recording:
+            durable = time.monotonic()
             try:
                 await self._ami.mixmonitor(caller, audio, MIXMONITOR_OPTIONS)
             except AmiError as exc:
@@ -115,7 +117,13 @@ class BridgeHandler:
                     bound.error("storage_error", action="recording_failed", error=str(store_exc))
                 return False
             metrics.RECORDINGS_STARTED.inc()
-            bound.info("agent_recording_started", file=audio)
+            done = time.monotonic()  # where the agent leg's time goes (bench/live.py)
+            bound.info(
+                "agent_recording_started",
+                file=audio,
+                decide_ms=round((durable - begun) * 1000, 1),  # the lookup, the evidence durable
+                mixmonitor_ms=round((done - durable) * 1000, 1),  # AMI MixMonitor's round trip
+            )
         return outcome.status == "given"
 
     async def _later_agent(self, caller: str, agent_id: str, flag: str, bound: Any) -> bool:
