@@ -75,6 +75,7 @@ class FakeLine:
     request: AgiRequest = field(default_factory=request)
     script: list[str] = field(default_factory=list)
     caller: tuple[str, str, str] = ("+4511112222", "Lab Caller", "4570")
+    state: str = "Ring"  # CHANNEL(state): "Up" when the hook answered before the AGI
     fail: dict[str, BaseException] = field(default_factory=dict)
     hung_up: bool = False
     closed: bool = False
@@ -95,7 +96,8 @@ class FakeLine:
             raise self.fail[name]
         if name == "GET FULL VARIABLE":
             number, caller_name, dnid = (b64(t) for t in self.caller)
-            return AgiReply(200, result=1, data=f"{number}:{caller_name}:{dnid}:1796455517.0:b2s=")
+            data = f"{number}:{caller_name}:{dnid}:1796455517.0:{self.state}:b2s="
+            return AgiReply(200, result=1, data=data)
         if name in ("STREAM FILE", "WAIT FOR DIGIT"):
             if name == "STREAM FILE" and self.block is not None:
                 await self.block.wait()

@@ -131,6 +131,13 @@ async def test_agi_timeout_mid_flow_continues_unrecorded_with_agi_error(flow: Fl
     assert _result(line)[:2] == ("error", "agi_error")
 
 
+async def test_a_call_the_hook_answered_gets_no_answer_command(flow: Flow) -> None:
+    line = await flow.call(FakeLine(script=["", "1"], state="Up"))
+    assert line.commands("ANSWER") == []
+    assert line.sent[1][0] == "STREAM FILE"  # the notice, straight after the call's details
+    assert _result(line)[:2] == ("given", "digit")
+
+
 async def test_protocol_error_is_agi_error_too(flow: Flow) -> None:
     await flow.call(FakeLine(fail={"ANSWER": AgiProtocolError("junk")}))
     assert flow.call_entry()["reason"] == "agi_error"

@@ -76,7 +76,7 @@ def _b64(text: str) -> str:
 
 def test_call_info_decodes_hostile_caller_text_verbatim() -> None:
     hostile = 'x\n200 result=49\n"$(reboot)'
-    data = f"{_b64('+4511')}:{_b64(hostile)}:{_b64('4570')}:1796455517.0:b2s="
+    data = f"{_b64('+4511')}:{_b64(hostile)}:{_b64('4570')}:1796455517.0:Ring:b2s="
     info = parse_call_info(AgiReply(200, result=1, data=data))
     assert info is not None
     assert (info.caller_number, info.caller_name, info.dialled_number, info.linkedid) == (
@@ -85,17 +85,24 @@ def test_call_info_decodes_hostile_caller_text_verbatim() -> None:
         "4570",
         "1796455517.0",
     )
+    assert not info.answered
 
 
 def test_call_info_empty_dialled_number_is_none() -> None:
-    info = parse_call_info(AgiReply(200, result=1, data=f"{_b64('1')}:::1.2:b2s="))
+    info = parse_call_info(AgiReply(200, result=1, data=f"{_b64('1')}:::1.2:Ring:b2s="))
     assert info is not None and info.dialled_number is None and info.caller_name == ""
+
+
+def test_call_info_tells_a_channel_the_hook_answered() -> None:
+    info = parse_call_info(AgiReply(200, result=1, data=f"{_b64('1')}:::1.2:Up:b2s="))
+    assert info is not None and info.answered
 
 
 @pytest.mark.parametrize(
     "reply",
     [
-        AgiReply(200, result=1, data="a:b:c:1.2:"),  # BASE64_ENCODE missing: no proof
+        AgiReply(200, result=1, data="a:b:c:1.2:Up:"),  # BASE64_ENCODE missing: no proof
+        AgiReply(200, result=1, data="a:b:c:1.2:b2s="),  # a part missing
         AgiReply(200, result=0),
         AgiReply(511, text="dead"),
         AgiReply(200, result=1, data="only:three:parts"),

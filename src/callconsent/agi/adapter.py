@@ -101,6 +101,7 @@ class _Call:
     recording_path: str | None = None
     result_extra: list[str] | None = None  # the extra variables' names of the result set last
     marks: dict[str, float] = field(default_factory=dict)  # call_timing's, epoch seconds
+    up: bool = False  # answered before the AGI (the hook's Answer()): no ANSWER needed
 
 
 class AgiFlow:
@@ -177,7 +178,7 @@ class AgiFlow:
         if isinstance(checked, BadRequest):
             await self._refuse(line, checked, bound)
             return
-        info = await self._call_info(line, checked, bound)
+        info, up = await self._call_info(line, checked, bound)
         bound = bound.bind(call_id=info.uniqueid, route=info.route)
         decision = self._planner.plan(checked.route, info.dialled_number)
         # no await since plan(): the plan and this hash come from the same config (SIGHUP)
@@ -193,7 +194,7 @@ class AgiFlow:
             await self._write_unhandled(info, decision.status, decision.reason, bound)
             return
         info = replace(info, route=decision.route)
-        call = _Call(line, info, ConsentMachine(decision, call_key=info.uniqueid), bound)
+        call = _Call(line, info, ConsentMachine(decision, call_key=info.uniqueid), bound, up=up)
         call.marks["start"] = started
         bound.info("call_entered", language=decision.language)
         await self._run(call, CallEntered(self._clock()))
@@ -209,9 +210,12 @@ class AgiFlow:
             info = CallInfo(uniqueid, uniqueid, line.request.channel, "", None, None, None, ADAPTER)
             await self._write_unhandled(info, status, bad.reason, bound)
 
-    async def _call_info(self, line: AgiLine, checked: FlowRequest, bound: Any) -> CallInfo:
-        """Caller text is read as base64 (never from the header, where caller ID with line
-        breaks could have added lines: those are counted and logged)."""
+    async def _call_info(
+        self, line: AgiLine, checked: FlowRequest, bound: Any
+    ) -> tuple[CallInfo, bool]:
+        """The call, and whether the channel is answered already. Caller text is read as
+        base64 (never from the header, where caller ID with line breaks could have added
+        lines: those are counted and logged)."""
         text = None
         try:
             text = parse_call_info(
@@ -227,7 +231,7 @@ class AgiFlow:
                 lines=line.stray_lines,
                 header_lines=line.request.stray_lines,
             )
-        return CallInfo(
+        info = CallInfo(
             uniqueid=checked.uniqueid,
             linkedid=(text.linkedid if text else None) or checked.uniqueid,
             channel=checked.channel,
@@ -237,6 +241,7 @@ class AgiFlow:
             dialled_number=text.dialled_number if text else None,
             adapter=ADAPTER,
         )
+        return info, text is not None and text.answered
 
     async def _run(self, call: _Call, first: Event) -> None:
         pending: deque[Event] = deque([first])
@@ -271,6 +276,8 @@ class AgiFlow:
         try:
             match action:
                 case Answer():
+                    if call.up:  # the hook answered before the AGI
+                        return [Answered(self._clock())]
                     reply = await line.send("ANSWER", within=_COMMAND_TIMEOUT)
                     if reply.ok and reply.result == 0:
                         return [Answered(self._clock())]

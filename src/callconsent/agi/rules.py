@@ -53,10 +53,12 @@ _ROUTE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _UNIQUEID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
 _FLOW_PARAMS: Final = frozenset({"route"})
 #: Caller-controlled values read as base64 (no line break can reach the reply), then the
-#: linked id, then a constant that proves BASE64_ENCODE() exists (func_base64).
+#: linked id, the channel's state (the hook answers first: "Up"), then a constant that proves
+#: BASE64_ENCODE() exists (func_base64).
 CALL_INFO_EXPRESSION: Final = (
     "${BASE64_ENCODE(${CALLERID(num)})}:${BASE64_ENCODE(${CALLERID(name)})}:"
-    "${BASE64_ENCODE(${CALLERID(dnid)})}:${CHANNEL(linkedid)}:${BASE64_ENCODE(ok)}"
+    "${BASE64_ENCODE(${CALLERID(dnid)})}:${CHANNEL(linkedid)}:${CHANNEL(state)}:"
+    "${BASE64_ENCODE(ok)}"
 )
 _BASE64_OK: Final = "b2s="
 _LINKEDID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -97,12 +99,14 @@ def check_request(request: AgiRequest) -> FlowRequest | BadRequest:
 
 @dataclass(frozen=True, slots=True)
 class CallerText:
-    """The caller's number and name and the dialled number, verbatim, and the linked id."""
+    """The caller's number and name and the dialled number, verbatim, the linked id, and
+    whether the channel was answered (by the hook) before the AGI."""
 
     caller_number: str | None
     caller_name: str | None
     dialled_number: str | None
     linkedid: str | None
+    answered: bool = False
 
 
 def _decode(part: str) -> str | None:
@@ -118,11 +122,11 @@ def parse_call_info(reply: AgiReply) -> CallerText | None:
     if not reply.ok or reply.result != 1 or reply.data is None:
         return None
     parts = reply.data.split(":")
-    if len(parts) != 5 or parts[4] != _BASE64_OK:
+    if len(parts) != 6 or parts[5] != _BASE64_OK:
         return None
     number, name, dnid = (_decode(p) for p in parts[:3])
     linkedid = parts[3] if _LINKEDID.match(parts[3]) else None
-    return CallerText(number, name, dnid or None, linkedid)
+    return CallerText(number, name, dnid or None, linkedid, answered=parts[4] == "Up")
 
 
 def stream_file(media: str) -> str:
