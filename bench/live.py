@@ -171,6 +171,8 @@ def split(run: Run) -> str:
         ("continue", "continue_ms"),
         ("bridge", "bridge_ms"),
         ("of which agent decision", "agent_decide_ms"),
+        ("(ledger line", "agent_ledger_ms"),
+        ("sidecar)", "agent_sidecar_ms"),
         ("AMI MixMonitor", "agent_mixmonitor_ms"),
     )
     return ", ".join(f"{name} {_lat(run, key)}" for name, key in parts)

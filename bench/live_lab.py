@@ -256,8 +256,9 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
     (the hook runs MixMonitor next). ``record_ms`` splits into ``decide_ms`` (the 1 -> the
     decision), ``continue_ms`` and ``bridge_ms`` (continued -> MixMonitor running at the agent
     bridge: the destination's dial, the agent gosub, the agent decision, of which the app's
-    own part is ``agent_decide_ms``, the evidence made durable, and ``agent_mixmonitor_ms``,
-    the AMI MixMonitor's round trip)."""
+    own part is ``agent_decide_ms``, the evidence made durable (``agent_ledger_ms`` the
+    ``agent_decision`` line, then ``agent_sidecar_ms`` the sidecar), and
+    ``agent_mixmonitor_ms``, the AMI MixMonitor's round trip)."""
     found: dict[str, list[float]] = {
         "notice_ms": [],
         "notice_app_ms": [],
@@ -268,15 +269,26 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
         "bridge_ms": [],
         "agent_decide_ms": [],
         "agent_mixmonitor_ms": [],
+        "agent_ledger_ms": [],
+        "agent_sidecar_ms": [],
     }
     timings: dict[str, dict[str, Any]] = {}
     started: dict[str, float] = {}
     for line in log_text.splitlines():
-        if '"call_timing"' not in line and '"agent_recording_started"' not in line:
+        if (
+            '"call_timing"' not in line
+            and '"agent_recording_started"' not in line
+            and '"agent_decision"' not in line
+        ):
             continue
         try:
             entry = json.loads(line)
         except ValueError:
+            continue
+        if entry.get("event") == "agent_decision":
+            for key in ("ledger_ms", "sidecar_ms"):
+                if isinstance(entry.get(key), int | float):
+                    found[f"agent_{key}"].append(float(entry[key]))
             continue
         if entry.get("event") == "agent_recording_started":
             for key in ("decide_ms", "mixmonitor_ms"):

@@ -34,6 +34,7 @@ The mid-call changes (withdrawal, sensitive flag, party stop, hold pause) live i
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -190,7 +191,9 @@ class EvidenceStore(MidCallChanges):
                 )
                 self._sidecars.write(uniqueid, where, resolved, dir_sync=syncs.later)
 
+            begun = time.monotonic()
             await self._ledger.append_async(entry)
+            logged = time.monotonic()
             await self._files.run(apply)
             if outcome.tombstone:
                 self._recordings.pop(uniqueid, None)
@@ -201,6 +204,8 @@ class EvidenceStore(MidCallChanges):
                 status=outcome.status,
                 reason=outcome.reason,
                 kept=list(outcome.kept),
+                ledger_ms=round((logged - begun) * 1000, 1),  # the line durable
+                sidecar_ms=round((time.monotonic() - logged) * 1000, 1),  # then the sidecar
             )
             return outcome, str(where.audio)
 
