@@ -67,7 +67,7 @@ async def test_a_started_recording_logs_where_the_agent_legs_time_went(
     assert started["mixmonitor_ms"] >= 0
     (decision,) = [e for e in logs if e["event"] == "agent_decision"]
     assert decision["ledger_ms"] > 0 and decision["sidecar_ms"] > 0  # an fsync each
-    assert decision["ledger_ms"] + decision["sidecar_ms"] <= started["decide_ms"]
+    assert decision["ledger_ms"] + decision["sidecar_ms"] <= started["decide_ms"] + 0.2  # rounding
 
 
 @pytest.mark.parametrize(
