@@ -369,6 +369,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         await endpoints.stop()
         if ami is not None:
             await ami.close()
+        if side is not None:  # recordings whose end AMI reported: finalised before the store closes
+            await side.call_ends.drain()
         await ari.stop()
         await store.aclose()  # last: the ledger lines still queued are written
         stopped.cancel()

@@ -154,8 +154,8 @@ class StasisApp:
     async def _recheck_recording(self, channel_id: str, call: Call) -> None:
         """A recorded call that left Stasis before the gap: its end may have been lost (or
         Asterisk restarted). Gone: finalise its sidecar now, in the background (it waits for
-        MixMonitor to close the file). Still up: subscribe again to hear of its end (unless AMI
-        reports it: :mod:`callconsent.stasis_ami` checks those at every AMI login too)."""
+        MixMonitor to close the file). Still up: subscribe again to hear of its end, unless AMI
+        reports it (:mod:`callconsent.stasis_ami`, which checks it at every AMI login too)."""
         try:
             await self._ari.get_channel(channel_id)
         except AriNotFound:
@@ -166,12 +166,14 @@ class StasisApp:
         except AriError as exc:
             call.log.warning("recording_recheck_failed", error=str(exc))
             return
-        if call.ends_via_ami:
-            return
-        try:
+        if call.ends_via_ami and self._ami_ends():
+            return  # AMI is back too: its login checks the call as well
+        try:  # AMI away: ARI reports the end from now on
             await self._ari.subscribe(f"channel:{channel_id}")
         except AriError as exc:
             call.log.warning("recording_resubscribe_failed", error=str(exc))
+        else:
+            call.ends_via_ami = False
 
     async def on_channel_event(self, channel_id: str | None, event: dict[str, Any]) -> None:
         if channel_id is None:
@@ -208,8 +210,7 @@ class StasisApp:
         return [i for i, c in self._calls.items() if c.ends_via_ami and c.machine.finished]
 
     async def ended(self, channel_id: str) -> None:
-        """The channel is gone (AMI ``Hangup``, or ARI answered 404): its recording is
-        finalised, once. A call still in the flow is finalised when the flow has finished."""
+        """The channel is gone (AMI Hangup, ARI 404): finalise once, after the flow if in it."""
         call = self._calls.get(channel_id)
         if call is None:
             return

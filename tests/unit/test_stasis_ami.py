@@ -326,6 +326,25 @@ async def test_an_ari_reconnect_does_not_subscribe_an_ami_watched_call_again(
     assert h.app.ami_watched() == [A]
 
 
+async def test_an_ari_reconnect_while_ami_is_away_subscribes_the_call_over_ari(
+    tmp_path: Path,
+) -> None:
+    """Asterisk restarted and ARI is back before AMI: ARI reports the call's end from now on."""
+    logged_in = [True]
+    objections = Objections()
+    h = Harness(tmp_path, ami_ends=lambda: logged_in[0], objections=objections)
+    await recorded(h, A)
+    logged_in[0] = False
+    h.ari.in_stasis = []
+
+    await h.app.on_connected()
+
+    assert h.ari.of("subscribe") == [("subscribe", f"channel:{A}")]
+    assert h.app.ami_watched() == []
+    await h.digit(A, "3")  # late keys come over the subscription now
+    assert objections.late == [(A, "3", "docs")]
+
+
 # -- late keys --------------------------------------------------------------------------------
 
 
