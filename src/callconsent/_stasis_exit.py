@@ -1,14 +1,23 @@
 """How a call leaves the ARI adapter (:mod:`callconsent.stasis`): the result variables the hook
-reads, then the channel let go on in the dialplan."""
+reads, then the channel let go on in the dialplan; a stranger (a channel in Stasis after a
+restart) let go unrecorded; the ledger entry of a call the flow never ran for."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
+import structlog
+
 from callconsent import metrics, names
+from callconsent._stasis_channel import stranger_info
 from callconsent.ari import AriError, AriNotFound
-from callconsent.ports import AriOps
+from callconsent.consent import ConsentMachine
+from callconsent.evidence.documents import CallInfo
+from callconsent.ports import AriOps, Store
+
+log = structlog.get_logger("callconsent.stasis")
 
 _CONTINUE_ATTEMPTS = 3
 
@@ -61,3 +70,28 @@ async def continue_call(ari: AriOps, channel_id: str, bound: Any) -> bool:
                 await asyncio.sleep(0.2 * attempt)
     bound.critical("call_stranded_in_stasis", attempts=_CONTINUE_ATTEMPTS, error=error)
     return False
+
+
+async def continue_stranger(ari: AriOps, store: Store, channel_id: str) -> None:
+    """A channel in Stasis the app knows nothing of (it restarted): let it go, unrecorded."""
+    bound = log.bind(channel_id=channel_id)
+    bound.warning("call_reconciled", status=names.Status.ERROR, reason="app_restarted")
+    info = await stranger_info(ari, channel_id)  # before it leaves Stasis and the Gosub
+    # a prompt still playing holds every later command on the channel: stop it first
+    for playback_id in ConsentMachine.playback_ids(channel_id):
+        with contextlib.suppress(AriError):
+            await ari.stop_playback(playback_id)
+    await set_result(ari, channel_id, names.Status.ERROR, "app_restarted", "", bound)
+    await continue_call(ari, channel_id, bound)
+    await write_unhandled(store, info, names.Status.ERROR, "app_restarted", bound)
+
+
+async def write_unhandled(
+    store: Store, info: CallInfo, status: str, reason: str, bound: Any
+) -> None:
+    """The ledger entry of a call the flow never ran for; evidence trouble is logged, never
+    raised, so it cannot keep the app from letting the next call go."""
+    try:
+        await store.write_unhandled(info, status, reason)
+    except (OSError, ValueError) as exc:
+        bound.error("storage_error", action="write_unhandled", error=str(exc))

@@ -137,7 +137,9 @@ class Ami:
             self._manager = Manager(
                 **self._config,
                 loop=asyncio.get_running_loop(),
-                events="call,user",  # UserEvent, and bridge/dial/hangup for the parties (R1)
+                # UserEvent; bridge/dial/hangup for the parties (R1) and a recorded call's end;
+                # DTMFEnd for the objection digit after the flow (R30)
+                events="call,user,dtmf",
                 on_login=self._logged_in_cb,
                 on_disconnect=self._disconnected_cb,
                 reconnect_timeout=RECONNECT_SECONDS,

@@ -40,6 +40,7 @@ from callconsent.reload import LiveConfig
 from callconsent.sdnotify import Notifier
 from callconsent.sensitive.adapter import SensitiveFlagHandler
 from callconsent.stasis import Skip, StasisApp
+from callconsent.stasis_ami import AmiCallEnds
 from callconsent.store import EvidenceStore
 from callconsent.unavailable.adapter import UnavailableCollector
 from callconsent.untrusted import UntrustedEventGuard
@@ -123,6 +124,7 @@ class AmiSide:
 
     ami: Ami
     objections: ObjectionHandler
+    call_ends: AmiCallEnds  # a recorded ARI call's end and late keys (attach the app)
 
 
 def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
@@ -143,13 +145,15 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
         return None
     registry = agents.AgentRegistry.from_config(config)
     watch: PartyWatch | None = None
+    call_ends = AmiCallEnds()
     logins = 0
 
     async def resync() -> None:
         nonlocal logins
         logins += 1
+        ended = await call_ends.recheck()  # recorded calls that ended while AMI was away
         if logins > 1 and watch is not None:  # AMI was away: stop what went unwatched (R36)
-            await watch.watch_lost()
+            await watch.watch_lost(ended=ended)
         if watch is not None:  # recorded calls in progress: watched again (R1, R2)
             await recover_calls(watch, ami, store, config.storage.recordings_dir)
         await unavailable.collect()  # calls the hook let go while the app was away (R36)
@@ -208,6 +212,7 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
     )
     guard = UntrustedEventGuard(ami, store, recover=(withdrawals.recover, requests.recover))
     ami.on_untrusted(guard.on_untrusted)  # fail closed, lose no withdrawal (issue 11)
+    ami.on_untrusted(call_ends.on_untrusted)  # a hidden Hangup: ask ARI whether it is gone
     if config.parties is None:  # R1: serve refuses this config; kept for direct use
         log.warning("party_watch_disabled", reason="parties.internal not configured")
     else:  # transfers, new parties, hold (R1, R2, R15): AMI bridge, dial, hold, hangup events
@@ -224,7 +229,9 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
     ami.on_user_event(
         names.OBJECTION_USER_EVENT, objections.on_objection_event, keys=names.OBJECTION_EVENT_KEYS
     )
-    return AmiSide(ami, objections)
+    for event, handler in call_ends.handlers().items():
+        ami.on_event(event, handler)
+    return AmiSide(ami, objections, call_ends)
 
 
 def _unknown_bridge(_uniqueid: str) -> bool:
@@ -308,7 +315,11 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             "objections": side.objections if side is not None else None,
             "can_record": watched(config, ami),
         }
-        app = StasisApp(ari, live, store, **flow_options)
+        # with AMI, a recorded call's end comes from its AMI Hangup (no ARI subscription)
+        ami_ends = (lambda: ami.connected) if ami is not None else (lambda: False)
+        app = StasisApp(ari, live, store, ami_ends=ami_ends, **flow_options)
+        if side is not None:
+            side.call_ends.attach(app, ari)
         agi = AgiFlow(live, store, **flow_options)
         agi_server = await start_agi(config, agi)
         endpoints = service.Endpoints(
@@ -358,6 +369,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         await endpoints.stop()
         if ami is not None:
             await ami.close()
+        if side is not None:  # recordings whose end AMI reported: finalised before the store closes
+            await side.call_ends.drain()
         await ari.stop()
         await store.aclose()  # last: the ledger lines still queued are written
         stopped.cancel()

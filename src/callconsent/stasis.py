@@ -14,15 +14,20 @@ import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from callconsent import metrics, names
-from callconsent._stasis_channel import call_info, stranger_info
+from callconsent import metrics
+from callconsent._stasis_call import Call, Location, stasis_location
+from callconsent._stasis_channel import call_info
 from callconsent._stasis_events import USED_EVENTS, event_time, translate
-from callconsent._stasis_exit import continue_call, set_result
+from callconsent._stasis_exit import (
+    continue_call,
+    continue_stranger,
+    set_result,
+    write_unhandled,
+)
 from callconsent._stasis_prepare import prepare_recording
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
@@ -51,7 +56,6 @@ from callconsent.consent import (
     StopPlayback,
     WriteLedger,
 )
-from callconsent.evidence.documents import CallInfo
 from callconsent.hook_result import extra_variables, replacing
 from callconsent.ports import (
     NOT_WATCHED,
@@ -73,25 +77,6 @@ log = structlog.get_logger("callconsent.stasis")
 _CHANNEL_COMMANDS = (Answer, PlayPrompt, SetResult, ContinueDialplan)
 
 
-@dataclass
-class _Call:
-    info: CallInfo
-    machine: ConsentMachine
-    log: Any
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
-    recording_path: str | None = None
-    recording_closed: bool = False
-    result_extra: list[str] | None = None  # the extra variables' names of the result set last
-    stopping: asyncio.Task[None] | None = None  # a prompt's stop in flight (the disk need not wait)
-    entered: float = field(default_factory=time.monotonic)  # for the notice-start latency
-    prompt_started: bool = False
-    stranded: bool = False  # finished, but ARI refused the continue: still in Stasis
-    up: bool = False  # answered before Stasis (the hook's Answer()): no answer request needed
-    #: epoch seconds of the call's milestones, for the one ``call_timing`` line (bench/live.py)
-    marks: dict[str, float] = field(default_factory=dict)
-
-
 class StasisApp:
     """Receives ARI events (an :class:`callconsent.ari.EventSink`) and runs each call's flow."""
 
@@ -108,6 +93,7 @@ class StasisApp:
         config_sha256: Callable[[], str] | None = None,  # the config in force (reloads)
         objections: Objections | None = None,  # R30: objection after the flow
         can_record: Callable[[], bool] = lambda: True,  # R36: the app can watch a recording
+        ami_ends: Callable[[], bool] = lambda: False,  # AMI reports a recorded call's end now
     ) -> None:
         self._ari = ari
         self._planner = planner
@@ -119,7 +105,8 @@ class StasisApp:
         self._config_sha256 = config_sha256 or (lambda: "")
         self._objections = objections
         self._can_record = can_record
-        self._calls: dict[str, _Call] = {}
+        self._ami_ends = ami_ends
+        self._calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -143,7 +130,7 @@ class StasisApp:
         except AriError as exc:
             log.error("reconcile_failed", error=str(exc))
             return
-        recorded: list[tuple[str, _Call]] = []
+        recorded: list[tuple[str, Call]] = []
         for channel_id, call in list(self._calls.items()):
             if call.machine.finished:
                 if channel_id in in_stasis:
@@ -160,14 +147,15 @@ class StasisApp:
                 await self._feed(call, CallerHungUp(self._clock()))
                 self._forget(channel_id, call)
         for channel_id in in_stasis - set(self._calls):
-            await self._continue_stranger(channel_id)
+            await continue_stranger(self._ari, self._store, channel_id)
         for channel_id, call in recorded:  # callers first: this may wait for MixMonitor
             await self._recheck_recording(channel_id, call)
 
-    async def _recheck_recording(self, channel_id: str, call: _Call) -> None:
+    async def _recheck_recording(self, channel_id: str, call: Call) -> None:
         """A recorded call that left Stasis before the gap: its end may have been lost (or
         Asterisk restarted). Gone: finalise its sidecar now, in the background (it waits for
-        MixMonitor to close the file). Still up: subscribe again to hear of its end."""
+        MixMonitor to close the file). Still up: subscribe again to hear of its end, unless AMI
+        reports it (:mod:`callconsent.stasis_ami`, which checks it at every AMI login too)."""
         try:
             await self._ari.get_channel(channel_id)
         except AriNotFound:
@@ -178,10 +166,14 @@ class StasisApp:
         except AriError as exc:
             call.log.warning("recording_recheck_failed", error=str(exc))
             return
-        try:
+        if call.ends_via_ami and self._ami_ends():
+            return  # AMI is back too: its login checks the call as well
+        try:  # AMI away: ARI reports the end from now on
             await self._ari.subscribe(f"channel:{channel_id}")
         except AriError as exc:
             call.log.warning("recording_resubscribe_failed", error=str(exc))
+        else:
+            call.ends_via_ami = False
 
     async def on_channel_event(self, channel_id: str | None, event: dict[str, Any]) -> None:
         if channel_id is None:
@@ -204,10 +196,37 @@ class StasisApp:
         if translated is not None:
             mark(call.marks, translated, finished=call.machine.finished)
             await self._feed(call, translated)
-        if kind == "ChannelDestroyed":
+        if kind == "ChannelDestroyed" or (call.ended and call.machine.finished):
             await self._channel_gone(channel_id, call)
         elif kind == "StasisEnd" and call.machine.finished and call.recording_path is None:
             self._forget(channel_id, call)
+
+    # -- AMI: a recorded call's end and late keys (callconsent.stasis_ami) -----------------
+    def tracks(self, channel_id: str) -> bool:
+        return channel_id in self._calls
+
+    def ami_watched(self) -> list[str]:
+        """The recorded calls past the flow whose end only AMI reports (no ARI subscription)."""
+        return [i for i, c in self._calls.items() if c.ends_via_ami and c.machine.finished]
+
+    async def ended(self, channel_id: str) -> None:
+        """The channel is gone (AMI Hangup, ARI 404): finalise once, after the flow if in it."""
+        call = self._calls.get(channel_id)
+        if call is None:
+            return
+        if not call.machine.finished:  # ARI's own hangup events finish the flow first
+            call.ended = True
+            return
+        await self._channel_gone(channel_id, call)
+
+    async def late_key(self, channel_id: str, digit: str, where: Location) -> None:
+        """A key AMI reports on an AMI-watched call, pressed on dialplan line ``where``: one
+        pressed on the Stasis() line is ARI's (in the flow, or late while still in Stasis)."""
+        call = self._calls.get(channel_id)
+        if call is None or not call.ends_via_ami or where == call.stasis_at:
+            return
+        if call.machine.finished and self._objections is not None:
+            await self._objections.on_late_digit(channel_id, digit, call.machine.plan.route)
 
     async def shutdown(self) -> None:
         """Continue every call still in the consent flow, unrecorded (SIGTERM)."""
@@ -235,38 +254,18 @@ class StasisApp:
             bound.info("call_skipped", status=decision.status, reason=decision.reason)
             await set_result(self._ari, channel_id, decision.status, decision.reason, "", bound)
             await continue_call(self._ari, channel_id, bound)
-            await self._write_unhandled(info, decision.status, decision.reason, bound)
+            await write_unhandled(self._store, info, decision.status, decision.reason, bound)
             return
         info = dataclasses.replace(info, route=decision.route)
-        call = _Call(info, ConsentMachine(decision, call_key=channel_id), bound)
+        call = Call(info, ConsentMachine(decision, call_key=channel_id), bound)
         call.up = (event.get("channel") or {}).get("state") == "Up"
         self._calls[channel_id] = call
         call.marks["start"] = event_time(event, self._clock).timestamp()
+        call.stasis_at = stasis_location(event)
         bound.info("call_entered", language=decision.language)
         await self._feed(call, CallEntered(event_time(event, self._clock)))
 
-    async def _continue_stranger(self, channel_id: str) -> None:
-        """A channel in Stasis we know nothing of (the app restarted): let it go, unrecorded."""
-        bound = log.bind(channel_id=channel_id)
-        bound.warning("call_reconciled", status=names.Status.ERROR, reason="app_restarted")
-        info = await stranger_info(self._ari, channel_id)  # before it leaves Stasis and the Gosub
-        # a prompt still playing holds every later command on the channel: stop it first
-        for playback_id in ConsentMachine.playback_ids(channel_id):
-            with contextlib.suppress(AriError):
-                await self._ari.stop_playback(playback_id)
-        await set_result(self._ari, channel_id, names.Status.ERROR, "app_restarted", "", bound)
-        await continue_call(self._ari, channel_id, bound)
-        await self._write_unhandled(info, names.Status.ERROR, "app_restarted", bound)
-
-    async def _write_unhandled(self, info: CallInfo, status: str, reason: str, bound: Any) -> None:
-        """The ledger entry of a call the flow never ran for; evidence trouble is logged, never
-        raised, so it cannot keep the app from letting the next call go."""
-        try:
-            await self._store.write_unhandled(info, status, reason)
-        except (OSError, ValueError) as exc:
-            bound.error("storage_error", action="write_unhandled", error=str(exc))
-
-    async def _channel_gone(self, channel_id: str, call: _Call) -> None:
+    async def _channel_gone(self, channel_id: str, call: Call) -> None:
         if call.recording_path is not None and not call.recording_closed:
             call.recording_closed = True
             try:
@@ -278,14 +277,14 @@ class StasisApp:
                 metrics.RECORDINGS_STOPPED.inc()
         self._forget(channel_id, call)
 
-    def _forget(self, channel_id: str, call: _Call) -> None:
+    def _forget(self, channel_id: str, call: Call) -> None:
         for handle in call.timers.values():
             handle.cancel()
         if self._calls.pop(channel_id, None) is not None:
             log_timing(call.log, call.marks)
 
     # -- the machine ----------------------------------------------------------------------
-    async def _feed(self, call: _Call, first: Event) -> None:
+    async def _feed(self, call: Call, first: Event) -> None:
         async with call.lock:
             pending: deque[Event] = deque([first])
             while pending:
@@ -319,13 +318,13 @@ class StasisApp:
         with contextlib.suppress(AriError):  # it may have finished already
             await self._ari.stop_playback(playback_id)
 
-    def _timer_fired(self, call: _Call, timer_id: str) -> None:
+    def _timer_fired(self, call: Call, timer_id: str) -> None:
         call.timers.pop(timer_id, None)
         task = asyncio.create_task(self._feed(call, ConsentTimedOut(timer_id, self._clock())))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _do(self, call: _Call, action: Action) -> Event | None:
+    async def _do(self, call: Call, action: Action) -> Event | None:
         channel_id = call.info.uniqueid
         if call.stopping is not None and isinstance(action, _CHANNEL_COMMANDS):
             stopping, call.stopping = call.stopping, None  # a prompt playing holds them back
@@ -357,11 +356,12 @@ class StasisApp:
                     if not self._can_record():  # e.g. AMI away: transfers would go unseen
                         call.log.error("recording_not_watched", reason=NOT_WATCHED)
                         return AdapterFailed(NOT_WATCHED, self._clock())
-                    # the sidecar durable and the channel subscribed (to hear of its end), at once
+                    # the sidecar durable and, unless AMI reports the end, the channel subscribed
+                    via_ami = call.stasis_at is not None and self._ami_ends()
                     path = await prepare_recording(
-                        self._ari, self._store, outcome, call.info, self._clock
+                        self._ari, self._store, outcome, call.info, self._clock, not via_ami
                     )
-                    call.recording_path = path
+                    call.recording_path, call.ends_via_ami = path, via_ami
                     return RecordingPrepared(self._clock())
                 case SetResult(status, reason, recording):
                     call.marks.setdefault("decided", time.time())

@@ -31,6 +31,7 @@ from callconsent.app import ConfigPlanner
 from callconsent.ari import AriError, AriNotFound
 from callconsent.config import Config, load_config
 from callconsent.consent import CallPlan
+from callconsent.ports import Objections
 from callconsent.stasis import Planner, Skip, StasisApp
 from callconsent.store import EvidenceStore
 from tests.support.lab import DEMO_CONFIG, LAB_ENV
@@ -372,7 +373,11 @@ class Harness:
         timeout: float | None = None,
         clock: Callable[[], datetime] | None = None,
         prompts: bool = True,
+        ami_ends: Callable[[], bool] | None = None,
+        objections: Objections | None = None,
     ) -> None:
+        """``ami_ends``: whether AMI reports a recorded call's end (StasisApp's own default:
+        never); ``objections``: the objection adapter late keys go to."""
         self.tmp_path = tmp_path
         if prompts:
             write_prompts(tmp_path / "prompts")
@@ -392,10 +397,12 @@ class Harness:
             config_sha256=self.config.sha256,
             clock=store_clock,
         )
-        if clock is None:
-            self.app = StasisApp(self.ari, planner, self.store)
-        else:
-            self.app = StasisApp(self.ari, planner, self.store, clock=clock)
+        options: dict[str, Any] = {"objections": objections}
+        if clock is not None:
+            options["clock"] = clock
+        if ami_ends is not None:
+            options["ami_ends"] = ami_ends
+        self.app = StasisApp(self.ari, planner, self.store, **options)
 
     # -- events -----------------------------------------------------------------------------
     async def send(self, channel_id: str, event: dict[str, Any]) -> None:

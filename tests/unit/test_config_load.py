@@ -71,9 +71,9 @@ def test_shipped_config_and_lab_manager_conf_agree_on_the_ami_user() -> None:
         for line in section.splitlines()
         if "=" in line and not line.startswith(";")
     }
-    assert lines["read"] == "call,user" and lines["write"] == "call,system"
-    assert "read = call,user        write = call,system" in shipped
-    assert "`read = call,user` and `write = call,system`" in readme
+    assert lines["read"] == "call,user,dtmf" and lines["write"] == "call,system"
+    assert "read = call,user,dtmf   write = call,system" in shipped
+    assert "`read = call,user,dtmf` and `write = call,system`" in readme
     config = load_config(SHIPPED, env=ENV)
     assert config.asterisk.ami is not None
     assert config.asterisk.ami.username == "callconsent"

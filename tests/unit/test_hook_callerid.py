@@ -8,6 +8,7 @@ from pathlib import Path
 from callconsent import names
 from callconsent.parties.adapter import PartyWatch
 from callconsent.parties.tracker import Classifier
+from callconsent.stasis_ami import AmiCallEnds
 
 REPO = Path(__file__).resolve().parents[2]
 HOOK = REPO / "dialplan" / "callconsent.conf"
@@ -46,7 +47,8 @@ def test_the_lab_ami_user_hears_only_the_events_the_app_acts_on() -> None:
     text = MANAGER.read_text(encoding="utf-8")
     included = re.findall(r"^eventfilter\(action\(include\),name\((\w+)\)\) =$", text, re.M)
     watch = PartyWatch(None, None, None, Classifier(()))  # type: ignore[arg-type]  # names only
-    assert sorted(included) == sorted([*watch.handlers(), "UserEvent"])
+    ends = AmiCallEnds().handlers()
+    assert sorted(included) == sorted({*watch.handlers(), *ends, "UserEvent"})
 
 
 def test_the_withdrawal_route_normalises_the_caller_id_before_its_user_event() -> None:

@@ -275,3 +275,13 @@ async def test_watch_lost_with_nothing_recording_stops_nothing(
     ami = StopAmi()
     assert await watch(store, ami).watch_lost() == 0
     assert ami.calls == [] and stopped_entries(tmp_path) == []
+
+
+async def test_watch_lost_leaves_a_recording_whose_call_ended_in_the_gap_to_its_finalisation(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    """Found gone at the AMI login (callconsent.stasis_ami): no stop after its end."""
+    await recording(store, "documentation")
+    ami = StopAmi()
+    assert await watch(store, ami).watch_lost(ended={CALLER}) == 0
+    assert ami.calls == [] and stopped_entries(tmp_path) == []

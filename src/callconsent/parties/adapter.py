@@ -30,6 +30,7 @@ restart the bridges of calls already in progress are not known: they are not wat
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
@@ -158,14 +159,17 @@ class PartyWatch:
         """``uniqueid``'s channel is in a bridge now (a talking one, not a holding bridge)."""
         return self._tracker.in_bridge(uniqueid)
 
-    async def watch_lost(self) -> int:
+    async def watch_lost(self, *, ended: Collection[str] = ()) -> int:
         """AMI came back after a gap: whatever happened to the calls recording meanwhile (a
         transfer, an outside party) went unseen, so their recordings stop now (fail closed,
         reason ``watch_lost``); what was recorded before stays, as at any stop. The number of
         recordings stopped. Recordings cannot start while AMI is away (the ARI adapter's
-        gate), so every recording live now was live through the gap."""
+        gate), so every recording live now was live through the gap. ``ended``: calls found
+        gone meanwhile (their recording is being finalised): nothing to stop."""
         at, stopped = self._clock(), 0
         for caller in self._store.live_recordings():
+            if caller in ended:
+                continue
             bound = log.bind(call_id=caller, reason=tracker.WATCH_LOST)
             await self._stop_mixmonitor(caller, bound)
             try:
