@@ -351,10 +351,13 @@ class EvidenceStore(MidCallChanges):
                 return
             log.warning("recording_not_closed", call_id=call.uniqueid, file=where.relative)
             return
+        # the call is over: its final sidecar waits behind the sidecars calls in progress need
         if closed.bytes > HASH_IN_WORKER_BYTES:
-            final = await self._files.run(partial(write, await asyncio.to_thread(prepare)))
+            final = await self._files.run(
+                partial(write, await asyncio.to_thread(prepare)), later=True
+            )
         else:
-            final = await self._files.run(lambda syncs: write(prepare(), syncs))
+            final = await self._files.run(lambda syncs: write(prepare(), syncs), later=True)
         if final is None:
             return
         await self._ledger.append_async(

@@ -40,6 +40,26 @@ async def test_jobs_run_in_the_order_they_were_queued_and_return_their_results()
     assert results == [n * 10 for n in range(20)]
 
 
+async def test_jobs_queued_later_run_after_every_other_waiting_job() -> None:
+    worker = FileWorker(sync_dir=Syncs(), max_threads=1)
+    release = threading.Event()
+    done: list[str] = []
+    busy = asyncio.ensure_future(worker.run(lambda _: release.wait(5)))
+    await asyncio.sleep(0.05)  # the worker is inside the first job; these wait
+    jobs = [
+        worker.run(lambda _: done.append("final 1"), later=True),
+        worker.run(lambda _: done.append("create")),
+        worker.run(lambda _: done.append("final 2"), later=True),
+        worker.run(lambda _: done.append("agent")),
+    ]
+    waiting = asyncio.gather(*jobs)
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(busy, waiting)
+    worker.close()
+    assert done == ["create", "agent", "final 1", "final 2"]
+
+
 async def test_jobs_queued_while_one_runs_go_with_it_one_fsync_per_directory_one_wake_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -3,7 +3,8 @@
 The evidence store (:mod:`callconsent.store`) used to run every sidecar write in
 ``asyncio.to_thread``: a hop to the default executor and back per write, about seven a recorded
 call, each waking the event loop on its own. :class:`FileWorker` has a thread run the queued
-jobs one after the other, in the order they came, until the queue is empty (or a few ms have
+jobs one after the other, in the order they came (jobs queued ``later``, a finished call's
+final sidecar, after every other waiting job), until the queue is empty (or a few ms have
 passed), then fsync each directory those jobs' renames went into once, and only then hand their
 results back: one wake-up of the event loop per batch, whatever its size. One call's jobs are
 queued one after the other (each awaited before the next), so they run in order.
@@ -88,21 +89,24 @@ class FileWorker:
         self._round_seconds = round_seconds  # a thread acknowledges its jobs at least this often
         self._cond = threading.Condition()
         self._queue: deque[_Job[Any]] = deque()
+        self._later: deque[_Job[Any]] = deque()  # run when nothing else waits
         self._threads: set[threading.Thread] = set()
         self._idle = 0  # threads waiting for work
         self._busy_since: dict[threading.Thread, float] = {}  # when each busy batch began
         self._check_armed = False  # a later look at whether waiting jobs need another thread
         self._closed = False
 
-    async def run(self, work: Callable[[DirSyncs], T]) -> T:
+    async def run(self, work: Callable[[DirSyncs], T], *, later: bool = False) -> T:
         """Run ``work`` in the worker thread after the jobs queued before it; its result (or
-        exception) once the directories it named are fsynced."""
+        exception) once the directories it named are fsynced. ``later``: after every job that
+        is not (work a caller or an agent is waiting for goes first, e.g. the sidecar a
+        recording needs before it may start; a finished call's final sidecar can wait)."""
         loop = asyncio.get_running_loop()
         job: _Job[T] = _Job(work, loop, loop.create_future())
         with self._cond:
             if self._closed:
                 raise RuntimeError("the evidence file worker is closed")
-            self._queue.append(job)
+            (self._later if later else self._queue).append(job)
             self._grow(loop)
             self._cond.notify()
         await job.future
@@ -111,7 +115,7 @@ class FileWorker:
     def _grow(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start a thread for the waiting jobs if none is free and every busy one has been in
         its batch ``SPAWN_AFTER_SECONDS``; else look again then. Holds ``_cond``."""
-        if self._idle or len(self._threads) >= self._max_threads or not self._queue:
+        if self._idle or len(self._threads) >= self._max_threads or not self._waiting():
             return
         if self._threads and len(self._busy_since) < len(self._threads):
             return  # a thread between two batches: it takes the jobs itself
@@ -145,17 +149,21 @@ class FileWorker:
         while True:
             with self._cond:
                 self._busy_since.pop(me, None)
-                while not self._queue and not self._closed:
+                while not self._waiting() and not self._closed:
                     self._idle += 1
                     woken = self._cond.wait(_IDLE_SECONDS)
                     self._idle -= 1
                     if not woken:  # idle a while
                         break
-                if not self._queue:  # closed, or idle a while: the next job starts another
+                if not self._waiting():  # closed, or idle a while: the next job starts another
                     self._threads.discard(me)
                     return
                 self._busy_since[me] = started = time.monotonic()
             self._batch(started)
+
+    def _waiting(self) -> bool:
+        """Jobs wait. Holds ``_cond``."""
+        return bool(self._queue or self._later)
 
     def _batch(self, started: float) -> None:
         """Take jobs from the queue one at a time (those left can go to another thread while
@@ -165,9 +173,9 @@ class FileWorker:
         batch: list[_Job[Any]] = []
         while True:
             with self._cond:
-                if not self._queue:
+                if not self._waiting():
                     break
-                job = self._queue.popleft()
+                job = (self._queue or self._later).popleft()
             syncs._job = job
             job.execute(syncs)
             batch.append(job)
