@@ -1,6 +1,6 @@
 """How a call leaves the ARI adapter (:mod:`callconsent.stasis`): the result variables the hook
 reads, then the channel let go on in the dialplan; a stranger (a channel in Stasis after a
-restart) let go unrecorded; the ledger entry of a call the flow never ran for."""
+restart) let go unrecorded."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from callconsent import metrics, names
 from callconsent._stasis_channel import stranger_info
 from callconsent.ari import AriError, AriNotFound
 from callconsent.consent import ConsentMachine
-from callconsent.evidence.documents import CallInfo
-from callconsent.ports import AriOps, Store
+from callconsent.ports import AriOps, Store, write_unhandled
 
 log = structlog.get_logger("callconsent.stasis")
 
@@ -84,14 +83,3 @@ async def continue_stranger(ari: AriOps, store: Store, channel_id: str) -> None:
     await set_result(ari, channel_id, names.Status.ERROR, "app_restarted", "", bound)
     await continue_call(ari, channel_id, bound)
     await write_unhandled(store, info, names.Status.ERROR, "app_restarted", bound)
-
-
-async def write_unhandled(
-    store: Store, info: CallInfo, status: str, reason: str, bound: Any
-) -> None:
-    """The ledger entry of a call the flow never ran for; evidence trouble is logged, never
-    raised, so it cannot keep the app from letting the next call go."""
-    try:
-        await store.write_unhandled(info, status, reason)
-    except (OSError, ValueError) as exc:
-        bound.error("storage_error", action="write_unhandled", error=str(exc))

@@ -72,6 +72,17 @@ class Store(Protocol):
     async def recording_ended(self, call: CallInfo, ended: datetime) -> None: ...
 
 
+async def write_unhandled(
+    store: Store, info: CallInfo, status: str, reason: str, bound: Any
+) -> None:
+    """The ledger entry of a call the flow never ran for (both adapters); evidence trouble is
+    logged, never raised, so it cannot keep the app from letting the next call go."""
+    try:
+        await store.write_unhandled(info, status, reason)
+    except (OSError, ValueError) as exc:
+        bound.error("storage_error", action="write_unhandled", error=str(exc))
+
+
 class Objections(Protocol):
     """The objection adapter (:class:`callconsent.objection.adapter.ObjectionHandler`)."""
 

@@ -22,12 +22,7 @@ from callconsent import metrics
 from callconsent._stasis_call import Call, Location, stasis_location
 from callconsent._stasis_channel import call_info
 from callconsent._stasis_events import USED_EVENTS, event_time, translate
-from callconsent._stasis_exit import (
-    continue_call,
-    continue_stranger,
-    set_result,
-    write_unhandled,
-)
+from callconsent._stasis_exit import continue_call, continue_stranger, set_result
 from callconsent._stasis_prepare import prepare_recording
 from callconsent.ari import AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
@@ -65,6 +60,7 @@ from callconsent.ports import (
     Skip,
     Store,
     kept_caller_name,
+    write_unhandled,
 )
 from callconsent.timing import log_timing, mark
 from callconsent.withdrawal.route import Readout

@@ -65,7 +65,15 @@ from callconsent.consent import (
 )
 from callconsent.evidence.documents import CallInfo
 from callconsent.hook_result import extra_variables, replacing
-from callconsent.ports import NOT_WATCHED, Objections, Planner, Skip, Store, kept_caller_name
+from callconsent.ports import (
+    NOT_WATCHED,
+    Objections,
+    Planner,
+    Skip,
+    Store,
+    kept_caller_name,
+    write_unhandled,
+)
 from callconsent.timing import log_timing, mark
 from callconsent.withdrawal.route import Readout
 
@@ -191,7 +199,7 @@ class AgiFlow:
             bound.info("call_skipped", status=decision.status, reason=decision.reason)
             await set_result(line, decision.status, decision.reason, "", bound)
             line.close()
-            await self._write_unhandled(info, decision.status, decision.reason, bound)
+            await write_unhandled(self._store, info, decision.status, decision.reason, bound)
             return
         info = replace(info, route=decision.route)
         call = _Call(line, info, ConsentMachine(decision, call_key=info.uniqueid), bound, up=up)
@@ -208,7 +216,7 @@ class AgiFlow:
         if bad.uniqueid_ok:
             uniqueid = line.request.uniqueid
             info = CallInfo(uniqueid, uniqueid, line.request.channel, "", None, None, None, ADAPTER)
-            await self._write_unhandled(info, status, bad.reason, bound)
+            await write_unhandled(self._store, info, status, bad.reason, bound)
 
     async def _call_info(
         self, line: AgiLine, checked: FlowRequest, bound: Any
@@ -388,9 +396,3 @@ class AgiFlow:
                 return [ShutdownRequested(self._clock())]
             return [CallerHungUp(self._clock())]
         return [failed]
-
-    async def _write_unhandled(self, info: CallInfo, status: str, reason: str, bound: Any) -> None:
-        try:
-            await self._store.write_unhandled(info, status, reason)
-        except (OSError, ValueError) as exc:
-            bound.error("storage_error", action="write_unhandled", error=str(exc))
