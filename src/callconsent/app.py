@@ -145,12 +145,13 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
         return None
     registry = agents.AgentRegistry.from_config(config)
     watch: PartyWatch | None = None
-    call_ends = AmiCallEnds()
+    call_ends = AmiCallEnds(connected=lambda: ami.connected)
     logins = 0
 
     async def resync() -> None:
         nonlocal logins
         logins += 1
+        call_ends.login()  # ARI subscriptions again until AMI reports a key
         ended = await call_ends.recheck()  # recorded calls that ended while AMI was away
         if logins > 1 and watch is not None:  # AMI was away: stop what went unwatched (R36)
             await watch.watch_lost(ended=ended)
@@ -315,9 +316,17 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             "objections": side.objections if side is not None else None,
             "can_record": watched(config, ami),
         }
-        # with AMI, a recorded call's end comes from its AMI Hangup (no ARI subscription)
-        ami_ends = (lambda: ami.connected) if ami is not None else (lambda: False)
-        app = StasisApp(ari, live, store, ami_ends=ami_ends, **flow_options)
+        # with AMI reporting keys, a recorded call's end and late keys come from AMI (no ARI
+        # subscription); ARI's keys tell whether AMI's come too
+        ends = side.call_ends if side is not None else None
+        app = StasisApp(
+            ari,
+            live,
+            store,
+            ami_ends=ends.reporting if ends is not None else (lambda: False),
+            heard_key=ends.heard_over_ari if ends is not None else (lambda: None),
+            **flow_options,
+        )
         if side is not None:
             side.call_ends.attach(app, ari)
         agi = AgiFlow(live, store, **flow_options)

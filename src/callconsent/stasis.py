@@ -90,6 +90,7 @@ class StasisApp:
         objections: Objections | None = None,  # R30: objection after the flow
         can_record: Callable[[], bool] = lambda: True,  # R36: the app can watch a recording
         ami_ends: Callable[[], bool] = lambda: False,  # AMI reports a recorded call's end now
+        heard_key: Callable[[], None] = lambda: None,  # ARI reported a key (do AMI's come?)
     ) -> None:
         self._ari = ari
         self._planner = planner
@@ -101,7 +102,7 @@ class StasisApp:
         self._config_sha256 = config_sha256 or (lambda: "")
         self._objections = objections
         self._can_record = can_record
-        self._ami_ends = ami_ends
+        self._ami_ends, self._heard_key = ami_ends, heard_key
         self._calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -181,10 +182,12 @@ class StasisApp:
         call = self._calls.get(channel_id)
         if call is None:
             return
-        if kind == "ChannelDtmfReceived" and call.machine.finished and self._objections:
-            digit, route = str(event.get("digit", "")), call.machine.plan.route
-            await self._objections.on_late_digit(call.info.uniqueid, digit, route)
-            return
+        if kind == "ChannelDtmfReceived":
+            self._heard_key()
+            if call.machine.finished and self._objections:
+                digit, route = str(event.get("digit", "")), call.machine.plan.route
+                await self._objections.on_late_digit(call.info.uniqueid, digit, route)
+                return
         translated = translate(kind, event, self._clock)
         if isinstance(translated, PlaybackStarted) and not call.prompt_started:
             call.prompt_started = True

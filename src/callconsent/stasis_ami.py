@@ -7,7 +7,7 @@ but then Asterisk builds an event for every dialplan step, variable and bridge c
 channel for the rest of the call (about 23 us each, 1-1.5 ms per recorded call, though the app's
 event filter drops them). The app already reads AMI (the party watch), so when AMI is logged in
 as the recording is prepared, :class:`callconsent.stasis.StasisApp` makes no subscription and
-this adapter reports instead:
+this adapter reports instead (:meth:`AmiCallEnds.reporting`):
 
 * ``Hangup`` of the caller's ``Uniqueid`` -> :meth:`StasisApp.ended` (the same finalisation as
   ARI's ``ChannelDestroyed``, once per recording whatever reports the end first);
@@ -24,6 +24,14 @@ channel still exists (404: finalise; the guard in :mod:`callconsent.untrusted` s
 recording either way). After an AMI gap (every login) the same check runs for every watched
 call, so a call that ended unseen is finalised (its end time: when the app learned of it) and
 one still up stays watched.
+
+AMI only reports keys to a user that reads the ``dtmf`` class and lets ``DTMFEnd`` through its
+``eventfilter`` (manager.conf); the app cannot ask AMI which classes its user has. So after each
+login the app keeps subscribing recorded calls over ARI until AMI has reported a key pressed in
+one of the app's own calls (the consent key, pressed in Stasis, comes over both streams). When
+ARI reports a key and no ``DTMFEnd`` follows within :data:`KEY_WAIT_SECONDS`, the app logs
+``ami_keys_unheard`` once per login (what to change in manager.conf) and goes on subscribing:
+a late objection key is never lost to a manager.conf that predates it.
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ log = structlog.get_logger("callconsent.stasis_ami")
 
 #: The keys a DTMF event can carry (RFC 4733 events 0-15).
 _DIGITS: Final = frozenset("0123456789*#ABCD")
+#: How long after a key ARI reported the app waits for AMI's ``DTMFEnd`` of it before it says
+#: that the AMI user does not receive keys.
+KEY_WAIT_SECONDS: Final = 2.0
 #: After an untrusted message names a watched call whose channel is still up, look once more
 #: this much later (the message may have been its end, reported just before the channel went).
 RECHECK_SECONDS: Final = 2.0
@@ -65,15 +76,47 @@ class AmiCallEnds:
     connects; :meth:`attach` the app once it exists (events before that are dropped: no call
     can be recorded before the app runs)."""
 
-    def __init__(self, *, recheck_seconds: float = RECHECK_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        connected: Callable[[], bool] = lambda: True,
+        recheck_seconds: float = RECHECK_SECONDS,
+        key_wait_seconds: float = KEY_WAIT_SECONDS,
+    ) -> None:
         self._calls: RecordedCalls | None = None
         self._ari: ChannelLookup | None = None
+        self._connected = connected  # AMI logged in now
         self._recheck_seconds = recheck_seconds
+        self._key_wait_seconds = key_wait_seconds
         self._tasks: set[asyncio.Task[None]] = set()
         self._checking: set[str] = set()
+        self._logins = 0
+        self._keys_heard = False  # a DTMFEnd of one of the app's calls since the last login
+        self._key_check: asyncio.TimerHandle | None = None
+        self._warned_login = 0  # the login ``ami_keys_unheard`` was logged for
 
     def attach(self, calls: RecordedCalls, ari: ChannelLookup) -> None:
         self._calls, self._ari = calls, ari
+
+    def login(self) -> None:
+        """AMI logged in (again): its user may have other classes or filters now, so recorded
+        calls are subscribed over ARI until AMI reports a key again."""
+        self._logins += 1
+        self._keys_heard = False
+
+    def reporting(self) -> bool:
+        """Whether AMI reports a recorded call's end and late keys now (no ARI subscription):
+        logged in, and a key pressed in one of the app's calls heard since the login."""
+        return self._keys_heard and self._connected()
+
+    def heard_over_ari(self) -> None:
+        """ARI reported a key in one of the app's calls: unless AMI has reported keys since the
+        login, expect its ``DTMFEnd`` within the wait, or say once per login that none come."""
+        if self._keys_heard or self._key_check is not None or self._warned_login == self._logins:
+            return
+        if self._connected():
+            loop = asyncio.get_running_loop()
+            self._key_check = loop.call_later(self._key_wait_seconds, self._keys_due, self._logins)
 
     def handlers(self) -> dict[str, SyncEventHandler]:
         """The AMI events this adapter needs (manager.conf ``read``: ``call`` and ``dtmf``)."""
@@ -95,6 +138,9 @@ class AmiCallEnds:
             or not self._calls.tracks(uniqueid)
         ):
             return
+        if not self._keys_heard:
+            self._keys_heard = True
+            log.info("ami_keys_heard", call_id=uniqueid)
         where = (headers.get("Context", ""), headers.get("Exten", ""), headers.get("Priority", ""))
         calls = self._calls
         self._spawn(lambda u: calls.late_key(u, digit, where), uniqueid)
@@ -132,6 +178,21 @@ class AmiCallEnds:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # -- internals -------------------------------------------------------------------------
+    def _keys_due(self, login: int) -> None:
+        self._key_check = None
+        if self._keys_heard or login != self._logins or not self._connected():
+            return  # heard, or AMI logged in again or away meanwhile: nothing to say
+        self._warned_login = login
+        log.warning(
+            "ami_keys_unheard",
+            reason=f"ARI reported a key and AMI no DTMFEnd within {self._key_wait_seconds:g} s",
+            fix="give the AMI user 'read = call,user,dtmf' and the eventfilter "
+            "'eventfilter(action(include),name(DTMFEnd)) =' in manager.conf, then "
+            "'manager reload' and restart callconsent",
+            meanwhile="recorded calls are subscribed over ARI: late keys still count, at about "
+            "1-1.5 ms more Asterisk CPU per recorded call",
+        )
+
     async def _gone(self, uniqueid: str) -> bool:
         if self._ari is None:
             return False

@@ -1,7 +1,9 @@
 """A recorded call's end from AMI on the real Asterisk (callconsent.stasis_ami): once the caller
 has left Stasis the app is not subscribed to its channel (ARI ``GET /applications/{app}`` lists
 the channels the app hears of), and the recording still gets its final sidecar and its
-``recording_final`` ledger line when the caller hangs up (the AMI ``Hangup``)."""
+``recording_final`` ledger line when the caller hangs up (the AMI ``Hangup``). AMI is trusted
+with this once it has reported a key pressed in one of the app's calls (the consent key, pressed
+in Stasis): that shows its user reads the ``dtmf`` class."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ import time
 
 from callconsent import names
 from callconsent.config import Config
+from tests.e2e.faults import app_events, wait_until
 from tests.e2e.lab_app import LabApp, route_timing, wait_ledger, wait_sidecar
 from tests.harness.asterisk import AsteriskLab
-from tests.harness.sipp import Call, Pause, run_call
+from tests.harness.sipp import Call, Digit, Pause, run_call
 
 AFTER = 6.0  # seconds the caller stays on the line after the notice
 
@@ -27,6 +30,23 @@ def _watch(asterisk: AsteriskLab, stop: threading.Event, seen: list[list[str]]) 
 def test_a_recorded_caller_out_of_stasis_is_not_subscribed_and_still_gets_a_final_sidecar(
     asterisk: AsteriskLab, config: Config, lab_app: LabApp
 ) -> None:
+    # AMI has reported a key pressed in one of the app's calls since its login: from then on
+    # AMI reports recorded calls' ends and late keys
+    support = route_timing(config, "support")
+    since = lab_app.log_path.stat().st_size
+    consented = run_call(
+        Call(to="support", timeline=[Pause(support.question_end + 1.0), Digit("1"), Pause(1.0)])
+    )
+    assert consented.ok, consented.describe()
+    wait_until(
+        lambda: any(e.get("event") == "ami_keys_heard" for e in app_events(lab_app.log_path, 0)),
+        timeout=5,
+        what="AMI's report of the consent key",
+    )
+    assert not any(
+        e.get("event") == "ami_keys_unheard" for e in app_events(lab_app.log_path, since)
+    )
+
     timing = route_timing(config, "docs")
     mark = asterisk.log_offset()
     stop, seen = threading.Event(), []

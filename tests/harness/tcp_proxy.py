@@ -6,6 +6,9 @@
         proxy.delay_requests("1764.12", 8.0)  # answers to requests whose line holds "1764.12"
                                               # come 8 s late (until clear_delays())
 
+    with TcpProxy(5039, 5038, drop_events={"DTMFEnd"}):  # AMI without its DTMFEnd events
+        ...
+
 It runs its own asyncio loop in a thread. It understands just enough HTTP to know, per
 connection, whether it carries a websocket (the first request asks for ``Upgrade: websocket``)
 and which request line the answer now flowing belongs to (HTTP/1.1 without pipelining, as
@@ -41,8 +44,14 @@ class TcpProxy:
         listen_port: int,
         target_port: int,
         host: str = "127.0.0.1",
+        *,
+        drop_events: frozenset[str] | set[str] = frozenset(),
     ) -> None:
+        """``drop_events``: AMI events (by ``Event:`` name) never passed on to the client, as
+        for an AMI user whose classes or filters leave them out."""
         self.host = host
+        self._drop_events = {f"Event: {name}".encode() for name in drop_events}
+        self.events_dropped = 0
         self.listen_port = listen_port
         self.target_port = target_port
         self._loop = asyncio.new_event_loop()
@@ -158,6 +167,9 @@ class TcpProxy:
     async def _pump_answers(
         self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if self._drop_events:
+            await self._pump_ami(reader, writer)
+            return
         while data := await reader.read(65536):
             if not conn.websocket and conn.delayed_no != conn.request_no:
                 for needle, seconds in list(self._delays.items()):
@@ -168,6 +180,21 @@ class TcpProxy:
                         break
             writer.write(data)
             await writer.drain()
+
+    async def _pump_ami(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """AMI's stream line by line, without the messages whose first line names a dropped
+        event (a message ends at an empty line)."""
+        first, dropping = True, False
+        while line := await reader.readline():
+            if first and line.rstrip(b"\r\n") in self._drop_events:
+                dropping = True
+                self.events_dropped += 1
+            first = line in (b"\r\n", b"\n")
+            if not dropping:
+                writer.write(line)
+                await writer.drain()
+            if first:
+                dropping = False
 
 
 @contextlib.contextmanager

@@ -374,10 +374,12 @@ class Harness:
         clock: Callable[[], datetime] | None = None,
         prompts: bool = True,
         ami_ends: Callable[[], bool] | None = None,
+        heard_key: Callable[[], None] | None = None,
         objections: Objections | None = None,
     ) -> None:
         """``ami_ends``: whether AMI reports a recorded call's end (StasisApp's own default:
-        never); ``objections``: the objection adapter late keys go to."""
+        never); ``heard_key``: told of every key ARI reports; ``objections``: the objection
+        adapter late keys go to."""
         self.tmp_path = tmp_path
         if prompts:
             write_prompts(tmp_path / "prompts")
@@ -402,6 +404,8 @@ class Harness:
             options["clock"] = clock
         if ami_ends is not None:
             options["ami_ends"] = ami_ends
+        if heard_key is not None:
+            options["heard_key"] = heard_key
         self.app = StasisApp(self.ari, planner, self.store, **options)
 
     # -- events -----------------------------------------------------------------------------

@@ -1,0 +1,88 @@
+"""AMI that reports no keys, on the real Asterisk (callconsent.stasis_ami): the app reaches AMI
+through a proxy the test controls (tests/harness/tcp_proxy.py, 127.0.0.1:5039) that drops every
+``DTMFEnd``, as Asterisk does for an AMI user without the ``dtmf`` class or the ``DTMFEnd``
+eventfilter (a manager.conf older than the app's).
+
+The promise: a late objection key is never lost to such a manager.conf. The app keeps
+subscribing recorded calls over ARI, the objection counts, and the app says once what to change.
+The proxy's count also shows that Asterisk reports the consent key, pressed while the caller is
+in Stasis, over AMI (what lets the app trust AMI's keys on a correct manager.conf)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from callconsent.config import Config
+from tests.e2e.faults import app_events, wait_until
+from tests.e2e.lab_app import LabApp, lab_config_variant, route_timing, wait_ledger, wait_sidecar
+from tests.harness.agent import agent_phones
+from tests.harness.asterisk import AsteriskLab
+from tests.harness.sipp import Call, Digit, Pause, run_call
+from tests.harness.tcp_proxy import TcpProxy
+
+AMI_PROXY_PORT = 5039
+
+
+@pytest.fixture(scope="module")
+def keyless_ami(
+    asterisk: AsteriskLab, lab_app: LabApp, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LabApp, TcpProxy]]:
+    folder = tmp_path_factory.mktemp("ami-keyless")
+    config = lab_config_variant(folder / "callconsent.yaml", ami_port=AMI_PROXY_PORT)
+    lab_app.stop()
+    try:
+        with TcpProxy(AMI_PROXY_PORT, 5038, drop_events={"DTMFEnd"}) as proxy:
+            app = LabApp(folder / "serve.log", config)
+            app.start()
+            try:
+                wait_until(
+                    lambda: any(
+                        e.get("event") == "agent_sync" for e in app_events(app.log_path, 0)
+                    ),
+                    timeout=10,
+                    what="the app's AMI login",
+                )
+                yield app, proxy
+            finally:
+                app.stop()
+    finally:
+        lab_app.start()
+
+
+def test_without_amis_keys_a_late_objection_still_counts_and_the_app_says_what_to_change(
+    asterisk: AsteriskLab, config: Config, keyless_ami: tuple[LabApp, TcpProxy]
+) -> None:
+    app, proxy = keyless_ami
+    support, docs = route_timing(config, "support"), route_timing(config, "docs")
+    since = app.log_path.stat().st_size
+
+    consented = run_call(
+        Call(to="support", timeline=[Pause(support.question_end + 1.0), Digit("1"), Pause(3.0)])
+    )
+    assert consented.ok, consented.describe()
+    # Asterisk reported the consent key, pressed in Stasis, over AMI: the proxy dropped it
+    assert proxy.events_dropped >= 1
+
+    mark = asterisk.log_offset()
+    with agent_phones("agent1", ring_seconds={"agent1": 3.0}):
+        result = run_call(
+            Call(
+                to="queue-docs",
+                audio="speech",
+                timeline=[Pause(docs.notices_end + 1.0), Digit("3"), Pause(8.0)],
+            )
+        )
+    assert result.ok, result.describe()
+    end = asterisk.wait_labend(result.call_id, since=mark)
+    entry = wait_ledger(config, end.uniqueid, kind="objection")
+    assert (entry["via"], entry["by"], entry["outcome"]) == ("caller_digit", "caller", "deleted")
+    doc = wait_sidecar(config, end.recording, until="tombstone")
+    assert doc["state"] == "tombstone"
+
+    events = app_events(app.log_path, since)
+    unheard = [e for e in events if e.get("event") == "ami_keys_unheard"]
+    assert len(unheard) == 1, [e.get("event") for e in events]
+    assert "read = call,user,dtmf" in unheard[0]["fix"]
+    assert not any(e.get("event") == "ami_keys_heard" for e in events)
