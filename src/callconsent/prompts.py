@@ -2,7 +2,8 @@
 
 ``build_prompts`` speaks each transcript with espeak-ng (at the config's
 ``tts_words_per_minute``, default 165) and converts it with sox to what Asterisk plays without
-transcoding on narrowband calls: 8 kHz mono 16-bit WAV at ``<prompts_dir>/<lang>/<audio>.wav``.
+transcoding on narrowband calls: 8 kHz mono 16-bit WAV at ``<prompts_dir>/<lang>/<audio>.wav``,
+without the trailing silence espeak-ng adds.
 Beside each generated WAV a ``.txt`` holds the transcript it was made from (and, after a last line
 ``# tts: espeak-ng <n> wpm``, a rate other than the default); a prompt is made again only when
 that differs (or with ``force``).
@@ -38,6 +39,8 @@ log = structlog.get_logger(__name__)
 #: espeak-ng voice per language code; other codes are passed to espeak-ng as they are.
 VOICES: Final = {"da": "da", "en": "en-gb"}
 SPEED_WPM: Final = 165
+#: sox effects that cut a prompt's trailing silence (below 0.5 % of full scale, about -46 dBFS).
+TRIM_TAIL: Final = ("reverse", "silence", "1", "0.005", "0.5%", "reverse")
 TOOL_TIMEOUT_S: Final = 120
 
 
@@ -188,6 +191,9 @@ def _synthesise(language: str, transcript: str, wav: Path, wpm: int) -> None:
                 "-e",
                 "signed-integer",
                 str(out),
+                # espeak-ng ends every text with about 50 ms of silence: cut it (the agent's
+                # whisper plays before the bridge, so it delays every recorded conversation)
+                *TRIM_TAIL,
             ],
             b"",
         )

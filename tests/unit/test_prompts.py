@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import copy
 import dataclasses
 import hashlib
@@ -62,6 +63,20 @@ def test_prompts_are_8khz_mono_16bit_wav_with_their_transcript(tmp_path: Path) -
     question = config.notices["lab_training_v1"].languages["da"].question
     assert question is not None
     assert (da / "lab-training-v1-question.txt").read_text(encoding="utf-8") == question.transcript
+
+
+def test_prompts_end_where_the_speech_ends(tmp_path: Path) -> None:
+    """No trailing silence: the last sample above 0.5 % of full scale is within 10 ms of the
+    end (espeak-ng alone leaves about 50 ms)."""
+    build_prompts(load(tmp_path))
+    for wav_path in sorted((tmp_path / "prompts" / "da").glob("*.wav")):
+        with wave.open(str(wav_path)) as wav:
+            frames = wav.readframes(wav.getnframes())
+        samples = array.array("h", frames)
+        loud = [i for i, sample in enumerate(samples) if abs(sample) > 0.005 * 32768]
+        assert loud, f"{wav_path.name} is silent"
+        tail = (len(samples) - 1 - loud[-1]) / 8000
+        assert tail < 0.010, f"{wav_path.name} ends with {tail * 1000:.0f} ms of silence"
 
 
 def test_prompts_are_made_again_only_when_the_transcript_changes(tmp_path: Path) -> None:
