@@ -8,7 +8,8 @@ Three ways in, one way out:
 * the caller's code ``*3`` while bridged (``callconsent_object``, enabled by the hook on the
   caller's channel only): the same event with ``Via: caller_feature``;
 * the route's objection digit pressed after the notice and before the bridge: the ARI adapter
-  still hears the caller's keys (its channel subscription) and hands them to
+  still hears the caller's keys (AMI's ``DTMFEnd``, :mod:`callconsent.stasis_ami`, or, while
+  AMI does not report keys, its channel subscription) and hands them to
   :meth:`ObjectionHandler.on_late_digit` (``Via: caller_digit``); once bridged, a single digit is
   the caller talking to the agent (account numbers, ...) and counts for nothing.
 
