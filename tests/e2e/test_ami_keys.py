@@ -11,6 +11,7 @@ in Stasis, over AMI (what lets the app trust AMI's keys on a correct manager.con
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -81,8 +82,12 @@ def test_without_amis_keys_a_late_objection_still_counts_and_the_app_says_what_t
     doc = wait_sidecar(config, end.recording, until="tombstone")
     assert doc["state"] == "tombstone"
 
+    def unheard() -> list[dict[str, Any]]:
+        return [e for e in app_events(app.log_path, since) if e.get("event") == "ami_keys_unheard"]
+
+    # said 10 s (KEY_WAIT_SECONDS) after the consent key, once for this login
+    wait_until(lambda: bool(unheard()), timeout=15, what="the ami_keys_unheard warning")
     events = app_events(app.log_path, since)
-    unheard = [e for e in events if e.get("event") == "ami_keys_unheard"]
-    assert len(unheard) == 1, [e.get("event") for e in events]
-    assert "read = call,user,dtmf" in unheard[0]["fix"]
+    assert len(unheard()) == 1, [e.get("event") for e in events]
+    assert "read = call,user,dtmf" in unheard()[0]["fix"]
     assert not any(e.get("event") == "ami_keys_heard" for e in events)
