@@ -180,8 +180,12 @@ def split(run: Run) -> str:
 
 def notice_split(run: Run) -> str:
     """Where the StasisStart -> notice time goes (p50/p99 ms each): to the app's play request
-    (the event's way, the answer's round trip, the app), then Asterisk starting the playback."""
-    return f"app {_lat(run, 'notice_app_ms')}, Asterisk {_lat(run, 'notice_play_ms')}"
+    (the event's way to the app's reader, then the app's queue and work), then Asterisk
+    starting the playback."""
+    return (
+        f"app {_lat(run, 'notice_app_ms')} (event to the reader {_lat(run, 'notice_event_ms')}, "
+        f"queue and work {_lat(run, 'notice_queue_ms')}), Asterisk {_lat(run, 'notice_play_ms')}"
+    )
 
 
 def markdown(runs: list[Run]) -> str:

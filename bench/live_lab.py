@@ -250,7 +250,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
 def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
     """p50/p99/max of the app's ``call_timing`` lines: ``notice_ms`` (StasisStart -> the notice
     started, Asterisk's clock; split at the app's play request into ``notice_app_ms`` and
-    ``notice_play_ms``), ``continue_ms`` (decision -> channel continued) and ``record_ms``:
+    ``notice_play_ms``, and the app's part where the ARI client read the StasisStart into
+    ``notice_event_ms`` and ``notice_queue_ms``), ``continue_ms`` (decision -> channel continued) and ``record_ms``:
     the 1 (``digit_at``) -> MixMonitor running, which is the AMI MixMonitor's answer
     (``agent_recording_started``) when the recording starts at the bridge, else the continue
     (the hook runs MixMonitor next). ``record_ms`` splits into ``decide_ms`` (the 1 -> the
@@ -263,6 +264,8 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
         "notice_ms": [],
         "notice_app_ms": [],
         "notice_play_ms": [],
+        "notice_event_ms": [],
+        "notice_queue_ms": [],
         "record_ms": [],
         "continue_ms": [],
         "decide_ms": [],
@@ -298,7 +301,15 @@ def app_latencies(log_text: str) -> dict[str, dict[str, float]]:
             started[str(entry.get("call_id"))] = stamp.timestamp()
             continue
         timings[str(entry.get("channel_id"))] = entry
-        for key in ("notice_ms", "notice_app_ms", "notice_play_ms", "continue_ms", "decide_ms"):
+        for key in (
+            "notice_ms",
+            "notice_app_ms",
+            "notice_play_ms",
+            "notice_event_ms",
+            "notice_queue_ms",
+            "continue_ms",
+            "decide_ms",
+        ):
             if isinstance(entry.get(key), int | float):
                 found[key].append(float(entry[key]))
     for call_id, entry in timings.items():

@@ -24,7 +24,7 @@ from callconsent._stasis_channel import call_info
 from callconsent._stasis_events import USED_EVENTS, event_time, translate
 from callconsent._stasis_exit import continue_call, continue_stranger, set_result
 from callconsent._stasis_prepare import prepare_recording
-from callconsent.ari import AriError, AriNotFound
+from callconsent.ari import READ_AT, AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import (
     Action,
@@ -260,6 +260,8 @@ class StasisApp:
         call.up = (event.get("channel") or {}).get("state") == "Up"
         self._calls[channel_id] = call
         call.marks["start"] = event_time(event, self._clock).timestamp()
+        if isinstance(read := event.get(READ_AT), float):
+            call.marks["read"] = read  # the event's way to the app vs the app's queue
         call.stasis_at = stasis_location(event)
         bound.info("call_entered", language=decision.language)
         await self._feed(call, CallEntered(event_time(event, self._clock)))

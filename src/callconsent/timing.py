@@ -20,6 +20,10 @@ TIMINGS: Final = (
     # trip and the app's own work; then Asterisk's part (the request -> playback started)
     ("notice_app_ms", "start", "play_sent"),
     ("notice_play_ms", "play_sent", "notice"),
+    # ... and the app's part split where the ARI client read the StasisStart: Asterisk writing
+    # it to the websocket and the app's reader reaching it; then the app's queue and work
+    ("notice_event_ms", "start", "read"),
+    ("notice_queue_ms", "read", "play_sent"),
     # the decisive keypress -> the decision (a recording: its sidecar made, the channel
     # subscribed; its ledger line is written next, inside continue_ms)
     ("decide_ms", "digit", "decided"),

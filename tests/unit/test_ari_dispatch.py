@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from callconsent.ari import AriClient, channel_id_of
+from callconsent.ari import READ_AT, AriClient, channel_id_of
 from callconsent.ari._dispatch import Dispatcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.support` without a conftest
@@ -62,6 +62,18 @@ async def test_events_for_one_channel_are_delivered_in_order(
         await server.send_event(channel_event("ChannelDtmfReceived", "c1", digit=digit))
     await sink.wait_for(lambda: len(sink.events("c1")) == 50)
     assert [e["digit"] for e in sink.events("c1")] == digits
+
+
+async def test_a_stasis_start_carries_when_the_client_read_it_and_other_events_do_not(
+    server: FakeAriServer, client: AriClient, sink: RecordingSink
+) -> None:
+    before = time.time()
+    await server.send_event(channel_event("StasisStart", "c1"))
+    await server.send_event(channel_event("ChannelDtmfReceived", "c1", digit="1"))
+    await sink.wait_for(lambda: len(sink.events("c1")) == 2)
+    start, digit = sink.events("c1")
+    assert before <= start[READ_AT] <= time.time()
+    assert READ_AT not in digit
 
 
 async def test_slow_handler_on_one_channel_does_not_delay_another_channel(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,12 +11,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from callconsent._stasis_events import translate
-from callconsent.ari import AriClient
+from callconsent.ari import READ_AT, AriClient
 from callconsent.clock import utc_now
 from callconsent.stasis import USED_EVENTS
 from callconsent.timing import call_timing
 from tests.support import FakeAriServer
-from tests.support.stasis_fakes import Harness, ari_error, channel_event
+from tests.support.stasis_fakes import Harness, ari_error, channel_event, stasis_start
 
 CID = "1764000000.42"
 
@@ -107,8 +108,27 @@ async def test_a_finished_call_logs_one_timing_line(tmp_path: Path) -> None:
     assert timing["notice_app_ms"] + timing["notice_play_ms"] == pytest.approx(
         timing["notice_ms"], abs=0.2
     )
+    assert "notice_event_ms" not in timing  # the fake's StasisStart was never read off a socket
     assert timing["continue_ms"] >= 0
     assert timing["continued_at"] >= timing["digit_at"]
+
+
+async def test_the_timing_line_splits_the_notice_where_the_client_read_the_stasis_start(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path)
+    with capture_logs() as logs:
+        start = stasis_start(CID)
+        start[READ_AT] = time.time()
+        await h.send(CID, start)
+        await h.play_through(CID)
+        await h.hangup(CID)
+
+    (timing,) = [e for e in logs if e["event"] == "call_timing"]
+    assert timing["notice_event_ms"] + timing["notice_queue_ms"] == pytest.approx(
+        timing["notice_app_ms"], abs=0.2
+    )
+    assert timing["notice_queue_ms"] >= 0
 
 
 def test_call_timing_leaves_out_what_the_call_never_reached() -> None:
@@ -122,6 +142,13 @@ def test_call_timing_splits_the_notice_time_at_the_play_request() -> None:
     timing = call_timing(marks)
     assert timing["notice_ms"] == 12.0
     assert (timing["notice_app_ms"], timing["notice_play_ms"]) == (4.0, 8.0)
+
+
+def test_call_timing_splits_the_apps_part_where_the_client_read_the_stasis_start() -> None:
+    marks = {"start": 100.0, "read": 100.003, "play_sent": 100.004, "notice": 100.012}
+    timing = call_timing(marks)
+    assert (timing["notice_event_ms"], timing["notice_queue_ms"]) == (3.0, 1.0)
+    assert timing["notice_event_ms"] + timing["notice_queue_ms"] == timing["notice_app_ms"]
 
 
 def test_call_timing_measures_the_decision_to_the_continue() -> None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from ._client import AriClient
 from ._errors import AriError, AriNotFound
-from ._events import APPLICATION_REPLACED, AriEvent, EventSink, channel_id_of
+from ._events import APPLICATION_REPLACED, READ_AT, AriEvent, EventSink, channel_id_of
 
 __all__ = [
     "APPLICATION_REPLACED",
+    "READ_AT",
     "AriClient",
     "AriError",
     "AriEvent",

@@ -12,11 +12,13 @@ after its lane is gone, so memory stays flat however many calls come and go.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 
 from ._events import (
     CHANNEL_DESTROYED,
+    READ_AT,
     STASIS_END,
     STASIS_START,
     AriEvent,
@@ -57,6 +59,8 @@ class Dispatcher:
         """Queue one event on its channel's lane (synchronous: order is arrival order)."""
         cid = channel_id_of(event)
         kind = event.get("type")
+        if kind == STASIS_START:
+            event[READ_AT] = time.time()
         lane = self._lanes.get(cid)
         if lane is None:  # a channel's lane stays open only from StasisStart or a subscription
             lane = self._open(cid, closing=cid is not None and not self._stays(cid, kind))

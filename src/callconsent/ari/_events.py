@@ -11,8 +11,14 @@ from typing import Any, Protocol
 #: - ``playback.target_uri`` / ``recording.target_uri``: ``"channel:<id>"`` for playback and
 #:   recording events on a channel.
 #:
-#: Everything else is passed through to the sink untouched.
+#: Everything else is passed through to the sink untouched, except that a ``StasisStart``
+#: gets :data:`READ_AT`.
 AriEvent = dict[str, Any]
+
+#: Added to each ``StasisStart``: when the client read it off the websocket (epoch seconds), so
+#: the app can tell the event's way from Asterisk from its own queue (``call_timing``). ARI's
+#: own keys never start with an underscore.
+READ_AT = "_callconsent_read_at"
 
 #: The event that puts a channel in Stasis: its lane stays open until one of the two below.
 STASIS_START = "StasisStart"
