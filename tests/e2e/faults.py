@@ -14,13 +14,14 @@ The invariants every fault case must keep (R36, issue 11):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +29,10 @@ from typing import Any
 
 from callconsent.config import Config
 from callconsent.evidence.wav import WavError, inspect
-from tests.e2e.lab_app import DEMO_CONFIG, LAB_ENV
+from tests.e2e.lab_app import DEMO_CONFIG, LAB_ENV, LabApp, lab_config_variant
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.sipp import Call, CallResult, run_call
+from tests.harness.tcp_proxy import TcpProxy
 
 #: Where the fault tests append their result rows (JSON lines); bench/faults.py sets it.
 REPORT_ENV = "CALLCONSENT_FAULTS_REPORT"
@@ -249,3 +251,25 @@ def app_events(log_path: Path, since: int) -> list[dict[str, Any]]:
         if isinstance(event, dict):
             out.append(event)
     return out
+
+
+@contextlib.contextmanager
+def app_behind_ami_proxy(lab_app: LabApp, folder: Path, proxy: TcpProxy) -> Iterator[LabApp]:
+    """``callconsent serve`` reaching AMI through ``proxy`` (its config in ``folder``), logged
+    in to AMI, in place of the session's app (stopped meanwhile, started again afterwards)."""
+    config = lab_config_variant(folder / "callconsent.yaml", ami_port=proxy.listen_port)
+    lab_app.stop()
+    try:
+        app = LabApp(folder / "serve.log", config)
+        app.start()
+        try:
+            wait_until(
+                lambda: any(e.get("event") == "ami_connected" for e in app_events(app.log_path, 0)),
+                timeout=10,
+                what="the app's AMI login",
+            )
+            yield app
+        finally:
+            app.stop()
+    finally:
+        lab_app.start()

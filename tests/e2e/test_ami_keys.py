@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from callconsent.config import Config
-from tests.e2e.faults import app_events, wait_until
-from tests.e2e.lab_app import LabApp, lab_config_variant, route_timing, wait_ledger, wait_sidecar
+from tests.e2e.faults import app_behind_ami_proxy, app_events, wait_until
+from tests.e2e.lab_app import LabApp, route_timing, wait_ledger, wait_sidecar
 from tests.harness.agent import agent_phones
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Digit, Pause, run_call
@@ -31,25 +31,11 @@ def keyless_ami(
     asterisk: AsteriskLab, lab_app: LabApp, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LabApp, TcpProxy]]:
     folder = tmp_path_factory.mktemp("ami-keyless")
-    config = lab_config_variant(folder / "callconsent.yaml", ami_port=AMI_PROXY_PORT)
-    lab_app.stop()
-    try:
-        with TcpProxy(AMI_PROXY_PORT, 5038, drop_events={"DTMFEnd"}) as proxy:
-            app = LabApp(folder / "serve.log", config)
-            app.start()
-            try:
-                wait_until(
-                    lambda: any(
-                        e.get("event") == "agent_sync" for e in app_events(app.log_path, 0)
-                    ),
-                    timeout=10,
-                    what="the app's AMI login",
-                )
-                yield app, proxy
-            finally:
-                app.stop()
-    finally:
-        lab_app.start()
+    with (
+        TcpProxy(AMI_PROXY_PORT, 5038, drop_events={"DTMFEnd"}) as proxy,
+        app_behind_ami_proxy(lab_app, folder, proxy) as app,
+    ):
+        yield app, proxy
 
 
 def test_without_amis_keys_a_late_objection_still_counts_and_the_app_says_what_to_change(

@@ -23,6 +23,7 @@ from tests.e2e.faults import (
     Caller,
     Expect,
     Placed,
+    app_behind_ami_proxy,
     app_events,
     check_case,
     reconcile,
@@ -30,7 +31,7 @@ from tests.e2e.faults import (
     settle,
     wait_until,
 )
-from tests.e2e.lab_app import LabApp, lab_config_variant, route_timing, wait_sidecar
+from tests.e2e.lab_app import LabApp, route_timing, wait_sidecar
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Digit, Pause
 from tests.harness.tcp_proxy import TcpProxy
@@ -45,25 +46,11 @@ def ami_proxied(
     asterisk: AsteriskLab, lab_app: LabApp, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LabApp, TcpProxy]]:
     folder = tmp_path_factory.mktemp("ami-proxied")
-    config = lab_config_variant(folder / "callconsent.yaml", ami_port=AMI_PROXY_PORT)
-    lab_app.stop()
-    try:
-        with TcpProxy(AMI_PROXY_PORT, 5038) as proxy:
-            app = LabApp(folder / "serve.log", config)
-            app.start()
-            try:
-                wait_until(
-                    lambda: any(
-                        e.get("event") == "ami_connected" for e in app_events(app.log_path, 0)
-                    ),
-                    timeout=10,
-                    what="the app's AMI login",
-                )
-                yield app, proxy
-            finally:
-                app.stop()
-    finally:
-        lab_app.start()
+    with (
+        TcpProxy(AMI_PROXY_PORT, 5038) as proxy,
+        app_behind_ami_proxy(lab_app, folder, proxy) as app,
+    ):
+        yield app, proxy
 
 
 def _logged_in_again(app: LabApp, mark: int) -> bool:

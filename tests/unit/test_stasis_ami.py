@@ -15,6 +15,7 @@ from callconsent import names
 from callconsent.ami import Ami
 from callconsent.stasis_ami import AmiCallEnds
 from tests.support.ami_server import FakeAmiServer
+from tests.support.late_keys import IN_STASIS, Objections, dtmf_end
 from tests.support.stasis_fakes import (
     Harness,
     ari_error,
@@ -25,22 +26,6 @@ from tests.support.stasis_fakes import (
 )
 
 A, B = "1764000000.42", "1764000000.43"
-#: the Stasis() line of the fake StasisStart (tests/support/stasis_fakes.py)
-IN_STASIS = (names.HOOK_CONTEXT, names.HOOK_EXTEN, "5")
-IN_QUEUE = ("callconsent-lab-inbound", "queue-docs", "3")
-
-
-class Objections:
-    """The objection adapter as the StasisApp sees it: records the late keys it is given."""
-
-    def __init__(self) -> None:
-        self.late: list[tuple[str, str, str]] = []
-
-    def variables(self, route: str, recorded: tuple[str, ...]) -> list[tuple[str, str]]:
-        return []
-
-    async def on_late_digit(self, uniqueid: str, digit: str, route: str) -> None:
-        self.late.append((uniqueid, digit, route))
 
 
 def harness(tmp_path: Path, *, ami: bool = True) -> tuple[Harness, AmiCallEnds, Objections]:
@@ -64,22 +49,6 @@ async def recorded(h: Harness, channel_id: str, *, leave: bool = True) -> Path:
 
 def hangup(uniqueid: str) -> dict[str, str]:
     return {"Event": "Hangup", "Uniqueid": uniqueid, "Linkedid": uniqueid, "Cause": "16"}
-
-
-def dtmf_end(
-    uniqueid: str, digit: str, where: tuple[str, str, str] = IN_QUEUE, direction: str = "Received"
-) -> dict[str, str]:
-    context, exten, priority = where
-    return {
-        "Event": "DTMFEnd",
-        "Uniqueid": uniqueid,
-        "Context": context,
-        "Exten": exten,
-        "Priority": priority,
-        "Digit": digit,
-        "DurationMs": "120",
-        "Direction": direction,
-    }
 
 
 def kinds(h: Harness, uniqueid: str) -> list[str]:

@@ -11,25 +11,12 @@ from typing import Any
 
 import structlog
 
-from callconsent import names
 from callconsent.stasis_ami import AmiCallEnds
+from tests.support.late_keys import IN_QUEUE, IN_STASIS, Objections, dtmf_end
 from tests.support.stasis_fakes import Harness
 
 A, B, C = "1764000000.42", "1764000000.43", "1764000000.44"
-IN_STASIS = (names.HOOK_CONTEXT, names.HOOK_EXTEN, "5")
-IN_QUEUE = ("callconsent-lab-inbound", "queue-docs", "3")
 WAIT = 0.05  # the key wait in these tests (seconds)
-
-
-class Objections:
-    def __init__(self) -> None:
-        self.late: list[tuple[str, str, str]] = []
-
-    def variables(self, route: str, recorded: tuple[str, ...]) -> list[tuple[str, str]]:
-        return []
-
-    async def on_late_digit(self, uniqueid: str, digit: str, route: str) -> None:
-        self.late.append((uniqueid, digit, route))
 
 
 class Link:
@@ -51,20 +38,6 @@ def wired(tmp_path: Path) -> tuple[Harness, AmiCallEnds, Link, Objections]:
     return h, ends, link, objections
 
 
-def key(uniqueid: str, digit: str, where: tuple[str, str, str]) -> dict[str, str]:
-    context, exten, priority = where
-    return {
-        "Event": "DTMFEnd",
-        "Uniqueid": uniqueid,
-        "Context": context,
-        "Exten": exten,
-        "Priority": priority,
-        "Digit": digit,
-        "DurationMs": "120",
-        "Direction": "Received",
-    }
-
-
 async def consent(h: Harness, ends: AmiCallEnds, channel_id: str, *, ami_too: bool) -> None:
     """A caller on ``support`` presses 1 after the question: ARI reports the key (the flow's)
     and, with ``ami_too``, AMI reports it as well, on the Stasis() line."""
@@ -73,7 +46,7 @@ async def consent(h: Harness, ends: AmiCallEnds, channel_id: str, *, ami_too: bo
     await h.play_through(channel_id)  # the question
     await h.digit(channel_id, "1")
     if ami_too:
-        ends.on_dtmf_end(key(channel_id, "1", IN_STASIS))
+        ends.on_dtmf_end(dtmf_end(channel_id, "1", IN_STASIS))
 
 
 async def docs_call(h: Harness, channel_id: str) -> None:
@@ -115,8 +88,8 @@ async def test_a_key_ami_reports_for_a_channel_the_app_does_not_know_proves_noth
     tmp_path: Path,
 ) -> None:
     h, ends, _link, _ = wired(tmp_path)
-    ends.on_dtmf_end(key(C, "1", IN_QUEUE))
-    ends.on_dtmf_end({**key(A, "1", IN_QUEUE), "Direction": "Sent"})
+    ends.on_dtmf_end(dtmf_end(C, "1", IN_QUEUE))
+    ends.on_dtmf_end({**dtmf_end(A, "1", IN_QUEUE), "Direction": "Sent"})
     assert not ends.reporting()
     await docs_call(h, B)
     assert subscribed(h) == [f"channel:{B}"]
@@ -176,7 +149,7 @@ async def test_no_warning_when_ami_reports_the_key_within_the_wait(tmp_path: Pat
     with structlog.testing.capture_logs() as logs:
         await consent(h, ends, A, ami_too=False)
         await asyncio.sleep(WAIT / 5)
-        ends.on_dtmf_end(key(A, "1", IN_STASIS))  # AMI a little behind ARI
+        ends.on_dtmf_end(dtmf_end(A, "1", IN_STASIS))  # AMI a little behind ARI
         await asyncio.sleep(WAIT * 4)
     assert unheard(logs) == []
     assert [e["event"] for e in logs if e["event"] == "ami_keys_heard"] == ["ami_keys_heard"]
