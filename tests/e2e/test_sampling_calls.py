@@ -45,5 +45,8 @@ def test_two_hundred_calls_at_rate_one_in_ten_ask_about_twenty_and_record_only_t
             asked += 1
             assert (training["status"], entry["status"]) == ("given", "given"), entry
             assert entry["recording"], "a sampled yes is recorded"
+    # 4 standard deviations (4..36 of 200): a fair 1-in-10 draw falls outside about once in
+    # 5,000 runs (binomial; at 3, 8..32, about once in 300: a CI run saw 33). A rate of 0 or 1
+    # never passes, 1 in 4 about once in 100 runs
     mean, sd = CALLS * RATE, math.sqrt(CALLS * RATE * (1 - RATE))
-    assert mean - 3 * sd <= asked <= mean + 3 * sd, f"{asked} of {CALLS} calls were asked"
+    assert mean - 4 * sd <= asked <= mean + 4 * sd, f"{asked} of {CALLS} calls were asked"
