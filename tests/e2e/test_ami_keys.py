@@ -17,8 +17,8 @@ import pytest
 
 from callconsent.config import Config
 from tests.e2e.faults import app_behind_ami_proxy, app_events, wait_until
-from tests.e2e.lab_app import LabApp, route_timing, wait_ledger, wait_sidecar
-from tests.harness.agent import agent_phones
+from tests.e2e.lab_app import LabApp, route_timing
+from tests.e2e.objection_calls import object_after_the_notice
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Digit, Pause, run_call
 from tests.harness.tcp_proxy import TcpProxy
@@ -42,7 +42,7 @@ def test_without_amis_keys_a_late_objection_still_counts_and_the_app_says_what_t
     asterisk: AsteriskLab, config: Config, keyless_ami: tuple[LabApp, TcpProxy]
 ) -> None:
     app, proxy = keyless_ami
-    support, docs = route_timing(config, "support"), route_timing(config, "docs")
+    support = route_timing(config, "support")
     since = app.log_path.stat().st_size
 
     consented = run_call(
@@ -52,21 +52,7 @@ def test_without_amis_keys_a_late_objection_still_counts_and_the_app_says_what_t
     # Asterisk reported the consent key, pressed in Stasis, over AMI: the proxy dropped it
     assert proxy.events_dropped >= 1
 
-    mark = asterisk.log_offset()
-    with agent_phones("agent1", ring_seconds={"agent1": 3.0}):
-        result = run_call(
-            Call(
-                to="queue-docs",
-                audio="speech",
-                timeline=[Pause(docs.notices_end + 1.0), Digit("3"), Pause(8.0)],
-            )
-        )
-    assert result.ok, result.describe()
-    end = asterisk.wait_labend(result.call_id, since=mark)
-    entry = wait_ledger(config, end.uniqueid, kind="objection")
-    assert (entry["via"], entry["by"], entry["outcome"]) == ("caller_digit", "caller", "deleted")
-    doc = wait_sidecar(config, end.recording, until="tombstone")
-    assert doc["state"] == "tombstone"
+    object_after_the_notice(asterisk, config)  # counted: heard over ARI
 
     def unheard() -> list[dict[str, Any]]:
         return [e for e in app_events(app.log_path, since) if e.get("event") == "ami_keys_unheard"]

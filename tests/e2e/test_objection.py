@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from callconsent.config import Config
 from tests.e2e.lab_app import LabApp, log_time, route_timing, wait_ledger, wait_sidecar
+from tests.e2e.objection_calls import object_after_the_notice
 from tests.harness.agent import agent_phones
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.rtp_pcap import Digit
@@ -53,23 +54,7 @@ def test_agent_objection_code_stops_and_deletes_a_documentation_recording_within
 def test_objection_digit_one_second_after_the_notice_means_not_recorded(
     asterisk: AsteriskLab, config: Config, lab_app: LabApp
 ) -> None:
-    timing = route_timing(config, "docs")
-    mark = asterisk.log_offset()
-    with agent_phones("agent1", ring_seconds={"agent1": 3.0}):
-        result = run_call(
-            Call(
-                to="queue-docs",
-                audio="speech",
-                timeline=[Pause(timing.notices_end + 1.0), Digit("3"), Pause(8.0)],
-            )
-        )
-    assert result.ok, result.describe()
-    end = asterisk.wait_labend(result.call_id, since=mark)
-    entry = wait_ledger(config, end.uniqueid, kind="objection")
-    assert (entry["via"], entry["by"], entry["outcome"]) == ("caller_digit", "caller", "deleted")
-    doc = wait_sidecar(config, end.recording, until="tombstone")
-    assert doc["state"] == "tombstone"
-    assert not (config.storage.recordings_dir / entry["recording"]).exists()
+    object_after_the_notice(asterisk, config)
 
 
 def test_caller_objection_code_while_bridged_stops_and_deletes_within_1s(
