@@ -6,6 +6,7 @@ base name carries no extension. We look for the formats in ``AUDIO_EXTENSIONS`` 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
@@ -22,8 +23,17 @@ def audio_base(prompts_dir: Path, language: str, audio: str) -> Path:
     return prompts_dir / language / audio
 
 
+@functools.lru_cache(maxsize=1024)
 def media_uri(prompts_dir: Path, language: str, audio: str) -> str:
     return f"sound:{audio_base(prompts_dir, language, audio)}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _candidates(prompts_dir: Path, language: str, audio: str) -> tuple[str, ...]:
+    """The prompt's possible files, preferred first: made once per prompt, not per call (a
+    plan names three or more prompts, and each path made anew cost pathlib about 10 us)."""
+    base = audio_base(prompts_dir, language, audio)
+    return tuple(str(base.with_name(base.name + ext)) for ext in AUDIO_EXTENSIONS)
 
 
 def audio_files(prompts_dir: Path, language: str, audio: str) -> list[Path]:
@@ -42,7 +52,7 @@ def sha256_file(path: Path) -> str:
 #: the file changed (another inode, size, mtime or ctime: a rename over it, a rewrite, a
 #: ``touch``), not at every call (bench/live.py: a few hundred KB read and hashed per call).
 _SETTLED_NS = 2_000_000_000
-_VERSIONS: dict[Path, tuple[tuple[int, ...], str]] = {}
+_VERSIONS: dict[str, tuple[tuple[int, ...], str]] = {}
 
 
 def _identity(st: os.stat_result) -> tuple[int, ...]:
@@ -54,11 +64,9 @@ def audio_version(prompts_dir: Path, language: str, audio: str) -> str:
 
     Read at each call, so the evidence names the file now on disk: the file's identity is
     checked at each call and its content hashed again whenever that changed."""
-    base = audio_base(prompts_dir, language, audio)
-    for ext in AUDIO_EXTENSIONS:
-        path = base.with_name(base.name + ext)
+    for path in _candidates(prompts_dir, language, audio):
         try:
-            st = path.stat()
+            st = os.stat(path)
         except (OSError, ValueError):
             continue
         if not stat.S_ISREG(st.st_mode):
@@ -67,7 +75,7 @@ def audio_version(prompts_dir: Path, language: str, audio: str) -> str:
         if known is not None and known[0] == _identity(st):
             return known[1]
         try:
-            with path.open("rb") as f:  # the identity of what is hashed, not of a later file
+            with open(path, "rb") as f:  # the identity of what is hashed, not of a later file
                 st = os.fstat(f.fileno())
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
         except OSError:
