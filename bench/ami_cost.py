@@ -374,7 +374,7 @@ def main() -> int:
         cmd = [str(REPO / "scripts" / "lab-isolated"), args.name, "--", "env", f"{INSIDE_ENV}=1"]
         return subprocess.run([*cmd, sys.executable, *sys.argv], check=False).returncode
     work = Path(tempfile.mkdtemp(prefix="callconsent-amicost-"))
-    lab, caller = prepare(work, args.talk)
+    lab, caller, _playlist = prepare(work, args.talk)
     configure_manager(lab, args.disabledevents)
     results = []
     for _ in range(args.repeat):

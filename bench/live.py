@@ -15,6 +15,10 @@ speech sample) for ``--talk`` seconds and hangs up.
   Read with a 5 s timeout and one retry, MixMonitor(...,b) after a 1, the same Local/echo
   destination), with no app running;
 * ``app``: the hook and ``callconsent serve`` (started fresh for each run);
+* ``floor`` (only when asked for: ``--flows floor,...``): the consent flow's ARI part and
+  nothing else (``bench/floor_app.py`` on the product's ARI client, lab extension ``floor``:
+  the notice and question as one playlist, the key, the continue; then as the peer). Its CPU per
+  call is what any consent app on this client and Python pays, without rules or evidence;
 * ``agi``: the FastAGI hook (``callconsent-agi``, lab extension ``agi-support``) and the same
   ``callconsent serve``: the same flow over FastAGI instead of ARI (its ``call_timing`` starts
   at the AGI request and takes the notice as started when STREAM FILE is sent).
@@ -68,6 +72,7 @@ sys.path.insert(0, str(REPO / "src"))
 from bench.cpu_groups import DEFAULT_WEIGHT, CpuGroups  # noqa: E402
 from bench.live_app import (  # noqa: E402
     App,
+    FloorApp,
     asterisk_pid,
     callconsent,
     cpu_seconds,
@@ -92,9 +97,10 @@ from tests.harness.asterisk import AsteriskLab  # noqa: E402
 
 INSIDE_ENV = "CALLCONSENT_BENCH_ISOLATED"
 #: Each flow's sipp target (lab dialplan extension) and the flows the app serves.
-TARGETS = {"peer": "peer", "app": ROUTE, "agi": f"agi-{ROUTE}"}
+TARGETS = {"peer": "peer", "floor": "floor", "app": ROUTE, "agi": f"agi-{ROUTE}"}
 APP_FLOWS = ("app", "agi")
 FLOWS = tuple(TARGETS)
+DEFAULT_FLOWS = "peer,app,agi"
 
 
 # --- runs --------------------------------------------------------------------------------------
@@ -113,7 +119,8 @@ def one_run(
 ) -> Run:
     run = Run(flow, rate, concurrent, calls, loadavg_start=loadavg())
     tag = f"b{uuid.uuid4().hex[:8]}"
-    app_pid = app.start() if flow in APP_FLOWS else None
+    evidence = flow in APP_FLOWS  # the app's flows leave sidecars; peer and floor none
+    app_pid = app.start() if evidence or flow == "floor" else None
     ast = asterisk_pid()
     mark = lab.log_offset()
     perf = None
@@ -128,7 +135,7 @@ def one_run(
     app0 = cpu_split(app_pid) if app_pid else (0.0, 0.0)
     counters, run.seconds = run_sipp(caller, TARGETS[flow], rate, concurrent, calls, work, tag)
     run.placed, run.completed, run.failed = counters["created"], counters["ok"], counters["failed"]
-    wait_settled(lab, mark, tag, run.placed, app_pid is not None)
+    wait_settled(lab, mark, tag, run.placed, evidence)
     if perf is not None:
         perf.send_signal(signal.SIGINT)
         perf.wait(timeout=120)
@@ -143,7 +150,7 @@ def one_run(
         run.app_problems = app_problems(app.new_log())
         app.stop()
     run.loadavg_end = loadavg()
-    for path in judge(run, lab, mark, tag, caller, app_pid is not None):
+    for path in judge(run, lab, mark, tag, caller, evidence):
         path.unlink(missing_ok=True)
     return run
 
@@ -218,7 +225,7 @@ def summary(runs: list[Run]) -> dict[str, Any]:
         by_step.setdefault((r.rate, r.concurrent), {})[r.flow] = r
     for (rate, conc), flows in sorted(by_step.items()):
         peer = flows.get("peer")
-        for name in APP_FLOWS:
+        for name in ("floor", *APP_FLOWS):
             app = flows.get(name)
             if not (peer and app and peer.asterisk_cpu_ms_per_call):
                 continue
@@ -262,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=parse_steps, default=parse_steps("10/100,20/200,30/300"))
     p.add_argument("--seconds", type=int, default=30, help="calls per run = rate x this")
-    p.add_argument("--flows", default="peer,app,agi", help="peer,app,agi (default all three)")
+    p.add_argument(
+        "--flows", default=DEFAULT_FLOWS, help=f"peer,floor,app,agi (default {DEFAULT_FLOWS})"
+    )
     p.add_argument("--climb", action="store_true", help="go on +10/+100 until a run fails")
     p.add_argument("--max-rate", type=int, default=60, help="--climb stops here")
     p.add_argument("--talk", type=float, default=7.0, help="seconds the caller talks after the 1")
@@ -332,7 +341,8 @@ def isolate(args: list[str], name: str) -> int:
     return subprocess.run(cmd, check=False).returncode
 
 
-def prepare(work: Path, talk: float) -> tuple[AsteriskLab, Caller]:
+def prepare(work: Path, talk: float) -> tuple[AsteriskLab, Caller, list[str]]:
+    """The lab up, the peer's audio set; the caller, and the floor's playlist (notice, question)."""
     subprocess.run(
         [str(REPO / "scripts" / "asterisk-sandbox"), "up"], check=True, capture_output=True
     )
@@ -360,7 +370,8 @@ def prepare(work: Path, talk: float) -> tuple[AsteriskLab, Caller]:
         value = "&".join(m.removeprefix("sound:") for m in files)
         lab.cli(f"dialplan set global {name} {value}")
     timing = route_timing(config, ROUTE)
-    return lab, make_caller(work, timing.question_end, talk)
+    playlist = [n.media for n in plan.notices] + [asked.question.media]
+    return lab, make_caller(work, timing.question_end, talk), playlist
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -384,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             weights = {"asterisk": DEFAULT_WEIGHT, "app": args.app_weight}
             groups = CpuGroups.open({**weights, "callers": DEFAULT_WEIGHT})
             groups.place("callers", os.getpid())  # sipp, started from here, with it
-        lab, caller = prepare(work, args.talk)
+        lab, caller, playlist = prepare(work, args.talk)
         if groups is not None:
             groups.place("asterisk", asterisk_pid())
         for folder in (args.profile, args.perf, args.strace):
@@ -393,8 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         app = App(
             work / "app.log", args.profile, args.app_src, args.app_nice, args.trace_dir, args.strace
         )
+        floor = FloorApp(work / "floor.log", playlist)
         if groups is not None:
-            app.placed = lambda pid: groups.place("app", pid)
+            app.placed = floor.placed = lambda pid: groups.place("app", pid)
         result: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         result["cpus"] = os.cpu_count()
         result["cpu_groups"] = groups.describe() if groups is not None else None
@@ -420,8 +432,9 @@ def main(argv: list[str] | None = None) -> int:
                 rate, conc = steps[i]
                 step_runs = []
                 for flow in flows:
+                    runner = floor if flow == "floor" else app
                     run = one_run(
-                        flow, rate, conc, rate * args.seconds, lab, caller, work, app, args.perf
+                        flow, rate, conc, rate * args.seconds, lab, caller, work, runner, args.perf
                     )
                     step_runs.append(run)
                     runs.append(run)

@@ -185,3 +185,32 @@ class App:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+
+
+class FloorApp(App):
+    """``bench/floor_app.py`` (flow ``floor``): the consent flow's ARI part alone, playing
+    ``media`` (the notice and the question) as one playlist."""
+
+    def __init__(self, log_path: Path, media: list[str]) -> None:
+        super().__init__(log_path)
+        self.media = media
+
+    def start(self) -> int:
+        self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(REPO / "bench" / "floor_app.py"), *self.media],
+                env=self._env(),
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"bench: floor_app.py exited:\n{self.new_log()[-3000:]}")
+            if "floor: connected" in self.new_log():
+                if self.placed is not None:
+                    self.placed(self.proc.pid)
+                return self.proc.pid
+            time.sleep(0.1)
+        raise SystemExit("bench: floor_app.py did not connect to ARI within 20 s")
