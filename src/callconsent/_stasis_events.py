@@ -12,6 +12,7 @@ from callconsent.consent import (
     CallerHungUp,
     DigitReceived,
     Event,
+    PlaybackContinuing,
     PlaybackFailed,
     PlaybackFinished,
     PlaybackStarted,
@@ -27,6 +28,7 @@ USED_EVENTS = (
     "StasisStart",
     "StasisEnd",
     "PlaybackStarted",
+    "PlaybackContinuing",
     "PlaybackFinished",
     "ChannelDtmfReceived",
     "ChannelHangupRequest",
@@ -53,11 +55,13 @@ def translate(kind: Any, event: dict[str, Any], clock: Clock) -> Event | None:
     at = event_time(event, clock)
     if kind == "ChannelDtmfReceived":
         return DigitReceived(str(event.get("digit", "")), at)
-    if kind in ("PlaybackStarted", "PlaybackFinished"):
+    if kind in ("PlaybackStarted", "PlaybackContinuing", "PlaybackFinished"):
         playback = event.get("playback") or {}
         playback_id = str(playback.get("id", ""))
         if kind == "PlaybackStarted":
             return PlaybackStarted(playback_id, at)
+        if kind == "PlaybackContinuing":  # a playlist went on to its next item
+            return PlaybackContinuing(playback_id, at)
         if playback.get("state") == "failed":
             return PlaybackFailed(playback_id, at)
         return PlaybackFinished(playback_id, at)

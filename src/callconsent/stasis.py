@@ -256,7 +256,7 @@ class StasisApp:
             await write_unhandled(self._store, info, decision.status, decision.reason, bound)
             return
         info = dataclasses.replace(info, route=decision.route)
-        call = Call(info, ConsentMachine(decision, call_key=channel_id), bound)
+        call = Call(info, ConsentMachine(decision, call_key=channel_id, playlists=True), bound)
         call.up = (event.get("channel") or {}).get("state") == "Up"
         self._calls[channel_id] = call
         call.marks["start"] = event_time(event, self._clock).timestamp()
@@ -336,12 +336,15 @@ class StasisApp:
                     if not call.up:  # the hook answers first; ARI when a dialplan did not
                         await self._ari.answer(channel_id)
                     return Answered(self._clock())
-                case PlayPrompt(playback_id, prompt):
+                case PlayPrompt(playback_id, prompt, then):
                     if not prompt.version:  # the audio file is missing (R4)
                         call.log.error("prompt_missing", prompt=prompt.prompt_id)
                         return PlaybackFailed(playback_id, self._clock())
                     call.marks.setdefault("play_sent", self._clock().timestamp())
-                    await self._ari.play(channel_id, prompt.media, playback_id, prompt.language)
+                    # the last notice and the question as one playlist (the machine joins them
+                    # only when both files are there)
+                    media = prompt.media if then is None else [prompt.media, then.media]
+                    await self._ari.play(channel_id, media, playback_id, prompt.language)
                 case StopPlayback(playback_id):  # awaited by the next channel command
                     call.stopping = asyncio.create_task(self._stop(playback_id))
                 case StartTimer(timer_id, seconds):

@@ -171,6 +171,9 @@ def test_caller_pressing_1_after_the_question_is_recorded_with_a_final_sidecar(
     assert "purpose:training" in doc["tags"] and "consent:given" in doc["tags"]
     assert doc["call"]["caller_number"] == "+4510000001"
     assert doc["notices"][0]["played"] is True and len(doc["notices"][0]["version"]) == 64
+    # one playback for the notice and the question (one play request): the question started
+    # the instant the notice ended (Asterisk's PlaybackContinuing), no second request between
+    assert doc["notices"][0]["ended_at"] == consent["question_started_at"]
     assert doc["config_sha256"] == config.sha256
 
 

@@ -2,12 +2,14 @@
 
 Shared by tests/unit/test_consent_properties.py (hypothesis, ~2,000 walks in the test run) and
 bench/consent_properties.py (100,000 walks, prints figures). A walk is a plan and a list of
-steps ``(kind, digit)``; :func:`walk` feeds them as events (an event the machine refuses as
+steps ``(kind, digit)``, on a machine with or without ``playlists`` (the last notice and the
+first question as one playback, its switch a ``PlaybackContinuing``); :func:`walk` feeds them as events (an event the machine refuses as
 illegal in its state is skipped, as an adapter never sends it), then ends the call with a
 hangup and returns what happened and every property it broke:
 
 * ``recorded_without_digit``: a consent purpose is recorded although no accept digit of that
-  purpose arrived after its question (or retry) prompt had started (or had been played);
+  purpose arrived after its question (or retry) prompt had started (or had been played; joined
+  to a notice: after the playback's switch to it);
 * ``recorded_without_notice``: a purpose without consent is recorded although a notice was not
   played to its end, or the caller objected (and the objection is not overridden);
 * ``recording_without_prepare``: the result says "recording" before the recording was prepared;
@@ -45,6 +47,7 @@ from callconsent.consent import (
     LanguageMenu,
     LedgerWritten,
     Objection,
+    PlaybackContinuing,
     PlaybackFailed,
     PlaybackFinished,
     PlaybackStarted,
@@ -62,7 +65,7 @@ from callconsent.consent import (
 
 #: Event kinds, weighted by repetition: prompts and digits often, the call-ending ones rarely.
 KINDS: Final = (
-    *("start",) * 3, *("finish",) * 3, *("digit",) * 4, *("timeout",) * 2, *("prepared",) * 2,
+    *("start",) * 3, *("finish",) * 3, *("continue",) * 2, *("digit",) * 4, *("timeout",) * 2, *("prepared",) * 2,
     *("logged",) * 2, "fail", "stale_finish", "stale_timeout", "hangup", "adapter_failed",
     "shutdown",
 )  # fmt: skip
@@ -160,6 +163,8 @@ def _event(w: Walk, kind: str, digit: str) -> Event:
             return PlaybackStarted(pid, now)
         case "finish":
             return PlaybackFinished(pid, now)
+        case "continue":
+            return PlaybackContinuing(pid, now)
         case "fail":
             return PlaybackFailed(pid, now)
         case "stale_finish":
@@ -182,9 +187,9 @@ def _event(w: Walk, kind: str, digit: str) -> Event:
             return ShutdownRequested(now)
 
 
-def walk(plan: CallPlan, steps: list[tuple[str, str]]) -> Walk:
+def walk(plan: CallPlan, steps: list[tuple[str, str]], *, playlists: bool = False) -> Walk:
     """Run ``steps`` on a fresh machine for ``plan``, then hang up; check every property."""
-    w = Walk(plan, ConsentMachine(plan, call_key="1764000000.1"))
+    w = Walk(plan, ConsentMachine(plan, call_key="1764000000.1", playlists=playlists))
     w.feed(CallEntered(w.at()))
     w.feed(Answered(w.at()))
     for kind, digit in steps:
@@ -244,7 +249,9 @@ def _index_of(items: list[Event] | list[Action], kind: type) -> int | None:
 
 def _notices_played(w: Walk, plan: CallPlan) -> bool:
     ids = {a.playback_id: a.prompt for a in w.actions if isinstance(a, PlayPrompt)}
-    finished = {e.playback_id for e in w.fed if isinstance(e, PlaybackFinished)}
+    # a playlist's switch ends its first item: the notice
+    ends = PlaybackFinished | PlaybackContinuing
+    finished = {e.playback_id for e in w.fed if isinstance(e, ends)}
     played = {ids[i].prompt_id for i in finished if i in ids}
     return all(n.prompt_id in played for n in plan.notices)
 
@@ -260,16 +267,17 @@ def _objected(w: Walk, plan: CallPlan, purpose: PurposePlan) -> bool:
 
 
 def _accepted(w: Walk, consent: ConsentQuestion) -> bool:
-    """An accept digit arrived after this purpose's question (or retry) prompt had started."""
-    asked = {
-        a.playback_id
-        for a in w.actions
-        if isinstance(a, PlayPrompt) and a.prompt in (consent.question, consent.retry)
-    }
+    """An accept digit arrived after this purpose's question (or retry) prompt had started
+    (joined to a notice: once the playback switched to it, or ended)."""
+    plays = [a for a in w.actions if isinstance(a, PlayPrompt)]
+    asked = {a.playback_id for a in plays if a.prompt in (consent.question, consent.retry)}
+    joined = {a.playback_id for a in plays if a.then == consent.question}
     started = False
     for e in w.fed:
         if isinstance(e, PlaybackStarted | PlaybackFinished) and e.playback_id in asked:
             started = True  # Asterisk may report the end of a prompt without its start
+        elif isinstance(e, PlaybackContinuing | PlaybackFinished) and e.playback_id in joined:
+            started = True
         elif started and isinstance(e, DigitReceived) and e.digit == consent.accept_digit:
             return True
     return False

@@ -407,6 +407,7 @@ class Harness:
         if heard_key is not None:
             options["heard_key"] = heard_key
         self.app = StasisApp(self.ari, planner, self.store, **options)
+        self._items_ended: dict[str, int] = {}  # playback id -> its items played so far
 
     # -- events -----------------------------------------------------------------------------
     async def send(self, channel_id: str, event: dict[str, Any]) -> None:
@@ -428,12 +429,20 @@ class Harness:
     async def play_finished(
         self, channel_id: str, timestamp: str | None = None, state: str = "done"
     ) -> None:
-        pid = self.last_playback(channel_id)
-        event = playback_event("PlaybackFinished", channel_id, pid, state, timestamp)
-        await self.send(channel_id, event)
+        """The last prompt played on the channel ends (``state``); an item of a playlist other
+        than its last one goes on to the next, as Asterisk reports it: PlaybackContinuing."""
+        media, pid = self.ari.plays(channel_id)[-1]
+        items = 1 if isinstance(media, str) else len(media)
+        ended = self._items_ended.get(pid, 0) + 1
+        self._items_ended[pid] = ended
+        kind = "PlaybackFinished"
+        if ended < items and state == "done":
+            kind, state = "PlaybackContinuing", "continuing"
+        await self.send(channel_id, playback_event(kind, channel_id, pid, state, timestamp))
 
     async def play_through(self, channel_id: str) -> None:
-        """The last prompt played on the channel starts and runs to its end."""
+        """The last prompt played on the channel (the next item of a playlist) starts and runs
+        to its end."""
         await self.play_started(channel_id)
         await self.play_finished(channel_id)
 

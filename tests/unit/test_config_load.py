@@ -142,6 +142,16 @@ def test_every_error_is_reported_not_only_the_first(tmp_path: Path) -> None:
     assert "storage.recordings_dir: must be an absolute path" in joined
 
 
+def test_a_prompts_dir_with_a_comma_is_refused_by_name(tmp_path: Path) -> None:
+    """Asterisk's ARI plays a comma-separated media list: a comma would split a prompt's URI."""
+    data = demo_data()
+    data["prompts_dir"] = "/var/lib/callconsent/prompts,v2"
+    errors = errors_of(tmp_path, data)
+    assert errors == [
+        f"{tmp_path / 'callconsent.yaml'}: prompts_dir: must not contain a comma (ARI's media list)"
+    ]
+
+
 def test_error_lines_name_the_file(tmp_path: Path) -> None:
     data = demo_data()
     data["organisation"]["controller_type"] = "company"

@@ -29,6 +29,7 @@ from callconsent.consent import (
     LanguageMenu,
     LedgerWritten,
     Objection,
+    PlaybackContinuing,
     PlaybackFailed,
     PlaybackFinished,
     PlaybackStarted,
@@ -477,6 +478,7 @@ def _events_for(d: Driver) -> list[Event]:
         CallEntered(at()),
         Answered(at()),
         PlaybackStarted(pid, at()),
+        PlaybackContinuing(pid, at()),
         PlaybackFinished(pid, at()),
         PlaybackFailed(pid, at()),
         DigitReceived("1", at()),
@@ -491,6 +493,7 @@ def _events_for(d: Driver) -> list[Event]:
 
 _PROMPT_EVENTS = {
     "PlaybackStarted",
+    "PlaybackContinuing",
     "PlaybackFinished",
     "PlaybackFailed",
     "DigitReceived",
@@ -512,6 +515,7 @@ LEGAL = {
     },
     State.NOTICE: {
         "PlaybackStarted",
+        "PlaybackContinuing",
         "PlaybackFinished",
         "PlaybackFailed",
         "DigitReceived",
@@ -522,6 +526,7 @@ LEGAL = {
     },
     State.QUESTION: {
         "PlaybackStarted",
+        "PlaybackContinuing",
         "PlaybackFinished",
         "PlaybackFailed",
         "DigitReceived",
@@ -532,6 +537,7 @@ LEGAL = {
     },
     State.RETRY: {
         "PlaybackStarted",
+        "PlaybackContinuing",
         "PlaybackFinished",
         "PlaybackFailed",
         "DigitReceived",
@@ -542,6 +548,7 @@ LEGAL = {
     },
     State.AWAITING_DIGIT: {
         "PlaybackStarted",
+        "PlaybackContinuing",
         "PlaybackFinished",
         "PlaybackFailed",
         "DigitReceived",
@@ -552,6 +559,7 @@ LEGAL = {
     },
     State.PREPARING: {
         "PlaybackStarted",
+        "PlaybackContinuing",
         "PlaybackFinished",
         "PlaybackFailed",
         "DigitReceived",
@@ -563,6 +571,7 @@ LEGAL = {
     },
     State.LOGGING: {
         "PlaybackStarted",
+        "PlaybackContinuing",
         "PlaybackFinished",
         "PlaybackFailed",
         "DigitReceived",
@@ -574,6 +583,7 @@ LEGAL = {
     },
     State.CONTINUED: {
         "PlaybackStarted",
+        "PlaybackContinuing",
         "PlaybackFinished",
         "PlaybackFailed",
         "DigitReceived",
@@ -585,6 +595,7 @@ LEGAL = {
     },
     State.ENDED: {
         "PlaybackStarted",
+        "PlaybackContinuing",
         "PlaybackFinished",
         "PlaybackFailed",
         "DigitReceived",

@@ -18,11 +18,11 @@ STEPS = st.lists(st.tuples(st.sampled_from(KINDS), st.sampled_from(DIGITS)), max
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(plan=st.sampled_from(PLANS), steps=STEPS)
+@given(plan=st.sampled_from(PLANS), steps=STEPS, playlists=st.booleans())
 def test_no_sequence_records_without_a_basis_and_every_call_ends(
-    plan: CallPlan, steps: list[tuple[str, str]]
+    plan: CallPlan, steps: list[tuple[str, str]], playlists: bool
 ) -> None:
-    w = walk(plan, steps)
+    w = walk(plan, steps, playlists=playlists)
     assert w.violations == [], (w.violations, [type(e).__name__ for e in w.fed])
 
 
@@ -43,6 +43,23 @@ def test_a_yes_after_the_question_started_is_recorded_and_keeps_every_property()
         [("start", ""), ("finish", ""), ("start", ""), ("digit", "1"), ("prepared", "")],
     )
     assert w.violations == [] and w.recorded == ("documentation", "training")
+
+
+def test_a_yes_after_a_playlists_switch_to_the_question_is_recorded() -> None:
+    steps = [("start", ""), ("continue", ""), ("digit", "1"), ("prepared", "")]
+    w = walk(PLANS[1], steps, playlists=True)
+    assert w.violations == [] and w.recorded == ("documentation", "training")
+
+
+def test_the_walk_reports_a_yes_counted_before_a_playlists_switch() -> None:
+    """The property check knows a joined playback's start is the notice's: a recording made
+    on a yes pressed before the switch is reported."""
+    w = walk(PLANS[0], [("start", ""), ("digit", "1")], playlists=True)
+    assert w.violations == [] and w.recorded == ()
+    assert w.machine.outcome is not None
+    w.actions.append(PrepareRecording(replace(w.machine.outcome, recorded_purposes=("training",))))
+    consent_walk.check_recording(w)
+    assert "recorded_without_digit:training" in w.violations
 
 
 def test_the_walk_reports_a_call_continued_recorded_before_its_ledger_line_was_durable() -> None:

@@ -53,6 +53,7 @@ def test_every_event_the_consent_machine_hears_is_let_through() -> None:
         "ChannelHangupRequest",
         "ChannelDtmfReceived",
         "PlaybackStarted",
+        "PlaybackContinuing",
         "PlaybackFinished",
         "ChannelVarset",
         "ChannelDialplan",
@@ -64,7 +65,7 @@ def test_every_event_the_consent_machine_hears_is_let_through() -> None:
     ]
     event = {"timestamp": "2026-12-05T10:00:00.000+0000", "playback": {"id": "p"}, "digit": "1"}
     heard = {kind for kind in kinds if translate(kind, event, utc_now) is not None}
-    assert heard >= {"StasisEnd", "ChannelDtmfReceived", "PlaybackStarted"}
+    assert heard >= {"StasisEnd", "ChannelDtmfReceived", "PlaybackStarted", "PlaybackContinuing"}
     assert heard <= set(USED_EVENTS)
     assert "ApplicationReplaced" in USED_EVENTS  # the client reconnects on it
     assert "StasisStart" in USED_EVENTS and "ChannelVarset" not in USED_EVENTS

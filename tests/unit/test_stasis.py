@@ -171,8 +171,9 @@ async def test_consent_given_writes_one_call_entry_to_the_ledger(tmp_path: Path)
 async def test_evidence_times_come_from_the_ari_event_timestamps(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     await h.start(CID)
-    await h.play_through(CID)
-    await h.play_started(CID, timestamp="2026-11-24T13:00:00.250+0100")
+    await h.play_started(CID)  # the notice, then the question in the same playback:
+    await h.play_finished(CID, timestamp="2026-11-24T13:00:00.250+0100")  # ... the switch
+    await h.play_started(CID, timestamp="2026-11-24T13:00:00.260+0100")
     await h.play_finished(CID, timestamp="2026-11-24T13:00:03.500+0100")
     await h.digit(CID, "1")
 
@@ -298,7 +299,8 @@ async def test_digit_pressed_during_the_notice_is_ignored(tmp_path: Path) -> Non
     await h.digit(CID, "1")  # before any question: not consent
     await h.play_finished(CID)
     assert h.ari.variables(CID) == []
-    assert len(h.ari.plays(CID)) == 2  # the question is asked anyway
+    ((media, _),) = h.ari.plays(CID)  # the question is asked anyway: it follows the notice
+    assert isinstance(media, list) and len(media) == 2 and h.ari.of("stop_playback") == []
 
     await h.play_through(CID)
     await h.digit(CID, "2")

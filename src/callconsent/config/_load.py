@@ -126,6 +126,8 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     asterisk = _asterisk(top.child("asterisk", required=True), env)
     storage = _storage(top.child("storage", required=True))
     prompts_dir = _abs_path(top, "prompts_dir")
+    if "," in str(prompts_dir):  # ARI reads a comma as the end of one media URI of a list
+        problems.error(top.at("prompts_dir"), "must not contain a comma (ARI's media list)")
     tts_wpm = top.integer("tts_words_per_minute", 165)
     if not 80 <= tts_wpm <= 400:
         problems.error(top.at("tts_words_per_minute"), "must be 80 to 400 words per minute")

@@ -19,6 +19,7 @@ from callconsent.consent._types import (
     DigitReceived,
     Event,
     LedgerWritten,
+    PlaybackContinuing,
     PlaybackFailed,
     PlaybackFinished,
     PlaybackStarted,
@@ -32,7 +33,7 @@ class State(enum.Enum):
     ANSWERING = "answering"  # Answer sent
     MENU = "menu"  # playing the language menu; a digit chooses
     MENU_WAIT = "menu_wait"  # menu finished, timer running
-    NOTICE = "notice"  # playing a notice; digits are ignored
+    NOTICE = "notice"  # playing a notice (the last may have the question queued); digits ignored
     QUESTION = "question"  # playing a consent question; a digit counts once it has started
     RETRY = "retry"  # playing the invalid-key prompt; a digit counts
     AWAITING_DIGIT = "awaiting_digit"  # prompt finished, timer running
@@ -72,6 +73,7 @@ def _build() -> dict[tuple[State, type[Event]], str]:
     }
     for state in _PROMPTING:
         rows[(state, PlaybackStarted)] = "_on_playback_started"
+        rows[(state, PlaybackContinuing)] = "_on_playback_continuing"
         rows[(state, PlaybackFinished)] = "_on_playback_finished"
         rows[(state, PlaybackFailed)] = "_on_playback_failed"
     for state in _LIVE:
@@ -86,7 +88,13 @@ def _build() -> dict[tuple[State, type[Event]], str]:
         State.CONTINUED,
         State.ENDED,
     ):
-        for stale in (PlaybackStarted, PlaybackFinished, PlaybackFailed, ConsentTimedOut):
+        for stale in (
+            PlaybackStarted,
+            PlaybackContinuing,
+            PlaybackFinished,
+            PlaybackFailed,
+            ConsentTimedOut,
+        ):
             rows.setdefault((state, stale), "_ignore")
     rows[(State.PREPARING, DigitReceived)] = "_ignore"
     for state in _BEFORE_DECISION:

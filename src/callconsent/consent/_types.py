@@ -29,6 +29,7 @@ __all__ = [
     "NoticeEvidence",
     "Objection",
     "PlayPrompt",
+    "PlaybackContinuing",
     "PlaybackFailed",
     "PlaybackFinished",
     "PlaybackStarted",
@@ -133,6 +134,15 @@ class PlaybackFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class PlaybackContinuing:
+    """A playback of several prompts (:attr:`PlayPrompt.then`) ended one and started the next:
+    the first prompt played to its end at ``at``, the next started then."""
+
+    playback_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PlaybackFailed:
     playback_id: str
     at: datetime
@@ -183,6 +193,7 @@ Event = (
     CallEntered
     | Answered
     | PlaybackStarted
+    | PlaybackContinuing
     | PlaybackFinished
     | PlaybackFailed
     | DigitReceived
@@ -260,8 +271,13 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class PlayPrompt:
+    """Play ``prompt``; with ``then``, play that one next in the same playback (an ARI playlist),
+    reporting the switch with :class:`PlaybackContinuing`. Only a machine with ``playlists``
+    on asks for ``then``: the last notice joined to the first consent question."""
+
     playback_id: str
     prompt: Prompt
+    then: Prompt | None = None
 
 
 @dataclass(frozen=True, slots=True)

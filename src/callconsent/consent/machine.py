@@ -11,6 +11,8 @@ The rules (Datatilsynet; GDPR Art 4(11), 7, Recital 32):
 - the state before any answer is "refused": only an active keypress of the accept digit, received
   after that purpose's question has started, is consent;
 - digits pressed during the notice are ignored (flushed);
+- with ``playlists`` (the ARI adapter), the last notice and the first question after it play as
+  one playback: its switch (:class:`PlaybackContinuing`) ends the notice and starts the question;
 - silence, hangup, invalid digits (after the allowed retries), a failed prompt and any adapter
   error are refusal;
 - each consent purpose has its own question: a yes to one is not a yes to another;
@@ -25,8 +27,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Final
 
+from callconsent.consent._outcomes import (
+    CONSENT_STATUSES,
+    call_status,
+    ended_early,
+    question_to_join,
+    without_consent,
+)
 from callconsent.consent._table import TRANSITIONS, IllegalEvent, State
 from callconsent.consent._types import (
     Action,
@@ -45,6 +53,7 @@ from callconsent.consent._types import (
     Event,
     LedgerWritten,
     NoticeEvidence,
+    PlaybackContinuing,
     PlaybackFailed,
     PlaybackFinished,
     PlaybackStarted,
@@ -64,9 +73,6 @@ from callconsent.consent._types import (
 __all__ = ["ConsentMachine", "IllegalEvent"]
 
 
-_CONSENT_STATUSES: Final = frozenset({"given", "refused"})
-
-
 def _action_id(call_key: str, kind: str, counter: int) -> str:
     return f"{call_key}-{kind}{counter}"
 
@@ -84,14 +90,17 @@ class _Asking:
 
 @dataclass
 class ConsentMachine:
-    """One call's consent flow. ``call_key`` makes playback and timer ids unique per call."""
+    """One call's consent flow. ``call_key`` makes playback and timer ids unique per call;
+    ``playlists``: the adapter can play two prompts as one playback (:attr:`PlayPrompt.then`)."""
 
     plan: CallPlan
     call_key: str
+    playlists: bool = False
     state: State = State.NEW
     entered_at: datetime | None = None
     _counter: int = 0
     _playback: str | None = None  # the playback whose end we wait for
+    _joined: bool = False  # that playback is the last notice, then the first question
     _timer: str | None = None  # the timer whose expiry counts
     _notice_index: int = 0
     _notices: list[NoticeEvidence] = field(default_factory=list)
@@ -125,10 +134,11 @@ class ConsentMachine:
         restart the app stops them without knowing which one is playing."""
         return [_action_id(call_key, "p", n) for n in range(1, limit + 1)]
 
-    def _play(self, prompt: Prompt, state: State) -> list[Action]:
+    def _play(self, prompt: Prompt, state: State, then: Prompt | None = None) -> list[Action]:
         self.state = state
         self._playback = self._next_id("p")
-        return [PlayPrompt(self._playback, prompt)]
+        self._joined = then is not None
+        return [PlayPrompt(self._playback, prompt, then)]
 
     def _start_timer(self, seconds: float, state: State = State.AWAITING_DIGIT) -> list[Action]:
         self.state = state
@@ -161,35 +171,38 @@ class ConsentMachine:
         if self._notice_index < len(self.plan.notices):
             notice = self.plan.notices[self._notice_index]
             self._notices.append(NoticeEvidence(notice))
-            return self._play(notice, State.NOTICE)
+            then = None
+            if self.playlists and self._notice_index == len(self.plan.notices) - 1:
+                then = question_to_join(notice, self.plan.purposes[len(self._outcomes) :])
+            return self._play(notice, State.NOTICE, then)
         return self._next_purpose()
 
+    def _switch(self, at: datetime) -> list[Action]:
+        """The joined playback ended the last notice (played in full) and started the question
+        at ``at``; a purpose without consent before that question is decided now."""
+        self._joined = False
+        self._notices[-1] = replace(self._notices[-1], ended_at=at, played=True)
+        self._notice_index += 1
+        return self._next_purpose(playing_since=at)
+
     # -- purposes -------------------------------------------------------------------------
-    def _next_purpose(self) -> list[Action]:
+    def _next_purpose(self, playing_since: datetime | None = None) -> list[Action]:
+        """Decide the purposes up to the next question and ask it (``playing_since``: it is
+        already playing, joined to the notice)."""
         while len(self._outcomes) < len(self.plan.purposes):
             index = len(self._outcomes)
             purpose = self.plan.purposes[index]
             if purpose.consent is None:
-                self._outcomes.append(self._without_consent(purpose))
+                self._outcomes.append(without_consent(purpose, self._objection))
             elif not purpose.sampled:
                 self._outcomes.append(PurposeOutcome.of(purpose, "not_sampled", "not_sampled"))
             else:
-                self._asking = _Asking(index=index, attempts=1)
+                self._asking = _Asking(index=index, attempts=1, started_at=playing_since)
+                if playing_since is not None:
+                    self.state = State.QUESTION
+                    return []
                 return self._play(purpose.consent.question, State.QUESTION)
         return self._decide()
-
-    def _without_consent(self, purpose: PurposePlan) -> PurposeOutcome:
-        """A purpose that needs no consent: recorded, unless the caller objected (Art 21)."""
-        objection, pressed = purpose.objection, self._objection
-        if objection is None or pressed is None or pressed.digit != objection.digit:
-            return PurposeOutcome.of(purpose, "not_required", "no_consent_needed")
-        if objection.record_anyway:
-            status, reason = "not_required", "objection_overridden"
-        else:
-            status, reason = "objected", "objection"
-        return replace(
-            PurposeOutcome.of(purpose, status, reason), digit=pressed.digit, digit_at=pressed.at
-        )
 
     def _current_question(self) -> tuple[PurposePlan, ConsentQuestion, _Asking]:
         asking = self._asking
@@ -254,19 +267,7 @@ class ConsentMachine:
         return [SetResult(status, reason, False), ContinueDialplan(), WriteLedger(outcome)]
 
     def _status(self) -> tuple[str, str]:
-        if self._failure is not None:
-            return "error", self._failure
-        asked = [o for o in self._outcomes if o.status in _CONSENT_STATUSES]
-        given = [o for o in asked if o.status == "given"]
-        if given:
-            return "given", given[0].reason
-        if asked:
-            return "refused", asked[0].reason
-        if any(o.status == "objected" for o in self._outcomes):
-            return "refused", "objection"
-        if self._outcomes:
-            return "not_required", self._outcomes[0].reason
-        return "not_required", "no_purposes"
+        return call_status(self._failure, self._outcomes)
 
     def _make_outcome(self, status: str, reason: str, *, recording: bool) -> CallOutcome:
         outcome = CallOutcome(
@@ -288,17 +289,7 @@ class ConsentMachine:
         """Every purpose not yet decided ends as refused (consent) or unrecorded (no consent)."""
         if self._asking is not None:
             self._conclude("refused", reason, None, None)
-        for purpose in self.plan.purposes[len(self._outcomes) :]:
-            if purpose.consent is None:
-                status = "not_recorded"
-            else:
-                status = "refused" if purpose.sampled else "not_sampled"
-            self._outcomes.append(PurposeOutcome.of(purpose, status, reason))
-        # a purpose already marked for recording is not recorded either: the flow ended early
-        self._outcomes = [
-            replace(o, status="not_recorded", reason=reason) if o.status == "not_required" else o
-            for o in self._outcomes
-        ]
+        self._outcomes = ended_early(self.plan.purposes, self._outcomes, reason)
 
     # -- transitions ----------------------------------------------------------------------
     def _on_entered(self, event: CallEntered) -> list[Action]:
@@ -318,8 +309,18 @@ class ConsentMachine:
             self._notices[-1] = replace(self._notices[-1], started_at=event.at)
         else:
             _p, _c, asking = self._current_question()
-            asking.started_at = event.at
+            if asking.started_at is None:  # a joined question started at the switch
+                asking.started_at = event.at
         return []
+
+    def _on_playback_continuing(self, event: PlaybackContinuing) -> list[Action]:
+        if (
+            event.playback_id != self._playback
+            or not self._joined
+            or self.state is not State.NOTICE
+        ):
+            return []  # stale, or a playback that was not joined
+        return self._switch(event.at)
 
     def _on_playback_finished(self, event: PlaybackFinished) -> list[Action]:
         if event.playback_id != self._playback:
@@ -328,7 +329,9 @@ class ConsentMachine:
         if self.state is State.MENU:
             assert self.plan.menu is not None
             return self._start_timer(self.plan.menu.timeout_seconds, State.MENU_WAIT)
-        if self.state is State.NOTICE:
+        if self.state is State.NOTICE and self._joined:
+            self._switch(event.at)  # the whole playlist ended, its switch unreported: both played
+        elif self.state is State.NOTICE:
             self._notices[-1] = replace(self._notices[-1], ended_at=event.at, played=True)
             self._notice_index += 1
             return self._next_notice()
@@ -345,10 +348,13 @@ class ConsentMachine:
         if self.state is State.MENU:
             return self._choose_language(None)  # no menu: the route's own language
         if self.state is State.NOTICE:
-            # R4: a notice that was not played in full means no recording on this call
+            # R4: a notice that was not played in full means no recording on this call; a
+            # joined playback would go on to the question: stopped
+            stop = [StopPlayback(event.playback_id)] if self._joined else []
+            self._joined = False
             self._failure = "notice_failed"
             self._refuse_remaining("notice_failed")
-            return self._finish(recording=False)
+            return stop + self._finish(recording=False)
         self._conclude("refused", "notice_failed", None, None)
         return self._next_purpose()
 
@@ -376,7 +382,7 @@ class ConsentMachine:
         actions = self._cancel_timer()
         self._playback = None
         self._refuse_remaining("hangup")
-        asked = any(o.status in _CONSENT_STATUSES for o in self._outcomes)
+        asked = any(o.status in CONSENT_STATUSES for o in self._outcomes)
         status = "refused" if asked else "not_required"
         outcome = self._make_outcome(status, "hangup", recording=False)
         self.state = State.ENDED
