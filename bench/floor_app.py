@@ -29,18 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from callconsent._stasis_events import USED_EVENTS
 from callconsent.ari import AriClient, AriError
 
 APP = "callconsent-floor"
 KEY_TIMEOUT = 5.0
-EVENTS = (
-    "StasisStart",
-    "StasisEnd",
-    "PlaybackStarted",
-    "PlaybackContinuing",
-    "PlaybackFinished",
-    "ChannelDtmfReceived",
-)
 
 
 class Floor:
@@ -52,7 +45,8 @@ class Floor:
         self.calls: dict[str, dict[str, Any]] = {}
 
     async def on_connected(self) -> None:
-        await self.ari.filter_events(allowed=EVENTS)  # as serve does: only the events it uses
+        # the event types serve takes (it needs the hangup ones): the same traffic per call
+        await self.ari.filter_events(allowed=USED_EVENTS)
         print("floor: connected", flush=True)
 
     async def on_channel_event(self, channel_id: str | None, event: dict[str, Any]) -> None:

@@ -102,18 +102,12 @@ class App:
     def start(self) -> int:
         self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*self._python(), "serve", "--config", str(DEMO_CONFIG)],
-                env=self._env(),
-                stdout=log,
-                stderr=log,
-            )
+            self.proc = subprocess.Popen(self._command(), env=self._env(), stdout=log, stderr=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"bench: callconsent serve exited:\n{self.new_log()[-3000:]}")
-            text = self.new_log()
-            if '"ari_connected"' in text and '"agent_sync"' in text:
+                raise SystemExit(f"bench: {self.what} exited:\n{self.new_log()[-3000:]}")
+            if self._ready(self.new_log()):
                 if self.nice:  # every thread of the process (the ledger writer, workers)
                     for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
                         os.setpriority(os.PRIO_PROCESS, int(task.name), self.nice)
@@ -122,7 +116,16 @@ class App:
                 self._profile(self.proc.pid)
                 return self.proc.pid
             time.sleep(0.1)
-        raise SystemExit("bench: callconsent serve did not connect to ARI and AMI within 20 s")
+        raise SystemExit(f"bench: {self.what} did not connect within 20 s")
+
+    what = "callconsent serve"
+
+    def _command(self) -> list[str]:
+        return [*self._python(), "serve", "--config", str(DEMO_CONFIG)]
+
+    @staticmethod
+    def _ready(log: str) -> bool:
+        return '"ari_connected"' in log and '"agent_sync"' in log
 
     def _python(self) -> list[str]:
         if self.trace_dir is None:
@@ -191,26 +194,15 @@ class FloorApp(App):
     """``bench/floor_app.py`` (flow ``floor``): the consent flow's ARI part alone, playing
     ``media`` (the notice and the question) as one playlist."""
 
+    what = "bench/floor_app.py"
+
     def __init__(self, log_path: Path, media: list[str]) -> None:
         super().__init__(log_path)
         self.media = media
 
-    def start(self) -> int:
-        self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(REPO / "bench" / "floor_app.py"), *self.media],
-                env=self._env(),
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"bench: floor_app.py exited:\n{self.new_log()[-3000:]}")
-            if "floor: connected" in self.new_log():
-                if self.placed is not None:
-                    self.placed(self.proc.pid)
-                return self.proc.pid
-            time.sleep(0.1)
-        raise SystemExit("bench: floor_app.py did not connect to ARI within 20 s")
+    def _command(self) -> list[str]:
+        return [sys.executable, str(REPO / "bench" / "floor_app.py"), *self.media]
+
+    @staticmethod
+    def _ready(log: str) -> bool:
+        return "floor: connected" in log
