@@ -29,8 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from callconsent._stasis_events import USED_EVENTS
 from callconsent.ari import AriClient, AriError
+from callconsent.stasis import USED_EVENTS
 
 APP = "callconsent-floor"
 KEY_TIMEOUT = 5.0

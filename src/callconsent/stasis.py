@@ -65,7 +65,7 @@ from callconsent.ports import (
 from callconsent.timing import log_timing, mark
 from callconsent.withdrawal.route import Readout
 
-__all__ = ["AriOps", "Planner", "Skip", "StasisApp", "Store"]
+__all__ = ["USED_EVENTS", "AriOps", "Planner", "Skip", "StasisApp", "Store"]
 
 log = structlog.get_logger("callconsent.stasis")
 
