@@ -204,6 +204,24 @@ def test_finalise_makes_a_recording_written_under_umask_002_mode_0640(
     assert stat.S_IMODE(paths.audio.stat().st_mode) == 0o640
 
 
+def test_finalise_tightens_the_audio_mode_before_the_sidecar_says_final(
+    paths: RecordingPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sidecar.create(paths, new_doc(paths))
+    paths.audio.write_bytes(pcm_header(32000) + os.urandom(32000))
+    os.chmod(paths.audio, 0o664)
+    seen: list[int] = []
+    write = sidecar.write
+
+    def spy(where: RecordingPaths, doc: dict[str, Any], **kwargs: Any) -> None:
+        seen.append(stat.S_IMODE(where.audio.stat().st_mode))
+        write(where, doc, **kwargs)
+
+    monkeypatch.setattr(sidecar, "write", spy)
+    sidecar.finalise(paths, ended_at=T0)
+    assert seen == [0o640]  # a reader that sees the final sidecar sees the final mode
+
+
 def test_finalise_of_header_only_wav_reports_no_audio(paths: RecordingPaths) -> None:
     sidecar.create(paths, new_doc(paths))
     paths.audio.write_bytes(pcm_header(0))

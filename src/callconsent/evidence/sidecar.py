@@ -275,9 +275,11 @@ def finalise(
     :func:`finalise_when_closed`.
     """
     final = prepare_final(paths, ended_at=ended_at, doc=doc, schema_check=schema_check)
-    write(paths, final, schema_check=schema_check, dir_sync=dir_sync)
-    if paths.audio.exists():  # MixMonitor wrote it with Asterisk's umask: 0640 at most (R32)
+    # MixMonitor wrote the audio with Asterisk's umask: 0640 at most (R32), before the sidecar
+    # says final (whoever sees a final sidecar sees the audio's final mode too)
+    if paths.audio.exists():
         tighten_mode(paths.audio)
+    write(paths, final, schema_check=schema_check, dir_sync=dir_sync)
     return final
 
 
