@@ -61,7 +61,7 @@ class TcpProxy:
         self._conns: set[_Conn] = set()
         self._refuse_ws_until = 0.0
         self._refuse_all_until = 0.0
-        self._delays: dict[bytes, float] = {}
+        self._delays: dict[bytes, tuple[float, int | None]] = {}  # needle: seconds, times left
         self.delayed: list[bytes] = []  # request lines whose answers were held back
         self.websockets_dropped = 0
 
@@ -89,9 +89,10 @@ class TcpProxy:
         self._refuse_all_until = time.monotonic() + refuse_for
         return int(self._call(self._drop(websockets_only=False)))
 
-    def delay_requests(self, needle: str, seconds: float) -> None:
-        """Hold back the answers to requests whose request line contains ``needle``."""
-        self._delays[needle.encode()] = seconds
+    def delay_requests(self, needle: str, seconds: float, times: int | None = None) -> None:
+        """Hold back the answers to requests whose request line contains ``needle`` (only to
+        the first ``times`` of them, when given)."""
+        self._delays[needle.encode()] = (seconds, times)
 
     def clear_delays(self) -> None:
         self._delays.clear()
@@ -172,8 +173,13 @@ class TcpProxy:
             return
         while data := await reader.read(65536):
             if not conn.websocket and conn.delayed_no != conn.request_no:
-                for needle, seconds in list(self._delays.items()):
+                for needle, (seconds, times) in list(self._delays.items()):
                     if needle in conn.request_line:
+                        if times is not None:
+                            if times <= 1:
+                                del self._delays[needle]
+                            else:
+                                self._delays[needle] = (seconds, times - 1)
                         conn.delayed_no = conn.request_no
                         self.delayed.append(conn.request_line)
                         await asyncio.sleep(seconds)
