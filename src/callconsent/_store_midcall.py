@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import structlog
 
+from callconsent.agents import evidence as agent_evidence
 from callconsent.agents.rules import RecordingStart
 from callconsent.evidence import caller_keys, group_commit, paths, sidecar
 from callconsent.evidence.file_worker import DirSyncs, FileWorker
@@ -122,6 +123,36 @@ class MidCallChanges:
             agent=agent_id,
             outcome=done.outcome,
             removed=list(done.removed),
+            kept=list(done.kept),
+        )
+        return done
+
+    async def agent_not_told(self, uniqueid: str, at: datetime) -> agent_evidence.NotTold:
+        """The agent's gosub gave up waiting for the app's answer and whispered that nothing is
+        recorded for training (R15): the purposes the agent's consent added, or still waits
+        for, are refused (``agent_not_told``); the recording is deleted (tombstone) when nothing
+        recorded without the agent remains. Ledger ``agent_decision`` (refused) first. The
+        caller of this stops MixMonitor when the outcome is ``deleted``."""
+        done = await self.change_in_call(
+            uniqueid,
+            at,
+            change=lambda doc: agent_evidence.not_told(doc, at=at),
+            entry=lambda done, where: agent_evidence.decision_entry(
+                uniqueid=uniqueid,
+                agent=agent_evidence.AgentEvidence(done.agent_id, "unknown", None, at),
+                status="refused",
+                reason=agent_evidence.NOT_TOLD,
+                purposes=done.refused,
+                kept_purposes=done.kept,
+                recording=None if done.outcome == "deleted" else where.relative,
+            ),
+            tombstone_reason=agent_evidence.NOT_TOLD,
+        )
+        log.warning(
+            "agent_not_told",
+            call_id=uniqueid,
+            outcome=done.outcome,
+            refused=list(done.refused),
             kept=list(done.kept),
         )
         return done

@@ -181,6 +181,9 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
     withdrawals = WithdrawalHandler(ami, store)
     ami.on_user_event(names.AGENT_USER_EVENT, bridge.on_agent_event, keys=names.AGENT_EVENT_KEYS)
     ami.on_user_event(
+        names.AGENT_LATE_USER_EVENT, bridge.on_agent_late, keys=names.AGENT_LATE_EVENT_KEYS
+    )
+    ami.on_user_event(
         names.WITHDRAW_USER_EVENT, withdrawals.on_withdraw_event, keys=names.WITHDRAW_EVENT_KEYS
     )
     requests = WithdrawRequestHandler(

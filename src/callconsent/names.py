@@ -77,6 +77,10 @@ AGENT_USER_EVENT: Final = "CallconsentAgent"
 #: The keys the dialplan sets in each UserEvent: the app reads these (and the channel's
 #: ``Uniqueid``) and nothing else of the event.
 AGENT_EVENT_KEYS: Final = ("Caller", "Agent", "Flag")
+#: Raised by the agent gosub when its wait ended before the app's answer: it whispered that
+#: nothing is recorded for training, so the app refuses the agent-consent purposes.
+AGENT_LATE_USER_EVENT: Final = "CallconsentAgentLate"
+AGENT_LATE_EVENT_KEYS: Final = ("Caller",)
 #: AstDB family of the agents' standing consent: ``DB(callconsent/agent/<id>)`` = 1 or 0.
 ASTDB_FAMILY: Final = "callconsent"
 ASTDB_AGENT_PREFIX: Final = "agent/"

@@ -1,9 +1,11 @@
 """The agent gosub's wait for the app's answer on the real Asterisk (``WaitForCondition`` in
 ``[callconsent-agent]``): it goes on as soon as the answer is set, and gives up after 2 s when no
-answer comes (the app away): then nothing is recorded for training and the whisper says so."""
+answer comes (the app away): then nothing is recorded for training, the whisper says so, and it
+raises ``CallconsentAgentLate`` so that an app that answers later refuses training too."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from tests.harness.asterisk import AsteriskLab
@@ -13,6 +15,8 @@ GOSUB_LINE = (
     r"(?m)\] NOTICE\[.*: callconsent agent=echo caller=- flag=\S* "
     r"result=(?P<result>\S*) whisper=(?P<whisper>\S+)$"
 )
+#: the gosub raising the late event (Asterisk's verbose "Executing" line)
+LATE_EVENT = r'UserEvent\("[^"]*", "CallconsentAgentLate,Caller: -"\)'
 
 
 def _start(asterisk: AsteriskLab) -> tuple[int, float, str]:
@@ -30,6 +34,7 @@ def test_the_gosub_gives_up_after_two_seconds_without_an_answer(asterisk: Asteri
     assert (line["result"], line["whisper"]) == ("", "none")
     assert 1.8 <= waited <= 4.0, waited
     asterisk.wait_for_log(r"(?m)\] NOTICE\[.*: LABAGENTWAIT returned result=$", mark)
+    asterisk.wait_for_log(LATE_EVENT, mark, timeout=2)
 
 
 def test_the_gosub_goes_on_as_soon_as_the_answer_is_set(asterisk: AsteriskLab) -> None:
@@ -40,3 +45,4 @@ def test_the_gosub_goes_on_as_soon_as_the_answer_is_set(asterisk: AsteriskLab) -
     waited = time.monotonic() - started
     assert (line["result"], line["whisper"]) == ("given", "training")
     assert waited < 1.5, waited  # not the 2 s timeout
+    assert not re.search(LATE_EVENT, asterisk.read_log(mark))

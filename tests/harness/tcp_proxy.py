@@ -8,6 +8,9 @@
 
     with TcpProxy(5039, 5038, drop_events={"DTMFEnd"}):  # AMI without its DTMFEnd events
         ...
+    with TcpProxy(5039, 5038, ami=True) as proxy:
+        proxy.delay_user_event("CallconsentAgent", 2.6)  # the next such UserEvent (and all
+        ...                                             # that follows it) 2.6 s late
 
 It runs its own asyncio loop in a thread. It understands just enough HTTP to know, per
 connection, whether it carries a websocket (the first request asks for ``Upgrade: websocket``)
@@ -46,12 +49,16 @@ class TcpProxy:
         host: str = "127.0.0.1",
         *,
         drop_events: frozenset[str] | set[str] = frozenset(),
+        ami: bool = False,
     ) -> None:
         """``drop_events``: AMI events (by ``Event:`` name) never passed on to the client, as
-        for an AMI user whose classes or filters leave them out."""
+        for an AMI user whose classes or filters leave them out; ``ami``: the stream is AMI
+        even without them (for :meth:`delay_user_event`)."""
+        self._ami = ami or bool(drop_events)
         self.host = host
         self._drop_events = {f"Event: {name}".encode() for name in drop_events}
         self.events_dropped = 0
+        self._user_delays: dict[bytes, float] = {}  # ``UserEvent: <name>`` line -> seconds, once
         self.listen_port = listen_port
         self.target_port = target_port
         self._loop = asyncio.new_event_loop()
@@ -94,8 +101,15 @@ class TcpProxy:
         the first ``times`` of them, when given)."""
         self._delays[needle.encode()] = (seconds, times)
 
+    def delay_user_event(self, name: str, seconds: float) -> None:
+        """Hold back the next AMI ``UserEvent`` named ``name`` (exactly) ``seconds`` before it
+        reaches the client, and with it everything after it (the stream keeps its order): an
+        app that reads its events late, as on a loaded machine."""
+        self._user_delays[f"UserEvent: {name}".encode()] = seconds
+
     def clear_delays(self) -> None:
         self._delays.clear()
+        self._user_delays.clear()
 
     # -- the loop ----------------------------------------------------------------------------
     def _call(self, coro: object) -> object:
@@ -168,7 +182,7 @@ class TcpProxy:
     async def _pump_answers(
         self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        if self._drop_events:
+        if self._ami:
             await self._pump_ami(reader, writer)
             return
         while data := await reader.read(65536):
@@ -191,12 +205,25 @@ class TcpProxy:
         """AMI's stream line by line, without the messages whose first line names a dropped
         event (a message ends at an empty line)."""
         first, dropping = True, False
+        held: list[bytes] | None = None  # a UserEvent's lines, until its end says its name
         while line := await reader.readline():
             if first and line.rstrip(b"\r\n") in self._drop_events:
                 dropping = True
                 self.events_dropped += 1
+            if first and line.rstrip(b"\r\n") == b"Event: UserEvent" and self._user_delays:
+                held = []
             first = line in (b"\r\n", b"\n")
-            if not dropping:
+            if held is not None:
+                held.append(line)
+                if first:
+                    names = {x.rstrip(b"\r\n") for x in held}
+                    delay = next((k for k in self._user_delays if k in names), None)
+                    if delay is not None:
+                        await asyncio.sleep(self._user_delays.pop(delay))
+                    writer.writelines(held)
+                    await writer.drain()
+                    held = None
+            elif not dropping:
                 writer.write(line)
                 await writer.drain()
             if first:

@@ -14,10 +14,17 @@ for what the recording becomes is :func:`callconsent.agents.rules.agent_decided`
 evidence by the store. For a training-only call it then starts MixMonitor on the CALLER's channel
 (option ``b``: bridged audio only, and the caller's ``*9`` can stop it). Fail closed: any error
 leaves the agent-consent purposes unrecorded; the call itself is never touched.
+
+The whisper never says less than what is recorded: when the gosub's wait ends before the app's
+answer (a loaded machine, the app away), it whispers "not for training" and raises
+``UserEvent(CallconsentAgentLate,Caller: ...)``; whatever the app decided meanwhile, it then
+refuses the agent-consent purposes (``agent_not_told``) and stops the recording if nothing else
+is recorded (:meth:`BridgeHandler.on_agent_late`, after the call's decision has run to its end).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from datetime import datetime
@@ -26,7 +33,7 @@ from typing import Any, Final, Protocol
 import structlog
 
 from callconsent import metrics, names
-from callconsent.agents.evidence import AgentEvidence
+from callconsent.agents.evidence import AgentEvidence, NotTold
 from callconsent.agents.registry import AgentConsent, AgentRegistryError, lookup
 from callconsent.agents.rules import AGENT_ID_RE, AgentOutcome
 from callconsent.ami import AmiError, AmiOps
@@ -39,6 +46,10 @@ _UNIQUEID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MIXMONITOR_OPTIONS: Final = f"bi({names.VAR_MIXMONITOR_ID})"
 
 
+class BridgeAmi(AmiOps, Protocol):
+    async def stop_mixmonitor(self, channel: str) -> None: ...
+
+
 class AgentStore(Protocol):
     """The part of :class:`callconsent.store.EvidenceStore` this adapter uses."""
 
@@ -49,6 +60,7 @@ class AgentStore(Protocol):
         self, uniqueid: str, agent: AgentEvidence, *, given: bool, reason: str | None = None
     ) -> tuple[AgentOutcome, str] | None: ...
     async def agent_recording_failed(self, uniqueid: str, at: datetime, reason: str) -> None: ...
+    async def agent_not_told(self, uniqueid: str, at: datetime) -> NotTold: ...
 
 
 class AgentLookup(Protocol):
@@ -57,12 +69,14 @@ class AgentLookup(Protocol):
 
 class BridgeHandler:
     def __init__(
-        self, ami: AmiOps, store: AgentStore, registry: AgentLookup, *, clock: Clock = utc_now
+        self, ami: BridgeAmi, store: AgentStore, registry: AgentLookup, *, clock: Clock = utc_now
     ) -> None:
         self._ami = ami
         self._store = store
         self._registry = registry
         self._clock = clock
+        #: per caller uniqueid: set once its agent decision (evidence, MixMonitor, reply) ended
+        self._deciding: dict[str, asyncio.Event] = {}
 
     async def on_agent_event(self, headers: dict[str, str]) -> None:
         """One ``CallconsentAgent`` UserEvent (AMI headers, any case)."""
@@ -74,10 +88,41 @@ class BridgeHandler:
             bound.warning("agent_event_invalid")
             return
         kept = False
+        done = self._deciding[caller] = asyncio.Event()  # before any await: a late event waits
         try:
             kept = await self._decide(caller, agent_id, flag, bound)
         finally:  # whatever happened, let the agent's gosub go on at once with the truth
-            await self._reply(agent_channel, kept, bound)
+            try:
+                await self._reply(agent_channel, kept, bound)
+            finally:
+                done.set()
+                if self._deciding.get(caller) is done:
+                    del self._deciding[caller]
+
+    async def on_agent_late(self, headers: dict[str, str]) -> None:
+        """One ``CallconsentAgentLate`` UserEvent: the gosub's wait ended before the app's
+        answer, and it whispered that nothing is recorded for training. Once this call's
+        decision has run to its end, its agent-consent purposes are refused and, if nothing
+        else is recorded, the recording is deleted and stopped."""
+        h = {k.lower(): v for k, v in headers.items()}
+        caller = h.get("caller", "")
+        bound = log.bind(call_id=caller, agent_channel=h.get("uniqueid", ""))
+        if not _UNIQUEID_RE.fullmatch(caller):
+            bound.warning("agent_event_invalid")
+            return
+        deciding = self._deciding.get(caller)
+        if deciding is not None:  # the same AMI stream raised the decision's event first
+            await deciding.wait()
+        try:
+            done = await self._store.agent_not_told(caller, self._clock())
+        except (OSError, ValueError) as exc:  # fail safe: no recording the evidence cannot match
+            bound.error("storage_error", action="agent_not_told", error=str(exc))
+            done = None
+        if done is None or done.outcome == "deleted":
+            try:  # the agent's channel cannot stop the caller's recording: the app does
+                await self._ami.stop_mixmonitor(caller)
+            except AmiError as exc:  # the audio is deleted already; the rest ends at hangup
+                bound.warning("agent_not_told_stop_failed", error=str(exc))
 
     async def _decide(self, caller: str, agent_id: str, flag: str, bound: Any) -> bool:
         if not self._store.waiting_for_agent(caller):

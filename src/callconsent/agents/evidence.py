@@ -19,10 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final, Literal
 
 from callconsent.evidence import entries
 from callconsent.evidence.fsio import copy_document, parse_stamp, utc_stamp
+
+#: The agent's gosub gave up waiting for the app's answer and whispered that nothing is recorded
+#: for training: whatever the app decided later, the agent-consent purposes are refused.
+NOT_TOLD: Final = "agent_not_told"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +160,65 @@ def decision_entry(
         status=status,
         reason=reason,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class NotTold:
+    """What the agent not hearing the app's answer in time does to one call's sidecar.
+
+    ``outcome``: ``deleted`` (only agent-consent purposes were recorded or waited: tombstone),
+    ``refused`` (write ``doc``: they leave ``purposes`` for ``agent_purposes`` as refused, the
+    rest stays), ``nothing`` (none was recorded or waiting: write nothing). ``refused``: those
+    purposes; ``kept``: the purposes the recording is still for; ``agent_id``: the agent whose
+    consent had added them (None if none had)."""
+
+    outcome: Literal["deleted", "refused", "nothing"]
+    refused: tuple[str, ...]
+    kept: tuple[str, ...]
+    doc: dict[str, Any] | None = None
+    agent_id: str | None = None
+
+    @property
+    def writes(self) -> bool:
+        return self.outcome != "nothing"
+
+
+def not_told(doc: Mapping[str, Any] | None, *, at: datetime) -> NotTold:
+    """The agent's gosub whispered "not for training" (the app's answer came after its wait,
+    R15): every purpose the agent's consent added to ``purposes``, and any still pending, is
+    refused with reason :data:`NOT_TOLD`; what was recorded without the agent stays."""
+    if doc is None or doc["state"] == "tombstone":
+        return NotTold("nothing", (), ())
+    added = [p for p in doc["purposes"] if "agent_consent" in p]
+    kept = [p for p in doc["purposes"] if "agent_consent" not in p]
+    pending = [
+        p for p in doc.get("agent_purposes", []) if p["agent_consent"]["status"] == "pending"
+    ]
+    kept_names = tuple(p["purpose"] for p in kept)
+    if not added and not pending:
+        return NotTold("nothing", (), kept_names)
+    agent_id = next((p["agent_consent"]["agent_id"] for p in added), None)
+    refused = tuple(p["purpose"] for p in added + pending)
+    if not kept:  # nothing was recorded without the agent: the recording goes
+        return NotTold("deleted", refused, (), None, agent_id)
+    out = copy_document(dict(doc))
+    stamp = utc_stamp(at)
+    now_refused = [
+        {
+            **p,
+            "agent_consent": {
+                **p["agent_consent"],
+                "status": "refused",
+                "reason": NOT_TOLD,
+                "decided_at": stamp,
+            },
+        }
+        for p in copy_document(added + pending)
+    ]
+    others = [p for p in out.get("agent_purposes", []) if p["purpose"] not in refused]
+    out["purposes"] = copy_document(kept)
+    out["agent_purposes"] = others + now_refused
+    out["tags"] = tags_of(out, agent_id)
+    out["delete_after"] = _delete_after(out)
+    out["updated_at"] = stamp
+    return NotTold("refused", refused, kept_names, out, agent_id)

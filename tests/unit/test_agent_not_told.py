@@ -1,0 +1,255 @@
+"""The agent's gosub gave up waiting for the app's answer (``CallconsentAgentLate``): the whisper
+said "not for training", so the app refuses the agent-consent purposes whatever it decided.
+
+The pure rule (:func:`callconsent.agents.evidence.not_told`) over sidecars the real store wrote,
+and the bridge adapter over a fake AMI and the real evidence store."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callconsent import names
+from callconsent.agents.bridge import BridgeHandler
+from callconsent.agents.evidence import NOT_TOLD, not_told
+from callconsent.agents.registry import AgentConsent
+from callconsent.store import EvidenceStore
+from tests.support.ami_fakes import StopAmi
+from tests.support.bridge import (
+    AGENT_CHAN,
+    CALLER,
+    T0,
+    FakeRegistry,
+    call,
+    event,
+    ledger,
+    outcome,
+    sidecar_of,
+)
+from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
+
+LATER = T0 + timedelta(seconds=3)
+
+
+def late_event(caller: str = CALLER) -> dict[str, str]:
+    return {
+        "Event": "UserEvent",
+        "UserEvent": names.AGENT_LATE_USER_EVENT,
+        "Uniqueid": AGENT_CHAN,
+        "Caller": caller,
+    }
+
+
+async def _decided(store: EvidenceStore, *purposes: str) -> tuple[Path, StopAmi]:
+    """CALLER's call with ``purposes``; agent1, who consents, answered and the app decided."""
+    audio = Path(await store.prepare_recording(outcome(*purposes), call(), T0))
+    ami = StopAmi()
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_event(event())
+    return audio, ami
+
+
+# -- the pure rule --------------------------------------------------------------------------
+
+
+async def test_a_purpose_the_agents_consent_added_is_refused_and_the_rest_stays(
+    store: EvidenceStore,
+) -> None:
+    audio, _ = await _decided(store, "documentation", "training")
+    done = not_told(sidecar_of(audio), at=LATER)
+
+    assert (done.outcome, done.refused, done.kept, done.agent_id) == (
+        "refused",
+        ("training",),
+        ("documentation",),
+        "agent1",
+    )
+    assert done.doc is not None
+    assert schema_problems("sidecar.schema.json", done.doc) == []
+    assert [p["purpose"] for p in done.doc["purposes"]] == ["documentation"]
+    (training,) = done.doc["agent_purposes"]
+    consent = training["agent_consent"]
+    assert (consent["status"], consent["reason"], consent["agent_id"]) == (
+        "refused",
+        NOT_TOLD,
+        "agent1",
+    )
+    assert consent["decided_at"] == "2026-11-24T09:00:03.000Z"
+    assert done.doc["tags"] == ["purpose:documentation", "agent:agent1"]
+    assert done.doc["delete_after"] == "2027-02-22T09:00:00.000Z"  # documentation's 90 days
+
+
+async def test_a_recording_only_the_agents_consent_allowed_is_deleted(
+    store: EvidenceStore,
+) -> None:
+    audio, _ = await _decided(store, "training")
+    done = not_told(sidecar_of(audio), at=LATER)
+    assert (done.outcome, done.refused, done.kept, done.doc) == ("deleted", ("training",), (), None)
+
+
+async def test_a_purpose_still_waiting_for_the_agent_is_refused_too(
+    store: EvidenceStore,
+) -> None:
+    both = Path(await store.prepare_recording(outcome("documentation", "training"), call(), T0))
+    done = not_told(sidecar_of(both), at=LATER)
+    assert (done.outcome, done.refused, done.kept) == ("refused", ("training",), ("documentation",))
+    assert done.agent_id is None  # no agent's consent had added anything
+    assert done.doc is not None
+    assert done.doc["agent_purposes"][0]["agent_consent"]["status"] == "refused"
+    assert schema_problems("sidecar.schema.json", done.doc) == []
+
+
+async def test_nothing_changes_where_no_agent_consent_was_recorded_or_waited(
+    store: EvidenceStore,
+) -> None:
+    docs = Path(await store.prepare_recording(outcome("documentation"), call(), T0))
+    done = not_told(sidecar_of(docs), at=LATER)
+    assert (done.outcome, done.writes, done.kept) == ("nothing", False, ("documentation",))
+    assert not_told(None, at=LATER).outcome == "nothing"
+    tomb = {"state": "tombstone", "call": {"uniqueid": CALLER}}
+    assert not_told(tomb, at=LATER).outcome == "nothing"
+
+
+# -- the adapter ----------------------------------------------------------------------------
+
+
+async def test_a_late_answer_for_training_only_deletes_the_recording_and_stops_it(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    audio, ami = await _decided(store, "training")
+    assert ami.calls[0][0] == "MixMonitor"  # the app had started it: the gosub had gone on
+    write_audio(audio, pcm_wav(800))
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_late(late_event())
+
+    assert ami.calls[-1] == ("StopMixMonitor", CALLER)
+    assert not audio.exists()
+    tomb = sidecar_of(audio)
+    assert (tomb["state"], tomb["reason"]) == ("tombstone", NOT_TOLD)
+    given, refused, deleted = ledger(tmp_path)
+    assert (given["type"], given["status"]) == ("agent_decision", "given")
+    assert (refused["type"], refused["status"], refused["reason"]) == (
+        "agent_decision",
+        "refused",
+        NOT_TOLD,
+    )
+    assert (refused["purposes"], refused["kept_purposes"], refused["recording"]) == (
+        ["training"],
+        [],
+        None,
+    )
+    assert refused["agent"]["id"] == "agent1"
+    assert deleted["type"] == "deleted"
+    for entry in (refused, deleted):
+        assert schema_problems("ledger-entry.schema.json", entry) == []
+    await store.recording_ended(call(), LATER)  # the hangup later changes nothing
+    assert len(ledger(tmp_path)) == 3
+
+
+async def test_a_late_answer_keeps_documentation_recording_without_training(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    audio, ami = await _decided(store, "documentation", "training")
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_late(late_event())
+
+    assert ami.calls == [("Setvar", AGENT_CHAN, names.VAR_AGENT_RESULT, "given")]  # runs on
+    doc = sidecar_of(audio)
+    assert doc["state"] == "recording"
+    assert [p["purpose"] for p in doc["purposes"]] == ["documentation"]
+    assert doc["agent_purposes"][0]["agent_consent"]["reason"] == NOT_TOLD
+    assert ledger(tmp_path)[-1]["kept_purposes"] == ["documentation"]
+    write_audio(audio, pcm_wav(800))
+    await store.recording_ended(call(), LATER)
+    final = sidecar_of(audio)
+    assert final["state"] == "final"
+    assert [p["purpose"] for p in final["purposes"]] == ["documentation"]
+
+
+class SlowRegistry(FakeRegistry):
+    """agent1 consents; the look-up waits until ``go`` is set (a loaded machine)."""
+
+    def __init__(self) -> None:
+        super().__init__(agent1="given")
+        self.go = asyncio.Event()
+        self.asked = asyncio.Event()
+
+    def get(self, agent_id: str) -> AgentConsent | None:
+        self.asked.set()
+        return super().get(agent_id)
+
+
+async def test_a_late_event_heard_during_the_decision_is_applied_after_it(
+    tmp_path: Path, store: EvidenceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audio = Path(await store.prepare_recording(outcome("training"), call(), T0))
+    registry = SlowRegistry()
+
+    async def slow_lookup(reg: Any, agent_id: str) -> AgentConsent | None:
+        registry.asked.set()
+        await registry.go.wait()
+        return reg.get(agent_id)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr("callconsent.agents.bridge.lookup", slow_lookup)
+    ami = StopAmi()
+    bridge = BridgeHandler(ami, store, registry)
+    deciding = asyncio.create_task(bridge.on_agent_event(event()))
+    late = asyncio.create_task(bridge.on_agent_late(late_event()))
+    await registry.asked.wait()
+    await asyncio.sleep(0.05)
+    assert not late.done()  # it waits for the decision, which is still looking the agent up
+    registry.go.set()
+    await asyncio.gather(deciding, late)
+
+    assert [c[0] for c in ami.calls] == ["MixMonitor", "Setvar", "StopMixMonitor"]
+    assert sidecar_of(audio)["reason"] == NOT_TOLD
+    assert [(e["type"], e.get("status")) for e in ledger(tmp_path)] == [
+        ("agent_decision", "given"),
+        ("agent_decision", "refused"),
+        ("deleted", None),
+    ]
+
+
+async def test_a_late_event_without_any_decision_refuses_what_waits(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    audio = Path(await store.prepare_recording(outcome("training"), call(), T0))
+    ami = StopAmi()  # the app never heard the agent's event (AMI away, or it was untrusted)
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_late(late_event())
+
+    assert sidecar_of(audio)["reason"] == NOT_TOLD
+    (refused, deleted) = ledger(tmp_path)
+    assert (refused["status"], refused["reason"], refused["agent"]["id"]) == (
+        "refused",
+        NOT_TOLD,
+        None,
+    )
+    assert deleted["type"] == "deleted"
+    ami.calls.clear()  # a decision that comes after it finds nothing to decide
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_event(event())
+    assert ami.calls == [("Setvar", AGENT_CHAN, names.VAR_AGENT_RESULT, "refused")]
+
+
+@pytest.mark.parametrize("caller", ["", "../etc", "1764.1\r\nEvent: Hangup", "x" * 65])
+async def test_a_malformed_late_event_changes_nothing(
+    tmp_path: Path, store: EvidenceStore, caller: str
+) -> None:
+    audio, ami = await _decided(store, "training")
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_late(late_event(caller))
+    assert ami.calls[-1][0] == "Setvar"
+    assert sidecar_of(audio)["state"] == "recording"
+    assert len(ledger(tmp_path)) == 1
+
+
+async def test_a_storage_error_on_a_late_answer_stops_the_recording(
+    store: EvidenceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, ami = await _decided(store, "documentation", "training")
+
+    async def broken(uniqueid: str, at: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "agent_not_told", broken)
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_late(late_event())
+    assert ami.calls[-1] == ("StopMixMonitor", CALLER)  # fail safe: nothing it cannot vouch for
