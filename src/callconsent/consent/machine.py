@@ -1,11 +1,13 @@
 """The consent rules: a pure state machine with no I/O.
 
-Everything that decides whether a call may be recorded lives in this file. Events (frozen
-dataclasses) go in through :meth:`ConsentMachine.handle`; actions (frozen dataclasses) come out as
-values for an adapter to carry out. Time arrives inside events, so nothing here reads a clock or
-sleeps. The transition table (:data:`callconsent.consent._table.TRANSITIONS`, plain data) names the
-handler for every legal (state, event) pair; any other pair raises :class:`IllegalEvent` and
-changes nothing.
+Everything that decides whether a call may be recorded lives in this package; this file runs
+the flow. Events (frozen dataclasses) go in through :meth:`ConsentMachine.handle`; actions (frozen
+dataclasses) come out as values for an adapter to carry out. Time arrives inside events, so
+nothing here reads a clock or sleeps. The transition table (:data:`callconsent.consent._table.
+TRANSITIONS`, plain data) names the handler for every legal (state, event) pair; any other pair
+raises :class:`IllegalEvent` and changes nothing. Beside it: the question being asked (its
+evidence and what a key means, :mod:`callconsent.consent._question`) and the outcomes' wording
+(:mod:`callconsent.consent._outcomes`).
 
 The rules (Datatilsynet; GDPR Art 4(11), 7, Recital 32):
 - the state before any answer is "refused": only an active keypress of the accept digit, received
@@ -35,6 +37,7 @@ from callconsent.consent._outcomes import (
     question_to_join,
     without_consent,
 )
+from callconsent.consent._question import Asking
 from callconsent.consent._table import TRANSITIONS, IllegalEvent, State
 from callconsent.consent._types import (
     Action,
@@ -78,17 +81,6 @@ def _action_id(call_key: str, kind: str, counter: int) -> str:
 
 
 @dataclass
-class _Asking:
-    """Evidence gathered for the consent purpose being asked."""
-
-    index: int
-    attempts: int = 0
-    invalid: int = 0
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-
-
-@dataclass
 class ConsentMachine:
     """One call's consent flow. ``call_key`` makes playback and timer ids unique per call;
     ``playlists``: the adapter can play two prompts as one playback (:attr:`PlayPrompt.then`)."""
@@ -105,7 +97,7 @@ class ConsentMachine:
     _notice_index: int = 0
     _notices: list[NoticeEvidence] = field(default_factory=list)
     _outcomes: list[PurposeOutcome] = field(default_factory=list)
-    _asking: _Asking | None = None
+    _asking: Asking | None = None
     _failure: str | None = None  # reason when an error or a failed notice ended the flow
     _objection: DigitReceived | None = None  # the objection digit, pressed during a notice
     outcome: CallOutcome | None = None
@@ -197,14 +189,14 @@ class ConsentMachine:
             elif not purpose.sampled:
                 self._outcomes.append(PurposeOutcome.of(purpose, "not_sampled", "not_sampled"))
             else:
-                self._asking = _Asking(index=index, attempts=1, started_at=playing_since)
+                self._asking = Asking(index=index, attempts=1, started_at=playing_since)
                 if playing_since is not None:
                     self.state = State.QUESTION
                     return []
                 return self._play(purpose.consent.question, State.QUESTION)
         return self._decide()
 
-    def _current_question(self) -> tuple[PurposePlan, ConsentQuestion, _Asking]:
+    def _current_question(self) -> tuple[PurposePlan, ConsentQuestion, Asking]:
         asking = self._asking
         assert asking is not None  # guaranteed by the states that call this
         purpose = self.plan.purposes[asking.index]
@@ -212,22 +204,8 @@ class ConsentMachine:
         return purpose, purpose.consent, asking
 
     def _conclude(self, status: str, reason: str, digit: str | None, at: datetime | None) -> None:
-        purpose, consent, asking = self._current_question()
-        self._outcomes.append(
-            PurposeOutcome(
-                purpose=purpose.purpose,
-                lawful_basis=purpose.lawful_basis,
-                retention_days=purpose.retention_days,
-                status=status,
-                reason=reason,
-                digit=digit,
-                question=consent.question,
-                question_started_at=asking.started_at,
-                question_ended_at=asking.ended_at,
-                digit_at=at if digit is not None else None,
-                attempts=asking.attempts,
-            )
-        )
+        purpose, _consent, asking = self._current_question()
+        self._outcomes.append(asking.outcome(purpose, status, reason, digit, at))
         self._asking = None
 
     def _digit(self, event: DigitReceived) -> list[Action]:
@@ -235,18 +213,10 @@ class ConsentMachine:
         if self.state is State.QUESTION and asking.started_at is None:
             return []  # pressed before the question started: flushed
         actions = self._cancel_timer() + self._stop_playback()
-        if event.digit == consent.accept_digit:
-            self._conclude("given", "digit", event.digit, event.at)
-        elif consent.refuse_digit is not None and event.digit == consent.refuse_digit:
-            self._conclude("refused", "digit", event.digit, event.at)
-        else:
-            asking.invalid += 1
-            if asking.invalid > consent.retries:
-                self._conclude("refused", "invalid", event.digit, event.at)
-            else:
-                asking.attempts += 1
-                asking.started_at = asking.ended_at = None
-                return actions + self._play(consent.retry, State.RETRY)
+        answer = asking.answer(consent, event.digit)
+        if answer is None:  # an invalid key within the retries: the retry prompt, then again
+            return actions + self._play(consent.retry, State.RETRY)
+        self._conclude(*answer, event.digit, event.at)
         return actions + self._next_purpose()
 
     # -- decision -------------------------------------------------------------------------
@@ -309,8 +279,7 @@ class ConsentMachine:
             self._notices[-1] = replace(self._notices[-1], started_at=event.at)
         else:
             _p, _c, asking = self._current_question()
-            if asking.started_at is None:  # a joined question started at the switch
-                asking.started_at = event.at
+            asking.started(event.at)  # unless joined: that question started at the switch
         return []
 
     def _on_playback_continuing(self, event: PlaybackContinuing) -> list[Action]:
@@ -336,9 +305,7 @@ class ConsentMachine:
             self._notice_index += 1
             return self._next_notice()
         _p, consent, asking = self._current_question()
-        if asking.started_at is None:
-            asking.started_at = event.at  # no start event seen: the prompt ran until now
-        asking.ended_at = event.at
+        asking.finished(event.at)
         return self._start_timer(consent.timeout_seconds)
 
     def _on_playback_failed(self, event: PlaybackFailed) -> list[Action]:
