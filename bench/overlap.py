@@ -108,7 +108,7 @@ async def one_call(h: Harness, cid: str, during_question: bool) -> tuple[float, 
 async def run(folder: Path, calls: int) -> dict[str, list[tuple[float, int, int]]]:
     h = Harness(folder)
     h.ari = SlowAri()
-    h.app._ari = h.ari  # white-box: the harness's app over the slow ARI
+    h.app._ari = h.app._actions.ari = h.ari  # white-box: the harness's app over the slow ARI
     out: dict[str, list[tuple[float, int, int]]] = {"after": [], "during": []}
     for n in range(calls):
         for case in ("after", "during"):

@@ -1,15 +1,15 @@
 """The ARI (Stasis) adapter: one consent flow per channel, on the pure state machine.
 
 It translates ARI events into :mod:`callconsent.consent` events and carries out the actions the
-machine returns. It decides nothing itself. Fail safe: any error while carrying out an action
-becomes an ``AdapterFailed`` event, which the machine answers with "continue the call without
-recording"; the reason is logged and written to the ledger. The app never hangs up a caller.
+machine returns (:mod:`callconsent._stasis_actions`). It decides nothing itself. Fail safe: any
+error while carrying out an action becomes an ``AdapterFailed`` event, which the machine answers
+with "continue the call without recording"; the reason is logged and written to the ledger. The
+app never hangs up a caller.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections import deque
@@ -19,41 +19,26 @@ from typing import Any
 import structlog
 
 from callconsent import metrics
+from callconsent._stasis_actions import Actions
 from callconsent._stasis_call import Call, Location, stasis_location
 from callconsent._stasis_channel import call_info
 from callconsent._stasis_events import USED_EVENTS, event_time, translate
 from callconsent._stasis_exit import continue_call, continue_stranger, set_result
-from callconsent._stasis_prepare import prepare_recording
 from callconsent.ari import READ_AT, AriError, AriNotFound
 from callconsent.clock import Clock, utc_now
 from callconsent.consent import (
-    Action,
     AdapterFailed,
-    Answer,
-    Answered,
     CallEntered,
     CallerHungUp,
-    CancelTimer,
     ConsentMachine,
     ConsentTimedOut,
-    ContinueDialplan,
     Event,
     IllegalEvent,
-    LedgerWritten,
-    PlaybackFailed,
     PlaybackStarted,
-    PlayPrompt,
-    PrepareRecording,
-    RecordingPrepared,
-    SetResult,
     ShutdownRequested,
-    StartTimer,
-    StopPlayback,
     WriteLedger,
 )
-from callconsent.hook_result import extra_variables, replacing
 from callconsent.ports import (
-    NOT_WATCHED,
     AriOps,
     Objections,
     Planner,
@@ -68,9 +53,6 @@ from callconsent.withdrawal.route import Readout
 __all__ = ["USED_EVENTS", "AriOps", "Planner", "Skip", "StasisApp", "Store"]
 
 log = structlog.get_logger("callconsent.stasis")
-
-#: Actions Asterisk carries out in order on the channel: they wait for a prompt's stop in flight.
-_CHANNEL_COMMANDS = (Answer, PlayPrompt, SetResult, ContinueDialplan)
 
 
 class StasisApp:
@@ -96,13 +78,21 @@ class StasisApp:
         self._planner = planner
         self._store = store
         self._clock = clock
-        self._whisper_dir = whisper_dir  # <prompts_dir>/<lang>: the agent gosub's whisper prompts
-        self._prompts_dir = prompts_dir  # the caller's withdrawal confirmation (R16)
-        self._refs = call_refs
         self._config_sha256 = config_sha256 or (lambda: "")
         self._objections = objections
-        self._can_record = can_record
         self._ami_ends, self._heard_key = ami_ends, heard_key
+        self._actions = Actions(  # carries out the machine's actions on the channel
+            ari,
+            store,
+            clock,
+            self._timer_fired,
+            whisper_dir=whisper_dir,  # <prompts_dir>/<lang>: the agent gosub's whisper prompts
+            prompts_dir=prompts_dir,  # the caller's withdrawal confirmation (R16)
+            refs=call_refs,
+            objections=objections,
+            can_record=can_record,
+            ami_ends=ami_ends,
+        )
         self._calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -112,7 +102,7 @@ class StasisApp:
 
     def use_call_refs(self, call_refs: Readout | None) -> None:
         """A reloaded config's call-reference read-out (R17b), for results set from now on."""
-        self._refs = call_refs
+        self._actions.refs = call_refs
 
     # -- EventSink ------------------------------------------------------------------------
     async def on_connected(self) -> None:
@@ -307,101 +297,16 @@ class StasisApp:
                 for action in actions:
                     if isinstance(action, WriteLedger) and not action.final:
                         # durable before the call continues, written while the result is set
-                        line = asyncio.create_task(self._do(call, action))
+                        line = asyncio.create_task(self._actions.do(call, action))
                         continue
-                    follow = await self._do(call, action)
+                    follow = await self._actions.do(call, action)
                     if follow is not None:
                         pending.append(follow)
                 if line is not None and (follow := await line) is not None:
                     pending.append(follow)
-
-    async def _stop(self, playback_id: str) -> None:
-        with contextlib.suppress(AriError):  # it may have finished already
-            await self._ari.stop_playback(playback_id)
 
     def _timer_fired(self, call: Call, timer_id: str) -> None:
         call.timers.pop(timer_id, None)
         task = asyncio.create_task(self._feed(call, ConsentTimedOut(timer_id, self._clock())))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _do(self, call: Call, action: Action) -> Event | None:
-        channel_id = call.info.uniqueid
-        if call.stopping is not None and isinstance(action, _CHANNEL_COMMANDS):
-            stopping, call.stopping = call.stopping, None  # a prompt playing holds them back
-            await stopping
-        try:
-            match action:
-                case Answer():
-                    if not call.up:  # the hook answers first; ARI when a dialplan did not
-                        await self._ari.answer(channel_id)
-                    return Answered(self._clock())
-                case PlayPrompt(playback_id, prompt, then):
-                    if not prompt.version:  # the audio file is missing (R4)
-                        call.log.error("prompt_missing", prompt=prompt.prompt_id)
-                        return PlaybackFailed(playback_id, self._clock())
-                    call.marks.setdefault("play_sent", self._clock().timestamp())
-                    # the last notice and the question as one playlist (the machine joins them
-                    # only when both files are there)
-                    media = prompt.media if then is None else [prompt.media, then.media]
-                    await self._ari.play(channel_id, media, playback_id, prompt.language)
-                case StopPlayback(playback_id):  # awaited by the next channel command
-                    call.stopping = asyncio.create_task(self._stop(playback_id))
-                case StartTimer(timer_id, seconds):
-                    loop = asyncio.get_running_loop()
-                    call.timers[timer_id] = loop.call_later(
-                        seconds, self._timer_fired, call, timer_id
-                    )
-                case CancelTimer(timer_id):
-                    handle = call.timers.pop(timer_id, None)
-                    if handle is not None:
-                        handle.cancel()
-                case PrepareRecording(outcome):
-                    if not self._can_record():  # e.g. AMI away: transfers would go unseen
-                        call.log.error("recording_not_watched", reason=NOT_WATCHED)
-                        return AdapterFailed(NOT_WATCHED, self._clock())
-                    # the sidecar durable and, unless AMI reports the end, the channel subscribed
-                    via_ami = call.stasis_at is not None and self._ami_ends()
-                    path = await prepare_recording(
-                        self._ari, self._store, outcome, call.info, self._clock, not via_ami
-                    )
-                    call.recording_path, call.ends_via_ami = path, via_ami
-                    return RecordingPrepared(self._clock())
-                case SetResult(status, reason, recording):
-                    call.marks.setdefault("decided", time.time())
-                    path = call.recording_path if recording and call.recording_path else ""
-                    extra = extra_variables(
-                        call.machine.plan,
-                        call.machine.outcome,
-                        path,
-                        call.info.uniqueid,
-                        whisper_dir=self._whisper_dir,
-                        prompts_dir=self._prompts_dir,
-                        refs=self._refs,
-                        objections=self._objections,
-                    )
-                    earlier, call.result_extra = call.result_extra, [n for n, _ in extra]
-                    extra = replacing(earlier, extra)  # a result "record" set before is undone
-                    await set_result(self._ari, channel_id, status, reason, path, call.log, extra)
-                    call.log.info("consent_result", status=status, reason=reason, recording=path)
-                case ContinueDialplan():
-                    call.stranded = not await continue_call(self._ari, channel_id, call.log)
-                    call.marks.setdefault("continued", time.time())
-                case WriteLedger(outcome, final):
-                    call.marks.setdefault("decided", time.time())  # a recorded call's line first
-                    try:  # a final line: unrecorded (the store discards what was prepared)
-                        await self._store.write_call(outcome, call.info, final=final)
-                    finally:
-                        if final:
-                            call.recording_path = None
-                    return LedgerWritten(self._clock())
-        except AriNotFound:
-            call.log.info("channel_gone", action=type(action).__name__)
-            return None  # the caller hung up; the hangup event follows
-        except AriError as exc:
-            call.log.error("ari_error", action=type(action).__name__, error=str(exc))
-            return AdapterFailed("ari_error", self._clock())
-        except (OSError, ValueError) as exc:  # storage: disk full, permissions, unsafe id
-            call.log.error("storage_error", action=type(action).__name__, error=str(exc))
-            return AdapterFailed("storage_error", self._clock())
-        return None
