@@ -210,6 +210,9 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
         ),
     )
     ami.on_user_event(names.AGENT_SELF_USER_EVENT, own.on_event, keys=names.AGENT_SELF_EVENT_KEYS)
+    ami.on_user_event(
+        names.AGENT_SELF_LATE_USER_EVENT, own.on_late, keys=names.AGENT_SELF_LATE_EVENT_KEYS
+    )
     flags = SensitiveFlagHandler(ami, store)
     ami.on_user_event(
         names.SENSITIVE_USER_EVENT, flags.on_flag_event, keys=names.SENSITIVE_EVENT_KEYS

@@ -270,3 +270,8 @@ AGENT_SELF_PROMPTS: Final = {
 #: The keys the agent's own-consent UserEvent carries (read by these keys only, issue 11);
 #: ``Channel`` is Asterisk's own header of the agent's channel.
 AGENT_SELF_EVENT_KEYS: Final = ("Consent", "Channel")
+#: Raised by ``AGENT_SELF_CONTEXT`` when its wait ended without an answer (it read nothing and
+#: plays "failed, nothing changed"): the app undoes a give it applied meanwhile. Same keys, the
+#: agent again from the event's own ``Channel`` header.
+AGENT_SELF_LATE_USER_EVENT: Final = "CallconsentAgentSelfLate"
+AGENT_SELF_LATE_EVENT_KEYS: Final = ("Consent", "Channel")

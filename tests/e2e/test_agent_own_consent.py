@@ -4,12 +4,13 @@ agent1 consents (CLI), a caller on ``queue-support`` says yes and agent1 answers
 training-only recording tagged ``agent:agent1``. Then agent1 calls ``*4`` from their own phone
 (a sipp caller from 127.0.0.2, which pjsip.conf identifies as agent1): the app revokes the
 consent, the earlier training-only recording becomes a tombstone, and agent1 hears the
-confirmation. ``*5`` gives it again.
+confirmation. ``*5`` gives it again. An answer in time raises no ``CallconsentAgentSelfLate``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from callconsent.config import Config
+from tests.e2e.agent_self import LATE_EVENT, feature_code
 from tests.e2e.lab_app import (
     LabApp,
     agent_cli,
@@ -28,8 +30,6 @@ from tests.harness.agent import agent_phones
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Digit, Pause, run_calls
 
-AGENT1_PHONE = "127.0.0.2"  # pjsip.conf agent1-identify
-
 
 def _sidecar(config: Config, relative: str, *, until: str, timeout: float = 20.0) -> dict[str, Any]:
     path = (config.storage.recordings_dir / relative).with_suffix(".json")
@@ -39,20 +39,6 @@ def _sidecar(config: Config, relative: str, *, until: str, timeout: float = 20.0
         if doc["state"] == until or time.monotonic() > deadline:
             return doc
         time.sleep(0.2)
-
-
-def _feature_code(asterisk: AsteriskLab, code: str) -> str:
-    """agent1 dials ``code`` on their own phone; the result the dialplan logged."""
-    mark = asterisk.log_offset()
-    [result] = run_calls(
-        [Call(to=code, caller_number="agent1", local_ip=AGENT1_PHONE, timeline=[Pause(10.0)])]
-    )
-    assert result.answered, result.describe()
-    for m in asterisk.find_log(
-        r"(?m)\] NOTICE\[.*: callconsent agent-self consent=(\S+) result=(\S*)$", mark
-    ):
-        return m.group(2)
-    return ""
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +70,9 @@ def recorded(asterisk: AsteriskLab, lab_app: LabApp, config: Config) -> str:
 def test_agent_revoke_code_turns_earlier_training_recordings_into_tombstones(
     asterisk: AsteriskLab, config: Config, recorded: str
 ) -> None:
-    assert _feature_code(asterisk, "*4") == "refused"
+    result, log = feature_code(asterisk, "*4")
+    assert result == "refused"
+    assert not re.search(LATE_EVENT, log)  # answered in time: no late event
     doc = _sidecar(config, recorded, until="tombstone")
     assert doc["state"] == "tombstone" and doc["reason"] == "withdrawn"
     assert not (config.storage.recordings_dir / recorded).exists()
@@ -100,7 +88,9 @@ def test_agent_revoke_code_turns_earlier_training_recordings_into_tombstones(
 def test_agent_give_code_registers_consent_again(
     asterisk: AsteriskLab, config: Config, recorded: str
 ) -> None:
-    assert _feature_code(asterisk, "*5") == "given"
+    result, log = feature_code(asterisk, "*5")
+    assert result == "given"
+    assert not re.search(LATE_EVENT, log)
     rows = {r["agent_id"]: r for r in json.loads(agent_cli("list", "--json").stdout)}
     assert rows["agent1"]["consent"] == "given"
     assert "Value: 1" in asterisk.cli("database get callconsent agent/agent1")

@@ -182,3 +182,17 @@ def test_agent_self_names_and_prompts_are_the_dialplan_s() -> None:
     assert f"UserEvent({names.AGENT_SELF_USER_EVENT},Consent: " in code
     for prompt in names.AGENT_SELF_PROMPTS.values():
         assert f"Playback(${{LOCAL(dir)}}/{prompt})" in code, prompt
+
+
+def test_agent_self_raises_the_late_event_only_when_it_read_no_answer() -> None:
+    code = hook_code()
+    context = code.split(f"[{names.AGENT_SELF_CONTEXT}]", 1)[1].split("\n[", 1)[0]
+    lines = context.splitlines()
+    [at] = [i for i, line in enumerate(lines) if names.AGENT_SELF_LATE_USER_EVENT in line]
+    assert (
+        f"UserEvent({names.AGENT_SELF_LATE_USER_EVENT},Consent: ${{LOCAL(consent)}})" in (lines[at])
+    )
+    assert lines[at - 1].endswith('GotoIf($["${LOCAL(result)}" != ""]?failed)')
+    assert lines[at + 1].startswith(" same => n(failed),Playback(")
+    reading = next(i for i, line in enumerate(lines) if "Set(LOCAL(result)=" in line)
+    assert reading < at and "WaitForCondition(" in lines[reading - 1]

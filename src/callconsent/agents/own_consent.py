@@ -8,6 +8,18 @@ The feature code's context (``[callconsent-agent-self]``) raises::
 on the agent's own channel. Who the agent is comes from the event's ``Channel`` header, which
 AMI fills in from the channel itself (``PJSIP/agent1-0000002a``): the endpoint name is the agent
 id, as the queue member name is. Nothing the dialplan or a caller could set names the agent.
+
+The context waits 5 s for the app's answer, reads it once, and plays the confirmation of what it
+read. When it read nothing (the app away, or behind on a loaded machine) the agent hears
+"failed, nothing changed", and the context raises::
+
+    UserEvent(CallconsentAgentSelfLate,Consent: <given|refused>)
+
+on the same channel (the same ``Channel`` header names the agent). The app may have applied the
+request meanwhile; :func:`when_not_told` decides what it then does so that the agent's belief
+is never less safe than the truth: a give that was applied is undone (the registry goes back to
+``refused`` unless it was ``given`` before), a withdrawal stays (never consent without the
+agent's act).
 """
 
 from __future__ import annotations
@@ -21,6 +33,12 @@ from callconsent.agents.rules import AGENT_ID_RE
 
 Consent = Literal["given", "refused"]
 Result = Literal["given", "refused", "refused_pending", "failed"]
+#: What the app does when the agent was not told the result of a request (the late event):
+#: ``restore_refused``: the registry goes back to refused (and training leaves the recordings
+#: made meanwhile); ``unchanged``: the give changed nothing (the agent had consented already);
+#: ``kept_refused``: a withdrawal stays withdrawn; ``not_applied``: the app never changed the
+#: registry for it ("failed, nothing changed" was true).
+NotToldAction = Literal["restore_refused", "unchanged", "kept_refused", "not_applied"]
 
 #: A PJSIP channel name: technology, endpoint, then Asterisk's hex suffix.
 CHANNEL_RE: Final = re.compile(r"^PJSIP/([A-Za-z0-9_-]{1,32})-[0-9a-f]{8}$")
@@ -86,3 +104,16 @@ def result_of(consent: Consent, *, registered: bool, recordings_done: bool) -> R
     if consent == "given":
         return "given"
     return "refused" if recordings_done else "refused_pending"
+
+
+def when_not_told(consent: Consent, *, applied: bool, before: Consent | None) -> NotToldAction:
+    """What to do when the agent heard "failed, nothing changed" for a request of ``consent``
+    that the app did (``applied``) or did not register; ``before``: the registry's state for
+    that agent before it (None: not in the registry, which counts as refused: absence is never
+    consent). Fail safe: never more recording than the agent believes,
+    and never consent restored without the agent's act."""
+    if not applied:
+        return "not_applied"
+    if consent == "refused":
+        return "kept_refused"
+    return "unchanged" if before == "given" else "restore_refused"
