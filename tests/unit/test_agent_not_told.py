@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from callconsent import names
 from callconsent.agents.bridge import BridgeHandler
@@ -22,12 +23,15 @@ from tests.support.ami_fakes import StopAmi
 from tests.support.bridge import (
     AGENT_CHAN,
     CALLER,
+    REAL_ID,
     T0,
     FakeRegistry,
     call,
     event,
+    gone,
     ledger,
     outcome,
+    real_call,
     sidecar_of,
 )
 from tests.support.stasis_fakes import pcm_wav, schema_problems, write_audio
@@ -253,3 +257,30 @@ async def test_a_storage_error_on_a_late_answer_stops_the_recording(
     monkeypatch.setattr(store, "agent_not_told", broken)
     await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_late(late_event())
     assert ami.calls[-1] == ("StopMixMonitor", CALLER)  # fail safe: nothing it cannot vouch for
+
+
+async def test_a_late_event_after_the_hangup_deletes_the_final_recording(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    # a uniqueid as Asterisk makes them: after the hangup the app finds the file by it
+    audio = Path(await store.prepare_recording(outcome("training"), real_call(), T0))
+    registry = FakeRegistry(agent1="given")
+    await BridgeHandler(StopAmi(), store, registry).on_agent_event(event(caller=REAL_ID))
+    write_audio(audio, pcm_wav(800))
+    await store.recording_ended(real_call(), LATER)  # the app reads the late event after it
+    assert sidecar_of(audio)["state"] == "final"
+    ami = StopAmi(fail={"StopMixMonitor"})  # Asterisk: "No such channel"
+    with capture_logs() as logs:
+        await BridgeHandler(ami, store, registry).on_agent_late(late_event(REAL_ID))
+
+    assert gone(audio)
+    assert (sidecar_of(audio)["state"], sidecar_of(audio)["reason"]) == ("tombstone", NOT_TOLD)
+    assert [e["type"] for e in ledger(tmp_path)] == [
+        "agent_decision",
+        "recording_final",
+        "agent_decision",
+        "deleted",
+    ]
+    events = {e["event"]: e["log_level"] for e in logs}
+    assert events["agent_not_told_call_ended"] == "info"  # the call is over: nothing records
+    assert "agent_not_told_stop_failed" not in events

@@ -122,7 +122,10 @@ class BridgeHandler:
             try:  # the agent's channel cannot stop the caller's recording: the app does
                 await self._ami.stop_mixmonitor(caller)
             except AmiError as exc:  # the audio is deleted already; the rest ends at hangup
-                bound.warning("agent_not_told_stop_failed", error=str(exc))
+                if "no such channel" in exc.detail.lower():  # the call ended: nothing records
+                    bound.info("agent_not_told_call_ended")
+                else:
+                    bound.warning("agent_not_told_stop_failed", error=str(exc))
 
     async def _decide(self, caller: str, agent_id: str, flag: str, bound: Any) -> bool:
         if not self._store.waiting_for_agent(caller):
