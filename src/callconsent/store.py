@@ -27,8 +27,10 @@ each ledger/key-store fsync):
   one nobody answered);
 * the ``final`` sidecar: file and folder, before the ledger's ``recording_final`` names it.
 
-The mid-call changes (withdrawal, sensitive flag, party stop, hold pause) live in
-:mod:`callconsent._store_midcall`; :class:`EvidenceStore` has them as its own methods.
+The calls' own ledger lines (``call``, with the held ones first) live in
+:mod:`callconsent._store_lines`, the mid-call changes (withdrawal, sensitive flag, party stop,
+hold pause) in :mod:`callconsent._store_midcall`; :class:`EvidenceStore` has them as its own
+methods.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any
 import structlog
 
 from callconsent._store_held import HeldLines
+from callconsent._store_lines import CallLines
 from callconsent._store_midcall import MidCallChanges
 from callconsent.agents import evidence as agent_evidence
 from callconsent.agents import rules as agent_rules
@@ -61,7 +64,6 @@ from callconsent.evidence import (
     wav,
 )
 from callconsent.evidence.at_rest import AtRest
-from callconsent.evidence.callers import KeyRow
 from callconsent.evidence.documents import CallInfo
 from callconsent.evidence.file_worker import DirSyncs, FileWorker
 from callconsent.evidence.known import KnownSidecars
@@ -79,9 +81,10 @@ FINALISE_TIMEOUT_SECONDS = 15.0
 HASH_IN_WORKER_BYTES = 4 << 20
 
 
-class EvidenceStore(MidCallChanges):
+class EvidenceStore(CallLines, MidCallChanges):
     """Sidecars and ledger entries of the calls in progress: a recording's start, the agent's
-    decision, its end (finalise, encrypt, tombstone); the mid-call changes come from
+    decision, its end (finalise, encrypt, tombstone); the calls' own ledger lines come from
+    :class:`callconsent._store_lines.CallLines`, the mid-call changes from
     :class:`callconsent._store_midcall.MidCallChanges`. One lock per call."""
 
     def __init__(
@@ -243,54 +246,6 @@ class EvidenceStore(MidCallChanges):
         if doc["state"] != sidecar.State.RECORDING or doc["recording"].get("stop_reason"):
             return False
         return any(p["consent"] is not None for p in doc["purposes"])
-
-    async def write_call(self, outcome: CallOutcome, call: CallInfo, *, final: bool = True) -> None:
-        """The call's ``call`` line. ``final`` False: the line written before the call is
-        recorded; refused, it is simply not there (the call goes on unrecorded and its final
-        line follows). A refused final line is held and written before the next one. A final
-        line saying the call is not recorded discards a recording prepared for it (the line
-        before was refused, or the caller hung up meanwhile): a tombstone, written or not."""
-        where = self._recordings.get(call.uniqueid)
-        caller, key = self._callers.seal(call.uniqueid, call.caller_number, call.caller_name)
-        entry = documents.ledger_entry(
-            outcome,
-            call,
-            relative_file=where.relative if where else None,
-            config_sha256=call.config_sha256 or self._config_sha256,
-            now=self._clock(),
-            caller=caller,
-        )
-        keys = () if key is None else (key,)
-        if not final:
-            await self._ledger.append_async(entry, keys)
-            return
-        try:
-            await self._append_final(entry, keys)
-        finally:
-            if not outcome.recorded_purposes and call.uniqueid in self._recordings:
-                await self.discard_recording(call.uniqueid, self._clock(), outcome.reason)
-
-    async def write_unhandled(self, call: CallInfo, status: str, reason: str) -> None:
-        caller, key = self._callers.seal(call.uniqueid, call.caller_number, call.caller_name)
-        entry = documents.unhandled_call_entry(
-            call,
-            status=status,
-            reason=reason,
-            config_sha256=call.config_sha256 or self._config_sha256,
-            now=self._clock(),
-            caller=caller,
-        )
-        await self._append_final(entry, () if key is None else (key,))
-
-    async def _append_final(self, entry: dict[str, Any], keys: tuple[KeyRow, ...]) -> None:
-        """Append a call's final line after the lines held earlier; refused (disk full, the
-        ledger unwritable), it is held too, and the error raised for the caller to log."""
-        await self._held.flush(self._ledger)
-        try:
-            await self._ledger.append_async(entry, keys)
-        except OSError:
-            self._held.hold(entry, keys)
-            raise
 
     async def discard_recording(self, uniqueid: str, at: datetime, reason: str) -> None:
         """A prepared recording the call will not have (its ledger line was refused): the
