@@ -254,6 +254,21 @@ def app_events(log_path: Path, since: int) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
+def app_reading_late(
+    lab_app: LabApp, folder: Path, user_event: str, seconds: float, port: int = 5039
+) -> Iterator[LabApp]:
+    """``callconsent serve`` behind an AMI proxy (``port``) that holds the next UserEvent
+    ``user_event`` back ``seconds`` (and all that follows it): an app that reads it late, as on
+    a loaded machine (the dialplan's wait for its answer ends first)."""
+    with (
+        TcpProxy(port, 5038, ami=True) as proxy,
+        app_behind_ami_proxy(lab_app, folder, proxy) as app,
+    ):
+        proxy.delay_user_event(user_event, seconds)
+        yield app
+
+
+@contextlib.contextmanager
 def app_behind_ami_proxy(lab_app: LabApp, folder: Path, proxy: TcpProxy) -> Iterator[LabApp]:
     """``callconsent serve`` reaching AMI through ``proxy`` (its config in ``folder``), logged
     in to AMI, in place of the session's app (stopped meanwhile, started again afterwards)."""

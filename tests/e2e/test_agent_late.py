@@ -17,14 +17,11 @@ from typing import Any
 import pytest
 
 from callconsent.config import Config
-from tests.e2e.faults import app_behind_ami_proxy, app_events, wait_until
+from tests.e2e.faults import app_events, app_reading_late, wait_until
 from tests.e2e.lab_app import LabApp, agent_cli, ledger_entries, route_timing, wait_sidecar
 from tests.harness.agent import agent_phones
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.sipp import Call, Digit, Pause, run_calls
-from tests.harness.tcp_proxy import TcpProxy
-
-AMI_PROXY_PORT = 5039
 
 
 def _gosub_line(asterisk: AsteriskLab, caller: str, since: int) -> tuple[str, str]:
@@ -49,11 +46,9 @@ def late(
     support = route_timing(config, "support")
     folder = tmp_path_factory.mktemp("agent-late")
     with (
-        TcpProxy(AMI_PROXY_PORT, 5038, ami=True) as proxy,
-        app_behind_ami_proxy(lab_app, folder, proxy) as app,
+        app_reading_late(lab_app, folder, "CallconsentAgent", 2.6) as app,
         agent_phones("agent1"),
     ):
-        proxy.delay_user_event("CallconsentAgent", 2.6)
         mark = asterisk.log_offset()
         yes = [Pause(support.question_end + 1.0), Digit("1"), Pause(8.0)]
         (result,) = run_calls([Call(to="queue-support", caller_number="+4520000051", timeline=yes)])

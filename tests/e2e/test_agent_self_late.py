@@ -20,12 +20,9 @@ import pytest
 
 from callconsent.config import Config
 from tests.e2e.agent_self import LATE_EVENT, feature_code
-from tests.e2e.faults import app_behind_ami_proxy, app_events, wait_until
+from tests.e2e.faults import app_events, app_reading_late, wait_until
 from tests.e2e.lab_app import LabApp, agent_cli, ledger_entries
 from tests.harness.asterisk import AsteriskLab
-from tests.harness.tcp_proxy import TcpProxy
-
-AMI_PROXY_PORT = 5039
 
 
 @dataclass(frozen=True)
@@ -52,11 +49,7 @@ def late(
     assert proc.returncode == 0, proc.stderr
     since = len([e for e in ledger_entries(config) if e["type"] == "agent_consent"])
     folder = tmp_path_factory.mktemp("agent-self-late")
-    with (
-        TcpProxy(AMI_PROXY_PORT, 5038, ami=True) as proxy,
-        app_behind_ami_proxy(lab_app, folder, proxy) as app,
-    ):
-        proxy.delay_user_event("CallconsentAgentSelf", 6.0)
+    with app_reading_late(lab_app, folder, "CallconsentAgentSelf", 6.0) as app:
         result, log = feature_code(asterisk, "*5")
         try:
             wait_until(
