@@ -200,6 +200,11 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
         requests.on_request_event,
         keys=names.WITHDRAW_REQUEST_EVENT_KEYS,
     )
+    ami.on_user_event(
+        names.WITHDRAW_REQUEST_LATE_USER_EVENT,
+        requests.on_late,
+        keys=names.WITHDRAW_REQUEST_LATE_EVENT_KEYS,
+    )
     own = OwnConsentHandler(  # the agent's own consent from their phone (R15, issue 16)
         ami,
         registry,

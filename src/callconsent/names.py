@@ -176,6 +176,11 @@ WITHDRAW_ROUTE_CONTEXT: Final = "callconsent-withdraw-route"
 WITHDRAW_REQUEST_MARK_CONTEXT: Final = "callconsent-withdraw-request-mark"
 WITHDRAW_REQUEST_USER_EVENT: Final = "CallconsentWithdrawRequest"
 WITHDRAW_REQUEST_EVENT_KEYS: Final = ("Request", "Caller", "By", "Value", "At")
+#: Raised by ``WITHDRAW_ROUTE_CONTEXT`` when its wait ended without an answer (it read none and
+#: plays "registered, it will be done shortly"): the app makes that true where it can (an
+#: ambiguous reference: every matching call withdrawn). ``Request``: the request's id.
+WITHDRAW_REQUEST_LATE_USER_EVENT: Final = "CallconsentWithdrawRequestLate"
+WITHDRAW_REQUEST_LATE_EVENT_KEYS: Final = ("Request",)
 #: The durable marker: ``DB(callconsent/withdrawreq/<request id>)`` = ``<stamp> <by> <sealed>``,
 #: deleted by the app once the request is carried out (or refused as malformed). ``<sealed>``
 #: (also the event's ``Value``) is the number or reference sealed with the seal key:
@@ -185,7 +190,8 @@ WITHDRAW_REQUEST_EVENT_KEYS: Final = ("Request", "Caller", "By", "Value", "At")
 VAR_SEAL_KEY: Final = "CALLCONSENT_SEAL_KEY"
 ASTDB_WITHDRAW_REQUEST_PREFIX: Final = "withdrawreq/"
 #: Set by the app on the route's channel: done | pending | bad_ref | unknown_ref | ambiguous.
-#: Empty after the wait (app down or slow): the caller hears "registered".
+#: Empty after the wait (app down or slow): the caller hears "registered" (and the route raises
+#: ``WITHDRAW_REQUEST_LATE_USER_EVENT``).
 VAR_WITHDRAW_RESULT: Final = "CALLCONSENT_WITHDRAW_RESULT"
 #: The route's prompts under the folder the admin passes (base names, per language).
 WITHDRAW_ROUTE_PROMPTS: Final = {

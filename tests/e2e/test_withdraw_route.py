@@ -23,10 +23,9 @@ from callconsent.config import Config
 from callconsent.evidence import callref
 from tests.e2e.lab_app import LabApp, route_timing, wait_ledger
 from tests.e2e.lab_app import wait_sidecar as _sidecar
+from tests.e2e.withdraw_route import LATE_EVENT, WITHHELD, route_call, route_result
 from tests.harness.asterisk import AsteriskLab, LabLine
 from tests.harness.sipp import Call, CallResult, Digit, Pause, run_call, run_calls
-
-WITHHELD = "anonymous"  # CALLERID(num) "anonymous": no digits, so the number counts as withheld
 
 
 def _number() -> str:
@@ -58,28 +57,6 @@ def _recorded(asterisk: AsteriskLab, result: CallResult, since: int) -> LabLine:
     end = asterisk.wait_labend(result.call_id, since=since)
     assert end.recording, f"nothing recorded: {end.line}"
     return end
-
-
-def _route_call(number: str, keys: str, *, then: str = "", hangup_after: float = 16.0) -> Call:
-    """A call to the route typing ``keys`` 2 s after the answer (during the first prompt) and
-    ``then`` 5 s after them (after the answer to the first attempt, during the prompt again)."""
-    timeline: list[Pause | Digit] = [Pause(2.0)]
-    for i, part in enumerate((keys, then)):
-        timeline += [Pause(5.0)] if i and part else []
-        for key in part:
-            timeline += [Digit(key), Pause(0.3)]
-    return Call(to="withdraw", caller_number=number, timeline=timeline, hangup_after=hangup_after)
-
-
-def _route_result(asterisk: AsteriskLab, result: CallResult, since: int) -> tuple[str, str]:
-    """(the route channel's uniqueid, the app's answer) from the LABWITHDRAW line."""
-    assert result.ok, result.describe()
-    m = asterisk.wait_for_log(
-        rf"(?m)LABWITHDRAW uniqueid=(\S+) callid={re.escape(result.call_id)} result=(\S*)$",
-        since,
-        timeout=30,
-    )
-    return m.group(1), m.group(2)
 
 
 def _answer_ms(asterisk: AsteriskLab, route: str, since: int) -> float:
@@ -143,7 +120,7 @@ def test_caller_presses_1_on_the_route_and_both_training_recordings_are_deleted(
     docs_before = _sidecar(config, docs.recording, until="final")
     assert docs_before["state"] == "final"
 
-    route, answer = _route_result(asterisk, run_call(_route_call(number, "1")), log_mark)
+    route, answer = route_result(asterisk, run_call(route_call(number, "1")), log_mark)
     assert answer == "done"
     print(
         f"withdrawal route: the app answered {_answer_ms(asterisk, route, log_mark):.0f} ms "
@@ -166,6 +143,7 @@ def test_caller_presses_1_on_the_route_and_both_training_recordings_are_deleted(
     assert not _marker(asterisk, request), "the marker is deleted once done"
     lines = asterisk.read_log(log_mark)
     assert "callconsent-withdraw-done" in lines and "Dangerous function" not in lines
+    assert re.search(LATE_EVENT, lines) is None, "answered in time: no late event"
 
 
 def test_withheld_caller_hears_the_call_reference_and_withdraws_with_it(
@@ -181,8 +159,8 @@ def test_withheld_caller_hears_the_call_reference_and_withdraws_with_it(
     assert _sidecar(config, end.recording, until="final")["state"] == "final"
 
     wrong = ref[:3] + str((int(ref[3]) + 1) % 10) + ref[4:]  # a typo: the check digit catches it
-    call = _route_call(WITHHELD, wrong, then=ref, hangup_after=28.0)  # "not valid", then again
-    route, answer = _route_result(asterisk, run_call(call), log_mark)
+    call = route_call(WITHHELD, wrong, then=ref, hangup_after=28.0)  # "not valid", then again
+    route, answer = route_result(asterisk, run_call(call), log_mark)
     assert answer == "done"
     assert (
         asterisk.find_log(
@@ -205,9 +183,12 @@ def test_request_made_while_the_app_is_down_is_carried_out_when_it_is_back(
     assert _sidecar(config, end.recording, until="final")["state"] == "final"
     try:
         assert lab_app.stop() == 0
-        route, answer = _route_result(asterisk, run_call(_route_call(number, "1")), log_mark)
+        route, answer = route_result(asterisk, run_call(route_call(number, "1")), log_mark)
         assert answer == "", "nobody answered: the caller hears 'registered'"
-        assert "callconsent-withdraw-registered" in asterisk.read_log(log_mark)
+        lines = asterisk.read_log(log_mark)
+        assert "callconsent-withdraw-registered" in lines
+        late = [m["request"] for m in re.finditer(LATE_EVENT, lines)]
+        assert late == [f"{route}-0"], "it read no answer: the late event (nobody reads it)"
         assert _marker(asterisk, f"{route}-0"), "the route marks the request in AstDB"
         assert Path(end.recording).exists()
     finally:

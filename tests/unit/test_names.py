@@ -196,3 +196,19 @@ def test_agent_self_raises_the_late_event_only_when_it_read_no_answer() -> None:
     assert lines[at + 1].startswith(" same => n(failed),Playback(")
     reading = next(i for i, line in enumerate(lines) if "Set(LOCAL(result)=" in line)
     assert reading < at and "WaitForCondition(" in lines[reading - 1]
+
+
+def test_withdraw_route_raises_the_late_event_only_when_it_read_no_answer() -> None:
+    code = hook_code()
+    context = code.split(f"[{names.WITHDRAW_ROUTE_CONTEXT}]", 1)[1].split("\n[", 1)[0]
+    lines = context.splitlines()
+    [at] = [i for i, line in enumerate(lines) if names.WITHDRAW_REQUEST_LATE_USER_EVENT in line]
+    assert lines[at].endswith(
+        f"UserEvent({names.WITHDRAW_REQUEST_LATE_USER_EVENT},Request: ${{LOCAL(id)}})"
+    )
+    assert lines[at - 1].endswith('GotoIf($["${LOCAL(result)}" != ""]?registered)')
+    registered = names.WITHDRAW_ROUTE_PROMPTS["registered"]
+    assert lines[at + 1] == (f" same => n(registered),Playback(${{LOCAL(dir)}}/{registered})")
+    reading = next(i for i, line in enumerate(lines) if "Set(LOCAL(result)=" in line)
+    assert reading < at and "WaitForCondition(" in lines[reading - 1]
+    assert all("CALLCONSENT_WITHDRAW_RESULT" not in line for line in lines[reading + 1 :])

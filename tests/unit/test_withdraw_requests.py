@@ -16,8 +16,8 @@ from callconsent.evidence import callref
 from callconsent.evidence.ledger import iter_entries, verify_chain
 from callconsent.lifecycle import audit
 from callconsent.lifecycle.hold import set_hold
-from callconsent.lifecycle.withdraw import WithdrawReport
-from callconsent.withdrawal.route import Request, seal
+from callconsent.lifecycle.withdraw import Scope, WithdrawReport
+from callconsent.withdrawal.route import seal
 from callconsent.withdrawal.route_adapter import (
     SOURCE_RECOVERED,
     WithdrawRequestHandler,
@@ -205,7 +205,7 @@ async def test_recording_on_legal_hold_answers_pending(store: Store) -> None:
 
 
 async def test_storage_failure_keeps_the_marker_for_the_next_login(store: Store) -> None:
-    def broken(_request: Request, _source: str, _now: datetime) -> WithdrawReport:
+    def broken(_scope: Scope, _reason: str, _now: datetime) -> WithdrawReport:
         raise OSError(28, "No space left on device")
 
     ami = RouteAmi()

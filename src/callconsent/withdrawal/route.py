@@ -19,6 +19,17 @@ and Asterisk's log lines of the route never hold the number in clear. This modul
 goes further unchecked), which answer the caller hears (:func:`answer`) and what a caller who
 consented is told at the end of the consent question (:class:`Readout`: the call reference read
 out, R17b). The fixed prompts of both are made like the other prompts (:func:`prompt_sources`).
+
+The route waits 4 s for the answer, reads it once and plays what it read. When it read nothing
+(the app away, or behind on a loaded machine) the caller hears "registered, it will be done
+shortly" and the route raises::
+
+    UserEvent(CallconsentWithdrawRequestLate, Request: <id>)
+
+:func:`when_not_told` says what the app then does so that what the caller heard is true where it
+can be: nothing more for done and pending; every call an ambiguous reference matches withdrawn
+(the fail-safe side: less kept); for a reference of no call (or a failed check digit) nothing
+can be done, and the operator is told.
 """
 
 from __future__ import annotations
@@ -175,6 +186,30 @@ def answer(report: Report) -> Result:
     if report.ambiguous:
         return "ambiguous"
     return "done" if report.complete else "pending"
+
+
+#: What the app does once a request's answer came too late (the route read none, played
+#: "registered, it will be done shortly" and raised ``CallconsentWithdrawRequestLate``):
+#: ``as_heard``: nothing (done or pending: what the caller heard is true);
+#: ``withdraw_every_match``: the reference matched several calls and nothing was done, so each
+#: of them is withdrawn by its call id; ``cannot_be_done``: no call has that reference (or its
+#: check digit fails), so nothing can be done, and the operator is told (log ERROR);
+#: ``not_handled``: the app has no record of the request (its marker, if still in AstDB, is
+#: carried out at the next AMI login).
+NotTold = Literal["as_heard", "withdraw_every_match", "cannot_be_done", "not_handled"]
+
+
+def when_not_told(result: Result | None) -> NotTold:
+    """What to do for a request whose caller heard "registered" instead of ``result`` (None:
+    the app never handled it). Fail safe: a withdrawal the caller believes in is carried out
+    wherever it can be, even when that means less kept than the caller asked for."""
+    if result is None:
+        return "not_handled"
+    if result in ("done", "pending"):
+        return "as_heard"
+    if result == "ambiguous":
+        return "withdraw_every_match"
+    return "cannot_be_done"
 
 
 def ref_problem(value: str) -> Result | None:

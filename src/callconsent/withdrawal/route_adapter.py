@@ -10,6 +10,16 @@ line with actor ``ivr``) in a worker thread (it is blocking file and SQLite I/O)
 marker and answers the route's channel (AMI Setvar ``CALLCONSENT_WITHDRAW_RESULT``), which
 waits a few seconds for it: "done", or "registered" when no answer came.
 
+A late "registered" is made true where it can be, and the operator is told where it cannot:
+when the route's 4 s wait ended before the answer (the app behind on a loaded machine) it raises
+``CallconsentWithdrawRequestLate`` (:meth:`WithdrawRequestHandler.on_late`). Once that request's
+own handling has run to its end (an asyncio.Event per request id, registered before any await;
+the late event follows the request's on the same AMI stream), the answer it decided (remembered
+per request id for :data:`REMEMBER_FOR`) says what follows
+(:func:`callconsent.withdrawal.route.when_not_told`): done, pending: nothing; ambiguous: every
+call the reference matches withdrawn by its call id, ledger and audit as usual; unknown_ref,
+bad_ref: nothing can be done, an ERROR ``withdraw_request_not_told`` for the operator.
+
 The app down (or failing) when the caller asked: the marker stays, and at the next AMI login
 :meth:`WithdrawRequestHandler.recover` carries out every request still marked. A request that
 cannot be carried out now (storage error) keeps its marker for the next login; a malformed one
@@ -31,7 +41,8 @@ import secrets
 import sqlite3
 import string
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -69,6 +80,9 @@ SOURCE_RECOVERED: Final = "recovered at AMI login"
 
 
 SEAL_KEY_NAME: Final = "withdraw-seal.key"
+#: How long the app remembers a request's answer for its late event: the route raises it 4 s
+#: after the request's event and the app reads both in order; minutes cover any backlog.
+REMEMBER_FOR: Final = timedelta(minutes=10)
 
 
 def seal_key(ledger_path: Path) -> str:
@@ -95,8 +109,9 @@ class RequestAmi(Protocol):
     async def set_global(self, variable: str, value: str) -> None: ...
 
 
-#: Runs one request's withdrawal (blocking): the report, or raises WithdrawError/OSError/...
-Runner = Callable[[rules.Request, str, datetime], WithdrawReport]
+#: Runs one withdrawal (blocking) of a scope, with the reason for the audit log: the report, or
+#: raises WithdrawError/OSError/...
+Runner = Callable[[Scope, str, datetime], WithdrawReport]
 
 
 def lifecycle_runner(
@@ -104,13 +119,24 @@ def lifecycle_runner(
 ) -> Runner:
     """The CLI's withdrawal, with a context of its own per request (SQLite is per thread)."""
 
-    def run(request: rules.Request, source: str, now: datetime) -> WithdrawReport:
+    def run(scope: Scope, reason: str, now: datetime) -> WithdrawReport:
         with Context.create(
             recordings_dir, ledger_path, now=now, actor=ACTOR, anchor_path=anchor_path
         ) as ctx:
-            return withdraw(ctx, scope_of(request), reason=request.reason(source))
+            return withdraw(ctx, scope, reason=reason)
 
     return run
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """One request as the app handled it: the answer it decided, the calls a reference matched
+    when it was ambiguous, and the reason its audit line gave (ids and times, never the value)."""
+
+    result: rules.Result
+    ambiguous: tuple[str, ...]
+    reason: str
+    at: datetime
 
 
 class WithdrawRequestHandler:
@@ -127,14 +153,61 @@ class WithdrawRequestHandler:
         self._clock = clock
         self._load_key = key
         self._key = ""  # none yet: every request is refused (and the route stores none)
+        #: per request id: set once that request's own handling has run to its end
+        self._busy: dict[str, asyncio.Event] = {}
+        #: per request id: what its handling decided (until its late event, or pruned)
+        self._handled: dict[str, Handled] = {}
 
     async def on_request_event(self, headers: dict[str, str]) -> None:
         """One ``CallconsentWithdrawRequest`` UserEvent (AMI headers, any case)."""
-        request = rules.from_event(headers, await self._seal_key())
-        if request is None:
-            log.warning("withdraw_request_invalid", request_id=_safe(headers))
+        request_id = _safe(headers)
+        mine = asyncio.Event()
+        if request_id:  # before any await: a late event of this request waits for it
+            self._busy[request_id] = mine
+        try:
+            request = rules.from_event(headers, await self._seal_key())
+            if request is None:
+                log.warning("withdraw_request_invalid", request_id=request_id)
+                return
+            await self.handle(request, SOURCE_EVENT)
+        finally:
+            mine.set()
+            if self._busy.get(request_id) is mine:
+                del self._busy[request_id]
+
+    async def on_late(self, headers: dict[str, str]) -> None:
+        """One ``CallconsentWithdrawRequestLate`` UserEvent: the route's wait ended before the
+        app's answer and the caller heard "registered, it will be done shortly". Once that
+        request's own handling has run to its end (its event came first on the same AMI
+        stream), the app makes that true where it can (:func:`rules.when_not_told`):
+
+        * done, pending: nothing more;
+        * ambiguous: every call the reference matches is withdrawn, each by its call id (ledger
+          and audit as usual, actor ``ivr``). A training recording of another caller whose call
+          shares the reference loses its training purpose too: that is the fail-safe side (less
+          kept, never a withdrawal the caller believes in left undone);
+        * unknown_ref, bad_ref: nothing can be done; an ERROR tells the operator a caller heard
+          "registered" for a request that matched no call;
+        * a request this app never handled: its marker, if still in AstDB, is carried out at the
+          next AMI login.
+        """
+        request_id = _safe(headers)
+        if not request_id:
+            log.warning("withdraw_request_late_invalid")
             return
-        await self.handle(request, SOURCE_EVENT)
+        earlier = self._busy.get(request_id)
+        if earlier is not None:
+            await earlier.wait()
+        handled = self._handled.pop(request_id, None)
+        result = None if handled is None else handled.result
+        action = rules.when_not_told(result)
+        bound = log.bind(request_id=request_id, result=result, done=action)
+        if action == "withdraw_every_match" and handled is not None:
+            await self._withdraw_each(handled, bound)
+        elif action == "cannot_be_done":
+            bound.error("withdraw_request_not_told")
+        else:
+            bound.info("withdraw_request_not_told")
 
     async def recover(self) -> int:
         """Give Asterisk the seal key, then carry out every request still marked in AstDB
@@ -171,7 +244,12 @@ class WithdrawRequestHandler:
         """Carry out ``request``, delete its marker unless it must be retried, answer the caller
         (when it came from a channel). True when finished (marker deleted)."""
         bound = log.bind(request_id=request.request_id, by=request.by, source=source)
-        result, final = await self._withdraw(request, source, bound)
+        result, final, ambiguous = await self._withdraw(request, source, bound)
+        now = self._clock()
+        self._prune(now)
+        if request.channel:  # the caller may not hear it in time: for the late event
+            reason = request.reason(source)
+            self._handled[request.request_id] = Handled(result, ambiguous, reason, now)
         if final:
             await self._forget(request.request_id)
         if request.channel:
@@ -183,16 +261,18 @@ class WithdrawRequestHandler:
 
     async def _withdraw(
         self, request: rules.Request, source: str, bound: Any
-    ) -> tuple[rules.Result, bool]:
-        """(the answer, whether the request is finished: its marker can go)."""
+    ) -> tuple[rules.Result, bool, tuple[str, ...]]:
+        """(the answer, whether the request is finished: its marker can go, the calls an
+        ambiguous reference matched)."""
         if request.by == "call_ref" and (problem := rules.ref_problem(request.value)):
             bound.warning("withdraw_request_refused", result=problem)
-            return problem, True
+            return problem, True, ()
+        reason = request.reason(source)
         try:
-            report = await asyncio.to_thread(self._run, request, source, self._clock())
+            report = await asyncio.to_thread(self._run, scope_of(request), reason, self._clock())
         except WithdrawError as exc:  # no call has that reference
             bound.warning("withdraw_request_refused", result="unknown_ref", error=str(exc))
-            return "unknown_ref", True
+            return "unknown_ref", True, ()
         except (
             OSError,
             sqlite3.Error,
@@ -201,10 +281,53 @@ class WithdrawRequestHandler:
             HoldsUnknown,
         ) as exc:  # the marker stays: retried at login
             bound.error("withdraw_request_failed", error=f"{type(exc).__name__}: {exc}")
-            return "pending", False
+            return "pending", False, ()
         result = rules.answer(report)
         _report(bound, report, result)
-        return result, True
+        return result, True, tuple(str(a["call_id"]) for a in report.ambiguous)
+
+    async def _withdraw_each(self, handled: Handled, bound: Any) -> None:
+        """Every call an ambiguous reference matched withdrawn, each by its call id (each in a
+        context of its own: one that fails leaves the others done)."""
+        reason = f"{handled.reason}; told 'registered' for a reference of several calls"
+        reports: list[WithdrawReport] = []
+        failed: list[str] = []
+        for call_id in handled.ambiguous:
+            try:
+                reports.append(
+                    await asyncio.to_thread(
+                        self._run, Scope(call_id=call_id), reason, self._clock()
+                    )
+                )
+            except (
+                WithdrawError,
+                OSError,
+                sqlite3.Error,
+                ValueError,
+                RecordingsUnavailable,
+                HoldsUnknown,
+            ) as exc:  # the operator finishes it: callconsent withdraw --call-id
+                bound.error(
+                    "withdraw_request_not_told_failed",
+                    call_id=call_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                failed.append(call_id)
+        items = [i for r in reports for i in r.items]
+        bound.warning(
+            "withdraw_request_not_told",
+            call_ids=[c for c in handled.ambiguous if c not in failed],
+            deleted_ids=[i.call_id for i in items if i.action in DELETED],
+            kept_ids=[i.call_id for i in items if i.action in KEPT],
+            held_ids=[i.call_id for i in items if i.action == "held"],
+            skipped=len([i for i in items if i.action == "skipped"]),
+            failed_ids=failed,
+            complete=not failed and all(r.complete for r in reports),
+        )
+
+    def _prune(self, now: datetime) -> None:
+        for request_id in [r for r, h in self._handled.items() if now - h.at > REMEMBER_FOR]:
+            del self._handled[request_id]
 
     async def _forget(self, request_id: str) -> None:
         try:
