@@ -179,13 +179,6 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
     )
     bridge = BridgeHandler(ami, store, registry)
     withdrawals = WithdrawalHandler(ami, store)
-    ami.on_user_event(names.AGENT_USER_EVENT, bridge.on_agent_event, keys=names.AGENT_EVENT_KEYS)
-    ami.on_user_event(
-        names.AGENT_LATE_USER_EVENT, bridge.on_agent_late, keys=names.AGENT_LATE_EVENT_KEYS
-    )
-    ami.on_user_event(
-        names.WITHDRAW_USER_EVENT, withdrawals.on_withdraw_event, keys=names.WITHDRAW_EVENT_KEYS
-    )
     requests = WithdrawRequestHandler(
         ami,
         lifecycle_runner(
@@ -195,16 +188,6 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
         ),
         key=partial(seal_key, config.storage.ledger_path),  # the number sealed in AstDB
     )  # the withdrawal route on the IVR (R17a, b)
-    ami.on_user_event(
-        names.WITHDRAW_REQUEST_USER_EVENT,
-        requests.on_request_event,
-        keys=names.WITHDRAW_REQUEST_EVENT_KEYS,
-    )
-    ami.on_user_event(
-        names.WITHDRAW_REQUEST_LATE_USER_EVENT,
-        requests.on_late,
-        keys=names.WITHDRAW_REQUEST_LATE_EVENT_KEYS,
-    )
     own = OwnConsentHandler(  # the agent's own consent from their phone (R15, issue 16)
         ami,
         registry,
@@ -214,14 +197,7 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
             anchor_path=config.storage.anchor_path,
         ),
     )
-    ami.on_user_event(names.AGENT_SELF_USER_EVENT, own.on_event, keys=names.AGENT_SELF_EVENT_KEYS)
-    ami.on_user_event(
-        names.AGENT_SELF_LATE_USER_EVENT, own.on_late, keys=names.AGENT_SELF_LATE_EVENT_KEYS
-    )
     flags = SensitiveFlagHandler(ami, store)
-    ami.on_user_event(
-        names.SENSITIVE_USER_EVENT, flags.on_flag_event, keys=names.SENSITIVE_EVENT_KEYS
-    )
     guard = UntrustedEventGuard(ami, store, recover=(withdrawals.recover, requests.recover))
     ami.on_untrusted(guard.on_untrusted)  # fail closed, lose no withdrawal (issue 11)
     ami.on_untrusted(call_ends.on_untrusted)  # a hidden Hangup: ask ARI whether it is gone
@@ -238,9 +214,27 @@ def build_ami(config: Config, store: EvidenceStore) -> AmiSide | None:
         config.storage.recordings_dir,
         bridged=watch.in_bridge if watch is not None else _unknown_bridge,
     )
-    ami.on_user_event(
-        names.OBJECTION_USER_EVENT, objections.on_objection_event, keys=names.OBJECTION_EVENT_KEYS
-    )
+    # the dialplan's UserEvents; a "late" one: its wait for the app's answer ended first
+    for user_event, on_user_event, keys in (
+        (names.AGENT_USER_EVENT, bridge.on_agent_event, names.AGENT_EVENT_KEYS),
+        (names.AGENT_LATE_USER_EVENT, bridge.on_agent_late, names.AGENT_LATE_EVENT_KEYS),
+        (names.WITHDRAW_USER_EVENT, withdrawals.on_withdraw_event, names.WITHDRAW_EVENT_KEYS),
+        (
+            names.WITHDRAW_REQUEST_USER_EVENT,
+            requests.on_request_event,
+            names.WITHDRAW_REQUEST_EVENT_KEYS,
+        ),
+        (
+            names.WITHDRAW_REQUEST_LATE_USER_EVENT,
+            requests.on_late,
+            names.WITHDRAW_REQUEST_LATE_EVENT_KEYS,
+        ),
+        (names.AGENT_SELF_USER_EVENT, own.on_event, names.AGENT_SELF_EVENT_KEYS),
+        (names.AGENT_SELF_LATE_USER_EVENT, own.on_late, names.AGENT_SELF_LATE_EVENT_KEYS),
+        (names.SENSITIVE_USER_EVENT, flags.on_flag_event, names.SENSITIVE_EVENT_KEYS),
+        (names.OBJECTION_USER_EVENT, objections.on_objection_event, names.OBJECTION_EVENT_KEYS),
+    ):
+        ami.on_user_event(user_event, on_user_event, keys=keys)
     for event, handler in call_ends.handlers().items():
         ami.on_event(event, handler)
     return AmiSide(ami, objections, call_ends)
