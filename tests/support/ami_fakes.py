@@ -52,3 +52,10 @@ class TreeAmi(FakeAmi):
 
     async def stop_mixmonitor(self, channel: str) -> None:
         await self._do("StopMixMonitor", channel)
+
+
+class RouteAmi(TreeAmi):
+    """A fake AMI for the withdrawal route's handler: it also sets globals (the seal key)."""
+
+    async def set_global(self, variable: str, value: str) -> None:
+        await self._do("SetGlobal", variable, value)

@@ -11,7 +11,6 @@ import pytest
 import structlog
 
 from callconsent import names
-from callconsent.ami import AmiError
 from callconsent.evidence import callref
 from callconsent.evidence.ledger import iter_entries, verify_chain
 from callconsent.lifecycle import audit
@@ -24,6 +23,7 @@ from callconsent.withdrawal.route_adapter import (
     lifecycle_runner,
     seal_key,
 )
+from tests.support.ami_fakes import RouteAmi
 from tests.support.lifecycle_fixtures import NUMBER, T0, Store, make_store
 
 NOW = T0 + timedelta(days=10)
@@ -31,33 +31,6 @@ CHANNEL = "1767960000.42"
 #: Two uniqueids whose call references collide (as in test_lifecycle_withdraw).
 COLLIDING = ("1767607200.13922", "1767607200.15250")
 SEAL = "Sea1KeyForTests0"
-
-
-class RouteAmi:
-    """A fake AMI: records every action; ``fail`` names actions that raise AmiError."""
-
-    def __init__(self, tree: list[tuple[str, str]] | None = None, fail: set[str] | None = None):
-        self.calls: list[tuple[str, ...]] = []
-        self.tree = tree or []
-        self.fail = fail or set()
-
-    async def _do(self, *call: str) -> None:
-        self.calls.append(call)
-        if call[0] in self.fail:
-            raise AmiError(call[0], "No such channel")
-
-    async def db_del(self, family: str, key: str) -> None:
-        await self._do("DBDel", family, key)
-
-    async def db_tree(self, family: str, key: str) -> list[tuple[str, str]]:
-        await self._do("DBGetTree", family, key)
-        return list(self.tree)
-
-    async def setvar(self, channel: str, variable: str, value: str) -> None:
-        await self._do("Setvar", channel, variable, value)
-
-    async def set_global(self, variable: str, value: str) -> None:
-        await self._do("SetGlobal", variable, value)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import structlog
 
-from callconsent.ami import AmiError
 from callconsent.evidence import callref
 from callconsent.evidence.ledger import iter_entries, verify_chain
 from callconsent.lifecycle import audit
@@ -30,6 +29,7 @@ from callconsent.withdrawal.route_adapter import (
     WithdrawRequestHandler,
     lifecycle_runner,
 )
+from tests.support.ami_fakes import RouteAmi
 from tests.support.lifecycle_fixtures import NUMBER, T0, Store, make_store
 
 NOW = T0 + timedelta(days=10)
@@ -38,32 +38,6 @@ CHANNEL = "1767960000.42"
 COLLIDING = ("1767607200.13922", "1767607200.15250")
 OTHER_NUMBER = "+4587654321"
 SEAL = "Sea1KeyForTests0"
-
-
-class RouteAmi:
-    """A fake AMI: records every action; ``fail`` names actions that raise AmiError."""
-
-    def __init__(self, fail: set[str] | None = None) -> None:
-        self.calls: list[tuple[str, ...]] = []
-        self.fail = fail or set()
-
-    async def _do(self, *call: str) -> None:
-        self.calls.append(call)
-        if call[0] in self.fail:
-            raise AmiError(call[0], "No such channel")
-
-    async def db_del(self, family: str, key: str) -> None:
-        await self._do("DBDel", family, key)
-
-    async def db_tree(self, family: str, key: str) -> list[tuple[str, str]]:
-        await self._do("DBGetTree", family, key)
-        return []
-
-    async def setvar(self, channel: str, variable: str, value: str) -> None:
-        await self._do("Setvar", channel, variable, value)
-
-    async def set_global(self, variable: str, value: str) -> None:
-        await self._do("SetGlobal", variable, value)
 
 
 @pytest.fixture
