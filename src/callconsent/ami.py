@@ -80,6 +80,11 @@ class AmiError(Exception):
         self.action = action
         self.detail = detail
 
+    @property
+    def channel_gone(self) -> bool:
+        """Asterisk has no such channel (app_mixmonitor.c, manager.c): the call has ended."""
+        return "no such channel" in self.detail.lower()
+
 
 class AmiOps(Protocol):
     """The AMI actions the app uses (a fake implements this in tests)."""

@@ -122,7 +122,7 @@ class BridgeHandler:
             try:  # the agent's channel cannot stop the caller's recording: the app does
                 await self._ami.stop_mixmonitor(caller)
             except AmiError as exc:  # the audio is deleted already; the rest ends at hangup
-                if "no such channel" in exc.detail.lower():  # the call ended: nothing records
+                if exc.channel_gone:  # the call ended: nothing records
                     bound.info("agent_not_told_call_ended")
                 else:
                     bound.warning("agent_not_told_stop_failed", error=str(exc))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
-from callconsent.evidence import entries
+from callconsent.evidence import entries, sidecar
 from callconsent.evidence.fsio import copy_document, parse_stamp, utc_stamp
 
 #: The agent's gosub gave up waiting for the app's answer and whispered that nothing is recorded
@@ -187,7 +187,7 @@ def not_told(doc: Mapping[str, Any] | None, *, at: datetime) -> NotTold:
     """The agent's gosub whispered "not for training" (the app's answer came after its wait,
     R15): every purpose the agent's consent added to ``purposes``, and any still pending, is
     refused with reason :data:`NOT_TOLD`; what was recorded without the agent stays."""
-    if doc is None or doc["state"] == "tombstone":
+    if doc is None or doc["state"] == sidecar.State.TOMBSTONE:
         return NotTold("nothing", (), ())
     added = [p for p in doc["purposes"] if "agent_consent" in p]
     kept = [p for p in doc["purposes"] if "agent_consent" not in p]

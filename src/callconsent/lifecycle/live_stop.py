@@ -17,13 +17,10 @@ import asyncio
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from callconsent.ami import AmiError, session
 from callconsent.config import AmiConfig, Config
-
-#: Asterisk's answer to StopMixMonitor on a channel that is gone (app_mixmonitor.c).
-_NO_CHANNEL: Final = "no such channel"
 
 
 class StopAmi(Protocol):
@@ -71,8 +68,7 @@ async def stop_all(ami: StopAmi, call_ids: Sequence[str]) -> list[StopResult]:
         try:
             await ami.stop_mixmonitor(call_id)
         except AmiError as exc:
-            gone = _NO_CHANNEL in exc.detail.lower()
-            out.append(StopResult(call_id, "ended" if gone else "failed", str(exc)))
+            out.append(StopResult(call_id, "ended" if exc.channel_gone else "failed", str(exc)))
             continue
         out.append(StopResult(call_id, "stopped"))
     return out
