@@ -11,9 +11,13 @@ as one playlist, take the first 1 or 2 pressed after the question has started, s
 ``LABFLOOR_KEY`` and continue the channel (no key within 5 s of the question's end: continue
 without one). The dialplan then records and dials as the peer does.
 
+It prints the app's ``call_timing`` line for the notice (StasisStart -> playback started, split
+where the client read the event and where it sent the play: the same fields and clocks as the
+app's), so bench/live.py reports the floor's notice latency beside the app's.
+
 What it leaves out is everything else the app does for a call: the plan and its evidence (audio
 versions, sidecars, the ledger, the sealed caller), AMI (agent bridge, call ends, parties), the
-timers of retries, logging, metrics. Its CPU per call is therefore what any consent app built
+timers of retries, logging (but for that one line), metrics. Its CPU per call is therefore what any consent app built
 on this client and Python pays, whatever its rules and evidence: the floor for issue 14's target
 of 2 ms per call.
 """
@@ -21,19 +25,28 @@ of 2 ms per call.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
+import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from callconsent.ari import AriClient, AriError
+from callconsent._stasis_events import event_time
+from callconsent.ari import READ_AT, AriClient, AriError
 from callconsent.stasis import USED_EVENTS
+from callconsent.timing import call_timing
 
 APP = "callconsent-floor"
 KEY_TIMEOUT = 5.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Floor:
@@ -56,10 +69,28 @@ class Floor:
         call = self.calls.get(channel_id)
         if kind == "StasisStart":
             playback = uuid.uuid4().hex
-            self.calls[channel_id] = {"playback": playback, "asking": False, "timer": None}
+            marks = {"start": event_time(event, _now).timestamp()}
+            if isinstance(event.get(READ_AT), float):
+                marks["read"] = event[READ_AT]
+            self.calls[channel_id] = {
+                "playback": playback,
+                "asking": False,
+                "timer": None,
+                "marks": marks,
+            }
+            marks["play_sent"] = time.time()
             await self.ari.play(channel_id, self.media, playback)
         elif call is None:
             return
+        elif kind == "PlaybackStarted":
+            marks = call["marks"]
+            if "notice" not in marks:  # the same line as the app's, for bench/live.py
+                marks["notice"] = event_time(event, _now).timestamp()
+                timing = call_timing(marks)
+                print(
+                    json.dumps({"event": "call_timing", "channel_id": channel_id, **timing}),
+                    flush=True,
+                )
         elif kind == "PlaybackContinuing":
             call["asking"] = True  # the question started: keys count from now
         elif kind == "PlaybackFinished":

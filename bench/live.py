@@ -29,7 +29,9 @@ caller said after the 1; for the app also a final sidecar), recording length, As
 call and the app's CPU ms per call (``/proc/<pid>/stat`` user+system, from sipp's start until
 every call has ended and its evidence is final), the app's peak RSS (VmHWM), and the app's own
 latencies from its ``call_timing`` log lines (p50/p99/max): StasisStart -> notice playback
-started, the 1 -> MixMonitor running, decision -> channel continued. The load average is
+started, the 1 -> MixMonitor running, decision -> channel continued (the floor logs the notice's
+line too). The app's event loop thread: seconds running and seconds runnable but waiting for a
+CPU (``/proc/<pid>/task/<pid>/schedstat``: a starved loop, not a busy one). The load average is
 recorded at the start and end of each run: on a shared machine the figures are noisy.
 
 Output: a Markdown table on stdout, the ratios app/peer, the highest load each flow holds with no
@@ -78,6 +80,7 @@ from bench.live_app import (  # noqa: E402
     cpu_seconds,
     cpu_split,
     loadavg,
+    loop_sched,
     peak_rss_mib,
 )
 from bench.live_lab import (  # noqa: E402
@@ -133,6 +136,7 @@ def one_run(
         )
     ast0 = cpu_seconds(ast)
     app0 = cpu_split(app_pid) if app_pid else (0.0, 0.0)
+    sched0 = loop_sched(app_pid) if app_pid else (0.0, 0.0)
     counters, run.seconds = run_sipp(caller, TARGETS[flow], rate, concurrent, calls, work, tag)
     run.placed, run.completed, run.failed = counters["created"], counters["ok"], counters["failed"]
     wait_settled(lab, mark, tag, run.placed, evidence)
@@ -146,6 +150,9 @@ def one_run(
         run.app_cpu_ms_per_call = round((user + system - sum(app0)) * 1000 / per_call, 2)
         run.app_sys_ms_per_call = round((system - app0[1]) * 1000 / per_call, 2)
         run.app_peak_rss_mib = round(peak_rss_mib(app_pid), 1)
+        running, waiting = loop_sched(app_pid)
+        run.loop_run_s = round(running - sched0[0], 2)
+        run.loop_wait_s = round(waiting - sched0[1], 2)
         run.latency_ms = app_latencies(app.new_log())
         run.app_problems = app_problems(app.new_log())
         app.stop()
@@ -440,9 +447,16 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append(run)
                     print("\n".join(markdown([run]).splitlines()[2:]), flush=True)
                     if run.latency_ms:
-                        print(f"  1 -> MixMonitor, split: {split(run)}", flush=True)
-                        if flow == "app":
+                        if flow != "floor":  # the floor takes the key and leaves
+                            print(f"  1 -> MixMonitor, split: {split(run)}", flush=True)
+                        if flow in ("app", "floor"):
                             print(f"  notice, split: {notice_split(run)}", flush=True)
+                    if run.loop_run_s is not None:
+                        print(
+                            f"  event loop: {run.loop_run_s} s running, {run.loop_wait_s} s"
+                            " runnable but waiting for a CPU",
+                            flush=True,
+                        )
                 i += 1
                 last = i == len(steps)
                 clean = all(r.clean for r in step_runs)

@@ -33,6 +33,14 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
+def loop_sched(pid: int) -> tuple[float, float]:
+    """(running, waiting to run) seconds of a process's first thread (the app's event loop),
+    from the kernel's scheduler statistics: a loop that waits on the run queue is starved of CPU,
+    one that runs is busy."""
+    running, waiting, _ = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    return int(running) / 1e9, int(waiting) / 1e9
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):

@@ -46,6 +46,9 @@ class Run:
     app_cpu_ms_per_call: float | None = None
     app_sys_ms_per_call: float | None = None  # the kernel's part of it (fsync, sockets)
     app_peak_rss_mib: float | None = None
+    # the app's event loop over the run: seconds running and seconds runnable but waiting for a CPU
+    loop_run_s: float | None = None
+    loop_wait_s: float | None = None
     recording_mean_s: float | None = None
     recording_min_s: float | None = None
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
