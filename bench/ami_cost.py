@@ -313,7 +313,9 @@ def one(kind: str, args: argparse.Namespace, lab: Any, caller: Any, work: Path) 
     ast0 = cpu_seconds(ast)
     app0 = sum(cpu_split(app_pid)) if app_pid else 0.0
     target = "peer" if kind in ("peer", "peer-ami", "count-peer") else ROUTE
-    counters, seconds = run_sipp(caller, target, args.rate, args.concurrent, args.calls, work, tag)
+    counters, seconds, _ = run_sipp(
+        caller, target, args.rate, args.concurrent, args.calls, work, tag
+    )
     placed = max(1, counters["created"])
     wait_settled(lab, mark, tag, counters["created"], app_pid is not None)
     if perf is not None:

@@ -31,7 +31,8 @@ every call has ended and its evidence is final), the app's peak RSS (VmHWM), and
 latencies from its ``call_timing`` log lines (p50/p99/max): StasisStart -> notice playback
 started, the 1 -> MixMonitor running, decision -> channel continued (the floor logs the notice's
 line too). The app's event loop thread: seconds running and seconds runnable but waiting for a
-CPU (``/proc/<pid>/task/<pid>/schedstat``: a starved loop, not a busy one). The load average is
+CPU (``/proc/<pid>/task/<pid>/schedstat``: a starved loop, not a busy one); the callers' (sipp's)
+CPU per call, which this machine's Asterisk and app share their CPUs with. The load average is
 recorded at the start and end of each run: on a shared machine the figures are noisy.
 
 Output: a Markdown table on stdout, the ratios app/peer, the highest load each flow holds with no
@@ -137,7 +138,9 @@ def one_run(
     ast0 = cpu_seconds(ast)
     app0 = cpu_split(app_pid) if app_pid else (0.0, 0.0)
     sched0 = loop_sched(app_pid) if app_pid else (0.0, 0.0)
-    counters, run.seconds = run_sipp(caller, TARGETS[flow], rate, concurrent, calls, work, tag)
+    counters, run.seconds, callers_cpu = run_sipp(
+        caller, TARGETS[flow], rate, concurrent, calls, work, tag
+    )
     run.placed, run.completed, run.failed = counters["created"], counters["ok"], counters["failed"]
     wait_settled(lab, mark, tag, run.placed, evidence)
     if perf is not None:
@@ -145,6 +148,7 @@ def one_run(
         perf.wait(timeout=120)
     per_call = max(1, run.placed)
     run.asterisk_cpu_ms_per_call = round((cpu_seconds(ast) - ast0) * 1000 / per_call, 1)
+    run.callers_cpu_ms_per_call = round(callers_cpu * 1000 / per_call, 1)
     if app_pid:
         user, system = cpu_split(app_pid)
         run.app_cpu_ms_per_call = round((user + system - sum(app0)) * 1000 / per_call, 2)
@@ -451,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
                             print(f"  1 -> MixMonitor, split: {split(run)}", flush=True)
                         if flow in ("app", "floor"):
                             print(f"  notice, split: {notice_split(run)}", flush=True)
+                    print(
+                        f"  callers (sipp) CPU: {run.callers_cpu_ms_per_call} ms/call", flush=True
+                    )
                     if run.loop_run_s is not None:
                         print(
                             f"  event loop: {run.loop_run_s} s running, {run.loop_wait_s} s"

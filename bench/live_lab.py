@@ -7,6 +7,7 @@ import array
 import csv
 import json
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -47,6 +48,7 @@ class Run:
     app_sys_ms_per_call: float | None = None  # the kernel's part of it (fsync, sockets)
     app_peak_rss_mib: float | None = None
     # the app's event loop over the run: seconds running and seconds runnable but waiting for a CPU
+    callers_cpu_ms_per_call: float | None = None  # sipp, on the same CPUs
     loop_run_s: float | None = None
     loop_wait_s: float | None = None
     recording_mean_s: float | None = None
@@ -130,12 +132,16 @@ def sipp_command(
 
 def run_sipp(
     caller: Caller, to: str, rate: int, concurrent: int, calls: int, work: Path, tag: str
-) -> tuple[dict[str, int], float]:
-    """One sipp process placing ``calls`` calls; returns its final counters and wall time."""
+) -> tuple[dict[str, int], float, float]:
+    """One sipp process placing ``calls`` calls; returns its final counters, wall time and CPU
+    seconds (the callers share the machine's CPUs with Asterisk and the app)."""
     cmd, bound = sipp_command(caller, to, rate, concurrent, calls, work, tag)
     started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, cwd=work, capture_output=True, check=False, timeout=bound + 60)
-    return sipp_counters(work / f"{tag}.csv"), time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return sipp_counters(work / f"{tag}.csv"), time.monotonic() - started, cpu
 
 
 def sipp_counters(stat: Path) -> dict[str, int]:
