@@ -284,3 +284,139 @@ async def test_a_late_event_after_the_hangup_deletes_the_final_recording(
     events = {e["event"]: e["log_level"] for e in logs}
     assert events["agent_not_told_call_ended"] == "info"  # the call is over: nothing records
     assert "agent_not_told_stop_failed" not in events
+
+
+# -- a later agent (the call transferred back into a queue) ---------------------------------
+
+AGENT2_CHAN = "1764000009.51"
+
+
+def later_event(flag: str = "1") -> dict[str, str]:
+    return {**event(agent="agent2", flag=flag), "Uniqueid": AGENT2_CHAN}
+
+
+def later_late_event() -> dict[str, str]:
+    return {**late_event(), "Uniqueid": AGENT2_CHAN}
+
+
+async def _later_agent_late(
+    store: EvidenceStore, *purposes: str, agent2: str = "given"
+) -> tuple[Path, StopAmi]:
+    """agent1 consented and the app recorded; then agent2 answered the transferred call, and
+    agent2's gosub gave up waiting (one app: the same bridge adapter hears all three)."""
+    audio = Path(await store.prepare_recording(outcome(*purposes), call(), T0))
+    ami = StopAmi()
+    registry = FakeRegistry(agent1="given", agent2=agent2)
+    bridge = BridgeHandler(ami, store, registry, clock=lambda: LATER)
+    await bridge.on_agent_event(event())
+    write_audio(audio, pcm_wav(800))
+    await bridge.on_agent_event(later_event())
+    await bridge.on_agent_late(later_late_event())
+    return audio, ami
+
+
+async def test_a_later_agents_late_answer_stops_training_from_then_and_keeps_what_was_recorded(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    audio, ami = await _later_agent_late(store, "training")
+
+    assert ami.calls[-1] == ("StopMixMonitor", CALLER)
+    assert audio.exists()  # recorded with agent1's consent: it stays
+    doc = sidecar_of(audio)
+    assert doc["state"] == "recording"
+    assert (doc["recording"]["stop_reason"], doc["recording"]["stopped_at"]) == (
+        NOT_TOLD,
+        "2026-11-24T09:00:03.000Z",
+    )
+    assert [p["purpose"] for p in doc["purposes"]] == ["training"]
+    assert doc["purposes"][0]["agent_consent"]["agent_id"] == "agent1"
+    given, stopped = ledger(tmp_path)
+    assert (given["type"], given["status"]) == ("agent_decision", "given")
+    assert (stopped["type"], stopped["reason"], stopped["outcome"]) == (
+        "recording_stopped",
+        NOT_TOLD,
+        "stopped",
+    )
+    assert stopped["party"] == {"kind": "internal", "agent_id": "agent2"}
+    assert schema_problems("ledger-entry.schema.json", stopped) == []
+    await store.recording_ended(call(), LATER + timedelta(seconds=5))
+    final = sidecar_of(audio)
+    assert (final["state"], [p["purpose"] for p in final["purposes"]]) == ("final", ["training"])
+
+
+async def test_a_later_agents_late_answer_ends_training_and_documentation_goes_on(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    audio, ami = await _later_agent_late(store, "documentation", "training")
+
+    assert "StopMixMonitor" not in [c[0] for c in ami.calls]
+    doc = sidecar_of(audio)
+    assert [p["purpose"] for p in doc["purposes"]] == ["documentation"]
+    (ended,) = doc["ended_purposes"]
+    assert (ended["purpose"], ended["reason"], ended["agent_id"]) == (
+        "training",
+        NOT_TOLD,
+        "agent2",
+    )
+    assert ledger(tmp_path)[-1]["outcome"] == "consent_ended"
+
+
+async def test_a_later_agent_without_consent_late_leaves_the_party_watchs_stop_as_it_is(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    audio = Path(await store.prepare_recording(outcome("training"), call(), T0))
+    ami = StopAmi()
+    bridge = BridgeHandler(ami, store, FakeRegistry(agent1="given", agent2="refused"))
+    await bridge.on_agent_event(event())
+    await bridge.on_agent_event(later_event(flag="0"))
+    # the party watch saw agent2 join without standing consent and ended training at the bridge
+    await store.stop_in_call(
+        CALLER, T0, scope="consent", reason="agent_not_consenting", party="internal"
+    )
+    await bridge.on_agent_late(later_late_event())
+
+    assert sidecar_of(audio)["recording"]["stop_reason"] == "agent_not_consenting"
+    assert [e.get("reason") for e in ledger(tmp_path)] == ["agent_consent", "agent_not_consenting"]
+
+
+async def test_a_later_agents_late_event_the_app_did_not_hear_decided_refuses_it_all(
+    tmp_path: Path, store: EvidenceStore
+) -> None:
+    """The app restarted between the later agent's event and its late one: it cannot tell a
+    later agent from the first, and refuses every agent-consent purpose (the fail-safe side)."""
+    audio, _ = await _decided(store, "training")
+    ami = StopAmi()
+    await BridgeHandler(ami, store, FakeRegistry(agent1="given")).on_agent_late(later_late_event())
+    assert ami.calls == [("StopMixMonitor", CALLER)]
+    assert sidecar_of(audio)["reason"] == NOT_TOLD  # tombstone
+
+
+async def test_a_storage_error_on_a_later_agents_late_answer_stops_the_recording(
+    store: EvidenceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audio = Path(await store.prepare_recording(outcome("documentation", "training"), call(), T0))
+    ami = StopAmi()
+    bridge = BridgeHandler(ami, store, FakeRegistry(agent1="given", agent2="given"))
+    await bridge.on_agent_event(event())
+    await bridge.on_agent_event(later_event())
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "stop_in_call", broken)
+    await bridge.on_agent_late(later_late_event())
+    assert ami.calls[-1] == ("StopMixMonitor", CALLER)
+    assert audio.with_suffix(".json").exists()
+
+
+async def test_the_later_agents_remembered_for_a_late_event_are_bounded(
+    store: EvidenceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("callconsent.agents.bridge.LATER_AGENTS_KEPT", 3)
+    await store.prepare_recording(outcome("training"), call(), T0)
+    ami = StopAmi()
+    bridge = BridgeHandler(ami, store, FakeRegistry(agent1="given", agent2="given"))
+    await bridge.on_agent_event(event())
+    for n in range(5):
+        await bridge.on_agent_event({**later_event(), "Uniqueid": f"1764000010.{n}"})
+    assert list(bridge._later) == ["1764000010.2", "1764000010.3", "1764000010.4"]

@@ -20,6 +20,9 @@ answer (a loaded machine, the app away), it whispers "not for training" and rais
 ``UserEvent(CallconsentAgentLate,Caller: ...)``; whatever the app decided meanwhile, it then
 refuses the agent-consent purposes (``agent_not_told``) and stops the recording if nothing else
 is recorded (:meth:`BridgeHandler.on_agent_late`, after the call's decision has run to its end).
+For a later agent of a call already recorded with an earlier agent's consent (transferred back
+into a queue) only the time from then on is at stake: the consent purposes end there, as when
+an agent without standing consent joins, and what was recorded before stays.
 """
 
 from __future__ import annotations
@@ -28,22 +31,26 @@ import asyncio
 import re
 import time
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import structlog
 
 from callconsent import metrics, names
-from callconsent.agents.evidence import AgentEvidence, NotTold
+from callconsent.agents.evidence import NOT_TOLD, AgentEvidence, NotTold
 from callconsent.agents.registry import AgentConsent, AgentRegistryError, lookup
 from callconsent.agents.rules import AGENT_ID_RE, AgentOutcome
 from callconsent.ami import AmiError, AmiOps
 from callconsent.clock import Clock, utc_now
+from callconsent.parties.stops import Stop
 
 log = structlog.get_logger("callconsent.agents.bridge")
 
 _UNIQUEID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: MixMonitor options: ONE argument, ``b`` (bridged audio only) + ``i(VAR)`` (its id, for *9).
 MIXMONITOR_OPTIONS: Final = f"bi({names.VAR_MIXMONITOR_ID})"
+#: At most this many later agents' channels are remembered for a late event (oldest dropped: a
+#: late event follows its agent's within seconds; one that finds nothing refuses it all).
+LATER_AGENTS_KEPT: Final = 1024
 
 
 class BridgeAmi(AmiOps, Protocol):
@@ -61,6 +68,16 @@ class AgentStore(Protocol):
     ) -> tuple[AgentOutcome, str] | None: ...
     async def agent_recording_failed(self, uniqueid: str, at: datetime, reason: str) -> None: ...
     async def agent_not_told(self, uniqueid: str, at: datetime) -> NotTold: ...
+    async def stop_in_call(
+        self,
+        uniqueid: str,
+        at: datetime,
+        *,
+        scope: Literal["all", "consent"],
+        reason: str,
+        party: Literal["internal", "external"],
+        agent_id: str | None = None,
+    ) -> Stop: ...
 
 
 class AgentLookup(Protocol):
@@ -77,6 +94,8 @@ class BridgeHandler:
         self._clock = clock
         #: per caller uniqueid: set once its agent decision (evidence, MixMonitor, reply) ended
         self._deciding: dict[str, asyncio.Event] = {}
+        #: agent channel -> agent id, for the later agents of calls already decided
+        self._later: dict[str, str] = {}
 
     async def on_agent_event(self, headers: dict[str, str]) -> None:
         """One ``CallconsentAgent`` UserEvent (AMI headers, any case)."""
@@ -90,7 +109,7 @@ class BridgeHandler:
         kept = False
         done = self._deciding[caller] = asyncio.Event()  # before any await: a late event waits
         try:
-            kept = await self._decide(caller, agent_id, flag, bound)
+            kept = await self._decide(caller, agent_channel, agent_id, flag, bound)
         finally:  # whatever happened, let the agent's gosub go on at once with the truth
             try:
                 await self._reply(agent_channel, kept, bound)
@@ -113,24 +132,57 @@ class BridgeHandler:
         deciding = self._deciding.get(caller)
         if deciding is not None:  # the same AMI stream raised the decision's event first
             await deciding.wait()
+        later = self._later.pop(h.get("uniqueid", ""), None)
+        if later is not None:
+            await self._later_not_told(caller, later, bound)
+            return
         try:
             done = await self._store.agent_not_told(caller, self._clock())
         except (OSError, ValueError) as exc:  # fail safe: no recording the evidence cannot match
             bound.error("storage_error", action="agent_not_told", error=str(exc))
             done = None
         if done is None or done.outcome == "deleted":
-            try:  # the agent's channel cannot stop the caller's recording: the app does
-                await self._ami.stop_mixmonitor(caller)
-            except AmiError as exc:  # the audio is deleted already; the rest ends at hangup
-                if exc.channel_gone:  # the call ended: nothing records
-                    bound.info("agent_not_told_call_ended")
-                else:
-                    bound.warning("agent_not_told_stop_failed", error=str(exc))
+            await self._stop_late(caller, bound)
 
-    async def _decide(self, caller: str, agent_id: str, flag: str, bound: Any) -> bool:
+    def _remember_later(self, agent_channel: str, agent_id: str) -> None:
+        self._later[agent_channel] = agent_id
+        while len(self._later) > LATER_AGENTS_KEPT:
+            del self._later[next(iter(self._later))]
+
+    async def _later_not_told(self, caller: str, agent_id: str, bound: Any) -> None:
+        """A later agent's gosub whispered "not for training": the consent purposes end now
+        (reason ``agent_not_told``); what the earlier agent's consent recorded stays."""
+        try:
+            done = await self._store.stop_in_call(
+                caller,
+                self._clock(),
+                scope="consent",
+                reason=NOT_TOLD,
+                party="internal",
+                agent_id=agent_id if AGENT_ID_RE.fullmatch(agent_id) else None,
+            )
+        except (OSError, ValueError) as exc:  # fail safe: stop what the evidence cannot match
+            bound.error("storage_error", action="stop_in_call", error=str(exc))
+            done = None
+        if done is None or done.stops_recording:
+            await self._stop_late(caller, bound)
+
+    async def _stop_late(self, caller: str, bound: Any) -> None:
+        try:  # the agent's channel cannot stop the caller's recording: the app does
+            await self._ami.stop_mixmonitor(caller)
+        except AmiError as exc:  # the audio is deleted already; the rest ends at hangup
+            if exc.channel_gone:  # the call ended: nothing records
+                bound.info("agent_not_told_call_ended")
+            else:
+                bound.warning("agent_not_told_stop_failed", error=str(exc))
+
+    async def _decide(
+        self, caller: str, agent_channel: str, agent_id: str, flag: str, bound: Any
+    ) -> bool:
         if not self._store.waiting_for_agent(caller):
             if self._store.recording_live(caller):  # transferred back into a queue: a later
-                return await self._later_agent(caller, agent_id, flag, bound)  # agent (R1)
+                self._remember_later(agent_channel, agent_id)  # agent (R1)
+                return await self._later_agent(caller, agent_id, flag, bound)
             bound.info("agent_event_unexpected")  # unknown call (app restarted) or decided
             return False
         now, begun = self._clock(), time.monotonic()
