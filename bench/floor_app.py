@@ -30,13 +30,12 @@ import os
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from callconsent._stasis_events import event_time
 from callconsent.ari import READ_AT, AriClient, AriError
 from callconsent.stasis import USED_EVENTS
 from callconsent.timing import call_timing
@@ -45,8 +44,12 @@ APP = "callconsent-floor"
 KEY_TIMEOUT = 5.0
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _at(event: dict[str, Any]) -> float:
+    """The event's own time (Asterisk's clock, as the app takes it), epoch seconds."""
+    try:
+        return datetime.fromisoformat(str(event.get("timestamp"))).timestamp()
+    except ValueError:
+        return time.time()
 
 
 class Floor:
@@ -69,7 +72,7 @@ class Floor:
         call = self.calls.get(channel_id)
         if kind == "StasisStart":
             playback = uuid.uuid4().hex
-            marks = {"start": event_time(event, _now).timestamp()}
+            marks = {"start": _at(event)}
             if isinstance(event.get(READ_AT), float):
                 marks["read"] = event[READ_AT]
             self.calls[channel_id] = {
@@ -85,7 +88,7 @@ class Floor:
         elif kind == "PlaybackStarted":
             marks = call["marks"]
             if "notice" not in marks:  # the same line as the app's, for bench/live.py
-                marks["notice"] = event_time(event, _now).timestamp()
+                marks["notice"] = _at(event)
                 timing = call_timing(marks)
                 print(
                     json.dumps({"event": "call_timing", "channel_id": channel_id, **timing}),

@@ -35,9 +35,8 @@ from callconsent.consent import (
     StopPlayback,
     WriteLedger,
 )
-from callconsent.hook_result import extra_variables, replacing
-from callconsent.ports import NOT_WATCHED, AriOps, Objections, Store
-from callconsent.withdrawal.route import Readout
+from callconsent.hook_result import ResultVariables
+from callconsent.ports import NOT_WATCHED, AriOps, Store
 
 #: Actions Asterisk carries out in order on the channel: they wait for a prompt's stop in flight.
 _CHANNEL_COMMANDS = (Answer, PlayPrompt, SetResult, ContinueDialplan)
@@ -52,10 +51,7 @@ class Actions:
     store: Store
     clock: Clock
     timer_fired: Callable[[Call, str], None]  # a StartTimer's expiry: (call, timer id)
-    whisper_dir: str  # <prompts_dir>/<lang>: the agent gosub's whisper prompts
-    prompts_dir: str  # the caller's withdrawal confirmation (R16)
-    refs: Readout | None  # R17b: the call reference read to the caller
-    objections: Objections | None  # R30: objection after the flow
+    results: ResultVariables  # a result's extra variables (agent bridge, withdrawal, ...)
     can_record: Callable[[], bool]  # R36: the app can watch a recording
     ami_ends: Callable[[], bool]  # AMI reports a recorded call's end now
 
@@ -109,18 +105,13 @@ class Actions:
                 case SetResult(status, reason, recording):
                     call.marks.setdefault("decided", time.time())
                     path = call.recording_path if recording and call.recording_path else ""
-                    extra = extra_variables(
+                    call.result_extra, extra = self.results.next(  # undoes a result before
                         call.machine.plan,
                         call.machine.outcome,
                         path,
                         call.info.uniqueid,
-                        whisper_dir=self.whisper_dir,
-                        prompts_dir=self.prompts_dir,
-                        refs=self.refs,
-                        objections=self.objections,
+                        call.result_extra,
                     )
-                    earlier, call.result_extra = call.result_extra, [n for n, _ in extra]
-                    extra = replacing(earlier, extra)  # a result "record" set before is undone
                     await set_result(self.ari, channel_id, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                 case ContinueDialplan():

@@ -4,6 +4,8 @@ the same for the Stasis and the FastAGI flow."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from callconsent import names
 from callconsent.agents.rules import bridge_variables
 from callconsent.confirmation import confirmation_variables
@@ -45,3 +47,36 @@ def replacing(earlier: list[str] | None, extra: list[tuple[str, str]]) -> list[t
     kept = {name for name, _ in extra}
     cleared = [(name, "") for name in dict.fromkeys(earlier) if name not in kept]
     return [(names.VAR_RECORDING, ""), *cleared, *extra]
+
+
+@dataclass(slots=True)
+class ResultVariables:
+    """What an adapter (Stasis or FastAGI) needs to give a call's result its extra variables;
+    ``refs`` changes when the call-reference key is reloaded."""
+
+    whisper_dir: str  # <prompts_dir>/<lang>: the agent gosub's whisper prompts
+    prompts_dir: str  # the caller's withdrawal confirmation (R16)
+    refs: Readout | None  # R17b: the call reference read to the caller
+    objections: Objections | None  # R30: objection after the flow
+
+    def next(
+        self,
+        plan: CallPlan,
+        outcome: CallOutcome | None,
+        recording: str,
+        uniqueid: str,
+        earlier: list[str] | None,
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """The names of this result's extra variables (``earlier`` for the next one), and the
+        variables to set, undoing what the ``earlier`` result set (:func:`replacing`)."""
+        extra = extra_variables(
+            plan,
+            outcome,
+            recording,
+            uniqueid,
+            whisper_dir=self.whisper_dir,
+            prompts_dir=self.prompts_dir,
+            refs=self.refs,
+            objections=self.objections,
+        )
+        return [n for n, _ in extra], replacing(earlier, extra)

@@ -38,6 +38,7 @@ from callconsent.consent import (
     ShutdownRequested,
     WriteLedger,
 )
+from callconsent.hook_result import ResultVariables
 from callconsent.ports import (
     AriOps,
     Objections,
@@ -86,10 +87,7 @@ class StasisApp:
             store,
             clock,
             self._timer_fired,
-            whisper_dir=whisper_dir,  # <prompts_dir>/<lang>: the agent gosub's whisper prompts
-            prompts_dir=prompts_dir,  # the caller's withdrawal confirmation (R16)
-            refs=call_refs,
-            objections=objections,
+            results=ResultVariables(whisper_dir, prompts_dir, call_refs, objections),
             can_record=can_record,
             ami_ends=ami_ends,
         )
@@ -102,7 +100,7 @@ class StasisApp:
 
     def use_call_refs(self, call_refs: Readout | None) -> None:
         """A reloaded config's call-reference read-out (R17b), for results set from now on."""
-        self._actions.refs = call_refs
+        self._actions.results.refs = call_refs
 
     # -- EventSink ------------------------------------------------------------------------
     async def on_connected(self) -> None:

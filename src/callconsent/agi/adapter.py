@@ -64,7 +64,7 @@ from callconsent.consent import (
     WriteLedger,
 )
 from callconsent.evidence.documents import CallInfo
-from callconsent.hook_result import extra_variables, replacing
+from callconsent.hook_result import ResultVariables
 from callconsent.ports import (
     NOT_WATCHED,
     Objections,
@@ -131,13 +131,10 @@ class AgiFlow:
     ) -> None:
         self._planner = planner
         self._config_sha256 = config_sha256 or (lambda: "")
-        self._objections = objections
         self._can_record = can_record
         self._store = store
         self._clock = clock
-        self._whisper_dir = whisper_dir
-        self._prompts_dir = prompts_dir
-        self._refs = call_refs
+        self._results = ResultVariables(whisper_dir, prompts_dir, call_refs, objections)
         self._lines: set[AgiLine] = set()
         self._recorded = RecordedCalls(store, clock)
         self._running: set[asyncio.Task[Any]] = set()  # flows in progress
@@ -149,7 +146,7 @@ class AgiFlow:
 
     def use_call_refs(self, call_refs: Readout | None) -> None:
         """The call-reference readout for calls that start from now on (after a reload)."""
-        self._refs = call_refs
+        self._results.refs = call_refs
 
     async def __call__(self, line: AgiLine) -> None:
         if line.request.path == ENDED_SCRIPT:  # the hook's hangup handler: returns at once
@@ -317,18 +314,13 @@ class AgiFlow:
                 case SetResult(status, reason, recording):
                     call.marks.setdefault("decided", self._clock().timestamp())
                     path = call.recording_path if recording and call.recording_path else ""
-                    extra = extra_variables(
+                    call.result_extra, extra = self._results.next(  # undoes a result before
                         call.machine.plan,
                         call.machine.outcome,
                         path,
                         call.info.uniqueid,
-                        whisper_dir=self._whisper_dir,
-                        prompts_dir=self._prompts_dir,
-                        refs=self._refs,
-                        objections=self._objections,
+                        call.result_extra,
                     )
-                    earlier, call.result_extra = call.result_extra, [n for n, _ in extra]
-                    extra = replacing(earlier, extra)  # a result "record" set before is undone
                     await set_result(line, status, reason, path, call.log, extra)
                     call.log.info("consent_result", status=status, reason=reason, recording=path)
                 case ContinueDialplan():
