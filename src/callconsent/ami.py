@@ -243,6 +243,16 @@ class Ami:
             if str(e.get("Event", "")).lower() == "coreshowchannel"
         ]
 
+    async def device_states(self) -> dict[str, str]:
+        """Every device's state now (AMI ``DeviceStateList``, module
+        ``res_manager_devicestate``): ``{"PJSIP/agent1": "ONHOLD", ...}``."""
+        events = await self._send("DeviceStateList", {})
+        return {
+            str(e.get("Device", "")): str(e.get("State", ""))
+            for e in events
+            if str(e.get("Event", "")).lower() == "devicestatechange"
+        }
+
     async def mixmonitor(self, channel: str, file: str, options: str) -> None:
         """Start MixMonitor on ``channel`` (name or uniqueid); ``options`` is ONE string such as
         ``bi(CALLCONSENT_MIXMONITOR_ID)``."""

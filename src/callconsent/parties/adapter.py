@@ -150,10 +150,15 @@ class PartyWatch:
         if _valid(uniqueid):
             self._act(self._tracker.unhold(uniqueid))
 
-    def recover(self, snapshot: list[tuple[str, str, str]], callers: list[str]) -> None:
-        """Watch ``callers`` again after a restart, from a channel listing (see
-        :meth:`callconsent.parties.tracker.PartyTracker.recover`)."""
-        self._act(self._tracker.recover(snapshot, callers))
+    def recover(
+        self,
+        snapshot: list[tuple[str, str, str]],
+        callers: list[str],
+        held: Collection[str] = (),
+    ) -> None:
+        """Watch ``callers`` again after a restart, from a channel listing and the channels on
+        hold now (see :meth:`callconsent.parties.tracker.PartyTracker.recover`)."""
+        self._act(self._tracker.recover(snapshot, callers, held))
 
     def in_bridge(self, uniqueid: str) -> bool:
         """``uniqueid``'s channel is in a bridge now (a talking one, not a holding bridge)."""

@@ -9,10 +9,18 @@ gives them and the bridges to the party tracker, which checks every party on the
 (:meth:`callconsent.parties.tracker.PartyTracker.recover`): an outside party alone with the
 caller stops the recording at once; a later transfer outside stops it at the dial.
 
+The Hold events of the gap are lost too: a call put on hold while the app was away would go on
+being recorded (R2, § 263). So when it finds recorded calls the app also asks for every device's
+state (``DeviceStateList``, module ``res_manager_devicestate``): a channel whose device is
+``ONHOLD`` is on hold, and a recorded call with a party on hold is muted and its pause listed, as
+at a Hold event (:func:`callconsent.parties.tracker.held_channels`; an Unhold ends the pause).
+
 Fail closed: when the listing fails, the app cannot tell whether any recorded call is still
 inside the organisation, so it stops every recording whose sidecar (today's or yesterday's)
 still says ``recording`` (AMI ``StopMixMonitor``; sidecar ``stop_reason: party_watch_lost``,
-ledger ``recording_stopped``). A call that had ended meanwhile only gets that note.
+ledger ``recording_stopped``). A call that had ended meanwhile only gets that note. When the
+device states cannot be read, it cannot tell whether a recorded call is on hold: it stops the
+recordings it found, with the same reason.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from callconsent.clock import Clock, utc_now
 from callconsent.evidence import paths, sidecar
 from callconsent.evidence.paths import UNIQUEID_RE, find_recording
 from callconsent.parties.adapter import PartyStore, PartyWatch
+from callconsent.parties.tracker import held_channels
 
 log = structlog.get_logger("callconsent.parties.recover")
 
@@ -38,6 +47,7 @@ WATCH_LOST: Final = "party_watch_lost"
 
 class RecoverAmi(Protocol):
     async def core_show_channels(self) -> list[dict[str, str]]: ...
+    async def device_states(self) -> dict[str, str]: ...
     async def stop_mixmonitor(self, channel: str) -> None: ...
 
 
@@ -74,8 +84,16 @@ async def recover(
         if where is not None:
             store.adopt(uniqueid, where)
             callers.append(uniqueid)
-    watch.recover(snapshot, callers)
-    log.info("recovered_calls", calls=len(callers), channels=len(snapshot))
+    held: set[str] = set()
+    if callers:
+        try:
+            held = held_channels(snapshot, await ami.device_states())
+        except AmiError as exc:  # on hold or not, nobody can tell: fail closed
+            log.error("recover_hold_unknown", error=str(exc), calls=len(callers))
+            await _stop_each(ami, store, callers, clock())
+            return []
+    watch.recover(snapshot, callers, held)
+    log.info("recovered_calls", calls=len(callers), channels=len(snapshot), held=len(held))
     return callers
 
 
@@ -113,7 +131,13 @@ def _live_sidecars(recordings_dir: Path, now: datetime) -> list[str]:
 async def _stop_all_live(
     ami: RecoverAmi, store: RecoverStore, recordings_dir: Path, at: datetime
 ) -> None:
-    for uniqueid in await asyncio.to_thread(_live_sidecars, recordings_dir, at):
+    await _stop_each(ami, store, await asyncio.to_thread(_live_sidecars, recordings_dir, at), at)
+
+
+async def _stop_each(
+    ami: RecoverAmi, store: RecoverStore, uniqueids: list[str], at: datetime
+) -> None:
+    for uniqueid in uniqueids:
         try:
             await ami.stop_mixmonitor(uniqueid)  # first; fails harmlessly for an ended call
         except AmiError as exc:

@@ -41,6 +41,7 @@ party's agent id is its endpoint name (``PJSIP/agent2`` → ``agent2``; for ``Lo
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Final, Literal
@@ -56,6 +57,8 @@ PARTY_NOT_CONSENTING: Final = "party_not_consenting"
 
 _SUFFIX: Final = re.compile(r"^(?P<base>[^\s]+?)-[0-9a-fA-F]{8}(?:;[12])?$")
 _TECH: Final = re.compile(r"^[A-Za-z][A-Za-z0-9]*/")
+#: A channel of a device (``PJSIP/agent1-0000000a`` of ``PJSIP/agent1``); Local channels are not
+_DEVICE_CHANNEL_RE: Final = re.compile(r"([A-Za-z][A-Za-z0-9]*/[^\s;/]+)-[0-9a-fA-F]{8}")
 
 PartyKind = Literal["internal", "external"]
 
@@ -139,13 +142,21 @@ class PartyTracker:
         self._calls.setdefault(caller, _Call())
         return self._decide(caller)
 
-    def recover(self, snapshot: list[tuple[str, str, str]], callers: list[str]) -> list[Decision]:
+    def recover(
+        self,
+        snapshot: list[tuple[str, str, str]],
+        callers: list[str],
+        held: Collection[str] = (),
+    ) -> list[Decision]:
         """After a restart (or an AMI reconnect) events were lost: learn the bridges from a
         channel listing (``(uniqueid, channel, bridge id or "")``) and watch ``callers`` again.
         Nobody on their calls counts as decided by the agent gosub any more: every party is
         checked again (an agent's standing consent, an outsider ends the consent purposes) and
-        a caller with no internal party stops at once."""
+        a caller with no internal party stops at once. ``held``: the channels on hold now (the
+        Hold events were lost too): a caller among them, or bridged with one, is muted."""
         for uniqueid, channel, bridge in snapshot:
+            if uniqueid in held:
+                self._holders[uniqueid] = channel
             if bridge and self._bridge_of.get(uniqueid) != bridge:
                 old = self._bridge_of.get(uniqueid)
                 if old is not None:
@@ -308,6 +319,22 @@ class PartyTracker:
                 else:
                     out.append(CheckAgent(caller, channel, None, external=True))
         return out
+
+
+def held_channels(
+    snapshot: list[tuple[str, str, str]], device_states: Mapping[str, str]
+) -> set[str]:
+    """The uniqueids of ``snapshot`` (``(uniqueid, channel, bridge)``) whose channel is on hold,
+    from Asterisk's device states (``DeviceStateList``: device -> state). A device is
+    ``ONHOLD`` only when every channel of it in use is held (a channel in use elsewhere makes it
+    ``INUSE``), so ``ONHOLD`` is never wrong about a channel; a trunk with other calls up shows
+    a hold of one of them as ``INUSE`` (not seen)."""
+    out: set[str] = set()
+    for uniqueid, channel, _bridge in snapshot:
+        found = _DEVICE_CHANNEL_RE.fullmatch(channel)
+        if found is not None and device_states.get(found.group(1)) == "ONHOLD":
+            out.add(uniqueid)
+    return out
 
 
 def _local_partner(channel: str) -> str | None:
