@@ -44,12 +44,24 @@ async def set_result(
     except AriNotFound:
         return
     except AriError as exc:
-        bound.error("set_result_failed", error=str(exc))
-        metrics.CALLS.inc(status=names.Status.UNAVAILABLE, reason="app_unavailable")  # the hook's
-        return
+        applied = await _status_applied(ari, channel_id, status)
+        bound.error("set_result_failed", error=str(exc), applied=applied)
+        if not applied:  # the hook goes its "unavailable" way
+            metrics.CALLS.inc(status=names.Status.UNAVAILABLE, reason="app_unavailable")
+            return
     metrics.CALLS.inc(status=str(status), reason=str(reason))
     if recording and dict(extra or ()).get(names.VAR_RECORD_AT) != names.RECORD_AT_BRIDGE:
         metrics.RECORDINGS_STARTED.inc()  # MixMonitor in the hook
+
+
+async def _status_applied(ari: AriOps, channel_id: str, status: str) -> bool:
+    """After a failed answer: did Asterisk apply it all the same (an answer that timed out on a
+    loaded machine)? The hook goes by the STATUS it reads, and STATUS is set last, all or none.
+    False when that cannot be read either."""
+    try:
+        return await ari.get_variable(channel_id, names.VAR_STATUS) == status
+    except AriError:
+        return False
 
 
 async def continue_call(ari: AriOps, channel_id: str, bound: Any) -> bool:
