@@ -273,6 +273,7 @@ class _FlowOptions(TypedDict):
 
     whisper_dir: str
     prompts_dir: str
+    agent_wait: float
     call_refs: Readout | None
     config_sha256: Callable[[], str]
     objections: ObjectionHandler | None
@@ -316,6 +317,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         flow_options: _FlowOptions = {
             "whisper_dir": str(whisper_dir),
             "prompts_dir": str(config.prompts_dir),
+            "agent_wait": config.agent_consent.answer_wait_seconds,
             "call_refs": refs,
             "config_sha256": live.sha256,
             "objections": side.objections if side is not None else None,

@@ -25,11 +25,12 @@ def extra_variables(
     prompts_dir: str,
     refs: Readout | None,
     objections: Objections | None,
+    agent_wait: float = 2.0,
 ) -> list[tuple[str, str]]:
     """Everything set before the result's own three variables, in the order the hook reads
     them; ``recording`` is the path when this call records, else ""."""
     recorded = outcome.recorded_purposes if recording and outcome else ()
-    out = bridge_variables(recorded, uniqueid, whisper_dir)
+    out = bridge_variables(recorded, uniqueid, whisper_dir, agent_wait=agent_wait)
     if recorded and outcome:
         if objections:  # before the withdrawal's last variable
             out += objections.variables(outcome.route, recorded)
@@ -58,6 +59,7 @@ class ResultVariables:
     prompts_dir: str  # the caller's withdrawal confirmation (R16)
     refs: Readout | None  # R17b: the call reference read to the caller
     objections: Objections | None  # R30: objection after the flow
+    agent_wait: float = 2.0  # seconds the agent gosub waits for the app's answer
 
     def next(
         self,
@@ -78,5 +80,6 @@ class ResultVariables:
             prompts_dir=self.prompts_dir,
             refs=self.refs,
             objections=self.objections,
+            agent_wait=self.agent_wait,
         )
         return [n for n, _ in extra], replacing(earlier, extra)

@@ -66,6 +66,9 @@ VAR_CALLER: Final = "CALLCONSENT_CALLER"
 VAR_PURPOSES: Final = "CALLCONSENT_PURPOSES"
 VAR_AGENT_PURPOSES: Final = "CALLCONSENT_AGENT_PURPOSES"
 VAR_WHISPER_DIR: Final = "CALLCONSENT_WHISPER_DIR"
+#: Inherited too, with the agent-consent purposes: how many seconds the agent gosub waits for
+#: the app's answer (``agent_consent.answer_wait_seconds``; the gosub takes 2 when it is empty).
+VAR_AGENT_WAIT: Final = "CALLCONSENT_AGENT_WAIT"
 #: Set by the app on the agent's channel once it has acted on the agent's consent: ``given``
 #: (the agent-consent purposes are recorded) or ``refused``. Empty: the app did not answer in
 #: time, so nothing that needs the agent is recorded (fail closed).

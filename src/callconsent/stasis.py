@@ -68,6 +68,7 @@ class StasisApp:
         clock: Clock = utc_now,
         whisper_dir: str = "",
         prompts_dir: str = "",
+        agent_wait: float = 2.0,  # seconds the agent gosub waits for the app's answer
         call_refs: Readout | None = None,  # R17b: the call reference read to the caller
         config_sha256: Callable[[], str] | None = None,  # the config in force (reloads)
         objections: Objections | None = None,  # R30: objection after the flow
@@ -87,7 +88,7 @@ class StasisApp:
             store,
             clock,
             self._timer_fired,
-            results=ResultVariables(whisper_dir, prompts_dir, call_refs, objections),
+            results=ResultVariables(whisper_dir, prompts_dir, call_refs, objections, agent_wait),
             can_record=can_record,
             ami_ends=ami_ends,
         )

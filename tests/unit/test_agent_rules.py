@@ -99,9 +99,16 @@ def test_bridge_variables_set_record_at_first_and_inherit_what_the_gosub_needs()
         ("CALLCONSENT_RECORD_AT", "bridge"),
         ("__CALLCONSENT_CALLER", "1764.1"),
         ("__CALLCONSENT_AGENT_PURPOSES", "training"),
+        ("__CALLCONSENT_AGENT_WAIT", "2"),
         ("__CALLCONSENT_PURPOSES", ""),
         ("__CALLCONSENT_WHISPER_DIR", "/p/da"),
     ]
+
+
+@pytest.mark.parametrize(("seconds", "value"), [(2.0, "2"), (4.0, "4"), (3.5, "3.5")])
+def test_the_gosub_waits_as_long_as_the_config_says(seconds: float, value: str) -> None:
+    variables = dict(bridge_variables(("training",), "1764.1", "/p/da", agent_wait=seconds))
+    assert variables["__CALLCONSENT_AGENT_WAIT"] == value
 
 
 def test_bridge_variables_for_a_call_that_waits_for_no_agent() -> None:

@@ -401,6 +401,18 @@ def test_speaking_rate_of_generated_prompts_is_checked(tmp_path: Path) -> None:
     assert any("tts_words_per_minute" in e and "80 to 400" in e for e in errors_of(tmp_path, data))
 
 
+def test_the_agent_gosubs_wait_for_the_answer_is_two_seconds_unless_configured(
+    tmp_path: Path,
+) -> None:
+    data = demo_data()
+    assert load_config(write(tmp_path, data), env=ENV).agent_consent.answer_wait_seconds == 2.0
+    data["agent_consent"]["answer_wait_seconds"] = 4
+    assert load_config(write(tmp_path, data), env=ENV).agent_consent.answer_wait_seconds == 4.0
+    for bad in (0.5, 11, "4s"):
+        data["agent_consent"]["answer_wait_seconds"] = bad
+        assert any("agent_consent.answer_wait_seconds" in e for e in errors_of(tmp_path, data))
+
+
 def test_metrics_endpoints_default_to_loopback_and_can_be_disabled(tmp_path: Path) -> None:
     assert load_demo(tmp_path).metrics == MetricsConfig(enabled=True, host="127.0.0.1", port=9467)
     off = load_demo(tmp_path, lambda d: d.update(metrics={"enabled": False}))

@@ -110,7 +110,15 @@ _CLEARED_BY_BOTH_HOOKS = {
     names.VAR_WITHDRAW_KEEPS,
     names.VAR_WITHDRAW_PROMPT,
     names.VAR_WITHDRAWN,
-    *(f"__{v}" for v in (names.VAR_CALLER, names.VAR_PURPOSES, names.VAR_AGENT_PURPOSES)),
+    *(
+        f"__{v}"
+        for v in (
+            names.VAR_CALLER,
+            names.VAR_PURPOSES,
+            names.VAR_AGENT_PURPOSES,
+            names.VAR_AGENT_WAIT,
+        )
+    ),
     f"__{names.VAR_WHISPER_DIR}",
 }
 

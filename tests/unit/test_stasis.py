@@ -61,6 +61,7 @@ def training_waits_for_agent(channel_id: str) -> list[tuple[str, str]]:
         (names.VAR_RECORD_AT, "bridge"),
         ("__" + names.VAR_CALLER, channel_id),
         ("__" + names.VAR_AGENT_PURPOSES, "training"),
+        ("__" + names.VAR_AGENT_WAIT, "2"),
         *withdrawable("training"),
     ]
 

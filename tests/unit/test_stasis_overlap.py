@@ -26,6 +26,7 @@ RECORDED_EXTRA = (
     names.VAR_RECORD_AT,
     "__" + names.VAR_CALLER,
     "__" + names.VAR_AGENT_PURPOSES,
+    "__" + names.VAR_AGENT_WAIT,
     names.VAR_WITHDRAW_KEEPS,
     names.VAR_WITHDRAW_PROMPT,
     names.VAR_WITHDRAWABLE,

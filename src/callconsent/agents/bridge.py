@@ -5,7 +5,8 @@ channel before the bridge. When the call has purposes that need the agent's cons
 
     UserEvent(CallconsentAgent,Caller: <caller uniqueid>,Agent: <member name>,Flag: <0|1>)
 
-(AMI adds the agent channel's own ``Uniqueid``), then waits up to ~2 s for the app to set
+(AMI adds the agent channel's own ``Uniqueid``), then waits up to ``CALLCONSENT_AGENT_WAIT``
+seconds (``agent_consent.answer_wait_seconds``, default 2) for the app to set
 ``CALLCONSENT_AGENT_RESULT`` on the agent channel, and whispers what is recorded.
 
 This adapter decides nothing itself: the agent counts as consenting only when the AstDB flag the

@@ -65,7 +65,11 @@ def recording_start(recorded_purposes: Iterable[str]) -> RecordingStart:
 
 
 def bridge_variables(
-    recorded_purposes: Iterable[str], caller_uniqueid: str, whisper_dir: str
+    recorded_purposes: Iterable[str],
+    caller_uniqueid: str,
+    whisper_dir: str,
+    *,
+    agent_wait: float = 2.0,
 ) -> list[tuple[str, str]]:
     """The channel variables the app sets on the caller, before the result variables: where the
     recording starts and, inherited (``__``) by the queue member's channel, what the agent gosub
@@ -78,6 +82,7 @@ def bridge_variables(
             (names.VAR_RECORD_AT, start.record_at),
             ("__" + names.VAR_CALLER, caller_uniqueid),
             ("__" + names.VAR_AGENT_PURPOSES, ",".join(start.pending)),
+            ("__" + names.VAR_AGENT_WAIT, f"{agent_wait:g}"),
         ]
     if whisper_dir:
         if not start.waits_for_agent:  # for the agent gosub's log line

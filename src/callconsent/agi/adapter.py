@@ -124,6 +124,7 @@ class AgiFlow:
         clock: Clock = utc_now,
         whisper_dir: str = "",
         prompts_dir: str = "",
+        agent_wait: float = 2.0,  # seconds the agent gosub waits for the app's answer
         call_refs: Readout | None = None,
         config_sha256: Callable[[], str] | None = None,  # the config in force (reloads)
         objections: Objections | None = None,  # R30: the caller's and agent's codes enabled
@@ -134,7 +135,7 @@ class AgiFlow:
         self._can_record = can_record
         self._store = store
         self._clock = clock
-        self._results = ResultVariables(whisper_dir, prompts_dir, call_refs, objections)
+        self._results = ResultVariables(whisper_dir, prompts_dir, call_refs, objections, agent_wait)
         self._lines: set[AgiLine] = set()
         self._recorded = RecordedCalls(store, clock)
         self._running: set[asyncio.Task[Any]] = set()  # flows in progress

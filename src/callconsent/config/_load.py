@@ -136,6 +136,9 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     whisper_language = agent_node.opt_string("whisper_language", "da") or "da"
     if not LANGUAGE_RE.match(whisper_language):
         problems.error(agent_node.at("whisper_language"), "must be a two-letter code such as da")
+    answer_wait = agent_node.number("answer_wait_seconds", 2.0)
+    if not 1.0 <= answer_wait <= 10.0:
+        problems.error(agent_node.at("answer_wait_seconds"), "must be 1 to 10 seconds")
     agent_node.done()
     parties = _parties(top.child("parties"))
     agi = read_agi(top.child("agi"))
@@ -154,7 +157,11 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         asterisk=asterisk,
         storage=storage,
         prompts_dir=prompts_dir,
-        agent_consent=AgentConsentConfig(registry_path=registry, whisper_language=whisper_language),
+        agent_consent=AgentConsentConfig(
+            registry_path=registry,
+            whisper_language=whisper_language,
+            answer_wait_seconds=answer_wait,
+        ),
         notices=notices,
         routes=routes,
         parties=parties,

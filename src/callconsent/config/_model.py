@@ -87,6 +87,9 @@ class StorageConfig:
 class AgentConsentConfig:
     registry_path: Path
     whisper_language: str = "da"  # the language of the whisper the agent hears (text 12)
+    #: how long the agent gosub waits for the app's answer before it whispers "not for
+    #: training" (and the app then refuses training for that call): seconds
+    answer_wait_seconds: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
