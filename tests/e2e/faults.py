@@ -255,16 +255,23 @@ def app_events(log_path: Path, since: int) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def app_reading_late(
-    lab_app: LabApp, folder: Path, user_event: str, seconds: float, port: int = 5039
+    lab_app: LabApp,
+    folder: Path,
+    user_event: str,
+    seconds: float,
+    port: int = 5039,
+    *,
+    skip: int = 0,
 ) -> Iterator[LabApp]:
     """``callconsent serve`` behind an AMI proxy (``port``) that holds the next UserEvent
     ``user_event`` back ``seconds`` (and all that follows it): an app that reads it late, as on
-    a loaded machine (the dialplan's wait for its answer ends first)."""
+    a loaded machine (the dialplan's wait for its answer ends first). ``skip``: that many such
+    events pass on time before the one held back."""
     with (
         TcpProxy(port, 5038, ami=True) as proxy,
         app_behind_ami_proxy(lab_app, folder, proxy) as app,
     ):
-        proxy.delay_user_event(user_event, seconds)
+        proxy.delay_user_event(user_event, seconds, skip=skip)
         yield app
 
 

@@ -11,6 +11,7 @@
     with TcpProxy(5039, 5038, ami=True) as proxy:
         proxy.delay_user_event("CallconsentAgent", 2.6)  # the next such UserEvent (and all
         ...                                             # that follows it) 2.6 s late
+        proxy.delay_user_event("CallconsentAgent", 2.6, skip=1)  # the one after the next
 
 It runs its own asyncio loop in a thread. It understands just enough HTTP to know, per
 connection, whether it carries a websocket (the first request asks for ``Upgrade: websocket``)
@@ -58,7 +59,8 @@ class TcpProxy:
         self.host = host
         self._drop_events = {f"Event: {name}".encode() for name in drop_events}
         self.events_dropped = 0
-        self._user_delays: dict[bytes, float] = {}  # ``UserEvent: <name>`` line -> seconds, once
+        # ``UserEvent: <name>`` line -> (seconds, how many such events pass first), once
+        self._user_delays: dict[bytes, tuple[float, int]] = {}
         self.listen_port = listen_port
         self.target_port = target_port
         self._loop = asyncio.new_event_loop()
@@ -101,11 +103,13 @@ class TcpProxy:
         the first ``times`` of them, when given)."""
         self._delays[needle.encode()] = (seconds, times)
 
-    def delay_user_event(self, name: str, seconds: float) -> None:
+    def delay_user_event(self, name: str, seconds: float, *, skip: int = 0) -> None:
         """Hold back the next AMI ``UserEvent`` named ``name`` (exactly) ``seconds`` before it
         reaches the client, and with it everything after it (the stream keeps its order): an
-        app that reads its events late, as on a loaded machine."""
-        self._user_delays[f"UserEvent: {name}".encode()] = seconds
+        app that reads its events late, as on a loaded machine. ``skip``: let that many such
+        events pass on time first (e.g. 1: only the second agent's event of a call is late);
+        counted over all the proxy's connections."""
+        self._user_delays[f"UserEvent: {name}".encode()] = (seconds, skip)
 
     def clear_delays(self) -> None:
         self._delays.clear()
@@ -219,7 +223,12 @@ class TcpProxy:
                     names = {x.rstrip(b"\r\n") for x in held}
                     delay = next((k for k in self._user_delays if k in names), None)
                     if delay is not None:
-                        await asyncio.sleep(self._user_delays.pop(delay))
+                        seconds, skip = self._user_delays[delay]
+                        if skip > 0:
+                            self._user_delays[delay] = (seconds, skip - 1)
+                        else:
+                            del self._user_delays[delay]
+                            await asyncio.sleep(seconds)
                     writer.writelines(held)
                     await writer.drain()
                     held = None
