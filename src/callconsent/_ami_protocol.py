@@ -26,8 +26,6 @@ _ANSWER_EVENTS: Final = frozenset(
         "dbgettreecomplete",
         "coreshowchannel",  # CoreShowChannels' list (restart recovery, R1/R2)
         "coreshowchannelscomplete",
-        "devicestatechange",  # DeviceStateList's list (restart recovery: who holds, R2)
-        "devicestatelistcomplete",
     }
 )
 

@@ -243,15 +243,13 @@ class Ami:
             if str(e.get("Event", "")).lower() == "coreshowchannel"
         ]
 
-    async def device_states(self) -> dict[str, str]:
-        """Every device's state now (AMI ``DeviceStateList``, module
-        ``res_manager_devicestate``): ``{"PJSIP/agent1": "ONHOLD", ...}``."""
-        events = await self._send("DeviceStateList", {})
-        return {
-            str(e.get("Device", "")): str(e.get("State", ""))
-            for e in events
-            if str(e.get("Event", "")).lower() == "devicestatechange"
-        }
+    async def channel_on_hold(self, channel: str) -> bool:
+        """Whether ``channel`` (name or uniqueid) is held now: Asterisk told it to hold (a
+        re-INVITE ``a=sendonly`` from the far party; it hears the hold music). AMI ``Getvar`` of
+        ``CHANNEL(onhold)``, the channel's own flag: a device state would mix the channel with
+        every other call of its endpoint."""
+        replies = await self._send("Getvar", {"Channel": channel, "Variable": "CHANNEL(onhold)"})
+        return str(replies[0].get("Value", "")).strip() == "1"
 
     async def mixmonitor(self, channel: str, file: str, options: str) -> None:
         """Start MixMonitor on ``channel`` (name or uniqueid); ``options`` is ONE string such as

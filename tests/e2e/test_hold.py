@@ -11,16 +11,14 @@ bridge (MixMonitor option ``b``): its time comes from Asterisk's log, the hold's
 
 from __future__ import annotations
 
-import re
-import subprocess
-import wave
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from callconsent.config import Config
+from tests.e2e.hold_audio import SILENT_RMS, first_silence, iso_epoch, rms, sipp_mark
 from tests.e2e.lab_app import LabApp, log_time, route_timing, wait_sidecar
 from tests.harness.agent import agent_phones
 from tests.harness.asterisk import AsteriskLab
@@ -29,53 +27,6 @@ from tests.harness.sipp import Call, Pause, run_call
 TALK = 5.0  # seconds of conversation before the hold
 HOLD_FOR = 10.0
 AFTER = 4.0  # seconds of conversation after the hold
-#: sox's RMS (full scale 1.0) below which a stretch is silence: the muted file is digital zero,
-#: the caller's tone alone is ~0.1.
-SILENT_RMS = 0.001
-
-
-def _rms(audio: Path, start: float, end: float) -> float:
-    """RMS amplitude of ``audio`` from ``start`` to ``end`` seconds, as ``sox ... stat`` says."""
-    proc = subprocess.run(
-        ["sox", str(audio), "-n", "trim", f"{start:.3f}", f"={end:.3f}", "stat"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    m = re.search(r"RMS\s+amplitude:\s+([0-9.]+)", proc.stderr)
-    assert m, proc.stderr
-    return float(m.group(1))
-
-
-def _silence(audio: Path, after: float) -> tuple[float, float] | None:
-    """(file time, length) of the first run of digital silence (20 ms frames of zeros) at or
-    after ``after`` seconds; None when there is none."""
-    with wave.open(str(audio)) as w:
-        rate, width = w.getframerate(), w.getsampwidth()
-        data = w.readframes(w.getnframes())
-    step = rate // 50 * width
-    start: int | None = None
-    for offset in range(max(0, int(after * rate)) * width // step * step, len(data), step):
-        silent = not any(data[offset : offset + step])
-        if silent and start is None:
-            start = offset
-        elif not silent and start is not None:
-            break
-    else:
-        offset = len(data)
-    if start is None:
-        return None
-    return start / width / rate, (offset - start) / width / rate
-
-
-def _epoch(stamp: str) -> float:
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
-
-
-def _sipp_mark(log: str, mark: str) -> float:
-    m = re.search(rf"^{mark} .*?(\d+\.\d+)\s*$", log, re.MULTILINE)
-    assert m, log
-    return float(m.group(1))
 
 
 def _held_call(
@@ -101,7 +52,7 @@ def _held_call(
     assert joined, "agent1 never joined the caller's bridge"
     line = asterisk.read_log(mark)[: joined[0].end()].splitlines()[-1]
     bridge = log_time(line).replace(tzinfo=UTC).timestamp()  # the sandbox logs in UTC
-    held = _sipp_mark(agent_log if agent_holds else result.log, "HOLD")
+    held = sipp_mark(agent_log if agent_holds else result.log, "HOLD")
     doc = wait_sidecar(config, end.recording)
     assert doc["state"] == "final", doc
     return doc, Path(end.recording), bridge, held
@@ -118,17 +69,17 @@ def test_hold_mutes_the_recording_in_both_directions_and_the_sidecar_lists_the_p
     who = ("agent", "agent1") if agent_holds else ("caller", None)
     assert (pause["held_by"], pause["agent_id"]) == who
     assert pause["ended_at"] is not None
-    start, end = _epoch(pause["started_at"]) - bridge, _epoch(pause["ended_at"]) - bridge
+    start, end = iso_epoch(pause["started_at"]) - bridge, iso_epoch(pause["ended_at"]) - bridge
     hold_in_file = held - bridge
     latency = start - hold_in_file
     # File time is bridge time only while frames flow (MixMonitor b): under load a few frames go
     # missing, so the silent stretch is found in the file and measured from its start.
-    found = _silence(audio, hold_in_file - 1.0)
+    found = first_silence(audio, hold_in_file - 1.0)
     assert found is not None, "the file never goes silent"
     onset, length = found
-    talk = _rms(audio, 0.5, max(1.0, hold_in_file - 0.5))
-    during = _rms(audio, onset, onset + HOLD_FOR - 1.5)
-    after = _rms(audio, onset + length + 0.5, onset + length + AFTER - 1.0)
+    talk = rms(audio, 0.5, max(1.0, hold_in_file - 0.5))
+    during = rms(audio, onset, onset + HOLD_FOR - 1.5)
+    after = rms(audio, onset + length + 0.5, onset + length + AFTER - 1.0)
     print(
         f"{'agent' if agent_holds else 'caller'} holds: pause listed {latency * 1000:.0f} ms "
         f"after the hold was accepted, {end - start:.1f} s long; the file goes silent "

@@ -1,6 +1,6 @@
-"""A fake Asterisk AMI server on 127.0.0.1 for unit tests: greets, answers Login, Ping, DBGet
-and StopMixMonitor as Asterisk 22 does, records every action, and sends whatever raw bytes a
-test pushes (captured events, forged ones, split at any byte)."""
+"""A fake Asterisk AMI server on 127.0.0.1 for unit tests: greets, answers Login, Ping, DBGet,
+Getvar and StopMixMonitor as Asterisk 22 does, records every action, and sends whatever raw
+bytes a test pushes (captured events, forged ones, split at any byte)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ class FakeAmiServer:
     #: CoreShowChannels' items, each the raw header lines of one CoreShowChannel event (a test
     #: may put caller text with line breaks in them, as Asterisk does)
     channels: list[list[str]] = field(default_factory=list)
+    #: Getvar's answers: channel (name or uniqueid) -> variable -> value; any other channel
+    #: gets Asterisk 22's "No such channel"
+    channel_vars: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -88,6 +91,17 @@ class FakeAmiServer:
                     "EventList: Complete",
                     "ListItems: 1",
                 )
+            )
+        if name == "getvar":  # as Asterisk 22 answers (measured in the lab)
+            found = self.channel_vars.get(action.get("Channel", ""))
+            if found is None:
+                return _msg("Response: Error", f"ActionID: {aid}", "Message: No such channel")
+            variable = action.get("Variable", "")
+            return _msg(
+                "Response: Success",
+                f"ActionID: {aid}",
+                f"Variable: {variable}",
+                f"Value: {found.get(variable, '')}",
             )
         if name == "coreshowchannels":
             items = b"".join(

@@ -139,6 +139,28 @@ async def test_the_channels_in_progress_are_listed_for_the_restart_recovery(
     assert [c["Uniqueid"] for c in listed] == ["1700000000.1", "1700000000.2"]
 
 
+async def test_a_channels_hold_flag_is_read_with_getvar_and_a_gone_channel_says_so(
+    server: FakeAmiServer,
+) -> None:
+    server.channel_vars = {
+        "1700000000.1": {"CHANNEL(onhold)": "1"},
+        "1700000000.2": {"CHANNEL(onhold)": "0"},
+    }
+    ami = await _connected(server, Seen())
+    held = [await ami.channel_on_hold(u) for u in ("1700000000.1", "1700000000.2")]
+    with pytest.raises(AmiError) as gone:
+        await ami.channel_on_hold("1700000000.3")
+    await ami.close()
+    assert held == [True, False]
+    assert gone.value.channel_gone
+    asked = [a for a in server.actions if a.get("Action") == "Getvar"]
+    assert {(a["Channel"], a["Variable"]) for a in asked} == {
+        ("1700000000.1", "CHANNEL(onhold)"),
+        ("1700000000.2", "CHANNEL(onhold)"),
+        ("1700000000.3", "CHANNEL(onhold)"),
+    }
+
+
 async def test_a_channel_list_with_forged_caller_text_fails_rather_than_hide_a_call(
     server: FakeAmiServer,
 ) -> None:

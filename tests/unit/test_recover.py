@@ -17,7 +17,7 @@ from callconsent.parties.tracker import (
     Classifier,
     PartyTracker,
     StopAll,
-    held_channels,
+    holding_parties,
 )
 from callconsent.store import EvidenceStore
 from tests.support.party_fakes import (
@@ -36,28 +36,36 @@ NOW = T0 + timedelta(minutes=5)
 
 
 class ListingAmi(PartyAmi):
-    """Lists ``channels`` (None: the action fails) and the device states ``devices`` (none by
-    default; set ``self.devices = None`` to make DeviceStateList fail)."""
+    """Lists ``channels`` (None: the action fails); ``held``: the uniqueids whose
+    ``CHANNEL(onhold)`` is 1; ``gone``: channels Getvar no longer finds; ``hold_error``: the
+    detail every other Getvar fails with (None: it answers)."""
 
     def __init__(
         self,
         channels: list[dict[str, str]] | None,
-        devices: dict[str, str] | None = None,
+        held: set[str] | None = None,
+        *,
+        gone: set[str] | None = None,
+        hold_error: str | None = None,
     ) -> None:
         super().__init__()
         self.channels = channels
-        self.devices: dict[str, str] | None = {} if devices is None else devices
+        self.held = held or set()
+        self.gone = gone or set()
+        self.hold_error = hold_error
 
     async def core_show_channels(self) -> list[dict[str, str]]:
         if self.channels is None:
             raise AmiError("CoreShowChannels", "not connected")
         return self.channels
 
-    async def device_states(self) -> dict[str, str]:
-        self.calls.append(("DeviceStateList",))
-        if self.devices is None:
-            raise AmiError("DeviceStateList", "Invalid/unknown command")
-        return self.devices
+    async def channel_on_hold(self, channel: str) -> bool:
+        self.calls.append(("Getvar", channel))
+        if channel in self.gone:
+            raise AmiError("Getvar", "No such channel")
+        if self.hold_error is not None:
+            raise AmiError("Getvar", self.hold_error)
+        return channel in self.held
 
 
 def channel(uniqueid: str, name: str, bridge: str = "") -> dict[str, str]:
@@ -123,14 +131,16 @@ async def test_channels_without_a_live_recording_are_not_adopted(
 CALLER_CHAN = "PJSIP/lab-caller-0000000b"
 
 
-def test_a_channel_is_on_hold_when_its_device_is() -> None:
-    snapshot = [(CALLER, CALLER_CHAN, "b1"), (AGENT, A1, "b1"), (OUTSIDE, TRUNK, "")]
-    states = {"PJSIP/agent1": "ONHOLD", "PJSIP/lab-caller": "INUSE", "PJSIP/lab-external": "INUSE"}
-    assert held_channels(snapshot, states) == {AGENT}
-    assert held_channels(snapshot, {"PJSIP/lab-caller": "ONHOLD"}) == {CALLER}
-    assert held_channels(snapshot, {}) == set()
-    local = [("1795510800.50", "Local/100@lab-00000003;1", "b1")]
-    assert held_channels(local, {"Local/100@lab": "ONHOLD"}) == set()  # not a device's channel
+def test_the_party_holding_is_the_other_side_of_the_held_channels_bridge() -> None:
+    """Asterisk flags the channel it told to hold (CHANNEL(onhold)): the caller's when agent1's
+    phone holds (measured on Asterisk 22), agent1's when the caller holds."""
+    snapshot = [(CALLER, CALLER_CHAN, "b1"), (AGENT, A1, "b1"), (OUTSIDE, TRUNK, "b2")]
+    assert holding_parties(snapshot, {CALLER}) == {AGENT}
+    assert holding_parties(snapshot, {AGENT}) == {CALLER}
+    assert holding_parties(snapshot, set()) == set()
+    assert holding_parties([(CALLER, CALLER_CHAN, "")], {CALLER}) == set()  # in no bridge
+    three = [*snapshot[:2], (OUTSIDE, TRUNK, "b1")]
+    assert holding_parties(three, {CALLER}) == {AGENT, OUTSIDE}  # who of them: unknown, both
 
 
 def test_tracker_mutes_a_recovered_call_an_agent_holds() -> None:
@@ -143,19 +153,22 @@ def test_tracker_mutes_a_recovered_call_an_agent_holds() -> None:
     assert t.unhold(AGENT) == [Unmute(CALLER)]
 
 
-async def test_a_call_put_on_hold_while_the_app_was_away_is_muted_until_the_unhold(
+OTHER_CALL = [channel("1795510800.60", "PJSIP/lab-caller-0000000d", "b9")]
+
+
+async def test_a_call_an_agent_put_on_hold_while_the_app_was_away_is_muted_until_the_unhold(
     store: EvidenceStore,
 ) -> None:
     audio = await documentation_recording(store)
     store._recordings.clear()  # a new process: it knows no recording
     ami = ListingAmi(
-        [channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1")],
-        {"PJSIP/agent1": "ONHOLD", "PJSIP/lab-caller": "INUSE"},
+        [channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1"), *OTHER_CALL],
+        held={CALLER},  # agent1's phone holds: Asterisk flags the caller's channel
     )
     watch = PartyWatch(ami, store, NoAgents(), INTERNAL, clock=lambda: NOW)
     assert await recover(watch, ami, store, store._recordings_dir) == [CALLER]
     await watch.drain()
-    assert ami.calls[:2] == [("DeviceStateList",), ("MixMonitorMute", CALLER, "1")]
+    assert ami.calls[:3] == [("Getvar", CALLER), ("Getvar", AGENT), ("MixMonitorMute", CALLER, "1")]
     (pause,) = sidecar_doc(audio)["pauses"]
     assert (pause["reason"], pause["held_by"], pause["agent_id"], pause["ended_at"]) == (
         "hold",
@@ -170,32 +183,62 @@ async def test_a_call_put_on_hold_while_the_app_was_away_is_muted_until_the_unho
     assert sidecar_doc(audio)["pauses"][0]["ended_at"] is not None
 
 
-async def test_a_recovered_call_nobody_holds_is_not_muted(store: EvidenceStore) -> None:
+async def test_a_call_the_caller_put_on_hold_while_the_app_was_away_is_muted_until_the_unhold(
+    store: EvidenceStore,
+) -> None:
     audio = await documentation_recording(store)
     store._recordings.clear()
     ami = ListingAmi(
         [channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1")],
-        {"PJSIP/agent1": "INUSE", "PJSIP/lab-caller": "INUSE"},
+        held={AGENT},  # the caller holds: Asterisk flags agent1's channel
     )
     watch = PartyWatch(ami, store, NoAgents(), INTERNAL, clock=lambda: NOW)
     assert await recover(watch, ami, store, store._recordings_dir) == [CALLER]
     await watch.drain()
-    assert [c[0] for c in ami.calls] == ["DeviceStateList"]
+    (pause,) = sidecar_doc(audio)["pauses"]
+    assert (pause["held_by"], pause["agent_id"]) == ("caller", None)
+    watch.handlers()["Unhold"]({"Event": "Unhold", "Uniqueid": CALLER, "Channel": CALLER_CHAN})
+    await watch.drain()
+    assert ami.calls[-1] == ("MixMonitorMute", CALLER, "0")
+    assert sidecar_doc(audio)["pauses"][0]["ended_at"] is not None
+
+
+async def test_a_recovered_call_nobody_holds_is_not_muted(store: EvidenceStore) -> None:
+    audio = await documentation_recording(store)
+    store._recordings.clear()
+    ami = ListingAmi([channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1"), *OTHER_CALL])
+    watch = PartyWatch(ami, store, NoAgents(), INTERNAL, clock=lambda: NOW)
+    assert await recover(watch, ami, store, store._recordings_dir) == [CALLER]
+    await watch.drain()
+    assert ami.calls == [("Getvar", CALLER), ("Getvar", AGENT)]  # not the other call's channel
     assert sidecar_doc(audio).get("pauses", []) == []
 
 
-async def test_unreadable_device_states_stop_the_recovered_recordings_and_say_why(
-    store: EvidenceStore,
-) -> None:
-    """On hold or not, the app cannot tell (e.g. res_manager_devicestate not loaded)."""
+async def test_a_party_gone_since_the_listing_is_not_on_hold(store: EvidenceStore) -> None:
     audio = await documentation_recording(store)
     store._recordings.clear()
-    ami = ListingAmi([channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1")])
-    ami.devices = None
+    ami = ListingAmi([channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1")], gone={AGENT})
+    watch = PartyWatch(ami, store, NoAgents(), INTERNAL, clock=lambda: NOW)
+    assert await recover(watch, ami, store, store._recordings_dir) == [CALLER]
+    await watch.drain()
+    assert "StopMixMonitor" not in [c[0] for c in ami.calls]
+    assert sidecar_doc(audio).get("pauses", []) == []
+
+
+async def test_unreadable_hold_flags_stop_the_recovered_recordings_and_say_why(
+    store: EvidenceStore,
+) -> None:
+    """On hold or not, the app cannot tell (e.g. Getvar refused: no write class "call")."""
+    audio = await documentation_recording(store)
+    store._recordings.clear()
+    ami = ListingAmi(
+        [channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1")],
+        hold_error="Permission denied",
+    )
     watch = PartyWatch(ami, store, NoAgents(), INTERNAL, clock=lambda: NOW)
     with capture_logs() as logs:
         assert await recover(watch, ami, store, store._recordings_dir, clock=lambda: NOW) == []
-    assert ami.calls == [("DeviceStateList",), ("StopMixMonitor", CALLER)]
+    assert ami.calls == [("Getvar", CALLER), ("StopMixMonitor", CALLER)]
     doc = sidecar_doc(audio)
     assert doc["recording"]["stop_reason"] == WATCH_LOST
     assert [e["log_level"] for e in logs if e["event"] == "recover_hold_unknown"] == ["error"]

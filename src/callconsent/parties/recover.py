@@ -10,17 +10,21 @@ gives them and the bridges to the party tracker, which checks every party on the
 caller stops the recording at once; a later transfer outside stops it at the dial.
 
 The Hold events of the gap are lost too: a call put on hold while the app was away would go on
-being recorded (R2, § 263). So when it finds recorded calls the app also asks for every device's
-state (``DeviceStateList``, module ``res_manager_devicestate``): a channel whose device is
-``ONHOLD`` is on hold, and a recorded call with a party on hold is muted and its pause listed, as
-at a Hold event (:func:`callconsent.parties.tracker.held_channels`; an Unhold ends the pause).
+being recorded (R2, § 263). So when it finds recorded calls the app also asks, for each of them,
+whether the caller or a party in its bridge is held now (AMI ``Getvar`` of ``CHANNEL(onhold)``,
+one channel at a time). Asterisk flags the held channel, the one it plays the hold music to:
+when agent1's phone holds, it is the *caller's* channel. The party that holds is the other side
+of that bridge (:func:`callconsent.parties.tracker.holding_parties`); the call is muted and its
+pause listed, as at that party's Hold event, and its Unhold ends the pause. Device states
+(``DeviceStateList``) cannot tell this: the held channel's device is the caller's endpoint or
+trunk, which shows ``INUSE`` as soon as it has another call up.
 
 Fail closed: when the listing fails, the app cannot tell whether any recorded call is still
 inside the organisation, so it stops every recording whose sidecar (today's or yesterday's)
 still says ``recording`` (AMI ``StopMixMonitor``; sidecar ``stop_reason: party_watch_lost``,
-ledger ``recording_stopped``). A call that had ended meanwhile only gets that note. When the
-device states cannot be read, it cannot tell whether a recorded call is on hold: it stops the
-recordings it found, with the same reason.
+ledger ``recording_stopped``). A call that had ended meanwhile only gets that note. When a
+channel's hold flag cannot be read, it cannot tell whether a recorded call is on hold: it stops
+the recordings it found, with the same reason (a channel gone since the listing is not on hold).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from callconsent.clock import Clock, utc_now
 from callconsent.evidence import paths, sidecar
 from callconsent.evidence.paths import UNIQUEID_RE, find_recording
 from callconsent.parties.adapter import PartyStore, PartyWatch
-from callconsent.parties.tracker import held_channels
+from callconsent.parties.tracker import holding_parties
 
 log = structlog.get_logger("callconsent.parties.recover")
 
@@ -47,7 +51,7 @@ WATCH_LOST: Final = "party_watch_lost"
 
 class RecoverAmi(Protocol):
     async def core_show_channels(self) -> list[dict[str, str]]: ...
-    async def device_states(self) -> dict[str, str]: ...
+    async def channel_on_hold(self, channel: str) -> bool: ...
     async def stop_mixmonitor(self, channel: str) -> None: ...
 
 
@@ -87,7 +91,7 @@ async def recover(
     held: set[str] = set()
     if callers:
         try:
-            held = held_channels(snapshot, await ami.device_states())
+            held = holding_parties(snapshot, await _on_hold(ami, snapshot, callers))
         except AmiError as exc:  # on hold or not, nobody can tell: fail closed
             log.error("recover_hold_unknown", error=str(exc), calls=len(callers))
             await _stop_each(ami, store, callers, clock())
@@ -95,6 +99,24 @@ async def recover(
     watch.recover(snapshot, callers, held)
     log.info("recovered_calls", calls=len(callers), channels=len(snapshot), held=len(held))
     return callers
+
+
+async def _on_hold(
+    ami: RecoverAmi, snapshot: list[tuple[str, str, str]], callers: list[str]
+) -> set[str]:
+    """The uniqueids of the callers and of the parties in their bridges that are held now."""
+    bridges = {bridge for uniqueid, _c, bridge in snapshot if uniqueid in callers and bridge}
+    out: set[str] = set()
+    for uniqueid, _channel, bridge in snapshot:
+        if uniqueid not in callers and bridge not in bridges:
+            continue
+        try:
+            if await ami.channel_on_hold(uniqueid):
+                out.add(uniqueid)
+        except AmiError as exc:
+            if not exc.channel_gone:  # a channel gone since the listing is not on hold
+                raise
+    return out
 
 
 def _valid(uniqueid: str) -> bool:

@@ -41,7 +41,7 @@ party's agent id is its endpoint name (``PJSIP/agent2`` → ``agent2``; for ``Lo
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Final, Literal
@@ -57,8 +57,6 @@ PARTY_NOT_CONSENTING: Final = "party_not_consenting"
 
 _SUFFIX: Final = re.compile(r"^(?P<base>[^\s]+?)-[0-9a-fA-F]{8}(?:;[12])?$")
 _TECH: Final = re.compile(r"^[A-Za-z][A-Za-z0-9]*/")
-#: A channel of a device (``PJSIP/agent1-0000000a`` of ``PJSIP/agent1``); Local channels are not
-_DEVICE_CHANNEL_RE: Final = re.compile(r"([A-Za-z][A-Za-z0-9]*/[^\s;/]+)-[0-9a-fA-F]{8}")
 
 PartyKind = Literal["internal", "external"]
 
@@ -152,8 +150,9 @@ class PartyTracker:
         channel listing (``(uniqueid, channel, bridge id or "")``) and watch ``callers`` again.
         Nobody on their calls counts as decided by the agent gosub any more: every party is
         checked again (an agent's standing consent, an outsider ends the consent purposes) and
-        a caller with no internal party stops at once. ``held``: the channels on hold now (the
-        Hold events were lost too): a caller among them, or bridged with one, is muted."""
+        a caller with no internal party stops at once. ``held``: the channels that hold a call now,
+        as an AMI ``Hold`` event names them (those events were lost too; see
+        :func:`holding_parties`): a caller among them, or bridged with one, is muted."""
         for uniqueid, channel, bridge in snapshot:
             if uniqueid in held:
                 self._holders[uniqueid] = channel
@@ -321,19 +320,19 @@ class PartyTracker:
         return out
 
 
-def held_channels(
-    snapshot: list[tuple[str, str, str]], device_states: Mapping[str, str]
-) -> set[str]:
-    """The uniqueids of ``snapshot`` (``(uniqueid, channel, bridge)``) whose channel is on hold,
-    from Asterisk's device states (``DeviceStateList``: device -> state). A device is
-    ``ONHOLD`` only when every channel of it in use is held (a channel in use elsewhere makes it
-    ``INUSE``), so ``ONHOLD`` is never wrong about a channel; a trunk with other calls up shows
-    a hold of one of them as ``INUSE`` (not seen)."""
+def holding_parties(snapshot: list[tuple[str, str, str]], on_hold: Collection[str]) -> set[str]:
+    """The uniqueids of ``snapshot`` (``(uniqueid, channel, bridge)``) that hold a call now, from
+    the channels that are held (``on_hold``: Asterisk's ``CHANNEL(onhold)``). Asterisk flags the
+    channel it told to hold, the one that hears the hold music: when an agent's phone holds,
+    the *caller's* channel is flagged (its device, the caller's endpoint or trunk, shows
+    ``ONHOLD`` too, or ``INUSE`` when it has other calls up). The party that holds is the other
+    side of the held channel's bridge, as an AMI ``Hold`` event would have named it; in a bridge
+    of more than two every other member counts (the recording stays muted until each of them is
+    seen to unhold or leave: fail safe)."""
     out: set[str] = set()
-    for uniqueid, channel, _bridge in snapshot:
-        found = _DEVICE_CHANNEL_RE.fullmatch(channel)
-        if found is not None and device_states.get(found.group(1)) == "ONHOLD":
-            out.add(uniqueid)
+    for uniqueid, _channel, bridge in snapshot:
+        if uniqueid in on_hold and bridge:
+            out.update(u for u, _c, b in snapshot if b == bridge and u != uniqueid)
     return out
 
 
