@@ -16,6 +16,10 @@ import wave
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.e2e.lab_app import log_time
+from tests.harness.asterisk import AsteriskLab, LabLine
+from tests.harness.sipp import CallResult
+
 #: sox's RMS (full scale 1.0) below which a stretch is silence: the muted file is digital zero,
 #: the caller's tone alone is ~0.1.
 SILENT_RMS = 0.001
@@ -79,3 +83,17 @@ def wait_sipp_mark(log_path: Path, mark: str, timeout: float) -> float:
         if time.monotonic() > deadline:
             raise AssertionError(f"no {mark} in {log_path} within {timeout} s:\n{text[-2000:]}")
         time.sleep(0.1)
+
+
+def recorded_and_bridged(
+    asterisk: AsteriskLab, result: CallResult, mark: int
+) -> tuple[LabLine, float]:
+    """A documentation call on the lab queue that ended well: its LABEND line (recorded) and
+    when agent1 joined the caller's bridge (file time 0), epoch seconds."""
+    assert result.ok, result.describe()
+    end = asterisk.wait_labend(result.call_id, since=mark)
+    assert end.status == "not_required" and end.recording, end
+    joined = asterisk.find_log(r"Channel PJSIP/agent1-\S+ joined", since=mark)
+    assert joined, "agent1 never joined the caller's bridge"
+    line = asterisk.read_log(mark)[: joined[0].end()].splitlines()[-1]
+    return end, log_time(line).replace(tzinfo=UTC).timestamp()  # the sandbox logs in UTC

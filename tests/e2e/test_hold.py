@@ -11,15 +11,21 @@ bridge (MixMonitor option ``b``): its time comes from Asterisk's log, the hold's
 
 from __future__ import annotations
 
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from callconsent.config import Config
-from tests.e2e.hold_audio import SILENT_RMS, first_silence, iso_epoch, rms, sipp_mark
-from tests.e2e.lab_app import LabApp, log_time, route_timing, wait_sidecar
+from tests.e2e.hold_audio import (
+    SILENT_RMS,
+    first_silence,
+    iso_epoch,
+    recorded_and_bridged,
+    rms,
+    sipp_mark,
+)
+from tests.e2e.lab_app import LabApp, route_timing, wait_sidecar
 from tests.harness.agent import agent_phones
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Pause, run_call
@@ -45,13 +51,7 @@ def _held_call(
             Call(to="queue-docs", audio="tone", timeline=[Pause(talks)], hold=call_hold)
         )
         agent_log = phones["agent1"].log_path.read_text(errors="replace")
-    assert result.ok, result.describe()
-    end = asterisk.wait_labend(result.call_id, since=mark)
-    assert end.status == "not_required" and end.recording, end
-    joined = asterisk.find_log(r"Channel PJSIP/agent1-\S+ joined", since=mark)
-    assert joined, "agent1 never joined the caller's bridge"
-    line = asterisk.read_log(mark)[: joined[0].end()].splitlines()[-1]
-    bridge = log_time(line).replace(tzinfo=UTC).timestamp()  # the sandbox logs in UTC
+    end, bridge = recorded_and_bridged(asterisk, result, mark)
     held = sipp_mark(agent_log if agent_holds else result.log, "HOLD")
     doc = wait_sidecar(config, end.recording)
     assert doc["state"] == "final", doc

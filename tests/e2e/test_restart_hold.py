@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,12 @@ from tests.e2e.hold_audio import (
     SILENT_RMS,
     first_silence,
     iso_epoch,
+    recorded_and_bridged,
     rms,
     sipp_mark,
     wait_sipp_mark,
 )
-from tests.e2e.lab_app import LabApp, log_time, route_timing, wait_sidecar
+from tests.e2e.lab_app import LabApp, route_timing, wait_sidecar
 from tests.harness.agent import agent_phones
 from tests.harness.asterisk import AsteriskLab
 from tests.harness.sipp import Call, Pause, background_call
@@ -92,13 +92,7 @@ def _restarted_call(
         connected = iso_epoch(_app_event(lab_app, offset, "ami_connected")["timestamp"])
         result = pending.result(timeout=120)
         agent_log = phones["agent1"].log_path.read_text(errors="replace")
-    assert result.ok, result.describe()
-    end = asterisk.wait_labend(result.call_id, since=mark)
-    assert end.status == "not_required" and end.recording, end
-    joined = asterisk.find_log(r"Channel PJSIP/agent1-\S+ joined", since=mark)
-    assert joined, "agent1 never joined the caller's bridge"
-    line = asterisk.read_log(mark)[: joined[0].end()].splitlines()[-1]
-    bridge = log_time(line).replace(tzinfo=UTC).timestamp()  # the sandbox logs in UTC
+    end, bridge = recorded_and_bridged(asterisk, result, mark)
     doc = wait_sidecar(config, end.recording, timeout=5.0)
     if doc["state"] != "final":  # the restarted app does not finalise a call it did not start
         proc = reconcile(config)

@@ -131,6 +131,17 @@ async def test_channels_without_a_live_recording_are_not_adopted(
 CALLER_CHAN = "PJSIP/lab-caller-0000000b"
 
 
+async def _recovered(store: EvidenceStore, ami: ListingAmi) -> tuple[Path, PartyWatch]:
+    """CALLER's documentation recording, found again by a new process (which knew nothing of
+    it) from ``ami``'s listing; the watch it runs."""
+    audio = await documentation_recording(store)
+    store._recordings.clear()  # a new process: it knows no recording
+    watch = PartyWatch(ami, store, NoAgents(), INTERNAL, clock=lambda: NOW)
+    assert await recover(watch, ami, store, store._recordings_dir) == [CALLER]
+    await watch.drain()
+    return audio, watch
+
+
 def test_the_party_holding_is_the_other_side_of_the_held_channels_bridge() -> None:
     """Asterisk flags the channel it told to hold (CHANNEL(onhold)): the caller's when agent1's
     phone holds (measured on Asterisk 22), agent1's when the caller holds."""
@@ -159,15 +170,11 @@ OTHER_CALL = [channel("1795510800.60", "PJSIP/lab-caller-0000000d", "b9")]
 async def test_a_call_an_agent_put_on_hold_while_the_app_was_away_is_muted_until_the_unhold(
     store: EvidenceStore,
 ) -> None:
-    audio = await documentation_recording(store)
-    store._recordings.clear()  # a new process: it knows no recording
     ami = ListingAmi(
         [channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1"), *OTHER_CALL],
         held={CALLER},  # agent1's phone holds: Asterisk flags the caller's channel
     )
-    watch = PartyWatch(ami, store, NoAgents(), INTERNAL, clock=lambda: NOW)
-    assert await recover(watch, ami, store, store._recordings_dir) == [CALLER]
-    await watch.drain()
+    audio, watch = await _recovered(store, ami)
     assert ami.calls[:3] == [("Getvar", CALLER), ("Getvar", AGENT), ("MixMonitorMute", CALLER, "1")]
     (pause,) = sidecar_doc(audio)["pauses"]
     assert (pause["reason"], pause["held_by"], pause["agent_id"], pause["ended_at"]) == (
@@ -186,15 +193,11 @@ async def test_a_call_an_agent_put_on_hold_while_the_app_was_away_is_muted_until
 async def test_a_call_the_caller_put_on_hold_while_the_app_was_away_is_muted_until_the_unhold(
     store: EvidenceStore,
 ) -> None:
-    audio = await documentation_recording(store)
-    store._recordings.clear()
     ami = ListingAmi(
         [channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1")],
         held={AGENT},  # the caller holds: Asterisk flags agent1's channel
     )
-    watch = PartyWatch(ami, store, NoAgents(), INTERNAL, clock=lambda: NOW)
-    assert await recover(watch, ami, store, store._recordings_dir) == [CALLER]
-    await watch.drain()
+    audio, watch = await _recovered(store, ami)
     (pause,) = sidecar_doc(audio)["pauses"]
     assert (pause["held_by"], pause["agent_id"]) == ("caller", None)
     watch.handlers()["Unhold"]({"Event": "Unhold", "Uniqueid": CALLER, "Channel": CALLER_CHAN})
@@ -204,23 +207,15 @@ async def test_a_call_the_caller_put_on_hold_while_the_app_was_away_is_muted_unt
 
 
 async def test_a_recovered_call_nobody_holds_is_not_muted(store: EvidenceStore) -> None:
-    audio = await documentation_recording(store)
-    store._recordings.clear()
     ami = ListingAmi([channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1"), *OTHER_CALL])
-    watch = PartyWatch(ami, store, NoAgents(), INTERNAL, clock=lambda: NOW)
-    assert await recover(watch, ami, store, store._recordings_dir) == [CALLER]
-    await watch.drain()
+    audio, _watch = await _recovered(store, ami)
     assert ami.calls == [("Getvar", CALLER), ("Getvar", AGENT)]  # not the other call's channel
     assert sidecar_doc(audio).get("pauses", []) == []
 
 
 async def test_a_party_gone_since_the_listing_is_not_on_hold(store: EvidenceStore) -> None:
-    audio = await documentation_recording(store)
-    store._recordings.clear()
     ami = ListingAmi([channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1")], gone={AGENT})
-    watch = PartyWatch(ami, store, NoAgents(), INTERNAL, clock=lambda: NOW)
-    assert await recover(watch, ami, store, store._recordings_dir) == [CALLER]
-    await watch.drain()
+    audio, _watch = await _recovered(store, ami)
     assert "StopMixMonitor" not in [c[0] for c in ami.calls]
     assert sidecar_doc(audio).get("pauses", []) == []
 
