@@ -42,7 +42,7 @@ from callconsent.agents.registry import AgentConsent, AgentRegistryError, lookup
 from callconsent.agents.rules import AGENT_ID_RE, AgentOutcome
 from callconsent.ami import AmiError, AmiOps
 from callconsent.clock import Clock, utc_now
-from callconsent.parties.stops import Stop
+from callconsent.parties.stops import Scope, Stop
 
 log = structlog.get_logger("callconsent.agents.bridge")
 
@@ -74,7 +74,7 @@ class AgentStore(Protocol):
         uniqueid: str,
         at: datetime,
         *,
-        scope: Literal["all", "consent"],
+        scope: Scope,
         reason: str,
         party: Literal["internal", "external"],
         agent_id: str | None = None,
@@ -171,7 +171,7 @@ class BridgeHandler:
     async def _stop_late(self, caller: str, bound: Any) -> None:
         try:  # the agent's channel cannot stop the caller's recording: the app does
             await self._ami.stop_mixmonitor(caller)
-        except AmiError as exc:  # the audio is deleted already; the rest ends at hangup
+        except AmiError as exc:  # the evidence says it already; the rest ends at hangup
             if exc.channel_gone:  # the call ended: nothing records
                 bound.info("agent_not_told_call_ended")
             else:
