@@ -237,15 +237,17 @@ class EvidenceStore(CallLines, MidCallChanges):
         spooled = paths.spooled(where, self._spool)
         return spooled if spooled.audio.exists() else where
 
-    async def consent_live(self, uniqueid: str) -> bool:
-        """Call ``uniqueid``'s running recording still holds a consent purpose (training)."""
+    async def live_purposes(self, uniqueid: str) -> tuple[bool, bool]:
+        """Whether call ``uniqueid``'s running recording still holds a consent purpose
+        (training), and a purpose recorded without consent (documentation)."""
         where = self._recordings.get(uniqueid)
         if where is None:
-            return False
+            return False, False
         doc = await self._files.run(lambda _: self._sidecars.read(uniqueid, where))
         if doc["state"] != sidecar.State.RECORDING or doc["recording"].get("stop_reason"):
-            return False
-        return any(p["consent"] is not None for p in doc["purposes"])
+            return False, False
+        consent = [p["consent"] is not None for p in doc["purposes"]]
+        return any(consent), not all(consent)
 
     async def discard_recording(self, uniqueid: str, at: datetime, reason: str) -> None:
         """A prepared recording the call will not have (its ledger line was refused): the

@@ -344,6 +344,32 @@ async def test_a_later_agents_late_answer_stops_training_from_then_and_keeps_wha
     assert (final["state"], [p["purpose"] for p in final["purposes"]]) == ("final", ["training"])
 
 
+async def test_a_later_agents_late_answer_stops_the_recording_before_the_evidence_waits_for_the_disk(
+    store: EvidenceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the party watch stops: nothing of the agent told "not for training" goes on into a
+    training-only recording while the ledger line and the sidecar are written."""
+    ami = StopAmi()
+    written = store.stop_in_call
+    seen: list[tuple[str, ...]] = []
+
+    async def watched(*args: Any, **kwargs: Any) -> Any:
+        seen.extend(ami.calls)
+        return await written(*args, **kwargs)
+
+    monkeypatch.setattr(store, "stop_in_call", watched)
+    audio = Path(await store.prepare_recording(outcome("training"), call(), T0))
+    bridge = BridgeHandler(ami, store, FakeRegistry(agent1="given", agent2="given"))
+    await bridge.on_agent_event(event())
+    write_audio(audio, pcm_wav(800))
+    await bridge.on_agent_event(later_event())
+    await bridge.on_agent_late(later_late_event())
+
+    assert seen[-1] == ("StopMixMonitor", CALLER)  # before the evidence
+    assert [c[0] for c in ami.calls].count("StopMixMonitor") == 1  # and once
+    assert sidecar_of(audio)["recording"]["stop_reason"] == NOT_TOLD
+
+
 async def test_a_later_agents_late_answer_ends_training_and_documentation_goes_on(
     tmp_path: Path, store: EvidenceStore
 ) -> None:

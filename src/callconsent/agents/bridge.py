@@ -63,7 +63,7 @@ class AgentStore(Protocol):
 
     def waiting_for_agent(self, uniqueid: str) -> bool: ...
     def recording_live(self, uniqueid: str) -> bool: ...
-    async def consent_live(self, uniqueid: str) -> bool: ...
+    async def live_purposes(self, uniqueid: str) -> tuple[bool, bool]: ...
     async def agent_decided(
         self, uniqueid: str, agent: AgentEvidence, *, given: bool, reason: str | None = None
     ) -> tuple[AgentOutcome, str] | None: ...
@@ -95,8 +95,8 @@ class BridgeHandler:
         self._clock = clock
         #: per caller uniqueid: set once its agent decision (evidence, MixMonitor, reply) ended
         self._deciding: dict[str, asyncio.Event] = {}
-        #: agent channel -> agent id, for the later agents of calls already decided
-        self._later: dict[str, str] = {}
+        #: agent channel -> (agent id, stop first), for the later agents of calls already decided
+        self._later: dict[str, tuple[str, bool]] = {}
 
     async def on_agent_event(self, headers: dict[str, str]) -> None:
         """One ``CallconsentAgent`` UserEvent (AMI headers, any case)."""
@@ -135,7 +135,7 @@ class BridgeHandler:
             await deciding.wait()
         later = self._later.pop(h.get("uniqueid", ""), None)
         if later is not None:
-            await self._later_not_told(caller, later, bound)
+            await self._later_not_told(caller, *later, bound)
             return
         try:
             done = await self._store.agent_not_told(caller, self._clock())
@@ -145,14 +145,21 @@ class BridgeHandler:
         if done is None or done.outcome == "deleted":
             await self._stop_late(caller, bound)
 
-    def _remember_later(self, agent_channel: str, agent_id: str) -> None:
-        self._later[agent_channel] = agent_id
+    def _remember_later(self, agent_channel: str, agent_id: str, *, stop_first: bool) -> None:
+        self._later[agent_channel] = (agent_id, stop_first)
         while len(self._later) > LATER_AGENTS_KEPT:
             del self._later[next(iter(self._later))]
 
-    async def _later_not_told(self, caller: str, agent_id: str, bound: Any) -> None:
+    async def _later_not_told(
+        self, caller: str, agent_id: str, stop_first: bool, bound: Any
+    ) -> None:
         """A later agent's gosub whispered "not for training": the consent purposes end now
-        (reason ``agent_not_told``); what the earlier agent's consent recorded stays."""
+        (reason ``agent_not_told``); what the earlier agent's consent recorded stays. A
+        recording of consent purposes only stops before the evidence is written (``stop_first``,
+        as the party watch stops): nothing of the agent told "not for training" goes on into it
+        while the evidence waits for the disk."""
+        if stop_first:
+            await self._stop_late(caller, bound)
         try:
             done = await self._store.stop_in_call(
                 caller,
@@ -165,7 +172,7 @@ class BridgeHandler:
         except (OSError, ValueError) as exc:  # fail safe: stop what the evidence cannot match
             bound.error("storage_error", action="stop_in_call", error=str(exc))
             done = None
-        if done is None or done.stops_recording:
+        if not stop_first and (done is None or done.stops_recording):
             await self._stop_late(caller, bound)
 
     async def _stop_late(self, caller: str, bound: Any) -> None:
@@ -182,8 +189,7 @@ class BridgeHandler:
     ) -> bool:
         if not self._store.waiting_for_agent(caller):
             if self._store.recording_live(caller):  # transferred back into a queue: a later
-                self._remember_later(agent_channel, agent_id)  # agent (R1)
-                return await self._later_agent(caller, agent_id, flag, bound)
+                return await self._later_agent(caller, agent_channel, agent_id, flag, bound)
             bound.info("agent_event_unexpected")  # unknown call (app restarted) or decided
             return False
         now, begun = self._clock(), time.monotonic()
@@ -227,17 +233,22 @@ class BridgeHandler:
             )
         return outcome.status == "given"
 
-    async def _later_agent(self, caller: str, agent_id: str, flag: str, bound: Any) -> bool:
-        """A later agent of a call already decided: nothing starts here (the party watch,
-        :mod:`callconsent.parties.adapter`, ends training at the bridge when this agent has no standing
-        consent); the answer only makes the whisper true: training goes on only if this agent
-        consents and the recording still holds a consent purpose."""
+    async def _later_agent(
+        self, caller: str, agent_channel: str, agent_id: str, flag: str, bound: Any
+    ) -> bool:
+        """A later agent of a call already decided (R1): nothing starts here (the party watch,
+        :mod:`callconsent.parties.adapter`, ends training at the bridge when this agent has no
+        standing consent); the answer only makes the whisper true: training goes on only if
+        this agent consents and the recording still holds a consent purpose. The agent's
+        channel is remembered for a late event (:meth:`on_agent_late`)."""
+        self._remember_later(agent_channel, agent_id, stop_first=True)  # until known otherwise
         record = await self._lookup(agent_id, bound)
         try:
-            live = await self._store.consent_live(caller)
+            live, plain = await self._store.live_purposes(caller)
         except (OSError, ValueError) as exc:
-            bound.error("storage_error", action="consent_live", error=str(exc))
+            bound.error("storage_error", action="live_purposes", error=str(exc))
             return False
+        self._remember_later(agent_channel, agent_id, stop_first=live and not plain)
         kept = flag == "1" and record is not None and record.given and live
         bound.info("agent_event_later_agent", training=kept)
         return kept
