@@ -10,7 +10,9 @@ call back (``a=sendrecv``: ``Unhold``) and the recording goes on. The file is me
 the stretch from the restart to the unhold is digital silence, the talk before the hold and
 after it is not; the sidecar (final once ``callconsent reconcile`` ran: the restarted app does not
 finalise a call it did not start) lists the pause, held by agent1, ended at the unhold. Second
-case: nobody holds; the restarted app mutes nothing.
+case: nobody holds; the restarted app mutes nothing. Third case: agent1 holds while the app runs
+(it mutes the call), the app is killed, agent1 takes the call back while it is down; the
+restarted app finds the open pause in the sidecar and nobody holding, and unmutes the call.
 
 Times: the bridge from Asterisk's log (file time 0, MixMonitor option ``b``), the hold and unhold
 from agent1's sipp log, the recovery from the app's log, the pause from the sidecar.
@@ -44,6 +46,7 @@ HOLD_AT = 5.0  # seconds after agent1 answers: the app is down by then
 HOLD_FOR = 18.0  # long enough for the app to start again (prompts, agent mirror, ARI, AMI)
 AFTER = 6.0  # seconds of conversation after the unhold
 DOWN_WITHOUT_HOLD = 6.0  # seconds the app stays down when nobody holds
+SHORT_HOLD = 7.0  # the hold that ends while the app is down (third case)
 
 
 @dataclass(frozen=True)
@@ -68,20 +71,34 @@ def _app_event(lab_app: LabApp, offset: int, name: str, timeout: float = 15.0) -
 
 
 def _restarted_call(
-    asterisk: AsteriskLab, config: Config, lab_app: LabApp, *, agent_holds: bool
+    asterisk: AsteriskLab,
+    config: Config,
+    lab_app: LabApp,
+    *,
+    agent_holds: bool,
+    unhold_while_down: bool = False,
 ) -> Restarted:
+    """``agent_holds``: agent1 holds while the app is down, and takes the call back after the
+    app is back; with ``unhold_while_down``: agent1 holds while the app runs (it mutes) and takes
+    the call back while the app is down."""
     timing = route_timing(config, "docs")
     mark = asterisk.log_offset()
-    talks = timing.notices_end + 2.0 + HOLD_AT + HOLD_FOR + AFTER
+    hold_for = SHORT_HOLD if unhold_while_down else HOLD_FOR
+    talks = timing.notices_end + 2.0 + HOLD_AT + hold_for + AFTER + 4.0
     call = Call(to="queue-docs", audio="tone", timeline=[Pause(talks)])
-    holds = {"agent1": (HOLD_AT, HOLD_FOR)} if agent_holds else None
+    holds = {"agent1": (HOLD_AT, hold_for)} if agent_holds else None
     with agent_phones("agent1", holds=holds) as phones, background_call(call) as pending:
         asterisk.wait_for_log(r"Channel PJSIP/agent1-\S+ joined", since=mark, timeout=40)
-        time.sleep(KILL_AFTER)  # bridged and recorded
+        if unhold_while_down:  # the running app mutes the hold first
+            wait_sipp_mark(phones["agent1"].log_path, "HOLD", timeout=HOLD_AT + 10)
+        time.sleep(KILL_AFTER)  # bridged and recorded (and muted, when held)
         offset = lab_app.log_path.stat().st_size
         lab_app.kill()
         try:
-            if agent_holds:  # held while the app is down; back while the hold lasts
+            if unhold_while_down:  # back while the app is down
+                wait_sipp_mark(phones["agent1"].log_path, "UNHOLD", timeout=hold_for + 10)
+                time.sleep(1.0)
+            elif agent_holds:  # held while the app is down; back while the hold lasts
                 wait_sipp_mark(phones["agent1"].log_path, "HOLD", timeout=HOLD_AT + 10)
                 time.sleep(1.0)
             else:
@@ -159,3 +176,35 @@ def test_a_restarted_app_mutes_nothing_when_nobody_holds(
     print(f"app back on AMI at {connected:.1f} s; first silence in the file: {found}")
     assert found is None or found[1] < 0.5, f"the file goes silent: {found}"
     assert rms(got.audio, connected, connected + AFTER) > 20 * SILENT_RMS
+
+
+def test_a_restarted_app_unmutes_a_call_whose_hold_ended_while_it_was_down(
+    asterisk: AsteriskLab, config: Config, lab_app: LabApp
+) -> None:
+    got = _restarted_call(asterisk, config, lab_app, agent_holds=True, unhold_while_down=True)
+    pauses = got.doc.get("pauses", [])
+    held = sipp_mark(got.agent_log, "HOLD") - got.bridge
+    unheld = sipp_mark(got.agent_log, "UNHOLD") - got.bridge
+    connected = got.connected - got.bridge
+    found = first_silence(got.audio, held)
+    print(
+        f"held at {held:.1f} s, unhold at {unheld:.1f} s (app down), app back on AMI at "
+        f"{connected:.1f} s ({got.recovered}); pauses {pauses}; first silence after the hold: "
+        f"{found}"
+    )
+    assert held < unheld < connected, "held while the app ran, back while it was down"
+    assert got.recovered["calls"] >= 1 and got.recovered["paused"] >= 1, got.recovered
+    assert got.recovered["held"] == 0, got.recovered
+    (pause,) = pauses
+    assert (pause["reason"], pause["held_by"], pause["agent_id"]) == ("hold", "agent", "agent1")
+    assert pause["ended_at"] is not None, "the restarted app left the call muted to the hangup"
+    start = iso_epoch(pause["started_at"]) - got.bridge
+    end = iso_epoch(pause["ended_at"]) - got.bridge
+    assert -0.2 <= start - held < 1.0, "the running app muted the hold"
+    assert -0.01 <= end - connected < 2.0, "unmuted within 2 s of the app's return"
+    assert found is not None, "the file never goes silent after the hold"
+    onset, length = found
+    assert abs(onset - start) < 1.0, (onset, start)
+    assert abs(length - (end - start)) < 1.5, "silent for the pause, not longer or shorter"
+    after = rms(got.audio, onset + length + 0.5, onset + length + AFTER - 1.0)
+    assert after > 20 * SILENT_RMS, "the recording goes on after the restart"

@@ -131,10 +131,15 @@ async def test_channels_without_a_live_recording_are_not_adopted(
 CALLER_CHAN = "PJSIP/lab-caller-0000000b"
 
 
-async def _recovered(store: EvidenceStore, ami: ListingAmi) -> tuple[Path, PartyWatch]:
+async def _recovered(
+    store: EvidenceStore, ami: ListingAmi, *, muted_before: bool = False
+) -> tuple[Path, PartyWatch]:
     """CALLER's documentation recording, found again by a new process (which knew nothing of
-    it) from ``ami``'s listing; the watch it runs."""
+    it) from ``ami``'s listing; the watch it runs. ``muted_before``: the process before had
+    muted it for agent1's hold (an open pause in the sidecar)."""
     audio = await documentation_recording(store)
+    if muted_before:
+        await store.record_pause(CALLER, T0, Pause("hold", "agent", "agent1"))
     store._recordings.clear()  # a new process: it knows no recording
     watch = PartyWatch(ami, store, NoAgents(), INTERNAL, clock=lambda: NOW)
     assert await recover(watch, ami, store, store._recordings_dir) == [CALLER]
@@ -237,3 +242,49 @@ async def test_unreadable_hold_flags_stop_the_recovered_recordings_and_say_why(
     doc = sidecar_doc(audio)
     assert doc["recording"]["stop_reason"] == WATCH_LOST
     assert [e["log_level"] for e in logs if e["event"] == "recover_hold_unknown"] == ["error"]
+
+
+def test_tracker_unmutes_a_recovered_call_whose_hold_ended_while_the_app_was_away() -> None:
+    t = PartyTracker(INTERNAL)
+    snapshot = [(CALLER, CALLER_CHAN, "b1"), (AGENT, A1, "b1")]
+    assert t.recover(snapshot, [CALLER], paused={CALLER}) == [
+        Unmute(CALLER),
+        CheckAgent(CALLER, A1, "agent1"),
+    ]
+
+
+def test_tracker_keeps_a_recovered_call_muted_while_its_hold_lasts() -> None:
+    t = PartyTracker(INTERNAL)
+    snapshot = [(CALLER, CALLER_CHAN, "b1"), (AGENT, A1, "b1")]
+    assert t.recover(snapshot, [CALLER], held={AGENT}, paused={CALLER}) == [
+        CheckAgent(CALLER, A1, "agent1")
+    ]  # muted already: no second pause
+    assert t.unhold(AGENT) == [Unmute(CALLER)]
+
+
+async def test_a_call_muted_before_the_restart_and_unheld_meanwhile_is_unmuted(
+    store: EvidenceStore,
+) -> None:
+    ami = ListingAmi([channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1")])
+    audio, _watch = await _recovered(store, ami, muted_before=True)
+    assert ("MixMonitorMute", CALLER, "0") in ami.calls
+    (pause,) = sidecar_doc(audio)["pauses"]
+    assert (pause["held_by"], pause["agent_id"]) == ("agent", "agent1")
+    assert pause["ended_at"] == "2026-11-24T09:05:00.000Z"  # ended by the restarted app (NOW)
+
+
+async def test_a_call_muted_before_the_restart_and_still_held_stays_muted_until_the_unhold(
+    store: EvidenceStore,
+) -> None:
+    ami = ListingAmi(
+        [channel(CALLER, CALLER_CHAN, "b1"), channel(AGENT, A1, "b1")],
+        held={CALLER},  # agent1's phone still holds
+    )
+    audio, watch = await _recovered(store, ami, muted_before=True)
+    assert [c for c in ami.calls if c[0] == "MixMonitorMute"] == []  # muted already
+    assert sidecar_doc(audio)["pauses"][0]["ended_at"] is None
+    watch.handlers()["Unhold"]({"Event": "Unhold", "Uniqueid": AGENT, "Channel": A1})
+    await watch.drain()
+    assert ami.calls[-1] == ("MixMonitorMute", CALLER, "0")
+    assert len(sidecar_doc(audio)["pauses"]) == 1
+    assert sidecar_doc(audio)["pauses"][0]["ended_at"] is not None

@@ -155,10 +155,13 @@ class PartyWatch:
         snapshot: list[tuple[str, str, str]],
         callers: list[str],
         held: Collection[str] = (),
+        paused: Collection[str] = (),
     ) -> None:
-        """Watch ``callers`` again after a restart, from a channel listing and the channels on
-        hold now (see :meth:`callconsent.parties.tracker.PartyTracker.recover`)."""
-        self._act(self._tracker.recover(snapshot, callers, held))
+        """Watch ``callers`` again after a restart, from a channel listing, the channels on
+        hold now and the callers whose recording is muted (see
+        :meth:`callconsent.parties.tracker.PartyTracker.recover`)."""
+        self._muted.update(c for c in paused if c in callers)
+        self._act(self._tracker.recover(snapshot, callers, held, paused))
 
     def in_bridge(self, uniqueid: str) -> bool:
         """``uniqueid``'s channel is in a bridge now (a talking one, not a holding bridge)."""

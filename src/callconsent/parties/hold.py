@@ -142,6 +142,11 @@ def _live(doc: Mapping[str, Any] | None) -> bool:
     return doc is not None and doc["state"] != sidecar.State.TOMBSTONE
 
 
+def paused(doc: Mapping[str, Any]) -> bool:
+    """The sidecar lists an open pause: the recording was muted when it was written."""
+    return _open(doc)
+
+
 def _open(doc: Mapping[str, Any] | None) -> bool:
     pauses = doc.get("pauses", []) if doc is not None else []
     return bool(pauses) and pauses[-1]["ended_at"] is None

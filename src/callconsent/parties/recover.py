@@ -15,7 +15,9 @@ whether the caller or a party in its bridge is held now (AMI ``Getvar`` of ``CHA
 one channel at a time). Asterisk flags the held channel, the one it plays the hold music to:
 when agent1's phone holds, it is the *caller's* channel. The party that holds is the other side
 of that bridge (:func:`callconsent.parties.tracker.holding_parties`); the call is muted and its
-pause listed, as at that party's Hold event, and its Unhold ends the pause. Device states
+pause listed, as at that party's Hold event, and its Unhold ends the pause. A call the process
+before had muted (an open pause in its sidecar) whose hold ended in the gap is unmuted and its
+pause ended: nothing holds or parks it any more. Device states
 (``DeviceStateList``) cannot tell this: the held channel's device is the caller's endpoint or
 trunk, which shows ``INUSE`` as soon as it has another call up.
 
@@ -40,6 +42,7 @@ from callconsent.ami import AmiError
 from callconsent.clock import Clock, utc_now
 from callconsent.evidence import paths, sidecar
 from callconsent.evidence.paths import UNIQUEID_RE, find_recording
+from callconsent.parties import hold
 from callconsent.parties.adapter import PartyStore, PartyWatch
 from callconsent.parties.tracker import holding_parties
 
@@ -80,14 +83,18 @@ async def recover(
         if _valid(c.get("Uniqueid", ""))
     ]
     callers: list[str] = []
+    paused: set[str] = set()  # muted by the process before (an open pause in the sidecar)
     for uniqueid, _channel, _bridge in snapshot:
         if store.recording_live(uniqueid):
             callers.append(uniqueid)
             continue
-        where = await asyncio.to_thread(_live_sidecar, recordings_dir, uniqueid)
-        if where is not None:
+        found = await asyncio.to_thread(_live_sidecar, recordings_dir, uniqueid)
+        if found is not None:
+            where, muted = found
             store.adopt(uniqueid, where)
             callers.append(uniqueid)
+            if muted:
+                paused.add(uniqueid)
     held: set[str] = set()
     if callers:
         try:
@@ -96,8 +103,14 @@ async def recover(
             log.error("recover_hold_unknown", error=str(exc), calls=len(callers))
             await _stop_each(ami, store, callers, clock())
             return []
-    watch.recover(snapshot, callers, held)
-    log.info("recovered_calls", calls=len(callers), channels=len(snapshot), held=len(held))
+    watch.recover(snapshot, callers, held, paused)
+    log.info(
+        "recovered_calls",
+        calls=len(callers),
+        channels=len(snapshot),
+        held=len(held),
+        paused=len(paused),
+    )
     return callers
 
 
@@ -127,12 +140,17 @@ def _running(doc: dict[str, Any]) -> bool:
     return doc["state"] == sidecar.State.RECORDING and not doc["recording"].get("stop_reason")
 
 
-def _live_sidecar(recordings_dir: Path, uniqueid: str) -> paths.RecordingPaths | None:
+def _live_sidecar(recordings_dir: Path, uniqueid: str) -> tuple[paths.RecordingPaths, bool] | None:
+    """The recording of ``uniqueid`` if its sidecar says it is still recording, and whether it
+    lists an open pause (muted)."""
     where = find_recording(recordings_dir, uniqueid)
+    if where is None:
+        return None
     try:
-        return where if where is not None and _running(sidecar.load(where)) else None
+        doc = sidecar.load(where)
     except (OSError, ValueError):
         return None
+    return (where, hold.paused(doc)) if _running(doc) else None
 
 
 def _live_sidecars(recordings_dir: Path, now: datetime) -> list[str]:

@@ -145,6 +145,7 @@ class PartyTracker:
         snapshot: list[tuple[str, str, str]],
         callers: list[str],
         held: Collection[str] = (),
+        paused: Collection[str] = (),
     ) -> list[Decision]:
         """After a restart (or an AMI reconnect) events were lost: learn the bridges from a
         channel listing (``(uniqueid, channel, bridge id or "")``) and watch ``callers`` again.
@@ -152,7 +153,9 @@ class PartyTracker:
         checked again (an agent's standing consent, an outsider ends the consent purposes) and
         a caller with no internal party stops at once. ``held``: the channels that hold a call now,
         as an AMI ``Hold`` event names them (those events were lost too; see
-        :func:`holding_parties`): a caller among them, or bridged with one, is muted."""
+        :func:`holding_parties`): a caller among them, or bridged with one, is muted.
+        ``paused``: callers whose recording the process before muted (an open pause in the
+        sidecar): unmuted when nothing holds or parks them any more (an Unhold in the gap)."""
         for uniqueid, channel, bridge in snapshot:
             if uniqueid in held:
                 self._holders[uniqueid] = channel
@@ -165,6 +168,7 @@ class PartyTracker:
         out: list[Decision] = []
         for caller in callers:
             call = self._calls.setdefault(caller, _Call())
+            call.paused = call.paused or caller in paused
             call.bridged = True
             out += self._decide(caller)
         return out
