@@ -15,29 +15,6 @@ from callconsent.withdrawal.in_call import withdraw_variables
 from callconsent.withdrawal.route import Readout
 
 
-def extra_variables(
-    plan: CallPlan,
-    outcome: CallOutcome | None,
-    recording: str,
-    uniqueid: str,
-    *,
-    whisper_dir: str,
-    prompts_dir: str,
-    refs: Readout | None,
-    objections: Objections | None,
-    agent_wait: float = 2.0,
-) -> list[tuple[str, str]]:
-    """Everything set before the result's own three variables, in the order the hook reads
-    them; ``recording`` is the path when this call records, else ""."""
-    recorded = outcome.recorded_purposes if recording and outcome else ()
-    out = bridge_variables(recorded, uniqueid, whisper_dir, agent_wait=agent_wait)
-    if recorded and outcome:
-        if objections:  # before the withdrawal's last variable
-            out += objections.variables(outcome.route, recorded)
-        out += withdraw_variables(outcome, prompts_dir, uniqueid, refs)
-    return out + confirmation_variables(plan, outcome)  # texts 6, 7
-
-
 def replacing(earlier: list[str] | None, extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """``extra`` for a result that replaces one set before on the same call (``earlier``: the
     names of that one's extra variables; None: no result was set before). The recording path is
@@ -59,7 +36,20 @@ class ResultVariables:
     prompts_dir: str  # the caller's withdrawal confirmation (R16)
     refs: Readout | None  # R17b: the call reference read to the caller
     objections: Objections | None  # R30: objection after the flow
-    agent_wait: float = 2.0  # seconds the agent gosub waits for the app's answer
+    agent_wait: float = names.AGENT_WAIT_SECONDS  # the agent gosub's wait for the app's answer
+
+    def variables(
+        self, plan: CallPlan, outcome: CallOutcome | None, recording: str, uniqueid: str
+    ) -> list[tuple[str, str]]:
+        """Everything set before the result's own three variables, in the order the hook reads
+        them; ``recording`` is the path when this call records, else ""."""
+        recorded = outcome.recorded_purposes if recording and outcome else ()
+        out = bridge_variables(recorded, uniqueid, self.whisper_dir, agent_wait=self.agent_wait)
+        if recorded and outcome:
+            if self.objections:  # before the withdrawal's last variable
+                out += self.objections.variables(outcome.route, recorded)
+            out += withdraw_variables(outcome, self.prompts_dir, uniqueid, self.refs)
+        return out + confirmation_variables(plan, outcome)  # texts 6, 7
 
     def next(
         self,
@@ -71,15 +61,5 @@ class ResultVariables:
     ) -> tuple[list[str], list[tuple[str, str]]]:
         """The names of this result's extra variables (``earlier`` for the next one), and the
         variables to set, undoing what the ``earlier`` result set (:func:`replacing`)."""
-        extra = extra_variables(
-            plan,
-            outcome,
-            recording,
-            uniqueid,
-            whisper_dir=self.whisper_dir,
-            prompts_dir=self.prompts_dir,
-            refs=self.refs,
-            objections=self.objections,
-            agent_wait=self.agent_wait,
-        )
+        extra = self.variables(plan, outcome, recording, uniqueid)
         return [n for n, _ in extra], replacing(earlier, extra)

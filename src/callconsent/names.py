@@ -69,6 +69,9 @@ VAR_WHISPER_DIR: Final = "CALLCONSENT_WHISPER_DIR"
 #: Inherited too, with the agent-consent purposes: how many seconds the agent gosub waits for
 #: the app's answer (``agent_consent.answer_wait_seconds``; the gosub takes 2 when it is empty).
 VAR_AGENT_WAIT: Final = "CALLCONSENT_AGENT_WAIT"
+#: ``agent_consent.answer_wait_seconds`` when the config does not set it; the gosub's own
+#: default when ``CALLCONSENT_AGENT_WAIT`` is empty is the same 2 s.
+AGENT_WAIT_SECONDS: Final = 2.0
 #: Set by the app on the agent's channel once it has acted on the agent's consent: ``given``
 #: (the agent-consent purposes are recorded) or ``refused``. Empty: the app did not answer in
 #: time, so nothing that needs the agent is recorded (fail closed).

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from callconsent import metrics
+from callconsent import metrics, names
 from callconsent._stasis_actions import Actions
 from callconsent._stasis_call import Call, Location, stasis_location
 from callconsent._stasis_channel import call_info
@@ -68,7 +68,7 @@ class StasisApp:
         clock: Clock = utc_now,
         whisper_dir: str = "",
         prompts_dir: str = "",
-        agent_wait: float = 2.0,  # seconds the agent gosub waits for the app's answer
+        agent_wait: float = names.AGENT_WAIT_SECONDS,  # the agent gosub's wait for the answer
         call_refs: Readout | None = None,  # R17b: the call reference read to the caller
         config_sha256: Callable[[], str] | None = None,  # the config in force (reloads)
         objections: Objections | None = None,  # R30: objection after the flow

@@ -241,12 +241,12 @@ class BridgeHandler:
         standing consent); the answer only makes the whisper true: training goes on only if
         this agent consents and the recording still holds a consent purpose. The agent's
         channel is remembered for a late event (:meth:`on_agent_late`)."""
-        self._remember_later(agent_channel, agent_id, stop_first=True)  # until known otherwise
         record = await self._lookup(agent_id, bound)
         try:
             live, plain = await self._store.live_purposes(caller)
         except (OSError, ValueError) as exc:
             bound.error("storage_error", action="live_purposes", error=str(exc))
+            self._remember_later(agent_channel, agent_id, stop_first=True)  # unknown: fail safe
             return False
         self._remember_later(agent_channel, agent_id, stop_first=live and not plain)
         kept = flag == "1" and record is not None and record.given and live

@@ -69,7 +69,7 @@ def bridge_variables(
     caller_uniqueid: str,
     whisper_dir: str,
     *,
-    agent_wait: float = 2.0,
+    agent_wait: float = names.AGENT_WAIT_SECONDS,
 ) -> list[tuple[str, str]]:
     """The channel variables the app sets on the caller, before the result variables: where the
     recording starts and, inherited (``__``) by the queue member's channel, what the agent gosub

@@ -124,7 +124,7 @@ class AgiFlow:
         clock: Clock = utc_now,
         whisper_dir: str = "",
         prompts_dir: str = "",
-        agent_wait: float = 2.0,  # seconds the agent gosub waits for the app's answer
+        agent_wait: float = names.AGENT_WAIT_SECONDS,  # the agent gosub's wait for the answer
         call_refs: Readout | None = None,
         config_sha256: Callable[[], str] | None = None,  # the config in force (reloads)
         objections: Objections | None = None,  # R30: the caller's and agent's codes enabled

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from callconsent.names import APP_NAME
+from callconsent.names import AGENT_WAIT_SECONDS, APP_NAME
 
 from ._agi import read_agi
 from ._encryption import read_encryption
@@ -136,7 +136,7 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
     whisper_language = agent_node.opt_string("whisper_language", "da") or "da"
     if not LANGUAGE_RE.match(whisper_language):
         problems.error(agent_node.at("whisper_language"), "must be a two-letter code such as da")
-    answer_wait = agent_node.number("answer_wait_seconds", 2.0)
+    answer_wait = agent_node.number("answer_wait_seconds", AGENT_WAIT_SECONDS)
     if not 1.0 <= answer_wait <= 10.0:
         problems.error(agent_node.at("answer_wait_seconds"), "must be 1 to 10 seconds")
     agent_node.done()

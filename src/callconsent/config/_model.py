@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
+from callconsent.names import AGENT_WAIT_SECONDS
+
 from ._secret import Secret as Secret  # re-exported: the model names it
 
 ControllerType = Literal["private", "public_authority"]
@@ -89,7 +91,7 @@ class AgentConsentConfig:
     whisper_language: str = "da"  # the language of the whisper the agent hears (text 12)
     #: how long the agent gosub waits for the app's answer before it whispers "not for
     #: training" (and the app then refuses training for that call): seconds
-    answer_wait_seconds: float = 2.0
+    answer_wait_seconds: float = AGENT_WAIT_SECONDS
 
 
 @dataclass(frozen=True, slots=True)

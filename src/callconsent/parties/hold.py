@@ -107,7 +107,7 @@ NOTHING: Final = PauseChange("nothing_to_do")
 def started(doc: Mapping[str, Any] | None, *, at: datetime, pause: Pause) -> PauseChange:
     """``doc`` with a new open pause; nothing when one is open already, or the recording has
     stopped or was deleted."""
-    if not _live(doc) or _open(doc):
+    if not _live(doc) or paused(doc):
         return NOTHING
     assert doc is not None
     new = copy.deepcopy(dict(doc))
@@ -128,7 +128,7 @@ def started(doc: Mapping[str, Any] | None, *, at: datetime, pause: Pause) -> Pau
 
 def ended(doc: Mapping[str, Any] | None, *, at: datetime) -> PauseChange:
     """``doc`` with its open pause ended at ``at``; nothing when none is open."""
-    if not _live(doc) or not _open(doc):
+    if not _live(doc) or not paused(doc):
         return NOTHING
     assert doc is not None
     new = copy.deepcopy(dict(doc))
@@ -142,11 +142,7 @@ def _live(doc: Mapping[str, Any] | None) -> bool:
     return doc is not None and doc["state"] != sidecar.State.TOMBSTONE
 
 
-def paused(doc: Mapping[str, Any]) -> bool:
+def paused(doc: Mapping[str, Any] | None) -> bool:
     """The sidecar lists an open pause: the recording was muted when it was written."""
-    return _open(doc)
-
-
-def _open(doc: Mapping[str, Any] | None) -> bool:
     pauses = doc.get("pauses", []) if doc is not None else []
     return bool(pauses) and pauses[-1]["ended_at"] is None
